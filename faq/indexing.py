@@ -1,0 +1,118 @@
+"""
+Keeping FAQ vectors in step with the entries.
+
+`refresh(entry_ids)` compares the texts each entry should be represented by with the rows stored
+for the current model, deletes what is obsolete and embeds only what is missing, in batches.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from django.db import transaction
+
+from faq import embedding
+from faq.models import FAQEntry, FAQVector, text_hash
+
+FRESH, STALE, MISSING = "fresh", "stale", "missing"
+
+
+def refresh(entry_ids: Iterable[int]) -> int:
+    """Bring the vectors of these entries up to date. Returns how many texts were embedded."""
+    entries = list(FAQEntry.objects.filter(pk__in=list(entry_ids)))
+    if not entries:
+        return 0
+    name = embedding.model_name()
+    stored: dict[int, dict[tuple[str, str], int]] = {e.pk: {} for e in entries}
+    for row in FAQVector.objects.filter(entry__in=entries, model_name=name).values(
+        "id", "entry_id", "kind", "text_hash"
+    ):
+        stored[row["entry_id"]][(row["kind"], row["text_hash"])] = row["id"]
+
+    to_embed: list[tuple[FAQEntry, str, str]] = []
+    keep: set[int] = set()
+    for entry in entries:
+        for kind, text in entry.embedding_texts():
+            row_id = stored[entry.pk].get((kind, text_hash(text)))
+            if row_id is None:
+                to_embed.append((entry, kind, text))
+            else:
+                keep.add(row_id)
+
+    # Embed before opening the transaction: the model is the slow part and holds no locks.
+    vectors = embedding.embed([text for _, _, text in to_embed])
+    with transaction.atomic():
+        # Rows of other models and of texts that are gone.
+        FAQVector.objects.filter(entry__in=entries).exclude(pk__in=keep).delete()
+        FAQVector.objects.bulk_create(
+            FAQVector(
+                entry=entry,
+                kind=kind,
+                text=text,
+                text_hash=text_hash(text),
+                model_name=name,
+                embedding=vector,
+            )
+            for (entry, kind, text), vector in zip(to_embed, vectors, strict=True)
+        )
+    return len(to_embed)
+
+
+_batch = threading.local()
+
+
+def refresh_later(entry_ids: Iterable[int]) -> None:
+    """Refresh once the current transaction commits (right away outside one).
+
+    Inside `batched()` the ids are collected instead, and embedded together at its end.
+    """
+    pending = getattr(_batch, "pending", None)
+    if pending is not None:
+        pending.update(entry_ids)
+        return
+    ids = list(entry_ids)
+    transaction.on_commit(lambda: refresh(ids))
+
+
+@contextmanager
+def batched() -> Iterator[None]:
+    """Collect the re-embedding of every entry saved inside, and do it in one batched refresh
+    (after the commit). For imports and bulk admin actions: the model is far faster on a batch."""
+    if getattr(_batch, "pending", None) is not None:  # nested: the outer block refreshes
+        yield
+        return
+    _batch.pending = pending = set()
+    try:
+        yield
+    finally:
+        _batch.pending = None
+    if pending:
+        refresh_later(pending)
+
+
+def states(entries: Iterable[FAQEntry]) -> dict[int, str]:
+    """Each entry's embedding state: fresh, stale (changed text or another model) or missing."""
+    entries = list(entries)
+    name = embedding.model_name()
+    stored: dict[int, set[tuple[str, str]]] = {e.pk: set() for e in entries}
+    for entry_id, kind, hash_, model in FAQVector.objects.filter(entry__in=entries).values_list(
+        "entry_id", "kind", "text_hash", "model_name"
+    ):
+        stored[entry_id].add((kind, hash_ if model == name else "other-model"))
+    result = {}
+    for entry in entries:
+        expected = {(kind, text_hash(text)) for kind, text in entry.embedding_texts()}
+        if not stored[entry.pk]:
+            result[entry.pk] = MISSING
+        elif stored[entry.pk] == expected:
+            result[entry.pk] = FRESH
+        else:
+            result[entry.pk] = STALE
+    return result
+
+
+def stale_entry_ids(queryset=None) -> list[int]:
+    entries = queryset if queryset is not None else FAQEntry.objects.all()
+    return [pk for pk, state in states(entries).items() if state != FRESH]

@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from pgvector.django import HnswIndex, VectorField
+
+
+def new_public_key() -> str:
+    # 128 bits of randomness: the key is public (it sits in the shop's page), but it must not be
+    # guessable or enumerable.
+    return "pk_" + secrets.token_urlsafe(16)
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def split_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+class Shop(models.Model):
+    name = models.CharField(max_length=100)
+    public_key = models.CharField(
+        max_length=40, unique=True, default=new_public_key, editable=False
+    )
+    allowed_origins = models.TextField(
+        blank=True,
+        help_text="Websites allowed to embed the chat, one per line, e.g. https://www.example.com",
+    )
+    bot_name = models.CharField(max_length=60, default="Assistant")
+    greeting = models.CharField(max_length=300, default="Hi! Ask me anything about our shop.")
+    suggestions = models.TextField(
+        blank=True, help_text="Starter questions shown before the first message, one per line."
+    )
+    accent_color = models.CharField(
+        max_length=7,
+        default="#2f6f4f",
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a colour like #2f6f4f.")],
+    )
+    position = models.CharField(
+        max_length=5, choices=[("right", "Bottom right"), ("left", "Bottom left")], default="right"
+    )
+    contact_email = models.EmailField(blank=True)
+    contact_phone = models.CharField(max_length=40, blank=True)
+    contact_url = models.URLField(blank=True)
+    fallback_message = models.TextField(
+        default="I'm not sure about that one, and I'd rather not guess. "
+        "A person from our team will be happy to help."
+    )
+    language = models.CharField(max_length=10, default="en")
+    use_claude = models.BooleanField(
+        "answer with Claude",
+        default=True,
+        help_text="Off: answers are the best matching FAQ entry, word for word.",
+    )
+    owners = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="shops")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def origins(self) -> list[str]:
+        return [o.rstrip("/").lower() for o in split_lines(self.allowed_origins)]
+
+    @property
+    def suggestion_list(self) -> list[str]:
+        return split_lines(self.suggestions)
+
+    def contact(self) -> dict[str, str]:
+        """The handoff route, only the parts the owner filled in."""
+        route = {
+            "email": self.contact_email,
+            "phone": self.contact_phone,
+            "url": self.contact_url,
+        }
+        return {key: value for key, value in route.items() if value}
+
+
+class FAQEntry(models.Model):
+    shop = models.ForeignKey(Shop, models.CASCADE, related_name="entries")
+    question = models.CharField(max_length=300)
+    answer = models.TextField()
+    alternatives = models.TextField(
+        "alternative phrasings",
+        blank=True,
+        help_text="Other ways customers ask this, one per line. Each helps the bot find it.",
+    )
+    category = models.CharField(max_length=60, blank=True)
+    published = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "FAQ entry"
+        verbose_name_plural = "FAQ entries"
+        ordering = ["category", "question"]
+        indexes = [models.Index(fields=["shop", "published"])]
+
+    def __str__(self) -> str:
+        return self.question
+
+    @property
+    def alternative_list(self) -> list[str]:
+        return split_lines(self.alternatives)
+
+    def embedding_texts(self) -> list[tuple[str, str]]:
+        """The texts that represent this entry in the vector index, as (kind, text) pairs."""
+        texts = [
+            (FAQVector.QUESTION, self.question.strip()),
+            (FAQVector.QUESTION_ANSWER, f"{self.question.strip()}\n{self.answer.strip()}"),
+        ]
+        texts += [(FAQVector.ALTERNATIVE, alt) for alt in self.alternative_list]
+        seen: set[tuple[str, str]] = set()
+        return [t for t in texts if t[1] and not (t in seen or seen.add(t))]
+
+
+class FAQVector(models.Model):
+    """One embedded text of an entry. Rows are keyed by the text's hash and the model's name, so
+    unchanged text is never embedded twice and a change of EMBEDDING_MODEL shows as stale."""
+
+    QUESTION = "question"
+    QUESTION_ANSWER = "qa"
+    ALTERNATIVE = "alt"
+    KINDS = [
+        (QUESTION, "Question"),
+        (QUESTION_ANSWER, "Question and answer"),
+        (ALTERNATIVE, "Alternative"),
+    ]
+
+    entry = models.ForeignKey(FAQEntry, models.CASCADE, related_name="vectors")
+    kind = models.CharField(max_length=10, choices=KINDS)
+    text = models.TextField()
+    text_hash = models.CharField(max_length=64)
+    model_name = models.CharField(max_length=200)
+    embedding = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            HnswIndex(
+                name="faq_vector_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            models.Index(fields=["entry", "model_name"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.text[:60]}"
+
+    def save(self, *args, **kwargs):
+        self.text_hash = text_hash(self.text)
+        super().save(*args, **kwargs)

@@ -1,0 +1,87 @@
+"""
+`manage.py serve`: everything `make run` does after installing, in one process.
+
+Keeping it one process matters for the embedded database: pgserver stops PostgreSQL when the last
+process using it exits, so the server started for `migrate` stays up for daphne and stops with it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import sys
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection, connections
+from django.db.utils import OperationalError
+
+from faq.management.commands.load_demo import load_demo_shop
+
+
+class Command(BaseCommand):
+    help = "Prepare the database (migrate, demo shop, admin user) and serve the site with daphne."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--host", default="127.0.0.1", help="Address to listen on.")
+        parser.add_argument("--port", type=int, default=settings.PORT, help="Port (default: PORT).")
+        parser.add_argument("--no-demo", action="store_true", help="Do not load the demo shop.")
+
+    def handle(self, *args, host: str, port: int, no_demo: bool, **options) -> None:
+        # Until daphne installs its own handlers, make SIGTERM a normal exit so the embedded
+        # database is stopped by its exit hook instead of being left running.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+        try:
+            connection.ensure_connection()
+        except OperationalError as exc:
+            raise CommandError(
+                f"Cannot connect to the database: {str(exc).strip()}\n"
+                "Check DATABASE_URL, or unset it to use the embedded PostgreSQL."
+            ) from None
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
+        self.stdout.write("Database ready.")
+
+        shop = None
+        if not no_demo:
+            shop, created = load_demo_shop()
+            if created:
+                self.stdout.write(f"Loaded the demo shop {shop.name!r}.")
+        self._ensure_admin()
+        connections.close_all()
+
+        base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        self.stdout.write("")
+        self.stdout.write(self.style.SUCCESS("ShopBot is starting:"))
+        if shop:
+            self.stdout.write(f"  Demo storefront:  {base}/")
+        self.stdout.write(f"  Admin:            {base}/admin/")
+        if shop:
+            snippet = (
+                f'<script src="{base}/widget.js" data-shop="{shop.public_key}" async></script>'
+            )
+            self.stdout.write(f"  Embed snippet:    {snippet}")
+        self.stdout.write("Press Ctrl-C to stop.\n")
+        sys.stdout.flush()
+
+        from daphne.cli import CommandLineInterface
+
+        CommandLineInterface().run(
+            ["--bind", host, "--port", str(port), "--proxy-headers", "shopbot.asgi:application"]
+        )
+
+    def _ensure_admin(self) -> None:
+        User = get_user_model()
+        if User.objects.filter(is_superuser=True).exists():
+            return
+        password = secrets.token_urlsafe(12)
+        User.objects.create_superuser("admin", "", password)
+        self.stdout.write(
+            self.style.WARNING(
+                f"Created the admin user.  username: admin  password: {password}\n"
+                "  (shown once; change it with: .venv/bin/python manage.py changepassword admin)"
+            )
+        )

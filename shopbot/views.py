@@ -1,0 +1,23 @@
+from django.db import connection
+from django.db.utils import DatabaseError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from faq.demo import DEMO_SHOP_NAME
+from faq.models import Shop
+
+
+def storefront(request: HttpRequest) -> HttpResponse:
+    """The demo shop's home page, embedding the chat exactly as a real shop's site would."""
+    shop = Shop.objects.filter(name=DEMO_SHOP_NAME).first()
+    return render(request, "storefront.html", {"shop": shop})
+
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    """For load balancers and uptime checks: 200 when the database answers."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        return HttpResponse("database unavailable", status=503, content_type="text/plain")
+    return HttpResponse("OK", content_type="text/plain")

@@ -1,0 +1,65 @@
+"""
+Shared fixtures. Everything here is real: the PostgreSQL test database with pgvector (embedded or
+DATABASE_URL's) and the real embedding model. The only shortcut is that the demo shop's vectors are
+computed by the model once per test session and copied into each test's fresh database.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from faq import embedding
+from faq.demo import demo_data
+from faq.models import FAQEntry, FAQVector, Shop, text_hash
+
+
+@pytest.fixture(scope="session")
+def demo_texts_embedded() -> dict[str, list[tuple[str, str, list[float]]]]:
+    """question -> [(kind, text, vector)] for every demo entry, from the real model."""
+    result = {}
+    for faq in demo_data()["faqs"]:
+        entry = FAQEntry(
+            question=faq["question"],
+            answer=faq["answer"],
+            alternatives="\n".join(faq.get("alternatives", [])),
+        )
+        texts = entry.embedding_texts()
+        vectors = embedding.embed([text for _, text in texts])
+        result[faq["question"]] = [(k, t, v) for (k, t), v in zip(texts, vectors, strict=True)]
+    return result
+
+
+def make_demo_shop(demo_texts_embedded, **overrides) -> Shop:
+    """The demo shop with its entries and their (real) vectors, without re-running the model."""
+    data = demo_data()
+    info = dict(data["shop"], suggestions="\n".join(data["shop"]["suggestions"]))
+    info.update(overrides)
+    shop = Shop.objects.create(**info)
+    entries = FAQEntry.objects.bulk_create(  # bulk_create: no signals, so no re-embedding
+        FAQEntry(
+            shop=shop,
+            question=faq["question"],
+            answer=faq["answer"],
+            alternatives="\n".join(faq.get("alternatives", [])),
+            category=faq.get("category", ""),
+        )
+        for faq in data["faqs"]
+    )
+    FAQVector.objects.bulk_create(
+        FAQVector(
+            entry=entry,
+            kind=kind,
+            text=text,
+            text_hash=text_hash(text),
+            model_name=embedding.model_name(),
+            embedding=vector,
+        )
+        for entry in entries
+        for kind, text, vector in demo_texts_embedded[entry.question]
+    )
+    return shop
+
+
+@pytest.fixture
+def demo_shop(db, demo_texts_embedded) -> Shop:
+    return make_demo_shop(demo_texts_embedded)
