@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
+from pgvector.django import VectorField
 
-from faq.models import Shop
+from faq.models import FAQEntry, Shop
 
 
 class Conversation(models.Model):
@@ -46,6 +48,12 @@ class Message(models.Model):
     output_tokens = models.PositiveIntegerField(default=0)
     feedback = models.CharField(max_length=4, choices=FEEDBACK, blank=True)
     created = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Customer questions only: the query's embedding, for grouping unanswered questions by meaning
+    # (filled when first needed), and the FAQ entry an owner wrote to answer it.
+    embedding = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS, null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        FAQEntry, models.SET_NULL, null=True, blank=True, related_name="resolved_questions"
+    )
 
     class Meta:
         ordering = ["created", "id"]
