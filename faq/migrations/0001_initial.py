@@ -124,7 +124,7 @@ class Migration(migrations.Migration):
                     "alternatives",
                     models.TextField(
                         blank=True,
-                        help_text="Other ways customers ask this, one per line. Each helps the bot find this entry.",
+                        help_text="Other ways customers ask this, one per line. Each helps the bot find it.",
                         verbose_name="alternative phrasings",
                     ),
                 ),
