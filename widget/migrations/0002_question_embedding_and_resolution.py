@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("faq", "0002_question_embedding_and_resolution"),
+        ("faq", "0001_initial"),
         ("widget", "0001_initial"),
     ]
 
