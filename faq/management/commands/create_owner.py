@@ -1,0 +1,73 @@
+"""Give a shop an owner: a staff account that sees only that shop in the admin."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from faq.models import Shop
+from shopbot.owners import OWNER_PERMISSIONS, OWNERS_GROUP
+
+
+def owners_group() -> Group:
+    """The "Shop owners" group with exactly the permissions an owner needs (created on demand)."""
+    group, _ = Group.objects.get_or_create(name=OWNERS_GROUP)
+    wanted = []
+    for app_label, codename in OWNER_PERMISSIONS:
+        try:
+            wanted.append(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
+        except Permission.DoesNotExist:
+            raise CommandError(
+                f"Permission {app_label}.{codename} does not exist; run `manage.py migrate` first."
+            ) from None
+    group.permissions.add(*wanted)
+    return group
+
+
+class Command(BaseCommand):
+    help = (
+        "Create (or link) a staff user as an owner of a shop. Owners see and edit only their own "
+        "shops' settings, FAQ and conversations in the admin."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("shop_id", type=int, help="The shop's id (see the admin's Shops list)")
+        parser.add_argument("username")
+        parser.add_argument("--email", default="")
+        parser.add_argument(
+            "--password", default="", help="Omit to generate one (printed once) for a new user"
+        )
+
+    def handle(self, *args, shop_id: int, username: str, email: str, password: str, **options):
+        try:
+            shop = Shop.objects.get(pk=shop_id)
+        except Shop.DoesNotExist:
+            raise CommandError(f"There is no shop with id {shop_id}.") from None
+        User = get_user_model()
+        generated = ""
+        with transaction.atomic():
+            user, created = User.objects.get_or_create(username=username)
+            if created:
+                if not password:
+                    password = generated = secrets.token_urlsafe(12)
+            if password:
+                user.set_password(password)
+            if email:
+                user.email = email
+            user.is_staff = True
+            user.save()
+            user.groups.add(owners_group())
+            shop.owners.add(user)
+        verb = "Created" if created else "Linked existing"
+        self.stdout.write(
+            f"{verb} user {username!r} as an owner of shop {shop.name!r} (id {shop.pk})."
+        )
+        if generated:
+            self.stdout.write(f"Password: {generated}")
+            self.stdout.write("It is shown only once; the owner can change it in the admin.")
