@@ -205,6 +205,10 @@ ANTHROPIC_BASE_URL = os.getenv("ANTHROPIC_BASE_URL", "").strip() or None
 ANTHROPIC_TIMEOUT = envfloat("ANTHROPIC_TIMEOUT", "20")
 ANTHROPIC_MAX_TOKENS = envint("ANTHROPIC_MAX_TOKENS", "600")
 
+# --- Chat ------------------------------------------------------------------------------------
+# Longest customer message accepted; longer ones get a "too_long" error frame.
+CHAT_MAX_MESSAGE_CHARS = envint("CHAT_MAX_MESSAGE_CHARS", "1000")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,1 +1,9 @@
-websocket_urlpatterns: list = []
+from django.urls import re_path
+
+from widget.consumers import ChatConsumer
+
+# Any key shape reaches the consumer, so an unknown or mistyped key gets the documented 4404
+# instead of a failed handshake.
+websocket_urlpatterns = [
+    re_path(r"^ws/chat/(?P<key>[^/]{1,100})/$", ChatConsumer.as_asgi()),
+]

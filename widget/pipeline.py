@@ -1,0 +1,224 @@
+"""
+The answer pipeline: one customer question in, exactly one saved answer out.
+
+`answer(conversation, ask_id, text, on_delta)` runs these steps:
+
+1. Save the customer's message before anything else, so nothing a customer typed is lost even if
+   every later step fails. The (conversation, role, ask_id) unique constraint makes this the
+   de-duplication point: an ask id that was already answered returns the stored answer at once.
+2. Build the retrieval query from the conversation and retrieve (`faq.retrieval.search`):
+   - search with the new question alone;
+   - if the conversation has an earlier question and the new one is not an obvious hit on its own
+     (best score below FOLLOW_UP_STRONG), search again with the previous question prepended, and
+     rank every entry by the mean of its two scores.
+   An entry that fits both the new words and the conversation wins: "And on Sundays?" after "Do you
+   deliver to Princeton?" finds the delivery-times entry (no Sunday deliveries), after "What are
+   your opening hours?" the opening-hours entry. A self-contained question keeps its own
+   top hit, because its own score dominates the mean; an off-topic one stays unconfident.
+3. With settings.ANTHROPIC_API_KEY set, Claude on for the shop and any entries found: stream the
+   answer from Claude (widget.claude.stream_answer), forwarding each chunk through `on_delta`.
+   Sources are the entries Claude cited. Mode "llm".
+4. With no key, Claude off, or Claude failing (timeout, 429, 5xx, 529, a cut or stalled stream, an
+   SSE error): the best entry's answer word for word when retrieval is confident (mode "faq",
+   sources = that entry), else the shop's fallback message (mode "fallback"; the consumer attaches
+   the contact route). Deltas already sent are superseded by the answer frame's text.
+5. Save the answer with its mode, sources, best score, confidence, latency and token usage. If
+   another connection saved an answer to the same ask first, that stored answer is returned
+   instead, so an ask never has two answers.
+
+Everything touching the ORM or the embedding model runs in worker threads. Without Claude, steps
+1, 2, 4 and 5 run in one thread hop and on one database connection: that path is the one that has
+to be fast (see bench/bench_chat.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from faq import retrieval
+from faq.retrieval import Hit, SearchResult
+from widget import claude
+from widget.models import Conversation, Message
+
+logger = logging.getLogger(__name__)
+
+SEARCH_LIMIT = 5
+# Wider lists for the follow-up merge, so an entry near the top of one list has a score in both.
+FOLLOW_UP_LIMIT = 10
+# A new question scoring this high on its own needs no help from the conversation.
+FOLLOW_UP_STRONG = 0.8
+
+
+def db_thread(func):
+    """database_sync_to_async, on the loop's thread pool instead of channels' one shared thread:
+    asks of different customers then embed and query in parallel instead of queueing."""
+    return database_sync_to_async(func, thread_sensitive=False)
+
+
+@dataclass
+class Prepared:
+    """What steps 1-2 produced (and, without Claude, steps 4-5 too)."""
+
+    question: Message
+    answer: Message | None = None  # already answered (a re-sent ask) or answered without Claude
+    result: SearchResult = field(default_factory=SearchResult)
+    history: list[tuple[str, str]] = field(default_factory=list)
+
+
+def search_with_context(shop, text: str, previous: str | None) -> SearchResult:
+    """Step 2 (synchronous): retrieval for `text`, helped by the previous question if needed."""
+    alone = retrieval.search(shop, text, FOLLOW_UP_LIMIT)
+    if not previous or not alone.hits or alone.hits[0].score >= FOLLOW_UP_STRONG:
+        return SearchResult(alone.hits[:SEARCH_LIMIT], alone.confident)
+    context = retrieval.search(shop, f"{previous}\n{text}", FOLLOW_UP_LIMIT)
+    # An entry missing from one list scored at most that list's lowest score.
+    floor_alone = alone.hits[-1].score
+    floor_context = context.hits[-1].score if context.hits else floor_alone
+    scores_alone = {hit.entry.pk: hit.score for hit in alone.hits}
+    scores_context = {hit.entry.pk: hit.score for hit in context.hits}
+    entries = {hit.entry.pk: hit.entry for hit in alone.hits + context.hits}
+    merged = sorted(
+        (
+            Hit(
+                entry,
+                (scores_alone.get(pk, floor_alone) + scores_context.get(pk, floor_context)) / 2,
+            )
+            for pk, entry in entries.items()
+        ),
+        key=lambda hit: hit.score,
+        reverse=True,
+    )[:SEARCH_LIMIT]
+    return SearchResult(merged, merged[0].score >= retrieval.CONFIDENT_SCORE)
+
+
+def source_list(entries) -> list[dict]:
+    return [{"id": entry.pk, "question": entry.question} for entry in entries]
+
+
+def without_claude(conversation: Conversation, result: SearchResult) -> dict:
+    """Step 4: the answer fields when Claude is off, missing or failed."""
+    best = result.best
+    if result.confident and best is not None:
+        return {
+            "text": best.entry.answer,
+            "mode": Message.FAQ,
+            "sources": source_list([best.entry]),
+        }
+    return {"text": conversation.shop.fallback_message, "mode": Message.FALLBACK, "sources": []}
+
+
+def save_answer(
+    conversation: Conversation,
+    question: Message,
+    result: SearchResult,
+    started: float,
+    fields: dict,
+) -> Message:
+    """Step 5 (synchronous). Returns the stored answer, ours or one saved first elsewhere."""
+    try:
+        with transaction.atomic():
+            return Message.objects.create(
+                conversation=conversation,
+                role=Message.BOT,
+                ask_id=question.ask_id,
+                score=result.best.score if result.best else None,
+                confident=result.confident,
+                latency_ms=round((time.monotonic() - started) * 1000),
+                **fields,
+            )
+    except IntegrityError:
+        return Message.objects.get(
+            conversation=conversation, role=Message.BOT, ask_id=question.ask_id
+        )
+
+
+def use_claude(conversation: Conversation) -> bool:
+    return bool(settings.ANTHROPIC_API_KEY) and conversation.shop.use_claude
+
+
+@db_thread
+def prepare(conversation: Conversation, ask_id: str, text: str, started: float) -> Prepared:
+    # Step 1: the question first. A re-sent ask id keeps its first text.
+    try:
+        with transaction.atomic():
+            question = Message.objects.create(
+                conversation=conversation, role=Message.USER, ask_id=ask_id, text=text
+            )
+    except IntegrityError:
+        question = Message.objects.get(conversation=conversation, role=Message.USER, ask_id=ask_id)
+        stored = Message.objects.filter(
+            conversation=conversation, role=Message.BOT, ask_id=ask_id
+        ).first()
+        if stored is not None:
+            return Prepared(question, answer=stored)
+
+    # Step 2: the latest earlier question gives a follow-up its context; the earlier pairs are
+    # Claude's view of the conversation.
+    earlier = list(
+        conversation.messages.filter(id__lt=question.id)
+        .order_by("-id")
+        .values_list("role", "ask_id", "text")[: 2 * claude.HISTORY_PAIRS + 2]
+    )[::-1]
+    previous = next((t for role, _, t in reversed(earlier) if role == Message.USER), None)
+    result = search_with_context(conversation.shop, question.text, previous)
+
+    if use_claude(conversation) and result.hits:
+        questions = {a: t for role, a, t in earlier if role == Message.USER}
+        history = [
+            (questions[a], t) for role, a, t in earlier if role == Message.BOT and a in questions
+        ]
+        return Prepared(question, result=result, history=history)
+    # No Claude: steps 4 and 5 right here, on the same thread and connection.
+    answer = save_answer(
+        conversation, question, result, started, without_claude(conversation, result)
+    )
+    return Prepared(question, answer=answer, result=result)
+
+
+async def answer(
+    conversation: Conversation,
+    ask_id: str,
+    text: str,
+    on_delta: Callable[[str], Awaitable[None]],
+) -> Message:
+    """Run the pipeline for one ask; returns the saved answer (the stored one for a re-sent id).
+
+    Raises django.db.DatabaseError when the database is down; nothing else escapes.
+    """
+    started = time.monotonic()
+    prepared = await prepare(conversation, ask_id, text, started)
+    if prepared.answer is not None:
+        return prepared.answer
+
+    # Step 3.
+    result = prepared.result
+    try:
+        reply = await claude.stream_answer(
+            conversation.shop, prepared.history, result.hits, prepared.question.text, on_delta
+        )
+    except claude.ClaudeFailed as exc:
+        logger.warning(
+            "Claude failed for shop %s, answering from the FAQ: %s", conversation.shop_id, exc
+        )
+        fields = without_claude(conversation, result)
+    except Exception:
+        # A bug must cost the customer nothing more than the Claude part of the answer.
+        logger.exception("Unexpected error from the Claude call; answering from the FAQ")
+        fields = without_claude(conversation, result)
+    else:
+        entries = {hit.entry.pk: hit.entry for hit in result.hits}
+        fields = {
+            "text": reply.text,
+            "mode": Message.LLM,
+            "sources": source_list(entries[pk] for pk in reply.cited_entry_ids),
+            "input_tokens": reply.input_tokens,
+            "output_tokens": reply.output_tokens,
+        }
+    return await db_thread(save_answer)(conversation, prepared.question, result, started, fields)
