@@ -209,6 +209,11 @@ ANTHROPIC_MAX_TOKENS = envint("ANTHROPIC_MAX_TOKENS", "600")
 # Longest customer message accepted; longer ones get a "too_long" error frame.
 CHAT_MAX_MESSAGE_CHARS = envint("CHAT_MAX_MESSAGE_CHARS", "1000")
 
+# --- Retention -------------------------------------------------------------------------------
+# Conversations older than this many days are deleted by `manage.py purge_conversations` (run it
+# daily from cron). 0 keeps them forever.
+CONVERSATION_RETENTION_DAYS = envint("CONVERSATION_RETENTION_DAYS", "180")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,0 +1,192 @@
+"""
+Unanswered questions: what customers asked that the FAQ did not cover, grouped by meaning.
+
+A customer question is "open" when its answer (the bot message with the same conversation and
+ask_id) fell back, was not confident, or got a thumbs-down, and no FAQ entry has been written for
+it yet (`resolved_by` is empty). `open_groups(shop)` clusters a shop's open questions on their
+sentence embeddings, so "do you sell chocolate?" and "can I add chocolates to my order" are one
+line for the owner, with a count, the latest date and the most typical wording.
+
+Everything here is synchronous (embedding and ORM); async callers wrap it in sync_to_async.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from faq import embedding
+from faq.models import FAQEntry, Shop
+from widget.models import Message
+
+# Average cosine similarity (all-MiniLM-L6-v2) above which two groups of questions are merged.
+# Checked on real phrasings: "do you sell chocolate?" / "can I add chocolates to my order" /
+# "chocolates with flowers?" score 0.59-0.66 with each other and at most ~0.45 with unrelated
+# questions ("parking?", "are you hiring?"); see tests/test_owner_side.py.
+SIMILARITY_THRESHOLD = 0.5
+
+# Only the most recent open questions are grouped: clustering is quadratic in their number, and
+# an owner reads the top of the list, not its thousandth line.
+MAX_QUESTIONS = 1000
+
+
+@dataclass
+class Gap:
+    """A group of open questions that mean the same thing."""
+
+    questions: list[Message]  # newest first
+    typical: Message  # the medoid: the wording closest, on average, to all the others
+
+    @property
+    def count(self) -> int:
+        return len(self.questions)
+
+    @property
+    def latest(self) -> datetime:
+        return self.questions[0].created
+
+    @property
+    def message_ids(self) -> list[int]:
+        return [q.pk for q in self.questions]
+
+    @property
+    def phrasings(self) -> list[str]:
+        """The other distinct wordings, most frequent first (case and spacing ignored)."""
+        seen = {_normal(self.typical.text)}
+        counts = Counter(_normal(q.text) for q in self.questions)
+        first_seen: dict[str, str] = {}
+        for q in self.questions:
+            first_seen.setdefault(_normal(q.text), " ".join(q.text.split()))
+        ordered = sorted(counts, key=lambda key: -counts[key])
+        return [first_seen[key] for key in ordered if key not in seen]
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def unanswered_answers() -> QuerySet[Message]:
+    """Bot answers that did not help: fell back, unsure, or a thumbs-down."""
+    return Message.objects.filter(role=Message.BOT).filter(
+        Q(mode=Message.FALLBACK) | Q(confident=False) | Q(feedback=Message.DOWN)
+    )
+
+
+def open_questions(shop: Shop | int) -> QuerySet[Message]:
+    """The shop's customer questions whose answer did not help and which nobody has resolved."""
+    bad_answer = unanswered_answers().filter(
+        conversation=OuterRef("conversation"), ask_id=OuterRef("ask_id")
+    )
+    return Message.objects.filter(
+        conversation__shop=shop, role=Message.USER, resolved_by__isnull=True
+    ).filter(Exists(bad_answer))
+
+
+def fill_embeddings(questions: list[Message]) -> None:
+    """Embed (in batches) and store the questions that have no embedding yet."""
+    missing = [q for q in questions if q.embedding is None]
+    if not missing:
+        return
+    vectors = embedding.embed([" ".join(q.text.split()) for q in missing])
+    for question, vector in zip(missing, vectors, strict=True):
+        question.embedding = vector
+    Message.objects.bulk_update(missing, ["embedding"], batch_size=200)
+
+
+def cluster(vectors: np.ndarray, threshold: float = SIMILARITY_THRESHOLD) -> list[list[int]]:
+    """Average-linkage agglomerative clustering on cosine similarity.
+
+    `vectors` are unit length (rows). Two groups merge while the mean similarity between their
+    members is at least `threshold`. Returns lists of row indexes.
+    """
+    n = len(vectors)
+    if n == 0:
+        return []
+    # Between-group sums of similarities, and their averages (sum over the product of sizes).
+    sums = (vectors @ vectors.T).astype(np.float64)
+    average = sums.copy()
+    np.fill_diagonal(average, -np.inf)
+    sizes = np.ones(n)
+    alive = np.ones(n, dtype=bool)
+    members: list[list[int]] = [[i] for i in range(n)]
+    while True:
+        i, j = divmod(int(np.argmax(average)), n)
+        if average[i, j] < threshold:
+            break
+        # Merge j into i; only row and column i change, j drops out.
+        sums[i, :] += sums[j, :]
+        sums[:, i] = sums[i, :]
+        sizes[i] += sizes[j]
+        alive[j] = False
+        members[i].extend(members[j])
+        members[j] = []
+        row = np.where(alive, sums[i, :] / (sizes[i] * sizes), -np.inf)
+        average[i, :] = row
+        average[:, i] = row
+        average[j, :] = -np.inf
+        average[i, i] = -np.inf
+    return [m for m in members if m]
+
+
+def medoid(vectors: np.ndarray) -> int:
+    """Index of the row with the highest mean similarity to the other rows."""
+    if len(vectors) <= 2:
+        return 0
+    return int(np.argmax((vectors @ vectors.T).sum(axis=1)))
+
+
+def group_questions(questions: list[Message], threshold: float = SIMILARITY_THRESHOLD) -> list[Gap]:
+    """Group questions (with embeddings) by meaning; biggest group first, then the most recent."""
+    questions = [q for q in questions if q.embedding is not None]
+    if not questions:
+        return []
+    vectors = np.asarray([np.asarray(q.embedding, dtype=np.float32) for q in questions])
+    gaps = []
+    for rows in cluster(vectors, threshold):
+        members = sorted(
+            (questions[r] for r in rows), key=lambda q: (q.created, q.pk), reverse=True
+        )
+        member_vectors = np.asarray([np.asarray(q.embedding, dtype=np.float32) for q in members])
+        gaps.append(Gap(questions=members, typical=members[medoid(member_vectors)]))
+    gaps.sort(key=lambda gap: (gap.count, gap.latest), reverse=True)
+    return gaps
+
+
+def open_groups(shop: Shop | int, limit: int | None = None) -> list[Gap]:
+    """The shop's open unanswered questions, grouped by meaning, most frequent first."""
+    questions = list(
+        open_questions(shop)
+        .select_related("conversation")
+        .order_by("-created", "-pk")[:MAX_QUESTIONS]
+    )
+    fill_embeddings(questions)
+    gaps = group_questions(questions)
+    return gaps[:limit] if limit is not None else gaps
+
+
+def find_group(shop: Shop | int, message_id: int) -> Gap | None:
+    """The open group that holds this question now (groups are recomputed on every request)."""
+    for gap in open_groups(shop):
+        if message_id in gap.message_ids:
+            return gap
+    return None
+
+
+def resolve(shop: Shop | int, message_ids: list[int], entry: FAQEntry) -> int:
+    """Mark these open questions of the shop as answered by `entry`. Returns how many changed.
+
+    Ids of other shops, of answers or of questions already resolved are ignored, so a stale or
+    tampered form cannot touch anything else.
+    """
+    with transaction.atomic():
+        return Message.objects.filter(
+            pk__in=message_ids,
+            role=Message.USER,
+            conversation__shop=shop,
+            resolved_by__isnull=True,
+        ).update(resolved_by=entry)

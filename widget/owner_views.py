@@ -1,0 +1,324 @@
+"""
+The owner's pages inside the admin (registered by ConversationAdmin.get_urls, so they inherit the
+admin's login and look): a conversation's transcript, a shop's dashboard, its unanswered
+questions, and the form that turns a group of unanswered questions into an FAQ entry.
+
+A shop the user does not own is a 404, like one that does not exist.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, reverse
+
+from faq.models import FAQEntry, Shop, split_lines
+from shopbot.owners import shops_for
+from widget import charts, gaps
+from widget.dashboard import DEFAULT_DAYS, shop_stats
+from widget.models import Conversation, Message
+
+FAQ_COLOUR, LLM_COLOUR, FALLBACK_COLOUR = "#2f6f4f", "#6b5fb5", "#c9731d"
+DASHBOARD_GAPS = 5
+# Phrasings pre-filled as alternatives: enough to teach the bot, few enough to read.
+MAX_PREFILLED_PHRASINGS = 15
+
+
+def _shop(request: HttpRequest, shop_id: int) -> Shop:
+    return get_object_or_404(shops_for(request.user), pk=shop_id)
+
+
+def _require_view(request: HttpRequest, model_admin) -> None:
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+
+
+def _context(request: HttpRequest, model_admin, **extra) -> dict:
+    return {**model_admin.admin_site.each_context(request), "opts": Conversation._meta, **extra}
+
+
+def entry_url(entry_id: int) -> str | None:
+    """The FAQ entry's admin page, if the FAQ admin is installed."""
+    try:
+        return reverse("admin:faq_faqentry_change", args=[entry_id])
+    except NoReverseMatch:
+        return None
+
+
+# --- Shops, transcript ----------------------------------------------------------------------
+
+
+def shops(request: HttpRequest, model_admin) -> HttpResponse:
+    """Which shop's dashboard? Straight to it when the user has only one."""
+    _require_view(request, model_admin)
+    owned = list(shops_for(request.user))
+    if len(owned) == 1:
+        return HttpResponseRedirect(reverse("admin:widget_dashboard", args=[owned[0].pk]))
+    context = _context(request, model_admin, title="Shop dashboards", shops=owned)
+    return TemplateResponse(request, "widget/shops.html", context)
+
+
+def transcript(request: HttpRequest, model_admin, conversation: Conversation) -> HttpResponse:
+    """Every question with its answer: how it was answered, from which entries, and feedback."""
+    shop_entries = set(
+        FAQEntry.objects.filter(shop=conversation.shop_id).values_list("pk", flat=True)
+    )
+    turns = []
+    for message in conversation.messages.select_related("resolved_by"):
+        sources = []
+        for source in message.sources or []:
+            if not isinstance(source, dict):
+                continue
+            try:
+                entry_id = int(source.get("id"))
+            except (TypeError, ValueError):
+                entry_id = None
+            url = entry_url(entry_id) if entry_id in shop_entries else None
+            sources.append({"question": source.get("question", ""), "url": url})
+        resolved = entry_url(message.resolved_by_id) if message.resolved_by_id else None
+        turns.append({"message": message, "sources": sources, "resolved_url": resolved})
+    can_delete = model_admin.has_delete_permission(request, conversation)
+    context = _context(
+        request,
+        model_admin,
+        title=f"Conversation of {conversation.started:%Y-%m-%d %H:%M}",
+        conversation=conversation,
+        turns=turns,
+        can_delete=can_delete,
+        show_shop=request.user.is_superuser,
+    )
+    return TemplateResponse(request, "widget/transcript.html", context)
+
+
+# --- Dashboard --------------------------------------------------------------------------------
+
+
+def dashboard(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
+    _require_view(request, model_admin)
+    shop = _shop(request, shop_id)
+    stats = shop_stats(shop, days=DEFAULT_DAYS)
+    traffic = charts.bar_chart(
+        [d.day.strftime("%b %d").replace(" 0", " ") for d in stats.days],
+        [
+            charts.Series(
+                "Conversations", charts.CONVERSATIONS_COLOUR, [d.conversations for d in stats.days]
+            ),
+            charts.Series("Questions", charts.QUESTIONS_COLOUR, [d.questions for d in stats.days]),
+        ],  # fmt: skip
+        f"Conversations and questions per day, last {DEFAULT_DAYS} days",
+    )
+    answers = charts.share_bar(
+        [
+            charts.Segment("FAQ answer", stats.by_mode.get(Message.FAQ, 0), FAQ_COLOUR),
+            charts.Segment("Claude", stats.by_mode.get(Message.LLM, 0), LLM_COLOUR),
+            charts.Segment("Fallback", stats.by_mode.get(Message.FALLBACK, 0), FALLBACK_COLOUR),
+        ],
+        "How questions were answered",
+    )
+    open_gaps = gaps.open_groups(shop)
+    cited = [{"item": c, "url": entry_url(c.entry_id) if c.exists else None} for c in stats.cited]
+    context = _context(
+        request,
+        model_admin,
+        title=f"Dashboard: {shop.name}",
+        shop=shop,
+        stats=stats,
+        days=DEFAULT_DAYS,
+        traffic_chart=traffic,
+        answers_chart=answers,
+        cited=cited,
+        gaps=open_gaps[:DASHBOARD_GAPS],
+        gap_count=len(open_gaps),
+        open_question_count=sum(g.count for g in open_gaps),
+        conversations_url=reverse("admin:widget_conversation_changelist")
+        + f"?shop__id__exact={shop.pk}",
+    )
+    return TemplateResponse(request, "widget/dashboard.html", context)
+
+
+# --- Unanswered questions ---------------------------------------------------------------------
+
+
+def unanswered(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
+    _require_view(request, model_admin)
+    shop = _shop(request, shop_id)
+    open_gaps = gaps.open_groups(shop)
+    context = _context(
+        request,
+        model_admin,
+        title=f"Unanswered questions: {shop.name}",
+        shop=shop,
+        gaps=open_gaps,
+        open_question_count=sum(g.count for g in open_gaps),
+        can_add=request.user.has_perm("faq.add_faqentry"),
+    )
+    return TemplateResponse(request, "widget/unanswered.html", context)
+
+
+class NewEntryForm(forms.ModelForm):
+    class Meta:
+        model = FAQEntry
+        fields = ["question", "answer", "alternatives", "category", "published"]
+        widgets = {
+            "question": forms.TextInput(attrs={"size": 80}),
+            "answer": forms.Textarea(attrs={"rows": 5, "cols": 80}),
+            "alternatives": forms.Textarea(attrs={"rows": 6, "cols": 80}),
+            "category": forms.TextInput(attrs={"list": "shop-categories"}),
+        }
+
+
+class ExistingEntryForm(forms.Form):
+    entry = forms.ModelChoiceField(
+        queryset=FAQEntry.objects.none(),
+        label="Entry",
+        help_text="An entry that already answers this.",
+    )
+    alternatives = forms.CharField(
+        label="Phrasings to add",
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 80}),
+        help_text="Added to the entry's alternative phrasings, one per line.",
+    )
+
+    def __init__(self, *args, shop: Shop, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["entry"].queryset = shop.entries.order_by("category", "question")
+
+
+def parse_ids(value: str) -> list[int]:
+    ids = []
+    for part in value.split(","):
+        part = part.strip()
+        if part.isdigit():
+            ids.append(int(part))
+    return ids[:5000]
+
+
+def gap_entry(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
+    """A group of unanswered questions -> a new FAQ entry (or more phrasings for an existing one).
+
+    GET ?question=<message id> finds the open group holding that question now and pre-fills the
+    form with its most typical wording and the others as alternative phrasings. The POST saves
+    the entry through the ORM (so it is embedded like any other, faq/signals.py) and marks the
+    group's questions as resolved by it, which takes the group off the open list.
+    """
+    _require_view(request, model_admin)
+    shop = _shop(request, shop_id)
+    back = reverse("admin:widget_unanswered", args=[shop.pk])
+    can_add = request.user.has_perm("faq.add_faqentry")
+    can_change = request.user.has_perm("faq.change_faqentry")
+    if not (can_add or can_change):
+        raise PermissionDenied
+
+    if request.method == "POST":
+        group_ids = parse_ids(request.POST.get("messages", ""))
+        questions = list(gaps.open_questions(shop).filter(pk__in=group_ids).order_by("-created"))
+        new_form = NewEntryForm(request.POST, prefix="new")
+        existing_form = ExistingEntryForm(request.POST, prefix="old", shop=shop)
+        if request.POST.get("action") == "existing":
+            if not can_change:
+                raise PermissionDenied
+            new_form = _new_form(questions)
+            if existing_form.is_valid():
+                entry = existing_form.cleaned_data["entry"]
+                with transaction.atomic():
+                    entry = FAQEntry.objects.select_for_update().get(pk=entry.pk)
+                    known = {line.lower() for line in split_lines(entry.alternatives)}
+                    known.add(entry.question.strip().lower())
+                    added = [
+                        line
+                        for line in split_lines(existing_form.cleaned_data["alternatives"])
+                        if line.lower() not in known
+                    ]
+                    entry.alternatives = "\n".join(split_lines(entry.alternatives) + added)
+                    entry.save()
+                    resolved = gaps.resolve(shop, group_ids, entry)
+                messages.success(
+                    request,
+                    f"Added {len(added)} phrasings to “{entry.question}”; "
+                    f"{resolved} questions marked answered.",
+                )
+                return HttpResponseRedirect(back)
+        else:
+            if not can_add:
+                raise PermissionDenied
+            existing_form = _existing_form(questions, shop)
+            if new_form.is_valid():
+                with transaction.atomic():
+                    entry = new_form.save(commit=False)
+                    entry.shop = shop
+                    entry.save()
+                    resolved = gaps.resolve(shop, group_ids, entry)
+                messages.success(
+                    request,
+                    f"Created the FAQ entry “{entry.question}”; {resolved} questions marked "
+                    "answered. The bot uses it from now on.",
+                )
+                return HttpResponseRedirect(entry_url(entry.pk) or back)
+    else:
+        try:
+            wanted = int(request.GET.get("question", ""))
+        except ValueError:
+            wanted = None
+        group = gaps.find_group(shop, wanted) if wanted is not None else None
+        if group is None:
+            messages.info(request, "That question has already been answered or is not open.")
+            return HttpResponseRedirect(back)
+        questions = group.questions
+        new_form = _new_form(questions, group)
+        existing_form = _existing_form(questions, shop, group)
+
+    categories = shop.entries.exclude(category="").values_list("category", flat=True).distinct()
+    context = _context(
+        request,
+        model_admin,
+        title="New FAQ entry from unanswered questions",
+        shop=shop,
+        questions=questions,
+        message_ids=",".join(str(q.pk) for q in questions),
+        new_form=new_form,
+        existing_form=existing_form,
+        categories=sorted(set(categories)),
+        can_add=can_add,
+        can_change=can_change,
+        back_url=back,
+    )
+    return TemplateResponse(request, "widget/gap_entry.html", context)
+
+
+def _phrasings(questions: list[Message], group: gaps.Gap | None) -> tuple[str, list[str]]:
+    if group is not None:
+        return _as_question(group.typical.text), group.phrasings[:MAX_PREFILLED_PHRASINGS]
+    if not questions:
+        return "", []
+    rebuilt = gaps.Gap(questions=questions, typical=questions[0])
+    return _as_question(questions[0].text), rebuilt.phrasings[:MAX_PREFILLED_PHRASINGS]
+
+
+def _new_form(questions: list[Message], group: gaps.Gap | None = None) -> NewEntryForm:
+    question, others = _phrasings(questions, group)
+    return NewEntryForm(
+        prefix="new",
+        initial={
+            "question": question,
+            "alternatives": "\n".join(others),
+            "published": True,
+        },
+    )
+
+
+def _existing_form(
+    questions: list[Message], shop: Shop, group: gaps.Gap | None = None
+) -> ExistingEntryForm:
+    question, others = _phrasings(questions, group)
+    lines = [question, *others] if question else others
+    return ExistingEntryForm(prefix="old", shop=shop, initial={"alternatives": "\n".join(lines)})
+
+
+def _as_question(text: str) -> str:
+    text = " ".join(text.split())
+    return text[:1].upper() + text[1:] if text else text

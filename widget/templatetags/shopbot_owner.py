@@ -1,0 +1,32 @@
+"""`{% owner_shop_links as links %}`: the signed-in user's shops with their owner pages."""
+
+from __future__ import annotations
+
+from django import template
+from django.urls import reverse
+
+from shopbot.owners import shops_for
+from widget.gaps import open_questions
+
+register = template.Library()
+
+# The admin index is no place for a list of every shop a superuser can see.
+MAX_SHOPS = 10
+
+
+@register.simple_tag(takes_context=True)
+def owner_shop_links(context) -> list[dict]:
+    request = context.get("request")
+    if request is None or not request.user.has_perm("widget.view_conversation"):
+        return []
+    links = []
+    for shop in shops_for(request.user)[:MAX_SHOPS]:
+        links.append(
+            {
+                "shop": shop,
+                "dashboard_url": reverse("admin:widget_dashboard", args=[shop.pk]),
+                "unanswered_url": reverse("admin:widget_unanswered", args=[shop.pk]),
+                "open_count": open_questions(shop).count(),
+            }
+        )
+    return links
