@@ -8,7 +8,6 @@ socket; a per-connection lock keeps the asks of one conversation answered in ord
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from urllib.parse import parse_qs, urlsplit
@@ -19,7 +18,7 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from faq.models import Shop
-from widget import pipeline
+from widget import limits, pipeline
 from widget.models import Conversation, Message
 
 logger = logging.getLogger(__name__)
@@ -139,11 +138,21 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.tasks: dict[str, asyncio.Task] = {}
         self.turn = asyncio.Lock()
-        headers = {name.lower(): value.decode("latin-1") for name, value in self.scope["headers"]}
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in self.scope["headers"]
+        }
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         # Accept before any refusal: a close during the handshake reaches a browser as a bare
         # 1006, while a close after accept carries our code, which the widget acts on.
         await self.accept()
+        self.limiter = limits.ConnectionLimits(self.scope)
+        if not await self.limiter.connect():
+            await self.send_error(
+                None, "rate_limited", "Too many chats are open from your network; close one first."
+            )
+            await self.close(code=limits.CLOSE_TOO_MANY_CONNECTIONS)
+            return
         try:
             shop = await get_shop(self.scope["url_route"]["kwargs"]["key"])
         except DatabaseError:
@@ -194,6 +203,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "limiter", None) is not None:
+            await self.limiter.disconnect()
         tasks = list(getattr(self, "tasks", {}).values())
         for task in tasks:
             task.cancel()
@@ -207,9 +218,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.send_error(None, "bad_request", "Send JSON text frames, not binary ones.")
             return
         try:
-            content = json.loads(text_data)
-        except ValueError:
-            await self.send_error(None, "bad_request", "That message is not valid JSON.")
+            # Size checked before parsing; NUL bytes and lone surrogates cleaned out.
+            content = limits.decode_frame(text_data)
+        except limits.Refused as refused:
+            await self.send_error(None, refused.code, refused.message)
             return
         await self.receive_json(content)
 
@@ -217,9 +229,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if not isinstance(content, dict):
             await self.send_error(None, "bad_request", "Each message must be a JSON object.")
             return
-        handler = {"ask": self.on_ask, "feedback": self.on_feedback, "ping": self.on_ping}.get(
-            content.get("type")
-        )
+        kind = content.get("type")
+        handlers = {"ask": self.on_ask, "feedback": self.on_feedback, "ping": self.on_ping}
+        handler = handlers.get(kind) if isinstance(kind, str) else None  # a list is unhashable
         if handler is None:
             await self.send_error(
                 None, "bad_request", "Unknown message type; expected ask, feedback or ping."
@@ -285,6 +297,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         to refuse it, None to let it through. Per-IP and per-shop limits plug in here."""
         if len(self.tasks) >= MAX_PENDING_ASKS:
             return "rate_limited", "Please wait for the answers to your earlier questions."
+        try:
+            await self.limiter.check_ask(self.conversation, ask_id, self.shop.contact())
+        except limits.Refused as refused:
+            return refused.code, refused.message
         return None
 
     async def run_ask(self, ask_id: str, text: str) -> None:

@@ -7,14 +7,16 @@ The answer pipeline: one customer question in, exactly one saved answer out.
    every later step fails. The (conversation, role, ask_id) unique constraint makes this the
    de-duplication point: an ask id that was already answered returns the stored answer at once.
 2. Build the retrieval query from the conversation and retrieve (`faq.retrieval.search`):
-   - search with the new question alone;
-   - if the conversation has an earlier question and the new one is not an obvious hit on its own
-     (best score below FOLLOW_UP_STRONG), search again with the previous question prepended, and
-     rank every entry by the mean of its two scores.
+   - search with the new question alone; if retrieval is confident about it, that is the result
+     (a self-contained question needs no context, and context could only pull it off course);
+   - otherwise, when the conversation has an earlier question, search again with the latest
+     earlier question prepended, and rank the entries of both lists by
+     0.35 * score alone + 0.65 * score with context; confident if that beats the shop's threshold.
    An entry that fits both the new words and the conversation wins: "And on Sundays?" after "Do you
    deliver to Princeton?" finds the delivery-times entry (no Sunday deliveries), after "What are
-   your opening hours?" the opening-hours entry. A self-contained question keeps its own
-   top hit, because its own score dominates the mean; an off-topic one stays unconfident.
+   your opening hours?" the opening-hours entry; "How much is it?" after the Princeton question
+   finds delivery prices. An off-topic question after an on-topic one stays unconfident.
+   Only the latest earlier question is used: a chain of terse follow-ups can lose the thread.
 3. With settings.ANTHROPIC_API_KEY set, Claude on for the shop and any entries found: stream the
    answer from Claude (widget.claude.stream_answer), forwarding each chunk through `on_delta`.
    Sources are the entries Claude cited. Mode "llm".
@@ -36,7 +38,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -44,7 +46,7 @@ from django.db import IntegrityError, transaction
 
 from faq import retrieval
 from faq.retrieval import Hit, SearchResult
-from widget import claude
+from widget import budget, claude
 from widget.models import Conversation, Message
 
 logger = logging.getLogger(__name__)
@@ -52,8 +54,9 @@ logger = logging.getLogger(__name__)
 SEARCH_LIMIT = 5
 # Wider lists for the follow-up merge, so an entry near the top of one list has a score in both.
 FOLLOW_UP_LIMIT = 10
-# A new question scoring this high on its own needs no help from the conversation.
-FOLLOW_UP_STRONG = 0.8
+# How much the search with the previous question counts in a follow-up's merged score. Above a
+# half: a terse follow-up ("How much is it?") carries little meaning of its own.
+CONTEXT_WEIGHT = 0.65
 
 
 def db_thread(func):
@@ -75,12 +78,13 @@ class Prepared:
 def search_with_context(shop, text: str, previous: str | None) -> SearchResult:
     """Step 2 (synchronous): retrieval for `text`, helped by the previous question if needed."""
     alone = retrieval.search(shop, text, FOLLOW_UP_LIMIT)
-    if not previous or not alone.hits or alone.hits[0].score >= FOLLOW_UP_STRONG:
-        return SearchResult(alone.hits[:SEARCH_LIMIT], alone.confident)
+    if alone.confident or not previous or not alone.hits:
+        return replace(alone, hits=alone.hits[:SEARCH_LIMIT])
     context = retrieval.search(shop, f"{previous}\n{text}", FOLLOW_UP_LIMIT)
+    if not context.hits:
+        return replace(alone, hits=alone.hits[:SEARCH_LIMIT])
     # An entry missing from one list scored at most that list's lowest score.
-    floor_alone = alone.hits[-1].score
-    floor_context = context.hits[-1].score if context.hits else floor_alone
+    floor_alone, floor_context = alone.hits[-1].score, context.hits[-1].score
     scores_alone = {hit.entry.pk: hit.score for hit in alone.hits}
     scores_context = {hit.entry.pk: hit.score for hit in context.hits}
     entries = {hit.entry.pk: hit.entry for hit in alone.hits + context.hits}
@@ -88,14 +92,20 @@ def search_with_context(shop, text: str, previous: str | None) -> SearchResult:
         (
             Hit(
                 entry,
-                (scores_alone.get(pk, floor_alone) + scores_context.get(pk, floor_context)) / 2,
+                (1 - CONTEXT_WEIGHT) * scores_alone.get(pk, floor_alone)
+                + CONTEXT_WEIGHT * scores_context.get(pk, floor_context),
             )
             for pk, entry in entries.items()
         ),
         key=lambda hit: hit.score,
         reverse=True,
     )[:SEARCH_LIMIT]
-    return SearchResult(merged, merged[0].score >= retrieval.CONFIDENT_SCORE)
+    threshold = getattr(alone, "threshold", None)
+    if threshold is not None:
+        confident = merged[0].score >= threshold
+    else:  # a retrieval without a threshold: trust only what the context search trusted
+        confident = context.confident and merged[0].entry.pk == context.hits[0].entry.pk
+    return replace(alone, hits=merged, confident=confident)
 
 
 def source_list(entries) -> list[dict]:
@@ -140,7 +150,13 @@ def save_answer(
 
 
 def use_claude(conversation: Conversation) -> bool:
-    return bool(settings.ANTHROPIC_API_KEY) and conversation.shop.use_claude
+    """Synchronous (the budget is an ORM query): Claude on, and the shop's monthly token budget
+    not spent (widget/budget.py); otherwise the answer comes from the FAQ, without an error."""
+    return (
+        bool(settings.ANTHROPIC_API_KEY)
+        and conversation.shop.use_claude
+        and budget.claude_allowed(conversation.shop)
+    )
 
 
 @db_thread
