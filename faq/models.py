@@ -58,6 +58,12 @@ class Shop(models.Model):
         default=True,
         help_text="Off: answers are the best matching FAQ entry, word for word.",
     )
+    monthly_token_budget = models.PositiveIntegerField(
+        "monthly Claude token budget",
+        default=0,
+        help_text="Claude tokens (input plus output) this shop may use per calendar month; 0 means "
+        "no limit. Once spent, answers come straight from the FAQ until the month turns.",
+    )
     owners = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="shops")
     created = models.DateTimeField(auto_now_add=True)
 

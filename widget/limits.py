@@ -1,0 +1,330 @@
+"""
+Abuse limits of the chat websocket, all in one place. Every limit is a setting (see the "Limits"
+section of shopbot/settings.py); a refused ask gets an `error` frame and the socket stays open,
+only "too many connections from your address" closes it (code 4429).
+
+- Frames: `decode_frame` refuses oversized frames before parsing them, refuses deep nesting, and
+  cleans every string of what PostgreSQL cannot store (NUL) or UTF-8 cannot encode (lone
+  surrogates), so nothing half-written reaches the database.
+- Asks per connection per minute (this process's memory: a connection lives in one process).
+- Asks per client address per minute and open connections per client address: in Redis when
+  REDIS_URL is set, so they hold across every server process sharing it; otherwise in this
+  process's memory, i.e. per process.
+- Questions per conversation (counted in the database).
+
+There is deliberately no global or per-shop ask limit: one noisy visitor must never lock out
+everyone else. When the client address is unknown the per-address limits are skipped rather than
+lumping every unknown client into one bucket. When Redis fails, the limits fail open (and say so
+in the log): a broken limiter must not take the chat down.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+import weakref
+from dataclasses import dataclass
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db import DatabaseError
+
+logger = logging.getLogger(__name__)
+
+CLOSE_TOO_MANY_CONNECTIONS = 4429
+WINDOW_SECONDS = 60
+# A connection slot is forgotten this long after its last ask, so the slots of a server process
+# that died without saying goodbye free themselves.
+CONNECTION_TTL_SECONDS = 3600
+KEY_PREFIX = "shopbot:limits:"
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+class Refused(Exception):
+    """A frame or ask refused by a limit: `code` and `message` go into the error frame."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+# --- Frames -----------------------------------------------------------------------------------
+
+
+def clean_text(value: str) -> str:
+    """What PostgreSQL and UTF-8 can store: NUL bytes dropped, lone surrogates (from JSON like
+    "\\ud800") replaced by U+FFFD. Valid text, RTL and emoji included, is returned unchanged."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    return _SURROGATES.sub("\ufffd", value)
+
+
+def _clean(content, max_depth: int):
+    """`content` with every string cleaned; Refused if nested deeper than max_depth.
+    Iterative, so a hostile document cannot exhaust the stack."""
+    if isinstance(content, str):
+        return clean_text(content)
+    if not isinstance(content, dict | list):
+        return content
+    root = {"": content}
+    stack = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            raise Refused("bad_request", "That message is nested too deeply.")
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        replacements = []
+        for key, value in items:
+            new_key = clean_text(key) if isinstance(key, str) else key
+            if isinstance(value, str):
+                value = clean_text(value)
+            elif isinstance(value, dict | list):
+                stack.append((value, depth + 1))
+            replacements.append((key, new_key, value))
+        if isinstance(node, dict):
+            node.clear()
+            node.update((new_key, value) for _, new_key, value in replacements)
+        else:
+            for index, _, value in replacements:
+                node[index] = value
+    return root[""]
+
+
+def decode_frame(text_data: str) -> object:
+    """Parse one text frame, or raise Refused. The size check comes before any parsing, so a
+    multi-megabyte frame costs a len() and nothing more."""
+    if len(text_data) > settings.CHAT_MAX_FRAME_CHARS:
+        raise Refused(
+            "too_long",
+            f"That message is too large; please keep it under {settings.CHAT_MAX_MESSAGE_CHARS} "
+            "characters.",
+        )
+    try:
+        content = json.loads(text_data)
+    except RecursionError:
+        raise Refused("bad_request", "That message is nested too deeply.") from None
+    except ValueError:
+        raise Refused("bad_request", "That message is not valid JSON.") from None
+    return _clean(content, settings.CHAT_MAX_JSON_DEPTH)
+
+
+# --- Client address ---------------------------------------------------------------------------
+
+
+def client_ip(scope: dict) -> str | None:
+    """The connection's peer address, or, only when TRUSTED_PROXY_HEADER names a header set by
+    our own proxy, the address that proxy put last in it (what the proxy saw; the earlier entries
+    of X-Forwarded-For are whatever the client claimed). None if unknown."""
+    header = settings.TRUSTED_PROXY_HEADER.strip().lower().encode("latin-1")
+    if header:
+        for name, value in scope.get("headers", []):
+            if name.lower() == header:
+                addresses = [a.strip() for a in value.decode("latin-1").split(",") if a.strip()]
+                if addresses:
+                    return addresses[-1][:64]
+    client = scope.get("client")
+    if client and client[0]:
+        return str(client[0])[:64]
+    return None
+
+
+# --- Counters ---------------------------------------------------------------------------------
+
+
+class MemoryCounters:
+    """Counters in this process's memory: the limits then hold per server process."""
+
+    def __init__(self) -> None:
+        self.windows: dict[str, tuple[int, int]] = {}
+        self.slots: dict[str, dict[str, float]] = {}
+
+    async def hit(self, key: str, window: int) -> int:
+        now = int(time.time())
+        index = now // window
+        if len(self.windows) > 10_000:  # drop finished windows now and then
+            self.windows = {k: v for k, v in self.windows.items() if v[0] == index}
+        started, count = self.windows.get(key, (index, 0))
+        count = count + 1 if started == index else 1
+        self.windows[key] = (index, count)
+        return count
+
+    async def take_slot(self, key: str, member: str, limit: int) -> bool:
+        now = time.time()
+        slots = {
+            m: t for m, t in self.slots.get(key, {}).items() if t > now - CONNECTION_TTL_SECONDS
+        }
+        if len(slots) >= limit:
+            self.slots[key] = slots
+            return False
+        slots[member] = now
+        self.slots[key] = slots
+        return True
+
+    async def touch_slot(self, key: str, member: str) -> None:
+        if member in self.slots.get(key, {}):
+            self.slots[key][member] = time.time()
+
+    async def free_slot(self, key: str, member: str) -> None:
+        slots = self.slots.get(key, {})
+        slots.pop(member, None)
+        if not slots:
+            self.slots.pop(key, None)
+
+
+class RedisCounters:
+    """Counters in Redis, shared by every server process using it: fixed one-minute windows
+    (INCR + EXPIRE) and, for open connections, a sorted set per address whose members expire."""
+
+    def __init__(self, url: str) -> None:
+        import redis.asyncio as redis
+
+        # Short timeouts: a limiter that hangs would hang the chat.
+        self.redis = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+
+    async def hit(self, key: str, window: int) -> int:
+        full = f"{KEY_PREFIX}{key}:{int(time.time()) // window}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            count, _ = await pipe.incr(full).expire(full, window * 2).execute()
+        return int(count)
+
+    async def take_slot(self, key: str, member: str, limit: int) -> bool:
+        full = f"{KEY_PREFIX}{key}"
+        now = time.time()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(full, "-inf", now - CONNECTION_TTL_SECONDS)
+            pipe.zadd(full, {member: now})
+            pipe.zcard(full)
+            pipe.expire(full, CONNECTION_TTL_SECONDS)
+            _, _, count, _ = await pipe.execute()
+        if count > limit:
+            await self.redis.zrem(full, member)
+            return False
+        return True
+
+    async def touch_slot(self, key: str, member: str) -> None:
+        await self.redis.zadd(f"{KEY_PREFIX}{key}", {member: time.time()}, xx=True)
+
+    async def free_slot(self, key: str, member: str) -> None:
+        await self.redis.zrem(f"{KEY_PREFIX}{key}", member)
+
+
+_memory = MemoryCounters()
+# One Redis client per event loop, like the Claude client: its connections belong to that loop.
+_redis: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def counters():
+    """The counters for this process's settings: Redis with REDIS_URL, else process memory."""
+    import asyncio
+
+    if not settings.REDIS_URL:
+        return _memory
+    loop = asyncio.get_running_loop()
+    cached = _redis.get(loop)
+    if cached is None or cached[0] != settings.REDIS_URL:
+        cached = _redis[loop] = (settings.REDIS_URL, RedisCounters(settings.REDIS_URL))
+    return cached[1]
+
+
+def reset_memory() -> None:
+    """Forget the in-memory counters (tests)."""
+    global _memory
+    _memory = MemoryCounters()
+
+
+# --- Per connection ---------------------------------------------------------------------------
+
+
+@database_sync_to_async
+def _conversation_questions(conversation, ask_id: str) -> int:
+    from widget.models import Message
+
+    # A re-sent ask that is already stored does not count again: it must still get its answer.
+    return (
+        Message.objects.filter(conversation=conversation, role=Message.USER)
+        .exclude(ask_id=ask_id)
+        .count()
+    )
+
+
+@dataclass
+class ConnectionLimits:
+    """The limits of one websocket connection. The consumer calls `connect()` after accepting,
+    `check_ask()` before answering and `disconnect()` when the socket closes."""
+
+    scope: dict
+
+    def __post_init__(self) -> None:
+        self.ip = client_ip(self.scope)
+        self.member = uuid.uuid4().hex
+        self.holds_slot = False
+        self.asks: list[float] = []  # this connection's recent ask times
+
+    async def connect(self) -> bool:
+        """False if the client address already has CHAT_CONNECTIONS_PER_IP sockets open."""
+        limit = settings.CHAT_CONNECTIONS_PER_IP
+        if not self.ip or limit <= 0:
+            return True
+        try:
+            self.holds_slot = await counters().take_slot(f"conn:{self.ip}", self.member, limit)
+        except Exception:
+            logger.warning("Connection limit unavailable, letting the connection in", exc_info=True)
+            return True
+        if not self.holds_slot:
+            logger.info("Refused a chat connection from %s: %s already open", self.ip, limit)
+        return self.holds_slot
+
+    async def disconnect(self) -> None:
+        if not self.holds_slot:
+            return
+        self.holds_slot = False
+        try:
+            await counters().free_slot(f"conn:{self.ip}", self.member)
+        except Exception:
+            logger.warning("Could not free a connection slot (it expires by itself)", exc_info=True)
+
+    async def check_ask(self, conversation, ask_id: str, contact: dict | None = None) -> None:
+        """Raise Refused if this ask goes over a limit; every attempt counts."""
+        now = time.monotonic()
+        per_connection = settings.CHAT_ASKS_PER_CONNECTION_PER_MINUTE
+        self.asks = [t for t in self.asks if t > now - WINDOW_SECONDS]
+        if per_connection > 0 and len(self.asks) >= per_connection:
+            raise Refused(
+                "rate_limited", "You are sending messages very fast; please wait a minute."
+            )
+        self.asks.append(now)
+
+        per_ip = settings.CHAT_ASKS_PER_IP_PER_MINUTE
+        if self.ip and per_ip > 0:
+            try:
+                store = counters()
+                count = await store.hit(f"ip:{self.ip}", WINDOW_SECONDS)
+                if self.holds_slot:
+                    await store.touch_slot(f"conn:{self.ip}", self.member)
+            except Exception:
+                logger.warning("Rate limit unavailable, letting the ask through", exc_info=True)
+            else:
+                if count > per_ip:
+                    raise Refused(
+                        "rate_limited",
+                        "Too many messages from your network right now; please wait a minute.",
+                    )
+
+        most = settings.CHAT_MAX_ASKS_PER_CONVERSATION
+        if most > 0 and conversation is not None:
+            try:
+                asked = await _conversation_questions(conversation, ask_id)
+            except DatabaseError:
+                return  # the pipeline reports the outage as "unavailable"
+            if asked >= most:
+                raise Refused("conversation_full", conversation_full_message(contact or {}))
+
+
+def conversation_full_message(contact: dict) -> str:
+    route = ", ".join(f"{kind}: {value}" for kind, value in contact.items())
+    message = "This conversation has reached its length limit. Please start a new conversation"
+    return f"{message}, or contact us ({route})." if route else f"{message}, or contact us."
