@@ -1,0 +1,135 @@
+"""The FAQ gap loop end to end: customers ask about something the FAQ does not cover, the owner
+finds their questions as one group, turns it into an FAQ entry in one go, and the next customer
+gets the answer.
+
+Everything is real: the websocket consumer on the ASGI application (channels'
+WebsocketCommunicator), the PostgreSQL test database, the embedding model, the admin views through
+Django's test client logged in as the shop's owner. No API key, so answers are FAQ or fallback.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+from faq.management.commands.create_owner import owners_group
+from faq.models import FAQEntry, FAQVector, Shop
+from shopbot.asgi import application
+from widget import gaps
+from widget.models import Message
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Bounds a hang on a busy machine, not a speed target.
+TIMEOUT = 30
+
+# One missing topic (the demo florist's FAQ says nothing about jobs), three wordings.
+JOB_QUESTIONS = [
+    "Are you hiring?",
+    "Do you have any job openings?",
+    "Can I apply to work at your shop?",
+]
+ANSWER = (
+    "We hire seasonal florists before Valentine's Day and Mother's Day: email jobs@example.com."
+)
+
+
+async def ask(shop: Shop, text: str) -> dict:
+    """One customer, one new conversation, one question: the answer frame."""
+    ws = WebsocketCommunicator(
+        application, f"/ws/chat/{shop.public_key}/", headers=[(b"origin", b"http://testserver")]
+    )
+    connected, _ = await ws.connect(timeout=TIMEOUT)
+    assert connected
+    try:
+        ready = await ws.receive_json_from(timeout=TIMEOUT)
+        assert ready["type"] == "ready", ready
+        ask_id = uuid.uuid4().hex
+        await ws.send_json_to({"type": "ask", "id": ask_id, "text": text})
+        while True:
+            frame = await ws.receive_json_from(timeout=TIMEOUT)
+            assert frame.get("id") == ask_id, frame
+            if frame["type"] == "answer":
+                return frame
+            assert frame["type"] == "delta", frame
+    finally:
+        await ws.disconnect()
+
+
+def owner_creates_entry_from_the_group(shop: Shop, message_id: int) -> tuple[int, int]:
+    """The owner's clicks: unanswered page, "Create FAQ entry", save. Returns (status, entry)."""
+    owner = User.objects.create_user("owner-of-demo", is_staff=True)
+    owner.groups.add(owners_group())
+    shop.owners.add(owner)
+    client = Client()
+    client.force_login(owner)
+
+    page = client.get(reverse("admin:widget_unanswered", args=[shop.pk]))
+    assert page.status_code == 200
+    link = f"{reverse('admin:widget_gap_entry', args=[shop.pk])}?question={message_id}"
+    assert link in page.content.decode()
+
+    form_page = client.get(link)
+    assert form_page.status_code == 200
+    initial = form_page.context["new_form"].initial
+    # Pre-filled: the most typical wording as the question, the other two as alternatives.
+    alternatives = initial["alternatives"].splitlines()
+    assert sorted([initial["question"], *alternatives]) == sorted(JOB_QUESTIONS)
+
+    response = client.post(
+        link,
+        {
+            "action": "create",
+            "messages": form_page.context["message_ids"],
+            "new-question": initial["question"],
+            "new-answer": ANSWER,
+            "new-alternatives": initial["alternatives"],
+            "new-category": "Jobs",
+            "new-published": "on",
+        },
+    )
+    entry = FAQEntry.objects.get(shop=shop, answer=ANSWER)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:faq_faqentry_change", args=[entry.pk])
+    return response.status_code, entry.pk
+
+
+async def test_three_unanswered_wordings_become_one_group_then_an_faq_that_answers(
+    demo_shop, settings
+):
+    settings.ANTHROPIC_API_KEY = ""
+
+    for text in JOB_QUESTIONS:
+        answer = await ask(demo_shop, text)
+        assert answer["mode"] == "fallback", (text, answer)
+        assert answer["sources"] == []
+
+    groups = await sync_to_async(gaps.open_groups)(demo_shop)
+    assert len(groups) == 1
+    group = groups[0]
+    assert group.count == 3
+    assert sorted(q.text for q in group.questions) == sorted(JOB_QUESTIONS)
+
+    _, entry_id = await sync_to_async(owner_creates_entry_from_the_group)(
+        demo_shop, group.typical.pk
+    )
+
+    # Embedded like any other entry (post_save after the commit), the group resolved and gone.
+    entry = await FAQEntry.objects.aget(pk=entry_id)
+    assert await FAQVector.objects.filter(entry=entry).acount() == len(entry.embedding_texts())
+    resolved = Message.objects.filter(resolved_by=entry).values_list("text", flat=True)
+    assert sorted([t async for t in resolved]) == sorted(JOB_QUESTIONS)
+    assert await sync_to_async(gaps.open_groups)(demo_shop) == []
+
+    # The next customer asks the question again and gets the new entry, with it as the source.
+    answer = await ask(demo_shop, JOB_QUESTIONS[0])
+    assert answer["mode"] in ("faq", "llm"), answer
+    assert answer["sources"][0] == {"id": entry.pk, "question": entry.question}
+    assert answer["text"] == ANSWER
+    assert await sync_to_async(gaps.open_groups)(demo_shop) == []
