@@ -1,0 +1,333 @@
+"""
+The owner's admin: shop settings (with the embed snippet and a "try a question" box) and the FAQ.
+
+Every FAQ change made here leaves the entry's vectors fresh once the transaction commits: form
+saves and list editing go through post_save (faq/signals.py), batched per request; publish
+toggles change no text, so they skip it; deletes cascade to the vectors. Owners see only their
+own shops (shopbot/owners.py).
+"""
+
+from __future__ import annotations
+
+import contextvars
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, QuerySet
+from django.http import HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.text import slugify
+
+from faq import importing, indexing
+from faq.models import FAQEntry, Shop
+from faq.retrieval import search
+from shopbot.owners import ShopScopedAdmin, shops_for
+
+# The request being handled, for read-only fields that need the host name (they get only obj).
+_request: contextvars.ContextVar = contextvars.ContextVar("faq_admin_request", default=None)
+
+TRY_LIMIT = 5
+
+
+def site_url(request) -> str:
+    if settings.SITE_URL:
+        return settings.SITE_URL
+    if request is None:
+        return ""
+    return request.build_absolute_uri("/").rstrip("/")
+
+
+def embed_snippet(shop: Shop, request) -> str:
+    return (
+        f'<script src="{site_url(request)}/widget.js" data-shop="{shop.public_key}" async></script>'
+    )
+
+
+class TryQuestionForm(forms.Form):
+    q = forms.CharField(label="Question", max_length=500, strip=True)
+
+
+@admin.register(Shop)
+class ShopAdmin(ShopScopedAdmin):
+    shop_field = None  # the model is Shop itself
+    list_display = ["name", "bot_name", "entry_count", "use_claude", "public_key", "created"]
+    search_fields = ["name"]
+    readonly_fields = ["public_key", "snippet", "created"]
+    fieldsets = [
+        (None, {"fields": ["name", "public_key", "snippet", "allowed_origins"]}),
+        (
+            "The chat window",
+            {"fields": ["bot_name", "greeting", "suggestions", "accent_color", "position"]},
+        ),
+        ("Answers", {"fields": ["use_claude", "language", "fallback_message"]}),
+        ("Handoff to a person", {"fields": ["contact_email", "contact_phone", "contact_url"]}),
+        ("Access", {"fields": ["owners", "created"]}),
+    ]
+    filter_horizontal = ["owners"]
+
+    def get_queryset(self, request) -> QuerySet:
+        return super().get_queryset(request).annotate(n_entries=Count("entries"))
+
+    @admin.display(description="FAQ entries", ordering="n_entries")
+    def entry_count(self, obj: Shop) -> int:
+        return obj.n_entries
+
+    @admin.display(description="Embed snippet")
+    def snippet(self, obj: Shop) -> str:
+        if not obj.pk:
+            return "Save the shop to get its snippet."
+        return format_html(
+            '<textarea readonly rows="2" cols="90" onclick="this.select()" '
+            'style="font-family: monospace">{}</textarea>'
+            "<div class=help>Paste this just before &lt;/body&gt; on every page of your site, "
+            "and add the site's address to the allowed websites.</div>",
+            embed_snippet(obj, _request.get()),
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            fields.append("owners")  # owners cannot hand their shop to someone else
+        return fields
+
+    def has_add_permission(self, request) -> bool:
+        return request.user.is_superuser and super().has_add_permission(request)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser and super().has_delete_permission(request, obj)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        token = _request.set(request)
+        try:
+            response = super().changeform_view(request, object_id, form_url, extra_context)
+            # Render now, while the snippet can still see the request's host name.
+            if hasattr(response, "render"):
+                response.render()
+            return response
+        finally:
+            _request.reset(token)
+
+    def get_urls(self):
+        urls = [
+            path(
+                "<path:object_id>/try/",
+                self.admin_site.admin_view(self.try_question_view),
+                name="faq_shop_try",
+            )
+        ]
+        return urls + super().get_urls()
+
+    def try_question_view(self, request, object_id: str):
+        """What the bot would retrieve for a question: entries, scores, confident or not."""
+        shop = self.get_object(request, object_id)  # another owner's shop: 404
+        if not self.has_view_or_change_permission(request, shop):
+            raise PermissionDenied
+        form = TryQuestionForm(request.GET or None)
+        result = None
+        if form.is_valid():
+            result = search(shop, form.cleaned_data["q"], limit=TRY_LIMIT)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "shop": shop,
+            "form": form,
+            "result": result,
+            "title": f"Try a question: {shop.name}",
+            "entry_admin_url": "admin:faq_faqentry_change",
+        }
+        return TemplateResponse(request, "admin/faq/shop/try_question.html", context)
+
+
+class EmbeddingStateFilter(admin.SimpleListFilter):
+    title = "embedding"
+    parameter_name = "embedding"
+
+    def lookups(self, request, model_admin):
+        return [
+            (indexing.FRESH, "Fresh"),
+            (indexing.STALE, "Stale (text or model changed)"),
+            (indexing.MISSING, "Missing"),
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value() not in (indexing.FRESH, indexing.STALE, indexing.MISSING):
+            return queryset
+        states = indexing.states(queryset)
+        return queryset.filter(pk__in=[pk for pk, s in states.items() if s == self.value()])
+
+
+class ImportForm(forms.Form):
+    shop = forms.ModelChoiceField(queryset=Shop.objects.none())
+    file = forms.FileField(help_text="A .csv or .json file (max 5 MB).")
+    format = forms.ChoiceField(
+        choices=[("", "From the file name"), ("csv", "CSV"), ("json", "JSON")], required=False
+    )
+    replace = forms.BooleanField(
+        required=False,
+        label="Replace",
+        help_text="Also delete this shop's entries that are not in the file.",
+    )
+
+    MAX_BYTES = 5 * 1024 * 1024
+
+    def __init__(self, *args, shops: QuerySet, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["shop"].queryset = shops
+        if shops.count() == 1:
+            self.fields["shop"].initial = shops.first()
+
+    def clean(self):
+        data = super().clean()
+        upload = data.get("file")
+        if upload is not None:
+            if upload.size > self.MAX_BYTES:
+                self.add_error("file", "The file is larger than 5 MB.")
+            fmt = data.get("format") or importing.guess_format(upload.name)
+            if not fmt:
+                self.add_error("format", "Cannot tell the format from the file name; choose one.")
+            data["format"] = fmt
+        return data
+
+
+@admin.register(FAQEntry)
+class FAQEntryAdmin(ShopScopedAdmin):
+    list_display = ["question", "category", "published", "shop", "embedding_state", "updated"]
+    list_display_links = ["question"]
+    list_editable = ["category", "published"]
+    list_filter = ["shop", "category", "published", EmbeddingStateFilter]
+    search_fields = ["question", "answer", "alternatives"]
+    list_select_related = ["shop"]
+    list_per_page = 50
+    readonly_fields = ["embedding_state", "created", "updated"]
+    fields = [
+        "shop",
+        "question",
+        "answer",
+        "alternatives",
+        "category",
+        "published",
+        "embedding_state",
+        "created",
+        "updated",
+    ]
+    actions = ["publish", "unpublish", "reembed_selected", "export_csv", "export_json"]
+
+    def get_changelist_instance(self, request):
+        cl = super().get_changelist_instance(request)
+        # One query for the vectors of the whole page; the column reads what is set here.
+        page = list(cl.result_list)
+        for entry, state in zip(page, _states_in_order(page), strict=True):
+            entry._embedding_state = state
+        return cl
+
+    @admin.display(description="embedding")
+    def embedding_state(self, obj: FAQEntry) -> str:
+        if not obj.pk:
+            return "-"
+        state = getattr(obj, "_embedding_state", None) or indexing.states([obj])[obj.pk]
+        colour = {indexing.FRESH: "#2f6f4f", indexing.STALE: "#a36a00"}.get(state, "#b00020")
+        return format_html('<span style="color: {}">{}</span>', colour, state)
+
+    def changelist_view(self, request, extra_context=None):
+        # List editing saves many entries: re-embed them in one batch after the commit.
+        with indexing.batched():
+            return super().changelist_view(request, extra_context)
+
+    # --- Actions ------------------------------------------------------------------------------
+
+    @admin.action(description="Publish selected entries", permissions=["change"])
+    def publish(self, request, queryset) -> None:
+        # No text changes, so the vectors stay as they are; update() is enough.
+        count = queryset.update(published=True, updated=timezone.now())
+        self.message_user(request, f"Published {count} entries.", messages.SUCCESS)
+
+    @admin.action(description="Unpublish selected entries", permissions=["change"])
+    def unpublish(self, request, queryset) -> None:
+        count = queryset.update(published=False, updated=timezone.now())
+        self.message_user(request, f"Unpublished {count} entries; the bot no longer uses them.")
+
+    @admin.action(
+        description="Re-embed selected entries (stale or missing)", permissions=["change"]
+    )
+    def reembed_selected(self, request, queryset) -> None:
+        ids = indexing.stale_entry_ids(queryset)
+        texts = indexing.refresh(ids) if ids else 0
+        fresh = queryset.count() - len(ids)
+        self.message_user(
+            request,
+            f"Re-embedded {len(ids)} entries ({texts} texts); {fresh} were already fresh.",
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Export selected entries as CSV", permissions=["view"])
+    def export_csv(self, request, queryset) -> HttpResponse:
+        return self._export(queryset, "csv")
+
+    @admin.action(description="Export selected entries as JSON", permissions=["view"])
+    def export_json(self, request, queryset) -> HttpResponse:
+        return self._export(queryset, "json")
+
+    def _export(self, queryset, fmt: str) -> HttpResponse:
+        entries = queryset.order_by("category", "question")
+        names = sorted({e.shop.name for e in entries.select_related("shop")})
+        stem = slugify(names[0]) if len(names) == 1 else "faq"
+        content_type = "text/csv" if fmt == "csv" else "application/json"
+        response = HttpResponse(
+            importing.export(entries, fmt), content_type=f"{content_type}; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="{stem or "faq"}-faq.{fmt}"'
+        return response
+
+    # --- Import -------------------------------------------------------------------------------
+
+    def get_urls(self):
+        urls = [
+            path(
+                "import/",
+                self.admin_site.admin_view(self.import_view),
+                name="faq_faqentry_import",
+            )
+        ]
+        return urls + super().get_urls()
+
+    def import_view(self, request):
+        if not (self.has_add_permission(request) and self.has_change_permission(request)):
+            raise PermissionDenied
+        shops = shops_for(request.user)
+        form = ImportForm(request.POST or None, request.FILES or None, shops=shops)
+        errors: list[importing.RowError] = []
+        if request.method == "POST" and form.is_valid():
+            shop, fmt = form.cleaned_data["shop"], form.cleaned_data["format"]
+            replace = form.cleaned_data["replace"]
+            if replace and not self.has_delete_permission(request):
+                raise PermissionDenied
+            upload = form.cleaned_data["file"]
+            try:
+                result = importing.import_file(shop, upload.read(), fmt, replace=replace)
+            except importing.ImportFailed as exc:
+                errors = exc.errors
+            else:
+                self.message_user(
+                    request, f"Imported {upload.name} into {shop}: {result}.", messages.SUCCESS
+                )
+                url = reverse("admin:faq_faqentry_changelist") + f"?shop__id__exact={shop.pk}"
+                return HttpResponseRedirect(url)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "form": form,
+            "errors": errors,
+            "title": "Import FAQ entries",
+            "columns": importing.COLUMNS,
+        }
+        return TemplateResponse(request, "admin/faq/faqentry/import.html", context)
+
+
+def _states_in_order(entries: list[FAQEntry]) -> list[str]:
+    states = indexing.states(entries)
+    return [states[e.pk] for e in entries]
