@@ -35,14 +35,15 @@ to be fast (see bench/bench_chat.py).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, close_old_connections, transaction
 
 from faq import retrieval
 from faq.retrieval import Hit, SearchResult
@@ -60,9 +61,21 @@ CONTEXT_WEIGHT = 0.65
 
 
 def db_thread(func):
-    """database_sync_to_async, on the loop's thread pool instead of channels' one shared thread:
-    asks of different customers then embed and query in parallel instead of queueing."""
-    return database_sync_to_async(func, thread_sensitive=False)
+    """Like channels' database_sync_to_async, but on the loop's thread pool instead of the one
+    thread all thread-sensitive calls share, so different customers' asks embed and query in
+    parallel instead of queueing. The connection is closed (per CONN_MAX_AGE) inside the call
+    itself: closing it from channels' wrapper missed connections opened in these worker threads,
+    and left them open until the process ended."""
+
+    @functools.wraps(func)
+    def run(*args, **kwargs):
+        close_old_connections()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(run, thread_sensitive=False)
 
 
 @dataclass

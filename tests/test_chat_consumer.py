@@ -1,0 +1,377 @@
+"""The chat websocket end to end, without Claude: the real consumer on the real ASGI application,
+the real PostgreSQL test database and the real embedding model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.db import database_sync_to_async as db
+from channels.testing import WebsocketCommunicator
+
+from faq.models import FAQEntry
+from shopbot.asgi import application
+from tests.conftest import make_demo_shop
+from widget import pipeline
+from widget.consumers import normalise_origin
+from widget.models import Conversation, Message
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Embedding a query on a busy 2-core machine can take a while; these bound a hang, not speed.
+ANSWER_TIMEOUT = 30
+
+
+@pytest.fixture(autouse=True)
+def no_claude(settings):
+    settings.ANTHROPIC_API_KEY = ""
+
+
+class Chat:
+    """A WebsocketCommunicator with the protocol's frames as methods."""
+
+    def __init__(self, key: str, query: str = "", headers: list | None = None):
+        path = f"/ws/chat/{key}/" + (f"?{query}" if query else "")
+        self.ws = WebsocketCommunicator(application, path, headers=headers or [])
+
+    async def __aenter__(self) -> Chat:
+        connected, _ = await self.ws.connect(timeout=ANSWER_TIMEOUT)
+        assert connected
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.ws.disconnect()
+
+    async def ready(self) -> dict:
+        frame = await self.recv()
+        assert frame["type"] == "ready", frame
+        return frame
+
+    async def recv(self) -> dict:
+        return await self.ws.receive_json_from(timeout=ANSWER_TIMEOUT)
+
+    async def send(self, frame) -> None:
+        await self.ws.send_json_to(frame)
+
+    async def ask(self, text: str, ask_id: str | None = None) -> tuple[list[dict], dict]:
+        """Send an ask; return (deltas, the answer frame)."""
+        ask_id = ask_id or uuid.uuid4().hex
+        await self.send({"type": "ask", "id": ask_id, "text": text})
+        deltas = []
+        while True:
+            frame = await self.recv()
+            assert frame.get("id") == ask_id, frame
+            if frame["type"] == "delta":
+                deltas.append(frame)
+            else:
+                assert frame["type"] == "answer", frame
+                return deltas, frame
+
+
+@database_sync_to_async
+def messages_of(conversation_id: str) -> list[Message]:
+    return list(Message.objects.filter(conversation_id=conversation_id).order_by("id"))
+
+
+@database_sync_to_async
+def entry_id(shop, question: str) -> int:
+    return FAQEntry.objects.get(shop=shop, question=question).pk
+
+
+DELIVERY = "Which towns do you deliver to, and how much is delivery?"
+
+
+async def test_ready_frame_starts_a_conversation(demo_shop):
+    headers = [(b"origin", b"http://localhost:8000"), (b"host", b"localhost:8000")]
+    headers.append((b"user-agent", b"Mozilla/5.0 (test)"))
+    async with Chat(demo_shop.public_key, "page=http://localhost:8000/shop", headers) as chat:
+        ready = await chat.ready()
+    assert ready["resumed"] is False
+    assert ready["history"] == []
+    assert ready["bot"] == {
+        "name": "Poppy",
+        "greeting": demo_shop.greeting,
+        "suggestions": demo_shop.suggestion_list,
+        "accent": demo_shop.accent_color,
+        "position": "right",
+    }
+    conversation = await db(Conversation.objects.get)(pk=ready["conversation"])
+    assert conversation.shop_id == demo_shop.pk
+    assert conversation.page_url == "http://localhost:8000/shop"
+    assert conversation.user_agent == "Mozilla/5.0 (test)"
+
+
+async def test_demo_question_is_answered_from_the_faq_with_its_source(demo_shop):
+    async with Chat(demo_shop.public_key) as chat:
+        ready = await chat.ready()
+        deltas, answer = await chat.ask("Do you deliver to Princeton?", "ask-1")
+
+    delivery = await db(FAQEntry.objects.get)(shop=demo_shop, question=DELIVERY)
+    assert deltas == []
+    assert answer["mode"] == "faq"
+    assert answer["text"] == delivery.answer
+    assert answer["sources"] == [{"id": delivery.pk, "question": DELIVERY}]
+    assert answer["contact"] == demo_shop.contact()
+
+    question, reply = await messages_of(ready["conversation"])
+    assert (question.role, question.ask_id, question.text) == (
+        "user",
+        "ask-1",
+        "Do you deliver to Princeton?",
+    )
+    assert (reply.role, reply.ask_id, reply.pk) == ("bot", "ask-1", answer["message"])
+    assert reply.mode == "faq" and reply.confident is True and reply.score > 0.9
+    assert reply.sources == answer["sources"]
+    assert reply.latency_ms is not None
+    assert (reply.input_tokens, reply.output_tokens) == (0, 0)
+
+
+async def test_out_of_scope_question_gets_the_fallback_and_contact_route(demo_shop):
+    async with Chat(demo_shop.public_key) as chat:
+        ready = await chat.ready()
+        _, answer = await chat.ask("Can you fix my car's brakes?")
+
+    assert answer["mode"] == "fallback"
+    assert answer["text"] == demo_shop.fallback_message
+    assert answer["sources"] == []
+    assert answer["contact"] == {
+        "email": "hello@petalandstem.example",
+        "phone": "(609) 555-0142",
+        "url": "https://petalandstem.example/contact",
+    }
+    _, reply = await messages_of(ready["conversation"])
+    assert reply.mode == "fallback" and reply.confident is False
+
+
+async def test_resume_replays_the_history_and_ignores_foreign_ids(demo_shop, demo_texts_embedded):
+    async with Chat(demo_shop.public_key) as chat:
+        conversation = (await chat.ready())["conversation"]
+        _, first = await chat.ask("Do you deliver to Princeton?", "a1")
+        await chat.send({"type": "feedback", "message": first["message"], "value": "up"})
+        assert (await chat.recv())["type"] == "feedback_saved"
+        _, second = await chat.ask("Can you fix my car's brakes?", "a2")
+
+    async with Chat(demo_shop.public_key, f"conversation={conversation}") as chat:
+        ready = await chat.ready()
+    assert ready["conversation"] == conversation
+    assert ready["resumed"] is True
+    assert ready["history"] == [
+        {"role": "user", "id": "a1", "text": "Do you deliver to Princeton?"},
+        {
+            "role": "bot",
+            "id": "a1",
+            "text": first["text"],
+            "message": first["message"],
+            "sources": first["sources"],
+            "mode": "faq",
+            "feedback": "up",
+        },
+        {"role": "user", "id": "a2", "text": "Can you fix my car's brakes?"},
+        {
+            "role": "bot",
+            "id": "a2",
+            "text": second["text"],
+            "message": second["message"],
+            "sources": [],
+            "mode": "fallback",
+            "feedback": None,
+        },
+    ]
+
+    # Another shop's conversation, an unknown id and garbage all start afresh, quietly.
+    other = await database_sync_to_async(make_demo_shop)(demo_texts_embedded, name="Other")
+    for query in (f"conversation={conversation}", f"conversation={uuid.uuid4()}", "conversation=x"):
+        async with Chat(other.public_key, query) as chat:
+            ready = await chat.ready()
+        assert ready["resumed"] is False and ready["history"] == []
+        assert ready["conversation"] != conversation
+
+
+async def test_a_resent_ask_id_gets_the_stored_answer_and_no_second_row(demo_shop):
+    async with Chat(demo_shop.public_key) as chat:
+        conversation = (await chat.ready())["conversation"]
+        _, answer = await chat.ask("Do you deliver to Princeton?", "same")
+        # Same id again on the same socket, even with other text: the stored answer, no deltas.
+        deltas, again = await chat.ask("What are your opening hours?", "same")
+        assert deltas == [] and again == answer
+
+    # A client that reconnects and re-sends its ask.
+    async with Chat(demo_shop.public_key, f"conversation={conversation}") as chat:
+        await chat.ready()
+        _, again = await chat.ask("Do you deliver to Princeton?", "same")
+        assert again == answer
+
+    # Two connections sending one new ask id at the same moment: one answer row, both get it.
+    async with (
+        Chat(demo_shop.public_key, f"conversation={conversation}") as one,
+        Chat(demo_shop.public_key, f"conversation={conversation}") as two,
+    ):
+        await one.ready()
+        await two.ready()
+        (_, a), (_, b) = await asyncio.gather(
+            one.ask("Where is your shop located?", "race"),
+            two.ask("Where is your shop located?", "race"),
+        )
+    assert a == b
+
+    rows = await messages_of(conversation)
+    assert [(m.role, m.ask_id) for m in rows] == [
+        ("user", "same"),
+        ("bot", "same"),
+        ("user", "race"),
+        ("bot", "race"),
+    ]
+
+
+async def test_a_duplicate_ask_in_flight_on_one_socket_is_answered_once(demo_shop):
+    async with Chat(demo_shop.public_key) as chat:
+        conversation = (await chat.ready())["conversation"]
+        frame = {"type": "ask", "id": "twice", "text": "Do you deliver to Princeton?"}
+        await chat.send(frame)
+        await chat.send(frame)
+        await chat.send({"type": "ping"})
+        frames = [await chat.recv(), await chat.recv()]
+        assert sorted(f["type"] for f in frames) == ["answer", "pong"]
+        assert await chat.ws.receive_nothing(timeout=0.5)
+    assert len(await messages_of(conversation)) == 2
+
+
+async def test_an_origin_that_is_not_allowed_is_closed_with_4403(demo_shop, settings):
+    settings.SITE_URL = "https://bot.example.com"
+    demo_shop.allowed_origins = "https://www.petalandstem.example/\nhttp://localhost:3000"
+    await db(demo_shop.save)()
+
+    async def close_code(origin: str, host: str = "bot.example.com") -> int | None:
+        headers = [(b"origin", origin.encode()), (b"host", host.encode())]
+        async with Chat(demo_shop.public_key, headers=headers) as chat:
+            frame = await chat.ws.receive_output(timeout=ANSWER_TIMEOUT)
+        return frame["code"] if frame["type"] == "websocket.close" else None
+
+    assert await close_code("https://evil.example") == 4403
+    assert await close_code("null") == 4403
+    assert await close_code("https://petalandstem.example") == 4403  # not the www host
+    assert await close_code("http://www.petalandstem.example") == 4403  # wrong scheme
+    assert await close_code("https://WWW.petalandstem.example:443") is None  # normalised
+    assert await close_code("http://localhost:3000") is None
+    assert await close_code("https://bot.example.com") is None  # SITE_URL: this site
+    assert await close_code("http://shop.test:8000", host="shop.test:8000") is None  # Host
+    assert await db(Conversation.objects.filter(shop=demo_shop).count)() == 4
+
+
+def test_origins_are_normalised():
+    assert normalise_origin("HTTPS://Shop.Example:443/") == "https://shop.example"
+    assert normalise_origin("http://shop.example:8080") == "http://shop.example:8080"
+    assert normalise_origin("http://[::1]:8000") == "http://[::1]:8000"
+    assert normalise_origin("null") is None
+    assert normalise_origin("ftp://shop.example") is None
+    assert normalise_origin("http://shop.example:99999") is None
+
+
+async def test_an_unknown_shop_key_is_closed_with_4404(demo_shop):
+    async with Chat("pk_does-not-exist") as chat:
+        frame = await chat.ws.receive_output(timeout=ANSWER_TIMEOUT)
+    assert frame == {"type": "websocket.close", "code": 4404}
+    assert await db(Conversation.objects.count)() == 0
+
+
+async def test_feedback_is_stored_only_on_this_conversations_answers(demo_shop):
+    async with Chat(demo_shop.public_key) as chat:
+        await chat.ready()
+        _, answer = await chat.ask("Do you deliver to Princeton?")
+        await chat.send({"type": "feedback", "message": answer["message"], "value": "down"})
+        assert await chat.recv() == {"type": "feedback_saved", "message": answer["message"]}
+
+    async with Chat(demo_shop.public_key) as other:
+        await other.ready()
+        await other.send({"type": "feedback", "message": answer["message"], "value": "up"})
+        error = await other.recv()
+        assert (error["type"], error["code"]) == ("error", "bad_request")
+        # A question is not an answer either.
+        _, own = await other.ask("Where is your shop located?")
+        await other.send({"type": "feedback", "message": own["message"] - 1, "value": "up"})
+        assert (await other.recv())["code"] == "bad_request"
+
+    reply = await db(Message.objects.get)(pk=answer["message"])
+    assert reply.feedback == "down"
+
+
+async def test_bad_frames_get_bad_request_and_the_socket_stays_usable(demo_shop, settings):
+    settings.CHAT_MAX_MESSAGE_CHARS = 50
+    async with Chat(demo_shop.public_key) as chat:
+        conversation = (await chat.ready())["conversation"]
+        bad = [
+            "not json",
+            json.dumps([1, 2]),
+            json.dumps({"type": "shout"}),
+            json.dumps({"text": "no type"}),
+            json.dumps({"type": "ask", "text": "no id"}),
+            json.dumps({"type": "ask", "id": "", "text": "empty id"}),
+            json.dumps({"type": "ask", "id": "x" * 65, "text": "long id"}),
+            json.dumps({"type": "ask", "id": 7, "text": "number id"}),
+            json.dumps({"type": "ask", "id": "b1"}),
+            json.dumps({"type": "ask", "id": "b2", "text": ["list"]}),
+            json.dumps({"type": "ask", "id": "b3", "text": "   "}),
+            json.dumps({"type": "feedback", "message": "1", "value": "up"}),
+            json.dumps({"type": "feedback", "message": 1, "value": "meh"}),
+        ]
+        for text in bad:
+            await chat.ws.send_to(text_data=text)
+            error = await chat.recv()
+            assert error["type"] == "error" and error["code"] == "bad_request", (text, error)
+            assert error["message"].endswith("."), error
+        await chat.ws.send_to(bytes_data=b"\x00\x01")
+        assert (await chat.recv())["code"] == "bad_request"
+
+        await chat.send({"type": "ask", "id": "long", "text": "x" * 51})
+        assert await chat.recv() == {
+            "type": "error",
+            "id": "long",
+            "code": "too_long",
+            "message": "Please keep your message under 50 characters.",
+        }
+
+        await chat.send({"type": "ping"})
+        assert await chat.recv() == {"type": "pong"}
+        _, answer = await chat.ask("Do you deliver to Princeton?")
+        assert answer["mode"] == "faq"
+    # Nothing from the refused frames was stored.
+    assert [m.ask_id for m in await messages_of(conversation)] == [answer["id"]] * 2
+
+
+async def test_a_follow_up_question_is_understood_from_the_conversation(demo_shop):
+    delivery_times = await entry_id(demo_shop, "Can I choose a delivery time?")
+    opening_hours = await entry_id(demo_shop, "What are your opening hours?")
+    async with Chat(demo_shop.public_key) as chat:
+        await chat.ready()
+        await chat.ask("What are your opening hours?")
+        _, answer = await chat.ask("And on Sundays?")
+    assert answer["mode"] == "faq"
+    assert [s["id"] for s in answer["sources"]] == [opening_hours]
+
+    async with Chat(demo_shop.public_key) as chat:
+        await chat.ready()
+        await chat.ask("Do you deliver to Princeton?")
+        _, answer = await chat.ask("And on Sundays?")
+        assert [s["id"] for s in answer["sources"]] == [delivery_times]
+
+    async with Chat(demo_shop.public_key) as chat:
+        await chat.ready()
+        await chat.ask("Do you deliver to Princeton?")
+        # "How much is it?" means nothing alone; after a delivery question it is delivery.
+        _, answer = await chat.ask("How much is it?")
+        assert [s["id"] for s in answer["sources"]] == [await entry_id(demo_shop, DELIVERY)]
+
+
+def test_a_self_contained_question_keeps_its_own_best_entry(demo_shop):
+    result = pipeline.search_with_context(
+        demo_shop, "Where is your shop located?", "Do you deliver to Princeton?"
+    )
+    assert result.confident
+    assert result.best.entry.question == "Where is your shop located?"
+    off_topic = pipeline.search_with_context(
+        demo_shop, "Can you fix my car's brakes?", "Do you deliver to Princeton?"
+    )
+    assert not off_topic.confident
