@@ -1,0 +1,180 @@
+"""
+Measure retrieval on a labelled dataset (format: ../shared/eval/README.md) through the real
+pipeline: a temporary shop, entries embedded in batches by the real model into pgvector, and every
+query through faq.retrieval.search, the function the chat uses. The shop is removed afterwards,
+even on an error or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from faq import embedding, indexing
+from faq.models import FAQEntry, Shop
+from faq.retrieval import search
+
+SEARCH_LIMIT = 10  # ranks beyond this count as a miss for MRR
+SHOP_PREFIX = "eval-retrieval-"
+
+
+def load_dataset(path: str) -> dict:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CommandError(f"Cannot read {path}: {exc.strerror}.") from None
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}).") from None
+    if not isinstance(data, dict) or not isinstance(data.get("queries"), list):
+        raise CommandError(f'{path}: expected {{"faqs": [...], "queries": [...]}}.')
+    ids = set()
+    for n, faq in enumerate(data.get("faqs") or []):
+        if not isinstance(faq, dict) or not faq.get("id") or not faq.get("question"):
+            raise CommandError(f"{path}: FAQ #{n + 1} needs an id and a question.")
+        ids.add(str(faq["id"]))
+    for n, query in enumerate(data["queries"]):
+        if not isinstance(query, dict) or not isinstance(query.get("text"), str):
+            raise CommandError(f"{path}: query #{n + 1} needs a text.")
+        unknown = {str(g) for g in query.get("gold") or []} - ids
+        if unknown:
+            raise CommandError(f"{path}: query #{n + 1} names unknown FAQ ids {sorted(unknown)}.")
+    return data
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def build_shop(faqs: list[dict]) -> tuple[Shop, dict[int, str]]:
+    """A temporary shop holding the dataset's FAQs, embedded the way the product embeds them."""
+    shop = Shop.objects.create(name=f"{SHOP_PREFIX}{uuid.uuid4().hex[:12]}", use_claude=False)
+    entries = FAQEntry.objects.bulk_create(
+        FAQEntry(
+            shop=shop,
+            question=str(faq["question"]).strip(),
+            answer=str(faq.get("answer") or "").strip(),
+            alternatives="\n".join(str(e) for e in faq.get("examples") or []),
+        )
+        for faq in faqs
+    )
+    ids = [e.pk for e in entries]
+    for start in range(0, len(ids), 500):  # each chunk is one batched model call
+        indexing.refresh(ids[start : start + 500])
+    return shop, {e.pk: str(faq["id"]) for e, faq in zip(entries, faqs, strict=True)}
+
+
+def evaluate(shop: Shop, entry_ids: dict[int, str], queries: list[dict]) -> dict:
+    ranks: list[int | None] = []  # in-scope queries: 1-based rank of the first gold hit
+    answered_right: list[bool] = []  # in-scope: top hit gold and confident
+    oos_right: list[bool] = []  # out-of-scope: not confident
+    latencies: list[float] = []
+    for query in queries:
+        started = time.perf_counter()
+        result = search(shop, query["text"], limit=SEARCH_LIMIT)
+        latencies.append((time.perf_counter() - started) * 1000)
+        gold = {str(g) for g in query.get("gold") or []}
+        if not gold:
+            oos_right.append(not result.confident)
+            continue
+        found = [entry_ids.get(hit.entry.pk) for hit in result.hits]
+        rank = next((i + 1 for i, faq_id in enumerate(found) if faq_id in gold), None)
+        ranks.append(rank)
+        answered_right.append(rank == 1 and result.confident)
+
+    def share(flags: list[bool]) -> float | None:
+        return round(sum(flags) / len(flags), 4) if flags else None
+
+    return {
+        "recall_at_1": share([r == 1 for r in ranks]),
+        "recall_at_3": share([r is not None and r <= 3 for r in ranks]),
+        "mrr": round(sum(1 / r for r in ranks if r) / len(ranks), 4) if ranks else None,
+        "oos_accuracy": share(oos_right),
+        "accuracy": share(answered_right + oos_right),
+        "p50_ms": round(percentile(latencies, 0.50), 2),
+        "p95_ms": round(percentile(latencies, 0.95), 2),
+        "n_queries": len(queries),
+        "n_in_scope": len(ranks),
+        "n_out_of_scope": len(oos_right),
+        "n_faqs": len(entry_ids),
+    }
+
+
+class Command(BaseCommand):
+    help = (
+        "Evaluate retrieval on a labelled dataset: recall@1, recall@3, MRR, out-of-scope "
+        "accuracy, accuracy and search latency, through the same search() the chat uses."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("file", help="A dataset in the format of shared/eval/README.md")
+        parser.add_argument(
+            "--json", dest="as_json", action="store_true", help="Print one JSON object"
+        )
+        parser.add_argument(
+            "--append-oos",
+            metavar="FILE",
+            action="append",
+            default=[],
+            help="Add another set's out-of-scope queries (e.g. clinc150_oos.json)",
+        )
+        parser.add_argument("--limit", type=int, metavar="N", help="Sample N queries (quick runs)")
+        parser.add_argument("--seed", type=int, default=0, help="Seed for --limit's sample")
+
+    def handle(self, *args, file: str, as_json: bool, append_oos: list[str], limit, seed, **opts):
+        data = load_dataset(file)
+        queries = list(data["queries"])
+        for extra in append_oos:
+            queries += [q for q in load_dataset(extra)["queries"] if not q.get("gold")]
+        if limit is not None:
+            if limit < 1:
+                raise CommandError("--limit must be at least 1.")
+            if limit < len(queries):
+                queries = random.Random(seed).sample(queries, limit)
+        if not queries:
+            raise CommandError(f"{file} has no queries.")
+        faqs = data.get("faqs") or []
+        if not faqs:
+            raise CommandError(f"{file} has no FAQs to search.")
+
+        embedding.warm()  # model loading is not search latency
+        started = time.perf_counter()
+        shop = None
+        try:
+            shop, entry_ids = build_shop(faqs)
+            index_seconds = time.perf_counter() - started
+            report = evaluate(shop, entry_ids, queries)
+        finally:
+            if shop is not None:
+                shop.delete()  # entries and vectors cascade
+        report["index_seconds"] = round(index_seconds, 2)
+
+        if as_json:
+            self.stdout.write(json.dumps(report))
+            return
+        name = (data.get("meta") or {}).get("name") or Path(file).stem
+        rows = [
+            ("recall@1", report["recall_at_1"]),
+            ("recall@3", report["recall_at_3"]),
+            ("MRR", report["mrr"]),
+            ("out-of-scope accuracy", report["oos_accuracy"]),
+            ("accuracy", report["accuracy"]),
+            ("p50 search latency", f"{report['p50_ms']:.1f} ms"),
+            ("p95 search latency", f"{report['p95_ms']:.1f} ms"),
+        ]
+        self.stdout.write(
+            f"{name}: {report['n_faqs']} FAQs, {report['n_queries']} queries "
+            f"({report['n_in_scope']} in scope, {report['n_out_of_scope']} out of scope), "
+            f"indexed in {index_seconds:.1f} s"
+        )
+        for label, value in rows:
+            shown = "-" if value is None else f"{value:.3f}" if isinstance(value, float) else value
+            self.stdout.write(f"  {label:<22} {shown}")

@@ -1,0 +1,106 @@
+"""manage.py eval_retrieval on a tiny generated dataset: real model, real pgvector, real search."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from faq import retrieval
+from faq.models import FAQEntry, FAQVector, Shop
+
+KEYS = {"recall_at_1", "recall_at_3", "mrr", "oos_accuracy", "accuracy", "p50_ms", "p95_ms"}
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    data = {
+        "meta": {"name": "tiny"},
+        "faqs": [
+            {
+                "id": "hours",
+                "question": "What are your opening hours?",
+                "answer": "Monday to Saturday, 9am to 6pm.",
+            },
+            {
+                "id": "returns",
+                "question": "Can I return an item?",
+                "answer": "Yes, within 30 days with the receipt.",
+                "examples": ["how do refunds work", "I want my money back"],
+            },
+            {
+                "id": "delivery",
+                "question": "Do you deliver?",
+                "answer": "We deliver within 20 miles for $9.95.",
+            },
+        ],
+        "queries": [
+            {"text": "when are you open", "gold": ["hours"]},
+            {"text": "refund please", "gold": ["returns"]},
+            {"text": "do u deliver to my town", "gold": ["delivery", "hours"]},
+            {"text": "what is the capital of mongolia", "gold": []},
+        ],
+    }
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(data))
+    oos = tmp_path / "oos.json"
+    oos.write_text(json.dumps({"faqs": [], "queries": [{"text": "book me a flight", "gold": []}]}))
+    return path, oos
+
+
+def test_eval_prints_the_json_keys_and_leaves_no_shop_behind(db, dataset, capsys, monkeypatch):
+    path, oos = dataset
+    keep = Shop.objects.create(name="A real shop")
+    queried_shops = set()
+    real_search = retrieval.search
+
+    def spy(shop, text, limit=5):  # the real search, noting which shop it ran on
+        queried_shops.add(shop.pk)
+        return real_search(shop, text, limit)
+
+    monkeypatch.setattr("faq.management.commands.eval_retrieval.search", spy)
+    call_command("eval_retrieval", str(path), "--json", "--append-oos", str(oos))
+    report = json.loads(capsys.readouterr().out)
+    assert KEYS | {"n_queries"} <= set(report)
+    assert report["n_queries"] == 5 and report["n_out_of_scope"] == 2
+    assert report["recall_at_3"] == 1.0  # three FAQs: every gold is in the top 3
+    assert 0 < report["mrr"] <= 1 and 0 <= report["accuracy"] <= 1
+    assert report["p95_ms"] >= report["p50_ms"] > 0
+    assert len(queried_shops) == 1 and keep.pk not in queried_shops
+    assert list(Shop.objects.all()) == [keep]
+    assert not FAQEntry.objects.exists() and not FAQVector.objects.exists()
+
+    call_command("eval_retrieval", str(path), "--limit", "2")
+    out = capsys.readouterr().out
+    assert "tiny: 3 FAQs, 2 queries" in out and "recall@1" in out and "p95 search latency" in out
+    assert list(Shop.objects.all()) == [keep]
+
+
+def test_eval_removes_its_shop_even_when_search_fails(db, dataset, monkeypatch):
+    path, _ = dataset
+
+    def broken(shop, text, limit=5):
+        assert FAQVector.objects.filter(entry__shop=shop).exists()  # indexed for real
+        raise KeyboardInterrupt  # as if Ctrl-C arrived mid-run
+
+    monkeypatch.setattr("faq.management.commands.eval_retrieval.search", broken)
+    with pytest.raises(KeyboardInterrupt):
+        call_command("eval_retrieval", str(path), "--json")
+    assert not Shop.objects.exists() and not FAQVector.objects.exists()
+
+
+def test_eval_rejects_bad_datasets_clearly(db, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        '{"faqs": [{"id": "a", "question": "Q"}], "queries": [{"text": "x", "gold": ["b"]}]}'
+    )
+    with pytest.raises(CommandError, match="unknown FAQ ids"):
+        call_command("eval_retrieval", str(bad))
+    bad.write_text("{not json")
+    with pytest.raises(CommandError, match="not valid JSON"):
+        call_command("eval_retrieval", str(bad))
+    with pytest.raises(CommandError, match="Cannot read"):
+        call_command("eval_retrieval", str(tmp_path / "missing.json"))
+    assert not Shop.objects.exists()
