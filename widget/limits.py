@@ -26,6 +26,7 @@ import re
 import time
 import uuid
 import weakref
+from collections import deque
 from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
@@ -139,18 +140,18 @@ class MemoryCounters:
     """Counters in this process's memory: the limits then hold per server process."""
 
     def __init__(self) -> None:
-        self.windows: dict[str, tuple[int, int]] = {}
+        self.windows: dict[str, deque[float]] = {}
         self.slots: dict[str, dict[str, float]] = {}
 
     async def hit(self, key: str, window: int) -> int:
-        now = int(time.time())
-        index = now // window
-        if len(self.windows) > 10_000:  # drop finished windows now and then
-            self.windows = {k: v for k, v in self.windows.items() if v[0] == index}
-        started, count = self.windows.get(key, (index, 0))
-        count = count + 1 if started == index else 1
-        self.windows[key] = (index, count)
-        return count
+        now = time.time()
+        if len(self.windows) > 10_000:  # forget idle addresses now and then
+            self.windows = {k: v for k, v in self.windows.items() if v and v[-1] > now - window}
+        times = self.windows.setdefault(key, deque())
+        while times and times[0] <= now - window:
+            times.popleft()
+        times.append(now)
+        return len(times)
 
     async def take_slot(self, key: str, member: str, limit: int) -> bool:
         now = time.time()
@@ -176,8 +177,9 @@ class MemoryCounters:
 
 
 class RedisCounters:
-    """Counters in Redis, shared by every server process using it: fixed one-minute windows
-    (INCR + EXPIRE) and, for open connections, a sorted set per address whose members expire."""
+    """Counters in Redis, shared by every server process using it. Both are a sorted set per key
+    scored by time: for rates a sliding one-minute log (no burst at a window's edge), for open
+    connections one member per socket, forgotten after CONNECTION_TTL_SECONDS without an ask."""
 
     def __init__(self, url: str) -> None:
         import redis.asyncio as redis
@@ -186,9 +188,14 @@ class RedisCounters:
         self.redis = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
 
     async def hit(self, key: str, window: int) -> int:
-        full = f"{KEY_PREFIX}{key}:{int(time.time()) // window}"
+        full = f"{KEY_PREFIX}{key}"
+        now = time.time()
         async with self.redis.pipeline(transaction=True) as pipe:
-            count, _ = await pipe.incr(full).expire(full, window * 2).execute()
+            pipe.zremrangebyscore(full, "-inf", now - window)
+            pipe.zadd(full, {uuid.uuid4().hex: now})
+            pipe.zcard(full)
+            pipe.expire(full, window + 1)
+            _, _, count, _ = await pipe.execute()
         return int(count)
 
     async def take_slot(self, key: str, member: str, limit: int) -> bool:
