@@ -219,6 +219,40 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+# --- Limits ----------------------------------------------------------------------------------
+# Abuse limits of the chat websocket (widget/limits.py). With REDIS_URL set the per-address ones
+# hold across every server process sharing that Redis; without it they hold per process. 0 turns
+# a limit off. There is no global limit: one visitor can never lock out the others.
+# Largest text frame accepted, in characters; checked before the frame is parsed. Daphne itself
+# closes the socket on anything over --websocket-max-message-size (1 MiB by default).
+CHAT_MAX_FRAME_CHARS = envint("CHAT_MAX_FRAME_CHARS", "16000")
+CHAT_MAX_JSON_DEPTH = envint("CHAT_MAX_JSON_DEPTH", "10")
+CHAT_ASKS_PER_CONNECTION_PER_MINUTE = envint("CHAT_ASKS_PER_CONNECTION_PER_MINUTE", "20")
+CHAT_ASKS_PER_IP_PER_MINUTE = envint("CHAT_ASKS_PER_IP_PER_MINUTE", "60")
+# Open chat sockets per client address; one more is closed with code 4429.
+CHAT_CONNECTIONS_PER_IP = envint("CHAT_CONNECTIONS_PER_IP", "20")
+# Questions in one conversation; after that the customer is asked to start a new one.
+CHAT_MAX_ASKS_PER_CONVERSATION = envint("CHAT_MAX_ASKS_PER_CONVERSATION", "100")
+# The client address is the connection's peer unless this names a header that YOUR proxy sets
+# (e.g. X-Forwarded-For or X-Real-IP); then the last address in it is used. Never set it when
+# clients can reach the server without going through that proxy: they could claim any address.
+TRUSTED_PROXY_HEADER = os.getenv("TRUSTED_PROXY_HEADER", "").strip()
+
+# --- Production ------------------------------------------------------------------------------
+# TLS ends at the proxy (see docs/production.md); these tell Django about it.
+# "X-Forwarded-Proto" (what nginx sets): requests the proxy received over https count as secure.
+_ssl_header = os.getenv("SECURE_PROXY_SSL_HEADER", "").strip()
+if _ssl_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _ssl_header.upper().replace("-", "_"), "https")
+# Redirecting http to https is normally the proxy's job; set this if it does not.
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", "False")
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", str(not DEBUG))
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", str(not DEBUG))
+# Turn HSTS on (e.g. 31536000) once the site is served over https only: browsers remember it.
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", "0")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", "False")
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "False")
+
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
     "loggers": {
         # Daphne logs every request at INFO through its own access log; keep Django's quieter.
