@@ -170,7 +170,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN_ORIGIN)
             return
 
-        page = (query.get("page") or [""])[0]
+        # Cleaned of what PostgreSQL cannot store (a %00 in the query string is a NUL byte).
+        page = limits.clean_text((query.get("page") or [""])[0])
         if not page.startswith(("http://", "https://")):
             page = origin or ""
         try:
@@ -178,7 +179,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 shop,
                 (query.get("conversation") or [""])[0],
                 page,
-                headers.get("user-agent", ""),
+                limits.clean_text(headers.get("user-agent", "")),
             )
         except DatabaseError:
             logger.exception("Database unavailable while opening a chat")
