@@ -178,7 +178,7 @@ def test_transcript_shows_modes_sources_and_feedback_and_other_shops_are_404(cli
     html = response.content.decode()
     assert "when do you open?" in html and "do you sell chocolate?" in html
     assert "mode-faq" in html and "mode-fallback" in html
-    assert "👍 helpful" in html and "👎 not helpful" in html
+    assert "thumbs up: helpful" in html and "thumbs down: not helpful" in html
     entry_url = reverse("admin:faq_faqentry_change", args=[world.entry_a.pk])
     assert f'href="{entry_url}"' in html
 
@@ -319,6 +319,10 @@ def test_admin_index_links_each_owner_to_their_own_shop_pages(client, world):
     assert reverse("admin:widget_dashboard", args=[world.shop_a.pk]) in html
     assert reverse("admin:widget_unanswered", args=[world.shop_a.pk]) in html
     assert reverse("admin:widget_dashboard", args=[world.shop_b.pk]) not in html
+    # And from the shop's own admin page.
+    html = client.get(reverse("admin:faq_shop_change", args=[world.shop_a.pk])).content.decode()
+    assert reverse("admin:widget_dashboard", args=[world.shop_a.pk]) in html
+    assert reverse("admin:widget_unanswered", args=[world.shop_a.pk]) in html
     as_user(client, world.root)
     html = client.get(reverse("admin:index")).content.decode()
     assert reverse("admin:widget_dashboard", args=[world.shop_b.pk]) in html
@@ -517,6 +521,7 @@ def test_bar_chart_is_accessible_svg_and_escapes_labels():
     assert svg.startswith("<svg") and 'role="img"' in svg and "<desc" in svg
     assert "&lt;b&gt;Mon&lt;/b&gt;" in svg and "<b>" not in svg
     assert "Tue: 7 questions" in svg
-    assert [charts.nice_ceiling(v) for v in (0, 1, 3, 7, 12, 45, 100)] == [1, 1, 5, 10, 20, 50, 100]
+    # Whole-number grid steps (four of them) that reach the highest bar.
+    assert [charts.nice_step(v) for v in (0, 3, 7, 10, 12, 45, 100)] == [1, 1, 2, 3, 3, 15, 25]
     empty = charts.share_bar([charts.Segment("FAQ", 0, "#000")], "Answers")
     assert "No answers yet" in empty

@@ -15,7 +15,7 @@ from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.contrib.postgres.aggregates import ArrayAgg
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.http import HttpResponse
 from django.urls import path
 from django.utils.html import format_html
@@ -83,6 +83,7 @@ class ConversationAdmin(ShopScopedAdmin):
     list_display = [
         "started_at",
         "shop",
+        "first_question",
         "page",
         "message_count",
         "modes_used",
@@ -112,10 +113,16 @@ class ConversationAdmin(ShopScopedAdmin):
 
     def get_queryset(self, request) -> QuerySet:
         # One query for the whole page: every column below reads these annotations.
+        first_question = (
+            Message.objects.filter(conversation=OuterRef("pk"), role=Message.USER)
+            .order_by("created", "pk")
+            .values("text")[:1]
+        )
         return (
             super()
             .get_queryset(request)
             .annotate(
+                first_question=Subquery(first_question),
                 n_messages=Count("messages"),
                 n_up=Count("messages", filter=Q(messages__feedback=Message.UP)),
                 n_down=Count("messages", filter=Q(messages__feedback=Message.DOWN)),
@@ -159,6 +166,11 @@ class ConversationAdmin(ShopScopedAdmin):
     def started_at(self, obj: Conversation) -> str:
         return obj.started.strftime("%Y-%m-%d %H:%M")
 
+    @admin.display(description="first question")
+    def first_question(self, obj: Conversation) -> str:
+        text = " ".join((obj.first_question or "").split())
+        return text[:80] + ("…" if len(text) > 80 else "") or "-"
+
     @admin.display(description="page", ordering="page_url")
     def page(self, obj: Conversation) -> str:
         if not obj.page_url:
@@ -175,11 +187,11 @@ class ConversationAdmin(ShopScopedAdmin):
         names = dict(Message.MODES)
         return ", ".join(names.get(m, m) for m in sorted(obj.modes)) or "-"
 
-    @admin.display(description="👍", ordering="n_up")
+    @admin.display(description="thumbs up", ordering="n_up")
     def thumbs_up(self, obj: Conversation) -> int:
         return obj.n_up
 
-    @admin.display(description="👎", ordering="n_down")
+    @admin.display(description="thumbs down", ordering="n_down")
     def thumbs_down(self, obj: Conversation) -> int:
         return obj.n_down
 

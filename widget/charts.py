@@ -32,14 +32,13 @@ class Segment:
     colour: str
 
 
-def nice_ceiling(value: float) -> int:
-    """A round axis maximum at or above `value`: 1, 2, 5 or 10 times a power of ten."""
-    if value <= 0:
-        return 1
-    magnitude = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 5, 10):
-        if value <= step * magnitude:
-            return int(step * magnitude) if step * magnitude >= 1 else 1
+def nice_step(peak: float, ticks: int = 4) -> int:
+    """A whole-number grid step so that `ticks` steps reach at least `peak` (counts are whole)."""
+    wanted = max(peak, 1) / ticks
+    magnitude = 10 ** max(0, math.floor(math.log10(wanted)))
+    for step in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
+        if step * magnitude >= wanted and float(step * magnitude).is_integer():
+            return int(step * magnitude)
     return int(10 * magnitude)
 
 
@@ -56,7 +55,8 @@ def bar_chart(
     left, right, top, bottom = 40, 10, 28, 36
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = max((v for s in series for v in s.values), default=0)
-    y_max = nice_ceiling(peak)
+    step = nice_step(peak)
+    y_max = step * 4
     n = max(len(labels), 1)
     slot = plot_w / n
     bar_w = max(1.0, (slot * 0.8) / max(len(series), 1))
@@ -80,13 +80,13 @@ def bar_chart(
     ]
     # Horizontal grid lines with their values.
     for i in range(5):
-        value = y_max * i / 4
+        value = step * i
         y = top + plot_h - plot_h * i / 4
         parts.append(
             f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" '
             f'stroke="#ddd" stroke-width="1"/>'
             f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
-            f'fill="#666">{_number(value)}</text>'
+            f'fill="#666">{value}</text>'
         )
     for index, label in enumerate(labels):
         x0 = left + slot * index + slot * 0.1
@@ -99,7 +99,8 @@ def bar_chart(
                 f'height="{h:.1f}" fill="{s.colour}"><title>{escape(label)}: {value} '
                 f"{escape(s.name.lower())}</title></rect>"
             )
-        if index % tick_every == 0 or index == len(labels) - 1:
+        # Counted back from the last label, so the latest day (today) is always named.
+        if (len(labels) - 1 - index) % tick_every == 0:
             cx = left + slot * index + slot / 2
             parts.append(
                 f'<text x="{cx:.1f}" y="{height - bottom + 16}" text-anchor="middle" '
@@ -114,7 +115,8 @@ def bar_chart(
     for s in series:
         parts.append(
             f'<rect x="{x}" y="6" width="12" height="12" fill="{s.colour}"/>'
-            f'<text x="{x + 17}" y="16" font-size="12" fill="#333">{escape(s.name)}</text>'
+            f'<text class="legend" x="{x + 17}" y="16" font-size="12" fill="#333">'
+            f"{escape(s.name)}</text>"
         )
         x += 30 + 7 * len(s.name)
     parts.append("</svg>")
@@ -157,7 +159,7 @@ def share_bar(segments: Sequence[Segment], title: str, width: int = 760) -> Safe
         )
         if w > 60:
             parts.append(
-                f'<text x="{x + 6:.1f}" y="20" font-size="12" fill="#fff">'
+                f'<text class="on-bar" x="{x + 6:.1f}" y="20" font-size="12" fill="#fff">'
                 f"{_percent(s.value, total)}</text>"
             )
         x += w
@@ -167,7 +169,8 @@ def share_bar(segments: Sequence[Segment], title: str, width: int = 760) -> Safe
         text = f"{s.label} {s.value}"
         parts.append(
             f'<rect x="{x}" y="32" width="10" height="10" fill="{s.colour}"/>'
-            f'<text x="{x + 14}" y="41" font-size="11" fill="#333">{escape(text)}</text>'
+            f'<text class="legend" x="{x + 14}" y="41" font-size="11" fill="#333">'
+            f"{escape(text)}</text>"
         )
         x += 30 + 6 * len(text)
     parts.append("</svg>")
@@ -176,10 +179,6 @@ def share_bar(segments: Sequence[Segment], title: str, width: int = 760) -> Safe
 
 def _id(title: str) -> str:
     return "chart-" + "".join(c if c.isalnum() else "-" for c in title.lower())[:40]
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
 
 
 def _percent(value: int, total: int) -> str:

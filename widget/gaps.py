@@ -18,7 +18,7 @@ from datetime import datetime
 
 import numpy as np
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
 from faq import embedding
 from faq.models import FAQEntry, Shop
@@ -55,6 +55,19 @@ class Gap:
         return [q.pk for q in self.questions]
 
     @property
+    def reasons(self) -> list[tuple[str, int]]:
+        """Why these questions are open: (reason, how many), a question may have several."""
+        counts: Counter[str] = Counter()
+        for q in self.questions:
+            if getattr(q, "answer_mode", None) == Message.FALLBACK:
+                counts["fell back"] += 1
+            elif getattr(q, "answer_confident", None) is False:
+                counts["answered unsure"] += 1
+            if getattr(q, "answer_feedback", None) == Message.DOWN:
+                counts["thumbs-down"] += 1
+        return counts.most_common()
+
+    @property
     def phrasings(self) -> list[str]:
         """The other distinct wordings, most frequent first (case and spacing ignored)."""
         seen = {_normal(self.typical.text)}
@@ -82,9 +95,19 @@ def open_questions(shop: Shop | int) -> QuerySet[Message]:
     bad_answer = unanswered_answers().filter(
         conversation=OuterRef("conversation"), ask_id=OuterRef("ask_id")
     )
-    return Message.objects.filter(
-        conversation__shop=shop, role=Message.USER, resolved_by__isnull=True
-    ).filter(Exists(bad_answer))
+    answer = Message.objects.filter(
+        conversation=OuterRef("conversation"), ask_id=OuterRef("ask_id"), role=Message.BOT
+    )
+    return (
+        Message.objects.filter(conversation__shop=shop, role=Message.USER, resolved_by__isnull=True)
+        .filter(Exists(bad_answer))
+        # Why each question is open, for the owner (one answer per ask: a unique constraint).
+        .annotate(
+            answer_mode=Subquery(answer.values("mode")[:1]),
+            answer_confident=Subquery(answer.values("confident")[:1]),
+            answer_feedback=Subquery(answer.values("feedback")[:1]),
+        )
+    )
 
 
 def fill_embeddings(questions: list[Message]) -> None:
