@@ -525,3 +525,23 @@ def test_bar_chart_is_accessible_svg_and_escapes_labels():
     assert [charts.nice_step(v) for v in (0, 3, 7, 10, 12, 45, 100)] == [1, 1, 2, 3, 3, 15, 25]
     empty = charts.share_bar([charts.Segment("FAQ", 0, "#000")], "Answers")
     assert "No answers yet" in empty
+
+
+def test_shop_chooser_and_superuser_bulk_delete(client, world):
+    as_user(client, world.alice)
+    response = client.get(reverse("admin:widget_owner_shops"))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:widget_dashboard", args=[world.shop_a.pk])
+
+    as_user(client, world.root)
+    html = client.get(reverse("admin:widget_owner_shops")).content.decode()
+    for shop in (world.shop_a, world.shop_b):
+        assert reverse("admin:widget_dashboard", args=[shop.pk]) in html
+    # The list's delete action works on the annotated queryset.
+    response = client.post(
+        reverse(CHANGELIST),
+        {"action": "delete_selected", "_selected_action": [str(world.conv_b.pk)], "post": "yes"},
+    )
+    assert response.status_code == 302
+    assert not Conversation.objects.filter(pk=world.conv_b.pk).exists()
+    assert Conversation.objects.count() == 2
