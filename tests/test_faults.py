@@ -1,0 +1,148 @@
+"""Faults, through the real consumer and the real test database: the database going away under
+live connections, Claude stalling and failing for a batch of concurrent asks, and secrets staying
+out of the log while it does. (Single Claude failures are covered in tests/test_claude_path.py; a
+stuck client next to a live one against real daphne processes in test_limits_multiprocess.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import psycopg
+import pytest
+from channels.db import database_sync_to_async as db
+from django.db import connection
+
+from tests.fake_anthropic import FakeAnthropic, Scenario
+from tests.test_chat_consumer import ANSWER_TIMEOUT, Chat, messages_of
+from widget import limits
+from widget.models import Message
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUESTION = "Do you deliver to Princeton?"
+
+
+@pytest.fixture(autouse=True)
+def fresh_limits(settings):
+    settings.ANTHROPIC_API_KEY = ""
+    settings.REDIS_URL = ""
+    limits.reset_memory()
+
+
+def admin_connection() -> psycopg.Connection:
+    """A connection to the server's maintenance database, which stays open while the test
+    database refuses connections."""
+    params = connection.get_connection_params()
+    params = {k: v for k, v in params.items() if k in ("host", "port", "user", "password")}
+    return psycopg.connect(dbname="postgres", autocommit=True, **params)
+
+
+def take_database_down() -> None:
+    """What a restart does to the test database: every session is cut and new ones are refused
+    (until `bring_database_back`)."""
+    name = connection.settings_dict["NAME"]
+    with admin_connection() as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            [name],
+        )
+    connection.close()
+
+
+def bring_database_back() -> None:
+    with admin_connection() as admin:
+        admin.execute(f'ALTER DATABASE "{connection.settings_dict["NAME"]}" ALLOW_CONNECTIONS true')
+
+
+@pytest.fixture
+def reconnect_afterwards(transactional_db):
+    """The test thread's own connection was cut with the others: drop it before the database
+    is flushed, so Django opens a fresh one (what CONN_MAX_AGE=0 does for every request)."""
+    yield
+    connection.close()
+
+
+async def test_a_database_outage_gets_unavailable_and_live_sockets_recover(
+    demo_shop, reconnect_afterwards
+):
+    async with Chat(demo_shop.public_key) as chat:
+        conversation = (await chat.ready())["conversation"]
+        _, before = await chat.ask(QUESTION, "before")
+        await db(take_database_down)()
+        try:
+            await chat.send({"type": "ask", "id": "during", "text": "What are your opening hours?"})
+            error = await chat.recv()
+            assert error == {
+                "type": "error",
+                "id": "during",
+                "code": "unavailable",
+                "message": "Sorry, the chat is having trouble right now. Please try again in a "
+                "moment.",
+            }
+            await chat.send({"type": "feedback", "message": before["message"], "value": "up"})
+            assert (await chat.recv())["code"] == "unavailable"
+            await chat.send({"type": "ping"})  # the socket is alive, not dead
+            assert await chat.recv() == {"type": "pong"}
+            # A new visitor meanwhile is told the same, and asked to come back later.
+            newcomer = Chat(demo_shop.public_key)
+            assert (await newcomer.ws.connect(timeout=ANSWER_TIMEOUT))[0]
+            assert (await newcomer.recv())["code"] == "unavailable"
+            closed = await newcomer.ws.receive_output(ANSWER_TIMEOUT)
+            assert closed == {"type": "websocket.close", "code": 1013}
+            await newcomer.ws.disconnect()
+        finally:
+            await db(bring_database_back)()
+        # Back up: the same socket works again, and the re-sent ask is answered once.
+        _, again = await chat.ask("What are your opening hours?", "during")
+        assert again["mode"] == "faq"
+        _, after = await chat.ask("Do you sell gift cards?", "after")
+        assert after["type"] == "answer"
+    stored = await messages_of(conversation)
+    assert [(m.ask_id, m.role) for m in stored] == [
+        (ask, role) for ask in ("before", "during", "after") for role in ("user", "bot")
+    ]
+
+
+async def test_claude_stalling_then_failing_under_load_still_answers_every_ask(
+    demo_shop, settings, caplog
+):
+    asks = 8
+    settings.ANTHROPIC_TIMEOUT = 1.5
+    settings.ANTHROPIC_API_KEY = "sk-ant-never-log-this-key"
+    caplog.set_level(logging.DEBUG)
+    questions = [QUESTION, "What are your opening hours?", "Do you sell gift cards?"]
+    with FakeAnthropic() as fake:
+        settings.ANTHROPIC_BASE_URL = fake.base_url
+        failures = [
+            Scenario(error="stall", stall_at="headers", stall_seconds=10),
+            Scenario(error="stall", stall_at="message_start", stall_seconds=10),
+            Scenario(error="overloaded"),
+            Scenario(error="rate_limit"),
+        ]
+        fake.script(*(failures[n % len(failures)] for n in range(asks)))
+
+        async def one(n: int) -> tuple[str, dict]:
+            async with Chat(demo_shop.public_key) as chat:
+                conversation = (await chat.ready())["conversation"]
+                _, answer = await chat.ask(questions[n % len(questions)], f"load-{n}")
+                return conversation, answer
+
+        started = asyncio.get_running_loop().time()
+        results = await asyncio.gather(*(one(n) for n in range(asks)))
+        elapsed = asyncio.get_running_loop().time() - started
+        assert len(fake.requests) == asks
+    assert {answer["mode"] for _, answer in results} <= {"faq", "fallback"}
+    # Every ask fell back within the timeout (plus the embedding work of a busy machine).
+    assert elapsed < ANSWER_TIMEOUT
+    for conversation, answer in results:
+        stored = await messages_of(conversation)
+        assert [(m.role, m.mode) for m in stored] == [("user", ""), ("bot", answer["mode"])]
+        assert stored[1].input_tokens == stored[1].output_tokens == 0
+    assert await db(Message.objects.filter(role=Message.BOT).count)() == asks
+    # No secret in the log, even at DEBUG with every failure logged.
+    assert "Claude failed" in caplog.text
+    assert "sk-ant-never-log-this-key" not in caplog.text
+    assert settings.SECRET_KEY not in caplog.text
