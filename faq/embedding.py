@@ -44,6 +44,10 @@ def get_model():
                 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
                 from sentence_transformers import SentenceTransformer
 
+                if settings.EMBEDDING_THREADS > 0:
+                    import torch
+
+                    torch.set_num_threads(settings.EMBEDDING_THREADS)
                 _model = SentenceTransformer(model_path(), device="cpu")
     return _model
 

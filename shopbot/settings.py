@@ -194,6 +194,11 @@ WHITENOISE_USE_FINDERS = True
 EMBEDDING_MODEL = os.getenv("EMBEDDING_MODEL", "").strip()
 EMBEDDING_DIMENSIONS = 384
 EMBEDDING_BATCH_SIZE = envint("EMBEDDING_BATCH_SIZE", "64")
+# Torch threads per process. 1 suits a web server: each customer's query runs on its own worker
+# thread, and a second intra-op thread per query only fights them for the cores (measured with
+# `manage.py bench_chat` on 2 busy cores: median query embedding 31 ms with 1, 280 ms with 2).
+# 0 leaves torch's default (one per core). Batch re-embedding can use more.
+EMBEDDING_THREADS = envint("EMBEDDING_THREADS", "1")
 # Load the model when the ASGI server starts, so the first customer does not wait for it.
 EMBEDDING_WARM_ON_START = envbool("EMBEDDING_WARM_ON_START", "True")
 

@@ -1,0 +1,246 @@
+"""
+`manage.py bench_chat`: how fast customers get answers over the real websocket, without Claude.
+
+What it does:
+1. Creates a temporary copy of the demo shop (entries embedded by the real model) in the
+   configured database; it is deleted at the end, whatever happens.
+2. Measures the floor in this process: the median of one query embedding, and of one
+   `faq.retrieval.search` call (which embeds the query and runs the SQL) -- the least any answer
+   can cost.
+3. Starts daphne (`shopbot.asgi:application`) as a subprocess on a free loopback port, with
+   ANTHROPIC_API_KEY empty and the per-address limits off (every client is 127.0.0.1), and warms
+   it up (model loaded, first asks answered).
+4. Opens N websocket clients at once (default 20). Each asks the demo shop's suggested questions
+   in turn, `--rounds` times, pausing a random 0.5x-1.5x `--think` seconds between asks (a
+   person reading the answer; `--think 0` is a closed-loop stress test). The clients start at
+   random moments within the first `--think` seconds, so asks do not arrive in lockstep.
+5. Prints p50/p95/max of the time from sending an ask to its first delta-or-answer frame and to
+   its answer frame, the server's own latency_ms, and the floor again after the run.
+
+Target (issue 4): p50 within 3x of the floor, p95 under 100 ms, 20 clients on 2 cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
+
+from faq import embedding, indexing, retrieval
+from faq.demo import demo_data
+from faq.models import FAQEntry, Shop
+from widget.models import Message
+
+ROOT = Path(settings.BASE_DIR)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def median_ms(func, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        func()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def create_bench_shop() -> Shop:
+    data = demo_data()
+    info = dict(data["shop"], suggestions="\n".join(data["shop"]["suggestions"]))
+    info["name"] = f"bench-chat-{secrets.token_hex(4)}"
+    shop = Shop.objects.create(**info)
+    entries = FAQEntry.objects.bulk_create(  # no signals: embedded right below, synchronously
+        FAQEntry(
+            shop=shop,
+            question=faq["question"],
+            answer=faq["answer"],
+            alternatives="\n".join(faq.get("alternatives", [])),
+            category=faq.get("category", ""),
+        )
+        for faq in data["faqs"]
+    )
+    indexing.refresh([e.pk for e in entries])
+    return shop
+
+
+async def client(url: str, questions: list[str], rounds: int, think: float, stats: dict) -> None:
+    from websockets.asyncio.client import connect
+
+    await asyncio.sleep(random.uniform(0, think))
+    async with connect(url, max_size=2**20) as ws:
+        ready = json.loads(await ws.recv())
+        assert ready["type"] == "ready", ready
+        for n in range(rounds * len(questions)):
+            ask_id = secrets.token_hex(8)
+            start = time.perf_counter()
+            await ws.send(
+                json.dumps({"type": "ask", "id": ask_id, "text": questions[n % len(questions)]})
+            )
+            first = None
+            while True:
+                frame = json.loads(await ws.recv())
+                if frame.get("id") != ask_id:
+                    continue
+                if first is None:
+                    first = time.perf_counter() - start
+                if frame["type"] == "answer":
+                    stats["first"].append(first * 1000)
+                    stats["answer"].append((time.perf_counter() - start) * 1000)
+                    stats["modes"][frame["mode"]] = stats["modes"].get(frame["mode"], 0) + 1
+                    break
+                if frame["type"] == "error":
+                    stats["errors"].append(frame)
+                    break
+            if think:
+                await asyncio.sleep(random.uniform(0.5 * think, 1.5 * think))
+
+
+async def run_clients(url: str, questions: list[str], clients: int, rounds: int, think: float):
+    stats: dict = {"first": [], "answer": [], "modes": {}, "errors": []}
+    start = time.perf_counter()
+    await asyncio.gather(*(client(url, questions, rounds, think, stats) for _ in range(clients)))
+    return stats, time.perf_counter() - start
+
+
+class Command(BaseCommand):
+    help = "Benchmark the chat websocket (no Claude) against a real daphne server."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--clients", type=int, default=20, help="Concurrent clients (20).")
+        parser.add_argument("--rounds", type=int, default=3, help="Rounds of demo questions (3).")
+        parser.add_argument(
+            "--think", type=float, default=1.0, help="Mean seconds between asks (1.0); 0: none."
+        )
+
+    def handle(self, *args, clients: int, rounds: int, think: float, **options) -> None:
+        try:
+            from websockets.asyncio.client import connect  # noqa: F401
+        except ImportError:
+            raise CommandError(
+                "bench_chat needs the websockets package (requirements-dev)."
+            ) from None
+        embedding.warm()
+        shop = create_bench_shop()
+        server = None
+        try:
+            questions = shop.suggestion_list
+            embed_ms = median_ms(lambda: embedding.embed_one(questions[0]), 30)
+            search_ms = median_ms(lambda: retrieval.search(shop, questions[0], 5), 30)
+            self.stdout.write(
+                f"Floor before (in-process, median of 30): embed {embed_ms:.1f} ms, "
+                f"embed + search {search_ms:.1f} ms"
+            )
+            connections.close_all()
+
+            port = free_port()
+            env = {
+                **os.environ,
+                "ANTHROPIC_API_KEY": "",
+                "DJANGO_SETTINGS_MODULE": "shopbot.settings",
+            }
+            env.setdefault("SECRET_KEY", "bench-only-" + secrets.token_urlsafe(16))
+            # All clients come from 127.0.0.1: the per-address abuse limits would measure
+            # themselves, not the chat.
+            for limit in (
+                "CHAT_CONNECTIONS_PER_IP",
+                "CHAT_ASKS_PER_IP_PER_MINUTE",
+                "CHAT_ASKS_PER_CONNECTION_PER_MINUTE",
+            ):
+                env[limit] = "0"
+            server = subprocess.Popen(
+                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                 "shopbot.asgi:application"],
+                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            )  # fmt: skip
+            self._wait_for_server(server, port)
+            url = f"ws://127.0.0.1:{port}/ws/chat/{shop.public_key}/"
+
+            # Warm-up: the server loads the model, opens its threads and connections.
+            asyncio.run(run_clients(url, questions, clients=min(clients, 4), rounds=1, think=0))
+            self.stdout.write(
+                f"Running {clients} clients x {rounds} rounds x {len(questions)} questions, "
+                f"think {think:g} s ..."
+            )
+            stats, elapsed = asyncio.run(run_clients(url, questions, clients, rounds, think))
+            server_ms = list(
+                Message.objects.filter(conversation__shop=shop, role=Message.BOT)
+                .exclude(latency_ms=None)
+                .order_by("-id")
+                .values_list("latency_ms", flat=True)[: len(stats["answer"])]
+            )
+            search_after = median_ms(lambda: retrieval.search(shop, questions[0], 5), 30)
+        finally:
+            if server is not None:
+                server.terminate()
+                try:
+                    server.wait(10)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+            Shop.objects.filter(pk=shop.pk).delete()
+
+        n = len(stats["answer"])
+        floor = statistics.median([search_ms, search_after])
+        self.stdout.write(
+            f"Asks answered: {n} in {elapsed:.1f} s ({n / elapsed:.1f}/s), modes {stats['modes']}, "
+            f"errors {len(stats['errors'])}"
+        )
+        codes: dict[str, int] = {}
+        for error in stats["errors"]:
+            codes[error.get("code")] = codes.get(error.get("code"), 0) + 1
+        if codes:
+            self.stdout.write(f"  error codes {codes}, e.g. {stats['errors'][0].get('message')!r}")
+        for label, values in (
+            ("first delta-or-answer", stats["first"]),
+            ("answer", stats["answer"]),
+            ("server latency_ms", [float(v) for v in server_ms]),
+        ):
+            if values:
+                self.stdout.write(
+                    f"  {label:22} p50 {percentile(values, 0.5):6.1f} ms   "
+                    f"p95 {percentile(values, 0.95):6.1f} ms   max {max(values):6.1f} ms"
+                )
+        self.stdout.write(
+            f"Floor after: embed + search {search_after:.1f} ms; floor used {floor:.1f} ms"
+        )
+        if stats["answer"]:
+            p50, p95 = percentile(stats["answer"], 0.5), percentile(stats["answer"], 0.95)
+            verdict = "met" if p50 <= 3 * floor and p95 < 100 else "NOT met"
+            self.stdout.write(
+                f"Target (p50 <= 3x floor = {3 * floor:.1f} ms, p95 < 100 ms): {verdict} "
+                f"(p50 {p50 / floor:.1f}x floor, p95 {p95:.1f} ms)"
+            )
+
+    def _wait_for_server(self, server: subprocess.Popen, port: int) -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise CommandError(f"daphne exited: {server.stderr.read().decode()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise CommandError("daphne did not answer /healthz within 120 s")
