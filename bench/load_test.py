@@ -1,0 +1,271 @@
+"""
+Load test of the chat websocket against the real server on loopback.
+
+    .venv/bin/python bench/load_test.py [--connections 200] [--asks 3] [--timeout 600]
+
+1. Creates a temporary copy of the demo shop (real embeddings) in the development database (the
+   embedded PostgreSQL, or DATABASE_URL's), deleted at the end, even on error.
+2. Starts daphne as a subprocess on a free 127.0.0.1 port, without an API key (answers come
+   from the FAQ) and with the per-address limits switched off (CHAT_CONNECTIONS_PER_IP=0,
+   CHAT_ASKS_PER_IP_PER_MINUTE=0): every connection comes from 127.0.0.1, which the default
+   limits would rightly refuse after 20 sockets.
+3. Opens all the connections and keeps them open, then sends `--asks` questions on each (one at a
+   time per connection, all connections at once), and checks that every ask got exactly one
+   answer frame and exactly one stored answer row, and that no connection dropped.
+4. Prints connections held, asks, answers, rows, errors, and p50/p95/p99 ask latency (send to
+   answer frame). Exits non-zero if any check failed.
+
+Loopback only, bounded in count (--connections, --asks) and time (--timeout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+QUESTIONS = [
+    "Do you deliver to Princeton?",
+    "What are your opening hours?",
+    "Do you sell gift cards?",
+    "Can I choose a delivery time?",
+    "How long do your flowers last?",
+    "Can you recommend a good car mechanic?",  # off-topic: the fallback
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class DaphneServer:
+    """`daphne shopbot.asgi:application` in a subprocess on a free loopback port. Also used by
+    tests/test_limits_multiprocess.py."""
+
+    def __init__(self, env: dict[str, str], port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "shopbot.settings", **env}
+        self.process: subprocess.Popen | None = None
+        self.log = Path(f"/tmp/shopbot-daphne-{self.port}.log")
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self) -> DaphneServer:
+        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [*command, "shopbot.asgi:application"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def wait(self, timeout: float = 180) -> None:
+        """Until the port accepts connections (the process may still be loading the model)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"daphne exited: {self.log.read_text()[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise TimeoutError(f"daphne did not listen on {self.port} within {timeout} s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def run_load(url: str, key: str, connections: int, asks: int, limit: float) -> dict:
+    from websockets.asyncio.client import connect
+
+    latencies: list[float] = []
+    answers: Counter = Counter()  # (conversation, ask id) -> answer frames
+    errors: list[str] = []
+    conversations: list[str] = []
+    sockets = []
+
+    async def open_one() -> None:
+        ws = await connect(f"{url}/ws/chat/{key}/", open_timeout=limit, max_size=2**20)
+        ready = json.loads(await ws.recv())
+        assert ready["type"] == "ready", ready
+        sockets.append((ws, ready["conversation"]))
+        conversations.append(ready["conversation"])
+
+    async def converse(ws, conversation: str, index: int) -> None:
+        for n in range(asks):
+            ask_id = f"load-{index}-{n}"
+            started = time.monotonic()
+            text = QUESTIONS[(index + n) % len(QUESTIONS)]
+            await ws.send(json.dumps({"type": "ask", "id": ask_id, "text": text}))
+            while True:
+                frame = json.loads(await ws.recv())
+                if frame.get("type") == "answer":
+                    answers[(conversation, frame["id"])] += 1
+                    if frame["id"] == ask_id:
+                        latencies.append(time.monotonic() - started)
+                        break
+                elif frame.get("type") == "error":
+                    errors.append(f"{frame.get('code')}: {frame.get('message')}")
+                    break
+
+    async def drain(ws, conversation: str) -> bool:
+        """Any late duplicate answer shows up here; then a ping proves the socket is alive."""
+        await ws.send(json.dumps({"type": "ping"}))
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame.get("type") == "pong":
+                return True
+            if frame.get("type") == "answer":
+                answers[(conversation, frame["id"])] += 1
+
+    async with asyncio.timeout(limit):
+        # Open in waves, as a burst of page loads would; all stay open until the end.
+        for start in range(0, connections, 50):
+            await asyncio.gather(*(open_one() for _ in range(min(50, connections - start))))
+        held = len(sockets)
+        started = time.monotonic()
+        await asyncio.gather(*(converse(ws, c, i) for i, (ws, c) in enumerate(sockets)))
+        elapsed = time.monotonic() - started
+        alive = sum(await asyncio.gather(*(drain(ws, c) for ws, c in sockets)))
+        await asyncio.gather(*(ws.close() for ws, _ in sockets))
+    return {
+        "held": held,
+        "alive": alive,
+        "asks": connections * asks,
+        "answers": sum(answers.values()),
+        "duplicates": sum(1 for count in answers.values() if count > 1),
+        "errors": errors,
+        "latencies": latencies,
+        "elapsed": elapsed,
+        "conversations": conversations,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
+    parser.add_argument("--connections", type=int, default=200)
+    parser.add_argument("--asks", type=int, default=3, help="questions per connection")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds for the whole run")
+    args = parser.parse_args()
+    if not 1 <= args.connections <= 1000 or not 1 <= args.asks <= 20:
+        parser.error("--connections must be 1..1000 and --asks 1..20")
+
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shopbot.settings")
+    os.environ.setdefault("DEBUG", "1")
+    import django
+
+    django.setup()
+    from django.db import connections as db_connections
+
+    from faq import indexing
+    from faq.demo import demo_data
+    from faq.models import FAQEntry, Shop
+    from widget.models import Message
+
+    data = demo_data()
+    info = dict(data["shop"], suggestions="\n".join(data["shop"]["suggestions"]))
+    info["name"] = f"Load test {uuid.uuid4().hex[:8]}"
+    shop = Shop.objects.create(**info)
+    server = None
+    try:
+        with indexing.batched():
+            for faq in data["faqs"]:
+                FAQEntry.objects.create(
+                    shop=shop,
+                    question=faq["question"],
+                    answer=faq["answer"],
+                    alternatives="\n".join(faq.get("alternatives", [])),
+                    category=faq.get("category", ""),
+                )
+        indexing.refresh(shop.entries.values_list("pk", flat=True))
+        db_connections.close_all()
+
+        server = DaphneServer(
+            {
+                "ANTHROPIC_API_KEY": "",
+                "REDIS_URL": "",
+                "CHAT_CONNECTIONS_PER_IP": "0",
+                "CHAT_ASKS_PER_IP_PER_MINUTE": "0",
+                "LOG_LEVEL": "WARNING",
+            }
+        ).start()
+        server.wait()
+        # One warm-up ask (model load, first queries), not counted.
+        asyncio.run(run_load(server.url, shop.public_key, 1, 1, args.timeout))
+        Message.objects.filter(conversation__shop=shop).delete()
+        shop.conversations.all().delete()
+
+        print(f"Load test: {args.connections} connections x {args.asks} asks, {server.url}")
+        result = asyncio.run(
+            run_load(server.url, shop.public_key, args.connections, args.asks, args.timeout)
+        )
+        rows = Message.objects.filter(conversation__shop=shop, role=Message.BOT)
+        per_ask = Counter(rows.values_list("conversation_id", "ask_id"))
+        row_count = sum(per_ask.values())
+        lat = [t * 1000 for t in result["latencies"]]
+        print(f"  connections held:    {result['held']} (alive at the end: {result['alive']})")
+        print(f"  asks sent:           {result['asks']}")
+        print(f"  answer frames:       {result['answers']} (duplicates: {result['duplicates']})")
+        print(
+            f"  stored answer rows:  {row_count} (asks with more than one: "
+            f"{sum(1 for c in per_ask.values() if c > 1)})"
+        )
+        print(f"  errors:              {len(result['errors'])} {Counter(result['errors']) or ''}")
+        print(
+            f"  latency ms:          p50 {percentile(lat, 50):.0f}  p95 {percentile(lat, 95):.0f}"
+            f"  p99 {percentile(lat, 99):.0f}  max {max(lat, default=0):.0f}"
+            f"  mean {statistics.fmean(lat) if lat else 0:.0f}"
+        )
+        print(
+            f"  throughput:          {result['asks'] / result['elapsed']:.1f} asks/s "
+            f"over {result['elapsed']:.1f} s"
+        )
+        ok = (
+            result["held"] == result["alive"] == args.connections
+            and result["answers"] == row_count == result["asks"]
+            and result["duplicates"] == 0
+            and not result["errors"]
+            and all(c == 1 for c in per_ask.values())
+        )
+        print("OK" if ok else "FAILED")
+        return 0 if ok else 1
+    finally:
+        if server is not None:
+            server.stop()
+        shop.delete()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
