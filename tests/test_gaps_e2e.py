@@ -15,6 +15,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
+from django.db import connections
 from django.test import Client
 from django.urls import reverse
 
@@ -100,8 +101,16 @@ def owner_creates_entry_from_the_group(shop: Shop, message_id: int) -> tuple[int
     return response.status_code, entry.pk
 
 
+@pytest.fixture
+async def close_thread_connections():
+    yield
+    # The consumer's and this test's ORM calls ran on asgiref's sync thread; close its connection
+    # so the test database can be dropped at the end of the run.
+    await sync_to_async(connections.close_all)()
+
+
 async def test_three_unanswered_wordings_become_one_group_then_an_faq_that_answers(
-    demo_shop, settings
+    demo_shop, settings, close_thread_connections
 ):
     settings.ANTHROPIC_API_KEY = ""
 
