@@ -110,7 +110,7 @@
 
     // ---- Styles (scoped to the shadow root) ----
     var CSS =
-      ':host{all:initial!important;display:block!important;position:fixed!important;z-index:2147483000!important;' +
+      ':host{all:initial!important;display:block!important;position:fixed!important;z-index:2147483647!important;' +
         'bottom:0!important;right:0!important;width:0!important;height:0!important}' +
       '.w{--a:#4f46e5;--at:#fff;--bg:#fff;--fg:#1f2328;--mut:#626a73;--bd:#e2e5e9;--bot:#f1f3f6;--err:#b42318;' +
         '--sh:0 10px 40px rgba(15,20,30,.2),0 2px 8px rgba(15,20,30,.08);' +

@@ -1,0 +1,245 @@
+"""
+Fixtures for the browser tests: the real ASGI app under daphne, Debian's headless Chromium driven
+by Playwright (sync API), and tiny static servers playing "other websites" embedding the widget.
+
+The daphne subprocess reads the pytest test database (DATABASE_URL is built from this session's
+own connection), so the data is created committed, outside any test transaction, through
+django_db_blocker, and removed again when the module is done.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = Path(__file__).resolve().parent / "pages"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Loopback addresses other than 127.0.0.1 are other websites: ALLOWED_HOSTS names 127.0.0.1 only,
+# so the server treats these as foreign origins (Linux routes all of 127/8 to loopback).
+LISTED_HOST = "127.0.0.2"  # in the demo shop's allowed_origins
+UNLISTED_HOST = "127.0.0.3"  # not listed anywhere: a site borrowing the key
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def database_url() -> str:
+    """The pytest test database (already created) as a DATABASE_URL for the server subprocess."""
+    from django.db import connection
+
+    test_name = connection.settings_dict.get("TEST", {}).get("NAME") or "test_"
+    if not connection.settings_dict["NAME"].startswith(test_name):
+        # Never point a server the tests drive at the real database.
+        raise RuntimeError("the test database is not set up; mark the tests django_db")
+    params = connection.get_connection_params()
+    host = params.get("host") or "127.0.0.1"
+    user = quote(params.get("user") or "", safe="")
+    password = params.get("password")
+    auth = f"{user}:{quote(password, safe='')}" if password else user
+    port = f":{params['port']}" if params.get("port") else ""
+    # A Unix socket folder (the embedded server) goes percent-encoded in the host part.
+    return f"postgresql://{auth}@{quote(str(host), safe='')}{port}/{params['dbname']}"
+
+
+@dataclass
+class LiveServer:
+    """The real ASGI app (HTTP and the chat websocket) under daphne, as a subprocess.
+
+    stop() kills it the hard way (as a crash or a lost connection would look to the browser);
+    start() again brings it back on the same port.
+    """
+
+    port: int
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def launch(self) -> None:
+        """Start daphne without waiting for it (see wait_ready)."""
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
+                + ["shopbot.asgi:application"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daphne exited early:\n{self.log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (OSError, urllib.error.URLError):
+                time.sleep(0.1)  # polling a starting server; there is nothing to wait on instead
+        self.stop()
+        raise RuntimeError(f"daphne did not answer in {timeout}s:\n{self.log.read_text()[-3000:]}")
+
+    def start(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "shopbot.settings",
+        "SECRET_KEY": "browser-tests-only-not-secret",
+        "DEBUG": "0",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "DATABASE_URL": database_url(),
+        "EMBEDDING_WARM_ON_START": "1",
+        "PYTHONUNBUFFERED": "1",
+        "LOG_LEVEL": "WARNING",
+    }
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "SITE_URL", "SHOPBOT_TEST_DB"):
+        env.pop(name, None)
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def start_server(
+    django_db_setup, django_db_blocker, tmp_path_factory
+) -> Iterator[Callable[..., LiveServer]]:
+    """A factory: start_server(wait=True, **env) -> a LiveServer (launched, and ready unless
+    wait=False), killed at the end of the module."""
+    servers: list[LiveServer] = []
+
+    def start(wait: bool = True, **extra: str) -> LiveServer:
+        log = tmp_path_factory.mktemp("daphne") / "daphne.log"
+        server = LiveServer(free_port(), server_env(**extra), log)
+        server.launch()
+        servers.append(server)
+        if wait:
+            server.wait_ready()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+    # A killed server's database sessions end a moment after it; end them now, or dropping the
+    # test database at the end of the session fails with "being accessed by other users".
+    from django.db import connection, connections
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    # While Playwright runs, Django keeps this thread's connection in a context-local slot, which
+    # the test database teardown never sees: close it here.
+    connections.close_all()
+
+
+class _PageHandler(BaseHTTPRequestHandler):
+    """Serves tests/browser/pages/*.html with {{NAME}} placeholders filled in."""
+
+    values: dict[str, str] = {}
+
+    def do_GET(self) -> None:
+        name = self.path.split("?")[0].lstrip("/") or "index.html"
+        path = PAGES / name
+        if "/" in name or not path.is_file():
+            self.send_error(404)
+            return
+        body = path.read_text()
+        for key, value in self.values.items():
+            body = body.replace("{{" + key + "}}", value)
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def other_sites() -> Iterator[Callable[[str, dict[str, str]], str]]:
+    """Static servers on other loopback addresses: other_sites(host, values) -> base URL."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def serve(host: str, values: dict[str, str]) -> str:
+        handler = type("Handler", (_PageHandler,), {"values": values})
+        server = ThreadingHTTPServer((host, 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://{host}:{server.server_address[1]}"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _orm_beside_playwright() -> Iterator[None]:
+    """Playwright's sync API keeps its event loop marked as running on the main thread while the
+    browser is open, and Django then refuses every ORM call there (SynchronousOnlyOperation),
+    pytest-django's own per-test transaction included. Nothing async runs on this thread during
+    these tests, so the check is off for this folder's modules only, and back on afterwards."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    yield
+    patch.undo()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for the module (the only module that drives one)."""
+    if not Path(CHROMIUM).exists():
+        message = f"No Chromium at {CHROMIUM}: run `apt-get install chromium` to run browser tests"
+        if os.environ.get("SHOPBOT_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

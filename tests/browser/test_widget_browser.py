@@ -1,0 +1,356 @@
+"""
+The widget in a real browser (Debian's headless Chromium via Playwright) against the real server:
+daphne running shopbot.asgi on the pytest test database, with the real embedding model, no LLM key
+(answers are FAQ answers or the fallback) except in the one streaming test, which points a second
+server at the fake Anthropic API.
+
+Widget selectors are data-testid attributes inside the open shadow root of <shopbot-widget>;
+Playwright's CSS locators pierce open shadow roots.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, WebSocket, expect
+
+from faq.models import FAQEntry, Shop
+from tests.browser.conftest import LISTED_HOST, UNLISTED_HOST, LiveServer
+from tests.conftest import make_demo_shop
+from tests.fake_anthropic import FakeAnthropic, Scenario
+from widget.models import Message
+
+# django_db: so pytest-django creates the test database at all. The data the server needs is
+# committed by the module fixture (the server is another process); the tests only read.
+pytestmark = [pytest.mark.browser, pytest.mark.django_db]
+
+ANSWER_TIMEOUT = 30_000  # ms; the first answer after a (re)start waits for the embedding model
+XSS_QUESTION = "Can you print a photo on the gift card?"
+XSS_ANSWER = (
+    'Yes! It looks like this: <img src=x onerror="window.__pwned=1;alert(1)"> '
+    "<script>window.__pwned=2</script> **Photo cards** are $4."
+)
+DELIVERY = "Which towns do you deliver to, and how much is delivery?"
+
+
+@pytest.fixture(scope="module")
+def fake_llm() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def site(
+    request, django_db_blocker, start_server, other_sites, fake_llm
+) -> Iterator[dict[str, Any]]:
+    """The demo shop (committed, so the servers see it); the server (no LLM key); a second one
+    pointed at the fake Anthropic API; and two other websites embedding the widget."""
+    # Both servers boot (and load the embedding model) while this process embeds the demo FAQ.
+    server = start_server(wait=False)
+    claude = start_server(
+        wait=False, ANTHROPIC_API_KEY="test", ANTHROPIC_BASE_URL=fake_llm.base_url
+    )
+    demo_texts_embedded = request.getfixturevalue("demo_texts_embedded")
+    values: dict[str, str] = {}
+    listed = other_sites(LISTED_HOST, values)
+    unlisted = other_sites(UNLISTED_HOST, values)
+    with django_db_blocker.unblock():  # committed: the servers are other processes
+        shop = make_demo_shop(
+            demo_texts_embedded, allowed_origins=f"https://shop.example\n{listed}"
+        )
+        # A real save: the post_save signal embeds it with the real model.
+        FAQEntry.objects.create(shop=shop, question=XSS_QUESTION, answer=XSS_ANSWER)
+    values.update(SERVER=server.url, SHOP=shop.public_key)
+    server.wait_ready()
+    claude.wait_ready()
+    yield {"shop": shop, "server": server, "claude": claude, "listed": listed, "unlisted": unlisted}
+    with django_db_blocker.unblock():
+        Shop.objects.filter(pk=shop.pk).delete()
+
+
+@pytest.fixture
+def page(browser, site) -> Iterator[Page]:
+    """A fresh browser context (empty localStorage) that fails the test on any script error or
+    dialog."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.problems = []
+    page.on("pageerror", lambda error: page.problems.append(f"page error: {error}"))
+    page.on("dialog", lambda d: (page.problems.append(f"dialog: {d.message}"), d.dismiss()))
+    yield page
+    context.close()
+    assert page.problems == []
+
+
+def w(page: Page, testid: str):
+    return page.locator(f"[data-testid={testid}]")
+
+
+def open_widget(page: Page, url: str) -> None:
+    page.goto(url)
+    w(page, "sb-launcher").click()
+    expect(w(page, "sb-root")).to_have_attribute("data-conn", "online", timeout=ANSWER_TIMEOUT)
+
+
+def ask(page: Page, text: str) -> None:
+    w(page, "sb-input").fill(text)
+    w(page, "sb-input").press("Enter")
+
+
+def wait_answers(page: Page, count: int) -> None:
+    final = page.locator("[data-testid=sb-bot][data-state=final]")
+    expect(final).to_have_count(count, timeout=ANSWER_TIMEOUT)
+
+
+def record_frames(page: Page) -> dict[str, list]:
+    """Every websocket the page opens, and the JSON frames it sent."""
+    seen: dict[str, list] = {"sockets": [], "sent": []}
+
+    def on_socket(ws: WebSocket) -> None:
+        seen["sockets"].append(ws)
+        ws.on("framesent", lambda payload: seen["sent"].append(json.loads(payload)))
+
+    page.on("websocket", on_socket)
+    return seen
+
+
+def stored(ask_id: str) -> list[tuple[str, str]]:
+    """(role, mode) of every stored message of that ask, oldest first."""
+    return list(Message.objects.filter(ask_id=ask_id).order_by("id").values_list("role", "mode"))
+
+
+def test_suggested_question_is_answered_from_the_faq_with_its_source(page, site):
+    frames = record_frames(page)
+    page.goto(site["server"].url)
+    expect(w(page, "sb-launcher")).to_be_visible()
+    assert frames["sockets"] == []  # nothing connects until the customer opens the chat
+
+    w(page, "sb-launcher").click()
+    expect(w(page, "sb-root")).to_have_attribute("data-conn", "online", timeout=ANSWER_TIMEOUT)
+    expect(w(page, "sb-title")).to_have_text("Poppy")
+    expect(w(page, "sb-panel")).to_have_attribute("aria-label", "Poppy chat")
+    expect(w(page, "sb-greeting")).to_contain_text("Hi, I'm Poppy from Petal & Stem!")
+    expect(w(page, "sb-suggestion")).to_have_count(4)
+
+    page.get_by_role("button", name="Do you deliver to Princeton?").click()
+    expect(w(page, "sb-user")).to_have_text("Do you deliver to Princeton?")
+    expect(w(page, "sb-suggestions")).to_be_hidden()
+    wait_answers(page, 1)
+    bot = w(page, "sb-bot")
+    expect(bot).to_have_attribute("data-mode", "faq")
+    expect(bot).to_contain_text("Yes, we deliver to Princeton! Delivery is $9.95 in Hamilton")
+    expect(w(page, "sb-sources")).to_have_text(f"From our FAQ: {DELIVERY}")
+    expect(w(page, "sb-live")).to_contain_text("Poppy: Yes, we deliver to Princeton!")
+
+    ask_id = w(page, "sb-user").get_attribute("data-ask-id")
+    assert stored(ask_id) == [
+        ("user", ""),
+        ("bot", "faq"),
+    ]
+    assert frames["sockets"][0].url.startswith(f"ws://127.0.0.1:{site['server'].port}/ws/chat/")
+
+
+def test_reload_shows_the_transcript_again(page, site):
+    open_widget(page, site["server"].url)
+    ask(page, "What are your opening hours?")
+    wait_answers(page, 1)
+    answer = w(page, "sb-bot").inner_text()
+
+    page.reload()
+    w(page, "sb-launcher").click()
+    wait_answers(page, 1)
+    expect(w(page, "sb-user")).to_have_text("What are your opening hours?")
+    expect(w(page, "sb-bot")).to_have_text(answer)
+    expect(w(page, "sb-sources")).to_have_count(1)
+    expect(w(page, "sb-suggestions")).to_be_hidden()
+
+    ask(page, "Do you deliver on Sundays?")  # the resumed conversation carries on
+    wait_answers(page, 2)
+    expect(w(page, "sb-user")).to_have_count(2)
+
+
+def test_thumbs_down_is_stored(page, site):
+    frames = record_frames(page)
+    open_widget(page, site["server"].url)
+    ask(page, "How do I keep my flowers fresh?")
+    wait_answers(page, 1)
+    message_id = int(w(page, "sb-bot").get_attribute("data-message-id"))
+
+    with frames["sockets"][0].expect_event(
+        "framereceived", predicate=lambda payload: '"feedback_saved"' in payload
+    ):
+        w(page, "sb-fb-down").click()
+    expect(w(page, "sb-fb-down")).to_have_attribute("aria-pressed", "true")
+    expect(w(page, "sb-fb-up")).to_have_attribute("aria-pressed", "false")
+    assert Message.objects.get(pk=message_id).feedback == "down"
+
+
+def test_off_topic_question_shows_the_contact_route(page, site):
+    open_widget(page, site["server"].url)
+    ask(page, "What is the airspeed velocity of an unladen swallow?")
+    wait_answers(page, 1)
+    expect(w(page, "sb-bot")).to_have_attribute("data-mode", "fallback")
+    expect(w(page, "sb-bot")).to_contain_text("a real person at Petal & Stem would love to help")
+    links = w(page, "sb-contact").locator("a")
+    assert [a.get_attribute("href") for a in links.all()] == [
+        "mailto:hello@petalandstem.example",
+        "tel:6095550142",
+        "https://petalandstem.example/contact",
+    ]
+
+    ask(page, "x" * 1001)  # over CHAT_MAX_MESSAGE_CHARS: refused on that message, chat goes on
+    expect(w(page, "sb-error")).to_contain_text("Please keep your message under 1000 characters.")
+    ask(page, "Do you deliver to Trenton?")
+    wait_answers(page, 2)
+
+
+def test_queued_message_is_delivered_once_after_the_server_comes_back(page, site):
+    server: LiveServer = site["server"]
+    frames = record_frames(page)
+    open_widget(page, server.url)
+    ask(page, "Do you deliver to Princeton?")
+    wait_answers(page, 1)
+
+    server.stop()  # SIGKILL: the socket just drops, as with a crash or a lost network
+    expect(w(page, "sb-root")).to_have_attribute("data-conn", "offline")
+    expect(w(page, "sb-status")).to_have_text("Offline — reconnecting…")
+    ask(page, "Can I choose a delivery time?")
+    expect(w(page, "sb-queued")).to_be_visible()
+    ask_id = w(page, "sb-user").last.get_attribute("data-ask-id")
+
+    server.start()  # same port: the widget's backoff finds it again
+    expect(w(page, "sb-root")).to_have_attribute("data-conn", "online", timeout=ANSWER_TIMEOUT)
+    wait_answers(page, 2)
+    expect(w(page, "sb-queued")).to_have_count(0)
+    expect(page.locator(f'[data-testid=sb-user][data-ask-id="{ask_id}"]')).to_have_count(1)
+    expect(page.locator(f'[data-testid=sb-bot][data-ask-id="{ask_id}"]')).to_have_count(1)
+    expect(w(page, "sb-bot").last).to_contain_text("morning window")
+
+    assert len(frames["sockets"]) >= 2
+    assert [f for f in frames["sent"] if f.get("id") == ask_id and f["type"] == "ask"] == [
+        {"type": "ask", "id": ask_id, "text": "Can I choose a delivery time?"}
+    ]
+    assert stored(ask_id) == [
+        ("user", ""),
+        ("bot", "faq"),
+    ]
+
+
+def test_hostile_host_css_cannot_break_the_widget(page, site):
+    page.goto(site["listed"] + "/hostile.html")
+    launcher = w(page, "sb-launcher")
+    expect(launcher).to_be_visible()
+    box = launcher.bounding_box()
+    assert (box["width"], box["height"]) == (60, 60)
+    assert box["x"] > 1100 and box["y"] > 650  # bottom right, on top of the host's fixed banner
+    styles = page.evaluate(
+        """() => { const s = getComputedStyle(document.querySelector('shopbot-widget'));
+                   return [s.display, s.zIndex, s.transform, s.opacity, s.filter]; }"""
+    )
+    assert styles == ["block", "2147483647", "none", "1", "none"]
+
+    launcher.click()  # Playwright clicks only what is on top at that point
+    expect(w(page, "sb-root")).to_have_attribute("data-conn", "online", timeout=ANSWER_TIMEOUT)
+    font = page.evaluate(
+        """() => getComputedStyle(document.querySelector('shopbot-widget').shadowRoot
+                   .querySelector('[data-testid=sb-input]')).fontSize"""
+    )
+    assert font == "16px"
+    expect(w(page, "sb-panel")).to_be_visible()
+    ask(page, "Do you deliver to Princeton?")
+    wait_answers(page, 1)
+    expect(w(page, "sb-sources")).to_have_text(f"From our FAQ: {DELIVERY}")
+    expect(w(page, "sb-fb-up")).to_be_visible()
+
+
+def test_a_website_not_in_allowed_origins_gets_not_available(page, site):
+    frames = record_frames(page)
+    warnings: list[str] = []
+    page.on("console", lambda message: warnings.append(message.text))
+    page.goto(site["unlisted"] + "/plain.html")
+    w(page, "sb-launcher").click()
+    expect(w(page, "sb-unavailable")).to_have_text("This chat is not available right now.")
+    expect(w(page, "sb-root")).to_have_attribute("data-conn", "unavailable")
+    expect(w(page, "sb-status")).to_have_text("This chat is not available")
+    expect(w(page, "sb-input")).to_be_disabled()
+    expect(w(page, "sb-suggestion")).to_have_count(0)
+    assert any(f"({site['unlisted']}) is not allowed" in text for text in warnings), warnings
+    assert len(frames["sockets"]) == 1 and frames["sent"] == []
+
+
+def test_html_in_an_faq_answer_is_shown_as_text_and_runs_nothing(page, site):
+    open_widget(page, site["server"].url)
+    ask(page, XSS_QUESTION)
+    wait_answers(page, 1)
+    bot = w(page, "sb-bot")
+    expect(bot).to_have_attribute("data-mode", "faq")
+    expect(bot).to_contain_text('<img src=x onerror="window.__pwned=1;alert(1)">')
+    expect(bot).to_contain_text("<script>window.__pwned=2</script>")
+    expect(bot.locator("strong")).to_have_text(
+        "Photo cards"
+    )  # the safe markdown subset still works
+    found = page.evaluate(
+        """() => document.querySelector('shopbot-widget').shadowRoot
+                   .querySelectorAll('img, script, iframe, [onerror]').length"""
+    )
+    assert found == 0
+    assert page.evaluate("window.__pwned") is None
+    # No dialog either: the page fixture fails the test on any.
+
+
+def test_keyboard_only(page, site):
+    page.goto(site["server"].url)
+    expect(w(page, "sb-launcher")).to_be_visible()
+    focused = 'document.querySelector("shopbot-widget").shadowRoot.activeElement?.dataset.testid'
+    for _ in range(30):  # the storefront's own links come first
+        page.keyboard.press("Tab")
+        if page.evaluate(focused) == "sb-launcher":
+            break
+    assert page.evaluate(focused) == "sb-launcher"
+
+    page.keyboard.press("Enter")
+    expect(w(page, "sb-panel")).to_be_visible()
+    assert page.evaluate(focused) == "sb-input"
+    expect(w(page, "sb-root")).to_have_attribute("data-conn", "online", timeout=ANSWER_TIMEOUT)
+    page.keyboard.type("Do you do weddings?")
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.type("In June?")
+    page.keyboard.press("Enter")
+    expect(w(page, "sb-user")).to_have_text("Do you do weddings?\nIn June?")
+    wait_answers(page, 1)
+
+    page.keyboard.press("Escape")
+    expect(w(page, "sb-panel")).to_be_hidden()
+    assert page.evaluate(focused) == "sb-launcher"
+    expect(w(page, "sb-launcher")).to_have_attribute("aria-expanded", "false")
+
+
+def test_a_claude_answer_streams_in_as_it_arrives(page, site, fake_llm):
+    """The one test with an LLM: the second server, pointed at the fake Anthropic API, which
+    sends the answer in chunks a quarter of a second apart."""
+    fake_llm.script(
+        Scenario(
+            text_chunks=["Yes, we deliver ", "to Princeton ", "for **$19.95**."],
+            cite=[(0, "Delivery is $19.95 to Princeton")],
+            delay=0.25,
+        )
+    )
+    open_widget(page, site["claude"].url)
+    page.get_by_role("button", name="Do you deliver to Princeton?").click()
+    streaming = page.locator("[data-testid=sb-bot][data-state=streaming]")
+    expect(streaming).to_contain_text("Yes, we deliver", timeout=ANSWER_TIMEOUT)
+    partial = streaming.inner_text()
+    assert partial.startswith("Yes, we deliver") and "$19.95" not in partial
+    assert w(page, "sb-live").text_content() == ""  # screen readers get the final answer only
+    wait_answers(page, 1)
+    bot = w(page, "sb-bot")
+    expect(bot).to_have_text("Yes, we deliver to Princeton for $19.95.")
+    expect(bot.locator("strong")).to_have_text("$19.95")
+    expect(bot).to_have_attribute("data-mode", "llm")
+    expect(w(page, "sb-sources")).to_have_text(f"From our FAQ: {DELIVERY}")
+    assert len(fake_llm.requests) == 1
+    ask_id = w(page, "sb-user").get_attribute("data-ask-id")
+    assert stored(ask_id) == [("user", ""), ("bot", "llm")]
