@@ -33,7 +33,7 @@
     if (!Array.isArray(store.q)) store.q = [];
     function save() { try { localStorage.setItem(KEY, JSON.stringify(store)); } catch (e) {} }
 
-    // ---- DOM helpers (no innerHTML anywhere) ----
+    // ---- DOM helpers: nodes and textContent only, nothing is ever parsed as HTML ----
     function el(tag, cls, text, attrs) {
       var e = D.createElement(tag);
       if (cls) e.className = cls;

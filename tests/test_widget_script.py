@@ -1,0 +1,98 @@
+"""
+The embeddable script as a file and as served: the size budget, no HTML parsing of any text, and
+the headers that let any website load it while keeping it cheap to revalidate.
+What it does in a browser is tested in tests/browser/.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+
+import pytest
+from django.test import Client
+
+from widget.views import CACHE_CONTROL, WIDGET_JS
+
+BUDGET = 12 * 1024  # bytes, gzipped (the issue's budget; Flowise's embed is 284 KB gzipped)
+
+
+@pytest.fixture(scope="module")
+def source() -> str:
+    return WIDGET_JS.read_text()
+
+
+def test_the_script_is_at_most_12_kb_gzipped(source):
+    size = len(gzip.compress(source.encode(), compresslevel=9))
+    assert size <= BUDGET, f"widget.js is {size} bytes gzipped, over the {BUDGET} byte budget"
+
+
+@pytest.mark.parametrize(
+    "construct",
+    ["innerHTML", "outerHTML", "insertAdjacentHTML", "eval(", "new Function", "document.write"],
+)
+def test_the_script_never_parses_strings_as_html_or_code(source, construct):
+    assert construct not in source
+
+
+def test_links_built_from_text_only_allow_safe_schemes(source):
+    # The one place hrefs are made (markdown links, bare URLs, the contact route).
+    assert "/^(https?|mailto|tel):$/.test(u.protocol)" in source
+    assert "rel: 'noopener noreferrer'" in source
+
+
+def test_the_script_defines_one_global(source):
+    assigned = set(re.findall(r"\bW\.(\w+)\s*=[^=]", source))
+    assert assigned == {"ShopBot"}
+
+
+def test_served_with_cors_caching_and_type_headers():
+    response = Client().get("/widget.js")
+    assert response.status_code == 200
+    assert response.content == WIDGET_JS.read_bytes()
+    assert response["Content-Type"] == "text/javascript; charset=utf-8"
+    assert response["Cache-Control"] == CACHE_CONTROL
+    assert "max-age=300" in CACHE_CONTROL
+    assert re.fullmatch(r'"[0-9a-f]{16}"', response["ETag"])
+    assert response["Access-Control-Allow-Origin"] == "*"
+    assert response["Cross-Origin-Resource-Policy"] == "cross-origin"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert "Accept-Encoding" in response["Vary"]
+    assert "Content-Encoding" not in response
+
+
+def test_served_gzipped_to_browsers_that_accept_it():
+    response = Client().get("/widget.js", headers={"Accept-Encoding": "gzip, deflate, br, zstd"})
+    assert response.status_code == 200
+    assert response["Content-Encoding"] == "gzip"
+    assert gzip.decompress(response.content) == WIDGET_JS.read_bytes()
+    assert len(response.content) <= BUDGET
+    assert int(response["Content-Length"]) == len(response.content)
+    assert response["ETag"].endswith('-gz"')  # a different representation, a different ETag
+    assert response["Access-Control-Allow-Origin"] == "*"
+
+    refused = Client().get("/widget.js", headers={"Accept-Encoding": "gzip;q=0, br"})
+    assert "Content-Encoding" not in refused
+
+
+@pytest.mark.parametrize("encoding", ["", "gzip"])
+def test_revalidation_with_the_etag_is_a_304(encoding):
+    client = Client()
+    first = client.get("/widget.js", headers={"Accept-Encoding": encoding})
+    again = client.get(
+        "/widget.js", headers={"Accept-Encoding": encoding, "If-None-Match": first["ETag"]}
+    )
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again["ETag"] == first["ETag"]
+    assert again["Cache-Control"] == CACHE_CONTROL
+    assert again["Access-Control-Allow-Origin"] == "*"
+
+    other = client.get("/widget.js", headers={"Accept-Encoding": encoding, "If-None-Match": '"x"'})
+    assert other.status_code == 200
+
+
+def test_only_get_and_head():
+    client = Client()
+    assert client.head("/widget.js").status_code == 200
+    assert client.post("/widget.js").status_code == 405
