@@ -74,7 +74,10 @@ def refresh_later(entry_ids: Iterable[int]) -> None:
         pending.update(entry_ids)
         return
     ids = list(entry_ids)
-    transaction.on_commit(lambda: refresh(ids))
+    # robust: the change itself is committed by then; if embedding fails, the error is logged,
+    # the entry shows as stale in the admin, and `manage.py reembed` catches it up, rather than
+    # the owner's save turning into an error page.
+    transaction.on_commit(lambda: refresh(ids), robust=True)
 
 
 @contextmanager

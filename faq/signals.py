@@ -6,9 +6,15 @@ from django.dispatch import receiver
 from faq import indexing
 from faq.models import FAQEntry
 
+# The fields embedding_texts() reads: a save that touches none of them cannot change a vector.
+TEXT_FIELDS = frozenset({"question", "answer", "alternatives"})
+
 
 @receiver(post_save, sender=FAQEntry)
 def reembed_saved_entry(sender, instance: FAQEntry, raw: bool = False, **kwargs) -> None:
     if raw:  # loaddata: the fixture's own rows; `manage.py reembed` catches up
         return
+    update_fields = kwargs.get("update_fields")
+    if update_fields is not None and not TEXT_FIELDS & set(update_fields):
+        return  # e.g. save(update_fields=["published"])
     indexing.refresh_later([instance.pk])
