@@ -9,6 +9,7 @@ django_db_blocker, and removed again when the module is done.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -22,9 +23,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
+from playwright.sync_api import Page, WebSocket, expect
+
+from faq.models import FAQEntry, Shop
+from tests.conftest import make_demo_shop
+from tests.fake_anthropic import FakeAnthropic
+from widget.models import Message
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = Path(__file__).resolve().parent / "pages"
@@ -243,3 +251,100 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+# ---- The demo site, and helpers for driving the widget ----
+
+ANSWER_TIMEOUT = 30_000  # ms; the first answer after a (re)start waits for the embedding model
+XSS_QUESTION = "Can you print a photo on the gift card?"
+XSS_ANSWER = (
+    'Yes! It looks like this: <img src=x onerror="window.__pwned=1;alert(1)"> '
+    "<script>window.__pwned=2</script> **Photo cards** are $4."
+)
+DELIVERY = "Which towns do you deliver to, and how much is delivery?"
+
+
+@pytest.fixture(scope="module")
+def fake_llm() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def site(
+    request, django_db_blocker, start_server, other_sites, fake_llm
+) -> Iterator[dict[str, Any]]:
+    """The demo shop (committed, so the servers see it); the server (no LLM key); a second one
+    pointed at the fake Anthropic API; and two other websites embedding the widget."""
+    # Both servers boot (and load the embedding model) while this process embeds the demo FAQ.
+    server = start_server(wait=False)
+    claude = start_server(
+        wait=False, ANTHROPIC_API_KEY="test", ANTHROPIC_BASE_URL=fake_llm.base_url
+    )
+    demo_texts_embedded = request.getfixturevalue("demo_texts_embedded")
+    values: dict[str, str] = {}
+    listed = other_sites(LISTED_HOST, values)
+    unlisted = other_sites(UNLISTED_HOST, values)
+    with django_db_blocker.unblock():  # committed: the servers are other processes
+        shop = make_demo_shop(
+            demo_texts_embedded, allowed_origins=f"https://shop.example\n{listed}"
+        )
+        # A real save: the post_save signal embeds it with the real model.
+        FAQEntry.objects.create(shop=shop, question=XSS_QUESTION, answer=XSS_ANSWER)
+    values.update(SERVER=server.url, SHOP=shop.public_key)
+    server.wait_ready()
+    claude.wait_ready()
+    yield {"shop": shop, "server": server, "claude": claude, "listed": listed, "unlisted": unlisted}
+    with django_db_blocker.unblock():
+        Shop.objects.filter(pk=shop.pk).delete()
+
+
+@pytest.fixture
+def page(browser, site) -> Iterator[Page]:
+    """A fresh browser context (empty localStorage) that fails the test on any script error or
+    dialog."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.problems = []
+    page.on("pageerror", lambda error: page.problems.append(f"page error: {error}"))
+    page.on("dialog", lambda d: (page.problems.append(f"dialog: {d.message}"), d.dismiss()))
+    yield page
+    context.close()
+    assert page.problems == []
+
+
+def w(page: Page, testid: str):
+    return page.locator(f"[data-testid={testid}]")
+
+
+def open_widget(page: Page, url: str) -> None:
+    page.goto(url)
+    w(page, "sb-launcher").click()
+    expect(w(page, "sb-root")).to_have_attribute("data-conn", "online", timeout=ANSWER_TIMEOUT)
+
+
+def ask(page: Page, text: str) -> None:
+    w(page, "sb-input").fill(text)
+    w(page, "sb-input").press("Enter")
+
+
+def wait_answers(page: Page, count: int) -> None:
+    final = page.locator("[data-testid=sb-bot][data-state=final]")
+    expect(final).to_have_count(count, timeout=ANSWER_TIMEOUT)
+
+
+def record_frames(page: Page) -> dict[str, list]:
+    """Every websocket the page opens, and the JSON frames it sent."""
+    seen: dict[str, list] = {"sockets": [], "sent": []}
+
+    def on_socket(ws: WebSocket) -> None:
+        seen["sockets"].append(ws)
+        ws.on("framesent", lambda payload: seen["sent"].append(json.loads(payload)))
+
+    page.on("websocket", on_socket)
+    return seen
+
+
+def stored(ask_id: str) -> list[tuple[str, str]]:
+    """(role, mode) of every stored message of that ask, oldest first."""
+    return list(Message.objects.filter(ask_id=ask_id).order_by("id").values_list("role", "mode"))

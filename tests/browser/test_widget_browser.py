@@ -10,116 +10,27 @@ Playwright's CSS locators pierce open shadow roots.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
-from playwright.sync_api import Page, WebSocket, expect
+from playwright.sync_api import expect
 
-from faq.models import FAQEntry, Shop
-from tests.browser.conftest import LISTED_HOST, UNLISTED_HOST, LiveServer
-from tests.conftest import make_demo_shop
-from tests.fake_anthropic import FakeAnthropic, Scenario
+from tests.browser.conftest import (
+    ANSWER_TIMEOUT,
+    DELIVERY,
+    XSS_QUESTION,
+    LiveServer,
+    ask,
+    open_widget,
+    record_frames,
+    stored,
+    w,
+    wait_answers,
+)
+from tests.fake_anthropic import Scenario
 from widget.models import Message
 
 # django_db: so pytest-django creates the test database at all. The data the server needs is
 # committed by the module fixture (the server is another process); the tests only read.
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
-
-ANSWER_TIMEOUT = 30_000  # ms; the first answer after a (re)start waits for the embedding model
-XSS_QUESTION = "Can you print a photo on the gift card?"
-XSS_ANSWER = (
-    'Yes! It looks like this: <img src=x onerror="window.__pwned=1;alert(1)"> '
-    "<script>window.__pwned=2</script> **Photo cards** are $4."
-)
-DELIVERY = "Which towns do you deliver to, and how much is delivery?"
-
-
-@pytest.fixture(scope="module")
-def fake_llm() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def site(
-    request, django_db_blocker, start_server, other_sites, fake_llm
-) -> Iterator[dict[str, Any]]:
-    """The demo shop (committed, so the servers see it); the server (no LLM key); a second one
-    pointed at the fake Anthropic API; and two other websites embedding the widget."""
-    # Both servers boot (and load the embedding model) while this process embeds the demo FAQ.
-    server = start_server(wait=False)
-    claude = start_server(
-        wait=False, ANTHROPIC_API_KEY="test", ANTHROPIC_BASE_URL=fake_llm.base_url
-    )
-    demo_texts_embedded = request.getfixturevalue("demo_texts_embedded")
-    values: dict[str, str] = {}
-    listed = other_sites(LISTED_HOST, values)
-    unlisted = other_sites(UNLISTED_HOST, values)
-    with django_db_blocker.unblock():  # committed: the servers are other processes
-        shop = make_demo_shop(
-            demo_texts_embedded, allowed_origins=f"https://shop.example\n{listed}"
-        )
-        # A real save: the post_save signal embeds it with the real model.
-        FAQEntry.objects.create(shop=shop, question=XSS_QUESTION, answer=XSS_ANSWER)
-    values.update(SERVER=server.url, SHOP=shop.public_key)
-    server.wait_ready()
-    claude.wait_ready()
-    yield {"shop": shop, "server": server, "claude": claude, "listed": listed, "unlisted": unlisted}
-    with django_db_blocker.unblock():
-        Shop.objects.filter(pk=shop.pk).delete()
-
-
-@pytest.fixture
-def page(browser, site) -> Iterator[Page]:
-    """A fresh browser context (empty localStorage) that fails the test on any script error or
-    dialog."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.problems = []
-    page.on("pageerror", lambda error: page.problems.append(f"page error: {error}"))
-    page.on("dialog", lambda d: (page.problems.append(f"dialog: {d.message}"), d.dismiss()))
-    yield page
-    context.close()
-    assert page.problems == []
-
-
-def w(page: Page, testid: str):
-    return page.locator(f"[data-testid={testid}]")
-
-
-def open_widget(page: Page, url: str) -> None:
-    page.goto(url)
-    w(page, "sb-launcher").click()
-    expect(w(page, "sb-root")).to_have_attribute("data-conn", "online", timeout=ANSWER_TIMEOUT)
-
-
-def ask(page: Page, text: str) -> None:
-    w(page, "sb-input").fill(text)
-    w(page, "sb-input").press("Enter")
-
-
-def wait_answers(page: Page, count: int) -> None:
-    final = page.locator("[data-testid=sb-bot][data-state=final]")
-    expect(final).to_have_count(count, timeout=ANSWER_TIMEOUT)
-
-
-def record_frames(page: Page) -> dict[str, list]:
-    """Every websocket the page opens, and the JSON frames it sent."""
-    seen: dict[str, list] = {"sockets": [], "sent": []}
-
-    def on_socket(ws: WebSocket) -> None:
-        seen["sockets"].append(ws)
-        ws.on("framesent", lambda payload: seen["sent"].append(json.loads(payload)))
-
-    page.on("websocket", on_socket)
-    return seen
-
-
-def stored(ask_id: str) -> list[tuple[str, str]]:
-    """(role, mode) of every stored message of that ask, oldest first."""
-    return list(Message.objects.filter(ask_id=ask_id).order_by("id").values_list("role", "mode"))
 
 
 def test_suggested_question_is_answered_from_the_faq_with_its_source(page, site):
@@ -264,6 +175,27 @@ def test_hostile_host_css_cannot_break_the_widget(page, site):
     wait_answers(page, 1)
     expect(w(page, "sb-sources")).to_have_text(f"From our FAQ: {DELIVERY}")
     expect(w(page, "sb-fb-up")).to_be_visible()
+
+
+def test_snippet_twice_data_attributes_and_the_one_global(page, site):
+    page.goto(site["listed"] + "/twice.html")
+    expect(w(page, "sb-panel")).to_be_visible()  # data-open="true"
+    expect(w(page, "sb-root")).to_have_attribute("data-conn", "online", timeout=ANSWER_TIMEOUT)
+    assert page.evaluate("document.querySelectorAll('shopbot-widget').length") == 1
+    assert w(page, "sb-launcher").bounding_box()["x"] < 100  # data-position="left"
+    leaked = page.evaluate(
+        """() => { const f = document.createElement('iframe'); document.body.appendChild(f);
+                   const own = new Set(Object.getOwnPropertyNames(f.contentWindow)); f.remove();
+                   return Object.getOwnPropertyNames(window).filter(k => !own.has(k)); }"""
+    )
+    assert leaked == ["ShopBot"]
+
+    page.evaluate("ShopBot.close()")
+    expect(w(page, "sb-panel")).to_be_hidden()
+    page.evaluate("ShopBot.ask('What are your opening hours?')")  # opens and asks
+    expect(w(page, "sb-panel")).to_be_visible()
+    wait_answers(page, 1)
+    expect(w(page, "sb-user")).to_have_text("What are your opening hours?")
 
 
 def test_a_website_not_in_allowed_origins_gets_not_available(page, site):
