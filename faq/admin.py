@@ -217,6 +217,13 @@ class FAQEntryAdmin(ShopScopedAdmin):
     ]
     actions = ["publish", "unpublish", "reembed_selected", "export_csv", "export_json"]
 
+    def get_changeform_initial_data(self, request) -> dict:
+        initial = super().get_changeform_initial_data(request)
+        shops = list(shops_for(request.user).values_list("pk", flat=True)[:2])
+        if len(shops) == 1:  # an owner of one shop should not have to pick it every time
+            initial.setdefault("shop", shops[0])
+        return initial
+
     def get_changelist_instance(self, request):
         cl = super().get_changelist_instance(request)
         # One query for the vectors of the whole page; the column reads what is set here.

@@ -108,6 +108,9 @@ def test_owner_cannot_move_an_entry_to_another_shop(client, two_shops, owners):
     assert response.status_code == 200  # the form again, with the error
     assert "shop" in response.context["adminform"].form.errors
     assert FAQEntry.objects.get(pk=entry.pk).shop_id == mine.pk
+    add_form = client.get("/admin/faq/faqentry/add/").context["adminform"].form
+    assert add_form.initial["shop"] == mine.pk  # their only shop, preselected
+    assert list(add_form.fields["shop"].queryset) == [mine]
     response = client.post("/admin/faq/faqentry/add/", dict(form, question="New question?"))
     assert "shop" in response.context["adminform"].form.errors
     assert not FAQEntry.objects.filter(question="New question?").exists()
