@@ -1,0 +1,162 @@
+"""Two real daphne processes sharing one Redis and one database: the per-address limits hold across
+them, and a stuck client on one server does not hold up anyone else.
+
+The servers are subprocesses (bench/load_test.py's DaphneServer) on free loopback ports, pointed
+at this test run's own database through DATABASE_URL (the embedded server's Unix socket) and at a
+Redis database of their own (SHOPBOT_TEST_REDIS_URL, default redis://127.0.0.1:6379/7; only that
+database is ever flushed). The shop is created by the test and committed (transactional test), so
+the servers see it. Clients are real websocket clients (the `websockets` package)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from urllib.parse import quote
+
+import pytest
+import redis
+from django.db import connection
+from websockets.asyncio.client import connect
+
+from bench.load_test import DaphneServer
+from tests.conftest import make_demo_shop
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+REDIS_TEST_URL = os.getenv("SHOPBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
+# Model loading in two fresh processes on a busy machine: these bound a hang, not speed.
+TIMEOUT = 120
+QUESTION = "Do you deliver to Princeton?"
+
+
+@pytest.fixture(scope="module")
+def servers(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        params = connection.get_connection_params()
+        name = connection.settings_dict["NAME"]
+    host = params.get("host") or "127.0.0.1"
+    port = f":{params['port']}" if params.get("port") else ""
+    password = f":{quote(params['password'], safe='')}" if params.get("password") else ""
+    database_url = (
+        f"postgresql://{quote(params.get('user') or 'postgres', safe='')}{password}"
+        f"@{quote(host, safe='')}{port}/{name}"
+    )
+    env = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": REDIS_TEST_URL,
+        "DEBUG": "0",
+        "SECRET_KEY": uuid.uuid4().hex * 2,
+        "ANTHROPIC_API_KEY": "",
+        "CHAT_ASKS_PER_IP_PER_MINUTE": "5",
+        "CHAT_CONNECTIONS_PER_IP": "4",
+        "CHAT_ASKS_PER_CONNECTION_PER_MINUTE": "0",
+        "LOG_LEVEL": "WARNING",
+    }
+    pair = [DaphneServer(env).start(), DaphneServer(env).start()]
+    try:
+        for server in pair:
+            server.wait(TIMEOUT)
+        yield pair
+    finally:
+        for server in pair:
+            server.stop()
+
+
+@pytest.fixture
+def shared_redis():
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def shop(transactional_db, demo_texts_embedded):
+    return make_demo_shop(demo_texts_embedded)
+
+
+class Client:
+    def __init__(self, server: DaphneServer, key: str, **options) -> None:
+        self.url = f"{server.url}/ws/chat/{key}/"
+        self.options = options
+
+    async def __aenter__(self) -> Client:
+        self.ws = await connect(self.url, open_timeout=TIMEOUT, **self.options)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.ws.close()
+
+    async def recv(self) -> dict:
+        return json.loads(await asyncio.wait_for(self.ws.recv(), TIMEOUT))
+
+    async def ask(self, text: str = QUESTION) -> dict:
+        """The answer or error frame for a new ask (deltas skipped)."""
+        ask_id = uuid.uuid4().hex
+        await self.ws.send(json.dumps({"type": "ask", "id": ask_id, "text": text}))
+        while True:
+            frame = await self.recv()
+            if frame.get("id") == ask_id and frame["type"] in ("answer", "error"):
+                return frame
+
+
+async def test_the_per_address_limits_hold_across_two_server_processes(servers, shop, shared_redis):
+    a, b = servers
+    key = shop.public_key
+    async with Client(a, key) as via_a, Client(b, key) as via_b:
+        assert (await via_a.recv())["type"] == "ready"
+        assert (await via_b.recv())["type"] == "ready"
+        # 5 asks per minute per address: 3 through A, then B has 2 left.
+        for _ in range(3):
+            assert (await via_a.ask())["type"] == "answer"
+        for _ in range(2):
+            assert (await via_b.ask())["type"] == "answer"
+        sixth = await via_b.ask()
+        assert (sixth["type"], sixth["code"]) == ("error", "rate_limited")
+        assert (await via_a.ask())["code"] == "rate_limited"  # and on A too
+        # 4 sockets per address: 2 open, 2 more anywhere, the 5th is closed with 4429.
+        async with Client(a, key) as third, Client(b, key) as fourth:
+            assert (await third.recv())["type"] == "ready"
+            assert (await fourth.recv())["type"] == "ready"
+            async with Client(b, key) as fifth:
+                assert (await fifth.recv())["code"] == "rate_limited"
+                await asyncio.wait_for(fifth.ws.wait_closed(), TIMEOUT)
+                assert fifth.ws.close_code == 4429
+    # Both counters live in Redis, not in either process.
+    keys = {k.decode() for k in shared_redis.keys("shopbot:limits:*")}
+    assert "shopbot:limits:ip:127.0.0.1" in keys
+
+
+async def test_an_idle_socket_outlives_the_channel_layers_blocking_read(
+    servers, shop, shared_redis
+):
+    # The idle time is what is tested: redis-py 8's default 5 s read timeout used to crash every
+    # consumer that received nothing for 5 s while channels_redis blocked in BZPOPMIN.
+    async with Client(servers[0], shop.public_key) as idle:
+        assert (await idle.recv())["type"] == "ready"
+        await asyncio.sleep(7)
+        await idle.ws.send('{"type": "ping"}')
+        assert await idle.recv() == {"type": "pong"}
+
+
+async def test_a_stuck_client_does_not_hold_up_the_others(servers, shop, shared_redis):
+    a, _ = servers
+    key = shop.public_key
+    # max_queue=1: once a frame is waiting unread the client stops reading the socket, so the
+    # server's pongs pile up in the kernel buffers and then in the server's own.
+    async with Client(a, key, max_queue=1) as stuck:
+        for _ in range(200):
+            await stuck.ws.send(
+                json.dumps([{"type": "ping", "padding": "x" * 1000}] * 10)
+            )  # each answered with a bad_request error frame nobody reads
+        for _ in range(20_000):
+            await stuck.ws.send('{"type": "ping"}')
+        async with Client(a, key) as other:
+            assert (await other.recv())["type"] == "ready"
+            answer = await other.ask()
+            assert answer["type"] == "answer" and answer["mode"] == "faq"
+            await other.ws.send('{"type": "ping"}')
+            assert await other.recv() == {"type": "pong"}
