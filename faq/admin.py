@@ -23,9 +23,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import slugify
 
-from faq import importing, indexing
+from faq import importing, indexing, retrieval
 from faq.models import FAQEntry, Shop
-from faq.retrieval import search
 from shopbot.owners import ShopScopedAdmin, shops_for
 
 # The request being handled, for read-only fields that need the host name (they get only obj).
@@ -129,14 +128,19 @@ class ShopAdmin(ShopScopedAdmin):
             raise PermissionDenied
         form = TryQuestionForm(request.GET or None)
         result = None
+        threshold = None
         if form.is_valid():
-            result = search(shop, form.cleaned_data["q"], limit=TRY_LIMIT)
+            result = retrieval.search(shop, form.cleaned_data["q"], limit=TRY_LIMIT)
+            # Shown when the retrieval policy exposes it: what "confident" means for this shop.
+            shop_threshold = getattr(retrieval, "shop_threshold", None)
+            threshold = shop_threshold(shop) if shop_threshold else None
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "shop": shop,
             "form": form,
             "result": result,
+            "threshold": threshold,
             "title": f"Try a question: {shop.name}",
             "entry_admin_url": "admin:faq_faqentry_change",
         }
