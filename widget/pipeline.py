@@ -17,13 +17,15 @@ The answer pipeline: one customer question in, exactly one saved answer out.
    your opening hours?" the opening-hours entry; "How much is it?" after the Princeton question
    finds delivery prices. An off-topic question after an on-topic one stays unconfident.
    Only the latest earlier question is used: a chain of terse follow-ups can lose the thread.
-3. With settings.ANTHROPIC_API_KEY set, Claude on for the shop and any entries found: stream the
-   answer from Claude (widget.claude.stream_answer), forwarding each chunk through `on_delta`.
-   Sources are the entries Claude cited. Mode "llm".
-4. With no key, Claude off, or Claude failing (timeout, 429, 5xx, 529, a cut or stalled stream, an
-   SSE error): the best entry's answer word for word when retrieval is confident (mode "faq",
-   sources = that entry), else the shop's fallback message (mode "fallback"; the consumer attaches
-   the contact route). Deltas already sent are superseded by the answer frame's text.
+3. With settings.ANTHROPIC_API_KEY set, Claude on for the shop, the shop's monthly token budget
+   not spent (widget/budget.py) and any entries found: stream the answer from Claude
+   (widget.claude.stream_answer), forwarding each chunk through `on_delta`. Sources are the
+   entries Claude cited. Mode "llm".
+4. With no key, Claude off, the budget spent, or Claude failing (timeout, 429, 5xx, 529, a cut or
+   stalled stream, an SSE error): the best entry's answer word for word when retrieval is
+   confident (mode "faq", sources = that entry), else the shop's fallback message (mode
+   "fallback"; the consumer attaches the contact route). Deltas already sent are superseded by the
+   answer frame's text.
 5. Save the answer with its mode, sources, best score, confidence, latency and token usage. If
    another connection saved an answer to the same ask first, that stored answer is returned
    instead, so an ask never has two answers.
