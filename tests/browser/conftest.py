@@ -141,7 +141,15 @@ def server_env(**extra: str) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
         "LOG_LEVEL": "WARNING",
     }
-    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "SITE_URL", "SHOPBOT_TEST_DB"):
+    # No REDIS_URL: each server keeps its rate limits and connection slots in memory, so a killed
+    # server leaves no slots behind and no other process shares its counters.
+    for name in (
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "SITE_URL",
+        "SHOPBOT_TEST_DB",
+        "REDIS_URL",
+    ):
         env.pop(name, None)
     env.update(extra)
     return env

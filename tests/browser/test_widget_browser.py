@@ -10,6 +10,8 @@ Playwright's CSS locators pierce open shadow roots.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 from playwright.sync_api import expect
 
@@ -26,7 +28,7 @@ from tests.browser.conftest import (
     wait_answers,
 )
 from tests.fake_anthropic import Scenario
-from widget.models import Message
+from widget.models import Conversation, Message
 
 # django_db: so pytest-django creates the test database at all. The data the server needs is
 # committed by the module fixture (the server is another process); the tests only read.
@@ -61,7 +63,12 @@ def test_suggested_question_is_answered_from_the_faq_with_its_source(page, site)
         ("user", ""),
         ("bot", "faq"),
     ]
-    assert frames["sockets"][0].url.startswith(f"ws://127.0.0.1:{site['server'].port}/ws/chat/")
+    server = site["server"].url
+    assert frames["sockets"][0].url == (
+        f"ws{server[4:]}/ws/chat/{site['shop'].public_key}/?page={quote(server + '/', safe='')}"
+    )
+    conversation = Conversation.objects.get(messages__ask_id=ask_id, messages__role="user")
+    assert conversation.page_url == server + "/"
 
 
 def test_reload_shows_the_transcript_again(page, site):
@@ -285,4 +292,32 @@ def test_a_claude_answer_streams_in_as_it_arrives(page, site, fake_llm):
     expect(w(page, "sb-sources")).to_have_text(f"From our FAQ: {DELIVERY}")
     assert len(fake_llm.requests) == 1
     ask_id = w(page, "sb-user").get_attribute("data-ask-id")
+    assert stored(ask_id) == [("user", ""), ("bot", "llm")]
+
+
+def test_an_answer_cut_mid_stream_is_asked_again_and_stored_once(page, site, fake_llm):
+    """The server dies while Claude's answer streams in: after reconnecting the widget re-sends
+    the same ask id in place of the half answer, and the server answers that id exactly once."""
+    server: LiveServer = site["claude"]
+    cite = [(0, "Delivery is $19.95 to Princeton")]
+    chunks = ["Well, ", "yes: ", "we ", "deliver ", "there."]
+    fake_llm.script(Scenario(text_chunks=chunks, cite=cite, delay=0.5))
+    fake_llm.script(Scenario(text_chunks=["Yes, we deliver to Princeton."], cite=cite))
+    frames = record_frames(page)
+    open_widget(page, server.url)
+    ask(page, "Do you deliver to Princeton?")
+    streaming = page.locator("[data-testid=sb-bot][data-state=streaming]")
+    expect(streaming).to_contain_text("Well,", timeout=ANSWER_TIMEOUT)
+
+    server.stop()
+    expect(w(page, "sb-root")).to_have_attribute("data-conn", "offline")
+    expect(w(page, "sb-bot")).to_have_count(0)  # the half answer gives way to "queued"
+    expect(w(page, "sb-queued")).to_be_visible()
+    server.start()
+    wait_answers(page, 1)
+    expect(w(page, "sb-bot")).to_have_text("Yes, we deliver to Princeton.")
+    expect(w(page, "sb-user")).to_have_count(1)
+
+    ask_id = w(page, "sb-user").get_attribute("data-ask-id")
+    assert [f["id"] for f in frames["sent"] if f["type"] == "ask"] == [ask_id, ask_id]
     assert stored(ask_id) == [("user", ""), ("bot", "llm")]

@@ -350,7 +350,9 @@
       clearTimeout(retryT); retryT = 0;
       if (!attempt) setConn('connecting', 'Connecting…'); // while retrying, the status stays "Offline"
       var s;
-      try { s = ws = new WebSocket(URL_WS + (store.c ? '?conversation=' + encodeURIComponent(store.c) : '')); }
+      // The page (without query or fragment, which may carry private data) is shown to the owner.
+      var q = '?page=' + encodeURIComponent(location.origin + location.pathname);
+      try { s = ws = new WebSocket(URL_WS + q + (store.c ? '&conversation=' + encodeURIComponent(store.c) : '')); }
       catch (e) { warn(e); ws = null; return closed({}); }
       s.onmessage = safe(function (e) { if (s == ws) frame(JSON.parse(e.data)); });
       s.onclose = safe(function (e) { if (s == ws) closed(e); });
