@@ -62,13 +62,24 @@ def generated_csv(n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Wordings no demo entry is about, so the edited entry is found only through its new phrasing.
+PHRASES = [
+    "can I bring my parrot into the shop", "do you repair bicycles", "is there a piano in store",
+    "do you sell fishing bait", "can you engrave a wristwatch", "do you rent kayaks",
+    "do you offer tarot readings", "is there a sauna upstairs", "do you print business cards",
+    "can I pay with gold coins", "do you teach salsa lessons", "do you fix laptops",
+    "can you tune my guitar", "do you board dogs over the weekend", "do you sell lottery tickets",
+]  # fmt: skip
+
+
 def bench_reembed(shop: Shop, edits: int) -> list[float]:
     entries = list(shop.entries.order_by("pk"))
     timings = []
     for i in range(edits):
         entry = entries[i % len(entries)]
-        phrase = f"is there a secret password number {i} for the {uuid.uuid4().hex[:6]} locker"
-        entry.alternatives = entry.alternatives + "\n" + phrase
+        phrase = PHRASES[i % len(PHRASES)]
+        original = entry.alternatives
+        entry.alternatives = original + "\n" + phrase
         started = time.perf_counter()
         entry.save()  # autocommit: the on_commit refresh runs as the save commits
         while True:
@@ -76,9 +87,17 @@ def bench_reembed(shop: Shop, edits: int) -> list[float]:
             if best and best.entry.pk == entry.pk:
                 break
             if time.perf_counter() - started > 30:
-                raise SystemExit(f"edit {i} was not findable after 30 s")
+                raise SystemExit(f"edit {i} ({phrase!r}) was not findable after 30 s")
         timings.append(time.perf_counter() - started)
+        entry.alternatives = original  # put it back (untimed), so the phrasings never pile up
+        entry.save()
     return timings
+
+
+def timed(function, *args) -> float:
+    started = time.perf_counter()
+    function(*args)
+    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -110,29 +129,46 @@ def main() -> None:
                 question=row.question, answer=row.answer, alternatives="\n".join(row.alternatives)
             ).embedding_texts()
         ]
+        # The raw model on the same texts, before and after the import (the machine is shared,
+        # so the two bracket the rate the import saw); the faster one is the yardstick.
+        encode_runs = [timed(embedding.embed, texts)]
+        in_model = []  # seconds the import spent inside the model itself
+        real_embed = embedding.embed
+
+        def embed_timed(batch):
+            started = time.perf_counter()
+            try:
+                return real_embed(batch)
+            finally:
+                in_model.append(time.perf_counter() - started)
+
         other = Shop.objects.create(name=f"bench-import-{uuid.uuid4().hex[:8]}", use_claude=False)
+        embedding.embed = embed_timed
         try:
             started = time.perf_counter()
             result = importing.import_file(other, data, "csv")
             import_seconds = time.perf_counter() - started
+            embedding.embed = real_embed
             assert result.created == args.entries, result
             assert other.entries.filter(vectors__isnull=True).count() == 0
         finally:
+            embedding.embed = real_embed
             other.delete()
+        encode_runs.append(timed(embedding.embed, texts))
+        encode_seconds = min(encode_runs)
 
-        started = time.perf_counter()
-        embedding.embed(texts)
-        encode_seconds = time.perf_counter() - started
         print(f"Import of {args.entries} generated entries ({len(texts)} texts to embed):")
         print(
             f"  import (parse, validate, insert, embed, store): {import_seconds:.1f} s = "
-            f"{args.entries / import_seconds:.0f} entries/s"
+            f"{args.entries / import_seconds:.0f} entries/s "
+            f"({sum(in_model):.1f} s of it in the model, {len(in_model)} call)"
         )
         print(
             f"  raw model encode of the same texts: {encode_seconds:.1f} s = "
             f"{len(texts) / encode_seconds:.0f} texts/s = {args.entries / encode_seconds:.0f} "
-            f"entries/s; import runs at {encode_seconds / import_seconds:.0%} of it"
+            f"entries/s (runs: {', '.join(f'{r:.1f} s' for r in encode_runs)})"
         )
+        print(f"  the import runs at {encode_seconds / import_seconds:.0%} of the model's rate")
     finally:
         shop.delete()
 
