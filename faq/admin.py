@@ -63,7 +63,10 @@ class ShopAdmin(ShopScopedAdmin):
             "The chat window",
             {"fields": ["bot_name", "greeting", "suggestions", "accent_color", "position"]},
         ),
-        ("Answers", {"fields": ["use_claude", "language", "fallback_message"]}),
+        (
+            "Answers",
+            {"fields": ["use_claude", "monthly_token_budget", "language", "fallback_message"]},
+        ),
         ("Handoff to a person", {"fields": ["contact_email", "contact_phone", "contact_url"]}),
         ("Access", {"fields": ["owners", "created"]}),
     ]
@@ -88,10 +91,26 @@ class ShopAdmin(ShopScopedAdmin):
             embed_snippet(obj, _request.get()),
         )
 
+    def get_fieldsets(self, request, obj=None):
+        # A setting added to Shop later still shows up, even before someone places it above.
+        fieldsets = list(super().get_fieldsets(request, obj))
+        listed = {name for _, options in fieldsets for name in options["fields"]}
+        extra = [
+            f.name
+            for f in Shop._meta.get_fields()
+            if getattr(f, "editable", False)
+            and not f.auto_created
+            and f.concrete
+            and f.name not in listed
+        ]
+        return fieldsets + ([("Other settings", {"fields": extra})] if extra else [])
+
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
         if not request.user.is_superuser:
-            fields.append("owners")  # owners cannot hand their shop to someone else
+            # Owners cannot hand their shop to someone else, nor raise the Claude budget that
+            # whoever runs the installation pays for.
+            fields += ["owners", "monthly_token_budget"]
         return fields
 
     def has_add_permission(self, request) -> bool:
