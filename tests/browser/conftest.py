@@ -49,6 +49,8 @@ CHROMIUM_ARGS = [
 # so the server treats these as foreign origins (Linux routes all of 127/8 to loopback).
 LISTED_HOST = "127.0.0.2"  # in the demo shop's allowed_origins
 UNLISTED_HOST = "127.0.0.3"  # not listed anywhere: a site borrowing the key
+# The servers' database sessions carry this name, so the clean-up ends theirs and no other.
+SERVER_APP_NAME = "shopbot-browser-test-server"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -72,7 +74,10 @@ def database_url() -> str:
     auth = f"{user}:{quote(password, safe='')}" if password else user
     port = f":{params['port']}" if params.get("port") else ""
     # A Unix socket folder (the embedded server) goes percent-encoded in the host part.
-    return f"postgresql://{auth}@{quote(str(host), safe='')}{port}/{params['dbname']}"
+    return (
+        f"postgresql://{auth}@{quote(str(host), safe='')}{port}/{params['dbname']}"
+        f"?application_name={SERVER_APP_NAME}"
+    )
 
 
 @dataclass
@@ -182,7 +187,8 @@ def start_server(
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " WHERE datname = current_database() AND application_name = %s",
+            [SERVER_APP_NAME],
         )
     # While Playwright runs, Django keeps this thread's connection in a context-local slot, which
     # the test database teardown never sees: close it here.

@@ -260,6 +260,12 @@ def test_keyboard_only(page, site):
     page.keyboard.press("Enter")
     expect(w(page, "sb-user")).to_have_text("Do you do weddings?\nIn June?")
     wait_answers(page, 1)
+    in_panel = """() => { const r = document.querySelector('shopbot-widget').shadowRoot;
+        const panel = r.querySelector('[data-testid=sb-panel]');
+        return !!r.activeElement && panel.contains(r.activeElement); }"""
+    for _ in range(12):  # Tab cycles inside the open panel, never back to the page
+        page.keyboard.press("Tab")
+        assert page.evaluate(in_panel)
 
     page.keyboard.press("Escape")
     expect(w(page, "sb-panel")).to_be_hidden()
