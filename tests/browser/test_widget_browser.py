@@ -327,3 +327,27 @@ def test_an_answer_cut_mid_stream_is_asked_again_and_stored_once(page, site, fak
     ask_id = w(page, "sb-user").get_attribute("data-ask-id")
     assert [f["id"] for f in frames["sent"] if f["type"] == "ask"] == [ask_id, ask_id]
     assert stored(ask_id) == [("user", ""), ("bot", "llm")]
+
+
+def test_an_answer_arriving_while_closed_marks_the_bubble(page, site):
+    open_widget(page, site["server"].url)
+    page.evaluate("ShopBot.ask('What are your opening hours?'); ShopBot.close()")
+    launcher = w(page, "sb-launcher")
+    expect(launcher).to_have_attribute(
+        "aria-label", "Open Poppy chat (new message)", timeout=ANSWER_TIMEOUT
+    )
+    launcher.click()
+    expect(launcher).to_have_attribute("aria-label", "Close Poppy chat")
+    wait_answers(page, 1)
+
+
+def test_no_animation_under_reduced_motion(browser, site):
+    context = browser.new_context(reduced_motion="reduce")
+    page = context.new_page()
+    open_widget(page, site["server"].url)
+    animation = page.evaluate(
+        """() => getComputedStyle(document.querySelector('shopbot-widget').shadowRoot
+                   .querySelector('[data-testid=sb-panel]')).animationName"""
+    )
+    context.close()
+    assert animation == "none"
