@@ -130,11 +130,10 @@ def _databases() -> dict:
                 "NAME": "shopbot",
                 "USER": "postgres",
                 "PGDATA": str(DATA_DIR / "pgdata"),
-                "CONN_MAX_AGE": 0,
             }
         }
     try:
-        config = dj_database_url.parse(url, conn_max_age=envint("DATABASE_CONN_MAX_AGE", "0"))
+        config = dj_database_url.parse(url)
     except Exception as exc:
         raise ImproperlyConfigured(
             f"DATABASE_URL is not a usable database address ({exc}). Expected something like "
@@ -149,6 +148,18 @@ def _databases() -> dict:
 
 
 DATABASES = _databases()
+# A pool of connections per process (psycopg_pool): every chat answer runs in a worker thread
+# that takes a connection and gives it back, instead of opening one per question. Django has the
+# pool check each connection before handing it out, so a database restart costs the asks in
+# flight, not the process. DATABASE_POOL_SIZE=0 turns pooling off (a connection per request).
+DATABASE_POOL_SIZE = envint("DATABASE_POOL_SIZE", "8")
+if DATABASE_POOL_SIZE > 0:
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_SIZE,
+        "timeout": 10,
+    }
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # pooling replaces persistent connections
 DATABASES["default"].setdefault("TEST", {})
 if os.getenv("SHOPBOT_TEST_DB"):
     # Lets several test runs share one server without trampling each other's test database.

@@ -32,8 +32,8 @@ The answer pipeline: one customer question in, exactly one saved answer out.
 
 Everything touching the ORM or the embedding model runs in worker threads. Without Claude, steps
 1, 2, 4 and 5 run in one thread hop and on one database connection: that path is the one that has
-to be fast (`manage.py bench_chat`). The two chat writes commit without waiting for the disk
-(see chat_write for the trade-off).
+to be fast (`manage.py bench_chat`). Both writes are ordinary durable commits: a customer's
+question is the owner's data, and a few milliseconds of fsync are nothing at chatting speed.
 """
 
 from __future__ import annotations
@@ -43,13 +43,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db import IntegrityError, close_old_connections, transaction
 
 from faq import retrieval
 from faq.retrieval import Hit, SearchResult
@@ -91,21 +90,6 @@ def db_thread(func):
 _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 SEARCH_SLOTS = max(1, (_cores or 2) // 2)
 _search_slots = threading.BoundedSemaphore(SEARCH_SLOTS)
-
-
-@contextmanager
-def chat_write() -> Iterator[None]:
-    """A transaction whose COMMIT does not wait for the write-ahead log to reach the disk.
-
-    Two commits per ask each waited about 8 ms for an fsync (more on a busy disk): a third of the
-    whole no-Claude answer. The cost: if PostgreSQL itself crashes, the last fraction of a second
-    of chat messages can be lost (never half-written: the database stays consistent). A customer
-    whose answer never arrived re-sends the ask with the same id and gets one then.
-    """
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        yield
 
 
 @dataclass
@@ -176,7 +160,7 @@ def save_answer(
 ) -> Message:
     """Step 5 (synchronous). Returns the stored answer, ours or one saved first elsewhere."""
     try:
-        with chat_write():
+        with transaction.atomic():
             return Message.objects.create(
                 conversation=conversation,
                 role=Message.BOT,
@@ -206,7 +190,7 @@ def use_claude(conversation: Conversation) -> bool:
 def prepare(conversation: Conversation, ask_id: str, text: str, started: float) -> Prepared:
     # Step 1: the question first. A re-sent ask id keeps its first text.
     try:
-        with chat_write():
+        with transaction.atomic():
             question = Message.objects.create(
                 conversation=conversation, role=Message.USER, ask_id=ask_id, text=text
             )
