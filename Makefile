@@ -26,6 +26,12 @@ format: $(STAMP)
 
 install: $(STAMP)
 
+# The benchmarks print figures; none of them is a pass/fail test.
+bench: $(STAMP)
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py bench_chat
+	$(BIN)/python bench/bench_reembed.py
+	$(BIN)/python bench/load_test.py
+
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch alone first: pinned to the CPU build, so nothing below pulls the CUDA one.
