@@ -189,27 +189,12 @@ def main() -> int:
     django.setup()
     from django.db import connections as db_connections
 
-    from faq import indexing
-    from faq.demo import demo_data
-    from faq.models import FAQEntry, Shop
+    from faq import demo
     from widget.models import Message
 
-    data = demo_data()
-    info = dict(data["shop"], suggestions="\n".join(data["shop"]["suggestions"]))
-    info["name"] = f"Load test {uuid.uuid4().hex[:8]}"
-    shop = Shop.objects.create(**info)
+    shop = demo.create_copy(name=f"Load test {uuid.uuid4().hex[:8]}")
     server = None
     try:
-        with indexing.batched():
-            for faq in data["faqs"]:
-                FAQEntry.objects.create(
-                    shop=shop,
-                    question=faq["question"],
-                    answer=faq["answer"],
-                    alternatives="\n".join(faq.get("alternatives", [])),
-                    category=faq.get("category", ""),
-                )
-        indexing.refresh(shop.entries.values_list("pk", flat=True))
         db_connections.close_all()
 
         server = DaphneServer(

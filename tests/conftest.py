@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from faq import embedding
-from faq.demo import demo_data
+from faq.demo import entry_fields, shop_fields
 from faq.models import FAQEntry, FAQVector, Shop, text_hash
 
 
@@ -17,34 +17,19 @@ from faq.models import FAQEntry, FAQVector, Shop, text_hash
 def demo_texts_embedded() -> dict[str, list[tuple[str, str, list[float]]]]:
     """question -> [(kind, text, vector)] for every demo entry, from the real model."""
     result = {}
-    for faq in demo_data()["faqs"]:
-        entry = FAQEntry(
-            question=faq["question"],
-            answer=faq["answer"],
-            alternatives="\n".join(faq.get("alternatives", [])),
-        )
+    for fields in entry_fields():
+        entry = FAQEntry(**fields)
         texts = entry.embedding_texts()
         vectors = embedding.embed([text for _, text in texts])
-        result[faq["question"]] = [(k, t, v) for (k, t), v in zip(texts, vectors, strict=True)]
+        result[entry.question] = [(k, t, v) for (k, t), v in zip(texts, vectors, strict=True)]
     return result
 
 
 def make_demo_shop(demo_texts_embedded, **overrides) -> Shop:
     """The demo shop with its entries and their (real) vectors, without re-running the model."""
-    data = demo_data()
-    info = dict(data["shop"], suggestions="\n".join(data["shop"]["suggestions"]))
-    info.update(overrides)
-    shop = Shop.objects.create(**info)
-    entries = FAQEntry.objects.bulk_create(  # bulk_create: no signals, so no re-embedding
-        FAQEntry(
-            shop=shop,
-            question=faq["question"],
-            answer=faq["answer"],
-            alternatives="\n".join(faq.get("alternatives", [])),
-            category=faq.get("category", ""),
-        )
-        for faq in data["faqs"]
-    )
+    shop = Shop.objects.create(**{**shop_fields(), **overrides})
+    # bulk_create: no signals, so no re-embedding; the vectors are copied in below.
+    entries = FAQEntry.objects.bulk_create(FAQEntry(shop=shop, **f) for f in entry_fields())
     FAQVector.objects.bulk_create(
         FAQVector(
             entry=entry,

@@ -63,21 +63,7 @@ def bar_chart(
 
     totals = ", ".join(f"{s.name}: {sum(s.values)}" for s in series)
     desc = f"{title}. Totals over {len(labels)} days: {totals}. Highest day: {peak}."
-    parts = [
-        format_html(
-            '<svg class="shopbot-chart" viewBox="0 0 {} {}" width="100%" role="img" '
-            'aria-labelledby="{}-t {}-d" xmlns="http://www.w3.org/2000/svg">'
-            '<title id="{}-t">{}</title><desc id="{}-d">{}</desc>',
-            width,
-            height,
-            _id(title),
-            _id(title),
-            _id(title),
-            title,
-            _id(title),
-            desc,
-        )
-    ]
+    parts = [_svg_open(width, height, title, desc)]
     # Horizontal grid lines with their values.
     for i in range(5):
         value = step * i
@@ -128,21 +114,7 @@ def share_bar(segments: Sequence[Segment], title: str, width: int = 760) -> Safe
     height = 46
     total = sum(s.value for s in segments)
     described = ", ".join(f"{s.label}: {s.value} ({_percent(s.value, total)})" for s in segments)
-    parts = [
-        format_html(
-            '<svg class="shopbot-chart" viewBox="0 0 {} {}" width="100%" role="img" '
-            'aria-labelledby="{}-t {}-d" xmlns="http://www.w3.org/2000/svg">'
-            '<title id="{}-t">{}</title><desc id="{}-d">{}</desc>',
-            width,
-            height,
-            _id(title),
-            _id(title),
-            _id(title),
-            title,
-            _id(title),
-            described or "No answers yet.",
-        )
-    ]
+    parts = [_svg_open(width, height, title, described or "No answers yet.")]
     if not total:
         parts.append(
             f'<rect x="0" y="4" width="{width}" height="22" fill="#eee"/>'
@@ -175,6 +147,24 @@ def share_bar(segments: Sequence[Segment], title: str, width: int = 760) -> Safe
         x += 30 + 6 * len(text)
     parts.append("</svg>")
     return mark_safe("".join(str(p) for p in parts))
+
+
+def _svg_open(width: int, height: int, title: str, description: str) -> SafeString:
+    """The opening <svg> tag with a title and description that screen readers announce."""
+    chart_id = _id(title)
+    return format_html(
+        '<svg class="shopbot-chart" viewBox="0 0 {} {}" width="100%" role="img" '
+        'aria-labelledby="{}-t {}-d" xmlns="http://www.w3.org/2000/svg">'
+        '<title id="{}-t">{}</title><desc id="{}-d">{}</desc>',
+        width,
+        height,
+        chart_id,
+        chart_id,
+        chart_id,
+        title,
+        chart_id,
+        description,
+    )
 
 
 def _id(title: str) -> str:

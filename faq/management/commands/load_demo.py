@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from faq import indexing
-from faq.demo import demo_data
+from faq.demo import entry_fields, shop_fields
 from faq.models import FAQEntry, Shop
 
 
@@ -18,22 +18,13 @@ class Command(BaseCommand):
 
 
 def load_demo_shop() -> tuple[Shop, bool]:
-    data = demo_data()
-    info = dict(data["shop"])
-    info["suggestions"] = "\n".join(info["suggestions"])
+    info = shop_fields()
     with indexing.batched(), transaction.atomic():
         shop, created = Shop.objects.get_or_create(name=info.pop("name"), defaults=info)
         # Entries are matched by question, so a re-run neither duplicates them nor overwrites an
         # owner's edits to the demo's answers.
         existing = set(shop.entries.values_list("question", flat=True))
-        for faq in data["faqs"]:
-            if faq["question"] in existing:
-                continue
-            FAQEntry.objects.create(
-                shop=shop,
-                question=faq["question"],
-                answer=faq["answer"],
-                alternatives="\n".join(faq.get("alternatives", [])),
-                category=faq.get("category", ""),
-            )
+        for fields in entry_fields():
+            if fields["question"] not in existing:
+                FAQEntry.objects.create(shop=shop, **fields)
     return shop, created

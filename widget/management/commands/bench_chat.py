@@ -39,9 +39,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
-from faq import embedding, indexing, retrieval
-from faq.demo import demo_data
-from faq.models import FAQEntry, Shop
+from faq import demo, embedding, retrieval
+from faq.models import Shop
 from widget.models import Message
 
 ROOT = Path(settings.BASE_DIR)
@@ -68,22 +67,7 @@ def median_ms(func, repeat: int) -> float:
 
 
 def create_bench_shop() -> Shop:
-    data = demo_data()
-    info = dict(data["shop"], suggestions="\n".join(data["shop"]["suggestions"]))
-    info["name"] = f"bench-chat-{secrets.token_hex(4)}"
-    shop = Shop.objects.create(**info)
-    entries = FAQEntry.objects.bulk_create(  # no signals: embedded right below, synchronously
-        FAQEntry(
-            shop=shop,
-            question=faq["question"],
-            answer=faq["answer"],
-            alternatives="\n".join(faq.get("alternatives", [])),
-            category=faq.get("category", ""),
-        )
-        for faq in data["faqs"]
-    )
-    indexing.refresh([e.pk for e in entries])
-    return shop
+    return demo.create_copy(name=f"bench-chat-{secrets.token_hex(4)}")
 
 
 async def client(url: str, questions: list[str], rounds: int, think: float, stats: dict) -> None:
