@@ -127,12 +127,7 @@ def search_with_context(shop, text: str, previous: str | None) -> SearchResult:
         key=lambda hit: hit.score,
         reverse=True,
     )[:SEARCH_LIMIT]
-    threshold = getattr(alone, "threshold", None)
-    if threshold is not None:
-        confident = merged[0].score >= threshold
-    else:  # a retrieval without a threshold: trust only what the context search trusted
-        confident = context.confident and merged[0].entry.pk == context.hits[0].entry.pk
-    return replace(alone, hits=merged, confident=confident)
+    return replace(alone, hits=merged, confident=merged[0].score >= alone.threshold)
 
 
 def source_list(entries) -> list[dict]:
