@@ -159,6 +159,9 @@ if DATABASE_POOL_SIZE > 0:
         "max_size": DATABASE_POOL_SIZE,
         "timeout": 10,
     }
+    # Django gives the pool its health check only with this on: without it, connections killed
+    # by a database restart would be handed out again.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # pooling replaces persistent connections
 DATABASES["default"].setdefault("TEST", {})
 if os.getenv("SHOPBOT_TEST_DB"):
