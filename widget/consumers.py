@@ -93,8 +93,9 @@ def history_item(message: Message) -> dict:
 @database_sync_to_async
 def open_conversation(
     shop: Shop, conversation_id: str, page_url: str, user_agent: str
-) -> tuple[Conversation, bool, list[dict]]:
-    """Resume the shop's conversation with that id, or start a new one."""
+) -> tuple[Conversation, bool, list[dict], set[str]]:
+    """Resume the shop's conversation with that id, or start a new one. Also returns the ask ids
+    of its questions (for the conversation-length limit)."""
     try:
         wanted = uuid.UUID(conversation_id) if conversation_id else None
     except ValueError:
@@ -105,10 +106,11 @@ def open_conversation(
             shop=shop, page_url=page_url[:500], user_agent=user_agent[:300]
         )
         conversation.shop = shop
-        return conversation, False, []
+        return conversation, False, [], set()
     conversation.shop = shop
     recent = conversation.messages.order_by("-id")[:HISTORY_LIMIT]
-    return conversation, True, [history_item(m) for m in reversed(recent)]
+    asked = set(conversation.messages.filter(role=Message.USER).values_list("ask_id", flat=True))
+    return conversation, True, [history_item(m) for m in reversed(recent)], asked
 
 
 @database_sync_to_async
@@ -175,7 +177,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if not page.startswith(("http://", "https://")):
             page = origin or ""
         try:
-            conversation, resumed, history = await open_conversation(
+            conversation, resumed, history, asked = await open_conversation(
                 shop,
                 (query.get("conversation") or [""])[0],
                 page,
@@ -187,6 +189,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_TRY_AGAIN_LATER)
             return
         self.shop, self.conversation = shop, conversation
+        self.limiter.asked = asked
         await self.send_json(
             {
                 "type": "ready",
@@ -299,7 +302,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if len(self.tasks) >= MAX_PENDING_ASKS:
             return "rate_limited", "Please wait for the answers to your earlier questions."
         try:
-            await self.limiter.check_ask(self.conversation, ask_id, self.shop.contact())
+            await self.limiter.check_ask(ask_id, self.shop.contact())
         except limits.Refused as refused:
             return refused.code, refused.message
         return None

@@ -29,9 +29,7 @@ import weakref
 from collections import deque
 from dataclasses import dataclass
 
-from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import DatabaseError
 
 logger = logging.getLogger(__name__)
 
@@ -246,18 +244,6 @@ def reset_memory() -> None:
 # --- Per connection ---------------------------------------------------------------------------
 
 
-@database_sync_to_async
-def _conversation_questions(conversation, ask_id: str) -> int:
-    from widget.models import Message
-
-    # A re-sent ask that is already stored does not count again: it must still get its answer.
-    return (
-        Message.objects.filter(conversation=conversation, role=Message.USER)
-        .exclude(ask_id=ask_id)
-        .count()
-    )
-
-
 @dataclass
 class ConnectionLimits:
     """The limits of one websocket connection. The consumer calls `connect()` after accepting,
@@ -270,6 +256,11 @@ class ConnectionLimits:
         self.member = uuid.uuid4().hex
         self.holds_slot = False
         self.asks: list[float] = []  # this connection's recent ask times
+        # Ask ids of the conversation's questions: loaded with the conversation when the socket
+        # opens, then kept here, so the length limit costs no query per ask. (Two tabs on one
+        # conversation can each let a question through at the limit: it is a length cap, not a
+        # security boundary.)
+        self.asked: set[str] = set()
 
     async def connect(self) -> bool:
         """False if the client address already has CHAT_CONNECTIONS_PER_IP sockets open."""
@@ -294,7 +285,7 @@ class ConnectionLimits:
         except Exception:
             logger.warning("Could not free a connection slot (it expires by itself)", exc_info=True)
 
-    async def check_ask(self, conversation, ask_id: str, contact: dict | None = None) -> None:
+    async def check_ask(self, ask_id: str, contact: dict | None = None) -> None:
         """Raise Refused if this ask goes over a limit; every attempt counts."""
         now = time.monotonic()
         per_connection = settings.CHAT_ASKS_PER_CONNECTION_PER_MINUTE
@@ -321,14 +312,11 @@ class ConnectionLimits:
                         "Too many messages from your network right now; please wait a minute.",
                     )
 
+        # A re-sent ask that is already stored does not count again: it must still get its answer.
         most = settings.CHAT_MAX_ASKS_PER_CONVERSATION
-        if most > 0 and conversation is not None:
-            try:
-                asked = await _conversation_questions(conversation, ask_id)
-            except DatabaseError:
-                return  # the pipeline reports the outage as "unavailable"
-            if asked >= most:
-                raise Refused("conversation_full", conversation_full_message(contact or {}))
+        if most > 0 and ask_id not in self.asked and len(self.asked) >= most:
+            raise Refused("conversation_full", conversation_full_message(contact or {}))
+        self.asked.add(ask_id)
 
 
 def conversation_full_message(contact: dict) -> str:
