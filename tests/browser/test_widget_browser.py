@@ -351,3 +351,28 @@ def test_no_animation_under_reduced_motion(browser, site):
     )
     context.close()
     assert animation == "none"
+
+
+def test_a_full_conversation_starts_a_new_one_and_try_again_is_answered(page, site, start_server):
+    """At the conversation-length limit the widget says so, starts a new conversation by itself,
+    and "Try again" asks the same question there."""
+    server = start_server(CHAT_MAX_ASKS_PER_CONVERSATION="1")
+    open_widget(page, server.url)
+    ask(page, "How do I keep my flowers fresh?")
+    wait_answers(page, 1)
+    first_ask = w(page, "sb-user").get_attribute("data-ask-id")
+    first = Message.objects.get(ask_id=first_ask, role="user").conversation
+
+    ask(page, "Do you sell gift cards?")
+    error = w(page, "sb-error")
+    expect(error).to_contain_text("length limit", timeout=ANSWER_TIMEOUT)
+    expect(w(page, "sb-root")).to_have_attribute("data-conn", "online", timeout=ANSWER_TIMEOUT)
+    error.get_by_role("button", name="Try again").click()
+    wait_answers(page, 2)
+
+    assert first.messages.count() == 2  # nothing more was stored in the full conversation
+    second = Message.objects.get(
+        role="user", text="Do you sell gift cards?", conversation__started__gt=first.started
+    ).conversation
+    assert list(second.messages.values_list("role", flat=True)) == ["user", "bot"]
+    assert second.shop_id == first.shop_id

@@ -433,8 +433,10 @@
           if (t.b) { t.b.remove(); t.b = null; }
           var er = el('div', 'er', msg, { role: 'note', 'data-testid': 'sb-error' }), again = el('button', 0, 'Try again', { type: 'button' });
           again.onclick = safe(function () { t.el.remove(); delete turns[t.id]; ask(t.u ? t.u.textContent : ''); });
-          if (t.u && /rate_limited|unavailable/.test(f.code)) er.appendChild(again);
+          if (t.u && /rate_limited|unavailable|conversation_full/.test(f.code)) er.appendChild(again);
           note(t, er);
+          // This conversation is full: the next connection starts a new one ("Try again" asks there).
+          if (f.code == 'conversation_full') { store.c = null; save(); drop(); }
         } else {
           turnsBox.appendChild(el('div', 'sys', msg, { 'data-testid': 'sb-error' }));
         }
