@@ -86,7 +86,7 @@ class DaphneServer:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 return
             except OSError:
-                time.sleep(0.2)
+                time.sleep(0.2)  # a starting process: nothing to wait on but its port
         raise TimeoutError(f"daphne did not listen on {self.port} within {timeout} s")
 
     def stop(self) -> None:

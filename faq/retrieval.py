@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from django.db import connection
+from django.db.models import Count, Sum
 
 from faq import embedding
 from faq.models import FAQEntry, FAQVector, Shop
@@ -160,7 +161,7 @@ def _threshold(shop: Shop, signature: tuple) -> float:
     cached = _thresholds.get(shop.pk)
     if cached and cached[0] == signature:
         return cached[1]
-    ids, entry_ids, kinds, vectors = _all_vectors(shop)
+    _, entry_ids, kinds, vectors = _all_vectors(shop)
     _, vec_entry = np.unique(entry_ids, return_inverse=True)
     threshold = calibrate_threshold(vectors, vec_entry, kinds)
     with _thresholds_lock:
@@ -170,10 +171,11 @@ def _threshold(shop: Shop, signature: tuple) -> float:
 
 def shop_threshold(shop: Shop) -> float | None:
     """The shop's current confidence threshold (for the admin), or None without vectors."""
-    ids, entry_ids, kinds, vectors = _all_vectors(shop)
-    if not ids:
+    totals = _published_vectors(shop).aggregate(count=Count("id"), id_sum=Sum("id"))
+    if not totals["count"]:
         return None
-    return _threshold(shop, (len(ids), sum(ids)))
+    # The same signature as search's window totals, so both share the cached threshold.
+    return _threshold(shop, (totals["count"], totals["id_sum"]))
 
 
 _SHOP_VECTORS = """
@@ -205,13 +207,15 @@ def _nearest_vectors(shop: Shop, query: np.ndarray) -> list[tuple]:
         return cursor.fetchall()
 
 
+def _published_vectors(shop: Shop):
+    return FAQVector.objects.filter(
+        entry__shop=shop, entry__published=True, model_name=embedding.model_name()
+    )
+
+
 def _all_vectors(shop: Shop) -> tuple[list[int], list[int], list[str], np.ndarray]:
     rows = list(
-        FAQVector.objects.filter(
-            entry__shop=shop, entry__published=True, model_name=embedding.model_name()
-        )
-        .order_by("id")
-        .values_list("id", "entry_id", "kind", "embedding")
+        _published_vectors(shop).order_by("id").values_list("id", "entry_id", "kind", "embedding")
     )
     if not rows:
         return [], [], [], np.zeros((0, 0), dtype=np.float32)

@@ -11,6 +11,7 @@ import pytest
 from faq import embedding
 from faq.demo import entry_fields, shop_fields
 from faq.models import FAQEntry, FAQVector, Shop, text_hash
+from widget import limits
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +49,14 @@ def make_demo_shop(demo_texts_embedded, **overrides) -> Shop:
 @pytest.fixture
 def demo_shop(db, demo_texts_embedded) -> Shop:
     return make_demo_shop(demo_texts_embedded)
+
+
+@pytest.fixture
+def chat_without_claude(settings):
+    """Chat tests that must not depend on the environment: no Claude key, no Redis, and the
+    in-memory limit counters fresh before and after."""
+    settings.ANTHROPIC_API_KEY = ""
+    settings.REDIS_URL = ""
+    limits.reset_memory()
+    yield
+    limits.reset_memory()

@@ -15,19 +15,14 @@ from django.db import connection
 
 from tests.fake_anthropic import FakeAnthropic, Scenario
 from tests.test_chat_consumer import ANSWER_TIMEOUT, Chat, messages_of
-from widget import limits
 from widget.models import Message
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("chat_without_claude"),
+]
 
 QUESTION = "Do you deliver to Princeton?"
-
-
-@pytest.fixture(autouse=True)
-def fresh_limits(settings):
-    settings.ANTHROPIC_API_KEY = ""
-    settings.REDIS_URL = ""
-    limits.reset_memory()
 
 
 def admin_connection() -> psycopg.Connection:

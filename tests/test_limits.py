@@ -22,20 +22,14 @@ from tests.test_chat_consumer import ANSWER_TIMEOUT, Chat, messages_of
 from widget import budget, limits
 from widget.models import Conversation, Message
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("chat_without_claude"),
+]
 
 QUESTION = "Do you deliver to Princeton?"
 # A Redis database of this test module's own; only it is ever flushed.
 REDIS_TEST_URL = os.getenv("SHOPBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
-
-
-@pytest.fixture(autouse=True)
-def fresh_limits(settings):
-    settings.ANTHROPIC_API_KEY = ""
-    settings.REDIS_URL = ""
-    limits.reset_memory()
-    yield
-    limits.reset_memory()
 
 
 @pytest.fixture

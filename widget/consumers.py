@@ -290,13 +290,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return
         if ask_id in self.tasks:
             return  # already being answered on this connection: that answer frame will come
-        refusal = await self.check_limits(ask_id, text)
+        refusal = await self.check_limits(ask_id)
         if refusal is not None:
             await self.send_error(ask_id, *refusal)
             return
         self.tasks[ask_id] = asyncio.create_task(self.run_ask(ask_id, text))
 
-    async def check_limits(self, ask_id: str, text: str) -> tuple[str, str] | None:
+    async def check_limits(self, ask_id: str) -> tuple[str, str] | None:
         """The one place an ask can be refused before it costs anything: return (code, message)
         to refuse it, None to let it through. Per-IP and per-shop limits plug in here."""
         if len(self.tasks) >= MAX_PENDING_ASKS:

@@ -226,5 +226,5 @@ class Command(BaseCommand):
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
                     return
             except OSError:
-                time.sleep(0.2)
+                time.sleep(0.2)  # a starting process: nothing to wait on but its port
         raise CommandError("daphne did not answer /healthz within 120 s")
