@@ -4,36 +4,47 @@ Retrieval: which published FAQ entries of a shop answer a customer's text, and h
 `search(shop, text, limit)` is the one entry point; the chat and `manage.py eval_retrieval` both
 call it. It is synchronous (embedding and SQL): async callers wrap it in sync_to_async.
 
-How an entry is scored (measured on the public sets in ../shared/eval, see README):
-- Each entry has several vectors: its question, question + answer, and each alternative phrasing.
-  PostgreSQL (pgvector) returns the shop's vectors nearest to the query.
-- An entry's score blends its best vector with the mean of its best two
-  (0.4 * best + 0.6 * mean of top two): an entry that several of its phrasings agree on beats one
-  that a single stray phrasing happens to match.
-- Plus a small vote (0.1 * share) among the query's ten nearest vectors of the whole shop.
+How an entry is ranked (measured on the public sets in ../shared/eval, see
+docs/retrieval-research.md):
+- Dense: each entry has several vectors (its question, question + answer, each alternative
+  phrasing). PostgreSQL (pgvector) returns the shop's vectors nearest to the query. An entry scores
+  0.4 * its best vector + 0.6 * the mean of its best two, plus a small vote (0.1 * share) among
+  the query's ten nearest vectors.
+- Classifier, for shops with alternative phrasings: a ridge-regression classifier fitted on the
+  shop's own phrasings (closed form, milliseconds) adds 0.25 * its output. Phrasings teach where
+  one entry ends and the next begins, which plain nearest-vector matching blurs.
+- Lexical: BM25 over each entry's question and phrasings, with PostgreSQL's text-search parser
+  ('simple' configuration: lower-cased words, no stemming, no stop words) splitting the texts. It
+  adds 0.2 * the entry's BM25 score divided by the query's best. Question words stay: "where did
+  it come from" and "what is it" differ only in them. It weighs words rare in this shop's FAQ,
+  which the embedding cannot: in a COVID FAQ "coronavirus" is everywhere and says little.
+  (ts_rank has no inverse document frequency, hence BM25 computed here.)
 
 How confidence is decided, per shop, from the shop's own FAQ only (never from customer queries):
 - Each alternative phrasing (or each question, for a shop with fewer than 20 phrasings) is used as
-  a pretend question with its own entry removed. The best score it still gets is what an on-topic
-  question that the FAQ does not answer looks like for this shop.
+  a pretend question with its own entry removed (the classifier refitted without it, in closed
+  form). The best score it still gets is what an on-topic question that the FAQ does not answer
+  looks like for this shop.
 - The threshold is the 62.5th percentile of those scores: a shop whose entries are close to one
   another (say, a sports app with 57 similar intents) needs a higher bar than a florist.
 - Shops without phrasings get at most 0.63: their questions sit much closer to each other than
-  customers' wording sits to them.
-The threshold is recomputed when the shop's published vectors change, and cached per process.
-
-Measured and not kept: PostgreSQL full-text ranking fused with the dense score (at best +0.01 on
-some sets, -0.04 on others), a hub-entry penalty, a required margin between the top two.
+  customers' wording sits to them. Their confidence uses the dense score alone: without phrasings
+  nothing calibrates the lexical bonus, which any shared word would earn an off-topic question.
+The shop's index (threshold, classifier, word statistics) is rebuilt when its published vectors
+change, and cached per process.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Sum
+from scipy import sparse
 
 from faq import embedding
 from faq.models import FAQEntry, FAQVector, Shop
@@ -41,6 +52,11 @@ from faq.models import FAQEntry, FAQVector, Shop
 BEST_TWO_MIX = 0.6
 VOTE_NEIGHBOURS = 10
 VOTE_WEIGHT = 0.1
+CLASSIFIER_WEIGHT = 0.25
+CLASSIFIER_RIDGE = 0.1  # regularisation of the ridge classifier
+LEXICAL_WEIGHT = 0.2
+BM25_K1 = 1.2
+BM25_B = 0.5
 # Nearest vectors fetched per query. Entries outside them cannot reach the top anyway.
 CANDIDATES = 100
 
@@ -48,11 +64,22 @@ CALIBRATION_QUANTILE = 0.625
 MIN_PHRASINGS_FOR_CALIBRATION = 20
 FAQ_ONLY_THRESHOLD_CAP = 0.63
 
+# PostgreSQL's text-search parser, one array element per occurrence of each lexeme.
+_LEXEMES_SQL = (
+    "ARRAY(SELECT l.lexeme FROM unnest(to_tsvector('simple', {})) AS l, "
+    "generate_series(1, cardinality(l.positions)) ORDER BY l.lexeme)"
+)
+
 
 @dataclass
 class Hit:
     entry: FAQEntry
-    score: float
+    score: float  # what the hits are ranked by
+    confidence: float | None = None  # what is compared with the threshold (the score by default)
+
+    def __post_init__(self) -> None:
+        if self.confidence is None:
+            self.confidence = self.score
 
 
 @dataclass
@@ -66,6 +93,78 @@ class SearchResult:
         return self.hits[0] if self.hits else None
 
 
+class Lexicon:
+    """BM25 over the shop's entries, each entry one document (its question and phrasings).
+
+    The BM25 weight of every (word, entry) pair is precomputed into a sparse matrix, so scoring
+    many texts at once (calibration probes every phrasing) is one sparse product.
+    """
+
+    def __init__(self, documents: list[list[str]]) -> None:
+        counts = [Counter(words) for words in documents]
+        self.vocabulary: dict[str, int] = {}
+        for words in counts:
+            for word in words:
+                self.vocabulary.setdefault(word, len(self.vocabulary))
+        self.size = len(documents)
+        lengths = np.array([len(words) for words in documents], dtype=np.float64)
+        mean_length = lengths.mean() if self.size and lengths.mean() > 0 else 1.0
+        length_norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths / mean_length)
+        containing = np.zeros(len(self.vocabulary))
+        rows, columns, values = [], [], []
+        for number, words in enumerate(counts):
+            for word, count in words.items():
+                containing[self.vocabulary[word]] += 1
+                rows.append(self.vocabulary[word])
+                columns.append(number)
+                values.append(count * (BM25_K1 + 1) / (count + length_norm[number]))
+        self.idf = np.log(1 + (self.size - containing + 0.5) / (containing + 0.5))
+        saturation = sparse.csr_matrix(
+            (values, (rows, columns)), shape=(len(self.vocabulary), self.size)
+        )
+        self.weights = sparse.csr_matrix(saturation.multiply(self.idf[:, None]))
+
+    def scores(self, words: list[str]) -> np.ndarray:
+        """(entries,) BM25 scores of one text."""
+        return self.scores_many([words])[0]
+
+    def scores_many(self, texts: list[list[str]]) -> np.ndarray:
+        """(texts, entries) BM25 scores; each distinct word of a text counts once."""
+        rows, columns = [], []
+        for number, words in enumerate(texts):
+            known = {self.vocabulary[w] for w in words if w in self.vocabulary}
+            rows += [number] * len(known)
+            columns += known
+        incidence = sparse.csr_matrix(
+            (np.ones(len(rows)), (rows, columns)), shape=(len(texts), len(self.vocabulary))
+        )
+        return (incidence @ self.weights).toarray()
+
+    def word_weight(self, word: str) -> float:
+        """The word's inverse document frequency in this shop (0 for a word it never uses)."""
+        number = self.vocabulary.get(word)
+        return 0.0 if number is None else float(self.idf[number])
+
+
+def relative(scores: np.ndarray) -> np.ndarray:
+    """Scores divided by the best one (rows of a 2-D array each by its own best)."""
+    best = scores.max(axis=-1, keepdims=True) if scores.size else scores
+    return scores / np.maximum(best, 1e-9)
+
+
+@dataclass
+class ShopIndex:
+    """What search needs beyond the vectors in PostgreSQL, built from the shop's published
+    entries only."""
+
+    signature: tuple
+    entry_ids: np.ndarray  # sorted; column i of everything below is entry_ids[i]
+    threshold: float
+    phrasing_calibrated: bool  # the shop has enough phrasings to calibrate on them
+    lexicon: Lexicon
+    classifier: np.ndarray | None  # (dimensions, entries) ridge weights, with phrasings only
+
+
 def search(shop: Shop, text: str, limit: int = 5) -> SearchResult:
     """The shop's published entries best matching `text`, best first, and whether the best one is
     good enough to answer with."""
@@ -73,29 +172,42 @@ def search(shop: Shop, text: str, limit: int = 5) -> SearchResult:
     if not text:
         return SearchResult()
     query = embedding.embed_one(text)
-    rows = _nearest_vectors(shop, query)
+    rows, words = _nearest_vectors(shop, query, text)
     if not rows:
         return SearchResult()
     signature = (rows[0][3], rows[0][4])  # (count, sum of ids) of the shop's published vectors
-    threshold = _threshold(shop, signature)
+    index = shop_index(shop, signature)
 
-    entry_ids = np.array([row[0] for row in rows])
+    # Candidates: entries with a vector among the nearest (and still in the index).
+    row_entries = np.array([row[0] for row in rows])
     sims = np.array([row[2] for row in rows], dtype=np.float32)
-    unique_ids, codes = np.unique(entry_ids, return_inverse=True)
-    scores = score_entries(sims[None, :], codes, len(unique_ids))[0]
-    order = np.argsort(-scores)[:limit]
-    entries = FAQEntry.objects.in_bulk([int(unique_ids[i]) for i in order])
+    known = np.isin(row_entries, index.entry_ids)
+    row_entries, sims = row_entries[known], sims[known]
+    if not len(row_entries):
+        return SearchResult(threshold=index.threshold)
+    candidates, codes = np.unique(row_entries, return_inverse=True)
+    columns = np.searchsorted(index.entry_ids, candidates)
+
+    semantic = score_entries(sims[None, :], codes, len(candidates))[0]
+    if index.classifier is not None:
+        semantic = semantic + CLASSIFIER_WEIGHT * (query @ index.classifier[:, columns])
+    lexical = relative(index.lexicon.scores(words))[columns]
+    ranking = semantic + LEXICAL_WEIGHT * lexical
+    confidence = ranking if index.phrasing_calibrated else semantic
+
+    order = np.argsort(-ranking, kind="stable")[:limit]
+    entries = FAQEntry.objects.in_bulk([int(candidates[i]) for i in order])
     hits = [
-        Hit(entries[int(unique_ids[i])], float(scores[i]))
+        Hit(entries[int(candidates[i])], float(ranking[i]), float(confidence[i]))
         for i in order
-        if int(unique_ids[i]) in entries
+        if int(candidates[i]) in entries
     ]
-    confident = bool(hits) and hits[0].score >= threshold
-    return SearchResult(hits=hits, confident=confident, threshold=threshold)
+    confident = bool(hits) and hits[0].confidence >= index.threshold
+    return SearchResult(hits=hits, confident=confident, threshold=index.threshold)
 
 
 def score_entries(sims: np.ndarray, vec_entry: np.ndarray, n_entries: int) -> np.ndarray:
-    """Entry scores from vector similarities.
+    """Dense entry scores from vector similarities.
 
     sims: (queries, vectors) cosine similarities, -inf where a vector is left out.
     vec_entry: (vectors,) the entry number (0..n_entries-1) of each vector.
@@ -131,42 +243,100 @@ def score_entries(sims: np.ndarray, vec_entry: np.ndarray, n_entries: int) -> np
     return scores
 
 
-def calibrate_threshold(vectors: np.ndarray, vec_entry: np.ndarray, kinds: list[str]) -> float:
-    """The shop's confidence threshold, from its own vectors only (see the module docstring)."""
+def fit_classifier(
+    vectors: np.ndarray, vec_entry: np.ndarray, n_entries: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A ridge-regression classifier (one-hot targets) and, for every training row, its output
+    when the row's whole entry is left out of the fit (exact, without refitting)."""
+    x = vectors.astype(np.float64)
+    targets = np.zeros((len(x), n_entries))
+    targets[np.arange(len(x)), vec_entry] = 1.0
+    inverse = np.linalg.inv(x.T @ x + CLASSIFIER_RIDGE * np.eye(x.shape[1]))
+    weights = inverse @ (x.T @ targets)
+    left_out = np.zeros_like(targets)
+    for e in np.unique(vec_entry):
+        rows = np.flatnonzero(vec_entry == e)
+        hat = x[rows] @ inverse @ x[rows].T
+        residual = targets[rows] - x[rows] @ weights
+        # Leave-group-out identity for ridge: y - (I - H)^-1 (y - y_hat).
+        left_out[rows] = targets[rows] - np.linalg.solve(np.eye(len(rows)) - hat, residual)
+    return weights.astype(np.float32), left_out
+
+
+def build_index(
+    signature: tuple,
+    entry_ids: list[int],
+    kinds: list[str],
+    vectors: np.ndarray,
+    words: list[list[str]],
+) -> ShopIndex:
+    """The shop's index from its published vectors (one row per vector: its entry id, kind,
+    vector and words), including the confidence threshold (see the module docstring)."""
+    unique_ids, vec_entry = np.unique(np.array(entry_ids, dtype=np.int64), return_inverse=True)
+    n_entries = len(unique_ids)
     kinds_arr = np.array(kinds)
-    n_entries = int(vec_entry.max()) + 1 if len(vec_entry) else 0
+    searchable = np.isin(kinds_arr, [FAQVector.QUESTION, FAQVector.ALTERNATIVE])
+    documents: list[list[str]] = [[] for _ in range(n_entries)]
+    for row in np.flatnonzero(searchable):
+        documents[vec_entry[row]] += words[row]
+    lexicon = Lexicon(documents)
+
     phrasings = np.flatnonzero(kinds_arr == FAQVector.ALTERNATIVE)
-    use_phrasings = len(phrasings) >= MIN_PHRASINGS_FOR_CALIBRATION
+    use_phrasings = len(phrasings) >= MIN_PHRASINGS_FOR_CALIBRATION and n_entries >= 2
     probes = phrasings if use_phrasings else np.flatnonzero(kinds_arr == FAQVector.QUESTION)
-    if n_entries < 2 or len(probes) == 0:
-        return FAQ_ONLY_THRESHOLD_CAP
-    sims = vectors[probes] @ vectors.T
-    # Leave the probe's whole entry out: what remains is a near miss, not an answer.
-    sims[vec_entry[None, :] == vec_entry[probes][:, None]] = -np.inf
-    best = score_entries(sims, vec_entry, n_entries).max(axis=1)
-    best = best[np.isfinite(best)]
-    if len(best) == 0:
-        return FAQ_ONLY_THRESHOLD_CAP
-    threshold = float(np.quantile(best, CALIBRATION_QUANTILE))
-    if not use_phrasings:
-        threshold = min(threshold, FAQ_ONLY_THRESHOLD_CAP)
-    return threshold
+    classifier = None
+    threshold = FAQ_ONLY_THRESHOLD_CAP
+    if n_entries >= 2 and len(probes):
+        sims = vectors[probes] @ vectors.T
+        own = vec_entry[probes]
+        # Leave the probe's whole entry out: what remains is a near miss, not an answer.
+        sims[vec_entry[None, :] == own[:, None]] = -np.inf
+        scores = score_entries(sims, vec_entry, n_entries)
+        if use_phrasings:
+            training = np.flatnonzero(searchable)
+            classifier, left_out = fit_classifier(vectors[training], vec_entry[training], n_entries)
+            row_of = {row: i for i, row in enumerate(training)}
+            scores += CLASSIFIER_WEIGHT * left_out[[row_of[p] for p in probes]]
+            lexical = lexicon.scores_many([words[p] for p in probes])
+            lexical[np.arange(len(probes)), own] = 0
+            scores += LEXICAL_WEIGHT * relative(lexical)
+        scores[np.arange(len(probes)), own] = -np.inf
+        best = scores.max(axis=1)
+        best = best[np.isfinite(best)]
+        if len(best):
+            threshold = float(np.quantile(best, CALIBRATION_QUANTILE))
+            if not use_phrasings:
+                threshold = min(threshold, FAQ_ONLY_THRESHOLD_CAP)
+    return ShopIndex(
+        signature=signature,
+        entry_ids=unique_ids,
+        threshold=threshold,
+        phrasing_calibrated=use_phrasings,
+        lexicon=lexicon,
+        classifier=classifier,
+    )
 
 
-_thresholds: dict[int, tuple[tuple, float]] = {}
-_thresholds_lock = threading.Lock()
+_indexes: dict[int, ShopIndex] = {}
+_indexes_lock = threading.Lock()
 
 
-def _threshold(shop: Shop, signature: tuple) -> float:
-    cached = _thresholds.get(shop.pk)
-    if cached and cached[0] == signature:
-        return cached[1]
-    _, entry_ids, kinds, vectors = _all_vectors(shop)
-    _, vec_entry = np.unique(entry_ids, return_inverse=True)
-    threshold = calibrate_threshold(vectors, vec_entry, kinds)
-    with _thresholds_lock:
-        _thresholds[shop.pk] = (signature, threshold)
-    return threshold
+def shop_index(shop: Shop, signature: tuple) -> ShopIndex:
+    """The shop's cached index, rebuilt when the signature of its published vectors changed."""
+    cached = _indexes.get(shop.pk)
+    if cached and cached.signature == signature:
+        return cached
+    rows = list(
+        _published_vectors(shop).order_by("id").values_list("entry_id", "kind", "text", "embedding")
+    )
+    vectors = np.array([row[3] for row in rows], dtype=np.float32)
+    if not rows:  # everything was unpublished since the signature was read
+        vectors = np.zeros((0, settings.EMBEDDING_DIMENSIONS), dtype=np.float32)
+    words = _words([row[2] if row[1] != FAQVector.QUESTION_ANSWER else "" for row in rows])
+    index = build_index(signature, [r[0] for r in rows], [r[1] for r in rows], vectors, words)
+    with _indexes_lock:
+        _indexes[shop.pk] = index
+    return index
 
 
 def shop_threshold(shop: Shop) -> float | None:
@@ -174,8 +344,8 @@ def shop_threshold(shop: Shop) -> float | None:
     totals = _published_vectors(shop).aggregate(count=Count("id"), id_sum=Sum("id"))
     if not totals["count"]:
         return None
-    # The same signature as search's window totals, so both share the cached threshold.
-    return _threshold(shop, (totals["count"], totals["id_sum"]))
+    # The same signature as search's window totals, so both share the cached index.
+    return shop_index(shop, (totals["count"], totals["id_sum"])).threshold
 
 
 _SHOP_VECTORS = """
@@ -185,12 +355,13 @@ _SHOP_VECTORS = """
 """
 
 
-def _nearest_vectors(shop: Shop, query: np.ndarray) -> list[tuple]:
-    """(entry_id, kind, similarity, count, id_sum) of the shop's nearest published vectors.
+def _nearest_vectors(shop: Shop, query: np.ndarray, text: str) -> tuple[list[tuple], list[str]]:
+    """(entry_id, kind, similarity, count, id_sum) of the shop's nearest published vectors, and
+    the words of `text`.
 
     The scan is exact over the shop's own rows (a small shop has hundreds, a big one thousands):
     the HNSW index serves whole-table queries, but filtered by shop it could miss entries.
-    The window totals are over all the shop's vectors and tell when the threshold is stale.
+    The window totals are over all the shop's vectors and tell when the shop index is stale.
     """
     with connection.cursor() as cursor:
         cursor.execute(
@@ -204,20 +375,29 @@ def _nearest_vectors(shop: Shop, query: np.ndarray) -> list[tuple]:
             """,
             [shop.pk, embedding.model_name(), query.tolist(), CANDIDATES],
         )
-        return cursor.fetchall()
+        rows = cursor.fetchall()
+        cursor.execute(f"SELECT {_LEXEMES_SQL.format('%s')}", [text])
+        words = cursor.fetchone()[0]
+    return rows, words
+
+
+def _words(texts: list[str]) -> list[list[str]]:
+    """The words of each text, split by PostgreSQL's text-search parser, in one query."""
+    if not texts:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT {_LEXEMES_SQL.format("t.text")}
+            FROM unnest(%s::text[]) WITH ORDINALITY AS t(text, n)
+            ORDER BY t.n
+            """,
+            [texts],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _published_vectors(shop: Shop):
     return FAQVector.objects.filter(
         entry__shop=shop, entry__published=True, model_name=embedding.model_name()
     )
-
-
-def _all_vectors(shop: Shop) -> tuple[list[int], list[int], list[str], np.ndarray]:
-    rows = list(
-        _published_vectors(shop).order_by("id").values_list("id", "entry_id", "kind", "embedding")
-    )
-    if not rows:
-        return [], [], [], np.zeros((0, 0), dtype=np.float32)
-    vectors = np.array([row[3] for row in rows], dtype=np.float32)
-    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], vectors

@@ -7,7 +7,7 @@ import pytest
 
 from faq import retrieval
 from faq.models import FAQEntry, FAQVector
-from faq.retrieval import calibrate_threshold, score_entries, search
+from faq.retrieval import Lexicon, build_index, fit_classifier, score_entries, search
 from tests.conftest import make_demo_shop
 
 
@@ -97,17 +97,76 @@ def test_entry_scores_blend_best_and_best_two_plus_a_vote():
 def test_calibration_leaves_each_probe_entry_out():
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(3, 8))
-    vectors, vec_entry, kinds = [], [], []
+    vectors, entry_ids, kinds, words = [], [], [], []
     for e, centre in enumerate(centres):
-        for kind in ["question", "alt", "alt"] * 4:
+        for n, kind in enumerate(["question", "alt", "alt"] * 4):
             v = centre + 0.05 * rng.normal(size=8)
             vectors.append(v / np.linalg.norm(v))
-            vec_entry.append(e)
+            entry_ids.append(100 + e)
             kinds.append(kind)
-    threshold = calibrate_threshold(np.array(vectors), np.array(vec_entry), kinds)
-    # The probes' own entries are left out, so the threshold reflects the distant other entries,
-    # not the near-identical phrasings of the same entry.
-    assert threshold < 0.9
+            words.append([f"topic{e}", f"word{n}"])
+    index = build_index((36, 1), entry_ids, kinds, np.array(vectors, dtype=np.float32), words)
+    assert index.phrasing_calibrated and index.classifier is not None
+    assert list(index.entry_ids) == [100, 101, 102]
+    # The probes' own entries are left out (of the vectors, the classifier and the word counts),
+    # so the threshold reflects the distant other entries, not the same entry's phrasings.
+    assert index.threshold < 0.9
+
+
+def test_the_classifier_left_out_outputs_match_a_refit_without_the_entry():
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(12, 5)).astype(np.float32)
+    vec_entry = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])
+    _, left_out = fit_classifier(vectors, vec_entry, 3)
+    for e in range(3):
+        others = vec_entry != e
+        weights, _ = fit_classifier(vectors[others], vec_entry[others], 3)
+        assert np.allclose(left_out[vec_entry == e], vectors[vec_entry == e] @ weights, atol=1e-4)
+
+
+def test_bm25_weighs_words_rare_in_the_shop_and_keeps_question_words():
+    lexicon = Lexicon(
+        [
+            "what is a coronavirus".split(),
+            "where did covid 19 come from".split(),
+            "what are the symptoms of covid 19".split(),
+            "how does covid 19 spread".split(),
+        ]
+    )
+    scores = lexicon.scores("where did the coronavirus come from".split())
+    # "where", "did", "come" and "from" outweigh "coronavirus", which one other entry has.
+    assert scores.argmax() == 1
+    assert lexicon.scores(["tulips"]).tolist() == [0, 0, 0, 0]
+    # "covid" is in three of four entries, "spread" in one: the rare word counts more.
+    assert lexicon.word_weight("spread") > lexicon.word_weight("covid")
+
+
+COVID_FAQ = [
+    ("What is a coronavirus?", "Coronaviruses are a large family of viruses."),
+    ("Where did COVID-19 come from?", "It was first found in Wuhan City, China."),
+    ("What are the symptoms of COVID-19?", "Fever, cough and shortness of breath."),
+    ("How does COVID-19 spread?", "Mainly from person to person, through droplets."),
+    ("Is there a vaccine for COVID-19?", "Several vaccines are approved."),
+]
+
+
+@pytest.mark.django_db
+def test_word_matches_rerank_a_shop_without_phrasings(db):
+    from faq import indexing
+    from faq.models import Shop
+
+    shop = Shop.objects.create(name="Health FAQ")
+    entries = FAQEntry.objects.bulk_create(
+        FAQEntry(shop=shop, question=q, answer=a) for q, a in COVID_FAQ
+    )
+    indexing.refresh([e.pk for e in entries])
+    result = search(shop, "where did the coronavirus originate from")
+    # Dense similarity alone prefers "What is a coronavirus?" (the shared word); the question
+    # words "where ... from" decide it.
+    assert result.best.entry.question == "Where did COVID-19 come from?"
+    # Without phrasings the word bonus orders the hits but does not raise confidence.
+    assert all(hit.confidence <= hit.score for hit in result.hits)
+    assert not search(shop, "Where did you buy those shoes?").confident
 
 
 @pytest.mark.django_db

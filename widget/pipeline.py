@@ -111,23 +111,25 @@ def search_with_context(shop, text: str, previous: str | None) -> SearchResult:
     if not context.hits:
         return replace(alone, hits=alone.hits[:SEARCH_LIMIT])
     # An entry missing from one list scored at most that list's lowest score.
-    floor_alone, floor_context = alone.hits[-1].score, context.hits[-1].score
-    scores_alone = {hit.entry.pk: hit.score for hit in alone.hits}
-    scores_context = {hit.entry.pk: hit.score for hit in context.hits}
+    def blend(attribute: str) -> dict[int, float]:
+        alone_floor = getattr(alone.hits[-1], attribute)
+        context_floor = getattr(context.hits[-1], attribute)
+        alone_scores = {hit.entry.pk: getattr(hit, attribute) for hit in alone.hits}
+        context_scores = {hit.entry.pk: getattr(hit, attribute) for hit in context.hits}
+        return {
+            pk: (1 - CONTEXT_WEIGHT) * alone_scores.get(pk, alone_floor)
+            + CONTEXT_WEIGHT * context_scores.get(pk, context_floor)
+            for pk in entries
+        }
+
     entries = {hit.entry.pk: hit.entry for hit in alone.hits + context.hits}
+    scores, confidences = blend("score"), blend("confidence")
     merged = sorted(
-        (
-            Hit(
-                entry,
-                (1 - CONTEXT_WEIGHT) * scores_alone.get(pk, floor_alone)
-                + CONTEXT_WEIGHT * scores_context.get(pk, floor_context),
-            )
-            for pk, entry in entries.items()
-        ),
+        (Hit(entry, scores[pk], confidences[pk]) for pk, entry in entries.items()),
         key=lambda hit: hit.score,
         reverse=True,
     )[:SEARCH_LIMIT]
-    return replace(alone, hits=merged, confident=merged[0].score >= alone.threshold)
+    return replace(alone, hits=merged, confident=merged[0].confidence >= alone.threshold)
 
 
 def source_list(entries) -> list[dict]:
