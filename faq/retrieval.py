@@ -253,11 +253,14 @@ def fit_classifier(
     targets[np.arange(len(x)), vec_entry] = 1.0
     inverse = np.linalg.inv(x.T @ x + CLASSIFIER_RIDGE * np.eye(x.shape[1]))
     weights = inverse @ (x.T @ targets)
+    projected = x @ inverse  # computed once: per entry only small blocks remain
+    residuals = targets - x @ weights
     left_out = np.zeros_like(targets)
-    for e in np.unique(vec_entry):
-        rows = np.flatnonzero(vec_entry == e)
-        hat = x[rows] @ inverse @ x[rows].T
-        residual = targets[rows] - x[rows] @ weights
+    order = np.argsort(vec_entry, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(vec_entry[order]) != 0])
+    for rows in np.split(order, starts[1:]):
+        hat = projected[rows] @ x[rows].T
+        residual = residuals[rows]
         # Leave-group-out identity for ridge: y - (I - H)^-1 (y - y_hat).
         left_out[rows] = targets[rows] - np.linalg.solve(np.eye(len(rows)) - hat, residual)
     return weights.astype(np.float32), left_out
