@@ -110,6 +110,7 @@ def search_with_context(shop, text: str, previous: str | None) -> SearchResult:
     context = retrieval.search(shop, f"{previous}\n{text}", FOLLOW_UP_LIMIT)
     if not context.hits:
         return replace(alone, hits=alone.hits[:SEARCH_LIMIT])
+
     # An entry missing from one list scored at most that list's lowest score.
     def blend(attribute: str) -> dict[int, float]:
         alone_floor = getattr(alone.hits[-1], attribute)
