@@ -11,8 +11,8 @@ docs/retrieval-research.md):
   0.4 * its best vector + 0.6 * the mean of its best two, plus a small vote (0.1 * share) among
   the query's ten nearest vectors.
 - Classifier, for shops with alternative phrasings: a ridge-regression classifier fitted on the
-  shop's own phrasings (closed form, milliseconds) adds 0.25 * its output. Phrasings teach where
-  one entry ends and the next begins, which plain nearest-vector matching blurs.
+  shop's own phrasings (closed form: 0.1 s for 1,000 entries) adds 0.25 * its output. Phrasings
+  teach where one entry ends and the next begins, which plain nearest-vector matching blurs.
 - Lexical: BM25 over each entry's question and phrasings, with PostgreSQL's text-search parser
   ('simple' configuration: lower-cased words, no stemming, no stop words) splitting the texts. It
   adds 0.2 * the entry's BM25 score divided by the query's best. Question words stay: "where did
