@@ -24,9 +24,7 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -42,61 +40,6 @@ QUESTIONS = [
     "How long do your flowers last?",
     "Can you recommend a good car mechanic?",  # off-topic: the fallback
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class DaphneServer:
-    """`daphne shopbot.asgi:application` in a subprocess on a free loopback port. Also used by
-    tests/test_limits_multiprocess.py."""
-
-    def __init__(self, env: dict[str, str], port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "shopbot.settings", **env}
-        self.process: subprocess.Popen | None = None
-        self.log = Path(f"/tmp/shopbot-daphne-{self.port}.log")
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    def start(self) -> DaphneServer:
-        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [*command, "shopbot.asgi:application"],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        return self
-
-    def wait(self, timeout: float = 180) -> None:
-        """Until the port accepts connections (the process may still be loading the model)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited: {self.log.read_text()[-2000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.2)  # a starting process: nothing to wait on but its port
-        raise TimeoutError(f"daphne did not listen on {self.port} within {timeout} s")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -190,6 +133,7 @@ def main() -> int:
     from django.db import connections as db_connections
 
     from faq import demo
+    from shopbot.daphne_process import DaphneProcess, environment
     from widget.models import Message
 
     shop = demo.create_copy(name=f"Load test {uuid.uuid4().hex[:8]}")
@@ -197,24 +141,23 @@ def main() -> int:
     try:
         db_connections.close_all()
 
-        server = DaphneServer(
-            {
-                "ANTHROPIC_API_KEY": "",
-                "REDIS_URL": "",
-                "CHAT_CONNECTIONS_PER_IP": "0",
-                "CHAT_ASKS_PER_IP_PER_MINUTE": "0",
-                "LOG_LEVEL": "WARNING",
-            }
+        server = DaphneProcess(
+            environment(
+                ANTHROPIC_API_KEY="",
+                REDIS_URL="",
+                CHAT_CONNECTIONS_PER_IP="0",
+                CHAT_ASKS_PER_IP_PER_MINUTE="0",
+                LOG_LEVEL="WARNING",
+            )
         ).start()
-        server.wait()
         # One warm-up ask (model load, first queries), not counted.
-        asyncio.run(run_load(server.url, shop.public_key, 1, 1, args.timeout))
+        asyncio.run(run_load(server.ws_url, shop.public_key, 1, 1, args.timeout))
         Message.objects.filter(conversation__shop=shop).delete()
         shop.conversations.all().delete()
 
-        print(f"Load test: {args.connections} connections x {args.asks} asks, {server.url}")
+        print(f"Load test: {args.connections} connections x {args.asks} asks, {server.ws_url}")
         result = asyncio.run(
-            run_load(server.url, shop.public_key, args.connections, args.asks, args.timeout)
+            run_load(server.ws_url, shop.public_key, args.connections, args.asks, args.timeout)
         )
         rows = Message.objects.filter(conversation__shop=shop, role=Message.BOT)
         per_ask = Counter(rows.values_list("conversation_id", "ask_id"))

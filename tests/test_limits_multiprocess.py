@@ -1,7 +1,7 @@
 """Two real daphne processes sharing one Redis and one database: the per-address limits hold across
 them, and a stuck client on one server does not hold up anyone else.
 
-The servers are subprocesses (bench/load_test.py's DaphneServer) on free loopback ports, pointed
+The servers are subprocesses (shopbot.daphne_process) on free loopback ports, pointed
 at this test run's own database through DATABASE_URL (the embedded server's Unix socket) and at a
 Redis database of their own (SHOPBOT_TEST_REDIS_URL, default redis://127.0.0.1:6379/7; only that
 database is ever flushed). The shop is created by the test and committed (transactional test), so
@@ -20,7 +20,7 @@ import redis
 from django.db import connection
 from websockets.asyncio.client import connect
 
-from bench.load_test import DaphneServer
+from shopbot.daphne_process import DaphneProcess, environment
 from tests.conftest import make_demo_shop
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -43,21 +43,21 @@ def servers(django_db_setup, django_db_blocker):
         f"postgresql://{quote(params.get('user') or 'postgres', safe='')}{password}"
         f"@{quote(host, safe='')}{port}/{name}"
     )
-    env = {
-        "DATABASE_URL": database_url,
-        "REDIS_URL": REDIS_TEST_URL,
-        "DEBUG": "0",
-        "SECRET_KEY": uuid.uuid4().hex * 2,
-        "ANTHROPIC_API_KEY": "",
-        "CHAT_ASKS_PER_IP_PER_MINUTE": "5",
-        "CHAT_CONNECTIONS_PER_IP": "4",
-        "CHAT_ASKS_PER_CONNECTION_PER_MINUTE": "0",
-        "LOG_LEVEL": "WARNING",
-    }
-    pair = [DaphneServer(env).start(), DaphneServer(env).start()]
+    env = environment(
+        DATABASE_URL=database_url,
+        REDIS_URL=REDIS_TEST_URL,
+        DEBUG="0",
+        SECRET_KEY=uuid.uuid4().hex * 2,
+        ANTHROPIC_API_KEY="",
+        CHAT_ASKS_PER_IP_PER_MINUTE="5",
+        CHAT_CONNECTIONS_PER_IP="4",
+        CHAT_ASKS_PER_CONNECTION_PER_MINUTE="0",
+        LOG_LEVEL="WARNING",
+    )
+    pair = [DaphneProcess(env).launch(), DaphneProcess(env).launch()]
     try:
         for server in pair:
-            server.wait(TIMEOUT)
+            server.wait_ready(TIMEOUT)
         yield pair
     finally:
         for server in pair:
@@ -79,8 +79,8 @@ def shop(transactional_db, demo_texts_embedded):
 
 
 class Client:
-    def __init__(self, server: DaphneServer, key: str, **options) -> None:
-        self.url = f"{server.url}/ws/chat/{key}/"
+    def __init__(self, server: DaphneProcess, key: str, **options) -> None:
+        self.url = f"{server.ws_url}/ws/chat/{key}/"
         self.options = options
 
     async def __aenter__(self) -> Client:

@@ -11,16 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -30,6 +22,7 @@ import pytest
 from playwright.sync_api import Page, WebSocket, expect
 
 from faq.models import FAQEntry, Shop
+from shopbot.daphne_process import DaphneProcess, environment
 from tests.conftest import make_demo_shop
 from tests.fake_anthropic import FakeAnthropic
 from widget.models import Message
@@ -53,12 +46,6 @@ UNLISTED_HOST = "127.0.0.3"  # not listed anywhere: a site borrowing the key
 SERVER_APP_NAME = "shopbot-browser-test-server"
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def database_url() -> str:
     """The pytest test database (already created) as a DATABASE_URL for the server subprocess."""
     from django.db import connection
@@ -80,72 +67,16 @@ def database_url() -> str:
     )
 
 
-@dataclass
-class LiveServer:
-    """The real ASGI app (HTTP and the chat websocket) under daphne, as a subprocess.
-
-    stop() kills it the hard way (as a crash or a lost connection would look to the browser);
-    start() again brings it back on the same port.
-    """
-
-    port: int
-    env: dict[str, str]
-    log: Path
-    proc: subprocess.Popen | None = field(default=None, repr=False)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def launch(self) -> None:
-        """Start daphne without waiting for it (see wait_ready)."""
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
-                + ["shopbot.asgi:application"],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daphne exited early:\n{self.log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (OSError, urllib.error.URLError):
-                time.sleep(0.1)  # polling a starting server; there is nothing to wait on instead
-        self.stop()
-        raise RuntimeError(f"daphne did not answer in {timeout}s:\n{self.log.read_text()[-3000:]}")
-
-    def start(self) -> None:
-        self.launch()
-        self.wait_ready()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
-        self.proc = None
-
-
 def server_env(**extra: str) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "shopbot.settings",
-        "SECRET_KEY": "browser-tests-only-not-secret",
-        "DEBUG": "0",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "DATABASE_URL": database_url(),
-        "EMBEDDING_WARM_ON_START": "1",
-        "PYTHONUNBUFFERED": "1",
-        "LOG_LEVEL": "WARNING",
-    }
+    env = environment(
+        SECRET_KEY="browser-tests-only-not-secret",
+        DEBUG="0",
+        ALLOWED_HOSTS="127.0.0.1",
+        DATABASE_URL=database_url(),
+        EMBEDDING_WARM_ON_START="1",
+        PYTHONUNBUFFERED="1",
+        LOG_LEVEL="WARNING",
+    )
     # No REDIS_URL: each server keeps its rate limits and connection slots in memory, so a killed
     # server leaves no slots behind and no other process shares its counters.
     for name in (
@@ -163,14 +94,14 @@ def server_env(**extra: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def start_server(
     django_db_setup, django_db_blocker, tmp_path_factory
-) -> Iterator[Callable[..., LiveServer]]:
-    """A factory: start_server(wait=True, **env) -> a LiveServer (launched, and ready unless
+) -> Iterator[Callable[..., DaphneProcess]]:
+    """A factory: start_server(wait=True, **env) -> a DaphneProcess (launched, and ready unless
     wait=False), killed at the end of the module."""
-    servers: list[LiveServer] = []
+    servers: list[DaphneProcess] = []
 
-    def start(wait: bool = True, **extra: str) -> LiveServer:
+    def start(wait: bool = True, **extra: str) -> DaphneProcess:
         log = tmp_path_factory.mktemp("daphne") / "daphne.log"
-        server = LiveServer(free_port(), server_env(**extra), log)
+        server = DaphneProcess(server_env(**extra), log=log)
         server.launch()
         servers.append(server)
         if wait:
@@ -179,7 +110,7 @@ def start_server(
 
     yield start
     for server in servers:
-        server.stop()
+        server.stop(kill=True)
     # A killed server's database sessions end a moment after it; end them now, or dropping the
     # test database at the end of the session fails with "being accessed by other users".
     from django.db import connection, connections

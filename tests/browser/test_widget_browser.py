@@ -15,11 +15,11 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import expect
 
+from shopbot.daphne_process import DaphneProcess
 from tests.browser.conftest import (
     ANSWER_TIMEOUT,
     DELIVERY,
     XSS_QUESTION,
-    LiveServer,
     ask,
     open_widget,
     record_frames,
@@ -126,13 +126,13 @@ def test_off_topic_question_shows_the_contact_route(page, site):
 
 
 def test_queued_message_is_delivered_once_after_the_server_comes_back(page, site):
-    server: LiveServer = site["server"]
+    server: DaphneProcess = site["server"]
     frames = record_frames(page)
     open_widget(page, server.url)
     ask(page, "Do you deliver to Princeton?")
     wait_answers(page, 1)
 
-    server.stop()  # SIGKILL: the socket just drops, as with a crash or a lost network
+    server.stop(kill=True)  # SIGKILL: the socket just drops, as with a crash or a lost network
     expect(w(page, "sb-root")).to_have_attribute("data-conn", "offline")
     expect(w(page, "sb-status")).to_have_text("Offline — reconnecting…")
     ask(page, "Can I choose a delivery time?")
@@ -304,7 +304,7 @@ def test_a_claude_answer_streams_in_as_it_arrives(page, site, fake_llm):
 def test_an_answer_cut_mid_stream_is_asked_again_and_stored_once(page, site, fake_llm):
     """The server dies while Claude's answer streams in: after reconnecting the widget re-sends
     the same ask id in place of the half answer, and the server answers that id exactly once."""
-    server: LiveServer = site["claude"]
+    server: DaphneProcess = site["claude"]
     cite = [(0, "Delivery is $19.95 to Princeton")]
     chunks = ["Well, ", "yes: ", "we ", "deliver ", "there."]
     fake_llm.script(Scenario(text_chunks=chunks, cite=cite, delay=0.5))
@@ -315,7 +315,7 @@ def test_an_answer_cut_mid_stream_is_asked_again_and_stored_once(page, site, fak
     streaming = page.locator("[data-testid=sb-bot][data-state=streaming]")
     expect(streaming).to_contain_text("Well,", timeout=ANSWER_TIMEOUT)
 
-    server.stop()
+    server.stop(kill=True)  # mid-stream, as a crash would cut it
     expect(w(page, "sb-root")).to_have_attribute("data-conn", "offline")
     expect(w(page, "sb-bot")).to_have_count(0)  # the half answer gives way to "queued"
     expect(w(page, "sb-queued")).to_be_visible()

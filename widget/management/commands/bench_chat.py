@@ -24,32 +24,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import secrets
-import socket
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
 from faq import demo, embedding, retrieval
 from faq.models import Shop
+from shopbot.daphne_process import DaphneProcess, environment
 from widget.models import Message
-
-ROOT = Path(settings.BASE_DIR)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -139,12 +125,7 @@ class Command(BaseCommand):
             )
             connections.close_all()
 
-            port = free_port()
-            env = {
-                **os.environ,
-                "ANTHROPIC_API_KEY": "",
-                "DJANGO_SETTINGS_MODULE": "shopbot.settings",
-            }
+            env = environment(ANTHROPIC_API_KEY="")
             env.setdefault("SECRET_KEY", "bench-only-" + secrets.token_urlsafe(16))
             # All clients come from 127.0.0.1: the per-address abuse limits would measure
             # themselves, not the chat.
@@ -154,13 +135,12 @@ class Command(BaseCommand):
                 "CHAT_ASKS_PER_CONNECTION_PER_MINUTE",
             ):
                 env[limit] = "0"
-            server = subprocess.Popen(
-                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                 "shopbot.asgi:application"],
-                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            )  # fmt: skip
-            self._wait_for_server(server, port)
-            url = f"ws://127.0.0.1:{port}/ws/chat/{shop.public_key}/"
+            server = DaphneProcess(env)
+            try:
+                server.start()
+            except RuntimeError as exc:
+                raise CommandError(str(exc)) from None
+            url = f"{server.ws_url}/ws/chat/{shop.public_key}/"
 
             # Warm-up: the server loads the model, opens its threads and connections.
             asyncio.run(run_clients(url, questions, clients=min(clients, 4), rounds=1, think=0))
@@ -178,11 +158,7 @@ class Command(BaseCommand):
             search_after = median_ms(lambda: retrieval.search(shop, questions[0], 5), 30)
         finally:
             if server is not None:
-                server.terminate()
-                try:
-                    server.wait(10)
-                except subprocess.TimeoutExpired:
-                    server.kill()
+                server.stop()
             Shop.objects.filter(pk=shop.pk).delete()
 
         n = len(stats["answer"])
@@ -216,15 +192,3 @@ class Command(BaseCommand):
                 f"Target (p50 <= 3x floor = {3 * floor:.1f} ms, p95 < 100 ms): {verdict} "
                 f"(p50 {p50 / floor:.1f}x floor, p95 {p95:.1f} ms)"
             )
-
-    def _wait_for_server(self, server: subprocess.Popen, port: int) -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                raise CommandError(f"daphne exited: {server.stderr.read().decode()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.2)  # a starting process: nothing to wait on but its port
-        raise CommandError("daphne did not answer /healthz within 120 s")
