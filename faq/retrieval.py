@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from django.conf import settings
@@ -64,6 +64,15 @@ CALIBRATION_QUANTILE = 0.625
 MIN_PHRASINGS_FOR_CALIBRATION = 20
 FAQ_ONLY_THRESHOLD_CAP = 0.63
 
+# Follow-ups: wider lists for the merge, so an entry near the top of one list has a score in both;
+# how much the search with the previous question counts (a terse follow-up carries little meaning).
+FOLLOW_UP_LIMIT = 10
+CONTEXT_WEIGHT = 0.65
+
+# "Did you mean": at most this many entries, within this margin below the confidence threshold.
+SUGGESTIONS = 3
+SUGGESTION_MARGIN = 0.15
+
 # PostgreSQL's text-search parser, one array element per occurrence of each lexeme.
 _LEXEMES_SQL = (
     "ARRAY(SELECT l.lexeme FROM unnest(to_tsvector('simple', {})) AS l, "
@@ -87,6 +96,9 @@ class SearchResult:
     hits: list[Hit] = field(default_factory=list)
     confident: bool = False
     threshold: float | None = None
+    # When not confident: at most SUGGESTIONS entries plausibly related to the text ("did you
+    # mean"), best first; empty when confident or when the text is plainly off-topic.
+    suggestions: list[Hit] = field(default_factory=list)
 
     @property
     def best(self) -> Hit | None:
@@ -165,9 +177,59 @@ class ShopIndex:
     classifier: np.ndarray | None  # (dimensions, entries) ridge weights, with phrasings only
 
 
-def search(shop: Shop, text: str, limit: int = 5) -> SearchResult:
-    """The shop's published entries best matching `text`, best first, and whether the best one is
-    good enough to answer with."""
+def search(shop: Shop, text: str, limit: int = 5, context: list[str] | None = None) -> SearchResult:
+    """The shop's published entries best matching `text`, best first, whether the best one is
+    good enough to answer with, and "did you mean" suggestions when it is not.
+
+    `context`: the customer's earlier questions in the conversation, oldest first. A follow-up
+    ("and on Sundays?") is answered in their light; a turn that stands on its own never borrows
+    their confidence.
+    """
+    result = _search_with_context(shop, text, limit, context or [])
+    if not result.confident:
+        result.suggestions = [
+            hit
+            for hit in result.hits[:SUGGESTIONS]
+            if hit.confidence >= result.threshold - SUGGESTION_MARGIN
+        ]
+    return result
+
+
+def _search_with_context(shop: Shop, text: str, limit: int, context: list[str]) -> SearchResult:
+    """Retrieval for `text`, helped by the latest earlier question if needed."""
+    previous = context[-1] if context else None
+    wide = max(limit, FOLLOW_UP_LIMIT)
+    alone = _search(shop, text, wide)
+    if alone.confident or not previous or not alone.hits:
+        return replace(alone, hits=alone.hits[:limit])
+    with_context = _search(shop, f"{previous}\n{text}", wide)
+    if not with_context.hits:
+        return replace(alone, hits=alone.hits[:limit])
+
+    # An entry missing from one list scored at most that list's lowest score.
+    def blend(attribute: str) -> dict[int, float]:
+        alone_floor = getattr(alone.hits[-1], attribute)
+        context_floor = getattr(with_context.hits[-1], attribute)
+        alone_scores = {hit.entry.pk: getattr(hit, attribute) for hit in alone.hits}
+        context_scores = {hit.entry.pk: getattr(hit, attribute) for hit in with_context.hits}
+        return {
+            pk: (1 - CONTEXT_WEIGHT) * alone_scores.get(pk, alone_floor)
+            + CONTEXT_WEIGHT * context_scores.get(pk, context_floor)
+            for pk in entries
+        }
+
+    entries = {hit.entry.pk: hit.entry for hit in alone.hits + with_context.hits}
+    scores, confidences = blend("score"), blend("confidence")
+    merged = sorted(
+        (Hit(entry, scores[pk], confidences[pk]) for pk, entry in entries.items()),
+        key=lambda hit: hit.score,
+        reverse=True,
+    )[:limit]
+    return replace(alone, hits=merged, confident=merged[0].confidence >= alone.threshold)
+
+
+def _search(shop: Shop, text: str, limit: int) -> SearchResult:
+    """One text alone: ranking and confidence."""
     text = " ".join(text.split())
     if not text:
         return SearchResult()

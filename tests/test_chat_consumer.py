@@ -12,10 +12,10 @@ from channels.db import database_sync_to_async
 from channels.db import database_sync_to_async as db
 from channels.testing import WebsocketCommunicator
 
+from faq import retrieval
 from faq.models import FAQEntry
 from shopbot.asgi import application
 from tests.conftest import make_demo_shop
-from widget import pipeline
 from widget.consumers import normalise_origin
 from widget.models import Conversation, Message
 
@@ -366,12 +366,12 @@ async def test_a_follow_up_question_is_understood_from_the_conversation(demo_sho
 
 
 def test_a_self_contained_question_keeps_its_own_best_entry(demo_shop):
-    result = pipeline.search_with_context(
-        demo_shop, "Where is your shop located?", "Do you deliver to Princeton?"
+    result = retrieval.search(
+        demo_shop, "Where is your shop located?", context=["Do you deliver to Princeton?"]
     )
     assert result.confident
     assert result.best.entry.question == "Where is your shop located?"
-    off_topic = pipeline.search_with_context(
-        demo_shop, "Can you fix my car's brakes?", "Do you deliver to Princeton?"
+    off_topic = retrieval.search(
+        demo_shop, "Can you fix my car's brakes?", context=["Do you deliver to Princeton?"]
     )
     assert not off_topic.confident

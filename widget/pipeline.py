@@ -6,17 +6,10 @@ The answer pipeline: one customer question in, exactly one saved answer out.
 1. Save the customer's message before anything else, so nothing a customer typed is lost even if
    every later step fails. The (conversation, role, ask_id) unique constraint makes this the
    de-duplication point: an ask id that was already answered returns the stored answer at once.
-2. Build the retrieval query from the conversation and retrieve (`faq.retrieval.search`):
-   - search with the new question alone; if retrieval is confident about it, that is the result
-     (a self-contained question needs no context, and context could only pull it off course);
-   - otherwise, when the conversation has an earlier question, search again with the latest
-     earlier question prepended, and rank the entries of both lists by
-     0.35 * score alone + 0.65 * score with context; confident if that beats the shop's threshold.
-   An entry that fits both the new words and the conversation wins: "And on Sundays?" after "Do you
-   deliver to Princeton?" finds the delivery-times entry (no Sunday deliveries), after "What are
-   your opening hours?" the opening-hours entry; "How much is it?" after the Princeton question
-   finds delivery prices. An off-topic question after an on-topic one stays unconfident.
-   Only the latest earlier question is used: a chain of terse follow-ups can lose the thread.
+2. Retrieve (`faq.retrieval.search`) with the customer's earlier questions as context: retrieval
+   decides whether the new text is a follow-up ("and on Sundays?") and never lets a turn that
+   stands on its own borrow the earlier topic's confidence. When it is not confident it also
+   returns "did you mean" suggestions.
 3. With settings.ANTHROPIC_API_KEY set, Claude on for the shop, the shop's monthly token budget
    not spent (widget/budget.py) and any entries found: stream the answer from Claude
    (widget.claude.stream_answer), forwarding each chunk through `on_delta`. Sources are the
@@ -44,25 +37,20 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
 
 from faq import retrieval
-from faq.retrieval import Hit, SearchResult
+from faq.retrieval import SearchResult
 from widget import budget, claude
 from widget.models import Conversation, Message
 
 logger = logging.getLogger(__name__)
 
 SEARCH_LIMIT = 5
-# Wider lists for the follow-up merge, so an entry near the top of one list has a score in both.
-FOLLOW_UP_LIMIT = 10
-# How much the search with the previous question counts in a follow-up's merged score. Above a
-# half: a terse follow-up ("How much is it?") carries little meaning of its own.
-CONTEXT_WEIGHT = 0.65
 
 
 def db_thread(func):
@@ -100,37 +88,6 @@ class Prepared:
     answer: Message | None = None  # already answered (a re-sent ask) or answered without Claude
     result: SearchResult = field(default_factory=SearchResult)
     history: list[tuple[str, str]] = field(default_factory=list)
-
-
-def search_with_context(shop, text: str, previous: str | None) -> SearchResult:
-    """Step 2 (synchronous): retrieval for `text`, helped by the previous question if needed."""
-    alone = retrieval.search(shop, text, FOLLOW_UP_LIMIT)
-    if alone.confident or not previous or not alone.hits:
-        return replace(alone, hits=alone.hits[:SEARCH_LIMIT])
-    context = retrieval.search(shop, f"{previous}\n{text}", FOLLOW_UP_LIMIT)
-    if not context.hits:
-        return replace(alone, hits=alone.hits[:SEARCH_LIMIT])
-
-    # An entry missing from one list scored at most that list's lowest score.
-    def blend(attribute: str) -> dict[int, float]:
-        alone_floor = getattr(alone.hits[-1], attribute)
-        context_floor = getattr(context.hits[-1], attribute)
-        alone_scores = {hit.entry.pk: getattr(hit, attribute) for hit in alone.hits}
-        context_scores = {hit.entry.pk: getattr(hit, attribute) for hit in context.hits}
-        return {
-            pk: (1 - CONTEXT_WEIGHT) * alone_scores.get(pk, alone_floor)
-            + CONTEXT_WEIGHT * context_scores.get(pk, context_floor)
-            for pk in entries
-        }
-
-    entries = {hit.entry.pk: hit.entry for hit in alone.hits + context.hits}
-    scores, confidences = blend("score"), blend("confidence")
-    merged = sorted(
-        (Hit(entry, scores[pk], confidences[pk]) for pk, entry in entries.items()),
-        key=lambda hit: hit.score,
-        reverse=True,
-    )[:SEARCH_LIMIT]
-    return replace(alone, hits=merged, confident=merged[0].confidence >= alone.threshold)
 
 
 def source_list(entries) -> list[dict]:
@@ -207,9 +164,9 @@ def prepare(conversation: Conversation, ask_id: str, text: str, started: float) 
         .order_by("-id")
         .values_list("role", "ask_id", "text")[: 2 * claude.HISTORY_PAIRS + 2]
     )[::-1]
-    previous = next((t for role, _, t in reversed(earlier) if role == Message.USER), None)
+    context = [t for role, _, t in earlier if role == Message.USER]
     with _search_slots:
-        result = search_with_context(conversation.shop, question.text, previous)
+        result = retrieval.search(conversation.shop, question.text, SEARCH_LIMIT, context)
 
     if use_claude(conversation) and result.hits:
         questions = {a: t for role, a, t in earlier if role == Message.USER}
