@@ -19,6 +19,7 @@ from datetime import datetime
 import numpy as np
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from scipy.cluster.hierarchy import fcluster, linkage
 
 from faq import embedding
 from faq.models import FAQEntry, Shop
@@ -122,38 +123,22 @@ def fill_embeddings(questions: list[Message]) -> None:
 
 
 def cluster(vectors: np.ndarray, threshold: float = SIMILARITY_THRESHOLD) -> list[list[int]]:
-    """Average-linkage agglomerative clustering on cosine similarity.
+    """Average-linkage agglomerative clustering on cosine similarity (scipy's).
 
     `vectors` are unit length (rows). Two groups merge while the mean similarity between their
     members is at least `threshold`. Returns lists of row indexes.
     """
     n = len(vectors)
-    if n == 0:
-        return []
-    # Between-group sums of similarities, and their averages (sum over the product of sizes).
-    sums = (vectors @ vectors.T).astype(np.float64)
-    average = sums.copy()
-    np.fill_diagonal(average, -np.inf)
-    sizes = np.ones(n)
-    alive = np.ones(n, dtype=bool)
-    members: list[list[int]] = [[i] for i in range(n)]
-    while True:
-        i, j = divmod(int(np.argmax(average)), n)
-        if average[i, j] < threshold:
-            break
-        # Merge j into i; only row and column i change, j drops out.
-        sums[i, :] += sums[j, :]
-        sums[:, i] = sums[i, :]
-        sizes[i] += sizes[j]
-        alive[j] = False
-        members[i].extend(members[j])
-        members[j] = []
-        row = np.where(alive, sums[i, :] / (sizes[i] * sizes), -np.inf)
-        average[i, :] = row
-        average[:, i] = row
-        average[j, :] = -np.inf
-        average[i, i] = -np.inf
-    return [m for m in members if m]
+    if n < 2:
+        return [[0]] if n else []
+    tree = linkage(vectors.astype(np.float64), method="average", metric="cosine")
+    # Average linkage never merges at a smaller distance than an earlier merge, so cutting the
+    # tree at a cosine distance of 1 - threshold is the same as stopping there.
+    labels = fcluster(tree, t=1 - threshold, criterion="distance")
+    groups: dict[int, list[int]] = {}
+    for row, label in enumerate(labels):
+        groups.setdefault(int(label), []).append(row)
+    return list(groups.values())
 
 
 def medoid(vectors: np.ndarray) -> int:
