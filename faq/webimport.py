@@ -3,8 +3,9 @@ Importing an FAQ from the shop's own website: fetch the page (or read a saved co
 questions and answers, and import the ones the owner picks through faq/importing.py.
 
 Fetching is careful because the address comes from a user and the server does the request:
-http and https only, at most MAX_REDIRECTS redirects, IMPORT_FETCH_TIMEOUT seconds in all, at most
-MAX_PAGE_BYTES, and never an address on a private, loopback or link-local network (unless
+http and https only, at most MAX_REDIRECTS redirects, at most MAX_PAGE_BYTES, no single wait longer
+than IMPORT_FETCH_TIMEOUT seconds and the fetch abandoned once it has taken that long in all
+(checked between reads), and never an address on a private, loopback or link-local network (unless
 IMPORT_ALLOW_PRIVATE_HOSTS is on). The address check happens where the connection is made, for
 every hop: the host name is resolved once, every address it resolves to must be public, the socket
 is opened to that checked address (so a second, different DNS answer cannot slip in), and the
@@ -183,7 +184,8 @@ def _slow(seconds: float) -> PageImportError:
 
 
 def fetch(url: str) -> Page:
-    """GET an HTML page with the limits above; every hop is checked again."""
+    """GET an HTML page within the limits above, following redirects; every hop's address is
+    checked where its connection is made (_GuardedBackend). Blocking: call it from sync code."""
     limit = settings.IMPORT_FETCH_TIMEOUT
     deadline = time.monotonic() + limit
     current = _check_url(url)
@@ -367,7 +369,9 @@ def _link(a: Tag, base_url: str) -> str:
         href = str(httpx.URL(base_url).join(a["href"])) if base_url else a["href"].strip()
     except httpx.InvalidURL:
         return label
-    if label and re.match(r"^(https?:|mailto:|tel:)", href, re.IGNORECASE) and label != href:
+    if re.sub(r"^(mailto|tel):", "", href, flags=re.IGNORECASE) == label:
+        return label  # an address shown as itself needs no link syntax around it
+    if label and re.match(r"^(https?:|mailto:|tel:)", href, re.IGNORECASE):
         return f"[{label}]({href})"
     return label
 

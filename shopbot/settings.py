@@ -224,7 +224,8 @@ CHAT_MAX_MESSAGE_CHARS = envint("CHAT_MAX_MESSAGE_CHARS", "1000")
 # private, loopback or link-local networks are refused, so nobody can make the server probe its
 # own network; turn this on only where owners' sites live on such a network (or in tests).
 IMPORT_ALLOW_PRIVATE_HOSTS = envbool("IMPORT_ALLOW_PRIVATE_HOSTS", "False")
-# Seconds the whole fetch may take, redirects included.
+# Seconds: the longest single wait (connecting, reading), and the whole fetch, redirects included,
+# is abandoned once it has taken this long.
 IMPORT_FETCH_TIMEOUT = envfloat("IMPORT_FETCH_TIMEOUT", "15")
 
 # --- Retention -------------------------------------------------------------------------------
