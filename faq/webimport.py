@@ -22,6 +22,7 @@ Every failure is a PageImportError whose message is one sentence for the owner.
 
 from __future__ import annotations
 
+import concurrent.futures
 import ipaddress
 import json
 import re
@@ -111,12 +112,20 @@ def _refuse(host: str, address: str) -> PageImportError:
     )
 
 
+_resolver = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="faq-dns")
+
+
 class _GuardedBackend(httpcore.SyncBackend):
     """Opens connections only to checked addresses: see the module docstring."""
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        # getaddrinfo has no timeout of its own: wait for it in a helper thread, and give up on
+        # it (the thread ends when the resolver does) rather than hold the owner's page.
+        lookup = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
         try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos = lookup.result(timeout=timeout)
+        except concurrent.futures.TimeoutError:
+            raise httpcore.ConnectTimeout(f"looking up {host} took too long") from None
         except (socket.gaierror, UnicodeError):
             raise PageImportError(
                 f"No website was found at {host}; check the address of your FAQ page."

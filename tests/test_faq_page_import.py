@@ -498,3 +498,16 @@ def test_owner_cannot_import_into_another_shop(client, owner, shop):
     assert signing.loads(payload, salt="faq.webimport.preview")["shop"] == shop.pk
     assert client.post(page_url, {"payload": payload, "row": "0"}).status_code == 404
     assert not other.entries.exists()
+
+
+def test_a_superuser_with_several_shops_picks_one_from_the_faq_list(admin_client, shop):
+    other = Shop.objects.create(name="Another Shop")
+    response = admin_client.get(reverse("admin:faq_faqentry_import_page"))
+    html = response.content.decode()
+    for each in (shop, other):
+        assert reverse("admin:faq_shop_import_page", args=[each.pk]) in html
+    filtered = reverse("admin:faq_faqentry_import_page") + f"?shop__id__exact={other.pk}"
+    response = admin_client.get(filtered)
+    assert response["Location"] == reverse("admin:faq_shop_import_page", args=[other.pk])
+    changelist = admin_client.get(reverse("admin:faq_faqentry_changelist")).content.decode()
+    assert "Import from your website" in changelist
