@@ -14,16 +14,17 @@ import contextvars
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import slugify
 
-from faq import importing, indexing, retrieval
+from faq import importing, indexing, retrieval, webimport
 from faq.models import FAQEntry, Shop
 from shopbot.owners import ShopScopedAdmin, shops_for
 
@@ -49,6 +50,41 @@ def embed_snippet(shop: Shop, request) -> str:
 
 class TryQuestionForm(forms.Form):
     q = forms.CharField(label="Question", max_length=500, strip=True)
+
+
+class PageImportForm(forms.Form):
+    url = forms.URLField(
+        label="Address of your FAQ page",
+        required=False,
+        assume_scheme="https",
+        max_length=2000,
+        widget=forms.URLInput(attrs={"size": 70, "placeholder": "https://yourshop.com/faq"}),
+    )
+    file = forms.FileField(
+        label="or the page saved as HTML",
+        required=False,
+        help_text="In your browser: Save Page As, \u201cWeb page, HTML only\u201d (at most 2 MB).",
+    )
+
+    def clean(self):
+        data = super().clean()
+        if bool(data.get("url")) == bool(data.get("file")) and not self.errors:
+            raise forms.ValidationError(
+                "Give the address of your FAQ page, or upload the saved page (one of the two)."
+            )
+        return data
+
+
+# The found questions travel from the preview to the import inside the form, signed, so an
+# uploaded page need not be kept and a fetched one is not fetched twice.
+PREVIEW_SALT = "faq.webimport.preview"
+PREVIEW_MAX_AGE = 3600
+
+
+def can_import(request) -> bool:
+    return request.user.has_perm("faq.add_faqentry") and request.user.has_perm(
+        "faq.change_faqentry"
+    )
 
 
 @admin.register(Shop)
@@ -136,9 +172,87 @@ class ShopAdmin(ShopScopedAdmin):
                 "<path:object_id>/try/",
                 self.admin_site.admin_view(self.try_question_view),
                 name="faq_shop_try",
-            )
+            ),
+            path(
+                "<path:object_id>/import-page/",
+                self.admin_site.admin_view(self.import_page_view),
+                name="faq_shop_import_page",
+            ),
         ]
         return urls + super().get_urls()
+
+    def import_page_view(self, request, object_id: str):
+        """Import from your website: fetch the FAQ page (or read the saved file), preview what
+        was found against the shop's FAQ, and import the ticked rows."""
+        shop = self.get_object(request, object_id)  # another owner's shop: 404
+        if not can_import(request):
+            raise PermissionDenied
+        form = PageImportForm()
+        error = ""
+        found: list[webimport.Found] = []
+        source = ""
+        if request.method == "POST" and "payload" in request.POST:
+            try:
+                data = signing.loads(
+                    request.POST["payload"], salt=PREVIEW_SALT, max_age=PREVIEW_MAX_AGE
+                )
+            except signing.SignatureExpired:
+                error = "This preview is more than an hour old; fetch the page again."
+            except signing.BadSignature:
+                return HttpResponseBadRequest("The preview was altered; fetch the page again.")
+            else:
+                if data["shop"] != shop.pk:
+                    return HttpResponseBadRequest("This preview belongs to another shop.")
+                found, source = webimport.from_data(data["faqs"]), data["source"]
+                ticked = set(request.POST.getlist("row"))
+                chosen = [f for n, f in enumerate(found) if str(n) in ticked]
+                if chosen:
+                    result = webimport.import_found(shop, chosen)
+                    self.message_user(
+                        request,
+                        f"Imported {len(chosen)} questions from {source} into {shop}: "
+                        f"{result.created} new, {result.updated} updated, "
+                        f"{result.unchanged} unchanged.",
+                        messages.SUCCESS,
+                    )
+                    url = reverse("admin:faq_faqentry_changelist")
+                    return HttpResponseRedirect(f"{url}?shop__id__exact={shop.pk}")
+                error = "Tick at least one question to import."
+        elif request.method == "POST":
+            form = PageImportForm(request.POST, request.FILES)
+            if form.is_valid():
+                url, upload = form.cleaned_data["url"], form.cleaned_data["file"]
+                try:
+                    if url:
+                        page = webimport.fetch(url)
+                    else:
+                        page = webimport.read_file(upload.read(), upload.name)
+                    found = webimport.find_faqs(page)
+                    source = page.url
+                except webimport.PageImportError as exc:
+                    error = str(exc)
+        candidates = webimport.compare(shop, found) if found else []
+        payload = ""
+        if found:
+            payload = signing.dumps(
+                {"shop": shop.pk, "source": source, "faqs": webimport.to_data(found)},
+                salt=PREVIEW_SALT,
+                compress=True,
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": shop,
+            "shop": shop,
+            "form": form,
+            "error": error,
+            "source": source,
+            "candidates": candidates,
+            "counts": {s: sum(c.status == s for c in candidates) for s in webimport.STATUSES},
+            "payload": payload,
+            "title": f"Import from your website: {shop.name}",
+        }
+        return TemplateResponse(request, "admin/faq/shop/import_page.html", context)
 
     def try_question_view(self, request, object_id: str):
         """What the bot would retrieve for a question: entries, scores, confident or not."""
@@ -321,9 +435,35 @@ class FAQEntryAdmin(ShopScopedAdmin):
                 "import/",
                 self.admin_site.admin_view(self.import_view),
                 name="faq_faqentry_import",
-            )
+            ),
+            path(
+                "import-page/",
+                self.admin_site.admin_view(self.import_page_view),
+                name="faq_faqentry_import_page",
+            ),
         ]
         return urls + super().get_urls()
+
+    def import_page_view(self, request):
+        """From the FAQ list to a shop's "Import from your website" page: straight there for
+        the shop in the list's filter or an owner's only shop, else a choice of shops."""
+        if not can_import(request):
+            raise PermissionDenied
+        shops = shops_for(request.user).order_by("name")
+        wanted = request.GET.get("shop__id__exact", "")
+        if wanted.isdigit():
+            shops = shops.filter(pk=wanted)
+            if not shops.exists():
+                raise Http404("No shop with that id.")
+        if len(shops[:2]) == 1:
+            return HttpResponseRedirect(reverse("admin:faq_shop_import_page", args=[shops[0].pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "shops": shops,
+            "title": "Import from your website",
+        }
+        return TemplateResponse(request, "admin/faq/faqentry/import_page_choose.html", context)
 
     def import_view(self, request):
         if not (self.has_add_permission(request) and self.has_change_permission(request)):

@@ -219,6 +219,15 @@ ANTHROPIC_MAX_TOKENS = envint("ANTHROPIC_MAX_TOKENS", "600")
 # Longest customer message accepted; longer ones get a "too_long" error frame.
 CHAT_MAX_MESSAGE_CHARS = envint("CHAT_MAX_MESSAGE_CHARS", "1000")
 
+# --- Importing an FAQ page ----------------------------------------------------------------------
+# "Import from your website" (faq/webimport.py) fetches the address an owner gives. Addresses on
+# private, loopback or link-local networks are refused, so nobody can make the server probe its
+# own network; turn this on only where owners' sites live on such a network (or in tests).
+IMPORT_ALLOW_PRIVATE_HOSTS = envbool("IMPORT_ALLOW_PRIVATE_HOSTS", "False")
+# Seconds: the longest single wait (connecting, reading), and the whole fetch, redirects included,
+# is abandoned once it has taken this long.
+IMPORT_FETCH_TIMEOUT = envfloat("IMPORT_FETCH_TIMEOUT", "15")
+
 # --- Retention -------------------------------------------------------------------------------
 # Conversations older than this many days are deleted by `manage.py purge_conversations` (run it
 # daily from cron). 0 keeps them forever.
