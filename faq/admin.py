@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import slugify
 
-from faq import importing, indexing, retrieval, webimport
+from faq import faqpage, importing, indexing, retrieval, webimport
 from faq.models import FAQEntry, Shop
 from shopbot.owners import ShopScopedAdmin, shops_for
 
@@ -92,7 +92,7 @@ class ShopAdmin(ShopScopedAdmin):
     shop_field = None  # the model is Shop itself
     list_display = ["name", "bot_name", "entry_count", "use_claude", "public_key", "created"]
     search_fields = ["name"]
-    readonly_fields = ["public_key", "snippet", "created"]
+    readonly_fields = ["public_key", "snippet", "faq_page_link", "created"]
     fieldsets = [
         (None, {"fields": ["name", "public_key", "snippet", "allowed_origins"]}),
         (
@@ -104,6 +104,10 @@ class ShopAdmin(ShopScopedAdmin):
             {"fields": ["use_claude", "monthly_token_budget", "language", "fallback_message"]},
         ),
         ("Handoff to a person", {"fields": ["contact_email", "contact_phone", "contact_url"]}),
+        (
+            "The FAQ page",
+            {"fields": ["slug", "faq_page_link", "faq_location", "faq_page_url"]},
+        ),
         ("Access", {"fields": ["owners", "created"]}),
     ]
     filter_horizontal = ["owners"]
@@ -125,6 +129,19 @@ class ShopAdmin(ShopScopedAdmin):
             "<div class=help>Paste this just before &lt;/body&gt; on every page of your site, "
             "and add the site's address to the allowed websites.</div>",
             embed_snippet(obj, _request.get()),
+        )
+
+    @admin.display(description="Public FAQ page")
+    def faq_page_link(self, obj: Shop) -> str:
+        if not obj.pk:
+            return "Save the shop to get its FAQ page."
+        url = site_url(_request.get()) + obj.get_absolute_url()
+        return format_html(
+            '<a href="{}" target="_blank" rel="noopener">{}</a><div class=help>The published '
+            "entries, searchable, with the chat and search engines' FAQ markup. Link to it from "
+            "your site, or export it as HTML from the FAQ entries list.</div>",
+            url,
+            url,
         )
 
     def get_fieldsets(self, request, obj=None):
@@ -264,6 +281,8 @@ class ShopAdmin(ShopScopedAdmin):
         threshold = None
         if form.is_valid():
             result = retrieval.search(shop, form.cleaned_data["q"], limit=TRY_LIMIT)
+            # For the set-up checklist: the owner has seen what the bot would answer.
+            Shop.objects.filter(pk=shop.pk).update(question_tried=timezone.now())
             # Shown when the retrieval policy exposes it: what "confident" means for this shop.
             shop_threshold = getattr(retrieval, "shop_threshold", None)
             threshold = shop_threshold(shop) if shop_threshold else None
@@ -352,7 +371,14 @@ class FAQEntryAdmin(ShopScopedAdmin):
         "created",
         "updated",
     ]
-    actions = ["publish", "unpublish", "reembed_selected", "export_csv", "export_json"]
+    actions = [
+        "publish",
+        "unpublish",
+        "reembed_selected",
+        "export_csv",
+        "export_json",
+        "export_html",
+    ]
 
     def get_changeform_initial_data(self, request) -> dict:
         initial = super().get_changeform_initial_data(request)
@@ -416,14 +442,23 @@ class FAQEntryAdmin(ShopScopedAdmin):
     def export_json(self, request, queryset) -> HttpResponse:
         return self._export(queryset, "json")
 
+    @admin.action(
+        description="Export selected published entries as HTML (for your site)",
+        permissions=["view"],
+    )
+    def export_html(self, request, queryset) -> HttpResponse:
+        return self._export(queryset, "html")
+
     def _export(self, queryset, fmt: str) -> HttpResponse:
         entries = queryset.order_by("category", "question")
         names = sorted({e.shop.name for e in entries.select_related("shop")})
         stem = slugify(names[0]) if len(names) == 1 else "faq"
-        content_type = "text/csv" if fmt == "csv" else "application/json"
-        response = HttpResponse(
-            importing.export(entries, fmt), content_type=f"{content_type}; charset=utf-8"
-        )
+        content_type = {"csv": "text/csv", "json": "application/json", "html": "text/html"}[fmt]
+        if fmt == "html":
+            text = faqpage.export_html(queryset, names[0] if len(names) == 1 else "FAQ")
+        else:
+            text = importing.export(entries, fmt)
+        response = HttpResponse(text, content_type=f"{content_type}; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{stem or "faq"}-faq.{fmt}"'
         return response
 

@@ -17,7 +17,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
 
-from faq.models import Shop
+from faq.models import OriginSeen, Shop
 from widget import limits, pipeline
 from widget.models import Conversation, Message
 
@@ -76,7 +76,16 @@ def get_shop(key: str) -> Shop | None:
     return Shop.objects.filter(public_key=key).first()
 
 
-def history_item(message: Message) -> dict:
+def site_address(scope: dict, host: str) -> str:
+    """This ShopBot server's address as the customer reached it, for the links to the hosted FAQ
+    page: SITE_URL, else the websocket's own scheme (wss -> https) and Host."""
+    if settings.SITE_URL:
+        return settings.SITE_URL
+    scheme = "https" if scope.get("scheme") == "wss" else "http"
+    return f"{scheme}://{host}" if host else ""
+
+
+def history_item(message: Message, shop: Shop | None = None, site: str = "") -> dict:
     if message.role == Message.USER:
         return {"role": "user", "id": message.ask_id, "text": message.text}
     return {
@@ -84,7 +93,7 @@ def history_item(message: Message) -> dict:
         "id": message.ask_id,
         "text": message.text,
         "message": message.pk,
-        "sources": message.sources,
+        "sources": shop.with_urls(message.sources, site) if shop else message.sources,
         "mode": message.mode,
         "feedback": message.feedback or None,
     }
@@ -92,7 +101,7 @@ def history_item(message: Message) -> dict:
 
 @database_sync_to_async
 def open_conversation(
-    shop: Shop, conversation_id: str, page_url: str, user_agent: str
+    shop: Shop, conversation_id: str, page_url: str, user_agent: str, site: str = ""
 ) -> tuple[Conversation, bool, list[dict], set[str]]:
     """Resume the shop's conversation with that id, or start a new one. Also returns the ask ids
     of its questions (for the conversation-length limit)."""
@@ -110,7 +119,7 @@ def open_conversation(
     conversation.shop = shop
     recent = conversation.messages.order_by("-id")[:HISTORY_LIMIT]
     asked = set(conversation.messages.filter(role=Message.USER).values_list("ask_id", flat=True))
-    return conversation, True, [history_item(m) for m in reversed(recent)], asked
+    return conversation, True, [history_item(m, shop, site) for m in reversed(recent)], asked
 
 
 @database_sync_to_async
@@ -121,13 +130,19 @@ def save_feedback(conversation: Conversation, message_id: int, value: str) -> bo
     return updated == 1
 
 
-def answer_frame(ask_id: str, message: Message, shop: Shop) -> dict:
+@database_sync_to_async
+def record_origin(shop: Shop, origin: str) -> None:
+    OriginSeen.record(shop, origin)
+
+
+def answer_frame(ask_id: str, message: Message, shop: Shop, site: str = "") -> dict:
     return {
         "type": "answer",
         "id": ask_id,
         "message": message.pk,
         "text": message.text,
-        "sources": message.sources,
+        # Each source with the link to its entry on the shop's FAQ page (docs/protocol.md).
+        "sources": shop.with_urls(message.sources, site),
         "mode": message.mode,
         "contact": shop.contact(),
     }
@@ -136,6 +151,7 @@ def answer_frame(ask_id: str, message: Message, shop: Shop) -> dict:
 class ChatConsumer(AsyncJsonWebsocketConsumer):
     shop: Shop | None = None
     conversation: Conversation | None = None
+    site: str = ""
 
     async def connect(self) -> None:
         self.tasks: dict[str, asyncio.Task] = {}
@@ -172,6 +188,16 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN_ORIGIN)
             return
 
+        self.site = site_address(self.scope, headers.get("host", ""))
+        if origin is not None and normalise_origin(origin) in {
+            normalise_origin(o) for o in shop.origins
+        }:
+            # The set-up checklist's "seen live": one upsert per connection from a listed site.
+            try:
+                await record_origin(shop, normalise_origin(origin))
+            except DatabaseError:
+                logger.warning("Could not record the chat's origin", exc_info=True)
+
         # Cleaned of what PostgreSQL cannot store (a %00 in the query string is a NUL byte).
         page = limits.clean_text((query.get("page") or [""])[0])
         if not page.startswith(("http://", "https://")):
@@ -182,6 +208,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 (query.get("conversation") or [""])[0],
                 page,
                 limits.clean_text(headers.get("user-agent", "")),
+                site=self.site,
             )
         except DatabaseError:
             logger.exception("Database unavailable while opening a chat")
@@ -314,7 +341,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         try:
             async with self.turn:
                 message = await pipeline.answer(self.conversation, ask_id, text, on_delta)
-            await self.send_json(answer_frame(ask_id, message, self.shop))
+            await self.send_json(answer_frame(ask_id, message, self.shop, self.site))
         except DatabaseError:
             logger.exception("Database unavailable while answering")
             await self.send_error(ask_id, "unavailable")
