@@ -133,7 +133,7 @@ class ShopAdmin(ShopScopedAdmin):
 
     @admin.display(description="Public FAQ page")
     def faq_page_link(self, obj: Shop) -> str:
-        if not obj.pk:
+        if not obj.pk or not obj.slug:
             return "Save the shop to get its FAQ page."
         url = site_url(_request.get()) + obj.get_absolute_url()
         return format_html(

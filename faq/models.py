@@ -66,6 +66,7 @@ class Shop(models.Model):
         max_length=10,
         choices=FAQ_LOCATIONS,
         default=HOSTED,
+        blank=True,  # a settings form saved without this field keeps the hosted page
         help_text='Where the chat\'s "From our FAQ" links point.',
     )
     faq_page_url = models.URLField(

@@ -142,7 +142,7 @@ async def test_three_unanswered_wordings_become_one_group_then_an_faq_that_answe
     assert answer["sources"][0] == {
         "id": entry.pk,
         "question": entry.question,
-        "url": f"/faq/{entry.shop.slug}/#faq-{entry.pk}",
+        "url": f"/faq/{demo_shop.slug}/#faq-{entry.pk}",
     }
     assert answer["text"] == ANSWER
     assert await sync_to_async(gaps.open_groups)(demo_shop) == []

@@ -34,6 +34,7 @@ class Migration(migrations.Migration):
                     ("hosted", "The FAQ page ShopBot hosts (/faq/<slug>/)"),
                     ("own", "My own page (the address below)"),
                 ],
+                blank=True,
                 default="hosted",
                 help_text='Where the chat\'s "From our FAQ" links point.',
                 max_length=10,
