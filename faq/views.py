@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, render
 from faq import faqpage, retrieval
 from faq.models import Shop, entry_anchor
 
-SEARCH_LIMIT = 5
+SEARCH_LIMIT = 3
 MAX_QUERY_CHARS = 300
 
 

@@ -1,0 +1,33 @@
+"""
+The README's screenshot of the public FAQ page: the demo shop's page after a search, on the real
+server, with the chat's launcher in the corner.
+
+Not part of the test run (the file name does not start with test_); make it with:
+
+    SHOPBOT_TEST_DB=test_shots .venv/bin/python -m pytest tests/browser/screenshot_faq_page.py
+
+It lands in docs/screenshots/faq-page.png.
+"""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import ROOT, w
+
+OUT = ROOT / "docs" / "screenshots"
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db]
+
+
+def test_screenshot_faq_page(browser, site):
+    shop, server = site["shop"], site["server"]
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    page.goto(f"{server.url}/faq/{shop.slug}/?q=do+you+deliver+on+sundays")
+    expect(w(page, "sb-launcher")).to_be_visible()
+    page.mouse.move(1, 1)
+    OUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUT / "faq-page.png"))
+    context.close()
