@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import slugify
 
-from faq import faqpage, importing, indexing, retrieval, webimport
+from faq import checklist, faqpage, importing, indexing, retrieval, webimport
 from faq.models import FAQEntry, Shop
 from shopbot.owners import ShopScopedAdmin, shops_for
 
@@ -171,6 +171,11 @@ class ShopAdmin(ShopScopedAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return request.user.is_superuser and super().has_delete_permission(request, obj)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk:
+            context["checklist"] = checklist.for_shop(obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         token = _request.set(request)
