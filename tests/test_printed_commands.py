@@ -129,6 +129,11 @@ def test_every_printed_command_works_on_a_fresh_copy(tmp_path):
         printed = "".join(output)
         assert "Press Ctrl-C to stop." in printed
         assert f"Demo storefront:  http://127.0.0.1:{port}/" in printed
+        # Every address it prints answers.
+        for address in re.findall(r"^  [A-Z][\w ]+:\s+(http://\S+)$", printed, re.M):
+            with urllib.request.urlopen(address, timeout=10) as response:
+                assert response.status == 200, address
+        assert f"http://127.0.0.1:{port}/faq/petal-stem/" in printed
         password = re.search(r"password: (\S+)", printed).group(1)
 
         env_file = (repo / ".env").read_text()
