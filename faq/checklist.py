@@ -94,7 +94,7 @@ def seen_live(shop: Shop) -> Item:
         if rows
         else "List your website first, then paste the snippet into its pages.",
         "#id_allowed_origins",
-        "The embed snippet",
+        "Allowed websites and the embed snippet",
         origins=rows,
     )
 

@@ -12,11 +12,14 @@ It lands in docs/screenshots/faq-page.png.
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
 from playwright.sync_api import expect
 
 from tests.browser.conftest import ROOT, w
 
 OUT = ROOT / "docs" / "screenshots"
+PASSWORD = "a-long-screenshot-password-1"
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 
@@ -30,4 +33,30 @@ def test_screenshot_faq_page(browser, site):
     page.mouse.move(1, 1)
     OUT.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(OUT / "faq-page.png"))
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def owner(site, django_db_blocker):
+    """An owner of the demo shop, committed (module scope: outside any test transaction), so the
+    server process can sign them in."""
+    with django_db_blocker.unblock():
+        call_command("create_owner", site["shop"].pk, "poppy", password=PASSWORD)
+    yield "poppy"
+    with django_db_blocker.unblock():
+        User.objects.filter(username="poppy").delete()
+
+
+def test_screenshot_setup_checklist(browser, site, owner):
+    shop, server = site["shop"], site["server"]
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(f"{server.url}/admin/login/")
+    page.fill("#id_username", owner)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.goto(f"{server.url}/admin/faq/shop/{shop.pk}/change/")
+    box = page.locator("[data-testid=setup-checklist]")
+    expect(box).to_be_visible()
+    box.screenshot(path=str(OUT / "setup-checklist.png"))
     context.close()
