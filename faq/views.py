@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, render
 
 from faq import faqpage, retrieval
 from faq.models import Shop, entry_anchor
+from widget.limits import clean_text
 
 SEARCH_LIMIT = 3
 MAX_QUERY_CHARS = 300
@@ -16,7 +17,8 @@ MAX_QUERY_CHARS = 300
 def faq_page(request: HttpRequest, slug: str) -> HttpResponse:
     shop = get_object_or_404(Shop, slug=slug)
     entries = faqpage.published_entries(shop)
-    query = request.GET.get("q", "").strip()[:MAX_QUERY_CHARS]
+    # Cleaned as the chat cleans a question: a NUL byte would reach PostgreSQL in the search.
+    query = clean_text(request.GET.get("q", "")).strip()[:MAX_QUERY_CHARS]
     hits = None
     confident = False
     if query and entries:

@@ -176,3 +176,10 @@ async def test_a_connection_from_a_listed_site_is_recorded_first_and_last(demo_s
     seen = await db(lambda: list(OriginSeen.objects.filter(shop=demo_shop)))()
     assert [s.origin for s in seen] == ["https://petals.example"]
     assert seen[0].last_seen > seen[0].first_seen
+
+
+def test_hostile_queries_are_shown_as_text_and_never_fail(client, demo_shop):
+    for query in ["\x00", "<script>alert(1)</script>", "x" * 5000, "   "]:
+        response = client.get(f"/faq/{demo_shop.slug}/", {"q": query})
+        assert response.status_code == 200
+        assert b"<script>alert(1)" not in response.content
