@@ -4,6 +4,7 @@ import hashlib
 import secrets
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator, URLValidator
 from django.db import models
 from django.urls import reverse
@@ -139,6 +140,12 @@ class Shop(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("faq-page", args=[self.slug])
+
+    def clean(self) -> None:
+        if self.faq_location == self.OWN_PAGE and not self.faq_page_url:
+            raise ValidationError(
+                {"faq_page_url": "Give the address of your FAQ page, or choose the hosted page."}
+            )
 
     def faq_entry_url(self, entry_id: int, site: str) -> str:
         """Where "From our FAQ" links for that entry: the owner's page if they chose it (and gave

@@ -124,6 +124,25 @@ def test_an_owner_changes_only_their_own_shops_faq_page_settings(client, demo_te
     response = client.post(f"/admin/faq/shop/{mine.pk}/change/", data)
     assert response.status_code == 200 and "faq_page_url" in response.context["adminform"].errors
     assert Shop.objects.get(pk=mine.pk).faq_page_url == ""
+    data["faq_page_url"] = ""  # "my own page" with no address
+    response = client.post(f"/admin/faq/shop/{mine.pk}/change/", data)
+    assert "faq_page_url" in response.context["adminform"].errors
+    data["faq_page_url"] = "https://petals.example/faq"
+    assert client.post(f"/admin/faq/shop/{mine.pk}/change/", data).status_code == 302
+    mine.refresh_from_db()
+    assert (mine.slug, mine.faq_location) == ("theirs-now", "own")
+    assert mine.faq_page_url == "https://petals.example/faq"
+
+    # The HTML export action, on the owner's own entries only.
+    FAQEntry.objects.filter(shop=mine, question=DELIVERY).update(published=False)
+    ids = list(FAQEntry.objects.values_list("pk", flat=True))  # both shops' entries selected
+    response = client.post(
+        "/admin/faq/faqentry/", {"action": "export_html", "_selected_action": ids}
+    )
+    assert response["Content-Type"] == "text/html; charset=utf-8"
+    questions = [q for q, _ in questions_in(jsonld_of(response.content.decode()))]
+    mine_published = FAQEntry.objects.filter(shop=mine, published=True)
+    assert sorted(questions) == sorted(e.question for e in mine_published)
 
 
 def test_export_html_holds_the_published_entries_and_their_anchors(demo_shop, tmp_path):
