@@ -66,6 +66,8 @@ def commands(shop_id: str, files: Path) -> dict[str, list[list[str]] | None]:
         "migrate": [["migrate"]],
         "collectstatic": [["collectstatic", "--noinput"]],
         "check": [["check", "--deploy"]],
+        # django-axes (admin login throttling): lifts lockouts; with none it has nothing to do.
+        "axes_reset": [["axes_reset"]],
         # What `make run` itself runs (make echoes it): it is the server this test started.
         "serve": None,
     }
