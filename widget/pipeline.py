@@ -71,12 +71,20 @@ def db_thread(func):
     return sync_to_async(run, thread_sensitive=False)
 
 
-# Retrievals running at once in this process. Embedding a query is CPU-bound (one torch thread,
-# see EMBEDDING_THREADS); more of them at once than half the cores only makes them share cores
-# and the GIL with the event loop and PostgreSQL. Measured with bench_chat, 20 clients on 2 busy
-# cores, p95 to the answer: 91-163 ms with 1 slot, 114-207 ms with 2, 139-649 ms unlimited.
+# Retrievals running at once in this process (SEARCH_SLOTS; 0 chooses). Without batching each
+# search embeds its query on its own thread (one torch thread, see EMBEDDING_THREADS); more of
+# them at once than half the cores only makes them share cores and the GIL with the event loop and
+# PostgreSQL. Measured with bench_chat, 20 clients on 2 busy cores, p95 to the answer: 91-163 ms
+# with 1 slot, 114-207 ms with 2, 139-649 ms unlimited. With batching the model runs on the
+# batcher's one thread whatever the count, and a batch can only hold questions whose searches are
+# running: a slot per place in a batch.
 _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-SEARCH_SLOTS = max(1, (_cores or 2) // 2)
+if settings.SEARCH_SLOTS > 0:
+    SEARCH_SLOTS = settings.SEARCH_SLOTS
+elif settings.EMBEDDING_BATCH_WAIT_MS > 0:
+    SEARCH_SLOTS = settings.EMBEDDING_QUERY_BATCH
+else:
+    SEARCH_SLOTS = max(1, (_cores or 2) // 2)
 _search_slots = threading.BoundedSemaphore(SEARCH_SLOTS)
 
 
