@@ -37,6 +37,7 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from asgiref.sync import sync_to_async
@@ -53,8 +54,20 @@ logger = logging.getLogger(__name__)
 SEARCH_LIMIT = 5
 
 
+# Threads answering asks in this process (CHAT_THREADS; 0 chooses). With batching on, a batch can
+# only hold the questions whose threads are running, and the loop's default pool (cores + 4
+# threads) kept batches small: a pool of its own, one thread per place in a batch. With batching
+# off, the loop's default pool, as before.
+if settings.CHAT_THREADS > 0:
+    _threads = ThreadPoolExecutor(settings.CHAT_THREADS, thread_name_prefix="chat-answer")
+elif settings.EMBEDDING_BATCH_WAIT_MS > 0:
+    _threads = ThreadPoolExecutor(settings.EMBEDDING_QUERY_BATCH, thread_name_prefix="chat-answer")
+else:
+    _threads = None
+
+
 def db_thread(func):
-    """Like channels' database_sync_to_async, but on the loop's thread pool instead of the one
+    """Like channels' database_sync_to_async, but on a thread pool (above) instead of the one
     thread all thread-sensitive calls share, so different customers' asks embed and query in
     parallel instead of queueing. The connection is closed (per CONN_MAX_AGE) inside the call
     itself: closing it from channels' wrapper missed connections opened in these worker threads,
@@ -68,7 +81,7 @@ def db_thread(func):
         finally:
             close_old_connections()
 
-    return sync_to_async(run, thread_sensitive=False)
+    return sync_to_async(run, thread_sensitive=False, executor=_threads)
 
 
 # Retrievals running at once in this process (SEARCH_SLOTS; 0 chooses). Without batching each
