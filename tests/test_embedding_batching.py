@@ -86,6 +86,23 @@ def test_concurrent_questions_are_encoded_together_and_get_their_own_vectors():
         assert float(vector @ alone) > 0.99999
 
 
+def test_a_question_alone_on_a_quiet_server_does_not_wait_for_companions():
+    # A ten-minute wait: were the lone question held for it, result() would time out.
+    batcher = QueryBatcher(wait_ms=600_000, max_batch=32)
+    answers: list[np.ndarray] = []
+    caller = threading.Thread(
+        target=lambda: answers.append(batcher.embed("Do you sell gift cards?")), daemon=True
+    )
+    caller.start()
+    caller.join(60)
+    assert answers, "the lone question was held back waiting for companions"
+    vector = answers[0]
+    np.testing.assert_allclose(
+        vector, embedding.embed_one("Do you sell gift cards?"), rtol=0, atol=1e-5
+    )
+    assert batcher.calls == batcher.batches == 1
+
+
 def test_a_batch_holds_at_most_max_batch():
     encoder = HeldEncoder()
     batcher = QueryBatcher(wait_ms=5, max_batch=3, encode=encoder)
