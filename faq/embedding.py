@@ -83,10 +83,11 @@ class QueryBatcher:
     """Encodes concurrent single texts together, on one worker thread.
 
     A caller puts its text on the queue and blocks until its own vector is back. The worker takes
-    the oldest text and whatever else is queued, and while the model is busy (its last batch
-    ended within `wait_ms`) also what arrives within `wait_ms` (at most `max_batch` texts in
-    all), encodes them in one call and resolves each caller with its own row. A question alone on
-    a quiet server is encoded at once: it pays only the thread hand-off, never the wait.
+    the oldest text and whatever else is queued, and when questions are coming together (others
+    were queued, or the last batch held several) also what arrives within `wait_ms` (at most
+    `max_batch` texts in all), encodes them in one call and resolves each caller with its own
+    row. A question alone on a quiet server is encoded at once: it pays the thread hand-off (within
+    measuring noise), and the wait at most once, right after a busy spell.
     An exception while encoding is raised in every caller of that batch; the worker goes on.
     """
 
@@ -106,7 +107,7 @@ class QueryBatcher:
         self.calls = 0
         self.batches = 0
         self.largest = 0
-        self._last_end = float("-inf")  # time.monotonic() when the last batch was encoded
+        self._last_size = 0  # questions in the last batch
 
     def embed(self, text: str) -> np.ndarray:
         """The text's unit-length embedding, as `embed([text])[0]` would give it."""
@@ -126,12 +127,13 @@ class QueryBatcher:
 
     def _take_batch(self) -> list[tuple[str, Future]]:
         batch = [self._queue.get()]
-        now = time.monotonic()
-        # Wait for companions only while the model is busy (its last batch ended within the
-        # wait): a question on a quiet server is encoded at once (measured: a 5 ms wait cost a
-        # lone question 6 ms, for no companion), and a burst's first question goes alone while
-        # the rest pile up behind it.
-        deadline = now + self.wait if now - self._last_end <= self.wait else now
+        # Wait for companions only when questions are coming together (others already queued, or
+        # the last batch held more than one): a lone question, or one client asking one question
+        # after another (eval_retrieval, a follow-up's second search), is encoded at once. A
+        # 5 ms wait for every question cost a lone one 6-8 ms for no companion. A burst's first
+        # question goes alone while the rest pile up behind it.
+        together = self._last_size > 1 or not self._queue.empty()
+        deadline = time.monotonic() + (self.wait if together else 0.0)
         while len(batch) < self.max_batch:
             try:
                 # What is already queued is taken without waiting; then until the deadline.
@@ -154,14 +156,13 @@ class QueryBatcher:
             self.calls += len(batch)
             self.batches += 1
             self.largest = max(self.largest, len(batch))
+            self._last_size = len(batch)
             try:
                 vectors = (self._encode or embed)([text for text, _ in batch])
             except BaseException as exc:  # every waiting caller hears of it; the worker goes on
                 for _, future in batch:
                     future.set_exception(exc)
                 continue
-            finally:
-                self._last_end = time.monotonic()
             for row, (_, future) in enumerate(batch):
                 future.set_result(vectors[row])
 
