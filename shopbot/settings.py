@@ -241,6 +241,11 @@ CONVERSATION_RETENTION_DAYS = envint("CONVERSATION_RETENTION_DAYS", "180")
 # closes the socket on anything over --websocket-max-message-size (1 MiB by default).
 CHAT_MAX_FRAME_CHARS = envint("CHAT_MAX_FRAME_CHARS", "16000")
 CHAT_MAX_JSON_DEPTH = envint("CHAT_MAX_JSON_DEPTH", "10")
+# Frames of any type per connection: a burst, refilled at a steady rate (a token bucket). A client
+# writing faster is closed with code 4008 before its frames are parsed; the widget sends a ping
+# every 25 s and one frame per question or thumb. CHAT_FRAME_BURST=0 turns it off.
+CHAT_FRAME_BURST = envint("CHAT_FRAME_BURST", "30")
+CHAT_FRAMES_PER_MINUTE = envint("CHAT_FRAMES_PER_MINUTE", "60")
 CHAT_ASKS_PER_CONNECTION_PER_MINUTE = envint("CHAT_ASKS_PER_CONNECTION_PER_MINUTE", "20")
 CHAT_ASKS_PER_IP_PER_MINUTE = envint("CHAT_ASKS_PER_IP_PER_MINUTE", "60")
 # Open chat sockets per client address; one more is closed with code 4429.
