@@ -55,9 +55,9 @@ async def test_a_client_writing_too_fast_is_closed_with_4008_and_its_slot_freed(
         if output["type"] == "websocket.close":
             break
     assert output == {"type": "websocket.close", "code": 4008}
-    # One ask and four more frames fit in the burst of 5; the rest were dropped unread.
+    # 200 frames waiting and 4 tokens left: closed at the first of them, none answered.
     replies = [o for o in outputs if o["type"] == "websocket.send"]
-    assert len(replies) == 4
+    assert replies == []
     assert await chat.ws.receive_nothing(timeout=0.3)
     assert slots("192.0.2.40") == 0  # freed at the close, before the client even goes
     await chat.ws.disconnect()
@@ -72,6 +72,24 @@ async def test_a_client_writing_too_fast_is_closed_with_4008_and_its_slot_freed(
     for other in again:
         await other.ws.disconnect()
     assert slots("192.0.2.40") == 0
+
+
+async def test_a_client_waiting_for_each_reply_gets_the_burst_then_4008(demo_shop, settings):
+    settings.CHAT_FRAME_BURST = 10
+    settings.CHAT_FRAMES_PER_MINUTE = 6  # one every 10 s: nothing refills during the test
+    chat = chat_from(demo_shop.public_key, "192.0.2.44")
+    await chat.ws.connect(timeout=ANSWER_TIMEOUT)
+    await chat.ready()
+    for _ in range(10):
+        await chat.send({"type": "ping"})
+        assert await chat.recv() == {"type": "pong"}
+    await chat.send({"type": "ping"})
+    assert await chat.ws.receive_output(ANSWER_TIMEOUT) == {
+        "type": "websocket.close",
+        "code": 4008,
+    }
+    await chat.ws.disconnect()
+    assert slots("192.0.2.44") == 0
 
 
 async def test_a_cancelled_consumer_still_frees_its_slot(demo_shop):
