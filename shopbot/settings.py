@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -85,6 +86,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "channels",
+    "axes",
     "shopbot",
     "faq",
     "widget",
@@ -99,6 +101,14 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    # First: it refuses a locked-out username and address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "shopbot.urls"
@@ -177,6 +187,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Admin login throttling (django-axes) -------------------------------------------------------
+# Failed admin logins are counted in the database, so the count holds across every server
+# process. After ADMIN_LOGIN_FAILURE_LIMIT failures for one username from one client address,
+# that pair is refused (HTTP 429, even with the right password) for ADMIN_LOGIN_COOLOFF_MINUTES.
+# A successful login resets the count. Per username and address, so one person's typos never lock
+# a whole office out, and nobody can lock the owner out from elsewhere. `manage.py axes_reset`
+# lifts every lockout at once.
+ADMIN_LOGIN_FAILURE_LIMIT = envint("ADMIN_LOGIN_FAILURE_LIMIT", "5")
+ADMIN_LOGIN_COOLOFF_MINUTES = envint("ADMIN_LOGIN_COOLOFF_MINUTES", "15")
+AXES_ENABLED = ADMIN_LOGIN_FAILURE_LIMIT > 0
+AXES_FAILURE_LIMIT = max(1, ADMIN_LOGIN_FAILURE_LIMIT)
+AXES_COOLOFF_TIME = timedelta(minutes=ADMIN_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "shopbot.login.client_ip"  # honours TRUSTED_PROXY_HEADER
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.getenv("TIME_ZONE", "UTC")

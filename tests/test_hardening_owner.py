@@ -142,3 +142,59 @@ def test_bad_bytes_get_a_sentence_and_a_position_never_a_500(client, name, data,
     assert "Nothing was imported" in html
     assert message in html.replace("&quot;", '"')
     assert list(shop.entries.values_list("question", flat=True)) == ["Kept?"]
+
+
+# --- Admin login --------------------------------------------------------------------------------
+
+
+def login(client, password: str, ip: str = "198.51.100.7"):
+    return client.post(
+        "/admin/login/?next=/admin/",
+        {"username": "owner", "password": password},
+        REMOTE_ADDR=ip,
+    )
+
+
+def test_admin_logins_are_throttled_per_username_and_address(client, settings):
+    from datetime import timedelta
+
+    from axes.models import AccessAttempt
+    from django.utils import timezone
+
+    assert settings.ADMIN_LOGIN_FAILURE_LIMIT == 5 and settings.ADMIN_LOGIN_COOLOFF_MINUTES == 15
+    User.objects.create_user("owner", password="a-long-test-password-1", is_staff=True)
+    for _ in range(4):
+        assert login(client, "wrong").status_code == 200  # the form again, with its error
+    # A success before the limit resets the count.
+    assert login(client, "a-long-test-password-1").status_code == 302
+    client.logout()
+    assert not AccessAttempt.objects.exists()
+    for _ in range(5):
+        login(client, "wrong")
+    # Locked: even the right password is refused, and nothing is logged in.
+    response = login(client, "a-long-test-password-1")
+    assert response.status_code == 429
+    assert "_auth_user_id" not in client.session
+    attempt = AccessAttempt.objects.get(username="owner", ip_address="198.51.100.7")
+    assert attempt.failures_since_start >= 5
+    # The owner, from their own address, is not locked out by someone else's guesses.
+    assert login(client, "a-long-test-password-1", ip="203.0.113.9").status_code == 302
+    client.logout()
+    # After the cool-off the address may try again.
+    AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(minutes=16))
+    assert login(client, "a-long-test-password-1").status_code == 302
+
+
+def test_create_owner_runs_the_password_validators():
+    from django.core.management.base import CommandError
+
+    shop = Shop.objects.create(name="Corner Shop")
+    for weak in ("1", "password", "12345678901", "cornershopowner"):
+        with pytest.raises(CommandError, match="too weak"):
+            call_command("create_owner", shop.pk, "cornershopowner", "--password", weak)
+    assert not User.objects.filter(username="cornershopowner").exists()
+    out = io.StringIO()
+    call_command(
+        "create_owner", shop.pk, "cornershopowner", "--password", "tulip-vase-97-north", stdout=out
+    )
+    assert User.objects.get(username="cornershopowner").check_password("tulip-vase-97-north")
