@@ -241,6 +241,10 @@ ANTHROPIC_MODEL = os.getenv("ANTHROPIC_MODEL", "claude-haiku-4-5").strip()
 ANTHROPIC_BASE_URL = os.getenv("ANTHROPIC_BASE_URL", "").strip() or None
 ANTHROPIC_TIMEOUT = envfloat("ANTHROPIC_TIMEOUT", "20")
 ANTHROPIC_MAX_TOKENS = envint("ANTHROPIC_MAX_TOKENS", "600")
+# The monthly Claude token budget a new shop starts with (input plus output tokens; a superuser
+# changes it per shop in the admin, 0 there means no limit). 2,000,000 is about 1,000 answers a
+# month at ShopBot's prompt sizes: a busy small shop, not a runaway bill.
+CLAUDE_DEFAULT_MONTHLY_TOKENS = envint("CLAUDE_DEFAULT_MONTHLY_TOKENS", "2000000")
 
 # --- Chat ------------------------------------------------------------------------------------
 # Longest customer message accepted; longer ones get a "too_long" error frame.

@@ -198,3 +198,54 @@ def test_create_owner_runs_the_password_validators():
         "create_owner", shop.pk, "cornershopowner", "--password", "tulip-vase-97-north", stdout=out
     )
     assert User.objects.get(username="cornershopowner").check_password("tulip-vase-97-north")
+
+
+# --- The demo shop and the default budget ---------------------------------------------------------
+
+
+def test_the_demo_shop_is_found_by_its_marker_not_its_name(client):
+    from faq.management.commands.load_demo import load_demo_shop
+
+    demo, created = load_demo_shop()
+    assert created and demo.is_demo
+    # The owner renames the demo; someone else calls their own shop "Petal & Stem".
+    Shop.objects.filter(pk=demo.pk).update(name="Bloom & Branch")
+    impostor = Shop.objects.create(name="Petal & Stem")
+    again, created = load_demo_shop()
+    assert (again.pk, created) == (demo.pk, False)
+    call_command("load_demo", stdout=io.StringIO())  # no MultipleObjectsReturned
+    assert Shop.objects.filter(is_demo=True).get().pk == demo.pk
+    html = client.get("/").content.decode()
+    assert f'data-shop="{demo.public_key}"' in html
+    assert impostor.public_key not in html
+    # One demo shop at most, by a database constraint.
+    from django.db import IntegrityError, transaction
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Shop.objects.filter(pk=impostor.pk).update(is_demo=True)
+
+
+def test_the_migration_marks_the_first_shop_with_the_demo_name():
+    from importlib import import_module
+
+    from django.apps import apps
+
+    first = Shop.objects.create(name="Petal & Stem")
+    Shop.objects.create(name="Petal & Stem")
+    import_module("faq.migrations.0003_shop_is_demo_default_budget").mark_demo(apps, None)
+    assert list(Shop.objects.filter(is_demo=True).values_list("pk", flat=True)) == [first.pk]
+
+
+def test_new_shops_get_the_default_claude_budget_shown_in_the_admin(client, settings):
+    shop = Shop.objects.create(name="Corner Shop")
+    assert shop.monthly_token_budget == 2_000_000
+    settings.CLAUDE_DEFAULT_MONTHLY_TOKENS = 500_000
+    assert Shop.objects.create(name="Small Shop").monthly_token_budget == 500_000
+    root = User.objects.create_superuser("root", "root@example.com", None)
+    client.force_login(root)
+    add = client.get(reverse("admin:faq_shop_add")).content.decode()
+    assert 'name="monthly_token_budget" value="500000"' in add
+    change = client.get(reverse("admin:faq_shop_change", args=[shop.pk])).content.decode()
+    assert "Claude tokens this month" in change and "0 of 2,000,000 (0%)" in change
+    listing = client.get(reverse("admin:faq_shop_changelist")).content.decode()
+    assert "2000000" in listing or "2,000,000" in listing
