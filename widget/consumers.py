@@ -174,22 +174,39 @@ def answer_frame(ask_id: str, message: Message, shop: Shop) -> dict:
     }
 
 
-def stop_reading(send) -> None:
-    """Under daphne, stop reading a flooding client's socket once our close frame is on its way.
+def daphne_protocol(send):
+    """The daphne connection (an autobahn protocol) behind a consumer's `send`, or None.
 
-    After a close, the websocket library keeps reading and parsing the client's frames until the
-    client answers the close or its one-second close handshake times out and it drops the
-    connection. A flooder never answers, and parsing its frames during that second cost as much
-    CPU as the flood itself (other customers' asks went from 30 ms to 450 ms, measured with
-    bench/bench_flood.py). Pausing the transport leaves them unread in the kernel's buffers; the
-    timeout still drops the connection, and daphne then sends us the disconnect as usual.
-
-    daphne passes each connection's `send` as partial(server.handle_reply, protocol), which is
-    the one way to reach the transport; under any other server this does nothing."""
+    daphne passes each connection's `send` as partial(server.handle_reply, protocol), the one way
+    to reach the socket from the application; under any other server this returns None and the
+    helpers below do nothing."""
     protocol = (getattr(send, "args", None) or (None,))[0]
-    transport = getattr(protocol, "transport", None)
-    if transport is not None and hasattr(transport, "pauseProducing"):
-        transport.pauseProducing()
+    return protocol if hasattr(getattr(protocol, "transport", None), "pauseProducing") else None
+
+
+def pause_reading(send) -> None:
+    """Leave the client's frames unread in the kernel's buffers for now."""
+    if protocol := daphne_protocol(send):
+        protocol.transport.pauseProducing()
+
+
+def resume_reading(send) -> None:
+    if protocol := daphne_protocol(send):
+        protocol.transport.resumeProducing()
+
+
+def stop_reading(send) -> None:
+    """Stop reading a flooding client once our close frame is on its way.
+
+    After a close, the websocket library would go on reading and parsing the client's frames
+    until the client answered the close, or for its one-second handshake timeout. A flooder never
+    answers, and parsing its frames during that second cost as much CPU as the flood itself
+    (another customer's asks went from 30 ms to 450 ms, measured with bench/bench_flood.py).
+    Paused, they stay unread in the kernel's buffers; the timeout still drops the connection, and
+    daphne then sends the disconnect as usual. (Dropping the connection at once instead was
+    worse: the flooder reconnected sooner, and the unread data turned the close into a reset, so
+    it never saw our close code.)"""
+    pause_reading(send)
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):
@@ -236,6 +253,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=code)
         if code == CLOSE_TOO_MANY_FRAMES:
             stop_reading(self.base_send)
+        else:
+            resume_reading(self.base_send)  # to read the client's answer to our close
         await self.release()
 
     async def release(self) -> None:
@@ -260,6 +279,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         # Accept before any refusal: a close during the handshake reaches a browser as a bare
         # 1006, while a close after accept carries our code, which the widget acts on.
         await self.accept()
+        # Nothing is read until `ready` is sent (a client has nothing to say before it): a
+        # flooder's frames then reach us in one batch, the first of which closes it, instead of
+        # being parsed the whole time the shop is looked up.
+        pause_reading(self.base_send)
         self.limiter = limits.ConnectionLimits(self.scope)
         if not await self.limiter.connect():
             await self.send_error(
@@ -316,6 +339,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 "history": history,
             }
         )
+        resume_reading(self.base_send)
 
     async def disconnect(self, code: int) -> None:
         self.closing = True
