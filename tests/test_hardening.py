@@ -28,8 +28,11 @@ def test_frame_budget_is_a_token_bucket():
     assert [budget.take() for _ in range(4)] == [True, True, True, False]
     budget.stamp -= 1.0  # a second later: one frame more
     assert budget.take() and not budget.take()
+    # Frames already waiting behind this one count: 3 tokens cannot cover 1 + 3.
+    full = limits.FrameBudget(burst=3, per_minute=60)
+    assert not full.take(waiting=3) and full.take(waiting=2) and full.tokens == 2
     off = limits.FrameBudget(burst=0, per_minute=0)
-    assert all(off.take() for _ in range(1000))
+    assert all(off.take(waiting=1000) for _ in range(1000))
 
 
 async def test_a_client_writing_too_fast_is_closed_with_4008_and_its_slot_freed(

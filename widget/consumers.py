@@ -239,7 +239,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             # Frames already waiting count too: a flooder has written thousands before we read
             # its first, and reading them one by one takes a trip round the event loop each,
             # which under a flood is slow. More waiting than tokens left: close now.
-            if not self.budget.take() or self.backlog() > self.budget.tokens:
+            if not self.budget.take(waiting=self.backlog()):
                 logger.info("Closed a chat writing too fast (%s)", self.limiter and self.limiter.ip)
                 await self.refuse(CLOSE_TOO_MANY_FRAMES)
                 return

@@ -107,14 +107,15 @@ class FrameBudget:
         self.burst, self.rate = float(burst), per_minute / 60.0
         self.tokens, self.stamp = float(burst), time.monotonic()
 
-    def take(self) -> bool:
-        """True if one more frame fits; False once the client has written too fast."""
+    def take(self, waiting: int = 0) -> bool:
+        """True if this frame fits, and the `waiting` frames behind it could too; False once the
+        client has written too fast. Only this frame's token is spent."""
         if self.burst <= 0:  # a burst of 0 turns the limit off
             return True
         now = time.monotonic()
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens < 1:
+        if self.tokens < 1 + waiting:
             return False
         self.tokens -= 1
         return True
