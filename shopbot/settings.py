@@ -312,5 +312,8 @@ LOGGING = {
         # Daphne logs every request at INFO through its own access log; keep Django's quieter.
         "django": {"level": "WARNING"},
         "pgserver": {"level": "WARNING"},
+        # django-axes logs every login at INFO ("Deleted 0 failed login attempts"); lockouts
+        # and failures still show at WARNING.
+        "axes": {"level": "WARNING"},
     },
 }
