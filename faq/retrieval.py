@@ -70,6 +70,7 @@ MIN_PHRASINGS_FOR_CALIBRATION = 20
 # percentile of those near misses, never below the floor.
 FAQ_ONLY_QUANTILE = 0.9
 FAQ_ONLY_THRESHOLD_FLOOR = 0.68
+CONFIDENCE_GAP = 0.03
 
 # Follow-ups: wider lists for the merge, so an entry near the top of one list has a score in both;
 # how much the search with the previous question counts (a terse follow-up carries little meaning).
@@ -316,6 +317,8 @@ def _search(shop: Shop, text: str, limit: int) -> _Scored:
         if int(candidates[i]) in entries
     ]
     confident = bool(hits) and hits[0].confidence >= index.threshold
+    if confident and CONFIDENCE_GAP and len(hits) > 1 and not index.phrasing_calibrated:
+        confident = hits[0].confidence - max(h.confidence for h in hits[1:]) >= CONFIDENCE_GAP
     return _Scored(
         SearchResult(hits=hits, confident=confident, threshold=index.threshold),
         confidence={int(pk): float(c) for pk, c in zip(candidates, confidence, strict=True)},
