@@ -7,29 +7,37 @@ call it. It is synchronous (embedding and SQL): async callers wrap it in sync_to
 How an entry is ranked (measured on the public sets in ../shared/eval, see
 docs/retrieval-research.md):
 - Dense: each entry has several vectors (its question, question + answer, each alternative
-  phrasing). PostgreSQL (pgvector) returns the shop's vectors nearest to the query. An entry scores
+  phrasing, and the question with each answer sentence, so a fact inside a long answer is found).
+  PostgreSQL (pgvector) returns the shop's vectors nearest to the query. An entry scores
   0.4 * its best vector + 0.6 * the mean of its best two, plus a small vote (0.1 * share) among
   the query's ten nearest vectors.
 - Classifier, for shops with alternative phrasings: a ridge-regression classifier fitted on the
   shop's own phrasings (closed form: 0.1 s for 1,000 entries) adds 0.25 * its output. Phrasings
   teach where one entry ends and the next begins, which plain nearest-vector matching blurs.
-- Lexical: BM25 over each entry's question and phrasings, with PostgreSQL's text-search parser
-  ('simple' configuration: lower-cased words, no stemming, no stop words) splitting the texts. It
-  adds 0.2 * the entry's BM25 score divided by the query's best. Question words stay: "where did
-  it come from" and "what is it" differ only in them. It weighs words rare in this shop's FAQ,
-  which the embedding cannot: in a COVID FAQ "coronavirus" is everywhere and says little.
-  (ts_rank has no inverse document frequency, hence BM25 computed here.)
+- Words: BM25 with PostgreSQL's text-search parser ('simple' configuration: lower-cased words, no
+  stemming, no stop words), each divided by the query's best entry: 0.1 * BM25 over each entry's
+  question and phrasings (question words stay: "where did it come from" and "what is it" differ
+  only in them) + 0.15 * BM25 over question, phrasings and answer (customers of a small shop
+  rarely share words with its questions, but often with its answers). BM25 weighs words rare in
+  this shop's FAQ, which the embedding cannot: in a COVID FAQ "coronavirus" is everywhere.
 
 How confidence is decided, per shop, from the shop's own FAQ only (never from customer queries):
 - Each alternative phrasing (or each question, for a shop with fewer than 20 phrasings) is used as
   a pretend question with its own entry removed (the classifier refitted without it, in closed
   form). The best score it still gets is what an on-topic question that the FAQ does not answer
   looks like for this shop.
-- The threshold is the 62.5th percentile of those scores: a shop whose entries are close to one
-  another (say, a sports app with 57 similar intents) needs a higher bar than a florist.
-- Shops without phrasings get at most 0.63: their questions sit much closer to each other than
-  customers' wording sits to them. Their confidence uses the dense score alone: without phrasings
-  nothing calibrates the lexical bonus, which any shared word would earn an off-topic question.
+- Shops with phrasings: the bar is the 62.5th percentile of those scores, on the full score: a
+  shop whose entries are close to one another (a sports app with 57 similar intents) needs a
+  higher bar than a florist.
+- Shops without phrasings: the bar is the 90th percentile of the question probes, never below
+  0.68, on the dense score alone (nothing calibrates the word bonus there, and any shared word
+  would earn it for an off-topic question); and the best entry must lead the next by 0.03 (two
+  close entries, "custom cakes" and "wedding cakes", are a "did you mean", not a guess).
+- Follow-ups: a turn that is not confident alone is searched again with the previous question;
+  the blend may rank the previous topic first, but it is confident only when the turn alone
+  scores that entry within 0.25 of the bar, or every word of the turn is in the shop's FAQ.
+- "Did you mean": when not confident, up to three hits within 0.35 of the bar (for a follow-up,
+  also on the turn's own words), none for plainly off-topic text.
 The shop's index (threshold, classifier, word statistics) is rebuilt when its published vectors
 change, and cached per process.
 """
