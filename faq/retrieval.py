@@ -36,8 +36,8 @@ How confidence is decided, per shop, from the shop's own FAQ only (never from cu
 - Follow-ups: a turn that is not confident alone is searched again with the previous question;
   the blend may rank the previous topic first, but it is confident only when the turn alone
   scores that entry within 0.25 of the bar, or every word of the turn is in the shop's FAQ.
-- "Did you mean": when not confident, up to three hits within 0.35 of the bar (for a follow-up,
-  also on the turn's own words), none for plainly off-topic text.
+- "Did you mean": when not confident, up to three of the five best hits within 0.35 of the bar
+  (for a follow-up, also on the turn's own words), none for plainly off-topic text.
 The shop's index (threshold, classifier, word statistics) is rebuilt when its published vectors
 change, and cached per process.
 """
@@ -89,9 +89,11 @@ CONTEXT_WEIGHT = 0.65
 FOLLOW_UP_MARGIN = 0.25
 FOLLOW_UP_KNOWN_WORDS = True
 
-# "Did you mean": at most this many entries, within this margin below the confidence threshold.
+# "Did you mean": at most this many entries, within this margin below the confidence threshold,
+# from the best few hits (an implausible third hit leaves its place to the fourth or fifth).
 SUGGESTIONS = 3
 SUGGESTION_MARGIN = 0.35
+SUGGESTION_POOL = 5
 
 # PostgreSQL's text-search parser, one array element per occurrence of each lexeme.
 _LEXEMES_SQL = (
@@ -211,9 +213,9 @@ def search(shop: Shop, text: str, limit: int = 5, context: list[str] | None = No
     if not result.confident:
         result.suggestions = [
             hit
-            for hit in result.hits[:SUGGESTIONS]
+            for hit in result.hits[:SUGGESTION_POOL]
             if hit.confidence >= result.threshold - SUGGESTION_MARGIN and plausible(hit)
-        ]
+        ][:SUGGESTIONS]
     return result
 
 
