@@ -295,7 +295,7 @@ def _search(shop: Shop, text: str, limit: int) -> _Scored:
     text = " ".join(text.split())
     if not text:
         return _Scored(SearchResult())
-    query = embedding.embed_one(text)
+    query = embedding.embed_query(text)
     rows, words = _nearest_vectors(shop, query, text)
     if not rows:
         return _Scored(SearchResult(), words=words)

@@ -204,6 +204,20 @@ EMBEDDING_BATCH_SIZE = envint("EMBEDDING_BATCH_SIZE", "64")
 # `manage.py bench_chat` on 2 busy cores: median query embedding 31 ms with 1, 280 ms with 2).
 # 0 leaves torch's default (one per core). Batch re-embedding can use more.
 EMBEDDING_THREADS = envint("EMBEDDING_THREADS", "1")
+# Micro-batching of customers' questions (faq/embedding.py, QueryBatcher): a question waits at
+# most this many milliseconds for others to be encoded with it; 0 turns batching off (each
+# question is encoded alone on its own worker thread, as before).
+EMBEDDING_BATCH_WAIT_MS = envfloat("EMBEDDING_BATCH_WAIT_MS", "5")
+# The largest batch of questions encoded together.
+EMBEDDING_QUERY_BATCH = max(1, envint("EMBEDDING_QUERY_BATCH", "32"))
+# Threads answering asks per process (widget/pipeline.py); 0 chooses: EMBEDDING_QUERY_BATCH with
+# batching on (a batch only holds questions whose threads are running), else the server's default
+# pool (daphne reads ASGI_THREADS; Python's default is the number of cores + 4). Each running
+# thread holds a PostgreSQL connection.
+CHAT_THREADS = envint("CHAT_THREADS", "0")
+# Searches running at once per process (widget/pipeline.py); 0 chooses: EMBEDDING_QUERY_BATCH
+# with batching on, half the cores with it off.
+SEARCH_SLOTS = envint("SEARCH_SLOTS", "0")
 # Load the model when the ASGI server starts, so the first customer does not wait for it.
 EMBEDDING_WARM_ON_START = envbool("EMBEDDING_WARM_ON_START", "True")
 
