@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 
 from django.conf import settings
@@ -45,6 +46,24 @@ def unique_shop_slug(name: str, exclude_pk: int | None = None) -> str:
 def entry_anchor(entry_id: int) -> str:
     """The element id of an entry on the FAQ page and in the HTML export: stable across edits."""
     return f"faq-{entry_id}"
+
+
+def default_monthly_tokens() -> int:
+    """A new shop's Claude budget: the CLAUDE_DEFAULT_MONTHLY_TOKENS setting."""
+    return settings.CLAUDE_DEFAULT_MONTHLY_TOKENS
+
+
+MIN_SENTENCE_WORDS = 3
+# A sentence ends at ., ! or ? followed by a space and a capital, a digit or an opening mark (so
+# "a.m." and "e.g. roses" stay whole), or at a line break (list items, paragraphs).
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\u201c])|\s*\n\s*")
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of an answer, each stripped; very short fragments ("Yes.") are dropped,
+    as they match anything."""
+    parts = (part.strip(" -*\u2022\t") for part in _SENTENCE_END.split(text))
+    return [part for part in parts if len(part.split()) >= MIN_SENTENCE_WORDS]
 
 
 class Shop(models.Model):
@@ -120,15 +139,24 @@ class Shop(models.Model):
     )
     monthly_token_budget = models.PositiveIntegerField(
         "monthly Claude token budget",
-        default=0,
+        default=default_monthly_tokens,
         help_text="Claude tokens (input plus output) this shop may use per calendar month; 0 means "
-        "no limit. Once spent, answers come straight from the FAQ until the month turns.",
+        "no limit. Once spent, answers come straight from the FAQ until the month turns. New "
+        "shops start with the CLAUDE_DEFAULT_MONTHLY_TOKENS setting.",
     )
+    # The shop `load_demo` made (and `/` shows), whatever it is called now: found by this marker,
+    # never by its name, so renaming any shop cannot break start-up.
+    is_demo = models.BooleanField("demo shop", default=False, editable=False)
     owners = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="shops")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_demo"], condition=models.Q(is_demo=True), name="one_demo_shop"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -240,11 +268,20 @@ class FAQEntry(models.Model):
 
     def embedding_texts(self) -> list[tuple[str, str]]:
         """The texts that represent this entry in the vector index, as (kind, text) pairs."""
+        question = self.question.strip()
         texts = [
-            (FAQVector.QUESTION, self.question.strip()),
-            (FAQVector.QUESTION_ANSWER, f"{self.question.strip()}\n{self.answer.strip()}"),
+            (FAQVector.QUESTION, question),
+            (FAQVector.QUESTION_ANSWER, f"{question}\n{self.answer.strip()}"),
         ]
         texts += [(FAQVector.ALTERNATIVE, alt) for alt in self.alternative_list]
+        # Each answer sentence with the question: customers ask about facts that sit inside
+        # answers ("do you have donuts" when donuts appear only in the seasonal menu), which the
+        # whole answer's vector blurs. (A sentence without its question matched other entries'
+        # topics: measured worse, see docs/retrieval-research.md.) A one-sentence answer is the
+        # "qa" text already.
+        sentences = split_sentences(self.answer)
+        if len(sentences) > 1:
+            texts += [(FAQVector.QUESTION_SENTENCE, f"{question}\n{s}") for s in sentences]
         seen: set[tuple[str, str]] = set()
         return [t for t in texts if t[1] and not (t in seen or seen.add(t))]
 
@@ -256,10 +293,12 @@ class FAQVector(models.Model):
     QUESTION = "question"
     QUESTION_ANSWER = "qa"
     ALTERNATIVE = "alt"
+    QUESTION_SENTENCE = "qsentence"
     KINDS = [
         (QUESTION, "Question"),
         (QUESTION_ANSWER, "Question and answer"),
         (ALTERNATIVE, "Alternative"),
+        (QUESTION_SENTENCE, "Question and answer sentence"),
     ]
 
     entry = models.ForeignKey(FAQEntry, models.CASCADE, related_name="vectors")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -94,6 +95,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "channels",
+    "axes",
     "shopbot",
     "faq",
     "widget",
@@ -108,6 +110,14 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    # First: it refuses a locked-out username and address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "shopbot.urls"
@@ -187,6 +197,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# --- Admin login throttling (django-axes) -------------------------------------------------------
+# Failed admin logins are counted in the database, so the count holds across every server
+# process. After ADMIN_LOGIN_FAILURE_LIMIT failures for one username from one client address,
+# that pair is refused (HTTP 429, even with the right password) for ADMIN_LOGIN_COOLOFF_MINUTES.
+# A successful login resets the count. Per username and address, so one person's typos never lock
+# a whole office out, and nobody can lock the owner out from elsewhere. `manage.py axes_reset`
+# lifts every lockout at once.
+ADMIN_LOGIN_FAILURE_LIMIT = envint("ADMIN_LOGIN_FAILURE_LIMIT", "5")
+ADMIN_LOGIN_COOLOFF_MINUTES = envint("ADMIN_LOGIN_COOLOFF_MINUTES", "15")
+AXES_ENABLED = ADMIN_LOGIN_FAILURE_LIMIT > 0
+AXES_FAILURE_LIMIT = max(1, ADMIN_LOGIN_FAILURE_LIMIT)
+AXES_COOLOFF_TIME = timedelta(minutes=ADMIN_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "shopbot.login.client_ip"  # honours TRUSTED_PROXY_HEADER
+AXES_VERBOSE = False
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.getenv("TIME_ZONE", "UTC")
 USE_I18N = True
@@ -237,6 +264,10 @@ ANTHROPIC_MODEL = os.getenv("ANTHROPIC_MODEL", "claude-haiku-4-5").strip()
 ANTHROPIC_BASE_URL = os.getenv("ANTHROPIC_BASE_URL", "").strip() or None
 ANTHROPIC_TIMEOUT = envfloat("ANTHROPIC_TIMEOUT", "20")
 ANTHROPIC_MAX_TOKENS = envint("ANTHROPIC_MAX_TOKENS", "600")
+# The monthly Claude token budget a new shop starts with (input plus output tokens; a superuser
+# changes it per shop in the admin, 0 there means no limit). 2,000,000 is about 1,000 answers a
+# month at ShopBot's prompt sizes: a busy small shop, not a runaway bill.
+CLAUDE_DEFAULT_MONTHLY_TOKENS = envint("CLAUDE_DEFAULT_MONTHLY_TOKENS", "2000000")
 
 # --- Chat ------------------------------------------------------------------------------------
 # Longest customer message accepted; longer ones get a "too_long" error frame.
@@ -264,6 +295,11 @@ CONVERSATION_RETENTION_DAYS = envint("CONVERSATION_RETENTION_DAYS", "180")
 # closes the socket on anything over --websocket-max-message-size (1 MiB by default).
 CHAT_MAX_FRAME_CHARS = envint("CHAT_MAX_FRAME_CHARS", "16000")
 CHAT_MAX_JSON_DEPTH = envint("CHAT_MAX_JSON_DEPTH", "10")
+# Frames of any type per connection: a burst, refilled at a steady rate (a token bucket). A client
+# writing faster is closed with code 4008 before its frames are parsed; the widget sends a ping
+# every 25 s and one frame per question or thumb. CHAT_FRAME_BURST=0 turns it off.
+CHAT_FRAME_BURST = envint("CHAT_FRAME_BURST", "30")
+CHAT_FRAMES_PER_MINUTE = envint("CHAT_FRAMES_PER_MINUTE", "60")
 CHAT_ASKS_PER_CONNECTION_PER_MINUTE = envint("CHAT_ASKS_PER_CONNECTION_PER_MINUTE", "20")
 CHAT_ASKS_PER_IP_PER_MINUTE = envint("CHAT_ASKS_PER_IP_PER_MINUTE", "60")
 # Open chat sockets per client address; one more is closed with code 4429.
@@ -299,5 +335,8 @@ LOGGING = {
         # Daphne logs every request at INFO through its own access log; keep Django's quieter.
         "django": {"level": "WARNING"},
         "pgserver": {"level": "WARNING"},
+        # django-axes logs every login at INFO ("Deleted 0 failed login attempts"); lockouts
+        # and failures still show at WARNING.
+        "axes": {"level": "WARNING"},
     },
 }

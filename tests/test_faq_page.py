@@ -161,11 +161,11 @@ def test_export_html_holds_the_published_entries_and_their_anchors(demo_shop, tm
 
 async def test_the_answers_source_links_to_its_entry_on_the_faq_page(demo_shop):
     delivery = await db(FAQEntry.objects.get)(shop=demo_shop, question=DELIVERY)
-    headers = [(b"host", b"bot.example.com")]
+    headers = [(b"host", b"localhost:8000")]  # a host of ALLOWED_HOSTS: this site's address
     async with Chat(demo_shop.public_key, headers=headers) as chat:
         ready = await chat.ready()
         _, answer = await chat.ask("Do you deliver to Princeton?", "ask-1")
-    hosted = f"http://bot.example.com/faq/petal-stem/#faq-{delivery.pk}"
+    hosted = f"http://localhost:8000/faq/petal-stem/#faq-{delivery.pk}"
     assert answer["sources"] == [{"id": delivery.pk, "question": DELIVERY, "url": hosted}]
 
     # The owner's own page: links go there, old answers included (worked out when sent).
@@ -189,7 +189,7 @@ async def test_a_connection_from_a_listed_site_is_recorded_first_and_last(demo_s
         async with Chat(demo_shop.public_key, headers=headers) as chat:
             await chat.ready()
     # The ShopBot site itself (the hosted FAQ page, the storefront) is not a listed site.
-    headers = [(b"origin", b"http://bot.example.com"), (b"host", b"bot.example.com")]
+    headers = [(b"origin", b"http://localhost:8000"), (b"host", b"localhost:8000")]
     async with Chat(demo_shop.public_key, headers=headers) as chat:
         await chat.ready()
     seen = await db(lambda: list(OriginSeen.objects.filter(shop=demo_shop)))()

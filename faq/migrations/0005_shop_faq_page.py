@@ -22,7 +22,7 @@ def fill_slugs(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("faq", "0002_shop_monthly_token_budget"),
+        ("faq", "0004_vector_kind_qsentence"),
     ]
 
     operations = [
