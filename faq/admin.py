@@ -27,6 +27,7 @@ from django.utils.text import slugify
 from faq import importing, indexing, retrieval, webimport
 from faq.models import FAQEntry, Shop
 from shopbot.owners import ShopScopedAdmin, shops_for
+from widget.models import CustomerWording
 
 # The request being handled, for read-only fields that need the host name (they get only obj).
 _request: contextvars.ContextVar = contextvars.ContextVar("faq_admin_request", default=None)
@@ -361,6 +362,39 @@ class FAQEntryAdmin(ShopScopedAdmin):
             initial.setdefault("shop", shops[0])
         return initial
 
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk:
+            context["customer_wordings"] = obj.customer_wordings.filter(status=CustomerWording.NEW)
+            context["can_decide"] = self.has_change_permission(request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def wording_view(self, request, object_id: str, wording_id: int):
+        """Accept a customer wording as an alternative phrasing of the entry, or dismiss it."""
+        if request.method != "POST":
+            return HttpResponseBadRequest("Use the buttons on the entry's page.")
+        entry = self.get_object(request, object_id)  # another shop's entry: 404
+        if not self.has_change_permission(request, entry):
+            raise PermissionDenied
+        wording = entry.customer_wordings.filter(pk=wording_id).first()
+        if wording is None:
+            raise Http404("No such customer wording for this entry.")
+        decision = request.POST.get("decision")
+        if decision == "accept":
+            wording.accept()
+            self.message_user(
+                request,
+                f"Added “{wording.text}” as a phrasing; the bot answers it with this entry now.",
+                messages.SUCCESS,
+            )
+        elif decision == "dismiss":
+            wording.dismiss()
+            self.message_user(request, f"Dismissed “{wording.text}”.")
+        else:
+            return HttpResponseBadRequest("Accept or dismiss.")
+        return HttpResponseRedirect(
+            reverse("admin:faq_faqentry_change", args=[entry.pk]) + "#customer-wordings"
+        )
+
     def get_changelist_instance(self, request):
         cl = super().get_changelist_instance(request)
         # One query for the vectors of the whole page; the column reads what is set here.
@@ -440,6 +474,11 @@ class FAQEntryAdmin(ShopScopedAdmin):
                 "import-page/",
                 self.admin_site.admin_view(self.import_page_view),
                 name="faq_faqentry_import_page",
+            ),
+            path(
+                "<path:object_id>/wordings/<int:wording_id>/",
+                self.admin_site.admin_view(self.wording_view),
+                name="faq_faqentry_wording",
             ),
         ]
         return urls + super().get_urls()
