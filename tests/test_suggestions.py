@@ -215,3 +215,21 @@ async def test_thumbs_down_on_a_clicked_answer_removes_the_pairing(
         return client.get(reverse("admin:faq_faqentry_change", args=[refunds.pk])).content.decode()
 
     assert UNSURE not in await sync_to_async(listed)()
+
+
+def test_demo_answers_read_right_when_quoted_for_another_question():
+    """An FAQ answer is given word for word to whatever question it matched: "Yes, we deliver to
+    Princeton!" would be wrong for every other town, "We do!" for every other product."""
+    from faq.demo import entry_fields
+
+    openers = ("yes", "no", "we do", "of course", "absolutely", "sure", "we're sorry")
+    for fields in entry_fields():
+        first = fields["answer"].split(".")[0].split("!")[0].lower()
+        assert not first.startswith(openers), fields["question"]
+
+
+async def test_a_town_outside_the_area_never_hears_yes(demo_shop, close_thread_connections):
+    async with Chat(demo_shop.public_key) as chat:
+        await chat.ready()
+        _, answer = await chat.ask("Do you deliver to New York City?")
+    assert "Yes" not in answer["text"] and "Princeton!" not in answer["text"]
