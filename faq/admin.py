@@ -27,7 +27,7 @@ from django.utils.text import slugify
 from faq import importing, indexing, retrieval, webimport
 from faq.models import FAQEntry, Shop
 from shopbot.owners import ShopScopedAdmin, shops_for
-from widget.models import CustomerWording
+from widget.models import CustomerWording, wording_key
 
 # The request being handled, for read-only fields that need the host name (they get only obj).
 _request: contextvars.ContextVar = contextvars.ContextVar("faq_admin_request", default=None)
@@ -364,7 +364,14 @@ class FAQEntryAdmin(ShopScopedAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.pk:
-            context["customer_wordings"] = obj.customer_wordings.filter(status=CustomerWording.NEW)
+            # Wordings the entry has since gained another way (e.g. from the unanswered page)
+            # need no decision.
+            known = {wording_key(t) for t in [obj.question, *obj.alternative_list]}
+            context["customer_wordings"] = [
+                wording
+                for wording in obj.customer_wordings.filter(status=CustomerWording.NEW)
+                if wording.key not in known
+            ]
             context["can_decide"] = self.has_change_permission(request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
 

@@ -233,3 +233,50 @@ async def test_a_town_outside_the_area_never_hears_yes(demo_shop, close_thread_c
         await chat.ready()
         _, answer = await chat.ask("Do you deliver to New York City?")
     assert "Yes" not in answer["text"] and "Princeton!" not in answer["text"]
+
+
+async def test_unanswered_page_offers_the_entry_a_group_mostly_clicked(
+    demo_shop, close_thread_connections
+):
+    refunds = await FAQEntry.objects.aget(shop=demo_shop, question=REFUNDS)
+    for _ in range(2):  # two customers, the same unsure wording, both click the refunds entry
+        async with Chat(demo_shop.public_key) as chat:
+            await chat.ready()
+            _, unsure = await chat.ask(UNSURE)
+            assert unsure["mode"] == "fallback"
+            await click(chat, refunds.pk, REFUNDS)
+
+    def owner_adds_the_wordings() -> None:
+        client = owner_client(demo_shop)
+        page = client.get(reverse("admin:widget_unanswered", args=[demo_shop.pk]))
+        [gap] = [g for g in page.context["gaps"] if g.typical.text == UNSURE]
+        assert gap.count == 2 and gap.led_to == refunds
+        link = (
+            f"{reverse('admin:widget_gap_entry', args=[demo_shop.pk])}"
+            f"?question={gap.typical.pk}&amp;entry={refunds.pk}#existing"
+        )
+        assert link in page.content.decode()
+        assert f"Add as wordings of “{REFUNDS}”".replace("'", "&#x27;") in page.content.decode()
+
+        form_page = client.get(link.replace("&amp;", "&").split("#")[0])
+        form = form_page.context["existing_form"]
+        assert form.initial["entry"] == refunds
+        response = client.post(
+            form_page.request["PATH_INFO"],
+            {
+                "action": "existing",
+                "messages": form_page.context["message_ids"],
+                "old-entry": refunds.pk,
+                "old-alternatives": form.initial["alternatives"],
+            },
+        )
+        assert response.status_code == 302
+        # The entry has the wording now: nothing left to decide on its page.
+        entry_page = client.get(reverse("admin:faq_faqentry_change", args=[refunds.pk]))
+        assert entry_page.context["customer_wordings"] == []
+
+    await sync_to_async(owner_adds_the_wordings)()
+    await refunds.arefresh_from_db()
+    assert UNSURE in refunds.alternative_list
+    resolved = Message.objects.filter(resolved_by=refunds).values_list("text", flat=True)
+    assert [t async for t in resolved] == [UNSURE, UNSURE]

@@ -148,6 +148,7 @@ def unanswered(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
     _require_view(request, model_admin)
     shop = _shop(request, shop_id)
     open_gaps = gaps.open_groups(shop)
+    gaps.clicked_entries(open_gaps)
     context = _context(
         request,
         model_admin,
@@ -156,6 +157,7 @@ def unanswered(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
         gaps=open_gaps,
         open_question_count=sum(g.count for g in open_gaps),
         can_add=request.user.has_perm("faq.add_faqentry"),
+        can_change=request.user.has_perm("faq.change_faqentry"),
     )
     return TemplateResponse(request, "widget/unanswered.html", context)
 
@@ -213,6 +215,7 @@ def gap_entry(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
     can_change = request.user.has_perm("faq.change_faqentry")
     if not (can_add or can_change):
         raise PermissionDenied
+    led_to = None
 
     if request.method == "POST":
         group_ids = parse_ids(request.POST.get("messages", ""))
@@ -270,7 +273,11 @@ def gap_entry(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
             return HttpResponseRedirect(back)
         questions = group.questions
         new_form = _new_form(questions, group)
-        existing_form = _existing_form(questions, shop, group)
+        # From "Add as wordings of entry X": that entry (of this shop) chosen already.
+        wanted_entry = request.GET.get("entry", "")
+        if wanted_entry.isdigit():
+            led_to = shop.entries.filter(pk=int(wanted_entry)).first()
+        existing_form = _existing_form(questions, shop, group, led_to)
 
     categories = shop.entries.exclude(category="").values_list("category", flat=True).distinct()
     context = _context(
@@ -286,6 +293,7 @@ def gap_entry(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
         can_add=can_add,
         can_change=can_change,
         back_url=back,
+        led_to=led_to,
     )
     return TemplateResponse(request, "widget/gap_entry.html", context)
 
@@ -312,11 +320,15 @@ def _new_form(questions: list[Message], group: gaps.Gap | None = None) -> NewEnt
 
 
 def _existing_form(
-    questions: list[Message], shop: Shop, group: gaps.Gap | None = None
+    questions: list[Message],
+    shop: Shop,
+    group: gaps.Gap | None = None,
+    entry: FAQEntry | None = None,
 ) -> ExistingEntryForm:
     question, others = _phrasings(questions, group)
     lines = [question, *others] if question else others
-    return ExistingEntryForm(prefix="old", shop=shop, initial={"alternatives": "\n".join(lines)})
+    initial = {"alternatives": "\n".join(lines), "entry": entry}
+    return ExistingEntryForm(prefix="old", shop=shop, initial=initial)
 
 
 def _as_question(text: str) -> str:
