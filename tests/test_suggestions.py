@@ -22,6 +22,7 @@ from django.urls import reverse
 from faq.management.commands.create_owner import owners_group
 from faq.models import FAQEntry, FAQVector, Shop
 from tests.conftest import make_demo_shop
+from tests.fake_anthropic import FakeAnthropic, Scenario
 from tests.test_chat_consumer import Chat
 from widget.models import CustomerWording, Message
 
@@ -45,10 +46,11 @@ async def close_thread_connections():
 
 
 async def click(chat: Chat, entry: int, text: str, ask_id: str | None = None) -> dict:
-    """Send a "did you mean" click; return the answer or error frame."""
+    """Send a "did you mean" click; return the answer or error frame (deltas skipped)."""
     ask_id = ask_id or uuid.uuid4().hex
     await chat.send({"type": "ask", "id": ask_id, "text": text, "entry": entry})
-    frame = await chat.recv()
+    while (frame := await chat.recv())["type"] == "delta":
+        assert frame["id"] == ask_id, frame
     assert frame["id"] == ask_id and frame["type"] in ("answer", "error"), frame
     return frame
 
@@ -280,3 +282,39 @@ async def test_unanswered_page_offers_the_entry_a_group_mostly_clicked(
     assert UNSURE in refunds.alternative_list
     resolved = Message.objects.filter(resolved_by=refunds).values_list("text", flat=True)
     assert [t async for t in resolved] == [UNSURE, UNSURE]
+
+
+@pytest.fixture
+def fake(settings):
+    with FakeAnthropic() as server:
+        settings.ANTHROPIC_API_KEY = "test-key"
+        settings.ANTHROPIC_BASE_URL = server.base_url
+        settings.ANTHROPIC_TIMEOUT = 5.0
+        yield server
+
+
+async def test_with_claude_the_candidates_go_to_claude_and_a_click_is_answered_citing_it(
+    demo_shop, fake, close_thread_connections
+):
+    refunds = await FAQEntry.objects.aget(shop=demo_shop, question=REFUNDS)
+    # Claude declines (cites nothing): the candidates are still offered as buttons.
+    fake.script(
+        Scenario(text_chunks=["I'm not sure; please contact us."], cite=[]),
+        Scenario(text_chunks=["Send us a photo within 24 hours for a refund."], cite=[(0, "x")]),
+    )
+    async with Chat(demo_shop.public_key) as chat:
+        await chat.ready()
+        _, unsure = await chat.ask(UNSURE)
+        answer = await click(chat, refunds.pk, REFUNDS)
+
+    declined, clicked = fake.requests
+    assert f"faq:{refunds.pk}" in [r["source"] for r in declined.search_results]
+    assert unsure["mode"] == "llm" and unsure["sources"] == []
+    assert {"id": refunds.pk, "question": REFUNDS} in unsure["suggestions"]
+
+    # The click: Claude sees that entry only, and the answer cites it.
+    assert [r["source"] for r in clicked.search_results] == [f"faq:{refunds.pk}"]
+    assert answer["mode"] == "llm"
+    assert answer["text"] == "Send us a photo within 24 hours for a refund."
+    assert answer["sources"] == [{"id": refunds.pk, "question": REFUNDS}]
+    assert await CustomerWording.objects.filter(entry=refunds, text=UNSURE).aexists()
