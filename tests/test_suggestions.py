@@ -9,15 +9,19 @@ fallback.
 
 from __future__ import annotations
 
+import io
 import uuid
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async as db
 from django.contrib.auth.models import User
+from django.core.management import call_command
 from django.db import connections
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from faq.management.commands.create_owner import owners_group
 from faq.models import FAQEntry, FAQVector, Shop
@@ -318,3 +322,18 @@ async def test_with_claude_the_candidates_go_to_claude_and_a_click_is_answered_c
     assert answer["text"] == "Send us a photo within 24 hours for a refund."
     assert answer["sources"] == [{"id": refunds.pk, "question": REFUNDS}]
     assert await CustomerWording.objects.filter(entry=refunds, text=UNSURE).aexists()
+
+
+def test_purge_deletes_customer_wordings_not_seen_since_the_cutoff_unless_accepted(demo_shop):
+    entries = list(FAQEntry.objects.filter(shop=demo_shop)[:3])
+    old, accepted, recent = (
+        CustomerWording.record(entry, "give me my money back") for entry in entries
+    )
+    long_ago = timezone.now() - timedelta(days=200)
+    CustomerWording.objects.filter(pk__in=[old.pk, accepted.pk]).update(last_seen=long_ago)
+    accepted.accept()
+
+    out = io.StringIO()
+    call_command("purge_conversations", stdout=out)
+    assert "and 1 customer wordings last seen before then" in out.getvalue()
+    assert set(CustomerWording.objects.values_list("pk", flat=True)) == {accepted.pk, recent.pk}
