@@ -102,6 +102,16 @@ async def test_unsure_question_gets_suggestions_and_a_click_answers_and_records_
     wording = await CustomerWording.objects.aget(entry=refunds)
     assert (wording.text, wording.count, wording.status) == (UNSURE, 1, CustomerWording.NEW)
 
+    # The owner's transcript shows what was offered and what was chosen for what.
+    def transcript() -> str:
+        client = owner_client(demo_shop)
+        url = reverse("admin:widget_conversation_change", args=[ready["conversation"]])
+        return client.get(url).content.decode().replace("&#x27;", "'")
+
+    page = await sync_to_async(transcript)()
+    assert f"Did you mean: {REFUNDS}" in page
+    assert f"Chosen under “Did you mean” for “{UNSURE}”" in page
+
     # History keeps the suggestions, so a reload shows the buttons again.
     async with Chat(demo_shop.public_key, f"conversation={ready['conversation']}") as chat:
         history = (await chat.ready())["history"]

@@ -69,7 +69,7 @@ def transcript(request: HttpRequest, model_admin, conversation: Conversation) ->
         FAQEntry.objects.filter(shop=conversation.shop_id).values_list("pk", flat=True)
     )
     turns = []
-    for message in conversation.messages.select_related("resolved_by"):
+    for message in conversation.messages.select_related("resolved_by", "suggested_for"):
         sources = []
         for source in message.sources or []:
             if not isinstance(source, dict):
