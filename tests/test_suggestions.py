@@ -133,6 +133,7 @@ async def test_click_on_another_shops_or_an_unpublished_entry_is_refused(
             await click(chat, theirs.pk, REFUNDS),
             await click(chat, hidden.pk, REFUNDS),
             await click(chat, 10**9, REFUNDS),
+            await click(chat, 2**63, REFUNDS),  # past bigint: refused the same way, no 500
         ]
         await chat.send({"type": "ask", "id": "bad", "text": REFUNDS, "entry": "7"})
         bad = await chat.recv()
