@@ -299,6 +299,21 @@ class EmbeddingStateFilter(admin.SimpleListFilter):
         return queryset.filter(pk__in=[pk for pk, s in states.items() if s == self.value()])
 
 
+class CustomerWordingsFilter(admin.SimpleListFilter):
+    """Entries with customer wordings waiting for the owner's accept or dismiss."""
+
+    title = "customer wordings"
+    parameter_name = "wordings"
+
+    def lookups(self, request, model_admin):
+        return [("waiting", "Waiting for a decision")]
+
+    def queryset(self, request, queryset):
+        if self.value() != "waiting":
+            return queryset
+        return queryset.filter(customer_wordings__status=CustomerWording.NEW).distinct()
+
+
 class ImportForm(forms.Form):
     shop = forms.ModelChoiceField(queryset=Shop.objects.none())
     file = forms.FileField(help_text="A .csv or .json file (max 5 MB).")
@@ -337,7 +352,7 @@ class FAQEntryAdmin(ShopScopedAdmin):
     list_display = ["question", "category", "published", "shop", "embedding_state", "updated"]
     list_display_links = ["question"]
     list_editable = ["category", "published"]
-    list_filter = ["shop", "category", "published", EmbeddingStateFilter]
+    list_filter = ["shop", "category", "published", EmbeddingStateFilter, CustomerWordingsFilter]
     search_fields = ["question", "answer", "alternatives"]
     list_select_related = ["shop"]
     list_per_page = 50

@@ -266,6 +266,10 @@ async def test_unanswered_page_offers_the_entry_a_group_mostly_clicked(
     def owner_adds_the_wordings() -> None:
         client = owner_client(demo_shop)
         page = client.get(reverse("admin:widget_unanswered", args=[demo_shop.pk]))
+        # The wordings waiting on entry pages are one click away too.
+        assert page.context["wordings_waiting"] == 1
+        waiting = client.get(page.context["wordings_url"])
+        assert [e.pk for e in waiting.context["cl"].result_list] == [refunds.pk]
         [gap] = [g for g in page.context["gaps"] if g.typical.text == UNSURE]
         assert gap.count == 2 and gap.led_to == refunds
         link = (

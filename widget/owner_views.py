@@ -21,7 +21,7 @@ from faq.models import FAQEntry, Shop, split_lines
 from shopbot.owners import shops_for
 from widget import charts, gaps
 from widget.dashboard import DEFAULT_DAYS, shop_stats
-from widget.models import Conversation, Message
+from widget.models import Conversation, CustomerWording, Message
 
 FAQ_COLOUR, LLM_COLOUR, FALLBACK_COLOUR = "#2f6f4f", "#6b5fb5", "#c9731d"
 DASHBOARD_GAPS = 5
@@ -149,6 +149,7 @@ def unanswered(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
     shop = _shop(request, shop_id)
     open_gaps = gaps.open_groups(shop)
     gaps.clicked_entries(open_gaps)
+    waiting = CustomerWording.objects.filter(entry__shop=shop, status=CustomerWording.NEW)
     context = _context(
         request,
         model_admin,
@@ -158,6 +159,9 @@ def unanswered(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
         open_question_count=sum(g.count for g in open_gaps),
         can_add=request.user.has_perm("faq.add_faqentry"),
         can_change=request.user.has_perm("faq.change_faqentry"),
+        wordings_waiting=waiting.count(),
+        wordings_url=reverse("admin:faq_faqentry_changelist")
+        + f"?shop__id__exact={shop.pk}&wordings=waiting",
     )
     return TemplateResponse(request, "widget/unanswered.html", context)
 
