@@ -31,6 +31,7 @@ bench: $(STAMP)
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py bench_chat
 	$(BIN)/python bench/bench_reembed.py
 	$(BIN)/python bench/load_test.py
+	$(BIN)/python bench/bench_flood.py
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -2,6 +2,7 @@
 Load test of the chat websocket against the real server on loopback.
 
     .venv/bin/python bench/load_test.py [--connections 200] [--asks 3] [--timeout 600]
+                                        [--batching on|off|both]
 
 1. Creates a temporary copy of the demo shop (real embeddings) in the development database (the
    embedded PostgreSQL, or DATABASE_URL's), deleted at the end, even on error.
@@ -14,6 +15,10 @@ Load test of the chat websocket against the real server on loopback.
    answer frame and exactly one stored answer row, and that no connection dropped.
 4. Prints connections held, asks, answers, rows, errors, and p50/p95/p99 ask latency (send to
    answer frame). Exits non-zero if any check failed.
+
+`--batching` chooses the server's micro-batching of query embeddings (EMBEDDING_BATCH_WAIT_MS:
+the environment's value or 5 for "on", 0 for "off"). "both" (the default) runs the whole test
+once with each, each on a fresh server, and prints them side by side with the ratio.
 
 Loopback only, bounded in count (--connections, --asks) and time (--timeout).
 """
@@ -115,11 +120,50 @@ async def run_load(url: str, key: str, connections: int, asks: int, limit: float
     }
 
 
+def report(result: dict, rows: Counter, connections: int) -> bool:
+    """Prints one run's figures; True if every check passed."""
+    row_count = sum(rows.values())
+    lat = [t * 1000 for t in result["latencies"]]
+    print(f"  connections held:    {result['held']} (alive at the end: {result['alive']})")
+    print(f"  asks sent:           {result['asks']}")
+    print(f"  answer frames:       {result['answers']} (duplicates: {result['duplicates']})")
+    print(
+        f"  stored answer rows:  {row_count} (asks with more than one: "
+        f"{sum(1 for c in rows.values() if c > 1)})"
+    )
+    print(f"  errors:              {len(result['errors'])} {Counter(result['errors']) or ''}")
+    print(
+        f"  latency ms:          p50 {percentile(lat, 50):.0f}  p95 {percentile(lat, 95):.0f}"
+        f"  p99 {percentile(lat, 99):.0f}  max {max(lat, default=0):.0f}"
+        f"  mean {statistics.fmean(lat) if lat else 0:.0f}"
+    )
+    print(f"  throughput:          {throughput(result):.1f} asks/s over {result['elapsed']:.1f} s")
+    ok = (
+        result["held"] == result["alive"] == connections
+        and result["answers"] == row_count == result["asks"]
+        and result["duplicates"] == 0
+        and not result["errors"]
+        and all(c == 1 for c in rows.values())
+    )
+    print("  OK" if ok else "  FAILED")
+    return ok
+
+
+def throughput(result: dict) -> float:
+    return result["asks"] / result["elapsed"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
     parser.add_argument("--connections", type=int, default=200)
     parser.add_argument("--asks", type=int, default=3, help="questions per connection")
-    parser.add_argument("--timeout", type=float, default=600, help="seconds for the whole run")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds for each run")
+    parser.add_argument(
+        "--batching",
+        choices=["on", "off", "both"],
+        default="both",
+        help="micro-batching of query embeddings in the server (default: both, one run each)",
+    )
     args = parser.parse_args()
     if not 1 <= args.connections <= 1000 or not 1 <= args.asks <= 20:
         parser.error("--connections must be 1..1000 and --asks 1..20")
@@ -136,62 +180,67 @@ def main() -> int:
     from shopbot.daphne_process import DaphneProcess, environment
     from widget.models import Message
 
+    wait_on = os.environ.get("EMBEDDING_BATCH_WAIT_MS", "5")
+    if float(wait_on) <= 0:
+        wait_on = "5"
+    modes = {"on": ["on"], "off": ["off"], "both": ["off", "on"]}[args.batching]
     shop = demo.create_copy(name=f"Load test {uuid.uuid4().hex[:8]}")
-    server = None
+    results: dict[str, dict] = {}
+    all_ok = True
     try:
         db_connections.close_all()
-
-        server = DaphneProcess(
-            environment(
-                ANTHROPIC_API_KEY="",
-                REDIS_URL="",
-                CHAT_CONNECTIONS_PER_IP="0",
-                CHAT_ASKS_PER_IP_PER_MINUTE="0",
-                LOG_LEVEL="WARNING",
+        for mode in modes:
+            wait = wait_on if mode == "on" else "0"
+            server = DaphneProcess(
+                environment(
+                    ANTHROPIC_API_KEY="",
+                    REDIS_URL="",
+                    CHAT_CONNECTIONS_PER_IP="0",
+                    CHAT_ASKS_PER_IP_PER_MINUTE="0",
+                    LOG_LEVEL="WARNING",
+                    EMBEDDING_BATCH_WAIT_MS=wait,
+                )
             )
-        ).start()
-        # One warm-up ask (model load, first queries), not counted.
-        asyncio.run(run_load(server.ws_url, shop.public_key, 1, 1, args.timeout))
-        Message.objects.filter(conversation__shop=shop).delete()
-        shop.conversations.all().delete()
+            try:
+                server.start()
+                # One warm-up ask (model load, first queries), not counted.
+                asyncio.run(run_load(server.ws_url, shop.public_key, 1, 1, args.timeout))
+                Message.objects.filter(conversation__shop=shop).delete()
+                shop.conversations.all().delete()
 
-        print(f"Load test: {args.connections} connections x {args.asks} asks, {server.ws_url}")
-        result = asyncio.run(
-            run_load(server.ws_url, shop.public_key, args.connections, args.asks, args.timeout)
-        )
-        rows = Message.objects.filter(conversation__shop=shop, role=Message.BOT)
-        per_ask = Counter(rows.values_list("conversation_id", "ask_id"))
-        row_count = sum(per_ask.values())
-        lat = [t * 1000 for t in result["latencies"]]
-        print(f"  connections held:    {result['held']} (alive at the end: {result['alive']})")
-        print(f"  asks sent:           {result['asks']}")
-        print(f"  answer frames:       {result['answers']} (duplicates: {result['duplicates']})")
-        print(
-            f"  stored answer rows:  {row_count} (asks with more than one: "
-            f"{sum(1 for c in per_ask.values() if c > 1)})"
-        )
-        print(f"  errors:              {len(result['errors'])} {Counter(result['errors']) or ''}")
-        print(
-            f"  latency ms:          p50 {percentile(lat, 50):.0f}  p95 {percentile(lat, 95):.0f}"
-            f"  p99 {percentile(lat, 99):.0f}  max {max(lat, default=0):.0f}"
-            f"  mean {statistics.fmean(lat) if lat else 0:.0f}"
-        )
-        print(
-            f"  throughput:          {result['asks'] / result['elapsed']:.1f} asks/s "
-            f"over {result['elapsed']:.1f} s"
-        )
-        ok = (
-            result["held"] == result["alive"] == args.connections
-            and result["answers"] == row_count == result["asks"]
-            and result["duplicates"] == 0
-            and not result["errors"]
-            and all(c == 1 for c in per_ask.values())
-        )
-        print("OK" if ok else "FAILED")
-        return 0 if ok else 1
+                print(
+                    f"Load test, batching {mode} (EMBEDDING_BATCH_WAIT_MS={wait}): "
+                    f"{args.connections} connections x {args.asks} asks, {server.ws_url}"
+                )
+                result = asyncio.run(
+                    run_load(
+                        server.ws_url, shop.public_key, args.connections, args.asks, args.timeout
+                    )
+                )
+                rows = Message.objects.filter(conversation__shop=shop, role=Message.BOT)
+                per_ask = Counter(rows.values_list("conversation_id", "ask_id"))
+                all_ok &= report(result, per_ask, args.connections)
+                results[mode] = result
+                Message.objects.filter(conversation__shop=shop).delete()
+                shop.conversations.all().delete()
+                db_connections.close_all()
+            finally:
+                server.stop()
+        if len(results) == 2:
+            off, on = results["off"], results["on"]
+            lat_off = [t * 1000 for t in off["latencies"]]
+            lat_on = [t * 1000 for t in on["latencies"]]
+            print("Side by side:           batching off   batching on")
+            print(f"  asks/s                 {throughput(off):12.1f}  {throughput(on):12.1f}")
+            for p in (50, 95, 99):
+                print(
+                    f"  p{p} ms                 {percentile(lat_off, p):12.0f}"
+                    f"  {percentile(lat_on, p):12.0f}"
+                )
+            print(f"  throughput on/off:     {throughput(on) / throughput(off):.2f}x")
+        print("OK" if all_ok else "FAILED")
+        return 0 if all_ok else 1
     finally:
-        if server is not None:
-            server.stop()
         shop.delete()
 
 

@@ -91,9 +91,17 @@ def can_import(request) -> bool:
 @admin.register(Shop)
 class ShopAdmin(ShopScopedAdmin):
     shop_field = None  # the model is Shop itself
-    list_display = ["name", "bot_name", "entry_count", "use_claude", "public_key", "created"]
+    list_display = [
+        "name",
+        "bot_name",
+        "entry_count",
+        "use_claude",
+        "monthly_token_budget",
+        "public_key",
+        "created",
+    ]
     search_fields = ["name"]
-    readonly_fields = ["public_key", "snippet", "created"]
+    readonly_fields = ["public_key", "snippet", "claude_usage", "created"]
     fieldsets = [
         (None, {"fields": ["name", "public_key", "snippet", "allowed_origins"]}),
         (
@@ -102,7 +110,15 @@ class ShopAdmin(ShopScopedAdmin):
         ),
         (
             "Answers",
-            {"fields": ["use_claude", "monthly_token_budget", "language", "fallback_message"]},
+            {
+                "fields": [
+                    "use_claude",
+                    "monthly_token_budget",
+                    "claude_usage",
+                    "language",
+                    "fallback_message",
+                ]
+            },
         ),
         ("Handoff to a person", {"fields": ["contact_email", "contact_phone", "contact_url"]}),
         ("Access", {"fields": ["owners", "created"]}),
@@ -115,6 +131,16 @@ class ShopAdmin(ShopScopedAdmin):
     @admin.display(description="FAQ entries", ordering="n_entries")
     def entry_count(self, obj: Shop) -> int:
         return obj.n_entries
+
+    @admin.display(description="Claude tokens this month")
+    def claude_usage(self, obj: Shop) -> str:
+        from widget.budget import tokens_used
+
+        used = tokens_used(obj) if obj.pk else 0
+        budget = obj.monthly_token_budget
+        if not budget:
+            return f"{used:,} (no limit)"
+        return f"{used:,} of {budget:,} ({min(100, round(100 * used / budget))}%)"
 
     @admin.display(description="Embed snippet")
     def snippet(self, obj: Shop) -> str:

@@ -3,7 +3,8 @@ Import and export of a shop's FAQ as CSV or JSON.
 
 CSV: a header row with the columns question, answer, alternatives, category, published (only
 question and answer are required). Alternatives go one per line inside the cell, or separated by
-" | ". Published is yes/no, true/false, 1/0, or empty for yes.
+" | ". Published is yes/no, true/false, 1/0, or empty for yes. Exported cells that a spreadsheet
+would read as a formula get a leading `'` (shopbot/csvcells.py), taken off again on import.
 
 JSON: {"faqs": [{"question", "answer", "alternatives": [...], "category", "published"}]}, the
 shape of faq/demo/demo_shop.json, so the demo file imports as it is.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -25,6 +27,7 @@ from django.utils import timezone
 
 from faq import indexing
 from faq.models import FAQEntry, Shop, split_lines
+from shopbot import csvcells
 
 FORMATS = ("csv", "json")
 COLUMNS = ["question", "answer", "alternatives", "category", "published"]
@@ -33,6 +36,11 @@ MAX_CATEGORY = FAQEntry._meta.get_field("category").max_length
 MAX_ANSWER = 10_000
 MAX_ALTERNATIVE = 300
 MAX_ROWS = 20_000
+# Deeper JSON than this is refused with its position (Python's parser would hit its recursion
+# limit around 1,000 levels); a FAQ file needs 4.
+MAX_JSON_DEPTH = 100
+# What PostgreSQL text cannot hold: NUL, and UTF-16 surrogates on their own (JSON's "\ud800").
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 TRUE_WORDS = {"", "1", "true", "yes", "y", "on", "published"}
 FALSE_WORDS = {"0", "false", "no", "n", "off", "unpublished", "draft"}
 
@@ -89,15 +97,36 @@ def guess_format(filename: str) -> str | None:
 # --- Reading ----------------------------------------------------------------------------------
 
 
+def _position(text: str, offset: int) -> tuple[int, int]:
+    """(line, column), both from 1, of a character offset."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
 def _decode(data: bytes | str) -> str:
     if isinstance(data, str):
-        return data.removeprefix("\ufeff")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
+        text = data.removeprefix("\ufeff")
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ImportFailed(
+                [RowError(0, f"The file is not UTF-8 text (byte {exc.start}); save it as UTF-8.")]
+            ) from None
+    bad = _UNSTORABLE.search(text)
+    if bad:
+        line, column = _position(text, bad.start())
+        what = "a NUL byte" if bad.group() == "\x00" else "a lone UTF-16 surrogate"
         raise ImportFailed(
-            [RowError(0, f"The file is not UTF-8 text (byte {exc.start}); save it as UTF-8.")]
-        ) from None
+            [
+                RowError(
+                    line,
+                    f"character {column} is {what}, which is not text; is this really a CSV or "
+                    "JSON file (not a spreadsheet or a binary file)?",
+                )
+            ]
+        )
+    return text
 
 
 def _published(value, line: int, errors: list[RowError]) -> bool:
@@ -139,6 +168,12 @@ def _check(line: int, raw: dict, errors: list[RowError], alternatives: list[str]
         problems.append(
             f"category is too long ({len(category)} characters, at most {MAX_CATEGORY})"
         )
+    for name, value in [*values.items(), *(("alternative phrasing", a) for a in alternatives)]:
+        if _UNSTORABLE.search(value):  # from JSON escapes such as "\u0000" or "\ud800"
+            problems.append(
+                f"{name} contains a NUL character or a lone UTF-16 surrogate (\\u0000, "
+                "\\ud800...), which cannot be stored; remove it"
+            )
     for alt in alternatives:
         if len(alt) > MAX_ALTERNATIVE:
             problems.append(
@@ -191,6 +226,7 @@ def parse_csv(data: bytes | str) -> list[Row]:
             errors.append(RowError(start, f"not valid CSV ({exc})"))
             break
         line, start = start, reader.line_num + 1
+        cells = [csvcells.restore(c) for c in cells]  # our exports' formula escapes
         if not any(c.strip() for c in cells):
             continue
         if len(cells) > len(header):
@@ -242,12 +278,50 @@ def _faq_positions(text: str) -> list[int]:
     return []
 
 
+def _too_deep(text: str) -> int | None:
+    """The offset where brackets (outside strings) first nest deeper than MAX_JSON_DEPTH."""
+    depth = 0
+    for match in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]', text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return match.start()
+        elif token in "]}":
+            depth -= 1
+    return None
+
+
 def parse_json(data: bytes | str) -> list[Row]:
     text = _decode(data)
+    deep = _too_deep(text)
+    if deep is not None:
+        line, column = _position(text, deep)
+        raise ImportFailed(
+            [
+                RowError(
+                    line,
+                    f"not valid for import: nested more than {MAX_JSON_DEPTH} levels deep at "
+                    f"character {column}",
+                )
+            ]
+        )
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ImportFailed([RowError(exc.lineno, f"not valid JSON ({exc.msg})")]) from None
+        raise ImportFailed(
+            [RowError(exc.lineno, f"not valid JSON ({exc.msg}, character {exc.colno})")]
+        ) from None
+    except RecursionError:  # a backstop: _too_deep() has caught this already
+        raise ImportFailed([RowError(0, "not valid for import: nested too deeply")]) from None
+    except ValueError:
+        # Python refuses integers of more than 4,300 digits (a guard against slow conversion).
+        huge = re.search(r"\d{4000,}", text)
+        line, column = _position(text, huge.start()) if huge else (0, 0)
+        where = f" at character {column}" if huge else ""
+        raise ImportFailed(
+            [RowError(line, f"not valid for import: a number of over 4,000 digits{where}")]
+        ) from None
     faqs = doc if isinstance(doc, list) else doc.get("faqs") if isinstance(doc, dict) else None
     if not isinstance(faqs, list):
         raise ImportFailed(
@@ -376,7 +450,7 @@ def export_rows(entries) -> list[dict]:
 
 def export_csv(entries) -> str:
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csvcells.writer(out)  # no cell a spreadsheet would run as a formula
     writer.writerow(COLUMNS)
     for row in export_rows(entries):
         writer.writerow(

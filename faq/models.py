@@ -23,6 +23,11 @@ def split_lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+def default_monthly_tokens() -> int:
+    """A new shop's Claude budget: the CLAUDE_DEFAULT_MONTHLY_TOKENS setting."""
+    return settings.CLAUDE_DEFAULT_MONTHLY_TOKENS
+
+
 class Shop(models.Model):
     name = models.CharField(max_length=100)
     public_key = models.CharField(
@@ -60,15 +65,24 @@ class Shop(models.Model):
     )
     monthly_token_budget = models.PositiveIntegerField(
         "monthly Claude token budget",
-        default=0,
+        default=default_monthly_tokens,
         help_text="Claude tokens (input plus output) this shop may use per calendar month; 0 means "
-        "no limit. Once spent, answers come straight from the FAQ until the month turns.",
+        "no limit. Once spent, answers come straight from the FAQ until the month turns. New "
+        "shops start with the CLAUDE_DEFAULT_MONTHLY_TOKENS setting.",
     )
+    # The shop `load_demo` made (and `/` shows), whatever it is called now: found by this marker,
+    # never by its name, so renaming any shop cannot break start-up.
+    is_demo = models.BooleanField("demo shop", default=False, editable=False)
     owners = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="shops")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_demo"], condition=models.Q(is_demo=True), name="one_demo_shop"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -233,7 +233,7 @@ def _search(shop: Shop, text: str, limit: int) -> SearchResult:
     text = " ".join(text.split())
     if not text:
         return SearchResult()
-    query = embedding.embed_one(text)
+    query = embedding.embed_query(text)
     rows, words = _nearest_vectors(shop, query, text)
     if not rows:
         return SearchResult()

@@ -15,6 +15,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,6 +29,18 @@ def free_port(host: str = "127.0.0.1") -> int:
 def environment(**overrides: str) -> dict[str, str]:
     """This process's environment with the project's settings module and `overrides`."""
     return {**os.environ, "DJANGO_SETTINGS_MODULE": "shopbot.settings", **overrides}
+
+
+def database_url(connection) -> str:
+    """A DATABASE_URL for the database `connection` (a Django connection) uses, so a server
+    process can share it (e.g. a test run's own database, on the embedded server's socket)."""
+    params = connection.get_connection_params()
+    name = connection.settings_dict["NAME"]
+    host = params.get("host") or "127.0.0.1"
+    port = f":{params['port']}" if params.get("port") else ""
+    password = f":{quote(params['password'], safe='')}" if params.get("password") else ""
+    user = quote(params.get("user") or "postgres", safe="")
+    return f"postgresql://{user}{password}@{quote(host, safe='')}{port}/{name}"
 
 
 class DaphneProcess:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -85,6 +86,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "channels",
+    "axes",
     "shopbot",
     "faq",
     "widget",
@@ -99,6 +101,14 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    # First: it refuses a locked-out username and address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "shopbot.urls"
@@ -178,6 +188,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# --- Admin login throttling (django-axes) -------------------------------------------------------
+# Failed admin logins are counted in the database, so the count holds across every server
+# process. After ADMIN_LOGIN_FAILURE_LIMIT failures for one username from one client address,
+# that pair is refused (HTTP 429, even with the right password) for ADMIN_LOGIN_COOLOFF_MINUTES.
+# A successful login resets the count. Per username and address, so one person's typos never lock
+# a whole office out, and nobody can lock the owner out from elsewhere. `manage.py axes_reset`
+# lifts every lockout at once.
+ADMIN_LOGIN_FAILURE_LIMIT = envint("ADMIN_LOGIN_FAILURE_LIMIT", "5")
+ADMIN_LOGIN_COOLOFF_MINUTES = envint("ADMIN_LOGIN_COOLOFF_MINUTES", "15")
+AXES_ENABLED = ADMIN_LOGIN_FAILURE_LIMIT > 0
+AXES_FAILURE_LIMIT = max(1, ADMIN_LOGIN_FAILURE_LIMIT)
+AXES_COOLOFF_TIME = timedelta(minutes=ADMIN_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "shopbot.login.client_ip"  # honours TRUSTED_PROXY_HEADER
+AXES_VERBOSE = False
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.getenv("TIME_ZONE", "UTC")
 USE_I18N = True
@@ -204,6 +231,20 @@ EMBEDDING_BATCH_SIZE = envint("EMBEDDING_BATCH_SIZE", "64")
 # `manage.py bench_chat` on 2 busy cores: median query embedding 31 ms with 1, 280 ms with 2).
 # 0 leaves torch's default (one per core). Batch re-embedding can use more.
 EMBEDDING_THREADS = envint("EMBEDDING_THREADS", "1")
+# Micro-batching of customers' questions (faq/embedding.py, QueryBatcher): a question waits at
+# most this many milliseconds for others to be encoded with it; 0 turns batching off (each
+# question is encoded alone on its own worker thread, as before).
+EMBEDDING_BATCH_WAIT_MS = envfloat("EMBEDDING_BATCH_WAIT_MS", "5")
+# The largest batch of questions encoded together.
+EMBEDDING_QUERY_BATCH = max(1, envint("EMBEDDING_QUERY_BATCH", "32"))
+# Threads answering asks per process (widget/pipeline.py); 0 chooses: EMBEDDING_QUERY_BATCH with
+# batching on (a batch only holds questions whose threads are running), else the server's default
+# pool (daphne reads ASGI_THREADS; Python's default is the number of cores + 4). Each running
+# thread holds a PostgreSQL connection.
+CHAT_THREADS = envint("CHAT_THREADS", "0")
+# Searches running at once per process (widget/pipeline.py); 0 chooses: EMBEDDING_QUERY_BATCH
+# with batching on, half the cores with it off.
+SEARCH_SLOTS = envint("SEARCH_SLOTS", "0")
 # Load the model when the ASGI server starts, so the first customer does not wait for it.
 EMBEDDING_WARM_ON_START = envbool("EMBEDDING_WARM_ON_START", "True")
 
@@ -214,6 +255,10 @@ ANTHROPIC_MODEL = os.getenv("ANTHROPIC_MODEL", "claude-haiku-4-5").strip()
 ANTHROPIC_BASE_URL = os.getenv("ANTHROPIC_BASE_URL", "").strip() or None
 ANTHROPIC_TIMEOUT = envfloat("ANTHROPIC_TIMEOUT", "20")
 ANTHROPIC_MAX_TOKENS = envint("ANTHROPIC_MAX_TOKENS", "600")
+# The monthly Claude token budget a new shop starts with (input plus output tokens; a superuser
+# changes it per shop in the admin, 0 there means no limit). 2,000,000 is about 1,000 answers a
+# month at ShopBot's prompt sizes: a busy small shop, not a runaway bill.
+CLAUDE_DEFAULT_MONTHLY_TOKENS = envint("CLAUDE_DEFAULT_MONTHLY_TOKENS", "2000000")
 
 # --- Chat ------------------------------------------------------------------------------------
 # Longest customer message accepted; longer ones get a "too_long" error frame.
@@ -241,6 +286,11 @@ CONVERSATION_RETENTION_DAYS = envint("CONVERSATION_RETENTION_DAYS", "180")
 # closes the socket on anything over --websocket-max-message-size (1 MiB by default).
 CHAT_MAX_FRAME_CHARS = envint("CHAT_MAX_FRAME_CHARS", "16000")
 CHAT_MAX_JSON_DEPTH = envint("CHAT_MAX_JSON_DEPTH", "10")
+# Frames of any type per connection: a burst, refilled at a steady rate (a token bucket). A client
+# writing faster is closed with code 4008 before its frames are parsed; the widget sends a ping
+# every 25 s and one frame per question or thumb. CHAT_FRAME_BURST=0 turns it off.
+CHAT_FRAME_BURST = envint("CHAT_FRAME_BURST", "30")
+CHAT_FRAMES_PER_MINUTE = envint("CHAT_FRAMES_PER_MINUTE", "60")
 CHAT_ASKS_PER_CONNECTION_PER_MINUTE = envint("CHAT_ASKS_PER_CONNECTION_PER_MINUTE", "20")
 CHAT_ASKS_PER_IP_PER_MINUTE = envint("CHAT_ASKS_PER_IP_PER_MINUTE", "60")
 # Open chat sockets per client address; one more is closed with code 4429.
@@ -276,5 +326,8 @@ LOGGING = {
         # Daphne logs every request at INFO through its own access log; keep Django's quieter.
         "django": {"level": "WARNING"},
         "pgserver": {"level": "WARNING"},
+        # django-axes logs every login at INFO ("Deleted 0 failed login attempts"); lockouts
+        # and failures still show at WARNING.
+        "axes": {"level": "WARNING"},
     },
 }

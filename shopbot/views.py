@@ -3,13 +3,12 @@ from django.db.utils import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from faq.demo import DEMO_SHOP_NAME
 from faq.models import Shop
 
 
 def storefront(request: HttpRequest) -> HttpResponse:
     """The demo shop's home page, embedding the chat exactly as a real shop's site would."""
-    shop = Shop.objects.filter(name=DEMO_SHOP_NAME).first()
+    shop = Shop.objects.filter(is_demo=True).first()
     return render(request, "storefront.html", {"shop": shop})
 
 

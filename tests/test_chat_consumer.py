@@ -98,6 +98,12 @@ async def test_ready_frame_starts_a_conversation(demo_shop):
         "accent": demo_shop.accent_color,
         "position": "right",
     }
+    # Nothing is stored until the first ask: connect-and-close leaves no trace for the owner.
+    assert not await db(Conversation.objects.filter(pk=ready["conversation"]).exists)()
+
+    async with Chat(demo_shop.public_key, "page=http://localhost:8000/shop", headers) as chat:
+        ready = await chat.ready()
+        await chat.ask("Do you deliver to Princeton?")
     conversation = await db(Conversation.objects.get)(pk=ready["conversation"])
     assert conversation.shop_id == demo_shop.pk
     assert conversation.page_url == "http://localhost:8000/shop"
@@ -259,8 +265,41 @@ async def test_an_origin_that_is_not_allowed_is_closed_with_4403(demo_shop, sett
     assert await close_code("https://WWW.petalandstem.example:443") is None  # normalised
     assert await close_code("http://localhost:3000") is None
     assert await close_code("https://bot.example.com") is None  # SITE_URL: this site
-    assert await close_code("http://shop.test:8000", host="shop.test:8000") is None  # Host
-    assert await db(Conversation.objects.filter(shop=demo_shop).count)() == 4
+    assert await close_code("http://bot.example.com") == 4403  # another scheme of it
+    assert await close_code("https://bot.example.com:8443") == 4403  # another port of it
+    assert await close_code("http://shop.test:8000", host="shop.test:8000") == 4403  # Host alone
+
+
+async def test_this_site_without_site_url_needs_an_allowed_host_scheme_and_port(
+    demo_shop, settings
+):
+    settings.SITE_URL = ""
+    settings.ALLOWED_HOSTS = ["shop.test", "localhost", ".wild.example", "*"]
+
+    async def close_code(origin: str, host: str) -> int | None:
+        headers = [(b"origin", origin.encode()), (b"host", host.encode())]
+        async with Chat(demo_shop.public_key, headers=headers) as chat:
+            frame = await chat.ws.receive_output(timeout=ANSWER_TIMEOUT)
+        return frame["code"] if frame["type"] == "websocket.close" else None
+
+    # The communicator's scope is ws:// (plain): this site is http://<Host>.
+    assert await close_code("http://shop.test:8000", "shop.test:8000") is None
+    assert await close_code("http://localhost", "localhost") is None
+    # The forged Host of the report: evil.example is not an allowed host, "*" notwithstanding.
+    assert await close_code("http://evil.example", "evil.example") == 4403
+    assert await close_code("http://a.wild.example", "a.wild.example") == 4403  # wildcard
+    assert await close_code("https://shop.test:8000", "shop.test:8000") == 4403  # scheme
+    assert await close_code("http://shop.test:9000", "shop.test:8000") == 4403  # port
+    assert await close_code("http://shop.test", "shop.test:8000") == 4403  # port
+    # Behind a TLS proxy that says so, this site is https.
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    headers = [
+        (b"origin", b"https://shop.test"),
+        (b"host", b"shop.test"),
+        (b"x-forwarded-proto", b"https"),
+    ]
+    async with Chat(demo_shop.public_key, headers=headers) as chat:
+        assert (await chat.ready())["type"] == "ready"
 
 
 def test_origins_are_normalised():

@@ -20,6 +20,7 @@ from django.db import connection
 from faq import embedding
 from faq.management.commands.load_demo import load_demo_shop
 from faq.models import FAQEntry, FAQVector, Shop
+from tests.conftest import make_demo_shop
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,7 +86,8 @@ def test_load_demo_embeds_every_entry_and_is_idempotent():
 
 
 @pytest.mark.django_db
-def test_storefront_embeds_the_widget_like_a_shop_would(client, demo_shop):
+def test_storefront_embeds_the_widget_like_a_shop_would(client, demo_texts_embedded):
+    demo_shop = make_demo_shop(demo_texts_embedded, is_demo=True)
     response = client.get("/")
     assert response.status_code == 200
     html = response.content.decode()

@@ -44,7 +44,10 @@ ANSWER = (
 async def ask(shop: Shop, text: str) -> dict:
     """One customer, one new conversation, one question: the answer frame."""
     ws = WebsocketCommunicator(
-        application, f"/ws/chat/{shop.public_key}/", headers=[(b"origin", b"http://testserver")]
+        application,
+        f"/ws/chat/{shop.public_key}/",
+        # This site's own page, as a browser sends it: the Origin and the Host it came in on.
+        headers=[(b"origin", b"http://testserver"), (b"host", b"testserver")],
     )
     connected, _ = await ws.connect(timeout=TIMEOUT)
     assert connected

@@ -9,8 +9,6 @@ superuser may delete one (retention is `manage.py purge_conversations`).
 
 from __future__ import annotations
 
-import csv
-
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.contrib.postgres.aggregates import ArrayAgg
@@ -20,6 +18,7 @@ from django.http import HttpResponse
 from django.urls import path
 from django.utils.html import format_html
 
+from shopbot import csvcells
 from shopbot.owners import ShopScopedAdmin, shops_for
 from widget import owner_views
 from widget.models import Conversation, Message
@@ -205,7 +204,8 @@ class ConversationAdmin(ShopScopedAdmin):
     def export_csv(self, request, queryset) -> HttpResponse:
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="conversations.csv"'
-        writer = csv.writer(response)
+        # Customer text and the page address are the customer's: no cell may run as a formula.
+        writer = csvcells.writer(response)
         writer.writerow(
             [
                 "conversation",

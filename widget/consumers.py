@@ -3,6 +3,11 @@ The chat websocket: `/ws/chat/<public shop key>/`. The protocol is documented in
 
 Each ask runs in its own task, so a slow Claude stream never holds up pings or feedback on the same
 socket; a per-connection lock keeps the asks of one conversation answered in order.
+
+A conversation row is created at the first ask, not at connect: connecting and closing in a loop
+stores nothing an owner would see. Every incoming frame first spends a token of the connection's
+frame budget (widget/limits.py); a client writing faster is closed with 4008 and its remaining
+queued frames are dropped unread, so a flood cannot build a backlog in the server.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import DatabaseError
 
 from faq.models import Shop
@@ -27,6 +34,7 @@ logger = logging.getLogger(__name__)
 CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_UNKNOWN_SHOP = 4404
 CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_TOO_MANY_FRAMES = limits.CLOSE_TOO_MANY_FRAMES
 
 # Asks waiting on one connection before more are refused; the widget sends one at a time and
 # re-sends its few unanswered ones after a reconnect.
@@ -55,21 +63,51 @@ def normalise_origin(value: str) -> str | None:
     return f"{parts.scheme}://{host}"
 
 
-def origin_allowed(shop: Shop, origin: str, host: str) -> bool:
-    """The shop's allowed origins, or this site itself (its own pages, e.g. the demo storefront)."""
+def site_origin(scope: dict, headers: dict[str, str]) -> str | None:
+    """This ShopBot site's own origin (its pages, e.g. the demo storefront), or None.
+
+    SITE_URL when it is set. Otherwise the address this connection came in on, but only when its
+    Host names a host of ALLOWED_HOSTS exactly (never `*` or `.domain`: Django refuses other Hosts
+    on plain HTTP, and a forged Host must not make evil.example "this site"), with the scheme this
+    connection really uses (wss, or https at the proxy per SECURE_PROXY_SSL_HEADER) and the Host's
+    port. So another scheme or port of an allowed host name is not "this site"."""
+    if settings.SITE_URL:
+        return normalise_origin(settings.SITE_URL)
+    host = headers.get("host", "").strip().lower()
+    secure = scope.get("scheme") == "wss"
+    proxy = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if proxy:  # ("HTTP_X_FORWARDED_PROTO", "https") -> header x-forwarded-proto
+        name = proxy[0].removeprefix("HTTP_").lower().replace("_", "-")
+        secure = headers.get(name, "").split(",")[0].strip().lower() == proxy[1]
+    origin = normalise_origin(f"{'https' if secure else 'http'}://{host}") if host else None
+    if origin is None:
+        return None
+    hostname = urlsplit(origin).hostname
+    exact = [h.lower().strip("[]") for h in settings.ALLOWED_HOSTS if h != "*" and h[:1] != "."]
+    return origin if hostname in exact else None
+
+
+def origin_allowed(shop: Shop, origin: str, own: str | None) -> bool:
+    """The shop's allowed origins, or `own`, this site itself (see site_origin)."""
     wanted = normalise_origin(origin)
     if wanted is None:  # includes "null" (sandboxed frames, file: pages)
         return False
-    allowed = {normalise_origin(o) for o in shop.origins}
-    if host:
-        allowed |= {normalise_origin(f"{scheme}://{host}") for scheme in ("http", "https")}
-    if settings.SITE_URL:
-        allowed.add(normalise_origin(settings.SITE_URL))
-    if wanted in allowed:
-        return True
-    hostname = urlsplit(wanted).hostname
-    # ALLOWED_HOSTS names this site without scheme or port; wildcards never count as "itself".
-    return any(h == hostname for h in settings.ALLOWED_HOSTS if h != "*" and not h.startswith("."))
+    return wanted == own or wanted in {normalise_origin(o) for o in shop.origins}
+
+
+_http_url = URLValidator(schemes=["http", "https"])
+
+
+def clean_page(value: str) -> str:
+    """The `page` a client reports, if it is an http(s) URL of at most 500 characters, else ""."""
+    value = limits.clean_text(value).strip()
+    if len(value) > 500:
+        return ""
+    try:
+        _http_url(value)
+    except ValidationError:
+        return ""
+    return value
 
 
 @database_sync_to_async
@@ -97,22 +135,25 @@ def open_conversation(
     shop: Shop, conversation_id: str, page_url: str, user_agent: str
 ) -> tuple[Conversation, bool, list[dict], set[str]]:
     """Resume the shop's conversation with that id, or start a new one. Also returns the ask ids
-    of its questions (for the conversation-length limit)."""
+    of its questions (for the conversation-length limit). A new conversation is not saved here:
+    `save_conversation` stores it at its first ask."""
     try:
         wanted = uuid.UUID(conversation_id) if conversation_id else None
     except ValueError:
         wanted = None
     conversation = Conversation.objects.filter(pk=wanted, shop=shop).first() if wanted else None
     if conversation is None:
-        conversation = Conversation.objects.create(
-            shop=shop, page_url=page_url[:500], user_agent=user_agent[:300]
-        )
-        conversation.shop = shop
+        conversation = Conversation(shop=shop, page_url=page_url, user_agent=user_agent[:300])
         return conversation, False, [], set()
     conversation.shop = shop
     recent = conversation.messages.order_by("-id")[:HISTORY_LIMIT]
     asked = set(conversation.messages.filter(role=Message.USER).values_list("ask_id", flat=True))
     return conversation, True, [history_item(m) for m in reversed(recent)], asked
+
+
+@database_sync_to_async
+def save_conversation(conversation: Conversation) -> None:
+    conversation.save(force_insert=True)
 
 
 @database_sync_to_async
@@ -142,11 +183,101 @@ def answer_frame(ask_id: str, message: Message, shop: Shop) -> dict:
     }
 
 
+def daphne_protocol(send):
+    """The daphne connection (an autobahn protocol) behind a consumer's `send`, or None.
+
+    daphne passes each connection's `send` as partial(server.handle_reply, protocol), the one way
+    to reach the socket from the application; under any other server this returns None and the
+    helpers below do nothing."""
+    protocol = (getattr(send, "args", None) or (None,))[0]
+    return protocol if hasattr(getattr(protocol, "transport", None), "pauseProducing") else None
+
+
+def pause_reading(send) -> None:
+    """Leave the client's frames unread in the kernel's buffers for now."""
+    if protocol := daphne_protocol(send):
+        protocol.transport.pauseProducing()
+
+
+def resume_reading(send) -> None:
+    if protocol := daphne_protocol(send):
+        protocol.transport.resumeProducing()
+
+
+def stop_reading(send) -> None:
+    """Stop reading a flooding client once our close frame is on its way.
+
+    After a close, the websocket library would go on reading and parsing the client's frames
+    until the client answered the close, or for its one-second handshake timeout. A flooder never
+    answers, and parsing its frames during that second cost as much CPU as the flood itself
+    (another customer's asks went from 30 ms to 450 ms, measured with bench/bench_flood.py).
+    Paused, they stay unread in the kernel's buffers; the timeout still drops the connection, and
+    daphne then sends the disconnect as usual. (Dropping the connection at once instead was
+    worse: the flooder reconnected sooner, and the unread data turned the close into a reset, so
+    it never saw our close code.)"""
+    pause_reading(send)
+
+
 class ChatConsumer(AsyncJsonWebsocketConsumer):
     shop: Shop | None = None
     conversation: Conversation | None = None
+    limiter: limits.ConnectionLimits | None = None
+    closing = False  # once set, incoming frames are dropped unread
+
+    async def __call__(self, scope, receive, send) -> None:
+        # Daphne (like channels' test communicator) hands each connection its own asyncio.Queue's
+        # get(): its size is how many frames the client has written that we have not read yet.
+        queue = getattr(receive, "__self__", None)
+        self.backlog = queue.qsize if isinstance(queue, asyncio.Queue) else lambda: 0
+        # The parent's loop, channel layer included; the `finally` frees the connection slot and
+        # stops the asks even when daphne cancels a consumer that took too long to shut down, a
+        # path on which disconnect() never runs.
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.release()
+
+    async def dispatch(self, message: dict) -> None:
+        if message["type"] == "websocket.receive":
+            # The hot path, and the flood path: the budget is spent before anything is decoded,
+            # and the parent's per-message close_old_connections() (a hop through the one
+            # thread all database_sync_to_async calls share) is skipped: every database call
+            # made from here closes its own connections.
+            if self.closing:
+                return
+            # Frames already waiting count too: a flooder has written thousands before we read
+            # its first, and reading them one by one takes a trip round the event loop each,
+            # which under a flood is slow. More waiting than tokens left: close now.
+            if not self.budget.take(waiting=self.backlog()):
+                logger.info("Closed a chat writing too fast (%s)", self.limiter and self.limiter.ip)
+                await self.refuse(CLOSE_TOO_MANY_FRAMES)
+                return
+            await self.websocket_receive(message)
+            return
+        await super().dispatch(message)
+
+    async def refuse(self, code: int) -> None:
+        """Close with `code`, drop whatever the client still sends, free the slot now."""
+        self.closing = True
+        await self.close(code=code)
+        if code == CLOSE_TOO_MANY_FRAMES:
+            stop_reading(self.base_send)
+        else:
+            resume_reading(self.base_send)  # to read the client's answer to our close
+        await self.release()
+
+    async def release(self) -> None:
+        """Free the connection slot and stop the asks; safe to call more than once."""
+        if self.limiter is not None:
+            await self.limiter.disconnect()
+        tasks = list(getattr(self, "tasks", {}).values())
+        for task in tasks:
+            task.cancel()
+        # The questions are saved; an unanswered one is answered when the client re-sends it.
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def connect(self) -> None:
+        self.budget = limits.FrameBudget(settings.CHAT_FRAME_BURST, settings.CHAT_FRAMES_PER_MINUTE)
         self.tasks: dict[str, asyncio.Task] = {}
         self.turn = asyncio.Lock()
         headers = {
@@ -157,34 +288,37 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         # Accept before any refusal: a close during the handshake reaches a browser as a bare
         # 1006, while a close after accept carries our code, which the widget acts on.
         await self.accept()
+        # Nothing is read until `ready` is sent (a client has nothing to say before it): a
+        # flooder's frames then reach us in one batch, the first of which closes it, instead of
+        # being parsed the whole time the shop is looked up.
+        pause_reading(self.base_send)
         self.limiter = limits.ConnectionLimits(self.scope)
         if not await self.limiter.connect():
             await self.send_error(
                 None, "rate_limited", "Too many chats are open from your network; close one first."
             )
-            await self.close(code=limits.CLOSE_TOO_MANY_CONNECTIONS)
+            await self.refuse(limits.CLOSE_TOO_MANY_CONNECTIONS)
             return
         try:
             shop = await get_shop(self.scope["url_route"]["kwargs"]["key"])
         except DatabaseError:
             logger.exception("Database unavailable while opening a chat")
             await self.send_error(None, "unavailable")
-            await self.close(code=CLOSE_TRY_AGAIN_LATER)
+            await self.refuse(CLOSE_TRY_AGAIN_LATER)
             return
         if shop is None:
-            await self.close(code=CLOSE_UNKNOWN_SHOP)
+            await self.refuse(CLOSE_UNKNOWN_SHOP)
             return
         origin = headers.get("origin")
         # No Origin: not a browser (browsers always send one on websockets), so it cannot be
         # another website's page borrowing the key. Curl, the bench and the tests connect so.
-        if origin is not None and not origin_allowed(shop, origin, headers.get("host", "")):
-            await self.close(code=CLOSE_FORBIDDEN_ORIGIN)
+        own = site_origin(self.scope, headers)
+        if origin is not None and not origin_allowed(shop, origin, own):
+            await self.refuse(CLOSE_FORBIDDEN_ORIGIN)
             return
 
-        # Cleaned of what PostgreSQL cannot store (a %00 in the query string is a NUL byte).
-        page = limits.clean_text((query.get("page") or [""])[0])
-        if not page.startswith(("http://", "https://")):
-            page = origin or ""
+        # Shown to the owner, so only a real http(s) address; else the Origin (also checked).
+        page = clean_page((query.get("page") or [""])[0]) or clean_page(origin or "")
         try:
             conversation, resumed, history, asked = await open_conversation(
                 shop,
@@ -195,7 +329,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         except DatabaseError:
             logger.exception("Database unavailable while opening a chat")
             await self.send_error(None, "unavailable")
-            await self.close(code=CLOSE_TRY_AGAIN_LATER)
+            await self.refuse(CLOSE_TRY_AGAIN_LATER)
             return
         self.shop, self.conversation = shop, conversation
         self.limiter.asked = asked
@@ -214,15 +348,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 "history": history,
             }
         )
+        resume_reading(self.base_send)
 
     async def disconnect(self, code: int) -> None:
-        if getattr(self, "limiter", None) is not None:
-            await self.limiter.disconnect()
-        tasks = list(getattr(self, "tasks", {}).values())
-        for task in tasks:
-            task.cancel()
-        # The questions are saved; an unanswered one is answered when the client re-sends it.
-        await asyncio.gather(*tasks, return_exceptions=True)
+        self.closing = True
+        await self.release()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.conversation is None:
@@ -258,6 +388,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def on_ping(self, content: dict) -> None:
+        await self.limiter.touch()  # an open widget pings every 25 s: its slot stays taken
         await self.send_json({"type": "pong"})
 
     async def on_feedback(self, content: dict) -> None:
@@ -267,6 +398,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return
         if value not in (Message.UP, Message.DOWN):
             await self.send_error(None, "bad_request", 'Feedback must be "up" or "down".')
+            return
+        if self.conversation._state.adding:  # nothing asked yet, so nothing to rate
+            await self.send_error(
+                None, "bad_request", "That answer is not part of this conversation."
+            )
             return
         try:
             saved = await save_feedback(self.conversation, message_id, value)
@@ -309,6 +445,15 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if refusal is not None:
             await self.send_error(ask_id, *refusal)
             return
+        if self.conversation._state.adding:
+            # The first ask stores the conversation; frames are handled one at a time, so a
+            # second ask cannot race this one.
+            try:
+                await save_conversation(self.conversation)
+            except DatabaseError:
+                logger.exception("Database unavailable while starting a conversation")
+                await self.send_error(ask_id, "unavailable")
+                return
         self.tasks[ask_id] = asyncio.create_task(self.run_ask(ask_id, text, entry))
 
     async def check_limits(self, ask_id: str) -> tuple[str, str] | None:

@@ -3,9 +3,11 @@ Abuse limits of the chat websocket, all in one place. Every limit is a setting (
 section of shopbot/settings.py); a refused ask gets an `error` frame and the socket stays open,
 only "too many connections from your address" closes it (code 4429).
 
-- Frames: `decode_frame` refuses oversized frames before parsing them, refuses deep nesting, and
-  cleans every string of what PostgreSQL cannot store (NUL) or UTF-8 cannot encode (lone
-  surrogates), so nothing half-written reaches the database.
+- Frames: a token bucket per connection (`FrameBudget`, every frame type counts) closes a socket
+  that writes faster than a person could with code 4008, before the frame is even parsed, so a
+  flood cannot build a backlog in the server. `decode_frame` refuses oversized frames before
+  parsing them, refuses deep nesting, and cleans every string of what PostgreSQL cannot store
+  (NUL) or UTF-8 cannot encode (lone surrogates), so nothing half-written reaches the database.
 - Asks per connection per minute (this process's memory: a connection lives in one process).
 - Asks per client address per minute and open connections per client address: in Redis when
   REDIS_URL is set, so they hold across every server process sharing it; otherwise in this
@@ -34,10 +36,12 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 CLOSE_TOO_MANY_CONNECTIONS = 4429
+CLOSE_TOO_MANY_FRAMES = 4008  # 1008 "policy violation", in our own 4xxx range
 WINDOW_SECONDS = 60
-# A connection slot is forgotten this long after its last ask, so the slots of a server process
-# that died without saying goodbye free themselves.
-CONNECTION_TTL_SECONDS = 3600
+# A connection slot is forgotten this long after its last ask or ping (the widget pings every
+# 25 s), so the slots of a server process that died without saying goodbye free themselves in
+# minutes. The consumer frees its slot itself on every way out, even when it is cancelled.
+CONNECTION_TTL_SECONDS = 600
 KEY_PREFIX = "shopbot:limits:"
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
@@ -91,6 +95,30 @@ def _clean(content, max_depth: int):
             for index, _, value in replacements:
                 node[index] = value
     return root[""]
+
+
+class FrameBudget:
+    """A token bucket: `burst` frames at once, refilled at `per_minute`. `take()` is a few float
+    operations, cheap enough to run on every frame at flood rates, before anything is parsed."""
+
+    __slots__ = ("burst", "rate", "tokens", "stamp")
+
+    def __init__(self, burst: int, per_minute: int) -> None:
+        self.burst, self.rate = float(burst), per_minute / 60.0
+        self.tokens, self.stamp = float(burst), time.monotonic()
+
+    def take(self, waiting: int = 0) -> bool:
+        """True if this frame fits, and the `waiting` frames behind it could too; False once the
+        client has written too fast. Only this frame's token is spent."""
+        if self.burst <= 0:  # a burst of 0 turns the limit off
+            return True
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1 + waiting:
+            return False
+        self.tokens -= 1
+        return True
 
 
 def decode_frame(text_data: str) -> object:
@@ -275,6 +303,15 @@ class ConnectionLimits:
         if not self.holds_slot:
             logger.info("Refused a chat connection from %s: %s already open", self.ip, limit)
         return self.holds_slot
+
+    async def touch(self) -> None:
+        """Keep this connection's slot from expiring (called on pings)."""
+        if not self.holds_slot:
+            return
+        try:
+            await counters().touch_slot(f"conn:{self.ip}", self.member)
+        except Exception:
+            logger.warning("Could not refresh a connection slot", exc_info=True)
 
     async def disconnect(self) -> None:
         if not self.holds_slot:

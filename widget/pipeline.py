@@ -40,6 +40,7 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from asgiref.sync import sync_to_async
@@ -57,8 +58,20 @@ logger = logging.getLogger(__name__)
 SEARCH_LIMIT = 5
 
 
+# Threads answering asks in this process (CHAT_THREADS; 0 chooses). With batching on, a batch can
+# only hold the questions whose threads are running, and the loop's default pool (cores + 4
+# threads) kept batches small: a pool of its own, one thread per place in a batch. With batching
+# off, the loop's default pool, as before.
+if settings.CHAT_THREADS > 0:
+    _threads = ThreadPoolExecutor(settings.CHAT_THREADS, thread_name_prefix="chat-answer")
+elif settings.EMBEDDING_BATCH_WAIT_MS > 0:
+    _threads = ThreadPoolExecutor(settings.EMBEDDING_QUERY_BATCH, thread_name_prefix="chat-answer")
+else:
+    _threads = None
+
+
 def db_thread(func):
-    """Like channels' database_sync_to_async, but on the loop's thread pool instead of the one
+    """Like channels' database_sync_to_async, but on a thread pool (above) instead of the one
     thread all thread-sensitive calls share, so different customers' asks embed and query in
     parallel instead of queueing. The connection is closed (per CONN_MAX_AGE) inside the call
     itself: closing it from channels' wrapper missed connections opened in these worker threads,
@@ -72,15 +85,23 @@ def db_thread(func):
         finally:
             close_old_connections()
 
-    return sync_to_async(run, thread_sensitive=False)
+    return sync_to_async(run, thread_sensitive=False, executor=_threads)
 
 
-# Retrievals running at once in this process. Embedding a query is CPU-bound (one torch thread,
-# see EMBEDDING_THREADS); more of them at once than half the cores only makes them share cores
-# and the GIL with the event loop and PostgreSQL. Measured with bench_chat, 20 clients on 2 busy
-# cores, p95 to the answer: 91-163 ms with 1 slot, 114-207 ms with 2, 139-649 ms unlimited.
+# Retrievals running at once in this process (SEARCH_SLOTS; 0 chooses). Without batching each
+# search embeds its query on its own thread (one torch thread, see EMBEDDING_THREADS); more of
+# them at once than half the cores only makes them share cores and the GIL with the event loop and
+# PostgreSQL. Measured with bench_chat, 20 clients on 2 busy cores, p95 to the answer: 91-163 ms
+# with 1 slot, 114-207 ms with 2, 139-649 ms unlimited. With batching the model runs on the
+# batcher's one thread whatever the count, and a batch can only hold questions whose searches are
+# running: a slot per place in a batch.
 _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-SEARCH_SLOTS = max(1, (_cores or 2) // 2)
+if settings.SEARCH_SLOTS > 0:
+    SEARCH_SLOTS = settings.SEARCH_SLOTS
+elif settings.EMBEDDING_BATCH_WAIT_MS > 0:
+    SEARCH_SLOTS = settings.EMBEDDING_QUERY_BATCH
+else:
+    SEARCH_SLOTS = max(1, (_cores or 2) // 2)
 _search_slots = threading.BoundedSemaphore(SEARCH_SLOTS)
 
 

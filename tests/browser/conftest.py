@@ -231,8 +231,8 @@ def site(
     listed = other_sites(LISTED_HOST, values)
     unlisted = other_sites(UNLISTED_HOST, values)
     with django_db_blocker.unblock():  # committed: the servers are other processes
-        shop = make_demo_shop(
-            demo_texts_embedded, allowed_origins=f"https://shop.example\n{listed}"
+        shop = make_demo_shop(  # is_demo: the storefront at / shows it
+            demo_texts_embedded, allowed_origins=f"https://shop.example\n{listed}", is_demo=True
         )
         # A real save: the post_save signal embeds it with the real model.
         FAQEntry.objects.create(shop=shop, question=XSS_QUESTION, answer=XSS_ANSWER)

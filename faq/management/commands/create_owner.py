@@ -6,6 +6,8 @@ import secrets
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -50,6 +52,12 @@ class Command(BaseCommand):
         except Shop.DoesNotExist:
             raise CommandError(f"There is no shop with id {shop_id}.") from None
         User = get_user_model()
+        if password:
+            # The same validators as the admin's password forms (AUTH_PASSWORD_VALIDATORS).
+            try:
+                validate_password(password, User(username=username, email=email))
+            except ValidationError as exc:
+                raise CommandError("That password is too weak: " + " ".join(exc.messages)) from None
         generated = ""
         with transaction.atomic():
             user, created = User.objects.get_or_create(username=username)

@@ -20,7 +20,9 @@ class Command(BaseCommand):
 def load_demo_shop() -> tuple[Shop, bool]:
     info = shop_fields()
     with indexing.batched(), transaction.atomic():
-        shop, created = Shop.objects.get_or_create(name=info.pop("name"), defaults=info)
+        # Found by its marker, not its name: an owner may rename the demo, or call their own shop
+        # "Petal & Stem".
+        shop, created = Shop.objects.get_or_create(is_demo=True, defaults=info)
         # Entries are matched by question, so a re-run neither duplicates them nor overwrites an
         # owner's edits to the demo's answers.
         existing = set(shop.entries.values_list("question", flat=True))

@@ -394,7 +394,7 @@
         turnsBox.appendChild(el('div', 'sys', 'This chat is not available right now.', { 'data-testid': 'sb-unavailable' }));
         return refresh();
       }
-      var slow = c == 4429, d = Math.min(slow ? 120000 : 30000, (slow ? 15000 : 500) * Math.pow(2, attempt++));
+      var slow = c == 4429 || c == 4008, d = Math.min(slow ? 120000 : 30000, (slow ? 15000 : 500) * Math.pow(2, attempt++));
       retryT = setTimeout(safe(connect), d / 2 + Math.random() * d / 2); // jitter: 50–100 % of the delay
       setConn('offline', 'Offline — reconnecting…');
       store.q.forEach(function (q) { if (turns[q.id]) waiting(turns[q.id]); });
