@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 
 from django.conf import settings
@@ -26,6 +27,19 @@ def split_lines(text: str) -> list[str]:
 def default_monthly_tokens() -> int:
     """A new shop's Claude budget: the CLAUDE_DEFAULT_MONTHLY_TOKENS setting."""
     return settings.CLAUDE_DEFAULT_MONTHLY_TOKENS
+
+
+MIN_SENTENCE_WORDS = 3
+# A sentence ends at ., ! or ? followed by a space and a capital, a digit or an opening mark (so
+# "a.m." and "e.g. roses" stay whole), or at a line break (list items, paragraphs).
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\u201c])|\s*\n\s*")
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of an answer, each stripped; very short fragments ("Yes.") are dropped,
+    as they match anything."""
+    parts = (part.strip(" -*\u2022\t") for part in _SENTENCE_END.split(text))
+    return [part for part in parts if len(part.split()) >= MIN_SENTENCE_WORDS]
 
 
 class Shop(models.Model):
@@ -134,11 +148,20 @@ class FAQEntry(models.Model):
 
     def embedding_texts(self) -> list[tuple[str, str]]:
         """The texts that represent this entry in the vector index, as (kind, text) pairs."""
+        question = self.question.strip()
         texts = [
-            (FAQVector.QUESTION, self.question.strip()),
-            (FAQVector.QUESTION_ANSWER, f"{self.question.strip()}\n{self.answer.strip()}"),
+            (FAQVector.QUESTION, question),
+            (FAQVector.QUESTION_ANSWER, f"{question}\n{self.answer.strip()}"),
         ]
         texts += [(FAQVector.ALTERNATIVE, alt) for alt in self.alternative_list]
+        # Each answer sentence with the question: customers ask about facts that sit inside
+        # answers ("do you have donuts" when donuts appear only in the seasonal menu), which the
+        # whole answer's vector blurs. (A sentence without its question matched other entries'
+        # topics: measured worse, see docs/retrieval-research.md.) A one-sentence answer is the
+        # "qa" text already.
+        sentences = split_sentences(self.answer)
+        if len(sentences) > 1:
+            texts += [(FAQVector.QUESTION_SENTENCE, f"{question}\n{s}") for s in sentences]
         seen: set[tuple[str, str]] = set()
         return [t for t in texts if t[1] and not (t in seen or seen.add(t))]
 
@@ -150,10 +173,12 @@ class FAQVector(models.Model):
     QUESTION = "question"
     QUESTION_ANSWER = "qa"
     ALTERNATIVE = "alt"
+    QUESTION_SENTENCE = "qsentence"
     KINDS = [
         (QUESTION, "Question"),
         (QUESTION_ANSWER, "Question and answer"),
         (ALTERNATIVE, "Alternative"),
+        (QUESTION_SENTENCE, "Question and answer sentence"),
     ]
 
     entry = models.ForeignKey(FAQEntry, models.CASCADE, related_name="vectors")

@@ -7,29 +7,37 @@ call it. It is synchronous (embedding and SQL): async callers wrap it in sync_to
 How an entry is ranked (measured on the public sets in ../shared/eval, see
 docs/retrieval-research.md):
 - Dense: each entry has several vectors (its question, question + answer, each alternative
-  phrasing). PostgreSQL (pgvector) returns the shop's vectors nearest to the query. An entry scores
+  phrasing, and the question with each answer sentence, so a fact inside a long answer is found).
+  PostgreSQL (pgvector) returns the shop's vectors nearest to the query. An entry scores
   0.4 * its best vector + 0.6 * the mean of its best two, plus a small vote (0.1 * share) among
   the query's ten nearest vectors.
 - Classifier, for shops with alternative phrasings: a ridge-regression classifier fitted on the
   shop's own phrasings (closed form: 0.1 s for 1,000 entries) adds 0.25 * its output. Phrasings
   teach where one entry ends and the next begins, which plain nearest-vector matching blurs.
-- Lexical: BM25 over each entry's question and phrasings, with PostgreSQL's text-search parser
-  ('simple' configuration: lower-cased words, no stemming, no stop words) splitting the texts. It
-  adds 0.2 * the entry's BM25 score divided by the query's best. Question words stay: "where did
-  it come from" and "what is it" differ only in them. It weighs words rare in this shop's FAQ,
-  which the embedding cannot: in a COVID FAQ "coronavirus" is everywhere and says little.
-  (ts_rank has no inverse document frequency, hence BM25 computed here.)
+- Words: BM25 with PostgreSQL's text-search parser ('simple' configuration: lower-cased words, no
+  stemming, no stop words), each divided by the query's best entry: 0.1 * BM25 over each entry's
+  question and phrasings (question words stay: "where did it come from" and "what is it" differ
+  only in them) + 0.15 * BM25 over question, phrasings and answer (customers of a small shop
+  rarely share words with its questions, but often with its answers). BM25 weighs words rare in
+  this shop's FAQ, which the embedding cannot: in a COVID FAQ "coronavirus" is everywhere.
 
 How confidence is decided, per shop, from the shop's own FAQ only (never from customer queries):
 - Each alternative phrasing (or each question, for a shop with fewer than 20 phrasings) is used as
   a pretend question with its own entry removed (the classifier refitted without it, in closed
   form). The best score it still gets is what an on-topic question that the FAQ does not answer
   looks like for this shop.
-- The threshold is the 62.5th percentile of those scores: a shop whose entries are close to one
-  another (say, a sports app with 57 similar intents) needs a higher bar than a florist.
-- Shops without phrasings get at most 0.63: their questions sit much closer to each other than
-  customers' wording sits to them. Their confidence uses the dense score alone: without phrasings
-  nothing calibrates the lexical bonus, which any shared word would earn an off-topic question.
+- Shops with phrasings: the bar is the 62.5th percentile of those scores, on the full score: a
+  shop whose entries are close to one another (a sports app with 57 similar intents) needs a
+  higher bar than a florist.
+- Shops without phrasings: the bar is the 90th percentile of the question probes, never below
+  0.68, on the dense score alone (nothing calibrates the word bonus there, and any shared word
+  would earn it for an off-topic question); and the best entry must lead the next by 0.03 (two
+  close entries, "custom cakes" and "wedding cakes", are a "did you mean", not a guess).
+- Follow-ups: a turn that is not confident alone is searched again with the previous question;
+  the blend may rank the previous topic first, but it is confident only when the turn alone
+  scores that entry within 0.25 of the bar, or every word of the turn is in the shop's FAQ.
+- "Did you mean": when not confident, up to three of the five best hits within 0.35 of the bar
+  (for a follow-up, also on the turn's own words), none for plainly off-topic text.
 The shop's index (threshold, classifier, word statistics) is rebuilt when its published vectors
 change, and cached per process.
 """
@@ -38,6 +46,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -54,24 +63,37 @@ VOTE_NEIGHBOURS = 10
 VOTE_WEIGHT = 0.1
 CLASSIFIER_WEIGHT = 0.25
 CLASSIFIER_RIDGE = 0.1  # regularisation of the ridge classifier
-LEXICAL_WEIGHT = 0.2
+# Word matching: BM25 over the questions and phrasings (question words: "where ... from"), and
+# over those and the answers (facts inside answers: "donuts" in the seasonal-menu answer).
+QUESTION_WORDS_WEIGHT = 0.1
+ALL_WORDS_WEIGHT = 0.15
 BM25_K1 = 1.2
 BM25_B = 0.5
 # Nearest vectors fetched per query. Entries outside them cannot reach the top anyway.
-CANDIDATES = 100
+CANDIDATES = 200
 
 CALIBRATION_QUANTILE = 0.625
 MIN_PHRASINGS_FOR_CALIBRATION = 20
-FAQ_ONLY_THRESHOLD_CAP = 0.63
+# Shops without phrasings: their questions probe the other entries, and the bar is a high
+# percentile of those near misses, never below the floor.
+FAQ_ONLY_QUANTILE = 0.9
+FAQ_ONLY_THRESHOLD_FLOOR = 0.68
+CONFIDENCE_GAP = 0.03
 
 # Follow-ups: wider lists for the merge, so an entry near the top of one list has a score in both;
 # how much the search with the previous question counts (a terse follow-up carries little meaning).
 FOLLOW_UP_LIMIT = 10
 CONTEXT_WEIGHT = 0.65
+# A blended answer is confident only if the turn alone scores the entry within this of the bar,
+# or (FOLLOW_UP_KNOWN_WORDS) every word of the turn is one the shop's FAQ uses.
+FOLLOW_UP_MARGIN = 0.25
+FOLLOW_UP_KNOWN_WORDS = True
 
-# "Did you mean": at most this many entries, within this margin below the confidence threshold.
+# "Did you mean": at most this many entries, within this margin below the confidence threshold,
+# from the best few hits (an implausible third hit leaves its place to the fourth or fifth).
 SUGGESTIONS = 3
-SUGGESTION_MARGIN = 0.15
+SUGGESTION_MARGIN = 0.35
+SUGGESTION_POOL = 5
 
 # PostgreSQL's text-search parser, one array element per occurrence of each lexeme.
 _LEXEMES_SQL = (
@@ -173,7 +195,8 @@ class ShopIndex:
     entry_ids: np.ndarray  # sorted; column i of everything below is entry_ids[i]
     threshold: float
     phrasing_calibrated: bool  # the shop has enough phrasings to calibrate on them
-    lexicon: Lexicon
+    lexicon: Lexicon  # questions and phrasings
+    full_lexicon: Lexicon  # questions, phrasings and answers
     classifier: np.ndarray | None  # (dimensions, entries) ridge weights, with phrasings only
 
 
@@ -185,58 +208,97 @@ def search(shop: Shop, text: str, limit: int = 5, context: list[str] | None = No
     ("and on Sundays?") is answered in their light; a turn that stands on its own never borrows
     their confidence.
     """
-    result = _search_with_context(shop, text, limit, context or [])
+    alone = _search(shop, text, max(limit, FOLLOW_UP_LIMIT))
+    result, plausible = _with_context(shop, text, limit, context or [], alone)
     if not result.confident:
         result.suggestions = [
             hit
-            for hit in result.hits[:SUGGESTIONS]
-            if hit.confidence >= result.threshold - SUGGESTION_MARGIN
-        ]
+            for hit in result.hits[:SUGGESTION_POOL]
+            if hit.confidence >= result.threshold - SUGGESTION_MARGIN and plausible(hit)
+        ][:SUGGESTIONS]
     return result
 
 
-def _search_with_context(shop: Shop, text: str, limit: int, context: list[str]) -> SearchResult:
-    """Retrieval for `text`, helped by the latest earlier question if needed."""
+@dataclass
+class _Scored:
+    """One text searched alone: the result, and what the follow-up rules need beyond it."""
+
+    result: SearchResult
+    confidence: dict[int, float] = field(default_factory=dict)  # every candidate entry's
+    words: list[str] = field(default_factory=list)
+    index: ShopIndex | None = None
+
+    def near_bar(self, pk: int, margin: float) -> bool:
+        """Whether this text alone scores the entry within `margin` of the shop's bar."""
+        threshold = self.result.threshold
+        return threshold is not None and self.confidence.get(pk, -np.inf) >= threshold - margin
+
+    def all_words_known(self) -> bool:
+        """Every word of the text is in the shop's FAQ (questions, phrasings, answers)."""
+        vocabulary = self.index.full_lexicon.vocabulary if self.index else {}
+        return bool(self.words) and all(word in vocabulary for word in self.words)
+
+
+def _with_context(
+    shop: Shop, text: str, limit: int, context: list[str], alone: _Scored
+) -> tuple[SearchResult, Callable[[Hit], bool]]:
+    """Retrieval for `text`, helped by the latest earlier question if the text alone is not
+    confident; and which hits are plausible as suggestions.
+
+    The blended search may rank the previous topic first, but it is confident only when the
+    turn itself points there: the turn alone scores that entry within FOLLOW_UP_MARGIN of the
+    bar, or every word of the turn is one the shop's FAQ uses ("and on sundays?", "how much is
+    that?"). "Who is the president" after a question about hours stays unconfident, and
+    suggestions for it must be near the bar on its own words too.
+    """
     previous = context[-1] if context else None
-    wide = max(limit, FOLLOW_UP_LIMIT)
-    alone = _search(shop, text, wide)
-    if alone.confident or not previous or not alone.hits:
-        return replace(alone, hits=alone.hits[:limit])
-    with_context = _search(shop, f"{previous}\n{text}", wide)
-    if not with_context.hits:
-        return replace(alone, hits=alone.hits[:limit])
+    first = alone.result
+    if first.confident or not previous or not first.hits:
+        return replace(first, hits=first.hits[:limit]), lambda hit: True
+    joined = _search(shop, f"{previous}\n{text}", max(limit, FOLLOW_UP_LIMIT)).result
+    if not joined.hits:
+        return replace(first, hits=first.hits[:limit]), lambda hit: True
 
     # An entry missing from one list scored at most that list's lowest score.
     def blend(attribute: str) -> dict[int, float]:
-        alone_floor = getattr(alone.hits[-1], attribute)
-        context_floor = getattr(with_context.hits[-1], attribute)
-        alone_scores = {hit.entry.pk: getattr(hit, attribute) for hit in alone.hits}
-        context_scores = {hit.entry.pk: getattr(hit, attribute) for hit in with_context.hits}
+        alone_floor = getattr(first.hits[-1], attribute)
+        context_floor = getattr(joined.hits[-1], attribute)
+        alone_scores = {hit.entry.pk: getattr(hit, attribute) for hit in first.hits}
+        context_scores = {hit.entry.pk: getattr(hit, attribute) for hit in joined.hits}
         return {
             pk: (1 - CONTEXT_WEIGHT) * alone_scores.get(pk, alone_floor)
             + CONTEXT_WEIGHT * context_scores.get(pk, context_floor)
             for pk in entries
         }
 
-    entries = {hit.entry.pk: hit.entry for hit in alone.hits + with_context.hits}
+    entries = {hit.entry.pk: hit.entry for hit in first.hits + joined.hits}
     scores, confidences = blend("score"), blend("confidence")
     merged = sorted(
         (Hit(entry, scores[pk], confidences[pk]) for pk, entry in entries.items()),
         key=lambda hit: hit.score,
         reverse=True,
     )[:limit]
-    return replace(alone, hits=merged, confident=merged[0].confidence >= alone.threshold)
+    follows_up = FOLLOW_UP_KNOWN_WORDS and alone.all_words_known()
+    top = merged[0]
+    confident = top.confidence >= first.threshold and (
+        follows_up or alone.near_bar(top.entry.pk, FOLLOW_UP_MARGIN)
+    )
+
+    def plausible(hit: Hit) -> bool:
+        return follows_up or alone.near_bar(hit.entry.pk, SUGGESTION_MARGIN)
+
+    return replace(first, hits=merged, confident=confident), plausible
 
 
-def _search(shop: Shop, text: str, limit: int) -> SearchResult:
+def _search(shop: Shop, text: str, limit: int) -> _Scored:
     """One text alone: ranking and confidence."""
     text = " ".join(text.split())
     if not text:
-        return SearchResult()
+        return _Scored(SearchResult())
     query = embedding.embed_query(text)
     rows, words = _nearest_vectors(shop, query, text)
     if not rows:
-        return SearchResult()
+        return _Scored(SearchResult(), words=words)
     signature = (rows[0][3], rows[0][4])  # (count, sum of ids) of the shop's published vectors
     index = shop_index(shop, signature)
 
@@ -246,15 +308,15 @@ def _search(shop: Shop, text: str, limit: int) -> SearchResult:
     known = np.isin(row_entries, index.entry_ids)
     row_entries, sims = row_entries[known], sims[known]
     if not len(row_entries):
-        return SearchResult(threshold=index.threshold)
+        return _Scored(SearchResult(threshold=index.threshold), words=words, index=index)
     candidates, codes = np.unique(row_entries, return_inverse=True)
     columns = np.searchsorted(index.entry_ids, candidates)
 
     semantic = score_entries(sims[None, :], codes, len(candidates))[0]
     if index.classifier is not None:
         semantic = semantic + CLASSIFIER_WEIGHT * (query @ index.classifier[:, columns])
-    lexical = relative(index.lexicon.scores(words))[columns]
-    ranking = semantic + LEXICAL_WEIGHT * lexical
+    lexical = word_scores(index, [words])[0][columns]
+    ranking = semantic + lexical
     confidence = ranking if index.phrasing_calibrated else semantic
 
     order = np.argsort(-ranking, kind="stable")[:limit]
@@ -265,7 +327,32 @@ def _search(shop: Shop, text: str, limit: int) -> SearchResult:
         if int(candidates[i]) in entries
     ]
     confident = bool(hits) and hits[0].confidence >= index.threshold
-    return SearchResult(hits=hits, confident=confident, threshold=index.threshold)
+    if confident and CONFIDENCE_GAP and len(hits) > 1 and not index.phrasing_calibrated:
+        confident = hits[0].confidence - max(h.confidence for h in hits[1:]) >= CONFIDENCE_GAP
+    return _Scored(
+        SearchResult(hits=hits, confident=confident, threshold=index.threshold),
+        confidence={int(pk): float(c) for pk, c in zip(candidates, confidence, strict=True)},
+        words=words,
+        index=index,
+    )
+
+
+def word_scores(index: ShopIndex, texts: list[list[str]]) -> np.ndarray:
+    """(texts, entries) weighted word-match bonus: each BM25 relative to the text's best entry."""
+    return _word_bonus(index.lexicon, index.full_lexicon, texts, None)
+
+
+def _word_bonus(
+    lexicon: Lexicon, full_lexicon: Lexicon, texts: list[list[str]], own: np.ndarray | None
+) -> np.ndarray:
+    """The word bonus; `own`: per text, an entry left out (calibration probes), or None."""
+    parts = []
+    for weight, lex in ((QUESTION_WORDS_WEIGHT, lexicon), (ALL_WORDS_WEIGHT, full_lexicon)):
+        scores = lex.scores_many(texts)
+        if own is not None:
+            scores[np.arange(len(texts)), own] = 0
+        parts.append(weight * relative(scores))
+    return parts[0] + parts[1]
 
 
 def score_entries(sims: np.ndarray, vec_entry: np.ndarray, n_entries: int) -> np.ndarray:
@@ -344,13 +431,19 @@ def build_index(
     documents: list[list[str]] = [[] for _ in range(n_entries)]
     for row in np.flatnonzero(searchable):
         documents[vec_entry[row]] += words[row]
-    lexicon = Lexicon(documents)
+    # The question + answer text stands for the question and the whole answer.
+    full_documents: list[list[str]] = [[] for _ in range(n_entries)]
+    for row in np.flatnonzero(
+        np.isin(kinds_arr, [FAQVector.QUESTION_ANSWER, FAQVector.ALTERNATIVE])
+    ):
+        full_documents[vec_entry[row]] += words[row]
+    lexicon, full_lexicon = Lexicon(documents), Lexicon(full_documents)
 
     phrasings = np.flatnonzero(kinds_arr == FAQVector.ALTERNATIVE)
     use_phrasings = len(phrasings) >= MIN_PHRASINGS_FOR_CALIBRATION and n_entries >= 2
     probes = phrasings if use_phrasings else np.flatnonzero(kinds_arr == FAQVector.QUESTION)
     classifier = None
-    threshold = FAQ_ONLY_THRESHOLD_CAP
+    threshold = FAQ_ONLY_THRESHOLD_FLOOR
     if n_entries >= 2 and len(probes):
         sims = vectors[probes] @ vectors.T
         own = vec_entry[probes]
@@ -362,22 +455,24 @@ def build_index(
             classifier, left_out = fit_classifier(vectors[training], vec_entry[training], n_entries)
             row_of = {row: i for i, row in enumerate(training)}
             scores += CLASSIFIER_WEIGHT * left_out[[row_of[p] for p in probes]]
-            lexical = lexicon.scores_many([words[p] for p in probes])
-            lexical[np.arange(len(probes)), own] = 0
-            scores += LEXICAL_WEIGHT * relative(lexical)
+            # The probe's own entry is left out of the word counts too (its words would make
+            # every other entry's relative score look small).
+            scores += _word_bonus(lexicon, full_lexicon, [words[p] for p in probes], own)
         scores[np.arange(len(probes)), own] = -np.inf
         best = scores.max(axis=1)
         best = best[np.isfinite(best)]
         if len(best):
-            threshold = float(np.quantile(best, CALIBRATION_QUANTILE))
-            if not use_phrasings:
-                threshold = min(threshold, FAQ_ONLY_THRESHOLD_CAP)
+            if use_phrasings:
+                threshold = float(np.quantile(best, CALIBRATION_QUANTILE))
+            else:
+                threshold = max(float(np.quantile(best, FAQ_ONLY_QUANTILE)), threshold)
     return ShopIndex(
         signature=signature,
         entry_ids=unique_ids,
         threshold=threshold,
         phrasing_calibrated=use_phrasings,
         lexicon=lexicon,
+        full_lexicon=full_lexicon,
         classifier=classifier,
     )
 
@@ -397,7 +492,9 @@ def shop_index(shop: Shop, signature: tuple) -> ShopIndex:
     vectors = np.array([row[3] for row in rows], dtype=np.float32)
     if not rows:  # everything was unpublished since the signature was read
         vectors = np.zeros((0, settings.EMBEDDING_DIMENSIONS), dtype=np.float32)
-    words = _words([row[2] if row[1] != FAQVector.QUESTION_ANSWER else "" for row in rows])
+    # Words of the texts BM25 counts (the sentences are in the question + answer text already).
+    counted = (FAQVector.QUESTION, FAQVector.ALTERNATIVE, FAQVector.QUESTION_ANSWER)
+    words = _words([row[2] if row[1] in counted else "" for row in rows])
     index = build_index(signature, [r[0] for r in rows], [r[1] for r in rows], vectors, words)
     with _indexes_lock:
         _indexes[shop.pk] = index

@@ -11,7 +11,24 @@ from django.core.management.base import CommandError
 from faq import retrieval
 from faq.models import FAQEntry, FAQVector, Shop
 
-KEYS = {"recall_at_1", "recall_at_3", "mrr", "oos_accuracy", "accuracy", "p50_ms", "p95_ms"}
+KEYS = {
+    "recall_at_1",
+    "recall_at_3",
+    "mrr",
+    "oos_accuracy",
+    "accuracy",
+    "wrong_rate",
+    "one_click",
+    "p50_ms",
+    "p95_ms",
+}
+CONVERSATION_KEYS = {
+    "conv_turns",
+    "conv_accuracy",
+    "conv_wrong_rate",
+    "conv_one_click",
+    "conv_oos_after_topic",
+}
 
 
 @pytest.fixture
@@ -56,14 +73,17 @@ def test_eval_prints_the_json_keys_and_leaves_no_shop_behind(db, dataset, capsys
     queried_shops = set()
     real_search = retrieval.search
 
-    def spy(shop, text, limit=5):  # the real search, noting which shop it ran on
+    def spy(shop, text, limit=5, context=None):  # the real search, noting which shop it ran on
         queried_shops.add(shop.pk)
-        return real_search(shop, text, limit)
+        return real_search(shop, text, limit, context)
 
     monkeypatch.setattr("faq.management.commands.eval_retrieval.search", spy)
     call_command("eval_retrieval", str(path), "--json", "--append-oos", str(oos))
     report = json.loads(capsys.readouterr().out)
     assert KEYS | {"n_queries"} <= set(report)
+    assert not CONVERSATION_KEYS & set(report)  # no conversations in this file
+    assert 0 <= report["wrong_rate"] <= 1 - report["accuracy"]
+    assert report["accuracy"] <= report["one_click"] <= 1
     assert report["n_queries"] == 5 and report["n_out_of_scope"] == 2
     assert report["recall_at_3"] == 1.0  # three FAQs: every gold is in the top 3
     assert 0 < report["mrr"] <= 1 and 0 <= report["accuracy"] <= 1
@@ -81,7 +101,7 @@ def test_eval_prints_the_json_keys_and_leaves_no_shop_behind(db, dataset, capsys
 def test_eval_removes_its_shop_even_when_search_fails(db, dataset, monkeypatch):
     path, _ = dataset
 
-    def broken(shop, text, limit=5):
+    def broken(shop, text, limit=5, context=None):
         assert FAQVector.objects.filter(entry__shop=shop).exists()  # indexed for real
         raise KeyboardInterrupt  # as if Ctrl-C arrived mid-run
 
@@ -98,9 +118,62 @@ def test_eval_rejects_bad_datasets_clearly(db, tmp_path):
     )
     with pytest.raises(CommandError, match="unknown FAQ ids"):
         call_command("eval_retrieval", str(bad))
+    bad.write_text('{"faqs": [{"id": "a", "question": "Q"}], "conversations": [{"turns": []}]}')
+    with pytest.raises(CommandError, match="conversation #1 needs a list of turns"):
+        call_command("eval_retrieval", str(bad))
     bad.write_text("{not json")
     with pytest.raises(CommandError, match="not valid JSON"):
         call_command("eval_retrieval", str(bad))
     with pytest.raises(CommandError, match="Cannot read"):
         call_command("eval_retrieval", str(tmp_path / "missing.json"))
     assert not Shop.objects.exists()
+
+
+def test_conversations_are_judged_turn_by_turn_in_context(db, tmp_path, capsys, monkeypatch):
+    """A file of conversations only: each turn searched with the customer's earlier turns as
+    context, null single-query keys, and the conversation keys."""
+    data = {
+        "faqs": [
+            {"id": "hours", "question": "What are your opening hours?", "answer": "9 to 5."},
+            {"id": "cakes", "question": "Do you make birthday cakes?", "answer": "Yes, $40."},
+        ],
+        "conversations": [
+            {
+                "turns": [
+                    {"text": "when do you open", "gold": ["hours"]},
+                    {"text": "and on sundays?", "gold": ["hours"]},
+                    {"text": "who won the football last night?", "gold": []},
+                ]
+            },
+            {"turns": [{"text": "hello there", "gold": []}]},
+        ],
+    }
+    path = tmp_path / "talks.json"
+    path.write_text(json.dumps(data))
+    calls = []
+    real_search = retrieval.search
+
+    def spy(shop, text, limit=5, context=None):
+        calls.append((text, list(context or [])))
+        return real_search(shop, text, limit, context)
+
+    monkeypatch.setattr("faq.management.commands.eval_retrieval.search", spy)
+    call_command("eval_retrieval", str(path), "--json")
+    report = json.loads(capsys.readouterr().out)
+    assert calls == [
+        ("when do you open", []),
+        ("and on sundays?", ["when do you open"]),
+        ("who won the football last night?", ["when do you open", "and on sundays?"]),
+        ("hello there", []),
+    ]
+    assert all(report[key] is None for key in KEYS - {"p50_ms", "p95_ms"})
+    assert report["conv_turns"] == 4 and report["n_queries"] == 0
+    # Only the football turn comes after an in-scope turn ("hello there" opens its conversation).
+    assert report["conv_oos_after_topic"] in (0.0, 1.0)
+    assert 0 <= report["conv_wrong_rate"] <= 1 - report["conv_accuracy"]
+    assert report["conv_accuracy"] <= report["conv_one_click"] <= 1
+    assert not Shop.objects.exists()
+
+    call_command("eval_retrieval", str(path))
+    out = capsys.readouterr().out
+    assert "2 conversations" in out and "off-topic declined" in out

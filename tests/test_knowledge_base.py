@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from faq import embedding, indexing
-from faq.models import FAQEntry, FAQVector, Shop
+from faq.models import FAQEntry, FAQVector, Shop, split_sentences
 from faq.retrieval import search
 from tests.conftest import make_demo_shop
 
@@ -82,11 +82,17 @@ def test_saving_through_the_admin_updates_vectors(
     assert ("question", "When is the shop open?") in after
     assert ("alt", new_alt) in after
     assert ("question", HOURS) not in after
-    # Only the new texts were embedded (the question, its question+answer, the new phrasing);
-    # the unchanged alternatives kept their rows.
+    # Only the new texts were embedded (the question, its question+answer, the new phrasing,
+    # and the question with each answer sentence); the unchanged alternatives kept their rows.
+    sentences = split_sentences(entry.answer)
+    assert len(sentences) == 2
     assert embed_calls == [
         ["When is the shop open?", f"When is the shop open?\n{entry.answer}", new_alt]
+        + [f"When is the shop open?\n{sentence}" for sentence in sentences]
     ]
+    assert {text for (kind, text) in after if kind == "qsentence"} == {
+        f"When is the shop open?\n{sentence}" for sentence in sentences
+    }
     for alt in entry.alternative_list[:-1]:
         assert after[("alt", alt)] == before[("alt", alt)]
     assert indexing.states([entry]) == {entry.pk: indexing.FRESH}
@@ -243,7 +249,12 @@ def test_changes_that_bypass_save_are_caught_by_reembed(
     call_command("reembed", "--shop", str(demo_shop.pk))
     out = capsys.readouterr().out
     assert f"Checked {len(states)} entries: 2 refreshed" in out
-    assert sum(len(c) for c in embed_calls) == 2 + len(entries[1].embedding_texts())
+    # The changed question changes every text that holds it (not the phrasings).
+    changed = FAQEntry.objects.get(pk=entries[0].pk).embedding_texts()
+    holding_question = [text for kind, text in changed if kind != FAQVector.ALTERNATIVE]
+    assert sum(len(c) for c in embed_calls) == len(holding_question) + len(
+        entries[1].embedding_texts()
+    )
     assert set(indexing.states(demo_shop.entries.all()).values()) == {indexing.FRESH}
 
     embed_calls.clear()

@@ -57,9 +57,9 @@ def test_suggested_question_is_answered_from_the_faq_with_its_source(page, site)
     wait_answers(page, 1)
     bot = w(page, "sb-bot")
     expect(bot).to_have_attribute("data-mode", "faq")
-    expect(bot).to_contain_text("We deliver to towns within about 10 miles of our shop in Hamilton")
+    expect(bot).to_contain_text("Our delivery area and fees: $9.95 in Hamilton")
     expect(w(page, "sb-sources")).to_have_text(f"From our FAQ: {DELIVERY}")
-    expect(w(page, "sb-live")).to_contain_text("Poppy: We deliver to towns within about 10 miles")
+    expect(w(page, "sb-live")).to_contain_text("Poppy: Our delivery area and fees:")
 
     ask_id = w(page, "sb-user").get_attribute("data-ask-id")
     assert stored(ask_id) == [

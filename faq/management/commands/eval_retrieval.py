@@ -11,6 +11,7 @@ import json
 import random
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -30,19 +31,35 @@ def load_dataset(path: str) -> dict:
         raise CommandError(f"Cannot read {path}: {exc.strerror}.") from None
     except json.JSONDecodeError as exc:
         raise CommandError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}).") from None
-    if not isinstance(data, dict) or not isinstance(data.get("queries"), list):
+    # "queries" may be left out only by a set of conversations.
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("queries", [] if "conversations" in data else None), list)
+        or not isinstance(data.get("conversations", []), list)
+    ):
         raise CommandError(f'{path}: expected {{"faqs": [...], "queries": [...]}}.')
+    data.setdefault("queries", [])
     ids = set()
     for n, faq in enumerate(data.get("faqs") or []):
         if not isinstance(faq, dict) or not faq.get("id") or not faq.get("question"):
             raise CommandError(f"{path}: FAQ #{n + 1} needs an id and a question.")
         ids.add(str(faq["id"]))
-    for n, query in enumerate(data["queries"]):
+
+    def check(query, where: str) -> None:
         if not isinstance(query, dict) or not isinstance(query.get("text"), str):
-            raise CommandError(f"{path}: query #{n + 1} needs a text.")
+            raise CommandError(f"{path}: {where} needs a text.")
         unknown = {str(g) for g in query.get("gold") or []} - ids
         if unknown:
-            raise CommandError(f"{path}: query #{n + 1} names unknown FAQ ids {sorted(unknown)}.")
+            raise CommandError(f"{path}: {where} names unknown FAQ ids {sorted(unknown)}.")
+
+    for n, query in enumerate(data["queries"]):
+        check(query, f"query #{n + 1}")
+    for c, conversation in enumerate(data.get("conversations") or []):
+        turns = conversation.get("turns") if isinstance(conversation, dict) else None
+        if not isinstance(turns, list) or not turns:
+            raise CommandError(f"{path}: conversation #{c + 1} needs a list of turns.")
+        for t, turn in enumerate(turns):
+            check(turn, f"conversation #{c + 1}, turn #{t + 1}")
     return data
 
 
@@ -72,38 +89,100 @@ def build_shop(faqs: list[dict]) -> tuple[Shop, dict[int, str]]:
     return shop, {e.pk: str(faq["id"]) for e, faq in zip(entries, faqs, strict=True)}
 
 
-def evaluate(shop: Shop, entry_ids: dict[int, str], queries: list[dict]) -> dict:
-    ranks: list[int | None] = []  # in-scope queries: 1-based rank of the first gold hit
-    answered_right: list[bool] = []  # in-scope: top hit gold and confident
-    oos_right: list[bool] = []  # out-of-scope: not confident
+@dataclass
+class Judged:
+    """One query's outcome against its gold entries (empty gold: out of scope)."""
+
+    in_scope: bool
+    rank: int | None  # 1-based rank of the first gold hit (in scope)
+    confident: bool
+    top_is_gold: bool
+    gold_suggested: bool  # a gold entry among the "did you mean" suggestions
+
+    @property
+    def right(self) -> bool:
+        """Answered with a gold entry, or declined when out of scope."""
+        return self.confident and self.top_is_gold if self.in_scope else not self.confident
+
+    @property
+    def wrong(self) -> bool:
+        """A confident answer from an entry not in gold: the worst outcome."""
+        return self.confident and not self.top_is_gold
+
+    @property
+    def one_click(self) -> bool:
+        """Right, or right after one click on a suggestion."""
+        return self.right or (self.in_scope and not self.confident and self.gold_suggested)
+
+
+def judge(result, entry_ids: dict[int, str], gold_ids) -> Judged:
+    gold = {str(g) for g in gold_ids or []}
+    found = [entry_ids.get(hit.entry.pk) for hit in result.hits]
+    rank = next((i + 1 for i, faq_id in enumerate(found) if faq_id in gold), None)
+    return Judged(
+        in_scope=bool(gold),
+        rank=rank,
+        confident=result.confident,
+        top_is_gold=rank == 1,
+        gold_suggested=any(entry_ids.get(hit.entry.pk) in gold for hit in result.suggestions),
+    )
+
+
+def share(flags: list[bool]) -> float | None:
+    return round(sum(flags) / len(flags), 4) if flags else None
+
+
+def evaluate(
+    shop: Shop, entry_ids: dict[int, str], queries: list[dict], conversations: list[dict]
+) -> dict:
     latencies: list[float] = []
-    for query in queries:
+
+    def timed_search(text: str, context: list[str] | None = None):
         started = time.perf_counter()
-        result = search(shop, query["text"], limit=SEARCH_LIMIT)
+        result = search(shop, text, limit=SEARCH_LIMIT, context=context)
         latencies.append((time.perf_counter() - started) * 1000)
-        gold = {str(g) for g in query.get("gold") or []}
-        if not gold:
-            oos_right.append(not result.confident)
-            continue
-        found = [entry_ids.get(hit.entry.pk) for hit in result.hits]
-        rank = next((i + 1 for i, faq_id in enumerate(found) if faq_id in gold), None)
-        ranks.append(rank)
-        answered_right.append(rank == 1 and result.confident)
+        return result
 
-    def share(flags: list[bool]) -> float | None:
-        return round(sum(flags) / len(flags), 4) if flags else None
-
-    return {
+    single = [judge(timed_search(q["text"]), entry_ids, q.get("gold")) for q in queries]
+    ranks = [j.rank for j in single if j.in_scope]
+    report = {
         "recall_at_1": share([r == 1 for r in ranks]),
         "recall_at_3": share([r is not None and r <= 3 for r in ranks]),
         "mrr": round(sum(1 / r for r in ranks if r) / len(ranks), 4) if ranks else None,
-        "oos_accuracy": share(oos_right),
-        "accuracy": share(answered_right + oos_right),
+        "oos_accuracy": share([j.right for j in single if not j.in_scope]),
+        "accuracy": share([j.right for j in single]),
+        "wrong_rate": share([j.wrong for j in single]),
+        "one_click": share([j.one_click for j in single]),
+    }
+
+    # Conversations: each turn in the context of the customer's turns before it, through the
+    # same follow-up logic the chat uses.
+    turns: list[Judged] = []
+    after_topic: list[bool] = []  # out-of-scope turns after an in-scope one: declined?
+    for conversation in conversations:
+        earlier: list[str] = []
+        topic = False
+        for turn in conversation["turns"]:
+            judged = judge(timed_search(turn["text"], earlier), entry_ids, turn.get("gold"))
+            turns.append(judged)
+            if not judged.in_scope and topic:
+                after_topic.append(not judged.confident)
+            topic = topic or judged.in_scope
+            earlier.append(turn["text"])
+    if conversations:
+        report |= {
+            "conv_turns": len(turns),
+            "conv_accuracy": share([j.right for j in turns]),
+            "conv_wrong_rate": share([j.wrong for j in turns]),
+            "conv_one_click": share([j.one_click for j in turns]),
+            "conv_oos_after_topic": share(after_topic),
+        }
+    return report | {
         "p50_ms": round(percentile(latencies, 0.50), 2),
         "p95_ms": round(percentile(latencies, 0.95), 2),
         "n_queries": len(queries),
         "n_in_scope": len(ranks),
-        "n_out_of_scope": len(oos_right),
+        "n_out_of_scope": len(single) - len(ranks),
         "n_faqs": len(entry_ids),
     }
 
@@ -139,7 +218,8 @@ class Command(BaseCommand):
                 raise CommandError("--limit must be at least 1.")
             if limit < len(queries):
                 queries = random.Random(seed).sample(queries, limit)
-        if not queries:
+        conversations = data.get("conversations") or []
+        if not queries and not conversations:
             raise CommandError(f"{file} has no queries.")
         faqs = data.get("faqs") or []
         if not faqs:
@@ -151,7 +231,7 @@ class Command(BaseCommand):
         try:
             shop, entry_ids = build_shop(faqs)
             index_seconds = time.perf_counter() - started
-            report = evaluate(shop, entry_ids, queries)
+            report = evaluate(shop, entry_ids, queries, conversations)
         finally:
             if shop is not None:
                 shop.delete()  # entries and vectors cascade
@@ -167,12 +247,25 @@ class Command(BaseCommand):
             ("MRR", report["mrr"]),
             ("out-of-scope accuracy", report["oos_accuracy"]),
             ("accuracy", report["accuracy"]),
+            ("confident wrong", report["wrong_rate"]),
+            ("right within 1 click", report["one_click"]),
+        ]
+        if conversations:
+            rows += [
+                ("conversation turns", report["conv_turns"]),
+                ("  accuracy", report["conv_accuracy"]),
+                ("  confident wrong", report["conv_wrong_rate"]),
+                ("  right within 1 click", report["conv_one_click"]),
+                ("  off-topic declined", report["conv_oos_after_topic"]),
+            ]
+        rows += [
             ("p50 search latency", f"{report['p50_ms']:.1f} ms"),
             ("p95 search latency", f"{report['p95_ms']:.1f} ms"),
         ]
         self.stdout.write(
             f"{name}: {report['n_faqs']} FAQs, {report['n_queries']} queries "
             f"({report['n_in_scope']} in scope, {report['n_out_of_scope']} out of scope), "
+            f"{len(conversations)} conversations, "
             f"indexed in {index_seconds:.1f} s"
         )
         for label, value in rows:
