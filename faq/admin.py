@@ -27,6 +27,7 @@ from django.utils.text import slugify
 from faq import checklist, faqpage, importing, indexing, retrieval, webimport
 from faq.models import FAQEntry, Shop
 from shopbot.owners import ShopScopedAdmin, shops_for
+from widget.models import CustomerWording, wording_key
 
 # The request being handled, for read-only fields that need the host name (they get only obj).
 _request: contextvars.ContextVar = contextvars.ContextVar("faq_admin_request", default=None)
@@ -348,6 +349,21 @@ class EmbeddingStateFilter(admin.SimpleListFilter):
         return queryset.filter(pk__in=[pk for pk, s in states.items() if s == self.value()])
 
 
+class CustomerWordingsFilter(admin.SimpleListFilter):
+    """Entries with customer wordings waiting for the owner's accept or dismiss."""
+
+    title = "customer wordings"
+    parameter_name = "wordings"
+
+    def lookups(self, request, model_admin):
+        return [("waiting", "Waiting for a decision")]
+
+    def queryset(self, request, queryset):
+        if self.value() != "waiting":
+            return queryset
+        return queryset.filter(customer_wordings__status=CustomerWording.NEW).distinct()
+
+
 class ImportForm(forms.Form):
     shop = forms.ModelChoiceField(queryset=Shop.objects.none())
     file = forms.FileField(help_text="A .csv or .json file (max 5 MB).")
@@ -386,7 +402,7 @@ class FAQEntryAdmin(ShopScopedAdmin):
     list_display = ["question", "category", "published", "shop", "embedding_state", "updated"]
     list_display_links = ["question"]
     list_editable = ["category", "published"]
-    list_filter = ["shop", "category", "published", EmbeddingStateFilter]
+    list_filter = ["shop", "category", "published", EmbeddingStateFilter, CustomerWordingsFilter]
     search_fields = ["question", "answer", "alternatives"]
     list_select_related = ["shop"]
     list_per_page = 50
@@ -417,6 +433,46 @@ class FAQEntryAdmin(ShopScopedAdmin):
         if len(shops) == 1:  # an owner of one shop should not have to pick it every time
             initial.setdefault("shop", shops[0])
         return initial
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk:
+            # Wordings the entry has since gained another way (e.g. from the unanswered page)
+            # need no decision.
+            known = {wording_key(t) for t in [obj.question, *obj.alternative_list]}
+            context["customer_wordings"] = [
+                wording
+                for wording in obj.customer_wordings.filter(status=CustomerWording.NEW)
+                if wording.key not in known
+            ]
+            context["can_decide"] = self.has_change_permission(request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def wording_view(self, request, object_id: str, wording_id: int):
+        """Accept a customer wording as an alternative phrasing of the entry, or dismiss it."""
+        if request.method != "POST":
+            return HttpResponseBadRequest("Use the buttons on the entry's page.")
+        entry = self.get_object(request, object_id)  # another shop's entry: 404
+        if not self.has_change_permission(request, entry):
+            raise PermissionDenied
+        wording = entry.customer_wordings.filter(pk=wording_id).first()
+        if wording is None:
+            raise Http404("No such customer wording for this entry.")
+        decision = request.POST.get("decision")
+        if decision == "accept":
+            wording.accept()
+            self.message_user(
+                request,
+                f"Added “{wording.text}” as a phrasing; the bot answers it with this entry now.",
+                messages.SUCCESS,
+            )
+        elif decision == "dismiss":
+            wording.dismiss()
+            self.message_user(request, f"Dismissed “{wording.text}”.")
+        else:
+            return HttpResponseBadRequest("Accept or dismiss.")
+        return HttpResponseRedirect(
+            reverse("admin:faq_faqentry_change", args=[entry.pk]) + "#customer-wordings"
+        )
 
     def get_changelist_instance(self, request):
         cl = super().get_changelist_instance(request)
@@ -506,6 +562,11 @@ class FAQEntryAdmin(ShopScopedAdmin):
                 "import-page/",
                 self.admin_site.admin_view(self.import_page_view),
                 name="faq_faqentry_import_page",
+            ),
+            path(
+                "<path:object_id>/wordings/<int:wording_id>/",
+                self.admin_site.admin_view(self.wording_view),
+                name="faq_faqentry_wording",
             ),
         ]
         return urls + super().get_urls()

@@ -175,6 +175,7 @@ async def test_resume_replays_the_history_and_ignores_foreign_ids(demo_shop, dem
             "message": first["message"],
             "sources": first["sources"],
             "mode": "faq",
+            "suggestions": [],
             "feedback": "up",
         },
         {"role": "user", "id": "a2", "text": "Can you fix my car's brakes?"},
@@ -185,6 +186,7 @@ async def test_resume_replays_the_history_and_ignores_foreign_ids(demo_shop, dem
             "message": second["message"],
             "sources": [],
             "mode": "fallback",
+            "suggestions": second["suggestions"],
             "feedback": None,
         },
     ]

@@ -26,7 +26,7 @@ from django.db import DatabaseError
 
 from faq.models import OriginSeen, Shop
 from widget import limits, pipeline
-from widget.models import Conversation, Message
+from widget.models import Conversation, CustomerWording, Message
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ HISTORY_LIMIT = 200
 MESSAGES = {
     "bad_request": "That message could not be understood.",
     "unavailable": "Sorry, the chat is having trouble right now. Please try again in a moment.",
+    "unknown_entry": "Sorry, that answer is no longer available. Please ask in your own words.",
 }
 
 
@@ -124,6 +125,7 @@ def history_item(message: Message, shop: Shop | None = None, site: str = "") -> 
         "message": message.pk,
         "sources": shop.with_urls(message.sources, site) if shop else message.sources,
         "mode": message.mode,
+        "suggestions": message.suggestions,
         "feedback": message.feedback or None,
     }
 
@@ -156,10 +158,16 @@ def save_conversation(conversation: Conversation) -> None:
 
 @database_sync_to_async
 def save_feedback(conversation: Conversation, message_id: int, value: str) -> bool:
-    updated = Message.objects.filter(
+    answer = Message.objects.filter(
         pk=message_id, conversation=conversation, role=Message.BOT
-    ).update(feedback=value)
-    return updated == 1
+    ).first()
+    if answer is None:
+        return False
+    answer.feedback = value
+    answer.save(update_fields=["feedback"])
+    if value == Message.DOWN:
+        CustomerWording.disliked(answer)
+    return True
 
 
 @database_sync_to_async
@@ -176,6 +184,7 @@ def answer_frame(ask_id: str, message: Message, shop: Shop, site: str = "") -> d
         # Each source with the link to its entry on the shop's FAQ page (docs/protocol.md).
         "sources": shop.with_urls(message.sources, site),
         "mode": message.mode,
+        "suggestions": message.suggestions,
         "contact": shop.contact(),
     }
 
@@ -438,6 +447,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if not isinstance(text, str) or not text.strip():
             await self.send_error(ask_id, "bad_request", "An ask needs some text.")
             return
+        entry = content.get("entry")
+        if entry is not None and (not isinstance(entry, int) or isinstance(entry, bool)):
+            await self.send_error(
+                ask_id, "bad_request", "An ask's entry must be the id of a suggested entry."
+            )
+            return
         limit = settings.CHAT_MAX_MESSAGE_CHARS
         if len(text) > limit:
             await self.send_error(
@@ -459,7 +474,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 logger.exception("Database unavailable while starting a conversation")
                 await self.send_error(ask_id, "unavailable")
                 return
-        self.tasks[ask_id] = asyncio.create_task(self.run_ask(ask_id, text))
+        self.tasks[ask_id] = asyncio.create_task(self.run_ask(ask_id, text, entry))
 
     async def check_limits(self, ask_id: str) -> tuple[str, str] | None:
         """The one place an ask can be refused before it costs anything: return (code, message)
@@ -472,14 +487,16 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return refused.code, refused.message
         return None
 
-    async def run_ask(self, ask_id: str, text: str) -> None:
+    async def run_ask(self, ask_id: str, text: str, entry: int | None = None) -> None:
         async def on_delta(chunk: str) -> None:
             await self.send_json({"type": "delta", "id": ask_id, "text": chunk})
 
         try:
             async with self.turn:
-                message = await pipeline.answer(self.conversation, ask_id, text, on_delta)
+                message = await pipeline.answer(self.conversation, ask_id, text, on_delta, entry)
             await self.send_json(answer_frame(ask_id, message, self.shop, self.site))
+        except pipeline.UnknownEntry:
+            await self.send_error(ask_id, "unknown_entry")
         except DatabaseError:
             logger.exception("Database unavailable while answering")
             await self.send_error(ask_id, "unavailable")

@@ -42,6 +42,8 @@ class Gap:
 
     questions: list[Message]  # newest first
     typical: Message  # the medoid: the wording closest, on average, to all the others
+    # The entry most of these questions led to through "did you mean" clicks (clicked_entries).
+    led_to: FAQEntry | None = None
 
     @property
     def count(self) -> int:
@@ -175,6 +177,28 @@ def open_groups(shop: Shop | int, limit: int | None = None) -> list[Gap]:
     fill_embeddings(questions)
     gaps = group_questions(questions)
     return gaps[:limit] if limit is not None else gaps
+
+
+def clicked_entries(gaps: list[Gap]) -> None:
+    """Set each group's `led_to`: the entry most of its questions led to through a "did you
+    mean" click (more than half of them), or None. One query for all the groups."""
+    ids = [pk for gap in gaps for pk in gap.message_ids]
+    chosen: dict[int, int] = {}
+    for question_id, entry_id in (
+        Message.objects.filter(suggested_for__in=ids, entry__isnull=False)
+        .order_by("pk")
+        .values_list("suggested_for_id", "entry_id")
+    ):
+        chosen.setdefault(question_id, entry_id)  # a customer's first click counts
+    counts_by_gap = [Counter(chosen[pk] for pk in gap.message_ids if pk in chosen) for gap in gaps]
+    wanted = {c.most_common(1)[0][0] for c in counts_by_gap if c}
+    entries = FAQEntry.objects.in_bulk(wanted)
+    for gap, counts in zip(gaps, counts_by_gap, strict=True):
+        gap.led_to = None
+        if counts:
+            entry_id, n = counts.most_common(1)[0]
+            if 2 * n > gap.count:
+                gap.led_to = entries.get(entry_id)
 
 
 def find_group(shop: Shop | int, message_id: int) -> Gap | None:

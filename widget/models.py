@@ -3,7 +3,9 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
+from django.db.models import F
+from django.utils import timezone
 from pgvector.django import VectorField
 
 from faq.models import FAQEntry, Shop
@@ -54,6 +56,16 @@ class Message(models.Model):
     resolved_by = models.ForeignKey(
         FAQEntry, models.SET_NULL, null=True, blank=True, related_name="resolved_questions"
     )
+    # Bot answers: the "did you mean" entries offered with it, [{"id", "question"}].
+    suggestions = models.JSONField(default=list, blank=True)
+    # Customer questions sent by clicking a suggestion: the entry asked for, and the customer's
+    # own earlier question it was suggested for (what the owner may teach the bot).
+    entry = models.ForeignKey(
+        FAQEntry, models.SET_NULL, null=True, blank=True, related_name="clicks"
+    )
+    suggested_for = models.ForeignKey(
+        "self", models.SET_NULL, null=True, blank=True, related_name="clicks"
+    )
 
     class Meta:
         ordering = ["created", "id"]
@@ -65,3 +77,94 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.text[:60]}"
+
+
+def wording_key(text: str) -> str:
+    """Wordings that differ only in case and spacing are one."""
+    return " ".join(text.lower().split())
+
+
+class CustomerWording(models.Model):
+    """A customer's own question that led, through a "did you mean" click, to an FAQ entry.
+
+    Nothing is learned from it until the owner accepts it on the entry's admin page: it then
+    becomes one of the entry's alternative phrasings (re-embedded like any other). A thumbs-down
+    on the answer the click led to takes the pairing off the list to accept.
+    """
+
+    NEW, ACCEPTED, DISMISSED, DISLIKED = "new", "accepted", "dismissed", "disliked"
+    STATUSES = [
+        (NEW, "Waiting for the owner"),
+        (ACCEPTED, "Accepted as a phrasing"),
+        (DISMISSED, "Dismissed by the owner"),
+        (DISLIKED, "The customer gave the answer a thumbs-down"),
+    ]
+
+    entry = models.ForeignKey(FAQEntry, models.CASCADE, related_name="customer_wordings")
+    text = models.CharField(max_length=1000)
+    key = models.CharField(max_length=1000, editable=False)
+    count = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=9, choices=STATUSES, default=NEW)
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-count", "-last_seen"]
+        constraints = [
+            models.UniqueConstraint(fields=["entry", "key"], name="one_wording_per_entry")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.text[:60]} -> {self.entry_id}"
+
+    @classmethod
+    def record(cls, entry: FAQEntry, text: str) -> CustomerWording | None:
+        """Count one click from `text` to `entry`; None when the entry already has that wording."""
+        key = wording_key(text)
+        known = {wording_key(t) for t in [entry.question, *entry.alternative_list]}
+        if not key or key in known:
+            return None
+        now = timezone.now()
+        with transaction.atomic():
+            wording, _ = cls.objects.get_or_create(
+                entry=entry, key=key, defaults={"text": " ".join(text.split())[:1000]}
+            )
+            cls.objects.filter(pk=wording.pk).update(count=F("count") + 1, last_seen=now)
+        wording.refresh_from_db()
+        return wording
+
+    @classmethod
+    def disliked(cls, answer: Message) -> int:
+        """A thumbs-down on `answer`: if a click led to it, that pairing is no longer offered
+        to the owner. Returns how many pairings were taken off."""
+        click = (
+            Message.objects.filter(
+                conversation_id=answer.conversation_id,
+                role=Message.USER,
+                ask_id=answer.ask_id,
+                entry__isnull=False,
+                suggested_for__isnull=False,
+            )
+            .select_related("suggested_for")
+            .first()
+        )
+        if click is None:
+            return 0
+        return cls.objects.filter(
+            entry_id=click.entry_id, key=wording_key(click.suggested_for.text), status=cls.NEW
+        ).update(status=cls.DISLIKED)
+
+    def accept(self) -> None:
+        """Make the wording one of the entry's alternative phrasings (re-embedded on commit)."""
+        with transaction.atomic():
+            entry = FAQEntry.objects.select_for_update().get(pk=self.entry_id)
+            known = {wording_key(t) for t in [entry.question, *entry.alternative_list]}
+            if self.key not in known:
+                entry.alternatives = "\n".join([*entry.alternative_list, self.text])
+                entry.save()
+            self.status = self.ACCEPTED
+            self.save(update_fields=["status"])
+
+    def dismiss(self) -> None:
+        self.status = self.DISMISSED
+        self.save(update_fields=["status"])

@@ -21,7 +21,7 @@ from faq.models import FAQEntry, Shop, split_lines
 from shopbot.owners import shops_for
 from widget import charts, gaps
 from widget.dashboard import DEFAULT_DAYS, shop_stats
-from widget.models import Conversation, Message
+from widget.models import Conversation, CustomerWording, Message
 
 FAQ_COLOUR, LLM_COLOUR, FALLBACK_COLOUR = "#2f6f4f", "#6b5fb5", "#c9731d"
 DASHBOARD_GAPS = 5
@@ -69,7 +69,7 @@ def transcript(request: HttpRequest, model_admin, conversation: Conversation) ->
         FAQEntry.objects.filter(shop=conversation.shop_id).values_list("pk", flat=True)
     )
     turns = []
-    for message in conversation.messages.select_related("resolved_by"):
+    for message in conversation.messages.select_related("resolved_by", "suggested_for"):
         sources = []
         for source in message.sources or []:
             if not isinstance(source, dict):
@@ -148,6 +148,8 @@ def unanswered(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
     _require_view(request, model_admin)
     shop = _shop(request, shop_id)
     open_gaps = gaps.open_groups(shop)
+    gaps.clicked_entries(open_gaps)
+    waiting = CustomerWording.objects.filter(entry__shop=shop, status=CustomerWording.NEW)
     context = _context(
         request,
         model_admin,
@@ -156,6 +158,10 @@ def unanswered(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
         gaps=open_gaps,
         open_question_count=sum(g.count for g in open_gaps),
         can_add=request.user.has_perm("faq.add_faqentry"),
+        can_change=request.user.has_perm("faq.change_faqentry"),
+        wordings_waiting=waiting.count(),
+        wordings_url=reverse("admin:faq_faqentry_changelist")
+        + f"?shop__id__exact={shop.pk}&wordings=waiting",
     )
     return TemplateResponse(request, "widget/unanswered.html", context)
 
@@ -213,6 +219,7 @@ def gap_entry(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
     can_change = request.user.has_perm("faq.change_faqentry")
     if not (can_add or can_change):
         raise PermissionDenied
+    led_to = None
 
     if request.method == "POST":
         group_ids = parse_ids(request.POST.get("messages", ""))
@@ -270,7 +277,11 @@ def gap_entry(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
             return HttpResponseRedirect(back)
         questions = group.questions
         new_form = _new_form(questions, group)
-        existing_form = _existing_form(questions, shop, group)
+        # From "Add as wordings of entry X": that entry (of this shop) chosen already.
+        wanted_entry = request.GET.get("entry", "")
+        if wanted_entry.isdigit():
+            led_to = shop.entries.filter(pk=int(wanted_entry)).first()
+        existing_form = _existing_form(questions, shop, group, led_to)
 
     categories = shop.entries.exclude(category="").values_list("category", flat=True).distinct()
     context = _context(
@@ -286,6 +297,7 @@ def gap_entry(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
         can_add=can_add,
         can_change=can_change,
         back_url=back,
+        led_to=led_to,
     )
     return TemplateResponse(request, "widget/gap_entry.html", context)
 
@@ -312,11 +324,15 @@ def _new_form(questions: list[Message], group: gaps.Gap | None = None) -> NewEnt
 
 
 def _existing_form(
-    questions: list[Message], shop: Shop, group: gaps.Gap | None = None
+    questions: list[Message],
+    shop: Shop,
+    group: gaps.Gap | None = None,
+    entry: FAQEntry | None = None,
 ) -> ExistingEntryForm:
     question, others = _phrasings(questions, group)
     lines = [question, *others] if question else others
-    return ExistingEntryForm(prefix="old", shop=shop, initial={"alternatives": "\n".join(lines)})
+    initial = {"alternatives": "\n".join(lines), "entry": entry}
+    return ExistingEntryForm(prefix="old", shop=shop, initial=initial)
 
 
 def _as_question(text: str) -> str:

@@ -9,7 +9,10 @@ The answer pipeline: one customer question in, exactly one saved answer out.
 2. Retrieve (`faq.retrieval.search`) with the customer's earlier questions as context: retrieval
    decides whether the new text is a follow-up ("and on Sundays?") and never lets a turn that
    stands on its own borrow the earlier topic's confidence. When it is not confident it also
-   returns "did you mean" suggestions.
+   returns "did you mean" suggestions, which a fallback answer carries. An ask that names an
+   entry (a click on a suggestion) skips the search: that published entry of the shop is the
+   answer's one confident hit, and the click is recorded as a customer wording for the owner
+   (widget.models.CustomerWording).
 3. With settings.ANTHROPIC_API_KEY set, Claude on for the shop, the shop's monthly token budget
    not spent (widget/budget.py) and any entries found: stream the answer from Claude
    (widget.claude.stream_answer), forwarding each chunk through `on_delta`. Sources are the
@@ -45,9 +48,10 @@ from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
 
 from faq import retrieval
-from faq.retrieval import SearchResult
+from faq.models import FAQEntry
+from faq.retrieval import Hit, SearchResult
 from widget import budget, claude
-from widget.models import Conversation, Message
+from widget.models import Conversation, CustomerWording, Message
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +115,11 @@ class Prepared:
     history: list[tuple[str, str]] = field(default_factory=list)
 
 
+class UnknownEntry(Exception):
+    """An ask named an entry (a "did you mean" click) that is not a published entry of this
+    shop. Nothing was stored."""
+
+
 def source_list(entries) -> list[dict]:
     return [{"id": entry.pk, "question": entry.question} for entry in entries]
 
@@ -124,7 +133,38 @@ def without_claude(conversation: Conversation, result: SearchResult) -> dict:
             "mode": Message.FAQ,
             "sources": source_list([best.entry]),
         }
-    return {"text": conversation.shop.fallback_message, "mode": Message.FALLBACK, "sources": []}
+    return {
+        "text": conversation.shop.fallback_message,
+        "mode": Message.FALLBACK,
+        "sources": [],
+        "suggestions": source_list(hit.entry for hit in result.suggestions),
+    }
+
+
+def chosen(entry: FAQEntry) -> SearchResult:
+    """A "did you mean" click: the customer picked the entry, so it is the one confident hit."""
+    return SearchResult(hits=[Hit(entry, 1.0)], confident=True)
+
+
+def record_click(conversation: Conversation, question: Message, entry: FAQEntry) -> None:
+    """Link a click to the customer's own question it was suggested for, and count that pairing
+    for the owner to accept. A click that no earlier answer of this conversation offered (a
+    hand-made frame) is answered but teaches nothing."""
+    offered = (
+        conversation.messages.filter(
+            role=Message.BOT, id__lt=question.id, suggestions__contains=[{"id": entry.pk}]
+        )
+        .order_by("-id")
+        .first()
+    )
+    if offered is None:
+        return
+    original = conversation.messages.filter(role=Message.USER, ask_id=offered.ask_id).first()
+    if original is None or original.entry_id is not None:
+        return
+    question.suggested_for = original
+    question.save(update_fields=["suggested_for"])
+    CustomerWording.record(entry, original.text)
 
 
 def save_answer(
@@ -141,7 +181,8 @@ def save_answer(
                 conversation=conversation,
                 role=Message.BOT,
                 ask_id=question.ask_id,
-                score=result.best.score if result.best else None,
+                # A click was never scored: it is the customer's choice, not a match.
+                score=result.best.score if result.best and not question.entry_id else None,
                 confident=result.confident,
                 latency_ms=round((time.monotonic() - started) * 1000),
                 **fields,
@@ -163,12 +204,32 @@ def use_claude(conversation: Conversation) -> bool:
 
 
 @db_thread
-def prepare(conversation: Conversation, ask_id: str, text: str, started: float) -> Prepared:
+def prepare(
+    conversation: Conversation,
+    ask_id: str,
+    text: str,
+    started: float,
+    entry_id: int | None = None,
+) -> Prepared:
+    entry = None
+    if entry_id is not None:
+        entry = FAQEntry.objects.filter(
+            pk=entry_id, shop_id=conversation.shop_id, published=True
+        ).first()
+        if entry is None:
+            # Already answered (the entry was unpublished since): the stored answer stands.
+            stored = Message.objects.filter(
+                conversation=conversation, role=Message.BOT, ask_id=ask_id
+            ).first()
+            if stored is None:
+                raise UnknownEntry(entry_id)
+            return Prepared(stored, answer=stored)
+
     # Step 1: the question first. A re-sent ask id keeps its first text.
     try:
         with transaction.atomic():
             question = Message.objects.create(
-                conversation=conversation, role=Message.USER, ask_id=ask_id, text=text
+                conversation=conversation, role=Message.USER, ask_id=ask_id, text=text, entry=entry
             )
     except IntegrityError:
         question = Message.objects.get(conversation=conversation, role=Message.USER, ask_id=ask_id)
@@ -177,6 +238,9 @@ def prepare(conversation: Conversation, ask_id: str, text: str, started: float) 
         ).first()
         if stored is not None:
             return Prepared(question, answer=stored)
+    else:
+        if entry is not None:
+            record_click(conversation, question, entry)
 
     # Step 2: the latest earlier question gives a follow-up its context; the earlier pairs are
     # Claude's view of the conversation.
@@ -185,9 +249,12 @@ def prepare(conversation: Conversation, ask_id: str, text: str, started: float) 
         .order_by("-id")
         .values_list("role", "ask_id", "text")[: 2 * claude.HISTORY_PAIRS + 2]
     )[::-1]
-    context = [t for role, _, t in earlier if role == Message.USER]
-    with _search_slots:
-        result = retrieval.search(conversation.shop, question.text, SEARCH_LIMIT, context)
+    if entry is not None:
+        result = chosen(entry)  # the customer chose: no search, no threshold
+    else:
+        context = [t for role, _, t in earlier if role == Message.USER]
+        with _search_slots:
+            result = retrieval.search(conversation.shop, question.text, SEARCH_LIMIT, context)
 
     if use_claude(conversation) and result.hits:
         questions = {a: t for role, a, t in earlier if role == Message.USER}
@@ -207,13 +274,18 @@ async def answer(
     ask_id: str,
     text: str,
     on_delta: Callable[[str], Awaitable[None]],
+    entry_id: int | None = None,
 ) -> Message:
     """Run the pipeline for one ask; returns the saved answer (the stored one for a re-sent id).
 
-    Raises django.db.DatabaseError when the database is down; nothing else escapes.
+    `entry_id`: the ask is a click on a "did you mean" suggestion; it is answered from that
+    entry (word for word, or by Claude citing it) instead of a search.
+
+    Raises UnknownEntry when entry_id is not a published entry of the shop, and
+    django.db.DatabaseError when the database is down; nothing else escapes.
     """
     started = time.monotonic()
-    prepared = await prepare(conversation, ask_id, text, started)
+    prepared = await prepare(conversation, ask_id, text, started, entry_id)
     if prepared.answer is not None:
         return prepared.answer
 
@@ -241,4 +313,7 @@ async def answer(
             "input_tokens": reply.input_tokens,
             "output_tokens": reply.output_tokens,
         }
+        if not reply.cited_entry_ids and not result.confident:
+            # Claude saw the candidates and used none: offer them as "did you mean" anyway.
+            fields["suggestions"] = source_list(hit.entry for hit in result.suggestions)
     return await db_thread(save_answer)(conversation, prepared.question, result, started, fields)

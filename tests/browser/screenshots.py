@@ -6,7 +6,8 @@ Not part of the test run (the file name does not start with test_); make them wi
 
     SHOPBOT_TEST_DB=test_shots .venv/bin/python -m pytest tests/browser/screenshots.py
 
-They land in docs/screenshots/widget-{desktop,mobile}-{light,dark}.png.
+They land in docs/screenshots/widget-{desktop,mobile}-{light,dark}.png and
+docs/screenshots/widget-did-you-mean.png.
 """
 
 from __future__ import annotations
@@ -48,4 +49,21 @@ def test_screenshot(browser, site, device, scheme):
         assert w(page, "sb-panel").bounding_box() == {"x": 0, "y": 0, "width": 390, "height": 844}
     OUT.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(OUT / f"widget-{device}-{scheme}.png"))
+    context.close()
+
+
+def test_screenshot_did_you_mean(browser, site):
+    """An unsure question: the fallback, the "Did you mean" buttons and the contact route."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, reduced_motion="reduce")
+    page = context.new_page()
+    page.goto(site["server"].url)
+    w(page, "sb-launcher").click()
+    expect(w(page, "sb-root")).to_have_attribute("data-conn", "online", timeout=30_000)
+    w(page, "sb-input").fill("I want my money back")
+    w(page, "sb-input").press("Enter")
+    wait_answers(page, 1)
+    expect(w(page, "sb-did-you-mean-option").first).to_be_visible()
+    page.mouse.move(1, 1)
+    OUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUT / "widget-did-you-mean.png"))
     context.close()

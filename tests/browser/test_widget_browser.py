@@ -15,6 +15,7 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import expect
 
+from faq.models import FAQEntry
 from shopbot.daphne_process import DaphneProcess
 from tests.browser.conftest import (
     ANSWER_TIMEOUT,
@@ -28,7 +29,9 @@ from tests.browser.conftest import (
     wait_answers,
 )
 from tests.fake_anthropic import Scenario
-from widget.models import Conversation, Message
+from widget.models import Conversation, CustomerWording, Message
+
+REFUNDS = "What if I'm not happy with my order?"
 
 # django_db: so pytest-django creates the test database at all. The data the server needs is
 # committed by the module fixture (the server is another process); the tests only read.
@@ -54,9 +57,9 @@ def test_suggested_question_is_answered_from_the_faq_with_its_source(page, site)
     wait_answers(page, 1)
     bot = w(page, "sb-bot")
     expect(bot).to_have_attribute("data-mode", "faq")
-    expect(bot).to_contain_text("Yes, we deliver to Princeton! Delivery is $9.95 in Hamilton")
+    expect(bot).to_contain_text("Our delivery area and fees: $9.95 in Hamilton")
     expect(w(page, "sb-sources")).to_have_text(f"From our FAQ: {DELIVERY}")
-    expect(w(page, "sb-live")).to_contain_text("Poppy: Yes, we deliver to Princeton!")
+    expect(w(page, "sb-live")).to_contain_text("Poppy: Our delivery area and fees:")
 
     ask_id = w(page, "sb-user").get_attribute("data-ask-id")
     assert stored(ask_id) == [
@@ -123,6 +126,32 @@ def test_off_topic_question_shows_the_contact_route(page, site):
     expect(w(page, "sb-error")).to_contain_text("Please keep your message under 1000 characters.")
     ask(page, "Do you deliver to Trenton?")
     wait_answers(page, 2)
+
+
+def test_a_did_you_mean_click_is_answered_from_that_entry(page, site):
+    frames = record_frames(page)
+    open_widget(page, site["server"].url)
+    ask(page, "I want my money back")  # below the demo shop's bar, plainly about refunds
+    wait_answers(page, 1)
+    expect(w(page, "sb-bot")).to_have_attribute("data-mode", "fallback")
+    expect(w(page, "sb-contact")).to_be_visible()  # the way to a person stays beside the choices
+    option = w(page, "sb-did-you-mean-option").filter(has_text=REFUNDS)
+    expect(option).to_have_count(1)
+
+    option.click()
+    wait_answers(page, 2)
+    expect(w(page, "sb-user").nth(1)).to_have_text(REFUNDS)
+    second = w(page, "sb-bot").nth(1)
+    expect(second).to_have_attribute("data-mode", "faq")
+    expect(second).to_contain_text("If your order isn't right, please contact us within 24 hours")
+    expect(w(page, "sb-sources")).to_have_text(f"From our FAQ: {REFUNDS}")
+
+    entry = FAQEntry.objects.get(shop=site["shop"], question=REFUNDS)
+    click = next(f for f in frames["sent"] if f.get("entry") is not None)
+    assert (click["type"], click["text"], click["entry"]) == ("ask", REFUNDS, entry.pk)
+    assert stored(click["id"]) == [("user", ""), ("bot", "faq")]
+    wording = CustomerWording.objects.get(entry=entry)
+    assert (wording.text, wording.count) == ("I want my money back", 1)
 
 
 def test_queued_message_is_delivered_once_after_the_server_comes_back(page, site):

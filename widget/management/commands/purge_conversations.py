@@ -1,5 +1,7 @@
 """
-Delete conversations (and their messages) older than the retention period, for privacy.
+Delete conversations (and their messages) older than the retention period, for privacy, and the
+customer wordings ("did you mean" clicks) last seen before it that the owner has not accepted: an
+accepted one is the owner's own phrasing now, part of the FAQ entry.
 
 Run it daily from cron, e.g.
     15 3 * * *  cd /srv/shopbot && .venv/bin/python manage.py purge_conversations
@@ -14,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from widget.models import Conversation, Message
+from widget.models import Conversation, CustomerWording, Message
 
 # Deleted per transaction: short locks and bounded memory however big the backlog is.
 BATCH = 500
@@ -51,11 +53,15 @@ class Command(BaseCommand):
         cutoff = timezone.now() - timedelta(days=days)
         old = Conversation.objects.filter(started__lt=cutoff)
         when = f"started before {cutoff:%Y-%m-%d %H:%M} {timezone.get_current_timezone_name()}"
+        old_wordings = CustomerWording.objects.filter(last_seen__lt=cutoff).exclude(
+            status=CustomerWording.ACCEPTED
+        )
         if dry_run:
             conversations = old.count()
             messages = Message.objects.filter(conversation__in=old).count()
             self.stdout.write(
-                f"Would delete {conversations} conversations ({messages} messages) {when}."
+                f"Would delete {conversations} conversations ({messages} messages) {when}, "
+                f"and {old_wordings.count()} customer wordings last seen before then."
             )
             return
         conversations = messages = 0
@@ -67,4 +73,8 @@ class Command(BaseCommand):
                 _, per_model = Conversation.objects.filter(pk__in=ids).delete()
             conversations += per_model.get(Conversation._meta.label, 0)
             messages += per_model.get(Message._meta.label, 0)
-        self.stdout.write(f"Deleted {conversations} conversations ({messages} messages) {when}.")
+        wordings, _ = old_wordings.delete()
+        self.stdout.write(
+            f"Deleted {conversations} conversations ({messages} messages) {when}, "
+            f"and {wordings} customer wordings last seen before then."
+        )

@@ -27,7 +27,7 @@
     var URL_WS = (src.protocol == 'https:' ? 'wss://' : 'ws://') + src.host + '/ws/chat/' + encodeURIComponent(shop) + '/';
     var posAttr = me.getAttribute('data-position'), startOpen = me.getAttribute('data-open') == 'true';
 
-    // ---- Persistence: {c: conversation id, b: bot config, k: last contact, q: unanswered asks [{id, text}]} ----
+    // ---- Persistence: {c: conversation id, b: bot config, k: last contact, q: unanswered asks [{id, text, entry}]} ----
     var KEY = 'shopbot:' + shop, store = {};
     try { store = JSON.parse(localStorage.getItem(KEY)) || {}; } catch (e) {}
     if (!Array.isArray(store.q)) store.q = [];
@@ -169,7 +169,9 @@
       '@keyframes sbB{0%,60%,100%{opacity:.35;transform:none}30%{opacity:1;transform:translateY(-3px)}}' +
       '.sg{display:flex;flex-wrap:wrap;gap:8px;justify-content:flex-end}' +
       '.sg button{border:1.5px solid var(--a);border-radius:999px;padding:7px 13px;font-size:14px;line-height:1.3;text-align:left;background:var(--bg)}' +
-      '.sg button:hover{background:var(--bot)}' +
+      '.sg button:hover,.dm button:hover{background:var(--bot)}' +
+      '.dm{align-self:flex-start;max-width:85%;display:flex;flex-wrap:wrap;gap:6px;font-size:13.5px;color:var(--mut)}.dm b{flex-basis:100%;font-weight:550}' +
+      '.dm button{border:1.5px solid var(--a);border-radius:14px;padding:6px 12px;text-align:left;color:var(--fg);background:var(--bg)}' +
       // composer
       '.f{display:flex;align-items:flex-end;gap:8px;padding:10px 12px 12px;border-top:1px solid var(--bd);flex:none}' +
       'textarea{flex:1;resize:none;border:1px solid var(--bd);border-radius:20px;padding:9px 14px;font-size:16px;line-height:1.35;' +
@@ -301,6 +303,7 @@
         b.setAttribute('data-message-id', f.message);
         meta.appendChild(thumbs(f));
       }
+      didYouMean(t, f.suggestions);
       if (f.mode == 'fallback') contact(t, f.contact || store.k); // the way to a human, right under the answer
       if (meta.firstChild) t.el.appendChild(meta);
       stick();
@@ -320,6 +323,19 @@
       });
       return box;
     }
+    // "Did you mean": each button asks that entry's question, naming the entry.
+    function didYouMean(t, list) {
+      list = (Array.isArray(list) ? list : []).filter(function (s) { return s && s.question && typeof s.id == 'number'; });
+      if (!list.length) return;
+      var box = el('div', 'dm', null, { role: 'group', 'aria-label': 'Did you mean', 'data-testid': 'sb-did-you-mean' });
+      box.appendChild(el('b', 0, 'Did you mean:'));
+      list.slice(0, 3).forEach(function (s) {
+        var btn = el('button', 0, String(s.question), { type: 'button', 'data-testid': 'sb-did-you-mean-option', 'data-entry': s.id });
+        btn.onclick = safe(function () { ask(s.question, s.id); input.focus(); });
+        box.appendChild(btn);
+      });
+      t.el.appendChild(box);
+    }
     function contact(t, c) {
       if (!c) return;
       var box = el('div', 'ct', null, { 'data-testid': 'sb-contact' }), links = el('div');
@@ -336,15 +352,22 @@
     }
 
     // ---- Asking ----
-    function ask(text) {
+    function ask(text, entry) {
       text = String(text == null ? '' : text).trim();
       if (!text || stopped) return;
       var q = { id: uid(), text: text };
+      if (entry != null) q.entry = entry;
       store.q.push(q);
       save();
       waiting(turn(q.id, text));
+      turns[q.id].entry = q.entry; // "Try again" repeats the click
       stick(true);
-      if (!tx({ type: 'ask', id: q.id, text: text }) && !ws) connect(); // else sent on 'ready'
+      if (!tx(askFrame(q)) && !ws) connect(); // else sent on 'ready'
+    }
+    function askFrame(q) {
+      var o = { type: 'ask', id: q.id, text: q.text };
+      if (typeof q.entry == 'number') o.entry = q.entry;
+      return o;
     }
     function tx(o) {
       if (!ready || !ws || ws.readyState != 1) return false;
@@ -407,7 +430,7 @@
         // Resend unanswered asks with the SAME id: the server answers each id once.
         store.q = store.q.filter(function (q) { return !answered[q.id]; });
         save();
-        store.q.forEach(function (q) { waiting(turn(q.id, q.text)); tx({ type: 'ask', id: q.id, text: q.text }); });
+        store.q.forEach(function (q) { waiting(turn(q.id, q.text)); tx(askFrame(q)); });
         for (var k in fbq) tx(fbq[k]);
         refresh();
         stick(true);
@@ -440,7 +463,7 @@
           dropQ(f.id);
           if (t.b) { t.b.remove(); t.b = null; }
           var er = el('div', 'er', msg, { role: 'note', 'data-testid': 'sb-error' }), again = el('button', 0, 'Try again', { type: 'button' });
-          again.onclick = safe(function () { t.el.remove(); delete turns[t.id]; ask(t.u ? t.u.textContent : ''); });
+          again.onclick = safe(function () { t.el.remove(); delete turns[t.id]; ask(t.u ? t.u.textContent : '', t.entry); });
           if (t.u && /rate_limited|unavailable|conversation_full/.test(f.code)) er.appendChild(again);
           note(t, er);
           // This conversation is full: the next connection starts a new one ("Try again" asks there).
