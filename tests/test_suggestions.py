@@ -49,6 +49,11 @@ async def close_thread_connections():
     await sync_to_async(connections.close_all)()
 
 
+def faq_page_link(shop: Shop, entry: FAQEntry) -> str:
+    """The source link of an answer (relative: these tests send no Host header)."""
+    return f"/faq/{shop.slug}/#faq-{entry.pk}"
+
+
 async def click(chat: Chat, entry: int, text: str, ask_id: str | None = None) -> dict:
     """Send a "did you mean" click; return the answer or error frame (deltas skipped)."""
     ask_id = ask_id or uuid.uuid4().hex
@@ -88,7 +93,9 @@ async def test_unsure_question_gets_suggestions_and_a_click_answers_and_records_
 
     assert answer["type"] == "answer" and answer["mode"] == "faq"
     assert answer["text"] == refunds.answer
-    assert answer["sources"] == [{"id": refunds.pk, "question": REFUNDS}]
+    assert answer["sources"] == [
+        {"id": refunds.pk, "question": REFUNDS, "url": faq_page_link(demo_shop, refunds)}
+    ]
     assert answer["suggestions"] == []
     assert again == answer
     assert off_topic["mode"] == "fallback" and off_topic["suggestions"] == []
@@ -185,7 +192,9 @@ async def test_owner_accepts_the_wording_and_the_same_question_is_then_answered(
         _, answer = await chat.ask(UNSURE)
     assert answer["mode"] == "faq"
     assert answer["text"] == refunds.answer
-    assert answer["sources"] == [{"id": refunds.pk, "question": REFUNDS}]
+    assert answer["sources"] == [
+        {"id": refunds.pk, "question": REFUNDS, "url": faq_page_link(demo_shop, refunds)}
+    ]
 
 
 async def test_owner_of_another_shop_cannot_decide_and_dismiss_keeps_the_phrasings(
@@ -335,7 +344,9 @@ async def test_with_claude_the_candidates_go_to_claude_and_a_click_is_answered_c
     assert [r["source"] for r in clicked.search_results] == [f"faq:{refunds.pk}"]
     assert answer["mode"] == "llm"
     assert answer["text"] == "Send us a photo within 24 hours for a refund."
-    assert answer["sources"] == [{"id": refunds.pk, "question": REFUNDS}]
+    assert answer["sources"] == [
+        {"id": refunds.pk, "question": REFUNDS, "url": faq_page_link(demo_shop, refunds)}
+    ]
     assert await CustomerWording.objects.filter(entry=refunds, text=UNSURE).aexists()
 
 
