@@ -8,8 +8,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint format bench install clean-db
 
+# The first run writes .env (DEBUG on, a generated SECRET_KEY), read by settings from then on, so
+# the commands `make run` and the README print work in a plain shell. Never overwritten.
 run: $(STAMP)
-	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py serve
+	@$(BIN)/python -m shopbot.envfile .env
+	$(BIN)/python manage.py serve
 
 test: $(STAMP)
 	$(BIN)/ruff check .

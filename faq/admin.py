@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import slugify
 
-from faq import importing, indexing, retrieval, webimport
+from faq import checklist, faqpage, importing, indexing, retrieval, webimport
 from faq.models import FAQEntry, Shop
 from shopbot.owners import ShopScopedAdmin, shops_for
 from widget.models import CustomerWording, wording_key
@@ -101,7 +101,7 @@ class ShopAdmin(ShopScopedAdmin):
         "created",
     ]
     search_fields = ["name"]
-    readonly_fields = ["public_key", "snippet", "claude_usage", "created"]
+    readonly_fields = ["public_key", "snippet", "claude_usage", "faq_page_link", "created"]
     fieldsets = [
         (None, {"fields": ["name", "public_key", "snippet", "allowed_origins"]}),
         (
@@ -121,6 +121,10 @@ class ShopAdmin(ShopScopedAdmin):
             },
         ),
         ("Handoff to a person", {"fields": ["contact_email", "contact_phone", "contact_url"]}),
+        (
+            "The FAQ page",
+            {"fields": ["slug", "faq_page_link", "faq_location", "faq_page_url"]},
+        ),
         ("Access", {"fields": ["owners", "created"]}),
     ]
     filter_horizontal = ["owners"]
@@ -154,6 +158,19 @@ class ShopAdmin(ShopScopedAdmin):
             embed_snippet(obj, _request.get()),
         )
 
+    @admin.display(description="Public FAQ page")
+    def faq_page_link(self, obj: Shop) -> str:
+        if not obj.pk or not obj.slug:
+            return "Save the shop to get its FAQ page."
+        url = site_url(_request.get()) + obj.get_absolute_url()
+        return format_html(
+            '<a href="{}" target="_blank" rel="noopener">{}</a><div class=help>The published '
+            "entries, searchable, with the chat and search engines' FAQ markup. Link to it from "
+            "your site, or export it as HTML from the FAQ entries list.</div>",
+            url,
+            url,
+        )
+
     def get_fieldsets(self, request, obj=None):
         # A setting added to Shop later still shows up, even before someone places it above.
         fieldsets = list(super().get_fieldsets(request, obj))
@@ -181,6 +198,11 @@ class ShopAdmin(ShopScopedAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return request.user.is_superuser and super().has_delete_permission(request, obj)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk:
+            context["checklist"] = checklist.for_shop(obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         token = _request.set(request)
@@ -291,6 +313,8 @@ class ShopAdmin(ShopScopedAdmin):
         threshold = None
         if form.is_valid():
             result = retrieval.search(shop, form.cleaned_data["q"], limit=TRY_LIMIT)
+            # For the set-up checklist: the owner has seen what the bot would answer.
+            Shop.objects.filter(pk=shop.pk).update(question_tried=timezone.now())
             # Shown when the retrieval policy exposes it: what "confident" means for this shop.
             shop_threshold = getattr(retrieval, "shop_threshold", None)
             threshold = shop_threshold(shop) if shop_threshold else None
@@ -394,7 +418,14 @@ class FAQEntryAdmin(ShopScopedAdmin):
         "created",
         "updated",
     ]
-    actions = ["publish", "unpublish", "reembed_selected", "export_csv", "export_json"]
+    actions = [
+        "publish",
+        "unpublish",
+        "reembed_selected",
+        "export_csv",
+        "export_json",
+        "export_html",
+    ]
 
     def get_changeform_initial_data(self, request) -> dict:
         initial = super().get_changeform_initial_data(request)
@@ -498,14 +529,23 @@ class FAQEntryAdmin(ShopScopedAdmin):
     def export_json(self, request, queryset) -> HttpResponse:
         return self._export(queryset, "json")
 
+    @admin.action(
+        description="Export selected published entries as HTML (for your site)",
+        permissions=["view"],
+    )
+    def export_html(self, request, queryset) -> HttpResponse:
+        return self._export(queryset, "html")
+
     def _export(self, queryset, fmt: str) -> HttpResponse:
         entries = queryset.order_by("category", "question")
         names = sorted({e.shop.name for e in entries.select_related("shop")})
         stem = slugify(names[0]) if len(names) == 1 else "faq"
-        content_type = "text/csv" if fmt == "csv" else "application/json"
-        response = HttpResponse(
-            importing.export(entries, fmt), content_type=f"{content_type}; charset=utf-8"
-        )
+        content_type = {"csv": "text/csv", "json": "application/json", "html": "text/html"}[fmt]
+        if fmt == "html":
+            text = faqpage.export_html(queryset, names[0] if len(names) == 1 else "FAQ")
+        else:
+            text = importing.export(entries, fmt)
+        response = HttpResponse(text, content_type=f"{content_type}; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{stem or "faq"}-faq.{fmt}"'
         return response
 

@@ -5,8 +5,12 @@ import re
 import secrets
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator, URLValidator
 from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import slugify
 from pgvector.django import HnswIndex, VectorField
 
 
@@ -22,6 +26,26 @@ def text_hash(text: str) -> str:
 
 def split_lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def unique_shop_slug(name: str, exclude_pk: int | None = None) -> str:
+    """A slug for the shop's public FAQ page address: the name's, with -2, -3... if taken."""
+    base = slugify(name)[:50].strip("-") or "shop"
+    taken = set(
+        Shop.objects.exclude(pk=exclude_pk)
+        .filter(slug__startswith=base)
+        .values_list("slug", flat=True)
+    )
+    slug, n = base, 1
+    while slug in taken:
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+def entry_anchor(entry_id: int) -> str:
+    """The element id of an entry on the FAQ page and in the HTML export: stable across edits."""
+    return f"faq-{entry_id}"
 
 
 def default_monthly_tokens() -> int:
@@ -43,7 +67,43 @@ def split_sentences(text: str) -> list[str]:
 
 
 class Shop(models.Model):
+    HOSTED = "hosted"
+    OWN_PAGE = "own"
+    FAQ_LOCATIONS = [
+        (HOSTED, "The FAQ page ShopBot hosts (/faq/<slug>/)"),
+        (OWN_PAGE, "My own page (the address below)"),
+    ]
+
     name = models.CharField(max_length=100)
+    slug = models.SlugField(
+        max_length=60,
+        unique=True,
+        blank=True,
+        help_text="The address of the shop's public FAQ page: /faq/<slug>/. Empty: from the name.",
+    )
+    faq_location = models.CharField(
+        "where the FAQ lives",
+        max_length=10,
+        choices=FAQ_LOCATIONS,
+        default=HOSTED,
+        blank=True,  # a settings form saved without this field keeps the hosted page
+        help_text='Where the chat\'s "From our FAQ" links point.',
+    )
+    faq_page_url = models.URLField(
+        "your FAQ page's address",
+        blank=True,
+        max_length=500,
+        validators=[URLValidator(schemes=["http", "https"])],
+        help_text="Used when the FAQ lives on your own page. Paste the HTML export there and the "
+        "links land on each entry.",
+    )
+    question_tried = models.DateTimeField(
+        "last tried a question",
+        null=True,
+        blank=True,
+        editable=False,
+        help_text='When "Try a question" was last used on this shop (the set-up checklist).',
+    )
     public_key = models.CharField(
         max_length=40, unique=True, default=new_public_key, editable=False
     )
@@ -101,6 +161,36 @@ class Shop(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs):
+        if not self.slug:
+            self.slug = unique_shop_slug(self.name, exclude_pk=self.pk)
+        super().save(*args, **kwargs)
+
+    def get_absolute_url(self) -> str:
+        return reverse("faq-page", args=[self.slug])
+
+    def clean(self) -> None:
+        if self.faq_location == self.OWN_PAGE and not self.faq_page_url:
+            raise ValidationError(
+                {"faq_page_url": "Give the address of your FAQ page, or choose the hosted page."}
+            )
+
+    def faq_entry_url(self, entry_id: int, site: str) -> str:
+        """Where "From our FAQ" links for that entry: the owner's page if they chose it (and gave
+        an http/https address), else the hosted page on `site` (e.g. https://bot.example.com)."""
+        if self.faq_location == self.OWN_PAGE and self.faq_page_url.startswith(
+            ("http://", "https://")
+        ):
+            return f"{self.faq_page_url.split('#')[0]}#{entry_anchor(entry_id)}"
+        return f"{site}{self.get_absolute_url()}#{entry_anchor(entry_id)}"
+
+    def with_urls(self, sources: list[dict], site: str) -> list[dict]:
+        """An answer's stored sources with each entry's link added (worked out when sent, so a
+        change of where the FAQ lives applies to old answers too)."""
+        return [
+            {**s, "url": self.faq_entry_url(s["id"], site)} if "id" in s else s for s in sources
+        ]
+
     @property
     def origins(self) -> list[str]:
         return [o.rstrip("/").lower() for o in split_lines(self.allowed_origins)]
@@ -117,6 +207,36 @@ class Shop(models.Model):
             "url": self.contact_url,
         }
         return {key: value for key, value in route.items() if value}
+
+
+class OriginSeen(models.Model):
+    """The first and last chat connection from each website embedding the widget (the set-up
+    checklist's "seen live"). One row per shop and origin, touched once per connection."""
+
+    shop = models.ForeignKey(Shop, models.CASCADE, related_name="origins_seen")
+    origin = models.CharField(max_length=200)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["shop", "origin"], name="origin_seen_once_per_shop")
+        ]
+
+    def __str__(self) -> str:
+        return self.origin
+
+    @classmethod
+    def record(cls, shop: Shop, origin: str) -> None:
+        """One INSERT ... ON CONFLICT: the first connection sets both dates, later ones only
+        last_seen."""
+        now = timezone.now()
+        cls.objects.bulk_create(
+            [cls(shop=shop, origin=origin[:200], first_seen=now, last_seen=now)],
+            update_conflicts=True,
+            unique_fields=["shop", "origin"],
+            update_fields=["last_seen"],
+        )
 
 
 class FAQEntry(models.Model):

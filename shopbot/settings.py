@@ -16,8 +16,17 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# The local .env (written by `make run` on its first run: DEBUG on and a generated SECRET_KEY) is
+# read first, so every command a developer copies from the README works in a plain shell. Real
+# environment variables win over it. SHOPBOT_ENV_FILE points elsewhere; empty reads no file (the
+# test settings do that, so the suite never sees a developer's .env).
+ENV_FILE = os.getenv("SHOPBOT_ENV_FILE", str(BASE_DIR / ".env")).strip()
+if ENV_FILE:
+    load_dotenv(ENV_FILE, override=False)
 
 
 def envbool(name: str, default: str) -> bool:

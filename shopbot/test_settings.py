@@ -5,6 +5,8 @@ Everything else (the database, the model, the channel layer) stays exactly as a 
 
 import os
 
+# Never a developer's .env: the suite runs on the environment it is given.
+os.environ["SHOPBOT_ENV_FILE"] = ""
 os.environ.setdefault("SECRET_KEY", "insecure-key-for-tests-only")
 
 from shopbot.settings import *  # noqa: F403

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import path
 
+from faq import views as faq_views
 from shopbot import views
 from widget import views as widget_views
 
@@ -11,6 +12,7 @@ admin.site.index_title = "Your shop's chatbot"
 urlpatterns = [
     path("", views.storefront, name="storefront"),
     path("healthz", views.healthz, name="healthz"),
+    path("faq/<slug:slug>/", faq_views.faq_page, name="faq-page"),
     path("widget.js", widget_views.widget_js, name="widget-js"),
     path("admin/", admin.site.urls),
 ]

@@ -45,10 +45,12 @@ async def test_deltas_stream_in_order_and_sources_come_from_the_citations(demo_s
     assert answer["text"] == "".join(chunks)
     entries = await entries_by_source(fake.requests)
     cited = list(entries.values())[1]
-    assert answer["sources"] == [{"id": cited.pk, "question": cited.question}]
+    url = f"/faq/{demo_shop.slug}/#faq-{cited.pk}"
+    assert answer["sources"] == [{"id": cited.pk, "question": cited.question, "url": url}]
 
     _, reply = await messages_of(conversation)
-    assert (reply.mode, reply.text, reply.sources) == ("llm", answer["text"], answer["sources"])
+    stored = [{"id": cited.pk, "question": cited.question}]
+    assert (reply.mode, reply.text, reply.sources) == ("llm", answer["text"], stored)
     assert (reply.input_tokens, reply.output_tokens) == (321, 12)
     assert reply.latency_ms is not None and reply.confident is True
 
@@ -125,7 +127,8 @@ async def test_every_claude_failure_ends_in_an_faq_or_fallback_answer(
     assert len(deltas) == failure.get("after", 0)
     assert answer["mode"] == "faq"
     assert answer["text"] == delivery.answer
-    assert answer["sources"] == [{"id": delivery.pk, "question": DELIVERY}]
+    url = f"/faq/{demo_shop.slug}/#faq-{delivery.pk}"
+    assert answer["sources"] == [{"id": delivery.pk, "question": DELIVERY, "url": url}]
     assert off_topic["mode"] == "fallback"
     assert off_topic["text"] == demo_shop.fallback_message
     assert off_topic["contact"] == demo_shop.contact()

@@ -403,7 +403,8 @@ async def test_an_imported_entry_answers_in_the_chat(site, local_pages, chat_wit
         _, answer = await chat.ask("what do I need to bring for my first yoga class?")
     assert answer["mode"] == "faq"
     assert answer["text"] == "Comfortable clothes and water.\n\nWe lend mats for free."
-    assert answer["sources"] == [{"id": entry.pk, "question": entry.question}]
+    url = f"/faq/{shop.slug}/#faq-{entry.pk}"  # the hosted FAQ page (no Host header: a path)
+    assert answer["sources"] == [{"id": entry.pk, "question": entry.question, "url": url}]
 
 
 # --- The admin, as an owner ---------------------------------------------------------------------

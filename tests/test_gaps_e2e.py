@@ -142,6 +142,8 @@ async def test_three_unanswered_wordings_become_one_group_then_an_faq_that_answe
     # The next customer asks the question again and gets the new entry, with it as the source.
     answer = await ask(demo_shop, JOB_QUESTIONS[0])
     assert answer["mode"] in ("faq", "llm"), answer
-    assert answer["sources"][0] == {"id": entry.pk, "question": entry.question}
+    source = answer["sources"][0]
+    assert (source["id"], source["question"]) == (entry.pk, entry.question)
+    assert source["url"].endswith(f"/faq/{demo_shop.slug}/#faq-{entry.pk}")
     assert answer["text"] == ANSWER
     assert await sync_to_async(gaps.open_groups)(demo_shop) == []

@@ -24,7 +24,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import DatabaseError
 
-from faq.models import Shop
+from faq.models import OriginSeen, Shop
 from widget import limits, pipeline
 from widget.models import Conversation, CustomerWording, Message
 
@@ -115,7 +115,7 @@ def get_shop(key: str) -> Shop | None:
     return Shop.objects.filter(public_key=key).first()
 
 
-def history_item(message: Message) -> dict:
+def history_item(message: Message, shop: Shop | None = None, site: str = "") -> dict:
     if message.role == Message.USER:
         return {"role": "user", "id": message.ask_id, "text": message.text}
     return {
@@ -123,7 +123,7 @@ def history_item(message: Message) -> dict:
         "id": message.ask_id,
         "text": message.text,
         "message": message.pk,
-        "sources": message.sources,
+        "sources": shop.with_urls(message.sources, site) if shop else message.sources,
         "mode": message.mode,
         "suggestions": message.suggestions,
         "feedback": message.feedback or None,
@@ -132,7 +132,7 @@ def history_item(message: Message) -> dict:
 
 @database_sync_to_async
 def open_conversation(
-    shop: Shop, conversation_id: str, page_url: str, user_agent: str
+    shop: Shop, conversation_id: str, page_url: str, user_agent: str, site: str = ""
 ) -> tuple[Conversation, bool, list[dict], set[str]]:
     """Resume the shop's conversation with that id, or start a new one. Also returns the ask ids
     of its questions (for the conversation-length limit). A new conversation is not saved here:
@@ -148,7 +148,7 @@ def open_conversation(
     conversation.shop = shop
     recent = conversation.messages.order_by("-id")[:HISTORY_LIMIT]
     asked = set(conversation.messages.filter(role=Message.USER).values_list("ask_id", flat=True))
-    return conversation, True, [history_item(m) for m in reversed(recent)], asked
+    return conversation, True, [history_item(m, shop, site) for m in reversed(recent)], asked
 
 
 @database_sync_to_async
@@ -170,13 +170,19 @@ def save_feedback(conversation: Conversation, message_id: int, value: str) -> bo
     return True
 
 
-def answer_frame(ask_id: str, message: Message, shop: Shop) -> dict:
+@database_sync_to_async
+def record_origin(shop: Shop, origin: str) -> None:
+    OriginSeen.record(shop, origin)
+
+
+def answer_frame(ask_id: str, message: Message, shop: Shop, site: str = "") -> dict:
     return {
         "type": "answer",
         "id": ask_id,
         "message": message.pk,
         "text": message.text,
-        "sources": message.sources,
+        # Each source with the link to its entry on the shop's FAQ page (docs/protocol.md).
+        "sources": shop.with_urls(message.sources, site),
         "mode": message.mode,
         "suggestions": message.suggestions,
         "contact": shop.contact(),
@@ -221,6 +227,7 @@ def stop_reading(send) -> None:
 class ChatConsumer(AsyncJsonWebsocketConsumer):
     shop: Shop | None = None
     conversation: Conversation | None = None
+    site: str = ""
     limiter: limits.ConnectionLimits | None = None
     closing = False  # once set, incoming frames are dropped unread
 
@@ -317,6 +324,18 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.refuse(CLOSE_FORBIDDEN_ORIGIN)
             return
 
+        # Where the links to the hosted FAQ page point: this site's own origin, as trusted as
+        # for the origin check (SITE_URL, or an ALLOWED_HOSTS Host); else they are paths.
+        self.site = own or ""
+        if origin is not None and normalise_origin(origin) in {
+            normalise_origin(o) for o in shop.origins
+        }:
+            # The set-up checklist's "seen live": one upsert per connection from a listed site.
+            try:
+                await record_origin(shop, normalise_origin(origin))
+            except DatabaseError:
+                logger.warning("Could not record the chat's origin", exc_info=True)
+
         # Shown to the owner, so only a real http(s) address; else the Origin (also checked).
         page = clean_page((query.get("page") or [""])[0]) or clean_page(origin or "")
         try:
@@ -325,6 +344,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 (query.get("conversation") or [""])[0],
                 page,
                 limits.clean_text(headers.get("user-agent", "")),
+                site=self.site,
             )
         except DatabaseError:
             logger.exception("Database unavailable while opening a chat")
@@ -474,7 +494,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         try:
             async with self.turn:
                 message = await pipeline.answer(self.conversation, ask_id, text, on_delta, entry)
-            await self.send_json(answer_frame(ask_id, message, self.shop))
+            await self.send_json(answer_frame(ask_id, message, self.shop, self.site))
         except pipeline.UnknownEntry:
             await self.send_error(ask_id, "unknown_entry")
         except DatabaseError:

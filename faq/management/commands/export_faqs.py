@@ -1,4 +1,5 @@
-"""Export a shop's FAQ as CSV or JSON, in the format import_faqs reads back."""
+"""Export a shop's FAQ as CSV or JSON, in the format import_faqs reads back, or as HTML (the
+published entries with schema.org JSON-LD, for the owner's own site)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,18 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from faq import importing
+from faq import faqpage, importing
 from faq.models import Shop
 
 
 class Command(BaseCommand):
-    help = "Export a shop's FAQ entries as CSV or JSON (to standard output, or -o FILE)."
+    help = "Export a shop's FAQ entries as CSV, JSON or HTML (to standard output, or -o FILE)."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("shop_id", type=int)
-        parser.add_argument("--format", choices=importing.FORMATS, help="Default: from -o, or csv")
+        parser.add_argument(
+            "--format", choices=[*importing.FORMATS, "html"], help="Default: from -o, or csv"
+        )
         parser.add_argument("-o", "--output", help="File to write (default: standard output)")
 
     def handle(self, *args, shop_id: int, format: str | None, output: str | None, **opts):
@@ -23,8 +26,11 @@ class Command(BaseCommand):
             shop = Shop.objects.get(pk=shop_id)
         except Shop.DoesNotExist:
             raise CommandError(f"There is no shop with id {shop_id}.") from None
-        fmt = format or (importing.guess_format(output) if output else None) or "csv"
-        text = importing.export(shop.entries.order_by("category", "question"), fmt)
+        fmt = format or (self.guess_format(output) if output else None) or "csv"
+        if fmt == "html":
+            text = faqpage.export_html(shop.entries.all(), shop.name)
+        else:
+            text = importing.export(shop.entries.order_by("category", "question"), fmt)
         if not output:
             self.stdout.write(text, ending="")
             return
@@ -32,4 +38,11 @@ class Command(BaseCommand):
             Path(output).write_text(text, encoding="utf-8")
         except OSError as exc:
             raise CommandError(f"Cannot write {output}: {exc.strerror}.") from None
-        self.stderr.write(f"Wrote {shop.entries.count()} entries of {shop.name!r} to {output}.")
+        entries = shop.entries.filter(published=True) if fmt == "html" else shop.entries
+        self.stderr.write(f"Wrote {entries.count()} entries of {shop.name!r} to {output}.")
+
+    @staticmethod
+    def guess_format(filename: str) -> str | None:
+        if filename.lower().endswith((".html", ".htm")):
+            return "html"
+        return importing.guess_format(filename)

@@ -58,6 +58,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("ShopBot is starting:"))
         if shop:
             self.stdout.write(f"  Demo storefront:  {base}/")
+            self.stdout.write(f"  Its FAQ page:     {base}{shop.get_absolute_url()}")
         self.stdout.write(f"  Admin:            {base}/admin/")
         if shop:
             snippet = (

@@ -289,8 +289,16 @@
       b.setAttribute('data-state', 'final');
       b.setAttribute('data-mode', f.mode || '');
       b.removeAttribute('aria-busy');
-      var srcs = (Array.isArray(f.sources) ? f.sources : []).map(function (s) { return s && s.question; }).filter(Boolean);
-      if (srcs.length) meta.appendChild(el('div', 'src', 'From our FAQ: ' + srcs.join(' · '), { 'data-testid': 'sb-sources' }));
+      var srcs = (Array.isArray(f.sources) ? f.sources : []).filter(function (s) { return s && s.question; });
+      if (srcs.length) {
+        // Each source links to its entry on the shop's FAQ page (http/https only, new tab).
+        var sd = el('div', 'src', 'From our FAQ: ', { 'data-testid': 'sb-sources' });
+        srcs.forEach(function (s, i) {
+          if (i) sd.appendChild(D.createTextNode(' · '));
+          sd.appendChild((/^https?:\/\//i.test(s.url || '') && link(s.url, s.question)) || D.createTextNode(s.question));
+        });
+        meta.appendChild(sd);
+      }
       if (f.message != null) {
         b.setAttribute('data-message-id', f.message);
         meta.appendChild(thumbs(f));

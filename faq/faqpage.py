@@ -1,0 +1,83 @@
+"""
+The shop's FAQ as a web page: the public page at /faq/<slug>/ and the HTML export share this.
+
+Both list exactly the published entries, by category, each under its own anchor (entry_anchor),
+with schema.org FAQPage JSON-LD of the same entries for search engines' rich results.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from django.db.models import Max, QuerySet
+from django.template.loader import render_to_string
+from django.utils.safestring import SafeString, mark_safe
+
+from faq.models import FAQEntry, Shop, entry_anchor
+
+UNCATEGORISED = "Other questions"
+
+
+@dataclass
+class Section:
+    name: str
+    entries: list[FAQEntry]
+
+
+def published_entries(shop: Shop) -> list[FAQEntry]:
+    return anchored(shop.entries.filter(published=True))
+
+
+def anchored(entries: QuerySet[FAQEntry]) -> list[FAQEntry]:
+    """The entries in page order, each with the anchor the chat's source links point at."""
+    result = list(entries.order_by("category", "question"))
+    for entry in result:
+        entry.anchor = entry_anchor(entry.pk)
+    return result
+
+
+def sections(entries: list[FAQEntry]) -> list[Section]:
+    """Entries grouped by category, named categories first in order, then the uncategorised."""
+    groups: dict[str, list[FAQEntry]] = {}
+    for entry in entries:
+        groups.setdefault(entry.category.strip(), []).append(entry)
+    named = [Section(name, items) for name, items in sorted(groups.items()) if name]
+    return named + ([Section(UNCATEGORISED, groups[""])] if "" in groups else [])
+
+
+def last_updated(shop: Shop):
+    return shop.entries.filter(published=True).aggregate(last=Max("updated"))["last"]
+
+
+def jsonld(entries: list[FAQEntry]) -> dict:
+    return {
+        "@context": "https://schema.org",
+        "@type": "FAQPage",
+        "mainEntity": [
+            {
+                "@type": "Question",
+                "name": entry.question,
+                "acceptedAnswer": {"@type": "Answer", "text": entry.answer},
+            }
+            for entry in entries
+        ],
+    }
+
+
+def jsonld_script(entries: list[FAQEntry]) -> SafeString:
+    """The JSON-LD as a <script> element. <, > and & are escaped as JSON unicode escapes, so an
+    answer containing "</script>" cannot end the element early."""
+    text = json.dumps(jsonld(entries), ensure_ascii=False, indent=1)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return mark_safe(f'<script type="application/ld+json">\n{text}\n</script>')
+
+
+def export_html(entries: QuerySet[FAQEntry], title: str) -> str:
+    """A standalone HTML file of the published ones among `entries`, with the JSON-LD and the
+    same anchors as the hosted page, for owners who paste it into their own site."""
+    published = anchored(entries.filter(published=True))
+    return render_to_string(
+        "faq/export.html",
+        {"title": title, "sections": sections(published), "jsonld": jsonld_script(published)},
+    )

@@ -1,0 +1,46 @@
+"""The public FAQ page of a shop: /faq/<slug>/ (plain HTML, works without JavaScript)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+
+from faq import faqpage, retrieval
+from faq.models import Shop, entry_anchor
+from widget.limits import clean_text
+
+SEARCH_LIMIT = 3
+MAX_QUERY_CHARS = 300
+
+
+def faq_page(request: HttpRequest, slug: str) -> HttpResponse:
+    shop = get_object_or_404(Shop, slug=slug)
+    entries = faqpage.published_entries(shop)
+    # Cleaned as the chat cleans a question: a NUL byte would reach PostgreSQL in the search.
+    query = clean_text(request.GET.get("q", "")).strip()[:MAX_QUERY_CHARS]
+    hits = None
+    confident = False
+    if query and entries:
+        # The same search the chat uses, so the page finds what the bot would.
+        result = retrieval.search(shop, query, limit=SEARCH_LIMIT)
+        confident = result.confident
+        hits = [hit.entry for hit in result.hits]
+        for entry in hits:
+            entry.anchor = entry_anchor(entry.pk)
+    site = settings.SITE_URL or request.build_absolute_uri("/").rstrip("/")
+    return render(
+        request,
+        "faq/page.html",
+        {
+            "shop": shop,
+            "sections": faqpage.sections(entries),
+            "entry_count": len(entries),
+            "updated": faqpage.last_updated(shop),
+            "jsonld": faqpage.jsonld_script(entries),
+            "query": query,
+            "hits": hits,
+            "confident": confident,
+            "site": site,
+        },
+    )

@@ -1,0 +1,62 @@
+"""
+The README's screenshot of the public FAQ page: the demo shop's page after a search, on the real
+server, with the chat's launcher in the corner.
+
+Not part of the test run (the file name does not start with test_); make it with:
+
+    SHOPBOT_TEST_DB=test_shots .venv/bin/python -m pytest tests/browser/screenshot_faq_page.py
+
+It lands in docs/screenshots/faq-page.png.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from playwright.sync_api import expect
+
+from tests.browser.conftest import ROOT, w
+
+OUT = ROOT / "docs" / "screenshots"
+PASSWORD = "a-long-screenshot-password-1"
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db]
+
+
+def test_screenshot_faq_page(browser, site):
+    shop, server = site["shop"], site["server"]
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    page.goto(f"{server.url}/faq/{shop.slug}/?q=do+you+deliver+on+sundays")
+    expect(w(page, "sb-launcher")).to_be_visible()
+    page.mouse.move(1, 1)
+    OUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUT / "faq-page.png"))
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def owner(site, django_db_blocker):
+    """An owner of the demo shop, committed (module scope: outside any test transaction), so the
+    server process can sign them in."""
+    with django_db_blocker.unblock():
+        call_command("create_owner", site["shop"].pk, "poppy", password=PASSWORD)
+    yield "poppy"
+    with django_db_blocker.unblock():
+        User.objects.filter(username="poppy").delete()
+
+
+def test_screenshot_setup_checklist(browser, site, owner):
+    shop, server = site["shop"], site["server"]
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(f"{server.url}/admin/login/")
+    page.fill("#id_username", owner)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.goto(f"{server.url}/admin/faq/shop/{shop.pk}/change/")
+    box = page.locator("[data-testid=setup-checklist]")
+    expect(box).to_be_visible()
+    box.screenshot(path=str(OUT / "setup-checklist.png"))
+    context.close()

@@ -1,0 +1,59 @@
+"""
+The public FAQ page in a real browser (Debian's headless Chromium via Playwright) against the real
+server: the chat's "From our FAQ" source is a link to that entry's anchor on the shop's FAQ page,
+and the page's search works with JavaScript off.
+"""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from faq.models import FAQEntry
+from tests.browser.conftest import ANSWER_TIMEOUT, DELIVERY, ask, open_widget, w, wait_answers
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db]
+
+
+def test_the_answers_source_links_to_the_faq_page_anchor_of_that_entry(page, site):
+    shop, server = site["shop"], site["server"]
+    entry = FAQEntry.objects.get(shop=shop, question=DELIVERY)
+    open_widget(page, server.url)
+    ask(page, "Do you deliver to Princeton?")
+    wait_answers(page, 1)
+
+    sources = w(page, "sb-sources")
+    expect(sources).to_have_text(f"From our FAQ: {DELIVERY}")
+    link = sources.locator("a")
+    url = f"{server.url}/faq/{shop.slug}/#faq-{entry.pk}"
+    expect(link).to_have_attribute("href", url)
+    expect(link).to_have_attribute("target", "_blank")
+    expect(link).to_have_attribute("rel", "noopener noreferrer")
+
+    with page.context.expect_page() as opened:
+        link.click()
+    faq = opened.value
+    faq.wait_for_load_state()
+    assert faq.url == url
+    target = faq.locator("article.faq-entry:target")
+    expect(target).to_have_attribute("id", f"faq-{entry.pk}", timeout=ANSWER_TIMEOUT)
+    expect(target.locator("h3")).to_have_text(DELIVERY)
+    expect(target).to_be_in_viewport()
+    # The widget is on the FAQ page too (its own site, so always allowed).
+    expect(w(faq, "sb-launcher")).to_be_visible(timeout=ANSWER_TIMEOUT)
+
+
+def test_the_storefront_links_to_the_faq_page_whose_search_works_without_javascript(browser, site):
+    shop, server = site["shop"], site["server"]
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(server.url)
+    page.locator("[data-testid=faq-link]").click()
+    expect(page).to_have_url(f"{server.url}/faq/{shop.slug}/")
+    page.get_by_label("Search the questions").fill("can you bring flowers to princeton")
+    page.get_by_role("button", name="Search").click()
+    first = page.locator("[data-testid=faq-results] ol li a").first
+    expect(first).to_have_text(DELIVERY)
+    first.click()
+    expect(page.locator("article.faq-entry:target h3")).to_have_text(DELIVERY)
+    context.close()

@@ -1,0 +1,222 @@
+"""
+Every command that README.md and `make run`'s output print works as printed, on a fresh copy of
+the repository, in a shell where nobody has set anything (no DEBUG, no SECRET_KEY).
+
+The copy is made from the files git knows (tracked, or new and not ignored), with the shared .venv
+symlinked in; the real `make run` starts it (writing .env, a new embedded database, the demo
+shop, the admin user) and serves; then each printed command runs in a subprocess against that
+same database while the server is up. One database and one start-up for everything keeps it to
+a couple of minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from shopbot.daphne_process import free_port
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 240  # a new database, migrations, the demo shop's embeddings, the model
+COMMAND_TIMEOUT = 120
+
+# How each printed command is run: the arguments the README leaves to the reader (SHOP_ID,
+# FILE...) filled in. A command printed but missing here fails the test, so nothing is skipped
+# silently. None: not run, with the reason.
+EVAL_SET = {
+    "faqs": [
+        {"id": "hours", "question": "What are your opening hours?", "answer": "9 to 6."},
+        {"id": "returns", "question": "Can I return an item?", "answer": "Within 30 days."},
+    ],
+    "queries": [
+        {"text": "when are you open", "gold": ["hours"]},
+        {"text": "what is the capital of mongolia", "gold": []},
+    ],
+}
+
+
+def commands(shop_id: str, files: Path) -> dict[str, list[list[str]] | None]:
+    return {
+        "changepassword": [["changepassword", "admin"]],  # the password comes on stdin
+        "create_owner": [["create_owner", shop_id, "florence"]],
+        "reembed": [["reembed"], ["reembed", "--shop", shop_id]],
+        "import_faqs": [["import_faqs", shop_id, str(files / "new.csv")]],
+        "export_faqs": [
+            ["export_faqs", shop_id],
+            ["export_faqs", shop_id, "--format", "html", "-o", str(files / "faq.html")],
+        ],
+        "import_faq_page": [
+            ["import_faq_page", shop_id, str(ROOT / "tests/faq_pages/headings.html"), "--dry-run"]
+        ],
+        "eval_retrieval": [["eval_retrieval", str(files / "eval.json"), "--json"]],
+        "purge_conversations": [["purge_conversations"], ["purge_conversations", "--dry-run"]],
+        "bench_chat": [["bench_chat", "--clients", "2", "--rounds", "1", "--think", "0"]],
+        "migrate": [["migrate"]],
+        "collectstatic": [["collectstatic", "--noinput"]],
+        "check": [["check", "--deploy"]],
+        # django-axes (admin login throttling): lifts lockouts; with none it has nothing to do.
+        "axes_reset": [["axes_reset"]],
+        # What `make run` itself runs (make echoes it): it is the server this test started.
+        "serve": None,
+    }
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    """What a new terminal has: no Django, ShopBot or test variable at all."""
+    keep = ("PATH", "HOME", "LANG", "TMPDIR", "USER")
+    return {**{k: os.environ[k] for k in keep if k in os.environ}, **extra}
+
+
+def fresh_copy(target: Path) -> None:
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file() and not source.is_symlink():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    (target / ".venv").symlink_to((ROOT / ".venv").resolve())
+    # The shared venv is installed already: requirements older than its stamp, so make does not
+    # reinstall (it would if the copies looked newer).
+    for name in ("requirements.txt", "requirements-dev.txt"):
+        os.utime(target / name, (0, 0))
+
+
+def printed_commands(text: str) -> list[str]:
+    """The manage.py command names in a text, in order, once each."""
+    names = re.findall(r"manage\.py ([a-z_]+)", text)
+    return list(dict.fromkeys(names))
+
+
+def test_every_printed_command_works_on_a_fresh_copy(tmp_path):
+    if not (ROOT / ".venv" / "bin" / "python").exists():
+        pytest.skip("needs the project's .venv")
+    repo = tmp_path / "shopbot"
+    repo.mkdir()
+    fresh_copy(repo)
+    assert not (repo / ".env").exists()
+    port = free_port()
+    env = clean_environment(PORT=str(port))
+
+    server = subprocess.Popen(
+        ["make", "run"],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, so the whole of it can be stopped
+    )
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(server.stdout), daemon=True)
+    reader.start()
+    try:
+        wait_until_serving(server, port, output)
+        printed = "".join(output)
+        assert "Press Ctrl-C to stop." in printed
+        assert f"Demo storefront:  http://127.0.0.1:{port}/" in printed
+        # Every address it prints answers.
+        for address in re.findall(r"^  [A-Z][\w ]+:\s+(http://\S+)$", printed, re.M):
+            with urllib.request.urlopen(address, timeout=10) as response:
+                assert response.status == 200, address
+        assert f"http://127.0.0.1:{port}/faq/petal-stem/" in printed
+        password = re.search(r"password: (\S+)", printed).group(1)
+
+        env_file = (repo / ".env").read_text()
+        assert "DEBUG=True" in env_file and re.search(r"SECRET_KEY=\S{40,}", env_file)
+
+        files = tmp_path / "files"
+        files.mkdir()
+        (files / "new.csv").write_text(
+            "question,answer\nDo you sell gift cards?,Yes: $25 and $50 in the shop.\n"
+        )
+        (files / "eval.json").write_text(json.dumps(EVAL_SET))
+        shop_id = run(
+            repo,
+            ["shell", "-v", "0", "-c", "from faq.models import Shop; print(Shop.objects.get().pk)"],
+        )
+        table = commands(shop_id.strip(), files)
+
+        readme = (repo / "README.md").read_text()
+        names = printed_commands(readme + printed)
+        assert {"changepassword", "reembed", "import_faqs", "create_owner"} <= set(names)
+        missing = [name for name in names if name not in table]
+        assert missing == [], f"printed but not covered by this test: {missing}"
+
+        timings = {}
+        for name in names:
+            for argv in table[name] or []:
+                started = time.monotonic()
+                stdin = (
+                    "new-long-password-42\nnew-long-password-42\n"
+                    if name == "changepassword"
+                    else None
+                )
+                run(repo, argv, stdin=stdin)
+                timings[" ".join(argv[:2])] = round(time.monotonic() - started, 1)
+        print("seconds per command:", timings)
+
+        # The new admin password works, and so do the changes the commands made.
+        check = (
+            "from django.contrib.auth.models import User; from faq.models import FAQEntry; "
+            "print(User.objects.get(username='admin').check_password('new-long-password-42'), "
+            "FAQEntry.objects.filter(question='Do you sell gift cards?').count())"
+        )
+        assert run(repo, ["shell", "-v", "0", "-c", check]).split() == ["True", "1"]
+        assert password != "new-long-password-42"
+        assert "application/ld+json" in (files / "faq.html").read_text()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        reader.join(timeout=5)
+
+
+def wait_until_serving(server: subprocess.Popen, port: int, output: list[str]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail("make run exited:\n" + "".join(output)[-3000:])
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(1)
+    pytest.fail("make run did not serve in time:\n" + "".join(output)[-3000:])
+
+
+def run(repo: Path, argv: list[str], stdin: str | None = None) -> str:
+    """`.venv/bin/python manage.py ARGV` as printed, in a clean environment; its output."""
+    result = subprocess.run(
+        [".venv/bin/python", "manage.py", *argv],
+        cwd=repo,
+        env=clean_environment(),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        # No terminal: changepassword's getpass then reads the password from standard input.
+        start_new_session=True,
+    )
+    assert result.returncode == 0, f"manage.py {' '.join(argv)}:\n{result.stderr[-3000:]}"
+    return result.stdout

@@ -1,0 +1,89 @@
+"""The set-up checklist on the shop's admin page, item by item, from a new shop to a live chat
+(real database, real model, the real consumer for "seen live")."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import async_to_sync
+from bs4 import BeautifulSoup
+from django.contrib.auth.models import User
+from django.core.management import call_command
+
+from faq.models import FAQEntry, OriginSeen, Shop
+from tests.test_chat_consumer import Chat
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def checklist(client, shop: Shop) -> dict[str, tuple[bool, str, str]]:
+    """key -> (done, text, link) as the owner sees them."""
+    response = client.get(f"/admin/faq/shop/{shop.pk}/change/")
+    assert response.status_code == 200
+    box = BeautifulSoup(response.content, "lxml").find(attrs={"data-testid": "setup-checklist"})
+    return {
+        li["data-item"]: (
+            li["data-done"] == "true",
+            " ".join(li.get_text().split()),
+            li.find("a")["href"],
+        )
+        for li in box.find("ul").find_all("li", recursive=False)
+    }
+
+
+def connect_from(shop: Shop, origin: str) -> None:
+    async def go():
+        headers = [(b"origin", origin.encode()), (b"host", b"bot.example.com")]
+        async with Chat(shop.public_key, headers=headers) as chat:
+            await chat.ready()
+
+    async_to_sync(go)()
+
+
+def test_the_checklist_follows_the_owner_from_a_new_shop_to_a_live_chat(client, settings):
+    settings.ANTHROPIC_API_KEY = ""
+    shop = Shop.objects.create(name="Juniper Yoga")
+    call_command("create_owner", shop.pk, "june", password="a-long-test-password-1")
+    client.force_login(User.objects.get(username="june"))
+
+    items = checklist(client, shop)
+    assert list(items) == ["entries", "tried", "contact", "origins", "live", "claude"]
+    assert not any(done for done, _, _ in items.values())
+    assert items["entries"][2] == f"/admin/faq/faqentry/?shop__id__exact={shop.pk}"
+    assert items["tried"][2] == "#try-question" and items["contact"][2] == "#id_contact_email"
+    assert "no ANTHROPIC_API_KEY" in items["claude"][1]
+
+    FAQEntry.objects.create(shop=shop, question="Can I pause my membership?", answer="Yes.")
+    FAQEntry.objects.create(shop=shop, question="Hidden", answer="No.", published=False)
+    client.get(f"/admin/faq/shop/{shop.pk}/try/", {"q": "pause membership"})
+    Shop.objects.filter(pk=shop.pk).update(
+        contact_email="hello@juniper.example",
+        allowed_origins="https://juniper.example\nhttps://www.juniper.example",
+        use_claude=False,
+    )
+    shop.refresh_from_db()
+    assert shop.question_tried is not None
+
+    items = checklist(client, shop)
+    assert {k for k, (done, _, _) in items.items() if not done} == {"live"}
+    assert "1 of 2 entries published" in items["entries"][1]
+    assert "hello@juniper.example" in items["contact"][1]
+    assert "https://juniper.example: not seen yet" in items["live"][1]
+
+    connect_from(shop, "https://juniper.example")
+    connect_from(shop, "https://juniper.example")
+    seen = OriginSeen.objects.get(shop=shop)
+    assert seen.origin == "https://juniper.example" and seen.last_seen > seen.first_seen
+    items = checklist(client, shop)
+    assert all(done for done, _, _ in items.values())
+    assert "https://www.juniper.example: not seen yet" in items["live"][1]
+    assert "https://juniper.example: first" in items["live"][1]
+
+
+def test_another_owners_checklist_is_not_reachable(client, settings):
+    mine = Shop.objects.create(name="Mine")
+    theirs = Shop.objects.create(name="Theirs")
+    call_command("create_owner", mine.pk, "me", password="a-long-test-password-1")
+    client.force_login(User.objects.get(username="me"))
+    assert client.get(f"/admin/faq/shop/{theirs.pk}/change/").status_code in (302, 404)
+    client.get(f"/admin/faq/shop/{theirs.pk}/try/", {"q": "anything"})
+    assert Shop.objects.get(pk=theirs.pk).question_tried is None
