@@ -11,6 +11,7 @@ import pytest
 from faq import embedding
 from faq.demo import entry_fields, shop_fields
 from faq.models import FAQEntry, FAQVector, Shop, text_hash
+from tests.fake_anthropic import FakeAnthropic
 from widget import limits
 
 
@@ -60,3 +61,13 @@ def chat_without_claude(settings):
     limits.reset_memory()
     yield
     limits.reset_memory()
+
+
+@pytest.fixture
+def fake(settings):
+    """Claude on, against the local fake Messages API (real HTTP and SSE on loopback)."""
+    with FakeAnthropic() as server:
+        settings.ANTHROPIC_API_KEY = "test-key"
+        settings.ANTHROPIC_BASE_URL = server.base_url
+        settings.ANTHROPIC_TIMEOUT = 5.0
+        yield server

@@ -8,22 +8,12 @@ from channels.db import database_sync_to_async
 from channels.db import database_sync_to_async as db
 
 from faq.models import FAQEntry
-from tests.fake_anthropic import FakeAnthropic
 from tests.test_chat_consumer import DELIVERY, Chat, messages_of
 from widget.models import Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 QUESTION = "Do you deliver to Princeton?"
-
-
-@pytest.fixture
-def fake(settings):
-    with FakeAnthropic() as server:
-        settings.ANTHROPIC_API_KEY = "test-key"
-        settings.ANTHROPIC_BASE_URL = server.base_url
-        settings.ANTHROPIC_TIMEOUT = 5.0
-        yield server
 
 
 @database_sync_to_async

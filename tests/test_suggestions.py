@@ -26,7 +26,7 @@ from django.utils import timezone
 from faq.management.commands.create_owner import owners_group
 from faq.models import FAQEntry, FAQVector, Shop
 from tests.conftest import make_demo_shop
-from tests.fake_anthropic import FakeAnthropic, Scenario
+from tests.fake_anthropic import Scenario
 from tests.test_chat_consumer import Chat
 from widget.models import CustomerWording, Message
 
@@ -310,15 +310,6 @@ async def test_unanswered_page_offers_the_entry_a_group_mostly_clicked(
     assert UNSURE in refunds.alternative_list
     resolved = Message.objects.filter(resolved_by=refunds).values_list("text", flat=True)
     assert [t async for t in resolved] == [UNSURE, UNSURE]
-
-
-@pytest.fixture
-def fake(settings):
-    with FakeAnthropic() as server:
-        settings.ANTHROPIC_API_KEY = "test-key"
-        settings.ANTHROPIC_BASE_URL = server.base_url
-        settings.ANTHROPIC_TIMEOUT = 5.0
-        yield server
 
 
 async def test_with_claude_the_candidates_go_to_claude_and_a_click_is_answered_citing_it(
