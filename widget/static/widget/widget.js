@@ -25,7 +25,7 @@
     if (!shop) return warn('missing data-shop on the widget <script> tag');
     var src = new URL(me.src, location.href);
     var URL_WS = (src.protocol == 'https:' ? 'wss://' : 'ws://') + src.host + '/ws/chat/' + encodeURIComponent(shop) + '/';
-    var posAttr = me.getAttribute('data-position'), startOpen = me.getAttribute('data-open') == 'true';
+    var posAttr = me.getAttribute('data-position'), colorAttr = me.getAttribute('data-color'), startOpen = me.getAttribute('data-open') == 'true';
 
     // ---- Persistence: {c: conversation id, b: bot config, k: last contact, q: unanswered asks [{id, text, entry}]} ----
     var KEY = 'shopbot:' + shop, store = {};
@@ -241,7 +241,8 @@
       panel.setAttribute('aria-label', name + ' chat');
       launcher.setAttribute('aria-label', (isOpen ? 'Close ' : 'Open ') + name + ' chat' +
         (wrap.classList.contains('unread') ? ' (new message)' : ''));
-      var a = /^#([0-9a-f]{3}){1,2}$/i.test(b.accent) ? b.accent : '#4f46e5';
+      // The shop's accent once a connection has told it; until then the tag's data-color.
+      var hex = /^#([0-9a-f]{3}){1,2}$/i, a = hex.test(b.accent) ? b.accent : hex.test(colorAttr) ? colorAttr : '#4f46e5';
       wrap.style.setProperty('--a', a);
       wrap.style.setProperty('--at', onAccent(a));
       wrap.classList.toggle('left', (/^(left|right)$/.test(posAttr) ? posAttr : b.position) == 'left');
