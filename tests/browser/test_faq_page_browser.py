@@ -57,3 +57,17 @@ def test_the_storefront_links_to_the_faq_page_whose_search_works_without_javascr
     first.click()
     expect(page.locator("article.faq-entry:target h3")).to_have_text(DELIVERY)
     context.close()
+
+
+def test_the_launcher_wears_the_shops_colour_before_the_first_connection(browser, site):
+    # A first visit: nothing stored yet and no connection until the chat is opened, so the colour
+    # can only come from the tag's data-color.
+    shop, server = site["shop"], site["server"]
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{server.url}/faq/{shop.slug}/")
+    launcher = w(page, "sb-launcher")
+    expect(launcher).to_be_visible(timeout=ANSWER_TIMEOUT)
+    red, green, blue = (int(shop.accent_color[i : i + 2], 16) for i in (1, 3, 5))
+    expect(launcher).to_have_css("background-color", f"rgb({red}, {green}, {blue})")
+    context.close()
