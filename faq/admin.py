@@ -21,7 +21,7 @@ from django.http import Http404, HttpResponse, HttpResponseBadRequest, HttpRespo
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import escape, format_html
 from django.utils.text import slugify
 
 from faq import checklist, faqpage, importing, indexing, retrieval, webimport
@@ -41,12 +41,6 @@ def site_url(request) -> str:
     if request is None:
         return ""
     return request.build_absolute_uri("/").rstrip("/")
-
-
-def embed_snippet(shop: Shop, request) -> str:
-    return (
-        f'<script src="{site_url(request)}/widget.js" data-shop="{shop.public_key}" async></script>'
-    )
 
 
 class TryQuestionForm(forms.Form):
@@ -155,7 +149,8 @@ class ShopAdmin(ShopScopedAdmin):
             'style="font-family: monospace">{}</textarea>'
             "<div class=help>Paste this just before &lt;/body&gt; on every page of your site, "
             "and add the site's address to the allowed websites.</div>",
-            embed_snippet(obj, _request.get()),
+            # escape(): shown as text to copy, not run.
+            escape(obj.embed_snippet(site_url(_request.get()))),
         )
 
     @admin.display(description="Public FAQ page")

@@ -10,6 +10,8 @@ from django.core.validators import RegexValidator, URLValidator
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django.utils.text import slugify
 from pgvector.django import HnswIndex, VectorField
 
@@ -168,6 +170,16 @@ class Shop(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("faq-page", args=[self.slug])
+
+    def embed_snippet(self, site: str) -> SafeString:
+        """The one tag a website adds to show this shop's chat; `site` is ShopBot's own address.
+        data-color paints the launcher before the first connection tells the shop's colour."""
+        return format_html(
+            '<script src="{}/widget.js" data-shop="{}" data-color="{}" async></script>',
+            site,
+            self.public_key,
+            self.accent_color,
+        )
 
     def clean(self) -> None:
         if self.faq_location == self.OWN_PAGE and not self.faq_page_url:

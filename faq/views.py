@@ -42,5 +42,6 @@ def faq_page(request: HttpRequest, slug: str) -> HttpResponse:
             "hits": hits,
             "confident": confident,
             "site": site,
+            "embed_snippet": shop.embed_snippet(site),
         },
     )

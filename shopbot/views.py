@@ -9,7 +9,9 @@ from faq.models import Shop
 def storefront(request: HttpRequest) -> HttpResponse:
     """The demo shop's home page, embedding the chat exactly as a real shop's site would."""
     shop = Shop.objects.filter(is_demo=True).first()
-    return render(request, "storefront.html", {"shop": shop})
+    site = request.build_absolute_uri("/").rstrip("/")
+    snippet = shop.embed_snippet(site) if shop else ""
+    return render(request, "storefront.html", {"shop": shop, "embed_snippet": snippet})
 
 
 def healthz(request: HttpRequest) -> HttpResponse:

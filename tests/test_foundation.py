@@ -92,7 +92,10 @@ def test_storefront_embeds_the_widget_like_a_shop_would(client, demo_texts_embed
     assert response.status_code == 200
     html = response.content.decode()
     assert "Petal" in html
-    tag = re.search(r'<script src="http://testserver/widget.js" data-shop="([^"]+)" async>', html)
+    tag = re.search(
+        r'<script src="http://testserver/widget.js" data-shop="([^"]+)" data-color="#\w{6}" async>',
+        html,
+    )
     assert tag and tag.group(1) == demo_shop.public_key
 
 

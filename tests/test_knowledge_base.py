@@ -308,7 +308,8 @@ def test_try_a_question_shows_entries_scores_and_verdict(admin_client_, demo_sho
     page = admin_client_.get(f"/admin/faq/shop/{demo_shop.pk}/change/")
     snippet = (
         f"&lt;script src=&quot;http://testserver/widget.js&quot; data-shop=&quot;"
-        f"{demo_shop.public_key}&quot; async&gt;&lt;/script&gt;"
+        f"{demo_shop.public_key}&quot; data-color=&quot;{demo_shop.accent_color}&quot; "
+        "async&gt;&lt;/script&gt;"
     )
     assert snippet in page.content.decode()
     assert f'action="/admin/faq/shop/{demo_shop.pk}/try/"' in page.content.decode()

@@ -61,10 +61,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  Its FAQ page:     {base}{shop.get_absolute_url()}")
         self.stdout.write(f"  Admin:            {base}/admin/")
         if shop:
-            snippet = (
-                f'<script src="{base}/widget.js" data-shop="{shop.public_key}" async></script>'
-            )
-            self.stdout.write(f"  Embed snippet:    {snippet}")
+            self.stdout.write(f"  Embed snippet:    {shop.embed_snippet(base)}")
         self.stdout.write("Press Ctrl-C to stop.\n")
         sys.stdout.flush()
 
