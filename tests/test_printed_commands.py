@@ -105,6 +105,8 @@ def printed_commands(text: str) -> list[str]:
 
 
 def test_every_printed_command_works_on_a_fresh_copy(tmp_path):
+    # `make test` (and so CI) always has .venv; only a bare pytest from another environment
+    # lacks the venv the copied repository links to.
     if not (ROOT / ".venv" / "bin" / "python").exists():
         pytest.skip("needs the project's .venv")
     repo = tmp_path / "shopbot"
@@ -201,6 +203,7 @@ def wait_until_serving(server: subprocess.Popen, port: int, output: list[str]) -
                 if r.status == 200:
                     return
         except OSError:
+            # Not listening yet: poll /healthz (the real readiness signal) until the deadline.
             time.sleep(1)
     pytest.fail("make run did not serve in time:\n" + "".join(output)[-3000:])
 

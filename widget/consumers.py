@@ -87,12 +87,19 @@ def site_origin(scope: dict, headers: dict[str, str]) -> str | None:
     return origin if hostname in exact else None
 
 
+def listed_origin(shop: Shop, origin: str) -> str | None:
+    """`origin`, normalised, if it is one of the shop's allowed websites; else None."""
+    wanted = normalise_origin(origin)
+    listed = wanted is not None and wanted in {normalise_origin(o) for o in shop.origins}
+    return wanted if listed else None
+
+
 def origin_allowed(shop: Shop, origin: str, own: str | None) -> bool:
     """The shop's allowed origins, or `own`, this site itself (see site_origin)."""
     wanted = normalise_origin(origin)
     if wanted is None:  # includes "null" (sandboxed frames, file: pages)
         return False
-    return wanted == own or wanted in {normalise_origin(o) for o in shop.origins}
+    return wanted == own or listed_origin(shop, wanted) is not None
 
 
 _http_url = URLValidator(schemes=["http", "https"])
@@ -327,12 +334,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         # Where the links to the hosted FAQ page point: this site's own origin, as trusted as
         # for the origin check (SITE_URL, or an ALLOWED_HOSTS Host); else they are paths.
         self.site = own or ""
-        if origin is not None and normalise_origin(origin) in {
-            normalise_origin(o) for o in shop.origins
-        }:
+        if listed := listed_origin(shop, origin or ""):
             # The set-up checklist's "seen live": one upsert per connection from a listed site.
             try:
-                await record_origin(shop, normalise_origin(origin))
+                await record_origin(shop, listed)
             except DatabaseError:
                 logger.warning("Could not record the chat's origin", exc_info=True)
 
