@@ -78,7 +78,7 @@ def for_shop(shop: Shop) -> list[Item]:
 
 def seen_live(shop: Shop) -> Item:
     seen = {s.origin: s for s in shop.origins_seen.all()}
-    from widget.consumers import normalise_origin  # the consumer's own normalisation
+    from widget.chat.consumers import normalise_origin  # the consumer's own normalisation
 
     rows = []
     for origin in shop.origins:

@@ -12,7 +12,7 @@ from faq import embedding
 from faq.demo import entry_fields, shop_fields
 from faq.models import FAQEntry, FAQVector, Shop, text_hash
 from tests.fake_anthropic import FakeAnthropic
-from widget import limits
+from widget.chat import limits
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from faq import retrieval
 from faq.models import FAQEntry
 from shopbot.asgi import application
 from tests.conftest import make_demo_shop
-from widget.consumers import normalise_origin
+from widget.chat.consumers import normalise_origin
 from widget.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -22,8 +22,8 @@ from django.urls import reverse
 from faq.management.commands.create_owner import owners_group
 from faq.models import FAQEntry, FAQVector, Shop
 from shopbot.asgi import application
-from widget import gaps
 from widget.models import Message
+from widget.owner import gaps
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

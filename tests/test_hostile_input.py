@@ -20,7 +20,7 @@ from shopbot.asgi import application
 from tests.conftest import make_demo_shop
 from tests.fake_anthropic import FakeAnthropic
 from tests.test_chat_consumer import ANSWER_TIMEOUT, Chat, messages_of
-from widget import limits
+from widget.chat import limits
 from widget.models import Conversation, Message
 
 pytestmark = [

@@ -1,6 +1,6 @@
-"""Abuse limits (widget/limits.py) through the real consumer, the real test database and the real
-embedding model; the Redis counters against the real Redis (a database number of their own); the
-monthly Claude token budget; and the production settings (`check --deploy`)."""
+"""Abuse limits (widget/chat/limits.py) through the real consumer, the real test database and the
+real embedding model; the Redis counters against the real Redis (a database number of their own);
+the monthly Claude token budget; and the production settings (`check --deploy`)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from django.utils import timezone
 from tests.conftest import make_demo_shop
 from tests.fake_anthropic import FakeAnthropic
 from tests.test_chat_consumer import ANSWER_TIMEOUT, Chat, messages_of
-from widget import budget, limits
+from widget.chat import budget, limits
 from widget.models import Conversation, Message
 
 pytestmark = [

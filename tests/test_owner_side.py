@@ -23,9 +23,9 @@ from faq import embedding
 from faq.management.commands.create_owner import owners_group
 from faq.models import FAQEntry, FAQVector, Shop
 from tests.conftest import make_demo_shop
-from widget import charts, gaps
-from widget.dashboard import shop_stats
 from widget.models import Conversation, Message
+from widget.owner import charts, gaps
+from widget.owner.dashboard import shop_stats
 
 pytestmark = pytest.mark.django_db
 

@@ -1,6 +1,6 @@
 """
 Conversations in the admin, read-only, plus the owner's pages that hang off them: the dashboard,
-the unanswered questions and "create an FAQ entry from this group" (widget/owner_views.py).
+the unanswered questions and "create an FAQ entry from this group" (widget/owner/views.py).
 
 Everything is scoped by shop (shopbot/owners.py): an owner sees only their shops' conversations,
 and another shop's conversation or dashboard is a 404. Nobody edits a transcript; only a
@@ -20,8 +20,8 @@ from django.utils.html import format_html
 
 from shopbot import csvcells
 from shopbot.owners import ShopScopedAdmin, shops_for
-from widget import owner_views
 from widget.models import Conversation, Message
+from widget.owner import views as owner_views
 
 # The admin index lists each shop's dashboard and unanswered questions above the apps, unless
 # the project has chosen an index template of its own.

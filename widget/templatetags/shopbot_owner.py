@@ -6,7 +6,7 @@ from django import template
 from django.urls import reverse
 
 from shopbot.owners import shops_for
-from widget.gaps import open_questions
+from widget.owner.gaps import open_questions
 
 register = template.Library()
 

@@ -6,7 +6,7 @@ socket; a per-connection lock keeps the asks of one conversation answered in ord
 
 A conversation row is created at the first ask, not at connect: connecting and closing in a loop
 stores nothing an owner would see. Every incoming frame first spends a token of the connection's
-frame budget (widget/limits.py); a client writing faster is closed with 4008 and its remaining
+frame budget (widget/chat/limits.py); a client writing faster is closed with 4008 and its remaining
 queued frames are dropped unread, so a flood cannot build a backlog in the server.
 """
 
@@ -25,7 +25,7 @@ from django.core.validators import URLValidator
 from django.db import DatabaseError
 
 from faq.models import OriginSeen, Shop
-from widget import limits, pipeline
+from widget.chat import limits, pipeline
 from widget.models import Conversation, CustomerWording, Message
 
 logger = logging.getLogger(__name__)

@@ -19,9 +19,9 @@ from django.urls import NoReverseMatch, reverse
 
 from faq.models import FAQEntry, Shop, split_lines
 from shopbot.owners import shops_for
-from widget import charts, gaps
-from widget.dashboard import DEFAULT_DAYS, shop_stats
 from widget.models import Conversation, CustomerWording, Message
+from widget.owner import charts, gaps
+from widget.owner.dashboard import DEFAULT_DAYS, shop_stats
 
 FAQ_COLOUR, LLM_COLOUR, FALLBACK_COLOUR = "#2f6f4f", "#6b5fb5", "#c9731d"
 DASHBOARD_GAPS = 5
