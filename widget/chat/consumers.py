@@ -26,6 +26,7 @@ from django.db import DatabaseError
 
 from faq.models import OriginSeen, Shop
 from widget.chat import limits, pipeline
+from widget.chat.texts import widget_texts
 from widget.models import Conversation, CustomerWording, Message
 
 logger = logging.getLogger(__name__)
@@ -370,6 +371,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                     "accent": shop.accent_color,
                     "position": shop.position,
                 },
+                "texts": widget_texts(shop.language),
                 "history": history,
             }
         )
