@@ -23,10 +23,12 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import DatabaseError
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
 
 from faq.models import OriginSeen, Shop
 from widget.chat import limits, pipeline
-from widget.chat.texts import widget_texts
+from widget.chat.texts import chat_language, direction, widget_texts
 from widget.models import Conversation, CustomerWording, Message
 
 logger = logging.getLogger(__name__)
@@ -43,9 +45,9 @@ MAX_PENDING_ASKS = 10
 HISTORY_LIMIT = 200
 
 MESSAGES = {
-    "bad_request": "That message could not be understood.",
-    "unavailable": "Sorry, the chat is having trouble right now. Please try again in a moment.",
-    "unknown_entry": "Sorry, that answer is no longer available. Please ask in your own words.",
+    "bad_request": _("That message could not be understood."),
+    "unavailable": _("Sorry, the chat is having trouble right now. Please try again in a moment."),
+    "unknown_entry": _("Sorry, that answer is no longer available. Please ask in your own words."),
 }
 
 
@@ -300,6 +302,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             for name, value in self.scope["headers"]
         }
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        # The chat's language: data-lang (?lang=) if supported, else the shop's, once known. Each
+        # connection runs in its own asyncio task, whose context keeps the active language, so
+        # every sentence of this connection, in the asks' tasks and threads too, is in it.
+        requested = (query.get("lang") or [""])[0]
+        translation.activate(chat_language(requested, ""))
         # Accept before any refusal: a close during the handshake reaches a browser as a bare
         # 1006, while a close after accept carries our code, which the widget acts on.
         await self.accept()
@@ -324,6 +331,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if shop is None:
             await self.refuse(CLOSE_UNKNOWN_SHOP)
             return
+        language = chat_language(requested, shop.language)
+        translation.activate(language)
         origin = headers.get("origin")
         # No Origin: not a browser (browsers always send one on websockets), so it cannot be
         # another website's page borrowing the key. Curl, the bench and the tests connect so.
@@ -366,12 +375,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 "resumed": resumed,
                 "bot": {
                     "name": shop.bot_name,
-                    "greeting": shop.greeting,
+                    "greeting": shop.greeting_text(),
                     "suggestions": shop.suggestion_list,
                     "accent": shop.accent_color,
                     "position": shop.position,
                 },
-                "texts": widget_texts(shop.language),
+                "language": language,
+                "dir": direction(language),
+                "texts": widget_texts(language),
                 "history": history,
             }
         )
@@ -411,7 +422,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def send_error(self, ask_id: str | None, code: str, message: str = "") -> None:
         await self.send_json(
-            {"type": "error", "id": ask_id, "code": code, "message": message or MESSAGES[code]}
+            {"type": "error", "id": ask_id, "code": code, "message": str(message or MESSAGES[code])}
         )
 
     async def on_ping(self, content: dict) -> None:

@@ -134,7 +134,7 @@ def without_claude(conversation: Conversation, result: SearchResult) -> dict:
             "sources": source_list([best.entry]),
         }
     return {
-        "text": conversation.shop.fallback_message,
+        "text": conversation.shop.fallback_text(),  # in the chat's language if the default
         "mode": Message.FALLBACK,
         "sources": [],
         "suggestions": source_list(hit.entry for hit in result.suggestions),

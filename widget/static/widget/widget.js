@@ -29,21 +29,20 @@
   // ---- What survives a reload: localStorage, one key per shop ----
   class SavedState {
     constructor(key) {
-      this.key = key;
+      Object.defineProperty(this, 'key', { value: key }); // not enumerable: not saved
       let data = {};
       try { data = JSON.parse(localStorage.getItem(key)) || {}; } catch (e) {}
       // Older widgets saved c, b, k, q: read them so returning customers keep their conversation.
       this.conversation = data.conversation || data.c || null;
       this.bot = data.bot || data.b || null;
       this.contact = data.contact || data.k || null;
-      this.texts = data.texts || {};
       const asks = data.unanswered || data.q;
       this.unanswered = Array.isArray(asks) ? asks : []; // [{id, text, entry}]
+      this.texts = data.texts || {}; // with their language and direction, from the last `ready`
+      this.language = data.language;
+      this.dir = data.dir;
     }
-    save() {
-      const { conversation, bot, contact, unanswered, texts } = this;
-      try { localStorage.setItem(this.key, JSON.stringify({ conversation, bot, contact, unanswered, texts })); } catch (e) {}
-    }
+    save() { try { localStorage.setItem(this.key, JSON.stringify(this)); } catch (e) {} }
     answered(askId) { this.unanswered = this.unanswered.filter((q) => q.id != askId); this.save(); }
   }
 
@@ -158,16 +157,16 @@
     '.status::before{content:"";width:8px;height:8px;border-radius:50%;background:#b0b5bb;box-shadow:0 0 0 1.5px rgba(255,255,255,.6)}' +
     '[data-conn=online] .status::before{background:#22c55e}[data-conn=offline] .status::before{background:#f59e0b}' +
     '[data-conn=unavailable] .status::before{background:#ef4444}' +
-    '.close{margin-left:auto;width:38px;height:38px;border-radius:50%;display:grid;place-items:center;flex:none}' +
+    '.close{margin-inline-start:auto;width:38px;height:38px;border-radius:50%;display:grid;place-items:center;flex:none}' +
     '.close:hover{background:rgba(127,127,127,.25)}' +
     '.log{flex:1;overflow-y:auto;padding:16px 14px;display:flex;flex-direction:column;gap:12px;overscroll-behavior:contain}' +
     '.turn,.turns{display:flex;flex-direction:column;gap:12px}.turn{gap:6px}' +
-    '.msg{max-width:85%;padding:9px 13px;border-radius:18px;overflow-wrap:anywhere}' +
-    '.user{align-self:flex-end;background:var(--accent);color:var(--on-accent);border-bottom-right-radius:5px;white-space:pre-wrap}' +
-    '.bot{align-self:flex-start;background:var(--bot-bg);border-bottom-left-radius:5px}' +
-    '.bot p+*,.bot ul+*,.bot ol+*{margin-top:6px}.bot ul,.bot ol{padding-left:20px}.bot li+li{margin-top:2px}' +
+    '.msg{max-width:85%;padding:9px 13px;border-radius:18px;overflow-wrap:anywhere;unicode-bidi:plaintext}' +
+    '.user{align-self:flex-end;background:var(--accent);color:var(--on-accent);border-end-end-radius:5px;white-space:pre-wrap}' +
+    '.bot{align-self:flex-start;background:var(--bot-bg);border-end-start-radius:5px}' +
+    '.bot p+*,.bot ul+*,.bot ol+*{margin-top:6px}.bot ul,.bot ol{padding-inline-start:20px}.bot li+li{margin-top:2px}' +
     '.bot a{color:inherit;text-decoration:underline;text-underline-offset:2px}.bot strong{font-weight:650}' +
-    '.meta{align-self:flex-start;display:flex;align-items:center;flex-wrap:wrap;gap:4px 8px;max-width:85%;font-size:12.5px;color:var(--muted);padding-left:4px}' +
+    '.meta{align-self:flex-start;display:flex;align-items:center;flex-wrap:wrap;gap:4px 8px;max-width:85%;font-size:12.5px;color:var(--muted);padding-inline-start:4px}' +
     '.sources{flex-basis:100%}' +
     '.feedback{display:flex;gap:2px}.feedback button{width:30px;height:30px;border-radius:8px;display:grid;place-items:center;color:var(--muted)}' +
     '.feedback button:hover{background:var(--bot-bg)}.feedback svg{width:16px;height:16px}.feedback .down svg{transform:rotate(180deg)}' +
@@ -175,19 +174,19 @@
     '.contact{align-self:flex-start;max-width:85%;border:1px solid var(--border);border-radius:14px;padding:10px 12px;font-size:14px}' +
     '.contact b{font-weight:650}.contact div{display:flex;flex-wrap:wrap;gap:6px;margin-top:8px}' +
     '.contact a{padding:6px 12px;border-radius:999px;background:var(--accent);color:var(--on-accent);text-decoration:none;font-weight:550;font-size:13.5px}' +
-    '.queued,.error{align-self:flex-end;font-size:12.5px;color:var(--muted);max-width:85%;text-align:right}.error{color:var(--error)}' +
-    '.error button{text-decoration:underline;margin-left:6px;color:var(--fg)}' +
+    '.queued,.error{align-self:flex-end;font-size:12.5px;color:var(--muted);max-width:85%;text-align:end}.error{color:var(--error)}' +
+    '.error button{text-decoration:underline;margin-inline-start:6px;color:var(--fg)}' +
     '.notice{align-self:center;font-size:13px;color:var(--muted);text-align:center}' +
     '.typing{align-self:flex-start;background:var(--bot-bg);border-radius:18px;padding:13px 14px;display:flex;gap:5px}' +
     '.typing i{width:7px;height:7px;border-radius:50%;background:var(--muted);animation:sb-bounce 1.2s infinite ease-in-out}' +
     '.typing i:nth-child(2){animation-delay:.15s}.typing i:nth-child(3){animation-delay:.3s}' +
     '@keyframes sb-bounce{0%,60%,100%{opacity:.35;transform:none}30%{opacity:1;transform:translateY(-3px)}}' +
     '.suggestions{display:flex;flex-wrap:wrap;gap:8px;justify-content:flex-end}' +
-    '.suggestions button{border:1.5px solid var(--accent);border-radius:999px;padding:7px 13px;font-size:14px;line-height:1.3;text-align:left;background:var(--bg)}' +
+    '.suggestions button{border:1.5px solid var(--accent);border-radius:999px;padding:7px 13px;font-size:14px;line-height:1.3;text-align:start;background:var(--bg)}' +
     '.suggestions button:hover,.did-you-mean button:hover{background:var(--bot-bg)}' +
     '.did-you-mean{align-self:flex-start;max-width:85%;display:flex;flex-wrap:wrap;gap:6px;font-size:13.5px;color:var(--muted)}' +
     '.did-you-mean b{flex-basis:100%;font-weight:550}' +
-    '.did-you-mean button{border:1.5px solid var(--accent);border-radius:14px;padding:6px 12px;text-align:left;color:var(--fg);background:var(--bg)}' +
+    '.did-you-mean button{border:1.5px solid var(--accent);border-radius:14px;padding:6px 12px;text-align:start;color:var(--fg);background:var(--bg)}' +
     '.composer{display:flex;align-items:flex-end;gap:8px;padding:10px 12px 12px;border-top:1px solid var(--border);flex:none}' +
     'textarea{flex:1;resize:none;border:1px solid var(--border);border-radius:20px;padding:9px 14px;font-size:16px;line-height:1.35;' +
       'height:42px;max-height:120px;background:var(--bg);outline:none}' +
@@ -217,7 +216,8 @@
       clearTimeout(this.retryTimer); this.retryTimer = 0;
       // The page (without query or fragment, which may carry private data) is shown to the owner.
       const query = '?page=' + encodeURIComponent(location.origin + location.pathname) +
-        (conversation ? '&conversation=' + encodeURIComponent(conversation) : '');
+        (conversation ? '&conversation=' + encodeURIComponent(conversation) : '') +
+        (tag.lang ? '&lang=' + encodeURIComponent(tag.lang) : ''); // the server checks it
       let socket;
       try { socket = this.socket = new WebSocket(SOCKET_URL + query); }
       catch (e) { warn(e); this.socket = null; return this.closed({}); }
@@ -397,6 +397,8 @@
       [[ui.close, 'closeButton'], [ui.log, 'conversation'], [ui.input, 'input'], [ui.send, 'send']]
         .forEach(([node, key]) => node.setAttribute('aria-label', this.say(key)));
       ui.input.placeholder = this.say('placeholder');
+      if (saved.language) ui.panel.lang = saved.language;
+      ui.panel.dir = saved.dir == 'rtl' ? 'rtl' : 'ltr'; // Arabic, Hebrew: right to left
     }
     // On start (as saved) and on `ready`, never on open.
     showBot() {
@@ -596,7 +598,10 @@
       connection.opened();
       saved.conversation = frame.conversation;
       if (frame.bot) saved.bot = frame.bot;
-      if (frame.texts) { saved.texts = frame.texts; this.showTexts(); }
+      if (frame.texts) {
+        Object.assign(saved, { texts: frame.texts, language: frame.language, dir: frame.dir });
+        this.showTexts();
+      }
       this.showBot();
       this.setStatus('online', this.say('online'));
       const history = list(frame.history);
@@ -670,7 +675,7 @@
     if (!shop) return warn('missing data-shop on the widget <script> tag');
     const src = new URL(script.src, location.href), option = (name) => script.getAttribute('data-' + name);
     SOCKET_URL = (src.protocol == 'https:' ? 'wss://' : 'ws://') + src.host + '/ws/chat/' + encodeURIComponent(shop) + '/';
-    tag = { position: option('position'), color: option('color'), open: option('open') == 'true' };
+    tag = { position: option('position'), color: option('color'), open: option('open') == 'true', lang: option('lang') };
     saved = new SavedState('shopbot:' + shop);
     customElements.define(TAG, ShopBotWidget);
     const widget = D.createElement(TAG);
