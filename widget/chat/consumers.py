@@ -15,37 +15,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
 from django.db import DatabaseError
 
 from faq.models import OriginSeen, Shop
 from widget.chat import limits, pipeline
+from widget.chat.protocol import (
+    Ask,
+    Close,
+    ErrorCode,
+    Feedback,
+    FrameType,
+    Handshake,
+    Ping,
+    Refused,
+    error_frame,
+    read_frame,
+)
 from widget.models import Conversation, CustomerWording, Message
 
 logger = logging.getLogger(__name__)
-
-# Close codes; 4xxx are ours, the widget stops reconnecting on 4403 and 4404.
-CLOSE_FORBIDDEN_ORIGIN = 4403
-CLOSE_UNKNOWN_SHOP = 4404
-CLOSE_TRY_AGAIN_LATER = 1013
-CLOSE_TOO_MANY_FRAMES = limits.CLOSE_TOO_MANY_FRAMES
 
 # Asks waiting on one connection before more are refused; the widget sends one at a time and
 # re-sends its few unanswered ones after a reconnect.
 MAX_PENDING_ASKS = 10
 HISTORY_LIMIT = 200
-
-MESSAGES = {
-    "bad_request": "That message could not be understood.",
-    "unavailable": "Sorry, the chat is having trouble right now. Please try again in a moment.",
-    "unknown_entry": "Sorry, that answer is no longer available. Please ask in your own words.",
-}
 
 
 def normalise_origin(value: str) -> str | None:
@@ -100,21 +98,6 @@ def origin_allowed(shop: Shop, origin: str, own: str | None) -> bool:
     if wanted is None:  # includes "null" (sandboxed frames, file: pages)
         return False
     return wanted == own or listed_origin(shop, wanted) is not None
-
-
-_http_url = URLValidator(schemes=["http", "https"])
-
-
-def clean_page(value: str) -> str:
-    """The `page` a client reports, if it is an http(s) URL of at most 500 characters, else ""."""
-    value = limits.clean_text(value).strip()
-    if len(value) > 500:
-        return ""
-    try:
-        _http_url(value)
-    except ValidationError:
-        return ""
-    return value
 
 
 @database_sync_to_async
@@ -184,7 +167,7 @@ def record_origin(shop: Shop, origin: str) -> None:
 
 def answer_frame(ask_id: str, message: Message, shop: Shop, site: str = "") -> dict:
     return {
-        "type": "answer",
+        "type": FrameType.ANSWER,
         "id": ask_id,
         "message": message.pk,
         "text": message.text,
@@ -264,7 +247,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             # which under a flood is slow. More waiting than tokens left: close now.
             if not self.budget.take(waiting=self.backlog()):
                 logger.info("Closed a chat writing too fast (%s)", self.limiter and self.limiter.ip)
-                await self.refuse(CLOSE_TOO_MANY_FRAMES)
+                await self.refuse(Close.TOO_MANY_FRAMES)
                 return
             await self.websocket_receive(message)
             return
@@ -274,7 +257,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         """Close with `code`, drop whatever the client still sends, free the slot now."""
         self.closing = True
         await self.close(code=code)
-        if code == CLOSE_TOO_MANY_FRAMES:
+        if code == Close.TOO_MANY_FRAMES:
             stop_reading(self.base_send)
         else:
             resume_reading(self.base_send)  # to read the client's answer to our close
@@ -294,11 +277,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.budget = limits.FrameBudget(settings.CHAT_FRAME_BURST, settings.CHAT_FRAMES_PER_MINUTE)
         self.tasks: dict[str, asyncio.Task] = {}
         self.turn = asyncio.Lock()
-        headers = {
-            name.decode("latin-1").lower(): value.decode("latin-1")
-            for name, value in self.scope["headers"]
-        }
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        handshake = Handshake.of(self.scope)
         # Accept before any refusal: a close during the handshake reaches a browser as a bare
         # 1006, while a close after accept carries our code, which the widget acts on.
         await self.accept()
@@ -308,27 +287,25 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         pause_reading(self.base_send)
         self.limiter = limits.ConnectionLimits(self.scope)
         if not await self.limiter.connect():
-            await self.send_error(
-                None, "rate_limited", "Too many chats are open from your network; close one first."
-            )
-            await self.refuse(limits.CLOSE_TOO_MANY_CONNECTIONS)
+            await self.send_json(Refused(ErrorCode.RATE_LIMITED, "address_connections").frame())
+            await self.refuse(Close.TOO_MANY_CONNECTIONS)
             return
         try:
-            shop = await get_shop(self.scope["url_route"]["kwargs"]["key"])
+            shop = await get_shop(handshake.key)
         except DatabaseError:
             logger.exception("Database unavailable while opening a chat")
-            await self.send_error(None, "unavailable")
-            await self.refuse(CLOSE_TRY_AGAIN_LATER)
+            await self.send_json(error_frame(ErrorCode.UNAVAILABLE))
+            await self.refuse(Close.TRY_AGAIN_LATER)
             return
         if shop is None:
-            await self.refuse(CLOSE_UNKNOWN_SHOP)
+            await self.refuse(Close.UNKNOWN_SHOP)
             return
-        origin = headers.get("origin")
+        origin = handshake.origin
         # No Origin: not a browser (browsers always send one on websockets), so it cannot be
         # another website's page borrowing the key. Curl, the bench and the tests connect so.
-        own = site_origin(self.scope, headers)
+        own = site_origin(self.scope, handshake.headers)
         if origin is not None and not origin_allowed(shop, origin, own):
-            await self.refuse(CLOSE_FORBIDDEN_ORIGIN)
+            await self.refuse(Close.FORBIDDEN_ORIGIN)
             return
 
         # Where the links to the hosted FAQ page point: this site's own origin, as trusted as
@@ -341,26 +318,20 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             except DatabaseError:
                 logger.warning("Could not record the chat's origin", exc_info=True)
 
-        # Shown to the owner, so only a real http(s) address; else the Origin (also checked).
-        page = clean_page((query.get("page") or [""])[0]) or clean_page(origin or "")
         try:
             conversation, resumed, history, asked = await open_conversation(
-                shop,
-                (query.get("conversation") or [""])[0],
-                page,
-                limits.clean_text(headers.get("user-agent", "")),
-                site=self.site,
+                shop, handshake.conversation, handshake.page, handshake.user_agent, site=self.site
             )
         except DatabaseError:
             logger.exception("Database unavailable while opening a chat")
-            await self.send_error(None, "unavailable")
-            await self.refuse(CLOSE_TRY_AGAIN_LATER)
+            await self.send_json(error_frame(ErrorCode.UNAVAILABLE))
+            await self.refuse(Close.TRY_AGAIN_LATER)
             return
         self.shop, self.conversation = shop, conversation
         self.limiter.asked = asked
         await self.send_json(
             {
-                "type": "ready",
+                "type": FrameType.READY,
                 "conversation": str(conversation.pk),
                 "resumed": resumed,
                 "bot": {
@@ -382,93 +353,44 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.conversation is None:
             return  # refused connection, closing
-        if text_data is None:
-            await self.send_error(None, "bad_request", "Send JSON text frames, not binary ones.")
-            return
         try:
-            # Size checked before parsing; NUL bytes and lone surrogates cleaned out.
-            content = limits.decode_frame(text_data)
-        except limits.Refused as refused:
-            await self.send_error(None, refused.code, refused.message)
+            frame = read_frame(text_data)
+        except Refused as refused:
+            await self.send_json(refused.frame())
             return
-        await self.receive_json(content)
+        handlers = {Ask: self.on_ask, Feedback: self.on_feedback, Ping: self.on_ping}
+        await handlers[type(frame)](frame)
 
-    async def receive_json(self, content, **kwargs) -> None:
-        if not isinstance(content, dict):
-            await self.send_error(None, "bad_request", "Each message must be a JSON object.")
-            return
-        kind = content.get("type")
-        handlers = {"ask": self.on_ask, "feedback": self.on_feedback, "ping": self.on_ping}
-        handler = handlers.get(kind) if isinstance(kind, str) else None  # a list is unhashable
-        if handler is None:
-            await self.send_error(
-                None, "bad_request", "Unknown message type; expected ask, feedback or ping."
-            )
-            return
-        await handler(content)
-
-    async def send_error(self, ask_id: str | None, code: str, message: str = "") -> None:
-        await self.send_json(
-            {"type": "error", "id": ask_id, "code": code, "message": message or MESSAGES[code]}
-        )
-
-    async def on_ping(self, content: dict) -> None:
+    async def on_ping(self, ping: Ping) -> None:
         await self.limiter.touch()  # an open widget pings every 25 s: its slot stays taken
-        await self.send_json({"type": "pong"})
+        await self.send_json({"type": FrameType.PONG})
 
-    async def on_feedback(self, content: dict) -> None:
-        message_id, value = content.get("message"), content.get("value")
-        if not isinstance(message_id, int) or isinstance(message_id, bool):
-            await self.send_error(None, "bad_request", "Feedback needs the answer's message id.")
-            return
-        if value not in (Message.UP, Message.DOWN):
-            await self.send_error(None, "bad_request", 'Feedback must be "up" or "down".')
-            return
-        if self.conversation._state.adding:  # nothing asked yet, so nothing to rate
-            await self.send_error(
-                None, "bad_request", "That answer is not part of this conversation."
-            )
-            return
+    async def on_feedback(self, feedback: Feedback) -> None:
         try:
-            saved = await save_feedback(self.conversation, message_id, value)
+            # Nothing asked yet: nothing to rate.
+            saved = not self.conversation._state.adding and await save_feedback(
+                self.conversation, feedback.message, feedback.value
+            )
         except DatabaseError:
             logger.exception("Database unavailable while saving feedback")
-            await self.send_error(None, "unavailable")
+            await self.send_json(error_frame(ErrorCode.UNAVAILABLE))
             return
         if not saved:
-            await self.send_error(
-                None, "bad_request", "That answer is not part of this conversation."
-            )
+            await self.send_json(Refused(ErrorCode.BAD_REQUEST, "feedback_elsewhere").frame())
             return
-        await self.send_json({"type": "feedback_saved", "message": message_id})
+        await self.send_json({"type": FrameType.FEEDBACK_SAVED, "message": feedback.message})
 
-    async def on_ask(self, content: dict) -> None:
-        ask_id, text = content.get("id"), content.get("text")
-        if not isinstance(ask_id, str) or not 1 <= len(ask_id) <= 64:
-            await self.send_error(
-                None, "bad_request", "An ask needs an id: a string of 1 to 64 characters."
-            )
-            return
-        if not isinstance(text, str) or not text.strip():
-            await self.send_error(ask_id, "bad_request", "An ask needs some text.")
-            return
-        entry = content.get("entry")
-        if entry is not None and (not isinstance(entry, int) or isinstance(entry, bool)):
-            await self.send_error(
-                ask_id, "bad_request", "An ask's entry must be the id of a suggested entry."
-            )
-            return
+    async def on_ask(self, ask: Ask) -> None:
         limit = settings.CHAT_MAX_MESSAGE_CHARS
-        if len(text) > limit:
-            await self.send_error(
-                ask_id, "too_long", f"Please keep your message under {limit} characters."
-            )
+        if len(ask.text) > limit:
+            await self.send_json(Refused(ErrorCode.TOO_LONG, ask_id=ask.id, limit=limit).frame())
             return
-        if ask_id in self.tasks:
+        if ask.id in self.tasks:
             return  # already being answered on this connection: that answer frame will come
-        refusal = await self.check_limits(ask_id)
-        if refusal is not None:
-            await self.send_error(ask_id, *refusal)
+        try:
+            await self.check_limits(ask.id)
+        except Refused as refused:
+            await self.send_json(refused.frame())
             return
         if self.conversation._state.adding:
             # The first ask stores the conversation; frames are handled one at a time, so a
@@ -477,36 +399,31 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 await save_conversation(self.conversation)
             except DatabaseError:
                 logger.exception("Database unavailable while starting a conversation")
-                await self.send_error(ask_id, "unavailable")
+                await self.send_json(error_frame(ErrorCode.UNAVAILABLE, ask.id))
                 return
-        self.tasks[ask_id] = asyncio.create_task(self.run_ask(ask_id, text, entry))
+        self.tasks[ask.id] = asyncio.create_task(self.run_ask(ask.id, ask.text, ask.entry))
 
-    async def check_limits(self, ask_id: str) -> tuple[str, str] | None:
-        """The one place an ask can be refused before it costs anything: return (code, message)
-        to refuse it, None to let it through. Per-IP and per-shop limits plug in here."""
+    async def check_limits(self, ask_id: str) -> None:
+        """The one place an ask can be refused before it costs anything: raises Refused."""
         if len(self.tasks) >= MAX_PENDING_ASKS:
-            return "rate_limited", "Please wait for the answers to your earlier questions."
-        try:
-            await self.limiter.check_ask(ask_id, self.shop.contact())
-        except limits.Refused as refused:
-            return refused.code, refused.message
-        return None
+            raise Refused(ErrorCode.RATE_LIMITED, "pending_asks", ask_id)
+        await self.limiter.check_ask(ask_id, self.shop.contact())
 
     async def run_ask(self, ask_id: str, text: str, entry: int | None = None) -> None:
         async def on_delta(chunk: str) -> None:
-            await self.send_json({"type": "delta", "id": ask_id, "text": chunk})
+            await self.send_json({"type": FrameType.DELTA, "id": ask_id, "text": chunk})
 
         try:
             async with self.turn:
                 message = await pipeline.answer(self.conversation, ask_id, text, on_delta, entry)
             await self.send_json(answer_frame(ask_id, message, self.shop, self.site))
         except pipeline.UnknownEntry:
-            await self.send_error(ask_id, "unknown_entry")
+            await self.send_json(error_frame(ErrorCode.UNKNOWN_ENTRY, ask_id))
         except DatabaseError:
             logger.exception("Database unavailable while answering")
-            await self.send_error(ask_id, "unavailable")
+            await self.send_json(error_frame(ErrorCode.UNAVAILABLE, ask_id))
         except Exception:
             logger.exception("Unexpected error while answering")
-            await self.send_error(ask_id, "unavailable")
+            await self.send_json(error_frame(ErrorCode.UNAVAILABLE, ask_id))
         finally:
             self.tasks.pop(ask_id, None)
