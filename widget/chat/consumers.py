@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from urllib.parse import urlsplit
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -27,6 +26,7 @@ from widget.chat import limits, pipeline
 from widget.chat.protocol import (
     Ask,
     Close,
+    Closing,
     ErrorCode,
     Feedback,
     FrameType,
@@ -40,64 +40,7 @@ from widget.models import Conversation, CustomerWording, Message
 
 logger = logging.getLogger(__name__)
 
-# Asks waiting on one connection before more are refused; the widget sends one at a time and
-# re-sends its few unanswered ones after a reconnect.
-MAX_PENDING_ASKS = 10
 HISTORY_LIMIT = 200
-
-
-def normalise_origin(value: str) -> str | None:
-    """scheme://host[:port], lowercase, default port dropped; None if not an http(s) origin."""
-    try:
-        parts = urlsplit(value.strip().lower())
-        port = parts.port
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    if port and port != {"http": 80, "https": 443}[parts.scheme]:
-        host = f"{host}:{port}"
-    return f"{parts.scheme}://{host}"
-
-
-def site_origin(scope: dict, headers: dict[str, str]) -> str | None:
-    """This ShopBot site's own origin (its pages, e.g. the demo storefront), or None.
-
-    SITE_URL when it is set. Otherwise the address this connection came in on, but only when its
-    Host names a host of ALLOWED_HOSTS exactly (never `*` or `.domain`: Django refuses other Hosts
-    on plain HTTP, and a forged Host must not make evil.example "this site"), with the scheme this
-    connection really uses (wss, or https at the proxy per SECURE_PROXY_SSL_HEADER) and the Host's
-    port. So another scheme or port of an allowed host name is not "this site"."""
-    if settings.SITE_URL:
-        return normalise_origin(settings.SITE_URL)
-    host = headers.get("host", "").strip().lower()
-    secure = scope.get("scheme") == "wss"
-    proxy = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
-    if proxy:  # ("HTTP_X_FORWARDED_PROTO", "https") -> header x-forwarded-proto
-        name = proxy[0].removeprefix("HTTP_").lower().replace("_", "-")
-        secure = headers.get(name, "").split(",")[0].strip().lower() == proxy[1]
-    origin = normalise_origin(f"{'https' if secure else 'http'}://{host}") if host else None
-    if origin is None:
-        return None
-    hostname = urlsplit(origin).hostname
-    exact = [h.lower().strip("[]") for h in settings.ALLOWED_HOSTS if h != "*" and h[:1] != "."]
-    return origin if hostname in exact else None
-
-
-def listed_origin(shop: Shop, origin: str) -> str | None:
-    """`origin`, normalised, if it is one of the shop's allowed websites; else None."""
-    wanted = normalise_origin(origin)
-    listed = wanted is not None and wanted in {normalise_origin(o) for o in shop.origins}
-    return wanted if listed else None
-
-
-def origin_allowed(shop: Shop, origin: str, own: str | None) -> bool:
-    """The shop's allowed origins, or `own`, this site itself (see site_origin)."""
-    wanted = normalise_origin(origin)
-    if wanted is None:  # includes "null" (sandboxed frames, file: pages)
-        return False
-    return wanted == own or listed_origin(shop, wanted) is not None
 
 
 @database_sync_to_async
@@ -105,40 +48,43 @@ def get_shop(key: str) -> Shop | None:
     return Shop.objects.filter(public_key=key).first()
 
 
-def history_item(message: Message, shop: Shop | None = None, site: str = "") -> dict:
-    if message.role == Message.USER:
-        return {"role": "user", "id": message.ask_id, "text": message.text}
-    return {
-        "role": "bot",
-        "id": message.ask_id,
-        "text": message.text,
-        "message": message.pk,
-        "sources": shop.with_urls(message.sources, site) if shop else message.sources,
-        "mode": message.mode,
-        "suggestions": message.suggestions,
-        "feedback": message.feedback or None,
-    }
-
-
 @database_sync_to_async
-def open_conversation(
-    shop: Shop, conversation_id: str, page_url: str, user_agent: str, site: str = ""
-) -> tuple[Conversation, bool, list[dict], set[str]]:
-    """Resume the shop's conversation with that id, or start a new one. Also returns the ask ids
-    of its questions (for the conversation-length limit). A new conversation is not saved here:
-    `save_conversation` stores it at its first ask."""
+def open_conversation(shop: Shop, handshake: Handshake) -> tuple[Conversation, dict, set[str]]:
+    """The shop's conversation `?conversation=` names, or a new one; its `ready` frame; the ask
+    ids of its questions (for the conversation-length limit). A new conversation is not saved
+    here: `save_conversation` stores it at its first ask. An unknown, malformed or other shop's
+    id is not an error: a new conversation starts."""
     try:
-        wanted = uuid.UUID(conversation_id) if conversation_id else None
+        wanted = uuid.UUID(handshake.conversation) if handshake.conversation else None
     except ValueError:
         wanted = None
     conversation = Conversation.objects.filter(pk=wanted, shop=shop).first() if wanted else None
+    history, asked = [], set()
     if conversation is None:
-        conversation = Conversation(shop=shop, page_url=page_url, user_agent=user_agent[:300])
-        return conversation, False, [], set()
-    conversation.shop = shop
-    recent = conversation.messages.order_by("-id")[:HISTORY_LIMIT]
-    asked = set(conversation.messages.filter(role=Message.USER).values_list("ask_id", flat=True))
-    return conversation, True, [history_item(m, shop, site) for m in reversed(recent)], asked
+        conversation = Conversation(
+            shop=shop, page_url=handshake.page, user_agent=handshake.user_agent[:300]
+        )
+    else:
+        conversation.shop = shop
+        recent = conversation.messages.order_by("-id")[:HISTORY_LIMIT]
+        history = [m.history_frame(shop, handshake.site or "") for m in reversed(recent)]
+        asked = set(
+            conversation.messages.filter(role=Message.USER).values_list("ask_id", flat=True)
+        )
+    ready = {
+        "type": FrameType.READY,
+        "conversation": str(conversation.pk),
+        "resumed": not conversation._state.adding,
+        "bot": {
+            "name": shop.bot_name,
+            "greeting": shop.greeting,
+            "suggestions": shop.suggestion_list,
+            "accent": shop.accent_color,
+            "position": shop.position,
+        },
+        "history": history,
+    }
+    return conversation, ready, asked
 
 
 @database_sync_to_async
@@ -163,20 +109,6 @@ def save_feedback(conversation: Conversation, message_id: int, value: str) -> bo
 @database_sync_to_async
 def record_origin(shop: Shop, origin: str) -> None:
     OriginSeen.record(shop, origin)
-
-
-def answer_frame(ask_id: str, message: Message, shop: Shop, site: str = "") -> dict:
-    return {
-        "type": FrameType.ANSWER,
-        "id": ask_id,
-        "message": message.pk,
-        "text": message.text,
-        # Each source with the link to its entry on the shop's FAQ page (docs/protocol.md).
-        "sources": shop.with_urls(message.sources, site),
-        "mode": message.mode,
-        "suggestions": message.suggestions,
-        "contact": shop.contact(),
-    }
 
 
 def daphne_protocol(send):
@@ -247,17 +179,20 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             # which under a flood is slow. More waiting than tokens left: close now.
             if not self.budget.take(waiting=self.backlog()):
                 logger.info("Closed a chat writing too fast (%s)", self.limiter and self.limiter.ip)
-                await self.refuse(Close.TOO_MANY_FRAMES)
+                await self.refuse(Closing(Close.TOO_MANY_FRAMES))
                 return
             await self.websocket_receive(message)
             return
         await super().dispatch(message)
 
-    async def refuse(self, code: int) -> None:
-        """Close with `code`, drop whatever the client still sends, free the slot now."""
+    async def refuse(self, closing: Closing) -> None:
+        """Close (after the error frame, if any), drop whatever the client still sends, free the
+        slot now."""
         self.closing = True
-        await self.close(code=code)
-        if code == Close.TOO_MANY_FRAMES:
+        if closing.error is not None:
+            await self.send_json(closing.error.frame())
+        await self.close(code=closing.code)
+        if closing.code == Close.TOO_MANY_FRAMES:
             stop_reading(self.base_send)
         else:
             resume_reading(self.base_send)  # to read the client's answer to our close
@@ -277,6 +212,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.budget = limits.FrameBudget(settings.CHAT_FRAME_BURST, settings.CHAT_FRAMES_PER_MINUTE)
         self.tasks: dict[str, asyncio.Task] = {}
         self.turn = asyncio.Lock()
+        self.limiter = limits.ConnectionLimits(self.scope)
         handshake = Handshake.of(self.scope)
         # Accept before any refusal: a close during the handshake reaches a browser as a bare
         # 1006, while a close after accept carries our code, which the widget acts on.
@@ -285,66 +221,38 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         # flooder's frames then reach us in one batch, the first of which closes it, instead of
         # being parsed the whole time the shop is looked up.
         pause_reading(self.base_send)
-        self.limiter = limits.ConnectionLimits(self.scope)
-        if not await self.limiter.connect():
-            await self.send_json(Refused(ErrorCode.RATE_LIMITED, "address_connections").frame())
-            await self.refuse(Close.TOO_MANY_CONNECTIONS)
-            return
         try:
-            shop = await get_shop(handshake.key)
+            await self.limiter.connect()
+            shop = await self.check_origin(handshake)
+            conversation, ready, self.limiter.asked = await open_conversation(shop, handshake)
         except DatabaseError:
             logger.exception("Database unavailable while opening a chat")
-            await self.send_json(error_frame(ErrorCode.UNAVAILABLE))
-            await self.refuse(Close.TRY_AGAIN_LATER)
+            await self.refuse(Closing(Close.TRY_AGAIN_LATER, Refused(ErrorCode.UNAVAILABLE)))
             return
-        if shop is None:
-            await self.refuse(Close.UNKNOWN_SHOP)
+        except Closing as closing:
+            await self.refuse(closing)
             return
-        origin = handshake.origin
-        # No Origin: not a browser (browsers always send one on websockets), so it cannot be
-        # another website's page borrowing the key. Curl, the bench and the tests connect so.
-        own = site_origin(self.scope, handshake.headers)
-        if origin is not None and not origin_allowed(shop, origin, own):
-            await self.refuse(Close.FORBIDDEN_ORIGIN)
-            return
-
         # Where the links to the hosted FAQ page point: this site's own origin, as trusted as
         # for the origin check (SITE_URL, or an ALLOWED_HOSTS Host); else they are paths.
-        self.site = own or ""
-        if listed := listed_origin(shop, origin or ""):
+        self.shop, self.conversation, self.site = shop, conversation, handshake.site or ""
+        await self.send_json(ready)
+        resume_reading(self.base_send)
+
+    async def check_origin(self, handshake: Handshake) -> Shop:
+        """The shop of the key when the page's Origin may use it (Shop.allows_origin), else
+        Closing."""
+        shop = await get_shop(handshake.key)
+        if shop is None:
+            raise Closing(Close.UNKNOWN_SHOP)
+        if not shop.allows_origin(handshake.origin, handshake.site):
+            raise Closing(Close.FORBIDDEN_ORIGIN)
+        if listed := shop.listed_origin(handshake.origin or ""):
             # The set-up checklist's "seen live": one upsert per connection from a listed site.
             try:
                 await record_origin(shop, listed)
             except DatabaseError:
                 logger.warning("Could not record the chat's origin", exc_info=True)
-
-        try:
-            conversation, resumed, history, asked = await open_conversation(
-                shop, handshake.conversation, handshake.page, handshake.user_agent, site=self.site
-            )
-        except DatabaseError:
-            logger.exception("Database unavailable while opening a chat")
-            await self.send_json(error_frame(ErrorCode.UNAVAILABLE))
-            await self.refuse(Close.TRY_AGAIN_LATER)
-            return
-        self.shop, self.conversation = shop, conversation
-        self.limiter.asked = asked
-        await self.send_json(
-            {
-                "type": FrameType.READY,
-                "conversation": str(conversation.pk),
-                "resumed": resumed,
-                "bot": {
-                    "name": shop.bot_name,
-                    "greeting": shop.greeting,
-                    "suggestions": shop.suggestion_list,
-                    "accent": shop.accent_color,
-                    "position": shop.position,
-                },
-                "history": history,
-            }
-        )
-        resume_reading(self.base_send)
+        return shop
 
     async def disconnect(self, code: int) -> None:
         self.closing = True
@@ -381,14 +289,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": FrameType.FEEDBACK_SAVED, "message": feedback.message})
 
     async def on_ask(self, ask: Ask) -> None:
-        limit = settings.CHAT_MAX_MESSAGE_CHARS
-        if len(ask.text) > limit:
-            await self.send_json(Refused(ErrorCode.TOO_LONG, ask_id=ask.id, limit=limit).frame())
-            return
         if ask.id in self.tasks:
             return  # already being answered on this connection: that answer frame will come
         try:
-            await self.check_limits(ask.id)
+            # The one place an ask can be refused before it costs anything.
+            await self.limiter.check_ask(ask, len(self.tasks), self.shop.contact())
         except Refused as refused:
             await self.send_json(refused.frame())
             return
@@ -403,12 +308,6 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 return
         self.tasks[ask.id] = asyncio.create_task(self.run_ask(ask.id, ask.text, ask.entry))
 
-    async def check_limits(self, ask_id: str) -> None:
-        """The one place an ask can be refused before it costs anything: raises Refused."""
-        if len(self.tasks) >= MAX_PENDING_ASKS:
-            raise Refused(ErrorCode.RATE_LIMITED, "pending_asks", ask_id)
-        await self.limiter.check_ask(ask_id, self.shop.contact())
-
     async def run_ask(self, ask_id: str, text: str, entry: int | None = None) -> None:
         async def on_delta(chunk: str) -> None:
             await self.send_json({"type": FrameType.DELTA, "id": ask_id, "text": chunk})
@@ -416,7 +315,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         try:
             async with self.turn:
                 message = await pipeline.answer(self.conversation, ask_id, text, on_delta, entry)
-            await self.send_json(answer_frame(ask_id, message, self.shop, self.site))
+            await self.send_json(message.answer_frame(self.shop, self.site))
         except pipeline.UnknownEntry:
             await self.send_json(error_frame(ErrorCode.UNKNOWN_ENTRY, ask_id))
         except DatabaseError:

@@ -1,17 +1,23 @@
 """
 Abuse limits of the chat websocket, all in one place. Every limit is a setting (see the "Limits"
-section of shopbot/settings.py); a refused ask gets an `error` frame and the socket stays open,
-only "too many connections from your address" closes it (code 4429).
+section of shopbot/settings.py). A refused ask gets an `error` frame and the socket stays open;
+only too many frames (4008) or too many connections from one address (4429) close it.
 
 - Frames: a token bucket per connection (`FrameBudget`, every frame type counts) closes a socket
   that writes faster than a person could with code 4008, before the frame is even parsed, so a
   flood cannot build a backlog in the server. (The size and nesting of one frame are checked
   when it is decoded: widget/chat/protocol.py.)
-- Asks per connection per minute (this process's memory: a connection lives in one process).
-- Asks per client address per minute and open connections per client address: in Redis when
-  REDIS_URL is set, so they hold across every server process sharing it; otherwise in this
-  process's memory, i.e. per process.
-- Questions per conversation (counted in the database).
+- Open connections per client address (`ConnectionLimits.connect`, closes with 4429).
+- Asks: `ConnectionLimits.check_ask` is the one place an ask is refused before it costs
+  anything, in this order: its length (`CHAT_MAX_MESSAGE_CHARS`); asks still waiting on this
+  connection (`MAX_PENDING_ASKS`); asks per connection per minute (this process's memory: a
+  connection lives in one process); asks per client address per minute; questions per
+  conversation, counted in this connection's memory from the conversation's ask ids, which are
+  loaded once when it opens (no query per ask).
+- Open connections and asks per client address are counted in Redis when REDIS_URL is set, so
+  they hold across every server process sharing it; otherwise in this process's memory.
+- A shop's monthly Claude token budget refuses nothing: once spent, answers come from the FAQ
+  (`Shop.claude_budget_left`, checked by the pipeline).
 
 There is deliberately no global or per-shop ask limit: one noisy visitor must never lock out
 everyone else. When the client address is unknown the per-address limits are skipped rather than
@@ -30,11 +36,14 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from widget.chat.protocol import ErrorCode, Refused
+from widget.chat.protocol import Ask, Close, Closing, ErrorCode, Refused
 
 logger = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 60
+# Asks waiting on one connection before more are refused; the widget sends one at a time and
+# re-sends its few unanswered ones after a reconnect.
+MAX_PENDING_ASKS = 10
 # A connection slot is forgotten this long after its last ask or ping (the widget pings every
 # 25 s), so the slots of a server process that died without saying goodbye free themselves in
 # minutes. The consumer frees its slot itself on every way out, even when it is cancelled.
@@ -205,7 +214,8 @@ def reset_memory() -> None:
 @dataclass
 class ConnectionLimits:
     """The limits of one websocket connection. The consumer calls `connect()` after accepting,
-    `check_ask()` before answering and `disconnect()` when the socket closes."""
+    `check_ask()` before answering, `touch()` on pings and `disconnect()` when the socket
+    closes."""
 
     scope: dict
 
@@ -220,19 +230,22 @@ class ConnectionLimits:
         # security boundary.)
         self.asked: set[str] = set()
 
-    async def connect(self) -> bool:
-        """False if the client address already has CHAT_CONNECTIONS_PER_IP sockets open."""
+    async def connect(self) -> None:
+        """Take a connection slot of the client address; Closing (4429) if it already has
+        CHAT_CONNECTIONS_PER_IP sockets open."""
         limit = settings.CHAT_CONNECTIONS_PER_IP
         if not self.ip or limit <= 0:
-            return True
+            return
         try:
             self.holds_slot = await counters().take_slot(f"conn:{self.ip}", self.member, limit)
         except Exception:
             logger.warning("Connection limit unavailable, letting the connection in", exc_info=True)
-            return True
+            return
         if not self.holds_slot:
             logger.info("Refused a chat connection from %s: %s already open", self.ip, limit)
-        return self.holds_slot
+            raise Closing(
+                Close.TOO_MANY_CONNECTIONS, Refused(ErrorCode.RATE_LIMITED, "address_connections")
+            )
 
     async def touch(self) -> None:
         """Keep this connection's slot from expiring (called on pings)."""
@@ -252,8 +265,17 @@ class ConnectionLimits:
         except Exception:
             logger.warning("Could not free a connection slot (it expires by itself)", exc_info=True)
 
-    async def check_ask(self, ask_id: str, contact: dict | None = None) -> None:
-        """Raise Refused if this ask goes over a limit; every attempt counts."""
+    async def check_ask(self, ask: Ask, pending: int, contact: dict[str, str]) -> None:
+        """Raise Refused if this ask goes over a limit (see the module's docstring for which, in
+        order); `pending` asks are still being answered on this connection, `contact` is the
+        shop's, for the conversation-full message. Every attempt counts towards the rates."""
+        ask_id = ask.id
+        most_chars = settings.CHAT_MAX_MESSAGE_CHARS
+        if len(ask.text) > most_chars:
+            raise Refused(ErrorCode.TOO_LONG, ask_id=ask_id, limit=most_chars)
+        if pending >= MAX_PENDING_ASKS:
+            raise Refused(ErrorCode.RATE_LIMITED, "pending_asks", ask_id)
+
         now = time.monotonic()
         per_connection = settings.CHAT_ASKS_PER_CONNECTION_PER_MINUTE
         self.asks = [t for t in self.asks if t > now - WINDOW_SECONDS]
@@ -277,7 +299,7 @@ class ConnectionLimits:
         # A re-sent ask that is already stored does not count again: it must still get its answer.
         most = settings.CHAT_MAX_ASKS_PER_CONVERSATION
         if most > 0 and ask_id not in self.asked and len(self.asked) >= most:
-            route = ", ".join(f"{kind}: {value}" for kind, value in (contact or {}).items())
+            route = ", ".join(f"{kind}: {value}" for kind, value in contact.items())
             if route:
                 raise Refused(
                     ErrorCode.CONVERSATION_FULL, "conversation_full_contact", ask_id, route=route

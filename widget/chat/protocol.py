@@ -9,7 +9,8 @@ contract; the names below are the ones it uses).
   `Refused` (which knows its error frame): the size is checked before parsing, nesting is bounded,
   strings are cleaned of what PostgreSQL or UTF-8 cannot store, fields are checked for type.
 - `Handshake.of(scope)`: what a connecting client tells (shop key, Origin, page, conversation id,
-  user agent), cleaned.
+  user agent), cleaned, and this ShopBot site's own origin as far as the connection can vouch
+  for it.
 
 Limits (how much and how fast) are widget/chat/limits.py's; this module only says what a
 well-formed frame is.
@@ -21,12 +22,13 @@ import json
 import re
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
+from faq.models import normalise_origin
 from widget.models import Message
 
 
@@ -118,6 +120,14 @@ class Refused(Exception):
 
     def frame(self) -> dict:
         return error_frame(self.code, self.ask_id, self.message)
+
+
+class Closing(Exception):
+    """The connection is refused: close it with `code`, after `error`'s frame if there is one."""
+
+    def __init__(self, code: Close, error: Refused | None = None) -> None:
+        super().__init__(code)
+        self.code, self.error = code, error
 
 
 def error_frame(code: ErrorCode, ask_id: str | None = None, message: str = "") -> dict:
@@ -274,15 +284,40 @@ def clean_page(value: str) -> str:
     return value
 
 
+def site_origin(scope: dict, headers: dict[str, str]) -> str | None:
+    """This ShopBot site's own origin (its pages, e.g. the demo storefront), or None.
+
+    SITE_URL when it is set. Otherwise the address this connection came in on, but only when its
+    Host names a host of ALLOWED_HOSTS exactly (never `*` or `.domain`: Django refuses other Hosts
+    on plain HTTP, and a forged Host must not make evil.example "this site"), with the scheme this
+    connection really uses (wss, or https at the proxy per SECURE_PROXY_SSL_HEADER) and the Host's
+    port. So another scheme or port of an allowed host name is not "this site"."""
+    if settings.SITE_URL:
+        return normalise_origin(settings.SITE_URL)
+    host = headers.get("host", "").strip().lower()
+    secure = scope.get("scheme") == "wss"
+    proxy = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if proxy:  # ("HTTP_X_FORWARDED_PROTO", "https") -> header x-forwarded-proto
+        name = proxy[0].removeprefix("HTTP_").lower().replace("_", "-")
+        secure = headers.get(name, "").split(",")[0].strip().lower() == proxy[1]
+    origin = normalise_origin(f"{'https' if secure else 'http'}://{host}") if host else None
+    if origin is None:
+        return None
+    hostname = urlsplit(origin).hostname
+    exact = [h.lower().strip("[]") for h in settings.ALLOWED_HOSTS if h != "*" and h[:1] != "."]
+    return origin if hostname in exact else None
+
+
 @dataclass(frozen=True)
 class Handshake:
     """What a connecting client says: the shop key (the URL's), its headers (lowercase names),
-    `?conversation=` and `?page=`."""
+    `?conversation=` and `?page=`; and `site`, this ShopBot site's own origin (site_origin)."""
 
     key: str
     headers: dict[str, str]
     conversation: str
     page: str
+    site: str | None
 
     @classmethod
     def of(cls, scope: dict) -> Handshake:
@@ -298,6 +333,7 @@ class Handshake:
             headers=headers,
             conversation=(query.get("conversation") or [""])[0],
             page=page,
+            site=site_origin(scope, headers),
         )
 
     @property
