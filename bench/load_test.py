@@ -184,7 +184,7 @@ def main() -> int:
     if float(wait_on) <= 0:
         wait_on = "5"
     modes = {"on": ["on"], "off": ["off"], "both": ["off", "on"]}[args.batching]
-    shop = demo.create_copy(name=f"Load test {uuid.uuid4().hex[:8]}")
+    shop = demo.build_shop(name=f"Load test {uuid.uuid4().hex[:8]}")
     results: dict[str, dict] = {}
     all_ok = True
     try:

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from faq.models import FAQEntry, Shop
-from shopbot.owners import OWNERS_GROUP, shops_for
+from faq.owners import OWNERS_GROUP, shops_for
 from tests.conftest import make_demo_shop
 
 

@@ -23,8 +23,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from faq.management.commands.create_owner import owners_group
 from faq.models import FAQEntry, FAQVector, Shop
+from faq.owners import owners_group
 from tests.conftest import make_demo_shop
 from tests.fake_anthropic import Scenario
 from tests.test_chat_consumer import Chat
@@ -279,10 +279,10 @@ async def test_unanswered_page_offers_the_entry_a_group_mostly_clicked(
         assert page.context["wordings_waiting"] == 1
         waiting = client.get(page.context["wordings_url"])
         assert [e.pk for e in waiting.context["cl"].result_list] == [refunds.pk]
-        [gap] = [g for g in page.context["gaps"] if g.typical.text == UNSURE]
+        [gap] = [g for g in page.context["groups"] if g.typical.text == UNSURE]
         assert gap.count == 2 and gap.led_to == refunds
         link = (
-            f"{reverse('admin:widget_gap_entry', args=[demo_shop.pk])}"
+            f"{reverse('admin:widget_unanswered_entry', args=[demo_shop.pk])}"
             f"?question={gap.typical.pk}&amp;entry={refunds.pk}#existing"
         )
         assert link in page.content.decode()

@@ -4,7 +4,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from pgvector.django import VectorField
 
@@ -25,6 +25,31 @@ class Conversation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.shop} · {self.started:%Y-%m-%d %H:%M}"
+
+
+class MessageQuerySet(QuerySet):
+    def unhelpful_answers(self) -> MessageQuerySet:
+        """Bot answers that did not help: fell back, unsure, or a thumbs-down."""
+        return self.filter(role=Message.BOT).filter(
+            Q(mode=Message.FALLBACK) | Q(confident=False) | Q(feedback=Message.DOWN)
+        )
+
+    def unanswered(self, shop: Shop | int) -> MessageQuerySet:
+        """The shop's unanswered questions: customer questions whose answer did not help and
+        for which nobody has written an FAQ entry yet (the owner's "Unanswered questions")."""
+        same_ask = {"conversation": OuterRef("conversation"), "ask_id": OuterRef("ask_id")}
+        answer = Message.objects.filter(role=Message.BOT, **same_ask)
+        return (
+            self.filter(conversation__shop=shop, role=Message.USER, resolved_by__isnull=True)
+            .filter(Exists(Message.objects.unhelpful_answers().filter(**same_ask)))
+            # Why each question is unanswered, for the owner (one answer per ask: a unique
+            # constraint).
+            .annotate(
+                answer_mode=Subquery(answer.values("mode")[:1]),
+                answer_confident=Subquery(answer.values("confident")[:1]),
+                answer_feedback=Subquery(answer.values("feedback")[:1]),
+            )
+        )
 
 
 class Message(models.Model):
@@ -66,6 +91,8 @@ class Message(models.Model):
     suggested_for = models.ForeignKey(
         "self", models.SET_NULL, null=True, blank=True, related_name="clicks"
     )
+
+    objects = MessageQuerySet.as_manager()
 
     class Meta:
         ordering = ["created", "id"]

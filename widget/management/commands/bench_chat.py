@@ -53,7 +53,7 @@ def median_ms(func, repeat: int) -> float:
 
 
 def create_bench_shop() -> Shop:
-    return demo.create_copy(name=f"bench-chat-{secrets.token_hex(4)}")
+    return demo.build_shop(name=f"bench-chat-{secrets.token_hex(4)}")
 
 
 async def client(url: str, questions: list[str], rounds: int, think: float, stats: dict) -> None:

@@ -19,11 +19,11 @@ from django.db import connections
 from django.test import Client
 from django.urls import reverse
 
-from faq.management.commands.create_owner import owners_group
 from faq.models import FAQEntry, FAQVector, Shop
+from faq.owners import owners_group
 from shopbot.asgi import application
 from widget.models import Message
-from widget.owner import gaps
+from widget.owner import unanswered
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -76,7 +76,7 @@ def owner_creates_entry_from_the_group(shop: Shop, message_id: int) -> tuple[int
 
     page = client.get(reverse("admin:widget_unanswered", args=[shop.pk]))
     assert page.status_code == 200
-    link = f"{reverse('admin:widget_gap_entry', args=[shop.pk])}?question={message_id}"
+    link = f"{reverse('admin:widget_unanswered_entry', args=[shop.pk])}?question={message_id}"
     assert link in page.content.decode()
 
     form_page = client.get(link)
@@ -122,7 +122,7 @@ async def test_three_unanswered_wordings_become_one_group_then_an_faq_that_answe
         assert answer["mode"] == "fallback", (text, answer)
         assert answer["sources"] == []
 
-    groups = await sync_to_async(gaps.open_groups)(demo_shop)
+    groups = await sync_to_async(unanswered.groups)(demo_shop)
     assert len(groups) == 1
     group = groups[0]
     assert group.count == 3
@@ -137,7 +137,7 @@ async def test_three_unanswered_wordings_become_one_group_then_an_faq_that_answe
     assert await FAQVector.objects.filter(entry=entry).acount() == len(entry.embedding_texts())
     resolved = Message.objects.filter(resolved_by=entry).values_list("text", flat=True)
     assert sorted([t async for t in resolved]) == sorted(JOB_QUESTIONS)
-    assert await sync_to_async(gaps.open_groups)(demo_shop) == []
+    assert await sync_to_async(unanswered.groups)(demo_shop) == []
 
     # The next customer asks the question again and gets the new entry, with it as the source.
     answer = await ask(demo_shop, JOB_QUESTIONS[0])
@@ -146,4 +146,4 @@ async def test_three_unanswered_wordings_become_one_group_then_an_faq_that_answe
     assert (source["id"], source["question"]) == (entry.pk, entry.question)
     assert source["url"].endswith(f"/faq/{demo_shop.slug}/#faq-{entry.pk}")
     assert answer["text"] == ANSWER
-    assert await sync_to_async(gaps.open_groups)(demo_shop) == []
+    assert await sync_to_async(unanswered.groups)(demo_shop) == []
