@@ -33,10 +33,10 @@ class AnsweredByFilter(admin.SimpleListFilter):
     parameter_name = "mode"
 
     def lookups(self, request, model_admin):
-        return Message.MODES
+        return Message.Mode.choices
 
     def queryset(self, request, queryset):
-        if self.value() in dict(Message.MODES):
+        if self.value() in Message.Mode.values:
             return queryset.filter(_has_message(role=Message.BOT, mode=self.value()))
         return queryset
 
@@ -177,8 +177,8 @@ class ConversationAdmin(ShopScopedAdmin):
 
     @admin.display(description="answered by")
     def modes_used(self, obj: Conversation) -> str:
-        names = dict(Message.MODES)
-        return ", ".join(names.get(m, m) for m in sorted(obj.modes)) or "-"
+        labels = dict(Message.Mode.choices)
+        return ", ".join(labels.get(m, m) for m in sorted(obj.modes)) or "-"
 
     @admin.display(description="thumbs up", ordering="n_up")
     def thumbs_up(self, obj: Conversation) -> int:
