@@ -21,21 +21,12 @@ from django.utils import timezone
 
 from faq import embedding
 from faq.models import FAQEntry, FAQVector, Shop
-from faq.owners import owners_group
-from tests.conftest import make_demo_shop
+from tests.support import make_demo_shop, make_owner
 from widget.models import Conversation, Message
 from widget.owner import charts, unanswered
 from widget.owner.dashboard import shop_stats
 
 pytestmark = pytest.mark.django_db
-
-
-def make_owner(shop: Shop, username: str) -> User:
-    """What `create_owner` makes, without hashing a password (slow, and force_login needs none)."""
-    user = User.objects.create_user(username, is_staff=True)
-    user.groups.add(owners_group())
-    shop.owners.add(user)
-    return user
 
 
 def talk(shop: Shop, *turns, page: str = "https://shop.example/", days_ago: float = 0):

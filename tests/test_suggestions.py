@@ -16,7 +16,6 @@ from datetime import timedelta
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async as db
-from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import connections
 from django.test import Client
@@ -24,10 +23,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from faq.models import FAQEntry, FAQVector, Shop
-from faq.owners import owners_group
-from tests.conftest import make_demo_shop
 from tests.fake_anthropic import Scenario
-from tests.test_chat_consumer import Chat
+from tests.support import Chat, make_demo_shop, make_owner
 from widget.models import CustomerWording, Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -65,11 +62,8 @@ async def click(chat: Chat, entry: int, text: str, ask_id: str | None = None) ->
 
 
 def owner_client(shop: Shop) -> Client:
-    owner = User.objects.create_user(f"owner-{shop.pk}", is_staff=True)
-    owner.groups.add(owners_group())
-    shop.owners.add(owner)
     client = Client()
-    client.force_login(owner)
+    client.force_login(make_owner(shop))
     return client
 
 

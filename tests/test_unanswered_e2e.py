@@ -9,26 +9,20 @@ Django's test client logged in as the shop's owner. No API key, so answers are F
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
-from django.contrib.auth.models import User
 from django.db import connections
 from django.test import Client
 from django.urls import reverse
 
 from faq.models import FAQEntry, FAQVector, Shop
-from faq.owners import owners_group
-from shopbot.asgi import application
+from tests.support import Chat, make_owner
 from widget.models import Message
 from widget.owner import unanswered
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # Bounds a hang on a busy machine, not a speed target.
-TIMEOUT = 30
 
 # One missing topic (the demo florist's FAQ says nothing about jobs), three wordings.
 JOB_QUESTIONS = [
@@ -43,36 +37,18 @@ ANSWER = (
 
 async def ask(shop: Shop, text: str) -> dict:
     """One customer, one new conversation, one question: the answer frame."""
-    ws = WebsocketCommunicator(
-        application,
-        f"/ws/chat/{shop.public_key}/",
-        # This site's own page, as a browser sends it: the Origin and the Host it came in on.
-        headers=[(b"origin", b"http://testserver"), (b"host", b"testserver")],
-    )
-    connected, _ = await ws.connect(timeout=TIMEOUT)
-    assert connected
-    try:
-        ready = await ws.receive_json_from(timeout=TIMEOUT)
-        assert ready["type"] == "ready", ready
-        ask_id = uuid.uuid4().hex
-        await ws.send_json_to({"type": "ask", "id": ask_id, "text": text})
-        while True:
-            frame = await ws.receive_json_from(timeout=TIMEOUT)
-            assert frame.get("id") == ask_id, frame
-            if frame["type"] == "answer":
-                return frame
-            assert frame["type"] == "delta", frame
-    finally:
-        await ws.disconnect()
+    # This site's own page, as a browser sends it: the Origin and the Host it came in on.
+    headers = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
+    async with Chat(shop.public_key, headers=headers) as chat:
+        await chat.ready()
+        _, answer = await chat.ask(text)
+        return answer
 
 
 def owner_creates_entry_from_the_group(shop: Shop, message_id: int) -> tuple[int, int]:
     """The owner's clicks: unanswered page, "Create FAQ entry", save. Returns (status, entry)."""
-    owner = User.objects.create_user("owner-of-demo", is_staff=True)
-    owner.groups.add(owners_group())
-    shop.owners.add(owner)
     client = Client()
-    client.force_login(owner)
+    client.force_login(make_owner(shop, "owner-of-demo"))
 
     page = client.get(reverse("admin:widget_unanswered", args=[shop.pk]))
     assert page.status_code == 200
