@@ -273,11 +273,11 @@ async def test_unanswered_page_offers_the_entry_a_group_mostly_clicked(
         assert page.context["wordings_waiting"] == 1
         waiting = client.get(page.context["wordings_url"])
         assert [e.pk for e in waiting.context["cl"].result_list] == [refunds.pk]
-        [gap] = [g for g in page.context["groups"] if g.typical.text == UNSURE]
-        assert gap.count == 2 and gap.led_to == refunds
+        [group] = [g for g in page.context["groups"] if g.typical.text == UNSURE]
+        assert group.count == 2 and group.led_to == refunds
         link = (
             f"{reverse('admin:widget_unanswered_entry', args=[demo_shop.pk])}"
-            f"?question={gap.typical.pk}&amp;entry={refunds.pk}#existing"
+            f"?question={group.typical.pk}&amp;entry={refunds.pk}#existing"
         )
         assert link in page.content.decode()
         assert f"Add as wordings of “{REFUNDS}”".replace("'", "&#x27;") in page.content.decode()

@@ -1,4 +1,4 @@
-"""The FAQ gap loop end to end: customers ask about something the FAQ does not cover, the owner
+"""Unanswered questions end to end: customers ask about something the FAQ does not cover, the owner
 finds their questions as one group, turns it into an FAQ entry in one go, and the next customer
 gets the answer.
 
