@@ -14,7 +14,8 @@ from django.utils.translation import override
 from django.utils.translation.trans_real import translation
 
 from faq.models import DEFAULT_FALLBACK, DEFAULT_GREETING, Shop
-from tests.test_chat_consumer import Chat
+from tests.support import Chat
+from widget.chat.protocol import SENTENCES
 from widget.chat.texts import WIDGET_TEXTS, chat_language, widget_texts
 from widget.chat.views import WIDGET_JS
 
@@ -81,6 +82,14 @@ async def test_an_error_sentence_in_french():
     assert error["message"] == (
         "Désolé, cette réponse n'est plus disponible. Posez votre question avec vos propres mots."
     )
+    async with Chat(french.public_key) as chat:  # a limit's sentence, with its number filled in
+        await chat.ready()
+        await chat.send({"type": "ask", "id": "a2", "text": "x" * 1001})
+        error = await chat.recv()
+    assert (error["code"], error["message"]) == (
+        "too_long",
+        "Veuillez écrire un message de moins de 1000 caractères.",
+    )
 
 
 async def test_the_default_fallback_answer_in_spanish(demo_texts_embedded):
@@ -103,14 +112,13 @@ def test_the_language_is_the_tags_then_the_shops_then_english():
 
 @pytest.mark.parametrize("language", [code for code, _ in settings.LANGUAGES if code != "en"])
 def test_every_text_is_translated_in_every_language(language):
-    """Each widget text and server sentence has a translation in the committed .mo file (so a new
-    text without one fails here, not silently in English in front of a customer)."""
+    """Each widget text, error sentence, default greeting and fallback has a translation in the
+    committed .mo file (so a new text without one fails here, not silently in English in front of
+    a customer)."""
     catalog = translation(language)._catalog
     with override("en"):  # English is the msgid itself
-        wanted = [str(text) for text in WIDGET_TEXTS.values()] + [
-            DEFAULT_GREETING,
-            DEFAULT_FALLBACK,
-        ]
+        wanted = [str(text) for text in [*WIDGET_TEXTS.values(), *SENTENCES.values()]]
+    wanted += [DEFAULT_GREETING, DEFAULT_FALLBACK]
     missing = [msgid for msgid in wanted if msgid not in catalog]
     assert missing == []
     with override(language):

@@ -8,9 +8,8 @@
   // Wrap every entry point so nothing ever throws into the host page.
   function safe(fn) { return function (...args) { try { return fn.apply(this, args); } catch (e) { warn(e); } }; }
 
-  // Close codes (docs/protocol.md, widget/chat/protocol.py).
-  const CLOSE_FORBIDDEN_ORIGIN = 4403, CLOSE_UNKNOWN_SHOP = 4404;
-  const CLOSE_TOO_MANY_CONNECTIONS = 4429, CLOSE_TOO_MANY_FRAMES = 4008;
+  // Close codes, named as in docs/protocol.md and widget/chat/protocol.py's Close.
+  const CLOSE = { FORBIDDEN_ORIGIN: 4403, UNKNOWN_SHOP: 4404, TOO_MANY_CONNECTIONS: 4429, TOO_MANY_FRAMES: 4008 };
   // Error codes after which "Try again" is offered on the failed ask.
   const RETRYABLE_ERRORS = ['rate_limited', 'unavailable', 'conversation_full'];
   const READY_TIMEOUT = 12000, PING_EVERY = 25000, PONG_TIMEOUT = 10000;
@@ -245,10 +244,10 @@
       this.socket = null; this.ready = false;
       this.stopTimers();
       const code = event.code;
-      if (code == CLOSE_UNKNOWN_SHOP || code == CLOSE_FORBIDDEN_ORIGIN) this.stopped = true;
+      if (code == CLOSE.UNKNOWN_SHOP || code == CLOSE.FORBIDDEN_ORIGIN) this.stopped = true;
       else {
         // Jitter: 50–100 % of the delay.
-        const slow = code == CLOSE_TOO_MANY_CONNECTIONS || code == CLOSE_TOO_MANY_FRAMES;
+        const slow = code == CLOSE.TOO_MANY_CONNECTIONS || code == CLOSE.TOO_MANY_FRAMES;
         const delay = Math.min(slow ? 120000 : 30000, (slow ? 15000 : 500) * Math.pow(2, this.attempt++));
         this.retryTimer = setTimeout(safe(() => this.events.onRetry()), delay / 2 + Math.random() * delay / 2);
       }
@@ -477,7 +476,7 @@
     }
     closed(event) {
       if (this.connection.stopped) {
-        if (event.code == CLOSE_FORBIDDEN_ORIGIN) warn('this website\'s origin (' + location.origin + ') is not allowed for shop key "' + shop + '"');
+        if (event.code == CLOSE.FORBIDDEN_ORIGIN) warn('this website\'s origin (' + location.origin + ') is not allowed for shop key "' + shop + '"');
         else warn('unknown shop key "' + shop + '"');
         this.setStatus('unavailable', this.say('unavailable'));
         this.transcript.notice(this.say('unavailableNotice'), 'sb-unavailable');
