@@ -339,3 +339,20 @@ class FAQVector(models.Model):
     def save(self, *args, **kwargs):
         self.text_hash = text_hash(self.text)
         super().save(*args, **kwargs)
+
+
+class SearchIndex(models.Model):
+    """A shop's search index (faq/retrieval.py's ShopIndex: threshold, classifier, word
+    statistics), built when its entries change and stored here, so that every server process
+    loads it in milliseconds instead of rebuilding it (0.7 s at 1,000 entries) on a customer's
+    question. `vector_count` and `vector_id_sum` are the signature of the published vectors it was
+    built from: a process whose search sees another signature knows the shop was edited."""
+
+    shop = models.OneToOneField(Shop, models.CASCADE, primary_key=True, related_name="search_index")
+    vector_count = models.PositiveIntegerField()
+    vector_id_sum = models.BigIntegerField()
+    data = models.BinaryField()
+    built = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"search index of shop {self.shop_id} ({self.vector_count} vectors)"
