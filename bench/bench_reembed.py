@@ -246,3 +246,7 @@ def index_memory(shops: int, entries: int = 40, distinct: int = 25) -> None:
         f"{used / 2**20:.1f} MiB ({used / shops / 1024:.0f} KiB per shop; tracemalloc); "
         f"stored in the database: {stored / 1024:.0f} KiB per shop"
     )
+
+
+if __name__ == "__main__":
+    main()

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.text import slugify
-from pgvector.django import HnswIndex, VectorField
+from pgvector.django import VectorField
 
 
 def new_public_key() -> str:
@@ -322,16 +322,9 @@ class FAQVector(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [
-            HnswIndex(
-                name="faq_vector_hnsw",
-                fields=["embedding"],
-                m=16,
-                ef_construction=64,
-                opclasses=["vector_cosine_ops"],
-            ),
-            models.Index(fields=["entry", "model_name"]),
-        ]
+        # No vector (HNSW) index: search scans one shop's rows exactly (faq/retrieval.py), which
+        # no approximate index serves, and maintaining one cost about a fifth of import time.
+        indexes = [models.Index(fields=["entry", "model_name"])]
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.text[:60]}"
