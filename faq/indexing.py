@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from functools import partial
 
 from django.db import transaction
 
@@ -70,14 +71,17 @@ def reindex_later(shop_ids: Iterable[int]) -> None:
     """Rebuild these shops' search indexes once the current transaction commits, if their
     published vectors changed without a re-embedding: entries deleted, or published or hidden in
     bulk (queryset.update sends no signal)."""
-    ids = sorted(set(shop_ids))
-
-    def reindex() -> None:
-        for shop_id in ids:
-            retrieval.update_index_if_changed(shop_id)
-
-    # robust: as for refresh; the first search builds the index if this failed.
-    transaction.on_commit(reindex, robust=True)
+    # Deleting 1,000 entries sends 1,000 signals: one rebuild per shop and transaction is enough.
+    # (run_on_commit holds the callbacks waiting for this transaction; a rollback drops them.)
+    waiting = {
+        getattr(callback, "shop_id", None)
+        for _, callback, _ in transaction.get_connection().run_on_commit
+    }
+    for shop_id in sorted(set(shop_ids) - waiting):
+        reindex = partial(retrieval.update_index_if_changed, shop_id)
+        reindex.shop_id = shop_id
+        # robust: as for refresh; the first search builds the index if this failed.
+        transaction.on_commit(reindex, robust=True)
 
 
 _batch = threading.local()
