@@ -660,26 +660,33 @@ def _nearest_vectors(shop: Shop, query: np.ndarray, text: str) -> tuple[list[tup
     """(entry_id, kind, similarity, count, id_sum) of the shop's nearest published vectors, and
     the words of `text`.
 
-    The scan is exact over the shop's own rows (a small shop has hundreds, a big one thousands):
-    the HNSW index serves whole-table queries, but filtered by shop it could miss entries.
-    The window totals are over all the shop's vectors and tell when the shop index is stale.
+    The scan is exact over the shop's own rows (a small shop has hundreds, a big one thousands;
+    there is no vector index: an approximate whole-table one, filtered by shop, could miss
+    entries). The window totals are over all the shop's vectors and tell when the shop index is
+    stale.
+
+    The text's words come in the same round trip: a UNION ALL row of their own, first (its
+    similarity 2 is above any cosine similarity), so a shop without vectors still gets them.
     """
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            WITH shop_vectors AS MATERIALIZED ({_SHOP_VECTORS})
-            SELECT entry_id, kind, 1 - (embedding <=> %s::vector) AS similarity,
-                   COUNT(*) OVER (), SUM(id) OVER ()
-            FROM shop_vectors
-            ORDER BY similarity DESC
-            LIMIT %s
+            (SELECT NULL::bigint, NULL, 2.0::float8, NULL::bigint, NULL::numeric,
+                    {_LEXEMES_SQL.format("%s")})
+            UNION ALL
+            (WITH shop_vectors AS MATERIALIZED ({_SHOP_VECTORS})
+             SELECT entry_id, kind, 1 - (embedding <=> %s::vector) AS similarity,
+                    COUNT(*) OVER (), SUM(id) OVER (), NULL::text[]
+             FROM shop_vectors
+             ORDER BY similarity DESC
+             LIMIT %s)
+            ORDER BY 3 DESC
             """,
-            [shop.pk, embedding.model_name(), query.tolist(), CANDIDATES],
+            [text, shop.pk, embedding.model_name(), query.tolist(), CANDIDATES],
         )
         rows = cursor.fetchall()
-        cursor.execute(f"SELECT {_LEXEMES_SQL.format('%s')}", [text])
-        words = cursor.fetchone()[0]
-    return rows, words
+    words = rows[0][5]
+    return [row[:5] for row in rows[1:]], words
 
 
 def _words(texts: list[str]) -> list[list[str]]:
