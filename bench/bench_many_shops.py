@@ -81,25 +81,26 @@ def copy_entries(template: Shop, shop_ids: list[int], limit: int, suffix: str = 
             INSERT INTO faq_faqvector
                 (entry_id, kind, text, text_hash, model_name, embedding, created)
             SELECT n.id, v.kind, v.text, v.text_hash, v.model_name, v.embedding, now()
-            FROM faq_faqentry n
+            FROM unnest(%s::bigint[]) AS s(id)
+            JOIN faq_faqentry n ON n.shop_id = s.id
             JOIN faq_faqentry t ON t.shop_id = %s AND n.question = t.question || %s
             JOIN faq_faqvector v ON v.entry_id = t.id
-            WHERE n.shop_id = ANY(%s::bigint[])
             """,
-            [template.pk, suffix, shop_ids],
+            [shop_ids, template.pk, suffix],
         )
 
 
 def delete_shops(shop_ids: list[int]) -> None:
     with connection.cursor() as cursor:
+        shops = "(SELECT unnest(%s::bigint[]))"
         cursor.execute(
             "DELETE FROM faq_faqvector WHERE entry_id IN "
-            "(SELECT id FROM faq_faqentry WHERE shop_id = ANY(%s::bigint[]))",
+            f"(SELECT id FROM faq_faqentry WHERE shop_id IN {shops})",
             [shop_ids],
         )
-        cursor.execute("DELETE FROM faq_faqentry WHERE shop_id = ANY(%s::bigint[])", [shop_ids])
-        cursor.execute("DELETE FROM faq_searchindex WHERE shop_id = ANY(%s::bigint[])", [shop_ids])
-        cursor.execute("DELETE FROM faq_shop WHERE id = ANY(%s::bigint[])", [shop_ids])
+        cursor.execute(f"DELETE FROM faq_faqentry WHERE shop_id IN {shops}", [shop_ids])
+        cursor.execute(f"DELETE FROM faq_searchindex WHERE shop_id IN {shops}", [shop_ids])
+        cursor.execute(f"DELETE FROM faq_shop WHERE id IN {shops}", [shop_ids])
 
 
 def scan_plan(shop: Shop) -> tuple[list[str], float]:
