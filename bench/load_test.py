@@ -42,6 +42,10 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from shopbot.figures import percentile  # noqa: E402
+
 QUESTIONS = [
     "Do you deliver to Princeton?",
     "What are your opening hours?",
@@ -50,13 +54,6 @@ QUESTIONS = [
     "How long do your flowers last?",
     "Can you recommend a good car mechanic?",  # off-topic: the fallback
 ]
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def run_load(urls: list[str], key: str, connections: int, asks: int, limit: float) -> dict:
@@ -188,7 +185,6 @@ def main() -> int:
         parser.error("--workers must be 1..8")
     batching = args.batching or ("on" if args.workers > 1 else "both")
 
-    sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shopbot.settings")
     os.environ.setdefault("DEBUG", "1")
     import django
@@ -207,7 +203,7 @@ def main() -> int:
     worker_counts = [1, args.workers] if args.workers > 1 else [1]
     # Without --workers, one process and the in-memory channel layer, as before.
     redis_url = args.redis_url if args.workers > 1 else ""
-    shop = demo.create_copy(name=f"Load test {uuid.uuid4().hex[:8]}")
+    shop = demo.build_shop(name=f"Load test {uuid.uuid4().hex[:8]}")
     results: dict[str, dict] = {}
     all_ok = True
     try:

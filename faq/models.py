@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -50,6 +51,22 @@ def entry_anchor(entry_id: int) -> str:
     return f"faq-{entry_id}"
 
 
+def normalise_origin(value: str) -> str | None:
+    """scheme://host[:port], lowercase, default port dropped; None if not an http(s) origin
+    (so also for "null", what sandboxed frames and file: pages send)."""
+    try:
+        parts = urlsplit(value.strip().lower())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if port and port != {"http": 80, "https": 443}[parts.scheme]:
+        host = f"{host}:{port}"
+    return f"{parts.scheme}://{host}"
+
+
 def default_monthly_tokens() -> int:
     """A new shop's Claude budget: the CLAUDE_DEFAULT_MONTHLY_TOKENS setting."""
     return settings.CLAUDE_DEFAULT_MONTHLY_TOKENS
@@ -69,12 +86,15 @@ def split_sentences(text: str) -> list[str]:
 
 
 class Shop(models.Model):
-    HOSTED = "hosted"
-    OWN_PAGE = "own"
-    FAQ_LOCATIONS = [
-        (HOSTED, "The FAQ page ShopBot hosts (/faq/<slug>/)"),
-        (OWN_PAGE, "My own page (the address below)"),
-    ]
+    class FAQLocation(models.TextChoices):
+        HOSTED = "hosted", "The FAQ page ShopBot hosts (/faq/<slug>/)"
+        OWN_PAGE = "own", "My own page (the address below)"
+
+    class Position(models.TextChoices):
+        RIGHT = "right", "Bottom right"
+        LEFT = "left", "Bottom left"
+
+    HOSTED, OWN_PAGE = FAQLocation.HOSTED, FAQLocation.OWN_PAGE
 
     name = models.CharField(max_length=100)
     slug = models.SlugField(
@@ -86,8 +106,8 @@ class Shop(models.Model):
     faq_location = models.CharField(
         "where the FAQ lives",
         max_length=10,
-        choices=FAQ_LOCATIONS,
-        default=HOSTED,
+        choices=FAQLocation,
+        default=FAQLocation.HOSTED,
         blank=True,  # a settings form saved without this field keeps the hosted page
         help_text='Where the chat\'s "From our FAQ" links point.',
     )
@@ -123,9 +143,7 @@ class Shop(models.Model):
         default="#2f6f4f",
         validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a colour like #2f6f4f.")],
     )
-    position = models.CharField(
-        max_length=5, choices=[("right", "Bottom right"), ("left", "Bottom left")], default="right"
-    )
+    position = models.CharField(max_length=5, choices=Position, default=Position.RIGHT)
     contact_email = models.EmailField(blank=True)
     contact_phone = models.CharField(max_length=40, blank=True)
     contact_url = models.URLField(blank=True)
@@ -206,6 +224,24 @@ class Shop(models.Model):
     @property
     def origins(self) -> list[str]:
         return [o.rstrip("/").lower() for o in split_lines(self.allowed_origins)]
+
+    def listed_origin(self, origin: str) -> str | None:
+        """`origin`, normalised, if it is one of the shop's allowed websites; else None."""
+        wanted = normalise_origin(origin)
+        listed = wanted is not None and wanted in {normalise_origin(o) for o in self.origins}
+        return wanted if listed else None
+
+    def allows_origin(self, origin: str | None, site: str | None) -> bool:
+        """May a page of `origin` open this shop's chat? Yes for the shop's allowed websites and
+        for `site`, this ShopBot site itself (its storefront and admin pages). Yes without an
+        Origin too: browsers always send one on websockets, so it is not a browser (curl, the
+        bench, the tests) and cannot be another website's page borrowing the public key."""
+        if origin is None:
+            return True
+        wanted = normalise_origin(origin)
+        if wanted is None:  # includes "null"
+            return False
+        return wanted == site or self.listed_origin(wanted) is not None
 
     @property
     def suggestion_list(self) -> list[str]:
@@ -302,19 +338,17 @@ class FAQVector(models.Model):
     """One embedded text of an entry. Rows are keyed by the text's hash and the model's name, so
     unchanged text is never embedded twice and a change of EMBEDDING_MODEL shows as stale."""
 
-    QUESTION = "question"
-    QUESTION_ANSWER = "qa"
-    ALTERNATIVE = "alt"
-    QUESTION_SENTENCE = "qsentence"
-    KINDS = [
-        (QUESTION, "Question"),
-        (QUESTION_ANSWER, "Question and answer"),
-        (ALTERNATIVE, "Alternative"),
-        (QUESTION_SENTENCE, "Question and answer sentence"),
-    ]
+    class Kind(models.TextChoices):
+        QUESTION = "question", "Question"
+        QUESTION_ANSWER = "qa", "Question and answer"
+        ALTERNATIVE = "alt", "Alternative"
+        QUESTION_SENTENCE = "qsentence", "Question and answer sentence"
+
+    QUESTION, QUESTION_ANSWER = Kind.QUESTION, Kind.QUESTION_ANSWER
+    ALTERNATIVE, QUESTION_SENTENCE = Kind.ALTERNATIVE, Kind.QUESTION_SENTENCE
 
     entry = models.ForeignKey(FAQEntry, models.CASCADE, related_name="vectors")
-    kind = models.CharField(max_length=10, choices=KINDS)
+    kind = models.CharField(max_length=10, choices=Kind)
     text = models.TextField()
     text_hash = models.CharField(max_length=64)
     model_name = models.CharField(max_length=200)

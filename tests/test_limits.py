@@ -1,6 +1,6 @@
-"""Abuse limits (widget/limits.py) through the real consumer, the real test database and the real
-embedding model; the Redis counters against the real Redis (a database number of their own); the
-monthly Claude token budget; and the production settings (`check --deploy`)."""
+"""Abuse limits (widget/chat/limits.py) through the real consumer, the real test database and the
+real embedding model; the Redis counters against the real Redis (a database number of their own);
+the monthly Claude token budget; and the production settings (`check --deploy`)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,16 @@ import redis
 from channels.db import database_sync_to_async as db
 from django.utils import timezone
 
-from tests.conftest import make_demo_shop
 from tests.fake_anthropic import FakeAnthropic
-from tests.test_chat_consumer import ANSWER_TIMEOUT, Chat, messages_of
-from widget import budget, limits
+from tests.support import (
+    ANSWER_TIMEOUT,
+    REDIS_TEST_URL,
+    Chat,
+    make_demo_shop,
+    messages_of,
+    require_redis,
+)
+from widget.chat import budget, limits
 from widget.models import Conversation, Message
 
 pytestmark = [
@@ -28,13 +34,11 @@ pytestmark = [
 ]
 
 QUESTION = "Do you deliver to Princeton?"
-# A Redis database of this test module's own; only it is ever flushed.
-REDIS_TEST_URL = os.getenv("SHOPBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
 
 
 @pytest.fixture
 def redis_db(settings):
-    client = redis.Redis.from_url(REDIS_TEST_URL)
+    client = redis.Redis.from_url(require_redis())
     client.flushdb()
     settings.REDIS_URL = REDIS_TEST_URL
     yield client

@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.views.decorators.http import require_safe
 
-WIDGET_JS = Path(__file__).resolve().parent / "static" / "widget" / "widget.js"
+WIDGET_JS = Path(__file__).resolve().parent.parent / "static" / "widget" / "widget.js"
 # Browsers use a cached copy for 5 minutes, then for up to a day more while revalidating in the
 # background: a fix reaches every shop's pages within minutes, and revalidation costs a 304.
 CACHE_CONTROL = "public, max-age=300, stale-while-revalidate=86400"

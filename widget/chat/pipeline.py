@@ -14,8 +14,8 @@ The answer pipeline: one customer question in, exactly one saved answer out.
    answer's one confident hit, and the click is recorded as a customer wording for the owner
    (widget.models.CustomerWording).
 3. With settings.ANTHROPIC_API_KEY set, Claude on for the shop, the shop's monthly token budget
-   not spent (widget/budget.py) and any entries found: stream the answer from Claude
-   (widget.claude.stream_answer), forwarding each chunk through `on_delta`. Sources are the
+   not spent (widget/chat/budget.py) and any entries found: stream the answer from Claude
+   (widget.chat.claude.stream_answer), forwarding each chunk through `on_delta`. Sources are the
    entries Claude cited. Mode "llm".
 4. With no key, Claude off, the budget spent, or Claude failing (timeout, 429, 5xx, 529, a cut or
    stalled stream, an SSE error): the best entry's answer word for word when retrieval is
@@ -50,7 +50,7 @@ from django.db import IntegrityError, close_old_connections, transaction
 from faq import retrieval
 from faq.models import FAQEntry
 from faq.retrieval import Hit, SearchResult
-from widget import budget, claude
+from widget.chat import budget, claude
 from widget.models import Conversation, CustomerWording, Message
 
 logger = logging.getLogger(__name__)
@@ -195,7 +195,7 @@ def save_answer(
 
 def use_claude(conversation: Conversation) -> bool:
     """Synchronous (the budget is an ORM query): Claude on, and the shop's monthly token budget
-    not spent (widget/budget.py); otherwise the answer comes from the FAQ, without an error."""
+    not spent (widget/chat/budget.py); otherwise the answer comes from the FAQ, without an error."""
     return (
         bool(settings.ANTHROPIC_API_KEY)
         and conversation.shop.use_claude
