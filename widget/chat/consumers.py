@@ -36,6 +36,7 @@ from widget.chat.protocol import (
     error_frame,
     read_frame,
 )
+from widget.chat.texts import widget_texts
 from widget.models import Conversation, CustomerWording, Message
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ def open_conversation(shop: Shop, handshake: Handshake) -> tuple[Conversation, d
             "accent": shop.accent_color,
             "position": shop.position,
         },
+        "texts": widget_texts(shop.language),
         "history": history,
     }
     return conversation, ready, asked
