@@ -199,9 +199,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.closing = True
         if closing.error is not None:
             await self.send_json(closing.error.frame())
-        # A plain int: autobahn (under daphne) refuses any other type, IntEnum included, and the
-        # browser would then see a bare 1006 instead of our code.
-        await self.close(code=int(closing.code))
+        await self.close(code=int(closing.code))  # daphne refuses an IntEnum
         if closing.code == Close.TOO_MANY_FRAMES:
             stop_reading(self.base_send)
         else:
