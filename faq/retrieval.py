@@ -11,13 +11,16 @@ docs/retrieval-research.md):
   PostgreSQL (pgvector) returns the shop's vectors nearest to the query. An entry scores
   0.4 * its best vector + 0.6 * the mean of its best two, plus a small vote (0.1 * share) among
   the query's ten nearest vectors.
-- Classifier, for shops with alternative phrasings: a ridge-regression classifier fitted on the
-  shop's own phrasings (closed form: 0.1 s for 1,000 entries) adds 0.25 * its output. Phrasings
-  teach where one entry ends and the next begins, which plain nearest-vector matching blurs.
+- Classifier, for every shop: a ridge-regression classifier fitted on the shop's own question
+  and phrasing vectors (without 20 phrasings: question, phrasing and question + answer sentence
+  vectors; closed form: 0.1 s for 1,000 entries) adds 0.25 * its output. It learns where one
+  entry ends and the next begins, which plain nearest-vector matching blurs: in a COVID FAQ
+  "coronavirus" is in every entry and "where ... from" in one. Without phrasings it only ranks
+  (see confidence below).
 - Words: BM25 with PostgreSQL's text-search parser ('simple' configuration: lower-cased words, no
-  stemming, no stop words), each divided by the query's best entry: 0.1 * BM25 over each entry's
+  stemming, no stop words), each divided by the query's best entry: 0.05 * BM25 over each entry's
   question and phrasings (question words stay: "where did it come from" and "what is it" differ
-  only in them) + 0.15 * BM25 over question, phrasings and answer (customers of a small shop
+  only in them) + 0.1 * BM25 over question, phrasings and answer (customers of a small shop
   rarely share words with its questions, but often with its answers). BM25 weighs words rare in
   this shop's FAQ, which the embedding cannot: in a COVID FAQ "coronavirus" is everywhere.
 
@@ -30,9 +33,10 @@ How confidence is decided, per shop, from the shop's own FAQ only (never from cu
   shop whose entries are close to one another (a sports app with 57 similar intents) needs a
   higher bar than a florist.
 - Shops without phrasings: the bar is the 90th percentile of the question probes, never below
-  0.68, on the dense score alone (nothing calibrates the word bonus there, and any shared word
-  would earn it for an off-topic question); and the best entry must lead the next by 0.03 (two
-  close entries, "custom cakes" and "wedding cakes", are a "did you mean", not a guess).
+  0.68, on the dense score alone (nothing calibrates the word bonus or the classifier there,
+  and any shared word would earn the bonus for an off-topic question); and the best entry must
+  lead the next by 0.03 (two close entries, "custom cakes" and "wedding cakes", are a "did you
+  mean", not a guess).
 - Follow-ups: a turn that is not confident alone is searched again with the previous question;
   the blend may rank the previous topic first, but it is confident only when the turn alone
   scores that entry within 0.25 of the bar, or every word of the turn is in the shop's FAQ.
@@ -63,10 +67,16 @@ VOTE_NEIGHBOURS = 10
 VOTE_WEIGHT = 0.1
 CLASSIFIER_WEIGHT = 0.25
 CLASSIFIER_RIDGE = 0.1  # regularisation of the ridge classifier
+# What it learns from: what stands for a customer's question, as in calibration: the questions
+# and phrasings of a shop with enough phrasings; without, also the question with each answer
+# sentence (with phrasings, those sentences made "and on Sundays?" look like the delivery entry).
+CLASSIFIER_KINDS = [FAQVector.QUESTION, FAQVector.ALTERNATIVE]
+CLASSIFIER_KINDS_FAQ_ONLY = [*CLASSIFIER_KINDS, FAQVector.QUESTION_SENTENCE]
 # Word matching: BM25 over the questions and phrasings (question words: "where ... from"), and
-# over those and the answers (facts inside answers: "donuts" in the seasonal-menu answer).
-QUESTION_WORDS_WEIGHT = 0.1
-ALL_WORDS_WEIGHT = 0.15
+# over those and the answers (facts inside answers: "donuts" in the seasonal-menu answer). Halved
+# from 0.1 / 0.15 when every shop got the classifier, which tells entries apart in their stead.
+QUESTION_WORDS_WEIGHT = 0.05
+ALL_WORDS_WEIGHT = 0.1
 BM25_K1 = 1.2
 BM25_B = 0.5
 # Nearest vectors fetched per query. Entries outside them cannot reach the top anyway.
@@ -197,7 +207,7 @@ class ShopIndex:
     phrasing_calibrated: bool  # the shop has enough phrasings to calibrate on them
     lexicon: Lexicon  # questions and phrasings
     full_lexicon: Lexicon  # questions, phrasings and answers
-    classifier: np.ndarray | None  # (dimensions, entries) ridge weights, with phrasings only
+    classifier: np.ndarray | None  # (dimensions, entries) ridge weights (None: one entry)
 
 
 def search(shop: Shop, text: str, limit: int = 5, context: list[str] | None = None) -> SearchResult:
@@ -313,10 +323,12 @@ def _search(shop: Shop, text: str, limit: int) -> _Scored:
     columns = np.searchsorted(index.entry_ids, candidates)
 
     semantic = score_entries(sims[None, :], codes, len(candidates))[0]
+    learned = np.zeros_like(semantic)
     if index.classifier is not None:
-        semantic = semantic + CLASSIFIER_WEIGHT * (query @ index.classifier[:, columns])
+        learned = CLASSIFIER_WEIGHT * (query @ index.classifier[:, columns])
     lexical = word_scores(index, [words])[0][columns]
-    ranking = semantic + lexical
+    ranking = semantic + learned + lexical
+    # Without phrasings nothing calibrates the classifier or the words: confidence stays dense.
     confidence = ranking if index.phrasing_calibrated else semantic
 
     order = np.argsort(-ranking, kind="stable")[:limit]
@@ -393,15 +405,18 @@ def score_entries(sims: np.ndarray, vec_entry: np.ndarray, n_entries: int) -> np
 
 
 def fit_classifier(
-    vectors: np.ndarray, vec_entry: np.ndarray, n_entries: int
-) -> tuple[np.ndarray, np.ndarray]:
+    vectors: np.ndarray, vec_entry: np.ndarray, n_entries: int, with_left_out: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
     """A ridge-regression classifier (one-hot targets) and, for every training row, its output
-    when the row's whole entry is left out of the fit (exact, without refitting)."""
+    when the row's whole entry is left out of the fit (exact, without refitting; None without
+    `with_left_out`)."""
     x = vectors.astype(np.float64)
     targets = np.zeros((len(x), n_entries))
     targets[np.arange(len(x)), vec_entry] = 1.0
     inverse = np.linalg.inv(x.T @ x + CLASSIFIER_RIDGE * np.eye(x.shape[1]))
     weights = inverse @ (x.T @ targets)
+    if not with_left_out:
+        return weights.astype(np.float32), None
     projected = x @ inverse  # computed once: per entry only small blocks remain
     residuals = targets - x @ weights
     left_out = np.zeros_like(targets)
@@ -444,6 +459,16 @@ def build_index(
     probes = phrasings if use_phrasings else np.flatnonzero(kinds_arr == FAQVector.QUESTION)
     classifier = None
     threshold = FAQ_ONLY_THRESHOLD_FLOOR
+    # Without phrasings the classifier still learns, from the questions and the question with
+    # each answer sentence, which directions tell this shop's entries apart ("coronavirus" is in
+    # every entry of a COVID FAQ, "where ... from" in one); there it only ranks.
+    training = np.flatnonzero(
+        np.isin(kinds_arr, CLASSIFIER_KINDS if use_phrasings else CLASSIFIER_KINDS_FAQ_ONLY)
+    )
+    if n_entries >= 2 and len(training):
+        classifier, left_out = fit_classifier(
+            vectors[training], vec_entry[training], n_entries, with_left_out=use_phrasings
+        )
     if n_entries >= 2 and len(probes):
         sims = vectors[probes] @ vectors.T
         own = vec_entry[probes]
@@ -451,8 +476,6 @@ def build_index(
         sims[vec_entry[None, :] == own[:, None]] = -np.inf
         scores = score_entries(sims, vec_entry, n_entries)
         if use_phrasings:
-            training = np.flatnonzero(searchable)
-            classifier, left_out = fit_classifier(vectors[training], vec_entry[training], n_entries)
             row_of = {row: i for i, row in enumerate(training)}
             scores += CLASSIFIER_WEIGHT * left_out[[row_of[p] for p in probes]]
             # The probe's own entry is left out of the word counts too (its words would make
