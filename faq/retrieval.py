@@ -18,11 +18,13 @@ docs/retrieval-research.md):
   "coronavirus" is in every entry and "where ... from" in one. Without phrasings it only ranks
   (see confidence below).
 - Words: BM25 with PostgreSQL's text-search parser ('simple' configuration: lower-cased words, no
-  stemming, no stop words), each divided by the query's best entry: 0.05 * BM25 over each entry's
+  stemming, no stop words), each divided by the query's best entry: 0.1 * BM25 over each entry's
   question and phrasings (question words stay: "where did it come from" and "what is it" differ
-  only in them) + 0.1 * BM25 over question, phrasings and answer (customers of a small shop
-  rarely share words with its questions, but often with its answers). BM25 weighs words rare in
-  this shop's FAQ, which the embedding cannot: in a COVID FAQ "coronavirus" is everywhere.
+  only in them) + 0.15 * BM25 over question, phrasings and answer (customers of a small shop
+  rarely share words with its questions, but often with its answers); 0.05 and 0.1 for a shop
+  without phrasings, whose classifier does part of the question words' job. BM25 weighs words
+  rare in this shop's FAQ, which the embedding cannot: in a COVID FAQ "coronavirus" is
+  everywhere.
 
 How confidence is decided, per shop, from the shop's own FAQ only (never from customer queries):
 - Each alternative phrasing (or each question, for a shop with fewer than 20 phrasings) is used as
@@ -73,10 +75,14 @@ CLASSIFIER_RIDGE = 0.1  # regularisation of the ridge classifier
 CLASSIFIER_KINDS = [FAQVector.QUESTION, FAQVector.ALTERNATIVE]
 CLASSIFIER_KINDS_FAQ_ONLY = [*CLASSIFIER_KINDS, FAQVector.QUESTION_SENTENCE]
 # Word matching: BM25 over the questions and phrasings (question words: "where ... from"), and
-# over those and the answers (facts inside answers: "donuts" in the seasonal-menu answer). Halved
-# from 0.1 / 0.15 when every shop got the classifier, which tells entries apart in their stead.
-QUESTION_WORDS_WEIGHT = 0.05
-ALL_WORDS_WEIGHT = 0.1
+# over those and the answers (facts inside answers: "donuts" in the seasonal-menu answer).
+QUESTION_WORDS_WEIGHT = 0.1
+ALL_WORDS_WEIGHT = 0.15
+# Shops without phrasings: lower, since their classifier (added later) tells entries apart in
+# the question words' stead. (Lowered for every shop, the bar of shops with phrasings, which
+# counts the words, fell and "a good pizza place nearby" got the delivery entry as a suggestion.)
+FAQ_ONLY_QUESTION_WORDS_WEIGHT = 0.05
+FAQ_ONLY_ALL_WORDS_WEIGHT = 0.1
 BM25_K1 = 1.2
 BM25_B = 0.5
 # Nearest vectors fetched per query. Entries outside them cannot reach the top anyway.
@@ -351,15 +357,25 @@ def _search(shop: Shop, text: str, limit: int) -> _Scored:
 
 def word_scores(index: ShopIndex, texts: list[list[str]]) -> np.ndarray:
     """(texts, entries) weighted word-match bonus: each BM25 relative to the text's best entry."""
-    return _word_bonus(index.lexicon, index.full_lexicon, texts, None)
+    return _word_bonus(index.lexicon, index.full_lexicon, texts, None, index.phrasing_calibrated)
 
 
 def _word_bonus(
-    lexicon: Lexicon, full_lexicon: Lexicon, texts: list[list[str]], own: np.ndarray | None
+    lexicon: Lexicon,
+    full_lexicon: Lexicon,
+    texts: list[list[str]],
+    own: np.ndarray | None,
+    phrasings: bool = True,
 ) -> np.ndarray:
-    """The word bonus; `own`: per text, an entry left out (calibration probes), or None."""
+    """The word bonus; `own`: per text, an entry left out (calibration probes), or None;
+    `phrasings`: the shop is calibrated on its phrasings (else the FAQ_ONLY_ weights)."""
+    weights = (
+        (QUESTION_WORDS_WEIGHT, ALL_WORDS_WEIGHT)
+        if phrasings
+        else (FAQ_ONLY_QUESTION_WORDS_WEIGHT, FAQ_ONLY_ALL_WORDS_WEIGHT)
+    )
     parts = []
-    for weight, lex in ((QUESTION_WORDS_WEIGHT, lexicon), (ALL_WORDS_WEIGHT, full_lexicon)):
+    for weight, lex in zip(weights, (lexicon, full_lexicon), strict=True):
         scores = lex.scores_many(texts)
         if own is not None:
             scores[np.arange(len(texts)), own] = 0
@@ -480,7 +496,7 @@ def build_index(
             scores += CLASSIFIER_WEIGHT * left_out[[row_of[p] for p in probes]]
             # The probe's own entry is left out of the word counts too (its words would make
             # every other entry's relative score look small).
-            scores += _word_bonus(lexicon, full_lexicon, [words[p] for p in probes], own)
+            scores += _word_bonus(lexicon, full_lexicon, [words[p] for p in probes], own, True)
         scores[np.arange(len(probes)), own] = -np.inf
         best = scores.max(axis=1)
         best = best[np.isfinite(best)]

@@ -168,8 +168,8 @@ def test_word_matches_rerank_a_shop_without_phrasings(db, monkeypatch):
     # the dense score alone.
     confidence = {hit.entry.pk: hit.confidence for hit in result.hits}
     monkeypatch.setattr(retrieval, "CLASSIFIER_WEIGHT", 0.0)
-    monkeypatch.setattr(retrieval, "QUESTION_WORDS_WEIGHT", 0.0)
-    monkeypatch.setattr(retrieval, "ALL_WORDS_WEIGHT", 0.0)
+    monkeypatch.setattr(retrieval, "FAQ_ONLY_QUESTION_WORDS_WEIGHT", 0.0)
+    monkeypatch.setattr(retrieval, "FAQ_ONLY_ALL_WORDS_WEIGHT", 0.0)
     dense = search(shop, "where did the coronavirus originate from", limit=10)
     for hit in dense.hits:
         assert hit.score == hit.confidence
