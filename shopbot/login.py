@@ -7,7 +7,7 @@ from django.http import HttpRequest
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    """The same rule as the chat's limits (widget/limits.client_ip): the peer address, or only
+    """The same rule as the chat's limits (widget/chat/limits.client_ip): the peer address, or only
     when TRUSTED_PROXY_HEADER names a header our own proxy sets, the last address in it."""
     header = settings.TRUSTED_PROXY_HEADER.strip()
     if header:

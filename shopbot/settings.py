@@ -246,16 +246,20 @@ EMBEDDING_THREADS = envint("EMBEDDING_THREADS", "1")
 EMBEDDING_BATCH_WAIT_MS = envfloat("EMBEDDING_BATCH_WAIT_MS", "5")
 # The largest batch of questions encoded together.
 EMBEDDING_QUERY_BATCH = max(1, envint("EMBEDDING_QUERY_BATCH", "32"))
-# Threads answering asks per process (widget/pipeline.py); 0 chooses: EMBEDDING_QUERY_BATCH with
-# batching on (a batch only holds questions whose threads are running), else the server's default
-# pool (daphne reads ASGI_THREADS; Python's default is the number of cores + 4). Each running
-# thread holds a PostgreSQL connection.
+# Threads answering asks per process (widget/chat/pipeline.py); 0 chooses: EMBEDDING_QUERY_BATCH
+# with batching on (a batch only holds questions whose threads are running), else the server's
+# default pool (daphne reads ASGI_THREADS; Python's default is the number of cores + 4). Each
+# running thread holds a PostgreSQL connection.
 CHAT_THREADS = envint("CHAT_THREADS", "0")
-# Searches running at once per process (widget/pipeline.py); 0 chooses: EMBEDDING_QUERY_BATCH
+# Searches running at once per process (widget/chat/pipeline.py); 0 chooses: EMBEDDING_QUERY_BATCH
 # with batching on, half the cores with it off.
 SEARCH_SLOTS = envint("SEARCH_SLOTS", "0")
 # Load the model when the ASGI server starts, so the first customer does not wait for it.
 EMBEDDING_WARM_ON_START = envbool("EMBEDDING_WARM_ON_START", "True")
+# Shops whose search index (threshold, classifier, word statistics) a process keeps in memory;
+# past it the least recently searched shop is dropped, and loaded again from the database (a few
+# milliseconds) when next searched. See README "Speed" for the memory per shop.
+RETRIEVAL_CACHE_SHOPS = max(1, envint("RETRIEVAL_CACHE_SHOPS", "1000"))
 
 # --- Claude ----------------------------------------------------------------------------------
 ANTHROPIC_API_KEY = os.getenv("ANTHROPIC_API_KEY", "").strip()
@@ -288,9 +292,9 @@ IMPORT_FETCH_TIMEOUT = envfloat("IMPORT_FETCH_TIMEOUT", "15")
 CONVERSATION_RETENTION_DAYS = envint("CONVERSATION_RETENTION_DAYS", "180")
 
 # --- Limits ----------------------------------------------------------------------------------
-# Abuse limits of the chat websocket (widget/limits.py). With REDIS_URL set the per-address ones
-# hold across every server process sharing that Redis; without it they hold per process. 0 turns
-# a limit off. There is no global limit: one visitor can never lock out the others.
+# Abuse limits of the chat websocket (widget/chat/limits.py). With REDIS_URL set the per-address
+# ones hold across every server process sharing that Redis; without it they hold per process. 0
+# turns a limit off. There is no global limit: one visitor can never lock out the others.
 # Largest text frame accepted, in characters; checked before the frame is parsed. Daphne itself
 # closes the socket on anything over --websocket-max-message-size (1 MiB by default).
 CHAT_MAX_FRAME_CHARS = envint("CHAT_MAX_FRAME_CHARS", "16000")

@@ -3,7 +3,7 @@ from django.urls import path
 
 from faq import views as faq_views
 from shopbot import views
-from widget import views as widget_views
+from widget.chat import views as widget_views
 
 admin.site.site_header = "ShopBot"
 admin.site.site_title = "ShopBot admin"

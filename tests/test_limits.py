@@ -1,6 +1,6 @@
-"""Abuse limits (widget/limits.py) through the real consumer, the real test database and the real
-embedding model; the Redis counters against the real Redis (a database number of their own); the
-monthly Claude token budget; and the production settings (`check --deploy`)."""
+"""Abuse limits (widget/chat/limits.py) through the real consumer, the real test database and the
+real embedding model; the Redis counters against the real Redis (a database number of their own);
+the monthly Claude token budget; and the production settings (`check --deploy`)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,17 @@ import redis
 from channels.db import database_sync_to_async as db
 from django.utils import timezone
 
-from tests.conftest import make_demo_shop
+from faq.models import month_start
 from tests.fake_anthropic import FakeAnthropic
-from tests.test_chat_consumer import ANSWER_TIMEOUT, Chat, messages_of
-from widget import budget, limits
+from tests.support import (
+    ANSWER_TIMEOUT,
+    REDIS_TEST_URL,
+    Chat,
+    make_demo_shop,
+    messages_of,
+    require_redis,
+)
+from widget.chat import limits
 from widget.models import Conversation, Message
 
 pytestmark = [
@@ -28,13 +35,11 @@ pytestmark = [
 ]
 
 QUESTION = "Do you deliver to Princeton?"
-# A Redis database of this test module's own; only it is ever flushed.
-REDIS_TEST_URL = os.getenv("SHOPBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
 
 
 @pytest.fixture
 def redis_db(settings):
-    client = redis.Redis.from_url(REDIS_TEST_URL)
+    client = redis.Redis.from_url(require_redis())
     client.flushdb()
     settings.REDIS_URL = REDIS_TEST_URL
     yield client
@@ -244,19 +249,19 @@ def spend(shop, tokens: int, when=None) -> None:
 def test_tokens_used_counts_this_month_and_this_shop_only(demo_shop, demo_texts_embedded):
     other = make_demo_shop(demo_texts_embedded, name="Another shop")
     spend(demo_shop, 1000)
-    spend(demo_shop, 400, when=budget.month_start() - timedelta(seconds=1))  # last month
+    spend(demo_shop, 400, when=month_start() - timedelta(seconds=1))  # last month
     spend(other, 5000)
-    assert budget.tokens_used(demo_shop) == 1000
+    assert demo_shop.tokens_used() == 1000
     demo_shop.monthly_token_budget = 0
-    assert budget.claude_allowed(demo_shop)  # 0: no limit
+    assert demo_shop.within_token_budget()  # 0: no limit
     demo_shop.monthly_token_budget = 1001
-    assert budget.claude_allowed(demo_shop)
+    assert demo_shop.within_token_budget()
     demo_shop.monthly_token_budget = 1000
-    assert not budget.claude_allowed(demo_shop)
+    assert not demo_shop.within_token_budget()
     # The month turns: the budget is whole again.
-    next_month = budget.month_start() + timedelta(days=40)
-    assert budget.tokens_used(demo_shop, now=next_month) == 0
-    assert budget.month_start(timezone.now()).day == 1
+    next_month = month_start() + timedelta(days=40)
+    assert demo_shop.tokens_used(now=next_month) == 0
+    assert month_start(timezone.now()).day == 1
 
 
 async def test_a_spent_budget_answers_from_the_faq_without_an_error(demo_shop, settings):
@@ -277,7 +282,7 @@ async def test_a_spent_budget_answers_from_the_faq_without_an_error(demo_shop, s
         assert len(fake.requests) == 1  # Claude was not called again
     stored = await messages_of(conversation)
     assert [m.mode for m in stored if m.role == Message.BOT] == ["llm", "faq", "fallback"]
-    assert await db(budget.tokens_used)(demo_shop) == 510
+    assert await db(demo_shop.tokens_used)() == 510
 
 
 # --- Production settings ----------------------------------------------------------------------

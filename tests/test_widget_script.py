@@ -12,7 +12,7 @@ import re
 import pytest
 from django.test import Client
 
-from widget.views import CACHE_CONTROL, WIDGET_JS
+from widget.chat.views import CACHE_CONTROL, WIDGET_JS
 
 BUDGET = 12 * 1024  # bytes, gzipped (the budget; Flowise's embed is 284 KB gzipped)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django import template
 from django.urls import reverse
 
-from shopbot.owners import shops_for
-from widget.gaps import open_questions
+from faq.owners import shops_for
+from widget.models import Message
 
 register = template.Library()
 
@@ -26,7 +26,7 @@ def owner_shop_links(context) -> list[dict]:
                 "shop": shop,
                 "dashboard_url": reverse("admin:widget_dashboard", args=[shop.pk]),
                 "unanswered_url": reverse("admin:widget_unanswered", args=[shop.pk]),
-                "open_count": open_questions(shop).count(),
+                "open_count": Message.objects.unanswered(shop).count(),
             }
         )
     return links

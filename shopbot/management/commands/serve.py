@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, connections
 from django.db.utils import OperationalError
 
-from faq.management.commands.load_demo import load_demo_shop
+from faq.demo import load_shop as load_demo_shop
 
 
 class Command(BaseCommand):
@@ -68,8 +68,8 @@ class Command(BaseCommand):
         from daphne.cli import CommandLineInterface
 
         # No --proxy-headers: the client address must come from the socket unless the host says
-        # which proxy header to trust (TRUSTED_PROXY_HEADER, read by widget/limits.py); otherwise
-        # anyone could dodge the per-address limits with a made-up X-Forwarded-For.
+        # which proxy header to trust (TRUSTED_PROXY_HEADER, read by widget/chat/limits.py);
+        # otherwise anyone could dodge the per-address limits with a made-up X-Forwarded-For.
         CommandLineInterface().run(
             ["--bind", host, "--port", str(port), "shopbot.asgi:application"]
         )

@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from widget.consumers import ChatConsumer
+from widget.chat.consumers import ChatConsumer
 
 # Any key shape reaches the consumer, so an unknown or mistyped key gets the documented 4404
 # instead of a failed handshake.

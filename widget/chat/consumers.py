@@ -1,0 +1,330 @@
+"""
+The chat websocket: `/ws/chat/<public shop key>/`. The protocol is documented in docs/protocol.md.
+
+Each ask runs in its own task, so a slow Claude stream never holds up pings or feedback on the same
+socket; a per-connection lock keeps the asks of one conversation answered in order.
+
+A conversation row is created at the first ask, not at connect: connecting and closing in a loop
+stores nothing an owner would see. Every incoming frame first spends a token of the connection's
+frame budget (widget/chat/limits.py); a client writing faster is closed with 4008 and its remaining
+queued frames are dropped unread, so a flood cannot build a backlog in the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.db import DatabaseError
+
+from faq.models import OriginSeen, Shop
+from widget.chat import limits, pipeline
+from widget.chat.protocol import (
+    Ask,
+    Close,
+    Closing,
+    ErrorCode,
+    Feedback,
+    FrameType,
+    Handshake,
+    Ping,
+    Refused,
+    error_frame,
+    read_frame,
+)
+from widget.chat.texts import widget_texts
+from widget.models import Conversation, CustomerWording, Message
+
+logger = logging.getLogger(__name__)
+
+HISTORY_LIMIT = 200
+
+
+@database_sync_to_async
+def get_shop(key: str) -> Shop | None:
+    return Shop.objects.filter(public_key=key).first()
+
+
+@database_sync_to_async
+def open_conversation(shop: Shop, handshake: Handshake) -> tuple[Conversation, dict, set[str]]:
+    """The shop's conversation `?conversation=` names, or a new one; its `ready` frame; the ask
+    ids of its questions (for the conversation-length limit). A new conversation is not saved
+    here: `save_conversation` stores it at its first ask. An unknown, malformed or other shop's
+    id is not an error: a new conversation starts."""
+    try:
+        wanted = uuid.UUID(handshake.conversation) if handshake.conversation else None
+    except ValueError:
+        wanted = None
+    conversation = Conversation.objects.filter(pk=wanted, shop=shop).first() if wanted else None
+    history, asked = [], set()
+    if conversation is None:
+        conversation = Conversation(
+            shop=shop, page_url=handshake.page, user_agent=handshake.user_agent[:300]
+        )
+    else:
+        conversation.shop = shop
+        recent = conversation.messages.order_by("-id")[:HISTORY_LIMIT]
+        history = [m.history_frame(shop, handshake.site or "") for m in reversed(recent)]
+        asked = set(
+            conversation.messages.filter(role=Message.USER).values_list("ask_id", flat=True)
+        )
+    ready = {
+        "type": FrameType.READY,
+        "conversation": str(conversation.pk),
+        "resumed": not conversation._state.adding,
+        "bot": {
+            "name": shop.bot_name,
+            "greeting": shop.greeting,
+            "suggestions": shop.suggestion_list,
+            "accent": shop.accent_color,
+            "position": shop.position,
+        },
+        "texts": widget_texts(shop.language),
+        "history": history,
+    }
+    return conversation, ready, asked
+
+
+@database_sync_to_async
+def save_conversation(conversation: Conversation) -> None:
+    conversation.save(force_insert=True)
+
+
+@database_sync_to_async
+def save_feedback(conversation: Conversation, message_id: int, value: str) -> bool:
+    answer = Message.objects.filter(
+        pk=message_id, conversation=conversation, role=Message.BOT
+    ).first()
+    if answer is None:
+        return False
+    answer.feedback = value
+    answer.save(update_fields=["feedback"])
+    if value == Message.DOWN:
+        CustomerWording.disliked(answer)
+    return True
+
+
+@database_sync_to_async
+def record_origin(shop: Shop, origin: str) -> None:
+    OriginSeen.record(shop, origin)
+
+
+def daphne_protocol(send):
+    """The daphne connection (an autobahn protocol) behind a consumer's `send`, or None.
+
+    daphne passes each connection's `send` as partial(server.handle_reply, protocol), the one way
+    to reach the socket from the application; under any other server this returns None and the
+    helpers below do nothing."""
+    protocol = (getattr(send, "args", None) or (None,))[0]
+    return protocol if hasattr(getattr(protocol, "transport", None), "pauseProducing") else None
+
+
+def pause_reading(send) -> None:
+    """Leave the client's frames unread in the kernel's buffers for now."""
+    if protocol := daphne_protocol(send):
+        protocol.transport.pauseProducing()
+
+
+def resume_reading(send) -> None:
+    if protocol := daphne_protocol(send):
+        protocol.transport.resumeProducing()
+
+
+def stop_reading(send) -> None:
+    """Stop reading a flooding client once our close frame is on its way.
+
+    After a close, the websocket library would go on reading and parsing the client's frames
+    until the client answered the close, or for its one-second handshake timeout. A flooder never
+    answers, and parsing its frames during that second cost as much CPU as the flood itself
+    (another customer's asks went from 30 ms to 450 ms, measured with bench/bench_flood.py).
+    Paused, they stay unread in the kernel's buffers; the timeout still drops the connection, and
+    daphne then sends the disconnect as usual. (Dropping the connection at once instead was
+    worse: the flooder reconnected sooner, and the unread data turned the close into a reset, so
+    it never saw our close code.)"""
+    pause_reading(send)
+
+
+class ChatConsumer(AsyncJsonWebsocketConsumer):
+    shop: Shop | None = None
+    conversation: Conversation | None = None
+    site: str = ""
+    limiter: limits.ConnectionLimits | None = None
+    closing = False  # once set, incoming frames are dropped unread
+
+    async def __call__(self, scope, receive, send) -> None:
+        # Daphne (like channels' test communicator) hands each connection its own asyncio.Queue's
+        # get(): its size is how many frames the client has written that we have not read yet.
+        queue = getattr(receive, "__self__", None)
+        self.backlog = queue.qsize if isinstance(queue, asyncio.Queue) else lambda: 0
+        # The parent's loop, channel layer included; the `finally` frees the connection slot and
+        # stops the asks even when daphne cancels a consumer that took too long to shut down, a
+        # path on which disconnect() never runs.
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.release()
+
+    async def dispatch(self, message: dict) -> None:
+        if message["type"] == "websocket.receive":
+            # The hot path, and the flood path: the budget is spent before anything is decoded,
+            # and the parent's per-message close_old_connections() (a hop through the one
+            # thread all database_sync_to_async calls share) is skipped: every database call
+            # made from here closes its own connections.
+            if self.closing:
+                return
+            # Frames already waiting count too: a flooder has written thousands before we read
+            # its first, and reading them one by one takes a trip round the event loop each,
+            # which under a flood is slow. More waiting than tokens left: close now.
+            if not self.budget.take(waiting=self.backlog()):
+                logger.info("Closed a chat writing too fast (%s)", self.limiter and self.limiter.ip)
+                await self.refuse(Closing(Close.TOO_MANY_FRAMES))
+                return
+            await self.websocket_receive(message)
+            return
+        await super().dispatch(message)
+
+    async def refuse(self, closing: Closing) -> None:
+        """Close (after the error frame, if any), drop whatever the client still sends, free the
+        slot now."""
+        self.closing = True
+        if closing.error is not None:
+            await self.send_json(closing.error.frame())
+        await self.close(code=closing.code)
+        if closing.code == Close.TOO_MANY_FRAMES:
+            stop_reading(self.base_send)
+        else:
+            resume_reading(self.base_send)  # to read the client's answer to our close
+        await self.release()
+
+    async def release(self) -> None:
+        """Free the connection slot and stop the asks; safe to call more than once."""
+        if self.limiter is not None:
+            await self.limiter.disconnect()
+        tasks = list(getattr(self, "tasks", {}).values())
+        for task in tasks:
+            task.cancel()
+        # The questions are saved; an unanswered one is answered when the client re-sends it.
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def connect(self) -> None:
+        self.budget = limits.FrameBudget(settings.CHAT_FRAME_BURST, settings.CHAT_FRAMES_PER_MINUTE)
+        self.tasks: dict[str, asyncio.Task] = {}
+        self.turn = asyncio.Lock()
+        self.limiter = limits.ConnectionLimits(self.scope)
+        handshake = Handshake.of(self.scope)
+        # Accept before any refusal: a close during the handshake reaches a browser as a bare
+        # 1006, while a close after accept carries our code, which the widget acts on.
+        await self.accept()
+        # Nothing is read until `ready` is sent (a client has nothing to say before it): a
+        # flooder's frames then reach us in one batch, the first of which closes it, instead of
+        # being parsed the whole time the shop is looked up.
+        pause_reading(self.base_send)
+        try:
+            await self.limiter.connect()
+            shop = await self.check_origin(handshake)
+            conversation, ready, self.limiter.asked = await open_conversation(shop, handshake)
+        except DatabaseError:
+            logger.exception("Database unavailable while opening a chat")
+            await self.refuse(Closing(Close.TRY_AGAIN_LATER, Refused(ErrorCode.UNAVAILABLE)))
+            return
+        except Closing as closing:
+            await self.refuse(closing)
+            return
+        # Where the links to the hosted FAQ page point: this site's own origin, as trusted as
+        # for the origin check (SITE_URL, or an ALLOWED_HOSTS Host); else they are paths.
+        self.shop, self.conversation, self.site = shop, conversation, handshake.site or ""
+        await self.send_json(ready)
+        resume_reading(self.base_send)
+
+    async def check_origin(self, handshake: Handshake) -> Shop:
+        """The shop of the key when the page's Origin may use it (Shop.allows_origin), else
+        Closing."""
+        shop = await get_shop(handshake.key)
+        if shop is None:
+            raise Closing(Close.UNKNOWN_SHOP)
+        if not shop.allows_origin(handshake.origin, handshake.site):
+            raise Closing(Close.FORBIDDEN_ORIGIN)
+        if listed := shop.listed_origin(handshake.origin or ""):
+            # The set-up checklist's "seen live": one upsert per connection from a listed site.
+            try:
+                await record_origin(shop, listed)
+            except DatabaseError:
+                logger.warning("Could not record the chat's origin", exc_info=True)
+        return shop
+
+    async def disconnect(self, code: int) -> None:
+        self.closing = True
+        await self.release()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.conversation is None:
+            return  # refused connection, closing
+        try:
+            frame = read_frame(text_data)
+        except Refused as refused:
+            await self.send_json(refused.frame())
+            return
+        handlers = {Ask: self.on_ask, Feedback: self.on_feedback, Ping: self.on_ping}
+        await handlers[type(frame)](frame)
+
+    async def on_ping(self, ping: Ping) -> None:
+        await self.limiter.touch()  # an open widget pings every 25 s: its slot stays taken
+        await self.send_json({"type": FrameType.PONG})
+
+    async def on_feedback(self, feedback: Feedback) -> None:
+        try:
+            # Nothing asked yet: nothing to rate.
+            saved = not self.conversation._state.adding and await save_feedback(
+                self.conversation, feedback.message, feedback.value
+            )
+        except DatabaseError:
+            logger.exception("Database unavailable while saving feedback")
+            await self.send_json(error_frame(ErrorCode.UNAVAILABLE))
+            return
+        if not saved:
+            await self.send_json(Refused(ErrorCode.BAD_REQUEST, "feedback_elsewhere").frame())
+            return
+        await self.send_json({"type": FrameType.FEEDBACK_SAVED, "message": feedback.message})
+
+    async def on_ask(self, ask: Ask) -> None:
+        if ask.id in self.tasks:
+            return  # already being answered on this connection: that answer frame will come
+        try:
+            # The one place an ask can be refused before it costs anything.
+            await self.limiter.check_ask(ask, len(self.tasks), self.shop.contact())
+        except Refused as refused:
+            await self.send_json(refused.frame())
+            return
+        if self.conversation._state.adding:
+            # The first ask stores the conversation; frames are handled one at a time, so a
+            # second ask cannot race this one.
+            try:
+                await save_conversation(self.conversation)
+            except DatabaseError:
+                logger.exception("Database unavailable while starting a conversation")
+                await self.send_json(error_frame(ErrorCode.UNAVAILABLE, ask.id))
+                return
+        self.tasks[ask.id] = asyncio.create_task(self.run_ask(ask.id, ask.text, ask.entry))
+
+    async def run_ask(self, ask_id: str, text: str, entry: int | None = None) -> None:
+        async def on_delta(chunk: str) -> None:
+            await self.send_json({"type": FrameType.DELTA, "id": ask_id, "text": chunk})
+
+        try:
+            async with self.turn:
+                message = await pipeline.answer(self.conversation, ask_id, text, on_delta, entry)
+            await self.send_json(message.answer_frame(self.shop, self.site))
+        except pipeline.UnknownEntry:
+            await self.send_json(error_frame(ErrorCode.UNKNOWN_ENTRY, ask_id))
+        except DatabaseError:
+            logger.exception("Database unavailable while answering")
+            await self.send_json(error_frame(ErrorCode.UNAVAILABLE, ask_id))
+        except Exception:
+            logger.exception("Unexpected error while answering")
+            await self.send_json(error_frame(ErrorCode.UNAVAILABLE, ask_id))
+        finally:
+            self.tasks.pop(ask_id, None)
