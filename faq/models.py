@@ -3,11 +3,14 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from datetime import datetime
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator, URLValidator
 from django.db import models
+from django.db.models import F, Sum
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -48,6 +51,28 @@ def unique_shop_slug(name: str, exclude_pk: int | None = None) -> str:
 def entry_anchor(entry_id: int) -> str:
     """The element id of an entry on the FAQ page and in the HTML export: stable across edits."""
     return f"faq-{entry_id}"
+
+
+def normalise_origin(value: str) -> str | None:
+    """scheme://host[:port], lowercase, default port dropped; None if not an http(s) origin
+    (so also for "null", what sandboxed frames and file: pages send)."""
+    try:
+        parts = urlsplit(value.strip().lower())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if port and port != {"http": 80, "https": 443}[parts.scheme]:
+        host = f"{host}:{port}"
+    return f"{parts.scheme}://{host}"
+
+
+def month_start(now: datetime | None = None) -> datetime:
+    """Midnight of the first day of the current month, in TIME_ZONE."""
+    local = timezone.localtime(now)
+    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
 def default_monthly_tokens() -> int:
@@ -207,6 +232,43 @@ class Shop(models.Model):
     @property
     def origins(self) -> list[str]:
         return [o.rstrip("/").lower() for o in split_lines(self.allowed_origins)]
+
+    # The monthly Claude budget (monthly_token_budget, 0 = no limit). The spend is what the stored
+    # answers say Claude used since the month began in TIME_ZONE. Once it reaches the budget the
+    # pipeline answers from the FAQ (mode "faq" or "fallback"), with no error, until the month
+    # turns; asks already streaming finish, so a shop can overshoot by a few answers at most.
+
+    def tokens_used(self, now: datetime | None = None) -> int:
+        """Claude tokens (input plus output) this shop's answers used this calendar month."""
+        from widget.models import Message  # the chat app's model; faq does not import it at load
+
+        total = Message.objects.filter(
+            conversation__shop=self, role=Message.BOT, created__gte=month_start(now)
+        ).aggregate(total=Sum(F("input_tokens") + F("output_tokens")))["total"]
+        return total or 0
+
+    def within_token_budget(self) -> bool:
+        """False once the shop has spent this month's Claude budget (a query)."""
+        budget = self.monthly_token_budget
+        return budget == 0 or self.tokens_used() < budget
+
+    def listed_origin(self, origin: str) -> str | None:
+        """`origin`, normalised, if it is one of the shop's allowed websites; else None."""
+        wanted = normalise_origin(origin)
+        listed = wanted is not None and wanted in {normalise_origin(o) for o in self.origins}
+        return wanted if listed else None
+
+    def allows_origin(self, origin: str | None, site: str | None) -> bool:
+        """May a page of `origin` open this shop's chat? Yes for the shop's allowed websites and
+        for `site`, this ShopBot site itself (its storefront and admin pages). Yes without an
+        Origin too: browsers always send one on websockets, so it is not a browser (curl, the
+        bench, the tests) and cannot be another website's page borrowing the public key."""
+        if origin is None:
+            return True
+        wanted = normalise_origin(origin)
+        if wanted is None:  # includes "null"
+            return False
+        return wanted == site or self.listed_origin(wanted) is not None
 
     @property
     def suggestion_list(self) -> list[str]:

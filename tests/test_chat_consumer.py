@@ -12,9 +12,8 @@ from channels.db import database_sync_to_async
 from channels.db import database_sync_to_async as db
 
 from faq import retrieval
-from faq.models import FAQEntry
+from faq.models import FAQEntry, normalise_origin
 from tests.support import ANSWER_TIMEOUT, DELIVERY, Chat, make_demo_shop, messages_of
-from widget.chat.consumers import normalise_origin
 from widget.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -26,6 +26,10 @@ class Conversation(models.Model):
     def __str__(self) -> str:
         return f"{self.shop} · {self.started:%Y-%m-%d %H:%M}"
 
+    def answer_to(self, ask_id: str) -> Message | None:
+        """The stored answer to that ask of this conversation, if there is one."""
+        return self.messages.filter(role=Message.BOT, ask_id=ask_id).first()
+
 
 class MessageQuerySet(QuerySet):
     def unhelpful_answers(self) -> MessageQuerySet:
@@ -117,6 +121,39 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.text[:60]}"
+
+    # The two ways the chat protocol shows a message (docs/protocol.md). `shop` is the
+    # conversation's, passed in so that no query runs from async code; `site` is this ShopBot
+    # site's origin for the sources' links ("" makes them paths), worked out when sent, so a
+    # change of where the FAQ lives applies to earlier answers too.
+
+    def history_frame(self, shop: Shop, site: str) -> dict:
+        """An item of the `ready` frame's history."""
+        if self.role == self.USER:
+            return {"role": "user", "id": self.ask_id, "text": self.text}
+        return {
+            "role": "bot",
+            "id": self.ask_id,
+            "text": self.text,
+            "message": self.pk,
+            "sources": shop.with_urls(self.sources, site),
+            "mode": self.mode,
+            "suggestions": self.suggestions,
+            "feedback": self.feedback or None,
+        }
+
+    def answer_frame(self, shop: Shop, site: str) -> dict:
+        """The `answer` frame of a bot message, with the shop's contact route."""
+        return {
+            "type": "answer",
+            "id": self.ask_id,
+            "message": self.pk,
+            "text": self.text,
+            "sources": shop.with_urls(self.sources, site),
+            "mode": self.mode,
+            "suggestions": self.suggestions,
+            "contact": shop.contact(),
+        }
 
 
 def wording_key(text: str) -> str:
