@@ -138,9 +138,7 @@ class ShopAdmin(ShopScopedAdmin):
 
     @admin.display(description="Claude tokens this month")
     def claude_usage(self, obj: Shop) -> str:
-        from widget.chat.budget import tokens_used
-
-        used = tokens_used(obj) if obj.pk else 0
+        used = obj.tokens_used() if obj.pk else 0
         budget = obj.monthly_token_budget
         if not budget:
             return f"{used:,} (no limit)"

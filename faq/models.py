@@ -3,12 +3,14 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator, URLValidator
 from django.db import models
+from django.db.models import F, Sum
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -65,6 +67,12 @@ def normalise_origin(value: str) -> str | None:
     if port and port != {"http": 80, "https": 443}[parts.scheme]:
         host = f"{host}:{port}"
     return f"{parts.scheme}://{host}"
+
+
+def month_start(now: datetime | None = None) -> datetime:
+    """Midnight of the first day of the current month, in TIME_ZONE."""
+    local = timezone.localtime(now)
+    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
 def default_monthly_tokens() -> int:
@@ -224,6 +232,25 @@ class Shop(models.Model):
     @property
     def origins(self) -> list[str]:
         return [o.rstrip("/").lower() for o in split_lines(self.allowed_origins)]
+
+    # The monthly Claude budget (monthly_token_budget, 0 = no limit). The spend is what the stored
+    # answers say Claude used since the month began in TIME_ZONE. Once it reaches the budget the
+    # pipeline answers from the FAQ (mode "faq" or "fallback"), with no error, until the month
+    # turns; asks already streaming finish, so a shop can overshoot by a few answers at most.
+
+    def tokens_used(self, now: datetime | None = None) -> int:
+        """Claude tokens (input plus output) this shop's answers used this calendar month."""
+        from widget.models import Message  # the chat app's model; faq does not import it at load
+
+        total = Message.objects.filter(
+            conversation__shop=self, role=Message.BOT, created__gte=month_start(now)
+        ).aggregate(total=Sum(F("input_tokens") + F("output_tokens")))["total"]
+        return total or 0
+
+    def within_token_budget(self) -> bool:
+        """False once the shop has spent this month's Claude budget (a query)."""
+        budget = self.monthly_token_budget
+        return budget == 0 or self.tokens_used() < budget
 
     def listed_origin(self, origin: str) -> str | None:
         """`origin`, normalised, if it is one of the shop's allowed websites; else None."""

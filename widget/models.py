@@ -26,6 +26,10 @@ class Conversation(models.Model):
     def __str__(self) -> str:
         return f"{self.shop} · {self.started:%Y-%m-%d %H:%M}"
 
+    def answer_to(self, ask_id: str) -> Message | None:
+        """The stored answer to that ask of this conversation, if there is one."""
+        return self.messages.filter(role=Message.BOT, ask_id=ask_id).first()
+
 
 class MessageQuerySet(QuerySet):
     def unhelpful_answers(self) -> MessageQuerySet:

@@ -36,6 +36,7 @@ from widget.chat.protocol import (
     error_frame,
     read_frame,
 )
+from widget.chat.texts import widget_texts
 from widget.models import Conversation, CustomerWording, Message
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ def open_conversation(shop: Shop, handshake: Handshake) -> tuple[Conversation, d
             "accent": shop.accent_color,
             "position": shop.position,
         },
+        "texts": widget_texts(shop.language),
         "history": history,
     }
     return conversation, ready, asked
@@ -191,7 +193,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.closing = True
         if closing.error is not None:
             await self.send_json(closing.error.frame())
-        await self.close(code=closing.code)
+        await self.close(code=int(closing.code))  # daphne refuses an IntEnum
         if closing.code == Close.TOO_MANY_FRAMES:
             stop_reading(self.base_send)
         else:
