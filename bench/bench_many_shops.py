@@ -75,8 +75,8 @@ def copy_entries(template: Shop, shop_ids: list[int], limit: int, suffix: str = 
         cursor.execute(
             """
             INSERT INTO faq_faqvector
-                (entry_id, kind, text, text_hash, model_name, embedding, created)
-            SELECT n.id, v.kind, v.text, v.text_hash, v.model_name, v.embedding, now()
+                (entry_id, shop_id, kind, text, text_hash, model_name, embedding, created)
+            SELECT n.id, n.shop_id, v.kind, v.text, v.text_hash, v.model_name, v.embedding, now()
             FROM unnest(%s::bigint[]) AS s(id)
             JOIN faq_faqentry n ON n.shop_id = s.id
             JOIN faq_faqentry t ON t.shop_id = %s AND n.question = t.question || %s
@@ -107,11 +107,15 @@ def scan_plan(shop: Shop) -> tuple[list[str], float]:
             f"""
             EXPLAIN (ANALYZE, COSTS OFF)
             WITH shop_vectors AS MATERIALIZED ({retrieval._SHOP_VECTORS})
-            SELECT entry_id, kind, 1 - (embedding <=> %s::vector) AS similarity,
-                   COUNT(*) OVER (), SUM(id) OVER ()
-            FROM shop_vectors ORDER BY similarity DESC LIMIT %s
+            SELECT entry_id, kind, similarity, COUNT(*) OVER (), SUM(id) OVER ()
+            FROM shop_vectors ORDER BY similarity DESC LIMIT %(limit)s
             """,
-            [shop.pk, embedding.model_name(), query, retrieval.CANDIDATES],
+            {
+                "shop": shop.pk,
+                "model": embedding.model_name(),
+                "query": query,
+                "limit": retrieval.CANDIDATES,
+            },
         )
         lines = [row[0] for row in cursor.fetchall()]
     execution = next(float(line.split()[2]) for line in lines if "Execution Time" in line)

@@ -52,6 +52,7 @@ def refresh(entry_ids: Iterable[int]) -> int:
         FAQVector.objects.bulk_create(
             FAQVector(
                 entry=entry,
+                shop_id=entry.shop_id,
                 kind=kind,
                 text=text,
                 text_hash=text_hash(text),

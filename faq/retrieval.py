@@ -700,10 +700,17 @@ def _signature(shop_id: int) -> tuple[int, int]:
     return totals["count"], totals["id_sum"] or 0
 
 
+# The vectors carry their shop (kept equal to their entry's by a foreign key, migration
+# faq.0008), so the (shop, model_name) index finds them without reading other shops' rows; the
+# entries' (shop, published) index finds the published ones to join.
+#
+# The similarity is computed inside: what the CTE materialises (and the window then buffers) is a
+# few numbers a row, not the 1.5 kB vectors, which at 20,000 vectors spilled to disk.
 _SHOP_VECTORS = """
-    SELECT v.id, v.entry_id, v.kind, v.embedding
+    SELECT v.id, v.entry_id, v.kind, 1 - (v.embedding <=> %(query)s::vector) AS similarity
     FROM faq_faqvector v JOIN faq_faqentry e ON e.id = v.entry_id
-    WHERE e.shop_id = %s AND e.published AND v.model_name = %s
+    WHERE v.shop_id = %(shop)s AND e.shop_id = %(shop)s AND e.published
+      AND v.model_name = %(model)s
 """
 
 
@@ -723,17 +730,22 @@ def _nearest_vectors(shop: Shop, query: np.ndarray, text: str) -> tuple[list[tup
         cursor.execute(
             f"""
             (SELECT NULL::bigint, NULL, 2.0::float8, NULL::bigint, NULL::numeric,
-                    {_LEXEMES_SQL.format("%s")})
+                    {_LEXEMES_SQL.format("%(text)s")})
             UNION ALL
             (WITH shop_vectors AS MATERIALIZED ({_SHOP_VECTORS})
-             SELECT entry_id, kind, 1 - (embedding <=> %s::vector) AS similarity,
-                    COUNT(*) OVER (), SUM(id) OVER (), NULL::text[]
+             SELECT entry_id, kind, similarity, COUNT(*) OVER (), SUM(id) OVER (), NULL::text[]
              FROM shop_vectors
              ORDER BY similarity DESC
-             LIMIT %s)
+             LIMIT %(limit)s)
             ORDER BY 3 DESC
             """,
-            [text, shop.pk, embedding.model_name(), query.tolist(), CANDIDATES],
+            {
+                "text": text,
+                "shop": shop.pk,
+                "model": embedding.model_name(),
+                "query": query.tolist(),
+                "limit": CANDIDATES,
+            },
         )
         rows = cursor.fetchall()
     words = rows[0][5]
@@ -757,6 +769,10 @@ def _words(texts: list[str]) -> list[list[str]]:
 
 
 def _published_vectors(shop_id: int):
+    # Both shop ids (equal by a foreign key): each table is then read through its shop index.
     return FAQVector.objects.filter(
-        entry__shop_id=shop_id, entry__published=True, model_name=embedding.model_name()
+        shop_id=shop_id,
+        entry__shop_id=shop_id,
+        entry__published=True,
+        model_name=embedding.model_name(),
     )

@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from faq import embedding, indexing
+from faq import embedding, importing, indexing
 from faq.models import FAQEntry, FAQVector, Shop, split_sentences
 from faq.retrieval import search
 from tests.support import make_demo_shop
@@ -204,6 +204,54 @@ def test_shops_never_see_each_other_entries(
             assert hits and {hit.entry.shop_id for hit in hits} == {shop.pk}
             if shop == florist:
                 assert bonsai not in [hit.entry for hit in hits]
+
+
+def mismatched_vectors() -> list[tuple[int, int, int]]:
+    """(vector, its shop, its entry's shop) wherever the vector's copy of the shop is wrong."""
+    return [
+        (v.pk, v.shop_id, v.entry.shop_id)
+        for v in FAQVector.objects.select_related("entry")
+        if v.shop_id != v.entry.shop_id
+    ]
+
+
+def test_a_vectors_shop_is_always_its_entrys(
+    db, demo_texts_embedded, django_capture_on_commit_callbacks
+):
+    """Search reads a shop's vectors by their own copy of the shop (faq/retrieval.py): after a
+    create, an edit, an import, and a move to another shop, even one that bypasses save."""
+    florist = make_demo_shop(demo_texts_embedded, name="Petal & Stem")
+    other = make_demo_shop(demo_texts_embedded, name="Thorn & Twig")
+    with django_capture_on_commit_callbacks(execute=True):
+        bonsai = FAQEntry.objects.create(
+            shop=other, question="Do you sell bonsai trees?", answer="Yes, from $40."
+        )
+    with django_capture_on_commit_callbacks(execute=True):
+        bonsai.alternatives = "bonsai prices"
+        bonsai.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        importing.import_file(other, "question,answer\nDo you ship abroad?,Within the EU.\n", "csv")
+    assert FAQVector.objects.filter(shop=other, text="bonsai prices").exists()
+    assert FAQVector.objects.filter(shop=other, text="Do you ship abroad?").exists()
+    assert FAQVector.objects.filter(shop=florist).exists() and not mismatched_vectors()
+
+    # An entry moved to another shop takes its vectors along: through the admin's save, and
+    # through a queryset update, which sends no signal (the database's foreign key does it).
+    with django_capture_on_commit_callbacks(execute=True):
+        bonsai.shop = florist
+        bonsai.save()
+    assert set(bonsai.vectors.values_list("shop_id", flat=True)) == {florist.pk}
+    FAQEntry.objects.filter(pk=bonsai.pk).update(shop=other)
+    assert set(bonsai.vectors.values_list("shop_id", flat=True)) == {other.pk}
+    assert not mismatched_vectors()
+    assert search(other, "do you sell bonsai trees").best.entry == bonsai
+    assert bonsai.pk not in {hit.entry.pk for hit in search(florist, "bonsai", limit=100).hits}
+
+    # A vector claiming another shop than its entry's is refused by the database.
+    vector = bonsai.vectors.first()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        FAQVector.objects.filter(pk=vector.pk).update(shop=florist)
+        connection.check_constraints()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -59,6 +59,7 @@ def build_shop(vectors: dict | None = None, **overrides):
             FAQVector.objects.bulk_create(
                 FAQVector(
                     entry=entry,
+                    shop=shop,
                     kind=kind,
                     text=text,
                     text_hash=text_hash(text),
