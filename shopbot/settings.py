@@ -167,10 +167,13 @@ def _databases() -> dict:
 
 
 DATABASES = _databases()
-# A connection per chat answer (CONN_MAX_AGE 0): answers run on worker threads, and a fresh
-# connection is what lets the next question work as soon as a restarted database is back. (A
-# psycopg pool saved ~5 ms per answer but waited out its reconnect backoff after an outage.)
-DATABASES["default"]["CONN_MAX_AGE"] = 0
+# Seconds a thread keeps its PostgreSQL connection between uses (chat answers run on a pool of
+# worker threads, one connection each); 0: a new connection per answer. Health checks make a
+# kept connection that a database restart cut be replaced on its next use, so the next question
+# works as soon as the database is back. (A psycopg pool saved ~5 ms per answer but waited out its
+# reconnect backoff after an outage.)
+DATABASES["default"]["CONN_MAX_AGE"] = envint("DATABASE_CONN_MAX_AGE", "60")
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("TEST", {})
 if os.getenv("SHOPBOT_TEST_DB"):
     # Lets several test runs share one server without trampling each other's test database.

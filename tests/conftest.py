@@ -8,6 +8,7 @@ copied into each test's fresh database.
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 
 from faq import embedding
 from faq.demo import entry_fields
@@ -15,6 +16,20 @@ from faq.models import FAQEntry, Shop
 from tests.fake_anthropic import FakeAnthropic
 from tests.support import make_demo_shop
 from widget.chat import limits
+
+
+@pytest.fixture(scope="session", autouse=True)
+def end_kept_connections(django_db_setup, django_db_blocker):
+    """The chat's worker threads keep their database connections between answers
+    (DATABASE_CONN_MAX_AGE), as a server's do; a thread's connection can only be closed on that
+    thread. End those sessions before the test database is dropped, which they would block."""
+    yield
+    with django_db_blocker.unblock():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
 
 
 @pytest.fixture(scope="session")
