@@ -129,6 +129,17 @@ class Shop(models.Model):
     contact_email = models.EmailField(blank=True)
     contact_phone = models.CharField(max_length=40, blank=True)
     contact_url = models.URLField(blank=True)
+    phone_callbacks = models.BooleanField(
+        "accept phone call-backs",
+        default=False,
+        help_text="Customers who leave a question may give a phone number instead of an email.",
+    )
+    reply_time = models.CharField(
+        "usual reply time",
+        max_length=60,
+        default="one business day",
+        help_text='Shown to a customer who leaves a question: "usually within one business day".',
+    )
     fallback_message = models.TextField(
         default="I'm not sure about that one, and I'd rather not guess. "
         "A person from our team will be happy to help."

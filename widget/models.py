@@ -26,10 +26,17 @@ class Conversation(models.Model):
     def __str__(self) -> str:
         return f"{self.shop} · {self.started:%Y-%m-%d %H:%M}"
 
+    @property
+    def group(self) -> str:
+        """The channel-layer group of this conversation's open sockets, in any server process:
+        what the shop says reaches the customer through it (Handoff.reply)."""
+        return f"chat.{self.pk}"
+
 
 class Message(models.Model):
-    USER, BOT = "user", "bot"
-    ROLES = [(USER, "Customer"), (BOT, "Bot")]
+    # SHOP: a person of the shop answering a customer request (Handoff.reply).
+    USER, BOT, SHOP = "user", "bot", "shop"
+    ROLES = [(USER, "Customer"), (BOT, "Bot"), (SHOP, "Shop")]
     LLM, FAQ, FALLBACK = "llm", "faq", "fallback"
     MODES = [(LLM, "Claude"), (FAQ, "FAQ answer"), (FALLBACK, "Fallback")]
     UP, DOWN = "up", "down"
@@ -167,4 +174,71 @@ class CustomerWording(models.Model):
 
     def dismiss(self) -> None:
         self.status = self.DISMISSED
+        self.save(update_fields=["status"])
+
+
+class Handoff(models.Model):
+    """A customer request: the customer left a question and a way to reply, for a person.
+
+    Saved before anything else happens; then the owner is emailed (widget/notify.py), on a thread
+    so the chat never waits, retried on failure, the state kept here for the admin's inbox. The
+    owner's reply becomes a `shop` message in the same conversation (`reply`)."""
+
+    OPEN, ANSWERED, CLOSED = "open", "answered", "closed"
+    STATUSES = [(OPEN, "Open"), (ANSWERED, "Answered"), (CLOSED, "Closed")]
+
+    conversation = models.ForeignKey(Conversation, models.CASCADE, related_name="handoffs")
+    # The client's id of the `handoff` frame: a re-sent frame is saved once.
+    client_id = models.CharField(max_length=64)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    name = models.CharField(max_length=100, blank=True)
+    note = models.TextField("question")
+    status = models.CharField(max_length=8, choices=STATUSES, default=OPEN, db_index=True)
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    answered = models.DateTimeField(null=True, blank=True)
+    # The owner's notification: sent when `notified` is set; else `notify_error` says why not
+    # yet, and no new attempt starts before `notify_after` (also a lease: one sender at a time).
+    notified = models.DateTimeField("owner notified", null=True, blank=True)
+    notify_attempts = models.PositiveSmallIntegerField(default=0)
+    notify_error = models.TextField(blank=True)
+    notify_after = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name = "customer request"
+        verbose_name_plural = "customer requests"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "client_id"], name="one_handoff_per_client_id"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact}: {self.note[:60]}"
+
+    @property
+    def contact(self) -> str:
+        return self.email or self.phone
+
+    @property
+    def shop(self) -> Shop:
+        return self.conversation.shop
+
+    def reply(self, text: str) -> Message:
+        """Save the owner's answer as a `shop` message of the conversation; the request is then
+        answered. Pushing it to the customer's socket and email is the caller's (after commit)."""
+        with transaction.atomic():
+            message = Message.objects.create(
+                conversation_id=self.conversation_id,
+                role=Message.SHOP,
+                ask_id=f"shop-{uuid.uuid4().hex[:20]}",
+                text=text,
+            )
+            self.status, self.answered = self.ANSWERED, timezone.now()
+            self.save(update_fields=["status", "answered"])
+        return message
+
+    def close(self) -> None:
+        self.status = self.CLOSED
         self.save(update_fields=["status"])

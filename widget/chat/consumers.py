@@ -25,7 +25,7 @@ from django.core.validators import URLValidator
 from django.db import DatabaseError
 
 from faq.models import OriginSeen, Shop
-from widget.chat import limits, pipeline
+from widget.chat import handoff, limits, pipeline
 from widget.models import Conversation, CustomerWording, Message
 
 logger = logging.getLogger(__name__)
@@ -125,6 +125,8 @@ def get_shop(key: str) -> Shop | None:
 def history_item(message: Message, shop: Shop | None = None, site: str = "") -> dict:
     if message.role == Message.USER:
         return {"role": "user", "id": message.ask_id, "text": message.text}
+    if message.role == Message.SHOP:  # a person of the shop answering a customer request
+        return {"role": "shop", "id": message.ask_id, "text": message.text, "message": message.pk}
     return {
         "role": "bot",
         "id": message.ask_id,
@@ -237,6 +239,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     site: str = ""
     limiter: limits.ConnectionLimits | None = None
     closing = False  # once set, incoming frames are dropped unread
+    group: str | None = None  # the conversation's channel-layer group, once joined
 
     async def __call__(self, scope, receive, send) -> None:
         # Daphne (like channels' test communicator) hands each connection its own asyncio.Queue's
@@ -284,6 +287,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         """Free the connection slot and stop the asks; safe to call more than once."""
         if self.limiter is not None:
             await self.limiter.disconnect()
+        if self.group is not None:
+            group, self.group = self.group, None
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception:  # Redis gone: the group forgets the channel when it expires
+                logger.warning("Could not leave the conversation's group", exc_info=True)
         tasks = list(getattr(self, "tasks", {}).values())
         for task in tasks:
             task.cancel()
@@ -358,6 +367,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return
         self.shop, self.conversation = shop, conversation
         self.limiter.asked = asked
+        # What the shop says in this conversation (an owner's reply, from any server process)
+        # reaches this socket through the conversation's group.
+        try:
+            await self.channel_layer.group_add(conversation.group, self.channel_name)
+            self.group = conversation.group
+        except Exception:  # the chat still works; only live replies are missed (history has them)
+            logger.warning("Could not join the conversation's group", exc_info=True)
         await self.send_json(
             {
                 "type": "ready",
@@ -398,19 +414,64 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.send_error(None, "bad_request", "Each message must be a JSON object.")
             return
         kind = content.get("type")
-        handlers = {"ask": self.on_ask, "feedback": self.on_feedback, "ping": self.on_ping}
+        handlers = {
+            "ask": self.on_ask,
+            "feedback": self.on_feedback,
+            "ping": self.on_ping,
+            "handoff": self.on_handoff,
+        }
         handler = handlers.get(kind) if isinstance(kind, str) else None  # a list is unhashable
         if handler is None:
             await self.send_error(
-                None, "bad_request", "Unknown message type; expected ask, feedback or ping."
+                None, "bad_request", "Unknown message type; expected ask, feedback, handoff, ping."
             )
             return
         await handler(content)
 
-    async def send_error(self, ask_id: str | None, code: str, message: str = "") -> None:
+    async def send_error(
+        self, ask_id: str | None, code: str, message: str = "", **extra: str
+    ) -> None:
         await self.send_json(
-            {"type": "error", "id": ask_id, "code": code, "message": message or MESSAGES[code]}
+            {
+                "type": "error",
+                "id": ask_id,
+                "code": code,
+                "message": message or MESSAGES[code],
+                **extra,
+            }
         )
+
+    async def on_handoff(self, content: dict) -> None:
+        """The customer leaves a question for a person (widget/chat/handoff.py)."""
+        client_id = content.get("id")
+        if not isinstance(client_id, str) or not 1 <= len(client_id) <= 64:
+            await self.send_error(
+                None, "bad_request", "A handoff needs an id: a string of 1 to 64 characters."
+            )
+            return
+        try:
+            fields = handoff.clean_request(content, self.shop)
+            if self.conversation._state.adding:  # "Talk to a person" before any question
+                await save_conversation(self.conversation)
+            saved = await handoff.save_request(self.conversation, client_id, fields, self.site)
+        except handoff.Invalid as invalid:
+            await self.send_error(client_id, invalid.code, invalid.message, field=invalid.field)
+            return
+        except limits.Refused as refused:
+            await self.send_error(client_id, refused.code, refused.message)
+            return
+        except DatabaseError:
+            logger.exception("Database unavailable while saving a customer request")
+            await self.send_error(client_id, "unavailable")
+            return
+        await self.send_json(handoff.saved_frame(client_id, saved, self.shop))
+
+    async def shop_message(self, event: dict) -> None:
+        """A person of the shop wrote in this conversation (group_send from Handoff's reply)."""
+        if not self.closing:
+            await self.send_json(
+                {"type": "shop_message", "message": event["message"], "text": event["text"]}
+            )
 
     async def on_ping(self, content: dict) -> None:
         await self.limiter.touch()  # an open widget pings every 25 s: its slot stays taken

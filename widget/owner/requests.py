@@ -1,0 +1,87 @@
+"""
+A customer request's page in the admin (HandoffAdmin's change view): the request, the owner's
+email's state, the conversation, and the reply form.
+
+The reply is saved as a `shop` message of the conversation first; then it is pushed to the
+customer's open chat (the conversation's channel-layer group, any server process) and emailed to
+the customer. A failed email is said plainly: the reply is in the chat either way.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+
+from widget import notify
+from widget.chat.handoff import push_shop_message
+from widget.models import Handoff
+from widget.owner.views import transcript_turns
+
+MAX_REPLY_CHARS = 4000
+
+
+class ReplyForm(forms.Form):
+    text = forms.CharField(
+        label="Your reply",
+        max_length=MAX_REPLY_CHARS,
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 80}),
+        strip=True,
+    )
+
+
+def answer(handoff: Handoff, text: str) -> tuple[str, str]:
+    """Save and deliver the owner's reply; returns (level, sentence) for the owner."""
+    message = handoff.reply(text)  # committed: the push and the email come after
+    push_shop_message(message)
+    error = notify.email_customer(handoff, message)
+    if not handoff.email:
+        return "warning", f"Reply saved and shown in the chat. {error}"
+    if error:
+        return (
+            "warning",
+            f"Reply saved and shown in the chat, but the email to {handoff.email} failed "
+            f"({error}). The customer sees it when they reopen the chat.",
+        )
+    return "success", f"Reply sent: shown in the chat and emailed to {handoff.email}."
+
+
+def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpResponse:
+    can_change = model_admin.has_change_permission(request, handoff)
+    form = ReplyForm()
+    if request.method == "POST" and can_change:
+        action = request.POST.get("action")
+        if action == "reply":
+            form = ReplyForm(request.POST)
+            if form.is_valid():
+                level, sentence = answer(handoff, form.cleaned_data["text"])
+                getattr(messages, level)(request, sentence)
+                return HttpResponseRedirect(request.path)
+        elif action == "close":
+            handoff.close()
+            messages.success(request, "Request closed.")
+            return HttpResponseRedirect(request.path)
+        elif action == "reopen":
+            handoff.status = Handoff.ANSWERED if handoff.answered else Handoff.OPEN
+            handoff.save(update_fields=["status"])
+            return HttpResponseRedirect(request.path)
+        elif action == "notify":
+            if notify.notify_owner(handoff.pk, force=True):
+                messages.success(request, "The email about this request was sent.")
+            else:
+                handoff.refresh_from_db()
+                messages.warning(request, f"The email failed again: {handoff.notify_error}")
+            return HttpResponseRedirect(request.path)
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": Handoff._meta,
+        "title": f"Customer request: {notify.one_line(handoff.note, 60)}",
+        "handoff": handoff,
+        "conversation": handoff.conversation,
+        "turns": transcript_turns(handoff.conversation),
+        "form": form,
+        "can_change": can_change,
+        "show_shop": request.user.is_superuser,
+    }
+    return TemplateResponse(request, "widget/handoff.html", context)
