@@ -307,6 +307,9 @@ HANDOFFS_PER_ADDRESS_PER_HOUR = envint("HANDOFFS_PER_ADDRESS_PER_HOUR", "3")
 HANDOFF_EMAIL_TRIES = envint("HANDOFF_EMAIL_TRIES", "3")
 HANDOFF_RETRY_SECONDS = envfloat("HANDOFF_RETRY_SECONDS", "30")
 HANDOFF_MAX_ATTEMPTS = envint("HANDOFF_MAX_ATTEMPTS", "10")
+# Live take-over: the bot stays silent in a conversation an owner took over until they hand it
+# back, or until this many minutes pass without a message from them.
+HANDOFF_TAKEOVER_IDLE_MINUTES = envint("HANDOFF_TAKEOVER_IDLE_MINUTES", "10")
 
 # --- Importing an FAQ page ----------------------------------------------------------------------
 # "Import from your website" (faq/webimport.py) fetches the address an owner gives. Addresses on

@@ -11,6 +11,7 @@ import email.policy
 import socket
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -20,12 +21,14 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from faq.management.commands.create_owner import owners_group
 from faq.models import Shop
 from tests.test_chat_consumer import Chat
+from widget.chat import handoff as chat_handoff
 from widget.chat import limits
-from widget.models import Handoff, Message
+from widget.models import Conversation, Handoff, Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -343,3 +346,63 @@ def test_inbox_lists_open_requests_first_and_another_shops_request_is_404(two_sh
     assert not Message.objects.filter(text="hi").exists()
     # The admin index links the inbox.
     assert reverse("admin:widget_handoff_changelist") in client.get(reverse("admin:index")).text
+
+
+# --- Live take-over ---------------------------------------------------------------------------
+
+
+async def test_live_take_over_both_ways_and_handing_back(demo_shop):
+    owner = await db(make_owner)(demo_shop, "owner", "owner@petal.example")
+    client = Client()
+    await db(client.force_login)(owner)
+    async with Chat(demo_shop.public_key) as chat:
+        ready = await chat.ready()
+        assert ready["person"] is False
+        saved = await leave(chat, email="ann@example.com", note="Is anyone there?")
+        page = reverse("admin:widget_handoff_change", args=[saved["handoff"]])
+        live = reverse("admin:widget_handoff_live", args=[saved["handoff"]])
+
+        await db(client.post)(page, {"action": "takeover"})
+        assert await chat.recv() == {"type": "person", "present": True}
+        # The customer writes: stored for the owner, not answered by the bot.
+        await chat.send({"type": "ask", "id": "q1", "text": "Do you deliver to Princeton?"})
+        assert await chat.recv() == {"type": "received", "id": "q1"}
+        polled = (await db(client.get)(live, {"after": 0})).json()
+        assert polled["person"] is True
+        assert [m["text"] for m in polled["messages"]] == ["Do you deliver to Princeton?"]
+        after = polled["messages"][-1]["id"]
+        # The owner writes back from the live panel.
+        sent = (await db(client.post)(f"{live}?after={after}", {"text": "Yes, $19.95."})).json()
+        assert [(m["role"], m["text"]) for m in sent["messages"]] == [("shop", "Yes, $19.95.")]
+        frame = await chat.recv()
+        assert (frame["type"], frame["text"]) == ("shop_message", "Yes, $19.95.")
+        assert not await db(Message.objects.filter(role=Message.BOT).exists)()
+        assert (await db(Handoff.objects.get)(pk=saved["handoff"])).status == Handoff.ANSWERED
+
+        await db(client.post)(page, {"action": "handback"})
+        assert await chat.recv() == {"type": "person", "present": False}
+        _, answer = await chat.ask("Do you deliver to Princeton?", "q2")
+        assert answer["mode"] == "faq"
+    # A reload while taken over says so in `ready`.
+    await db(client.post)(page, {"action": "takeover"})
+    async with Chat(demo_shop.public_key, f"conversation={ready['conversation']}") as chat:
+        again = await chat.ready()
+    assert again["person"] is True
+    assert [h["role"] for h in again["history"]] == ["user", "shop", "user", "bot"]
+
+
+async def test_a_take_over_runs_out_after_the_idle_timeout(demo_shop):
+    async with Chat(demo_shop.public_key) as chat:
+        ready = await chat.ready()
+        await leave(chat, email="ann@example.com", note="hello?")
+    conversation = await db(Conversation.objects.get)(pk=ready["conversation"])
+    await db(chat_handoff.take_over)(conversation)
+    async with Chat(demo_shop.public_key, f"conversation={ready['conversation']}") as chat:
+        assert (await chat.ready())["person"] is True
+        await db(Conversation.objects.filter(pk=conversation.pk).update)(
+            person_until=timezone.now() - timedelta(seconds=1)
+        )
+        await chat.send({"type": "ask", "id": "q1", "text": "Do you deliver to Princeton?"})
+        assert await chat.recv() == {"type": "person", "present": False}
+        frame = await chat.recv()
+        assert frame["type"] == "answer" and frame["id"] == "q1"

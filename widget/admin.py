@@ -375,6 +375,18 @@ class HandoffAdmin(ShopScopedAdmin):
             raise PermissionDenied
         return owner_requests.request_page(request, self, handoff)
 
+    def get_urls(self):
+        live = self.admin_site.admin_view(self.live_view)
+        return [path("<int:object_id>/live/", live, name="widget_handoff_live")] + (
+            super().get_urls()
+        )
+
+    def live_view(self, request, object_id: int):
+        handoff = self.get_object(request, str(object_id))  # another shop's: 404
+        if not self.has_view_permission(request, handoff):
+            raise PermissionDenied
+        return owner_requests.live(request, self, handoff)
+
     @admin.action(description="Close the selected requests", permissions=["change"])
     def close_requests(self, request, queryset) -> None:
         closed = queryset.exclude(status=Handoff.CLOSED).update(status=Handoff.CLOSED)

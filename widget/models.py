@@ -19,12 +19,20 @@ class Conversation(models.Model):
     started = models.DateTimeField(auto_now_add=True, db_index=True)
     page_url = models.URLField(max_length=500, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
+    # Live take-over: while this is in the future a person of the shop is in the conversation
+    # and the bot stays silent. Each message of theirs moves it HANDOFF_TAKEOVER_IDLE_MINUTES
+    # ahead; handing back clears it.
+    person_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started"]
 
     def __str__(self) -> str:
         return f"{self.shop} · {self.started:%Y-%m-%d %H:%M}"
+
+    @property
+    def person_present(self) -> bool:
+        return self.person_until is not None and self.person_until > timezone.now()
 
     @property
     def group(self) -> str:

@@ -240,6 +240,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     limiter: limits.ConnectionLimits | None = None
     closing = False  # once set, incoming frames are dropped unread
     group: str | None = None  # the conversation's channel-layer group, once joined
+    person = False  # a person of the shop has taken the conversation over (as last told)
 
     async def __call__(self, scope, receive, send) -> None:
         # Daphne (like channels' test communicator) hands each connection its own asyncio.Queue's
@@ -367,6 +368,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return
         self.shop, self.conversation = shop, conversation
         self.limiter.asked = asked
+        self.person = resumed and conversation.person_present
         # What the shop says in this conversation (an owner's reply, from any server process)
         # reaches this socket through the conversation's group.
         try:
@@ -387,6 +389,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                     "position": shop.position,
                 },
                 "history": history,
+                # What the "Talk to a person" form asks for (docs/protocol.md, `handoff`).
+                "handoff": {"phone": shop.phone_callbacks, "reply_time": shop.reply_time},
+                # A person of the shop has taken this conversation over (live take-over).
+                "person": self.person,
             }
         )
         resume_reading(self.base_send)
@@ -466,6 +472,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.send_json(handoff.saved_frame(client_id, saved, self.shop))
 
+    async def person_changed(self, event: dict) -> None:
+        """An owner took the conversation over, or handed it back to the bot."""
+        self.person = bool(event["present"])
+        if not self.closing:
+            await self.send_json({"type": "person", "present": self.person})
+
     async def shop_message(self, event: dict) -> None:
         """A person of the shop wrote in this conversation (group_send from Handoff's reply)."""
         if not self.closing:
@@ -540,6 +552,20 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 logger.exception("Database unavailable while starting a conversation")
                 await self.send_error(ask_id, "unavailable")
                 return
+        if self.person:
+            # A person took the conversation over: the question waits for them, not the bot
+            # (unless their take-over has run out meanwhile).
+            try:
+                if await handoff.person_present(self.conversation):
+                    await handoff.hold_question(self.conversation, ask_id, text)
+                    await self.send_json({"type": "received", "id": ask_id})
+                    return
+            except DatabaseError:
+                logger.exception("Database unavailable while storing a question for a person")
+                await self.send_error(ask_id, "unavailable")
+                return
+            self.person = False
+            await self.send_json({"type": "person", "present": False})
         self.tasks[ask_id] = asyncio.create_task(self.run_ask(ask_id, text, entry))
 
     async def check_limits(self, ask_id: str) -> tuple[str, str] | None:

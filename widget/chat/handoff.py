@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync
@@ -143,7 +144,8 @@ def save_request(
             )
     except IntegrityError:  # the same id from another connection at the same moment
         return Handoff.objects.get(conversation=conversation, client_id=client_id)
-    notify.notify_owner_soon(handoff.pk, site)
+    # Only once the request is stored for good is anyone told about it.
+    transaction.on_commit(lambda: notify.notify_owner_soon(handoff.pk, site))
     return handoff
 
 
@@ -177,3 +179,61 @@ def push_shop_message(message: Message) -> None:
         async_to_sync(layer.group_send)(message.conversation.group, event)
     except Exception:  # the reply is saved; the customer sees it on their next visit
         logger.warning("Could not push the shop's reply to the chat", exc_info=True)
+
+
+# --- Live take-over -------------------------------------------------------------------------
+# An owner takes the conversation over from the admin: the customer's widget shows that a person
+# has joined, the customer's questions are stored for that person instead of answered by the bot,
+# and the owner's messages reach the open chat at once. Handing back (or
+# HANDOFF_TAKEOVER_IDLE_MINUTES without a message from the owner) lets the bot answer again.
+
+
+def _send(conversation: Conversation, event: dict) -> None:
+    try:
+        async_to_sync(get_channel_layer().group_send)(conversation.group, event)
+    except Exception:
+        logger.warning("Could not reach the conversation's open chats", exc_info=True)
+
+
+def _person_until() -> timezone.datetime:
+    return timezone.now() + timedelta(minutes=settings.HANDOFF_TAKEOVER_IDLE_MINUTES)
+
+
+def take_over(conversation: Conversation) -> None:
+    conversation.person_until = _person_until()
+    conversation.save(update_fields=["person_until"])
+    _send(conversation, {"type": "person.changed", "present": True})
+
+
+def hand_back(conversation: Conversation) -> None:
+    conversation.person_until = None
+    conversation.save(update_fields=["person_until"])
+    _send(conversation, {"type": "person.changed", "present": False})
+
+
+def say(conversation: Conversation, text: str) -> Message:
+    """A live message from the shop: stored, pushed, and the take-over kept alive."""
+    message = Message.objects.create(
+        conversation=conversation,
+        role=Message.SHOP,
+        ask_id=f"shop-{uuid.uuid4().hex[:20]}",
+        text=text,
+    )
+    if conversation.person_present:
+        Conversation.objects.filter(pk=conversation.pk).update(person_until=_person_until())
+    push_shop_message(message)
+    return message
+
+
+@database_sync_to_async
+def person_present(conversation: Conversation) -> bool:
+    return Conversation.objects.filter(pk=conversation.pk, person_until__gt=timezone.now()).exists()
+
+
+@database_sync_to_async
+def hold_question(conversation: Conversation, ask_id: str, text: str) -> None:
+    """Store the customer's question for the person who took the conversation over (a re-sent
+    ask id is stored once); the bot does not answer it."""
+    Message.objects.get_or_create(
+        conversation=conversation, role=Message.USER, ask_id=ask_id, defaults={"text": text}
+    )

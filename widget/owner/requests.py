@@ -10,11 +10,15 @@ the customer. A failed email is said plainly: the reply is in the chat either wa
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
+from django.utils import timezone
 
 from widget import notify
+from widget.chat import handoff as chat_handoff
 from widget.chat.handoff import push_shop_message
 from widget.models import Handoff
 from widget.owner.views import transcript_turns
@@ -66,6 +70,14 @@ def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpRes
             handoff.status = Handoff.ANSWERED if handoff.answered else Handoff.OPEN
             handoff.save(update_fields=["status"])
             return HttpResponseRedirect(request.path)
+        elif action == "takeover":
+            chat_handoff.take_over(handoff.conversation)
+            messages.success(request, "You have taken the chat over: the bot stays silent.")
+            return HttpResponseRedirect(request.path)
+        elif action == "handback":
+            chat_handoff.hand_back(handoff.conversation)
+            messages.success(request, "The bot answers this chat again.")
+            return HttpResponseRedirect(request.path)
         elif action == "notify":
             if notify.notify_owner(handoff.pk, force=True):
                 messages.success(request, "The email about this request was sent.")
@@ -80,8 +92,54 @@ def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpRes
         "handoff": handoff,
         "conversation": handoff.conversation,
         "turns": transcript_turns(handoff.conversation),
+        "last_message": handoff.conversation.messages.order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+        or 0,
+        "idle_minutes": settings.HANDOFF_TAKEOVER_IDLE_MINUTES,
         "form": form,
         "can_change": can_change,
         "show_shop": request.user.is_superuser,
     }
     return TemplateResponse(request, "widget/handoff.html", context)
+
+
+def live(request: HttpRequest, model_admin, handoff: Handoff) -> JsonResponse:
+    """The live panel of the request page, polled every 2 s: the conversation's messages after
+    `?after=<message id>` and whether the owner has it taken over. A POST with `text` sends a
+    message into the customer's chat at once (and keeps a take-over alive)."""
+    conversation = handoff.conversation
+    if request.method == "POST":
+        if not model_admin.has_change_permission(request, handoff):
+            raise PermissionDenied
+        text = request.POST.get("text", "").strip()
+        if not text or len(text) > MAX_REPLY_CHARS:
+            return JsonResponse(
+                {"error": f"Write a message of at most {MAX_REPLY_CHARS} characters."}, status=400
+            )
+        chat_handoff.say(conversation, text)
+        if handoff.status == Handoff.OPEN:
+            handoff.status = Handoff.ANSWERED
+            handoff.answered = handoff.answered or timezone.now()
+            handoff.save(update_fields=["status", "answered"])
+        conversation.refresh_from_db()
+    try:
+        after = int(request.GET.get("after", "0"))
+    except ValueError:
+        after = 0
+    recent = conversation.messages.filter(pk__gt=after).order_by("id")[:100]
+    return JsonResponse(
+        {
+            "messages": [
+                {
+                    "id": m.pk,
+                    "role": m.role,
+                    "who": m.get_role_display(),
+                    "text": m.text,
+                    "time": timezone.localtime(m.created).strftime("%H:%M:%S"),
+                }
+                for m in recent
+            ],
+            "person": conversation.person_present,
+        }
+    )

@@ -6,6 +6,7 @@ from django import template
 from django.urls import reverse
 
 from shopbot.owners import shops_for
+from widget.models import Handoff
 from widget.owner.gaps import open_questions
 
 register = template.Library()
@@ -27,6 +28,11 @@ def owner_shop_links(context) -> list[dict]:
                 "dashboard_url": reverse("admin:widget_dashboard", args=[shop.pk]),
                 "unanswered_url": reverse("admin:widget_unanswered", args=[shop.pk]),
                 "open_count": open_questions(shop).count(),
+                "requests_url": reverse("admin:widget_handoff_changelist")
+                + f"?conversation__shop__id__exact={shop.pk}&status__exact=open",
+                "requests_count": Handoff.objects.filter(
+                    conversation__shop=shop, status=Handoff.OPEN
+                ).count(),
             }
         )
     return links
