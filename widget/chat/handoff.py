@@ -24,6 +24,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from faq.models import Shop
 from widget import notify
@@ -59,22 +60,24 @@ def _text(content: dict, key: str) -> str:
 
 def clean_email(value: str) -> str:
     if len(value) > MAX_EMAIL:
-        raise Invalid("email", "That email address is too long.")
+        raise Invalid("email", _("That email address is too long."))
     # validate_email alone accepts quoted local parts; a plain address never needs quotes,
     # brackets or commas, and refusing them keeps the value a single, header-safe address.
     if _CONTROL.search(value) or any(c in value for c in ' "<>,;()[]\\'):
-        raise Invalid("email", "Please give a single email address, like name@example.com.")
+        raise Invalid("email", _("Please give a single email address, like name@example.com."))
     try:
         validate_email(value)
     except ValidationError:
-        raise Invalid("email", "That email address does not look right; please check it.") from None
+        raise Invalid(
+            "email", _("That email address does not look right; please check it.")
+        ) from None
     return value
 
 
 def clean_phone(value: str) -> str:
     digits = sum(c.isdigit() for c in value)
     if len(value) > MAX_PHONE or not _PHONE.match(value) or not 6 <= digits <= 20:
-        raise Invalid("phone", "Please give a phone number with its area code, digits only.")
+        raise Invalid("phone", _("Please give a phone number with its area code, digits only."))
     return value
 
 
@@ -83,24 +86,28 @@ def clean_request(content: dict, shop: Shop) -> dict:
     email, phone = _text(content, "email"), _text(content, "phone")
     name, note = _text(content, "name"), _text(content, "note")
     if phone and not shop.phone_callbacks:
-        raise Invalid("phone", "This shop replies by email; please give your email address.")
+        raise Invalid("phone", _("This shop replies by email; please give your email address."))
     if not email and not phone:
         if shop.phone_callbacks:
-            raise Invalid("email", "Please give your email address or a phone number.")
-        raise Invalid("email", "Please give your email address so we can reply.")
+            raise Invalid("email", _("Please give your email address or a phone number."))
+        raise Invalid("email", _("Please give your email address so we can reply."))
     if email:
         email = clean_email(email)
     if phone:
         phone = clean_phone(phone)
     if len(name) > MAX_NAME:
-        raise Invalid("name", f"Please keep your name under {MAX_NAME} characters.")
+        raise Invalid(
+            "name", _("Please keep your name under %(most)s characters.") % {"most": MAX_NAME}
+        )
     if _CONTROL.search(name):
-        raise Invalid("name", "Please write your name on one line.")
+        raise Invalid("name", _("Please write your name on one line."))
     if not note:
-        raise Invalid("note", "Please write your question.")
+        raise Invalid("note", _("Please write your question."))
     limit = settings.CHAT_MAX_MESSAGE_CHARS
     if len(note) > limit:
-        raise Refused("too_long", f"Please keep your question under {limit} characters.")
+        raise Refused(
+            "too_long", _("Please keep your question under %(most)s characters.") % {"most": limit}
+        )
     return {"email": email, "phone": phone, "name": name, "note": note}
 
 
@@ -113,7 +120,7 @@ def _check_rates(conversation: Conversation, fields: dict) -> None:
     ):
         raise Refused(
             "rate_limited",
-            "You have already left us several questions; we will reply to those first.",
+            _("You have already left us several questions; we will reply to those first."),
         )
     per_address = settings.HANDOFFS_PER_ADDRESS_PER_HOUR
     for field in ("email", "phone"):
@@ -123,7 +130,7 @@ def _check_rates(conversation: Conversation, fields: dict) -> None:
             if same.count() >= per_address:
                 raise Refused(
                     "rate_limited",
-                    "We already have several questions from that address; please wait an hour.",
+                    _("We already have several questions from that address; please wait an hour."),
                 )
 
 
@@ -151,12 +158,21 @@ def save_request(
 
 def saved_frame(client_id: str, handoff: Handoff, shop: Shop) -> dict:
     """`handoff_saved`, with the sentence telling the customer what happens next."""
-    when = f", usually within {shop.reply_time}" if shop.reply_time else ""
-    if handoff.email:
-        text = f"Thanks! A person from our team will reply to {handoff.email}{when}. "
-        text += "The answer will also appear here in the chat."
+    # Server sentences go through Django's translation framework, like the chat's other texts.
+    values = {"email": handoff.email, "phone": handoff.phone, "when": shop.reply_time}
+    if handoff.email and shop.reply_time:
+        text = _("Thanks! A person from our team will reply to %(email)s, usually within %(when)s.")
+    elif handoff.email:
+        text = _("Thanks! A person from our team will reply to %(email)s.")
+    elif shop.reply_time:
+        text = _(
+            "Thanks! A person from our team will call you at %(phone)s, usually within %(when)s."
+        )
     else:
-        text = f"Thanks! A person from our team will call you back at {handoff.phone}{when}."
+        text = _("Thanks! A person from our team will call you at %(phone)s.")
+    text = text % values
+    if handoff.email:
+        text += " " + _("The answer will also appear here in the chat.")
     return {
         "type": "handoff_saved",
         "id": client_id,
