@@ -11,7 +11,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
-from faq.models import Shop
+from faq.models import Shop, normalise_origin
 
 
 @dataclass
@@ -78,8 +78,6 @@ def for_shop(shop: Shop) -> list[Item]:
 
 def seen_live(shop: Shop) -> Item:
     seen = {s.origin: s for s in shop.origins_seen.all()}
-    from widget.chat.consumers import normalise_origin  # the consumer's own normalisation
-
     rows = []
     for origin in shop.origins:
         key = normalise_origin(origin) or origin

@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -48,6 +49,22 @@ def unique_shop_slug(name: str, exclude_pk: int | None = None) -> str:
 def entry_anchor(entry_id: int) -> str:
     """The element id of an entry on the FAQ page and in the HTML export: stable across edits."""
     return f"faq-{entry_id}"
+
+
+def normalise_origin(value: str) -> str | None:
+    """scheme://host[:port], lowercase, default port dropped; None if not an http(s) origin
+    (so also for "null", what sandboxed frames and file: pages send)."""
+    try:
+        parts = urlsplit(value.strip().lower())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if port and port != {"http": 80, "https": 443}[parts.scheme]:
+        host = f"{host}:{port}"
+    return f"{parts.scheme}://{host}"
 
 
 def default_monthly_tokens() -> int:
@@ -217,6 +234,24 @@ class Shop(models.Model):
     @property
     def origins(self) -> list[str]:
         return [o.rstrip("/").lower() for o in split_lines(self.allowed_origins)]
+
+    def listed_origin(self, origin: str) -> str | None:
+        """`origin`, normalised, if it is one of the shop's allowed websites; else None."""
+        wanted = normalise_origin(origin)
+        listed = wanted is not None and wanted in {normalise_origin(o) for o in self.origins}
+        return wanted if listed else None
+
+    def allows_origin(self, origin: str | None, site: str | None) -> bool:
+        """May a page of `origin` open this shop's chat? Yes for the shop's allowed websites and
+        for `site`, this ShopBot site itself (its storefront and admin pages). Yes without an
+        Origin too: browsers always send one on websockets, so it is not a browser (curl, the
+        bench, the tests) and cannot be another website's page borrowing the public key."""
+        if origin is None:
+            return True
+        wanted = normalise_origin(origin)
+        if wanted is None:  # includes "null"
+            return False
+        return wanted == site or self.listed_origin(wanted) is not None
 
     @property
     def suggestion_list(self) -> list[str]:

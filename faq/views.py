@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, render
 
 from faq import faqpage, retrieval
 from faq.models import Shop, entry_anchor
-from widget.chat.limits import clean_text
+from widget.chat.protocol import clean_text
 
 SEARCH_LIMIT = 3
 MAX_QUERY_CHARS = 300

@@ -13,10 +13,9 @@ from channels.db import database_sync_to_async as db
 from channels.testing import WebsocketCommunicator
 
 from faq import retrieval
-from faq.models import FAQEntry
+from faq.models import FAQEntry, normalise_origin
 from shopbot.asgi import application
 from tests.conftest import make_demo_shop
-from widget.chat.consumers import normalise_origin
 from widget.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db(transaction=True)

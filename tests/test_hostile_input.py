@@ -20,7 +20,7 @@ from shopbot.asgi import application
 from tests.conftest import make_demo_shop
 from tests.fake_anthropic import FakeAnthropic
 from tests.test_chat_consumer import ANSWER_TIMEOUT, Chat, messages_of
-from widget.chat import limits
+from widget.chat import protocol
 from widget.models import Conversation, Message
 
 pytestmark = [
@@ -196,8 +196,8 @@ async def exchange(ws: WebsocketCommunicator, frame: str) -> list[dict]:
     """Send `frame`, then a ping; return what came back, up to and including the answer or
     error for the frame (an accepted ask is answered after the pong)."""
     try:
-        content = limits.decode_frame(frame)
-    except limits.Refused:
+        content = protocol.decode_frame(frame)
+    except protocol.Refused:
         content = None
     ask_id = None
     if isinstance(content, dict) and content.get("type") == "ask":
@@ -293,7 +293,7 @@ async def test_injected_text_stays_in_the_user_turn_and_other_shops_never_reach_
 
 
 async def test_the_rules_forbid_revealing_instructions_and_other_shops(demo_shop):
-    from widget import claude
+    from widget.chat import claude
 
     rules = claude.system_prompt(demo_shop)[0]["text"].lower()
     assert "instructions" in rules and "other shops" in rules, rules

@@ -93,6 +93,41 @@ class Message(models.Model):
     def __str__(self) -> str:
         return f"{self.role}: {self.text[:60]}"
 
+    # The two ways the chat protocol shows a message (docs/protocol.md). `shop` is the
+    # conversation's, passed in so that no query runs from async code; `site` is this ShopBot
+    # site's origin for the sources' links ("" makes them paths), worked out when sent, so a
+    # change of where the FAQ lives applies to earlier answers too.
+
+    def history_frame(self, shop: Shop, site: str) -> dict:
+        """An item of the `ready` frame's history."""
+        if self.role == self.USER:
+            return {"role": "user", "id": self.ask_id, "text": self.text}
+        if self.role == self.SHOP:  # a person of the shop (a customer request's reply)
+            return {"role": "shop", "id": self.ask_id, "text": self.text, "message": self.pk}
+        return {
+            "role": "bot",
+            "id": self.ask_id,
+            "text": self.text,
+            "message": self.pk,
+            "sources": shop.with_urls(self.sources, site),
+            "mode": self.mode,
+            "suggestions": self.suggestions,
+            "feedback": self.feedback or None,
+        }
+
+    def answer_frame(self, shop: Shop, site: str) -> dict:
+        """The `answer` frame of a bot message, with the shop's contact route."""
+        return {
+            "type": "answer",
+            "id": self.ask_id,
+            "message": self.pk,
+            "text": self.text,
+            "sources": shop.with_urls(self.sources, site),
+            "mode": self.mode,
+            "suggestions": self.suggestions,
+            "contact": shop.contact(),
+        }
+
 
 def wording_key(text: str) -> str:
     """Wordings that differ only in case and spacing are one."""

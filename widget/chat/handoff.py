@@ -28,7 +28,7 @@ from django.utils.translation import gettext as _
 
 from faq.models import Shop
 from widget import notify
-from widget.chat.limits import Refused
+from widget.chat.protocol import ErrorCode, FrameType, HandoffRequest, Refused, error_frame
 from widget.models import Conversation, Handoff, Message
 
 logger = logging.getLogger(__name__)
@@ -42,20 +42,16 @@ _PHONE = re.compile(r"^\+?[0-9 ()./-]+$")
 
 
 class Invalid(Refused):
-    """One field of the request is unusable; `field` names it for the client."""
+    """The request is refused with its own (translated) sentence; for `invalid`, `field` names
+    the field to fix."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__("invalid", message)
-        self.field = field
+    def __init__(self, field: str | None, message: str, code: ErrorCode = ErrorCode.INVALID):
+        Exception.__init__(self, message)
+        self.code, self.ask_id, self.message, self.field = code, None, message, field
 
-
-def _text(content: dict, key: str) -> str:
-    value = content.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise Refused("bad_request", f"A handoff's {key} must be a string.")
-    return value.strip()
+    def frame(self) -> dict:
+        frame = error_frame(self.code, self.ask_id, self.message)
+        return {**frame, "field": self.field} if self.field else frame
 
 
 def clean_email(value: str) -> str:
@@ -81,10 +77,9 @@ def clean_phone(value: str) -> str:
     return value
 
 
-def clean_request(content: dict, shop: Shop) -> dict:
-    """The request's fields from a `handoff` frame, cleaned; raises Refused (or Invalid)."""
-    email, phone = _text(content, "email"), _text(content, "phone")
-    name, note = _text(content, "name"), _text(content, "note")
+def clean_request(request: HandoffRequest, shop: Shop) -> dict:
+    """The request's fields from a `handoff` frame, cleaned; raises Invalid."""
+    email, phone, name, note = request.email, request.phone, request.name, request.note
     if phone and not shop.phone_callbacks:
         raise Invalid("phone", _("This shop replies by email; please give your email address."))
     if not email and not phone:
@@ -105,9 +100,8 @@ def clean_request(content: dict, shop: Shop) -> dict:
         raise Invalid("note", _("Please write your question."))
     limit = settings.CHAT_MAX_MESSAGE_CHARS
     if len(note) > limit:
-        raise Refused(
-            "too_long", _("Please keep your question under %(most)s characters.") % {"most": limit}
-        )
+        message = _("Please keep your question under %(most)s characters.") % {"most": limit}
+        raise Invalid(None, message, ErrorCode.TOO_LONG)
     return {"email": email, "phone": phone, "name": name, "note": note}
 
 
@@ -118,9 +112,10 @@ def _check_rates(conversation: Conversation, fields: dict) -> None:
     if per_conversation > 0 and (
         recent.filter(conversation=conversation).count() >= per_conversation
     ):
-        raise Refused(
-            "rate_limited",
+        raise Invalid(
+            None,
             _("You have already left us several questions; we will reply to those first."),
+            ErrorCode.RATE_LIMITED,
         )
     per_address = settings.HANDOFFS_PER_ADDRESS_PER_HOUR
     for field in ("email", "phone"):
@@ -128,9 +123,10 @@ def _check_rates(conversation: Conversation, fields: dict) -> None:
             shop_id = conversation.shop_id
             same = recent.filter(conversation__shop_id=shop_id, **{field: fields[field]})
             if same.count() >= per_address:
-                raise Refused(
-                    "rate_limited",
+                raise Invalid(
+                    None,
                     _("We already have several questions from that address; please wait an hour."),
+                    ErrorCode.RATE_LIMITED,
                 )
 
 
@@ -174,7 +170,7 @@ def saved_frame(client_id: str, handoff: Handoff, shop: Shop) -> dict:
     if handoff.email:
         text += " " + _("The answer will also appear here in the chat.")
     return {
-        "type": "handoff_saved",
+        "type": FrameType.HANDOFF_SAVED,
         "id": client_id,
         "handoff": handoff.pk,
         "email": handoff.email,

@@ -1,18 +1,23 @@
 """
 Abuse limits of the chat websocket, all in one place. Every limit is a setting (see the "Limits"
-section of shopbot/settings.py); a refused ask gets an `error` frame and the socket stays open,
-only "too many connections from your address" closes it (code 4429).
+section of shopbot/settings.py). A refused ask gets an `error` frame and the socket stays open;
+only too many frames (4008) or too many connections from one address (4429) close it.
 
 - Frames: a token bucket per connection (`FrameBudget`, every frame type counts) closes a socket
   that writes faster than a person could with code 4008, before the frame is even parsed, so a
-  flood cannot build a backlog in the server. `decode_frame` refuses oversized frames before
-  parsing them, refuses deep nesting, and cleans every string of what PostgreSQL cannot store
-  (NUL) or UTF-8 cannot encode (lone surrogates), so nothing half-written reaches the database.
-- Asks per connection per minute (this process's memory: a connection lives in one process).
-- Asks per client address per minute and open connections per client address: in Redis when
-  REDIS_URL is set, so they hold across every server process sharing it; otherwise in this
-  process's memory, i.e. per process.
-- Questions per conversation (counted in the database).
+  flood cannot build a backlog in the server. (The size and nesting of one frame are checked
+  when it is decoded: widget/chat/protocol.py.)
+- Open connections per client address (`ConnectionLimits.connect`, closes with 4429).
+- Asks: `ConnectionLimits.check_ask` is the one place an ask is refused before it costs
+  anything, in this order: its length (`CHAT_MAX_MESSAGE_CHARS`); asks still waiting on this
+  connection (`MAX_PENDING_ASKS`); asks per connection per minute (this process's memory: a
+  connection lives in one process); asks per client address per minute; questions per
+  conversation, counted in this connection's memory from the conversation's ask ids, which are
+  loaded once when it opens (no query per ask).
+- Open connections and asks per client address are counted in Redis when REDIS_URL is set, so
+  they hold across every server process sharing it; otherwise in this process's memory.
+- A shop's monthly Claude token budget refuses nothing: once spent, answers come from the FAQ
+  (`Shop.claude_budget_left`, checked by the pipeline).
 
 There is deliberately no global or per-shop ask limit: one noisy visitor must never lock out
 everyone else. When the client address is unknown the per-address limits are skipped rather than
@@ -22,9 +27,7 @@ in the log): a broken limiter must not take the chat down.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import time
 import uuid
 import weakref
@@ -33,68 +36,22 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from widget.chat.protocol import Ask, Close, Closing, ErrorCode, Refused
+
 logger = logging.getLogger(__name__)
 
-CLOSE_TOO_MANY_CONNECTIONS = 4429
-CLOSE_TOO_MANY_FRAMES = 4008  # 1008 "policy violation", in our own 4xxx range
 WINDOW_SECONDS = 60
+# Asks waiting on one connection before more are refused; the widget sends one at a time and
+# re-sends its few unanswered ones after a reconnect.
+MAX_PENDING_ASKS = 10
 # A connection slot is forgotten this long after its last ask or ping (the widget pings every
 # 25 s), so the slots of a server process that died without saying goodbye free themselves in
 # minutes. The consumer frees its slot itself on every way out, even when it is cancelled.
 CONNECTION_TTL_SECONDS = 600
 KEY_PREFIX = "shopbot:limits:"
 
-_SURROGATES = re.compile("[\ud800-\udfff]")
-
-
-class Refused(Exception):
-    """A frame or ask refused by a limit: `code` and `message` go into the error frame."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
-
 
 # --- Frames -----------------------------------------------------------------------------------
-
-
-def clean_text(value: str) -> str:
-    """What PostgreSQL and UTF-8 can store: NUL bytes dropped, lone surrogates (from JSON like
-    "\\ud800") replaced by U+FFFD. Valid text, RTL and emoji included, is returned unchanged."""
-    if "\x00" in value:
-        value = value.replace("\x00", "")
-    return _SURROGATES.sub("\ufffd", value)
-
-
-def _clean(content, max_depth: int):
-    """`content` with every string cleaned; Refused if nested deeper than max_depth.
-    Iterative, so a hostile document cannot exhaust the stack."""
-    if isinstance(content, str):
-        return clean_text(content)
-    if not isinstance(content, dict | list):
-        return content
-    root = {"": content}
-    stack = [(root, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > max_depth:
-            raise Refused("bad_request", "That message is nested too deeply.")
-        items = node.items() if isinstance(node, dict) else enumerate(node)
-        replacements = []
-        for key, value in items:
-            new_key = clean_text(key) if isinstance(key, str) else key
-            if isinstance(value, str):
-                value = clean_text(value)
-            elif isinstance(value, dict | list):
-                stack.append((value, depth + 1))
-            replacements.append((key, new_key, value))
-        if isinstance(node, dict):
-            node.clear()
-            node.update((new_key, value) for _, new_key, value in replacements)
-        else:
-            for index, _, value in replacements:
-                node[index] = value
-    return root[""]
 
 
 class FrameBudget:
@@ -119,24 +76,6 @@ class FrameBudget:
             return False
         self.tokens -= 1
         return True
-
-
-def decode_frame(text_data: str) -> object:
-    """Parse one text frame, or raise Refused. The size check comes before any parsing, so a
-    multi-megabyte frame costs a len() and nothing more."""
-    if len(text_data) > settings.CHAT_MAX_FRAME_CHARS:
-        raise Refused(
-            "too_long",
-            f"That message is too large; please keep it under {settings.CHAT_MAX_MESSAGE_CHARS} "
-            "characters.",
-        )
-    try:
-        content = json.loads(text_data)
-    except RecursionError:
-        raise Refused("bad_request", "That message is nested too deeply.") from None
-    except ValueError:
-        raise Refused("bad_request", "That message is not valid JSON.") from None
-    return _clean(content, settings.CHAT_MAX_JSON_DEPTH)
 
 
 # --- Client address ---------------------------------------------------------------------------
@@ -275,7 +214,8 @@ def reset_memory() -> None:
 @dataclass
 class ConnectionLimits:
     """The limits of one websocket connection. The consumer calls `connect()` after accepting,
-    `check_ask()` before answering and `disconnect()` when the socket closes."""
+    `check_ask()` before answering, `touch()` on pings and `disconnect()` when the socket
+    closes."""
 
     scope: dict
 
@@ -290,19 +230,22 @@ class ConnectionLimits:
         # security boundary.)
         self.asked: set[str] = set()
 
-    async def connect(self) -> bool:
-        """False if the client address already has CHAT_CONNECTIONS_PER_IP sockets open."""
+    async def connect(self) -> None:
+        """Take a connection slot of the client address; Closing (4429) if it already has
+        CHAT_CONNECTIONS_PER_IP sockets open."""
         limit = settings.CHAT_CONNECTIONS_PER_IP
         if not self.ip or limit <= 0:
-            return True
+            return
         try:
             self.holds_slot = await counters().take_slot(f"conn:{self.ip}", self.member, limit)
         except Exception:
             logger.warning("Connection limit unavailable, letting the connection in", exc_info=True)
-            return True
+            return
         if not self.holds_slot:
             logger.info("Refused a chat connection from %s: %s already open", self.ip, limit)
-        return self.holds_slot
+            raise Closing(
+                Close.TOO_MANY_CONNECTIONS, Refused(ErrorCode.RATE_LIMITED, "address_connections")
+            )
 
     async def touch(self) -> None:
         """Keep this connection's slot from expiring (called on pings)."""
@@ -322,15 +265,22 @@ class ConnectionLimits:
         except Exception:
             logger.warning("Could not free a connection slot (it expires by itself)", exc_info=True)
 
-    async def check_ask(self, ask_id: str, contact: dict | None = None) -> None:
-        """Raise Refused if this ask goes over a limit; every attempt counts."""
+    async def check_ask(self, ask: Ask, pending: int, contact: dict[str, str]) -> None:
+        """Raise Refused if this ask goes over a limit (see the module's docstring for which, in
+        order); `pending` asks are still being answered on this connection, `contact` is the
+        shop's, for the conversation-full message. Every attempt counts towards the rates."""
+        ask_id = ask.id
+        most_chars = settings.CHAT_MAX_MESSAGE_CHARS
+        if len(ask.text) > most_chars:
+            raise Refused(ErrorCode.TOO_LONG, ask_id=ask_id, limit=most_chars)
+        if pending >= MAX_PENDING_ASKS:
+            raise Refused(ErrorCode.RATE_LIMITED, "pending_asks", ask_id)
+
         now = time.monotonic()
         per_connection = settings.CHAT_ASKS_PER_CONNECTION_PER_MINUTE
         self.asks = [t for t in self.asks if t > now - WINDOW_SECONDS]
         if per_connection > 0 and len(self.asks) >= per_connection:
-            raise Refused(
-                "rate_limited", "You are sending messages very fast; please wait a minute."
-            )
+            raise Refused(ErrorCode.RATE_LIMITED, "connection_rate", ask_id)
         self.asks.append(now)
 
         per_ip = settings.CHAT_ASKS_PER_IP_PER_MINUTE
@@ -344,19 +294,15 @@ class ConnectionLimits:
                 logger.warning("Rate limit unavailable, letting the ask through", exc_info=True)
             else:
                 if count > per_ip:
-                    raise Refused(
-                        "rate_limited",
-                        "Too many messages from your network right now; please wait a minute.",
-                    )
+                    raise Refused(ErrorCode.RATE_LIMITED, "address_rate", ask_id)
 
         # A re-sent ask that is already stored does not count again: it must still get its answer.
         most = settings.CHAT_MAX_ASKS_PER_CONVERSATION
         if most > 0 and ask_id not in self.asked and len(self.asked) >= most:
-            raise Refused("conversation_full", conversation_full_message(contact or {}))
+            route = ", ".join(f"{kind}: {value}" for kind, value in contact.items())
+            if route:
+                raise Refused(
+                    ErrorCode.CONVERSATION_FULL, "conversation_full_contact", ask_id, route=route
+                )
+            raise Refused(ErrorCode.CONVERSATION_FULL, ask_id=ask_id)
         self.asked.add(ask_id)
-
-
-def conversation_full_message(contact: dict) -> str:
-    route = ", ".join(f"{kind}: {value}" for kind, value in contact.items())
-    message = "This conversation has reached its length limit. Please start a new conversation"
-    return f"{message}, or contact us ({route})." if route else f"{message}, or contact us."

@@ -1,0 +1,381 @@
+"""
+The chat protocol's vocabulary and the decoding of what a client sends (docs/protocol.md is the
+contract; the names below are the ones it uses).
+
+- `Close`: the close codes, `ErrorCode`: the `code` of an `error` frame, `FrameType`: every
+  frame's `type`.
+- `SENTENCES`: every sentence an error frame can carry, in this one dict (translations wrap it).
+- `read_frame` turns one websocket frame into an `Ask`, a `Feedback`, a `Ping` or a
+  `HandoffRequest`, or raises
+  `Refused` (which knows its error frame): the size is checked before parsing, nesting is bounded,
+  strings are cleaned of what PostgreSQL or UTF-8 cannot store, fields are checked for type.
+- `Handshake.of(scope)`: what a connecting client tells (shop key, Origin, page, conversation id,
+  user agent), cleaned, and this ShopBot site's own origin as far as the connection can vouch
+  for it.
+
+Limits (how much and how fast) are widget/chat/limits.py's; this module only says what a
+well-formed frame is.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+from urllib.parse import parse_qs, urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+
+from faq.models import normalise_origin
+from widget.models import Message
+
+
+class Close(IntEnum):
+    """Close codes; 4xxx are ours. The widget stops reconnecting on 4403 and 4404 and waits long
+    on 4429 and 4008."""
+
+    TRY_AGAIN_LATER = 1013  # the database is unavailable
+    TOO_MANY_FRAMES = 4008  # 1008 "policy violation", in our own 4xxx range
+    FORBIDDEN_ORIGIN = 4403
+    UNKNOWN_SHOP = 4404
+    TOO_MANY_CONNECTIONS = 4429
+
+
+class ErrorCode(StrEnum):
+    """The `code` of an `error` frame; the connection stays open after each."""
+
+    BAD_REQUEST = "bad_request"
+    TOO_LONG = "too_long"
+    RATE_LIMITED = "rate_limited"
+    CONVERSATION_FULL = "conversation_full"
+    UNKNOWN_ENTRY = "unknown_entry"
+    UNAVAILABLE = "unavailable"
+    INVALID = "invalid"  # a handoff field; the frame names it in `field`
+
+
+class FrameType(StrEnum):
+    # client -> server
+    ASK = "ask"
+    FEEDBACK = "feedback"
+    PING = "ping"
+    HANDOFF = "handoff"
+    # server -> client
+    READY = "ready"
+    DELTA = "delta"
+    ANSWER = "answer"
+    ERROR = "error"
+    PONG = "pong"
+    FEEDBACK_SAVED = "feedback_saved"
+    HANDOFF_SAVED = "handoff_saved"
+    SHOP_MESSAGE = "shop_message"  # a person of the shop wrote
+    PERSON = "person"  # a person of the shop joined (present) or left the conversation
+    RECEIVED = "received"  # an ask stored for that person instead of answered
+
+
+# Every sentence an error frame can carry, each a plain string so that translating them means
+# wrapping this dict. An error code's own key is its general sentence; `{…}` are filled in.
+SENTENCES: dict[str, str] = {
+    # bad_request
+    "bad_request": "That message could not be understood.",
+    "binary": "Send JSON text frames, not binary ones.",
+    "not_json": "That message is not valid JSON.",
+    "too_deep": "That message is nested too deeply.",
+    "not_object": "Each message must be a JSON object.",
+    "unknown_type": "Unknown message type; expected ask, feedback, handoff or ping.",
+    "ask_id": "An ask needs an id: a string of 1 to 64 characters.",
+    "ask_text": "An ask needs some text.",
+    "ask_entry": "An ask's entry must be the id of a suggested entry.",
+    "feedback_message": "Feedback needs the answer's message id.",
+    "feedback_value": 'Feedback must be "up" or "down".',
+    "feedback_elsewhere": "That answer is not part of this conversation.",
+    "handoff_id": "A handoff needs an id: a string of 1 to 64 characters.",
+    "handoff_field": "A handoff's email, phone, name and note must be strings.",
+    # too_long
+    "too_long": "Please keep your message under {limit} characters.",
+    "frame_too_large": "That message is too large; please keep it under {limit} characters.",
+    # rate_limited
+    "pending_asks": "Please wait for the answers to your earlier questions.",
+    "connection_rate": "You are sending messages very fast; please wait a minute.",
+    "address_rate": "Too many messages from your network right now; please wait a minute.",
+    "address_connections": "Too many chats are open from your network; close one first.",
+    # conversation_full
+    "conversation_full": "This conversation has reached its length limit. Please start a new "
+    "conversation, or contact us.",
+    "conversation_full_contact": "This conversation has reached its length limit. Please start "
+    "a new conversation, or contact us ({route}).",
+    # unknown_entry, unavailable
+    "unknown_entry": "Sorry, that answer is no longer available. Please ask in your own words.",
+    "unavailable": "Sorry, the chat is having trouble right now. Please try again in a moment.",
+}
+
+
+def sentence(key: str, **params) -> str:
+    return SENTENCES[key].format(**params) if params else SENTENCES[key]
+
+
+class Refused(Exception):
+    """A frame or ask refused: `code` and `message` go into the error frame, with `ask_id` when
+    the ask's id could be read. `key` names the sentence in SENTENCES (default: the code's)."""
+
+    def __init__(
+        self, code: ErrorCode, key: str | None = None, ask_id: str | None = None, **params
+    ) -> None:
+        self.code, self.ask_id = code, ask_id
+        self.message = sentence(key or code.value, **params)
+        super().__init__(self.message)
+
+    def frame(self) -> dict:
+        return error_frame(self.code, self.ask_id, self.message)
+
+
+class Closing(Exception):
+    """The connection is refused: close it with `code`, after `error`'s frame if there is one."""
+
+    def __init__(self, code: Close, error: Refused | None = None) -> None:
+        super().__init__(code)
+        self.code, self.error = code, error
+
+
+def error_frame(code: ErrorCode, ask_id: str | None = None, message: str = "") -> dict:
+    return {
+        "type": FrameType.ERROR,
+        "id": ask_id,
+        "code": code,
+        "message": message or SENTENCES[code.value],
+    }
+
+
+# --- Decoding ---------------------------------------------------------------------------------
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(value: str) -> str:
+    """What PostgreSQL and UTF-8 can store: NUL bytes dropped, lone surrogates (from JSON like
+    "\\ud800") replaced by U+FFFD. Valid text, RTL and emoji included, is returned unchanged."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    return _SURROGATES.sub("\ufffd", value)
+
+
+def _clean(content, max_depth: int):
+    """`content` with every string cleaned; Refused if nested deeper than max_depth.
+    Iterative, so a hostile document cannot exhaust the stack."""
+    if isinstance(content, str):
+        return clean_text(content)
+    if not isinstance(content, dict | list):
+        return content
+    root = {"": content}
+    stack = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            raise Refused(ErrorCode.BAD_REQUEST, "too_deep")
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        replacements = []
+        for key, value in items:
+            new_key = clean_text(key) if isinstance(key, str) else key
+            if isinstance(value, str):
+                value = clean_text(value)
+            elif isinstance(value, dict | list):
+                stack.append((value, depth + 1))
+            replacements.append((key, new_key, value))
+        if isinstance(node, dict):
+            node.clear()
+            node.update((new_key, value) for _, new_key, value in replacements)
+        else:
+            for index, _, value in replacements:
+                node[index] = value
+    return root[""]
+
+
+def decode_frame(text_data: str) -> object:
+    """Parse one text frame, or raise Refused. The size check comes before any parsing, so a
+    multi-megabyte frame costs a len() and nothing more."""
+    if len(text_data) > settings.CHAT_MAX_FRAME_CHARS:
+        raise Refused(ErrorCode.TOO_LONG, "frame_too_large", limit=settings.CHAT_MAX_MESSAGE_CHARS)
+    try:
+        content = json.loads(text_data)
+    except RecursionError:
+        raise Refused(ErrorCode.BAD_REQUEST, "too_deep") from None
+    except ValueError:
+        raise Refused(ErrorCode.BAD_REQUEST, "not_json") from None
+    return _clean(content, settings.CHAT_MAX_JSON_DEPTH)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Ask:
+    """A question; `entry` when it is a click on a "did you mean" suggestion."""
+
+    id: str
+    text: str
+    entry: int | None = None
+
+    @classmethod
+    def parse(cls, content: dict) -> Ask:
+        ask_id, text, entry = content.get("id"), content.get("text"), content.get("entry")
+        if not isinstance(ask_id, str) or not 1 <= len(ask_id) <= 64:
+            raise Refused(ErrorCode.BAD_REQUEST, "ask_id")
+        if not isinstance(text, str) or not text.strip():
+            raise Refused(ErrorCode.BAD_REQUEST, "ask_text", ask_id)
+        if entry is not None and not _is_int(entry):
+            raise Refused(ErrorCode.BAD_REQUEST, "ask_entry", ask_id)
+        return cls(ask_id, text, entry)
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """A thumb on an answer: `message` is the answer's id, `value` "up" or "down"."""
+
+    message: int
+    value: str
+
+    @classmethod
+    def parse(cls, content: dict) -> Feedback:
+        message, value = content.get("message"), content.get("value")
+        if not _is_int(message):
+            raise Refused(ErrorCode.BAD_REQUEST, "feedback_message")
+        if value not in (Message.UP, Message.DOWN):
+            raise Refused(ErrorCode.BAD_REQUEST, "feedback_value")
+        return cls(message, value)
+
+
+@dataclass(frozen=True)
+class Ping:
+    @classmethod
+    def parse(cls, content: dict) -> Ping:
+        return cls()
+
+
+@dataclass(frozen=True)
+class HandoffRequest:
+    """The customer leaves a question for a person: the client's `id` and the fields as typed
+    (checked for content by widget/chat/handoff.py)."""
+
+    id: str
+    email: str = ""
+    phone: str = ""
+    name: str = ""
+    note: str = ""
+
+    @classmethod
+    def parse(cls, content: dict) -> HandoffRequest:
+        client_id = content.get("id")
+        if not isinstance(client_id, str) or not 1 <= len(client_id) <= 64:
+            raise Refused(ErrorCode.BAD_REQUEST, "handoff_id")
+        fields = {}
+        for name in ("email", "phone", "name", "note"):
+            value = content.get(name)
+            if value is not None and not isinstance(value, str):
+                raise Refused(ErrorCode.BAD_REQUEST, "handoff_field", client_id)
+            fields[name] = (value or "").strip()
+        return cls(client_id, **fields)
+
+
+Frame = Ask | Feedback | Ping | HandoffRequest
+CLIENT_FRAMES: dict[str, type[Frame]] = {
+    FrameType.ASK: Ask,
+    FrameType.FEEDBACK: Feedback,
+    FrameType.PING: Ping,
+    FrameType.HANDOFF: HandoffRequest,
+}
+
+
+def read_frame(text_data: str | None) -> Frame:
+    """One websocket frame (None: a binary one) as a client frame, or Refused."""
+    if text_data is None:
+        raise Refused(ErrorCode.BAD_REQUEST, "binary")
+    content = decode_frame(text_data)
+    if not isinstance(content, dict):
+        raise Refused(ErrorCode.BAD_REQUEST, "not_object")
+    kind = content.get("type")
+    frame = CLIENT_FRAMES.get(kind) if isinstance(kind, str) else None  # a list is unhashable
+    if frame is None:
+        raise Refused(ErrorCode.BAD_REQUEST, "unknown_type")
+    return frame.parse(content)
+
+
+# --- The handshake ----------------------------------------------------------------------------
+
+_http_url = URLValidator(schemes=["http", "https"])
+
+
+def clean_page(value: str) -> str:
+    """The `page` a client reports, if it is an http(s) URL of at most 500 characters, else ""."""
+    value = clean_text(value).strip()
+    if len(value) > 500:
+        return ""
+    try:
+        _http_url(value)
+    except ValidationError:
+        return ""
+    return value
+
+
+def site_origin(scope: dict, headers: dict[str, str]) -> str | None:
+    """This ShopBot site's own origin (its pages, e.g. the demo storefront), or None.
+
+    SITE_URL when it is set. Otherwise the address this connection came in on, but only when its
+    Host names a host of ALLOWED_HOSTS exactly (never `*` or `.domain`: Django refuses other Hosts
+    on plain HTTP, and a forged Host must not make evil.example "this site"), with the scheme this
+    connection really uses (wss, or https at the proxy per SECURE_PROXY_SSL_HEADER) and the Host's
+    port. So another scheme or port of an allowed host name is not "this site"."""
+    if settings.SITE_URL:
+        return normalise_origin(settings.SITE_URL)
+    host = headers.get("host", "").strip().lower()
+    secure = scope.get("scheme") == "wss"
+    proxy = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if proxy:  # ("HTTP_X_FORWARDED_PROTO", "https") -> header x-forwarded-proto
+        name = proxy[0].removeprefix("HTTP_").lower().replace("_", "-")
+        secure = headers.get(name, "").split(",")[0].strip().lower() == proxy[1]
+    origin = normalise_origin(f"{'https' if secure else 'http'}://{host}") if host else None
+    if origin is None:
+        return None
+    hostname = urlsplit(origin).hostname
+    exact = [h.lower().strip("[]") for h in settings.ALLOWED_HOSTS if h != "*" and h[:1] != "."]
+    return origin if hostname in exact else None
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """What a connecting client says: the shop key (the URL's), its headers (lowercase names),
+    `?conversation=` and `?page=`; and `site`, this ShopBot site's own origin (site_origin)."""
+
+    key: str
+    headers: dict[str, str]
+    conversation: str
+    page: str
+    site: str | None
+
+    @classmethod
+    def of(cls, scope: dict) -> Handshake:
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in scope["headers"]
+        }
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        # Shown to the owner, so only a real http(s) address; else the Origin (also checked).
+        page = clean_page((query.get("page") or [""])[0]) or clean_page(headers.get("origin", ""))
+        return cls(
+            key=scope["url_route"]["kwargs"]["key"],
+            headers=headers,
+            conversation=(query.get("conversation") or [""])[0],
+            page=page,
+            site=site_origin(scope, headers),
+        )
+
+    @property
+    def origin(self) -> str | None:
+        """None when the client sent no Origin (not a browser: browsers always send one)."""
+        return self.headers.get("origin")
+
+    @property
+    def user_agent(self) -> str:
+        return clean_text(self.headers.get("user-agent", ""))
