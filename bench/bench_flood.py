@@ -50,7 +50,7 @@ def main() -> int:
     from shopbot import flood
     from shopbot.daphne_process import DaphneProcess, environment
 
-    shop = demo.create_copy(name=f"Flood bench {uuid.uuid4().hex[:8]}")
+    shop = demo.build_shop(name=f"Flood bench {uuid.uuid4().hex[:8]}")
     server = None
     try:
         connections.close_all()

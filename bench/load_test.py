@@ -37,6 +37,10 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from shopbot.figures import percentile  # noqa: E402
+
 QUESTIONS = [
     "Do you deliver to Princeton?",
     "What are your opening hours?",
@@ -45,13 +49,6 @@ QUESTIONS = [
     "How long do your flowers last?",
     "Can you recommend a good car mechanic?",  # off-topic: the fallback
 ]
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def run_load(url: str, key: str, connections: int, asks: int, limit: float) -> dict:
@@ -168,7 +165,6 @@ def main() -> int:
     if not 1 <= args.connections <= 1000 or not 1 <= args.asks <= 20:
         parser.error("--connections must be 1..1000 and --asks 1..20")
 
-    sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shopbot.settings")
     os.environ.setdefault("DEBUG", "1")
     import django
@@ -184,7 +180,7 @@ def main() -> int:
     if float(wait_on) <= 0:
         wait_on = "5"
     modes = {"on": ["on"], "off": ["off"], "both": ["off", "on"]}[args.batching]
-    shop = demo.create_copy(name=f"Load test {uuid.uuid4().hex[:8]}")
+    shop = demo.build_shop(name=f"Load test {uuid.uuid4().hex[:8]}")
     results: dict[str, dict] = {}
     all_ok = True
     try:

@@ -1,36 +1,40 @@
 """
 The owner's admin: shop settings (with the embed snippet and a "try a question" box) and the FAQ.
 
+Every per-shop owner page hangs off ShopAdmin (admin/faq/shop/<id>/...: try a question, import
+from your website, the dashboard, the unanswered questions) and finds its shop one way,
+`shop_page`: the permission first (403), then the admin's scoped get_object (another owner's shop
+is a 404). The dashboard and unanswered pages themselves are in widget/owner/views.py.
+
 Every FAQ change made here leaves the entry's vectors fresh once the transaction commits: form
 saves and list editing go through post_save (faq/signals.py), batched per request; publish
 toggles change no text, so they skip it; deletes cascade to the vectors. Owners see only their
-own shops (shopbot/owners.py).
+own shops (faq/owners.py).
 """
 
 from __future__ import annotations
 
-import contextvars
+from collections.abc import Callable
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.html import escape, format_html
+from django.utils.html import format_html
 from django.utils.text import slugify
 
 from faq import checklist, faqpage, importing, indexing, retrieval, webimport
 from faq.models import FAQEntry, Shop
-from shopbot.owners import ShopScopedAdmin, shops_for
+from faq.owners import ShopScopedAdmin, shops_for
 from widget.models import CustomerWording, wording_key
-
-# The request being handled, for read-only fields that need the host name (they get only obj).
-_request: contextvars.ContextVar = contextvars.ContextVar("faq_admin_request", default=None)
+from widget.owner import views as owner_views
 
 TRY_LIMIT = 5
 
@@ -95,9 +99,11 @@ class ShopAdmin(ShopScopedAdmin):
         "created",
     ]
     search_fields = ["name"]
-    readonly_fields = ["public_key", "snippet", "claude_usage", "faq_page_link", "created"]
+    readonly_fields = ["public_key", "claude_usage", "created"]
+    # The embed snippet and the FAQ page's address need the request's host name: change_view
+    # passes them to the template (admin/faq/shop/change_form.html) as extra_context.
     fieldsets = [
-        (None, {"fields": ["name", "public_key", "snippet", "allowed_origins"]}),
+        (None, {"fields": ["name", "public_key", "allowed_origins"]}),
         (
             "The chat window",
             {"fields": ["bot_name", "greeting", "suggestions", "accent_color", "position"]},
@@ -128,7 +134,7 @@ class ShopAdmin(ShopScopedAdmin):
         ),
         (
             "The FAQ page",
-            {"fields": ["slug", "faq_page_link", "faq_location", "faq_page_url"]},
+            {"fields": ["slug", "faq_location", "faq_page_url"]},
         ),
         ("Access", {"fields": ["owners", "created"]}),
     ]
@@ -150,32 +156,6 @@ class ShopAdmin(ShopScopedAdmin):
         if not budget:
             return f"{used:,} (no limit)"
         return f"{used:,} of {budget:,} ({min(100, round(100 * used / budget))}%)"
-
-    @admin.display(description="Embed snippet")
-    def snippet(self, obj: Shop) -> str:
-        if not obj.pk:
-            return "Save the shop to get its snippet."
-        return format_html(
-            '<textarea readonly rows="2" cols="90" onclick="this.select()" '
-            'style="font-family: monospace">{}</textarea>'
-            "<div class=help>Paste this just before &lt;/body&gt; on every page of your site, "
-            "and add the site's address to the allowed websites.</div>",
-            # escape(): shown as text to copy, not run.
-            escape(obj.embed_snippet(site_url(_request.get()))),
-        )
-
-    @admin.display(description="Public FAQ page")
-    def faq_page_link(self, obj: Shop) -> str:
-        if not obj.pk or not obj.slug:
-            return "Save the shop to get its FAQ page."
-        url = site_url(_request.get()) + obj.get_absolute_url()
-        return format_html(
-            '<a href="{}" target="_blank" rel="noopener">{}</a><div class=help>The published '
-            "entries, searchable, with the chat and search engines' FAQ markup. Link to it from "
-            "your site, or export it as HTML from the FAQ entries list.</div>",
-            url,
-            url,
-        )
 
     def get_fieldsets(self, request, obj=None):
         # A setting added to Shop later still shows up, even before someone places it above.
@@ -205,136 +185,157 @@ class ShopAdmin(ShopScopedAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return request.user.is_superuser and super().has_delete_permission(request, obj)
 
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if obj is not None and obj.pk:
-            context["checklist"] = checklist.for_shop(obj)
-        return super().render_change_form(request, context, add, change, form_url, obj)
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        shop = self.get_object(request, unquote(object_id))  # another owner's shop: 404
+        site = site_url(request)
+        extra_context = {
+            **(extra_context or {}),
+            "checklist": checklist.for_shop(shop),
+            # escaped in the template: shown as text to copy, not run.
+            "embed_snippet": shop.embed_snippet(site),
+            "faq_page_url": site + shop.get_absolute_url(),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
 
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        token = _request.set(request)
-        try:
-            response = super().changeform_view(request, object_id, form_url, extra_context)
-            # Render now, while the snippet can still see the request's host name.
-            if hasattr(response, "render"):
-                response.render()
-            return response
-        finally:
-            _request.reset(token)
+    # --- The per-shop owner pages ---------------------------------------------------------------
 
-    def get_urls(self):
-        urls = [
-            path(
-                "<path:object_id>/try/",
-                self.admin_site.admin_view(self.try_question_view),
-                name="faq_shop_try",
-            ),
-            path(
-                "<path:object_id>/import-page/",
-                self.admin_site.admin_view(self.import_page_view),
-                name="faq_shop_import_page",
+    def shop_page(self, view: Callable, permission: Callable) -> Callable:
+        """`view(request, model_admin, shop)` behind the admin's login, for a user who has
+        `permission(request)` and can see the shop: the one way every per-shop page scopes."""
+
+        def page(request, object_id: str):
+            if not permission(request):
+                raise PermissionDenied
+            shop = self.get_object(request, unquote(object_id))  # another owner's shop: 404
+            return view(request, self, shop)
+
+        return self.admin_site.admin_view(page)
+
+    def get_urls(self) -> list[URLPattern]:
+        def sees_shop(request) -> bool:
+            return self.has_view_or_change_permission(request)
+
+        def sees_conversations(request) -> bool:
+            return request.user.has_perm("widget.view_conversation")
+
+        pages = [
+            ("try/", try_question, sees_shop, "faq_shop_try"),
+            ("import-page/", import_page, can_import, "faq_shop_import_page"),
+            ("dashboard/", owner_views.dashboard, sees_conversations, "widget_dashboard"),
+            ("unanswered/", owner_views.unanswered_list, sees_conversations, "widget_unanswered"),
+            (
+                "unanswered/new-entry/",
+                owner_views.unanswered_entry,
+                sees_conversations,
+                "widget_unanswered_entry",
             ),
         ]
+        urls = [
+            path(f"<path:object_id>/{suffix}", self.shop_page(view, permission), name=name)
+            for suffix, view, permission, name in pages
+        ]
+        # Which shop's dashboard? (straight to it for an owner of one shop)
+        dashboards = self.admin_site.admin_view(self.dashboards_view)
+        urls.append(path("dashboards/", dashboards, name="widget_owner_shops"))
         return urls + super().get_urls()
 
-    def import_page_view(self, request, object_id: str):
-        """Import from your website: fetch the FAQ page (or read the saved file), preview what
-        was found against the shop's FAQ, and import the ticked rows."""
-        shop = self.get_object(request, object_id)  # another owner's shop: 404
-        if not can_import(request):
+    def dashboards_view(self, request):
+        if not request.user.has_perm("widget.view_conversation"):
             raise PermissionDenied
-        form = PageImportForm()
-        error = ""
-        found: list[webimport.Found] = []
-        source = ""
-        if request.method == "POST" and "payload" in request.POST:
-            try:
-                data = signing.loads(
-                    request.POST["payload"], salt=PREVIEW_SALT, max_age=PREVIEW_MAX_AGE
-                )
-            except signing.SignatureExpired:
-                error = "This preview is more than an hour old; fetch the page again."
-            except signing.BadSignature:
-                return HttpResponseBadRequest("The preview was altered; fetch the page again.")
-            else:
-                if data["shop"] != shop.pk:
-                    return HttpResponseBadRequest("This preview belongs to another shop.")
-                found, source = webimport.from_data(data["faqs"]), data["source"]
-                ticked = set(request.POST.getlist("row"))
-                chosen = [f for n, f in enumerate(found) if str(n) in ticked]
-                if chosen:
-                    result = webimport.import_found(shop, chosen)
-                    self.message_user(
-                        request,
-                        f"Imported {len(chosen)} questions from {source} into {shop}: "
-                        f"{result.created} new, {result.updated} updated, "
-                        f"{result.unchanged} unchanged.",
-                        messages.SUCCESS,
-                    )
-                    url = reverse("admin:faq_faqentry_changelist")
-                    return HttpResponseRedirect(f"{url}?shop__id__exact={shop.pk}")
-                error = "Tick at least one question to import."
-        elif request.method == "POST":
-            form = PageImportForm(request.POST, request.FILES)
-            if form.is_valid():
-                url, upload = form.cleaned_data["url"], form.cleaned_data["file"]
-                try:
-                    if url:
-                        page = webimport.fetch(url)
-                    else:
-                        page = webimport.read_file(upload.read(), upload.name)
-                    found = webimport.find_faqs(page)
-                    source = page.url
-                except webimport.PageImportError as exc:
-                    error = str(exc)
-        candidates = webimport.compare(shop, found) if found else []
-        payload = ""
-        if found:
-            payload = signing.dumps(
-                {"shop": shop.pk, "source": source, "faqs": webimport.to_data(found)},
-                salt=PREVIEW_SALT,
-                compress=True,
-            )
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "original": shop,
-            "shop": shop,
-            "form": form,
-            "error": error,
-            "source": source,
-            "candidates": candidates,
-            "counts": {s: sum(c.status == s for c in candidates) for s in webimport.STATUSES},
-            "payload": payload,
-            "title": f"Import from your website: {shop.name}",
-        }
-        return TemplateResponse(request, "admin/faq/shop/import_page.html", context)
+        return owner_views.shops(request, self)
 
-    def try_question_view(self, request, object_id: str):
-        """What the bot would retrieve for a question: entries, scores, confident or not."""
-        shop = self.get_object(request, object_id)  # another owner's shop: 404
-        if not self.has_view_or_change_permission(request, shop):
-            raise PermissionDenied
-        form = TryQuestionForm(request.GET or None)
-        result = None
-        threshold = None
+
+def import_page(request, model_admin: ShopAdmin, shop: Shop) -> HttpResponse:
+    """Import from your website: fetch the FAQ page (or read the saved file), preview what was
+    found against the shop's FAQ, and import the ticked rows."""
+    form = PageImportForm()
+    error = ""
+    found: list[webimport.Found] = []
+    source = ""
+    if request.method == "POST" and "payload" in request.POST:
+        try:
+            data = signing.loads(
+                request.POST["payload"], salt=PREVIEW_SALT, max_age=PREVIEW_MAX_AGE
+            )
+        except signing.SignatureExpired:
+            error = "This preview is more than an hour old; fetch the page again."
+        except signing.BadSignature:
+            return HttpResponseBadRequest("The preview was altered; fetch the page again.")
+        else:
+            if data["shop"] != shop.pk:
+                return HttpResponseBadRequest("This preview belongs to another shop.")
+            found, source = webimport.from_data(data["faqs"]), data["source"]
+            ticked = set(request.POST.getlist("row"))
+            chosen = [f for n, f in enumerate(found) if str(n) in ticked]
+            if chosen:
+                result = webimport.import_found(shop, chosen)
+                model_admin.message_user(
+                    request,
+                    f"Imported {len(chosen)} questions from {source} into {shop}: "
+                    f"{result.created} new, {result.updated} updated, "
+                    f"{result.unchanged} unchanged.",
+                    messages.SUCCESS,
+                )
+                url = reverse("admin:faq_faqentry_changelist")
+                return HttpResponseRedirect(f"{url}?shop__id__exact={shop.pk}")
+            error = "Tick at least one question to import."
+    elif request.method == "POST":
+        form = PageImportForm(request.POST, request.FILES)
         if form.is_valid():
-            result = retrieval.search(shop, form.cleaned_data["q"], limit=TRY_LIMIT)
-            # For the set-up checklist: the owner has seen what the bot would answer.
-            Shop.objects.filter(pk=shop.pk).update(question_tried=timezone.now())
-            # Shown when the retrieval policy exposes it: what "confident" means for this shop.
-            shop_threshold = getattr(retrieval, "shop_threshold", None)
-            threshold = shop_threshold(shop) if shop_threshold else None
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "shop": shop,
-            "form": form,
-            "result": result,
-            "threshold": threshold,
-            "title": f"Try a question: {shop.name}",
-            "entry_admin_url": "admin:faq_faqentry_change",
-        }
-        return TemplateResponse(request, "admin/faq/shop/try_question.html", context)
+            url, upload = form.cleaned_data["url"], form.cleaned_data["file"]
+            try:
+                if url:
+                    page = webimport.fetch(url)
+                else:
+                    page = webimport.read_file(upload.read(), upload.name)
+                found = webimport.find_faqs(page)
+                source = page.url
+            except webimport.PageImportError as exc:
+                error = str(exc)
+    candidates = webimport.compare(shop, found) if found else []
+    payload = ""
+    if found:
+        payload = signing.dumps(
+            {"shop": shop.pk, "source": source, "faqs": webimport.to_data(found)},
+            salt=PREVIEW_SALT,
+            compress=True,
+        )
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "original": shop,
+        "shop": shop,
+        "form": form,
+        "error": error,
+        "source": source,
+        "candidates": candidates,
+        "counts": {s: sum(c.status == s for c in candidates) for s in webimport.STATUSES},
+        "payload": payload,
+        "title": f"Import from your website: {shop.name}",
+    }
+    return TemplateResponse(request, "admin/faq/shop/import_page.html", context)
+
+
+def try_question(request, model_admin: ShopAdmin, shop: Shop) -> HttpResponse:
+    """What the bot would retrieve for a question: entries, scores, confident or not."""
+    form = TryQuestionForm(request.GET or None)
+    result = None
+    if form.is_valid():
+        result = retrieval.search(shop, form.cleaned_data["q"], limit=TRY_LIMIT)
+        # For the set-up checklist: the owner has seen what the bot would answer.
+        Shop.objects.filter(pk=shop.pk).update(question_tried=timezone.now())
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "shop": shop,
+        "form": form,
+        "result": result,
+        # What "confident" meant for this search: the bar search() compared with.
+        "threshold": result.threshold if result else None,
+        "title": f"Try a question: {shop.name}",
+        "entry_admin_url": "admin:faq_faqentry_change",
+    }
+    return TemplateResponse(request, "admin/faq/shop/try_question.html", context)
 
 
 class EmbeddingStateFilter(admin.SimpleListFilter):

@@ -86,12 +86,15 @@ def split_sentences(text: str) -> list[str]:
 
 
 class Shop(models.Model):
-    HOSTED = "hosted"
-    OWN_PAGE = "own"
-    FAQ_LOCATIONS = [
-        (HOSTED, "The FAQ page ShopBot hosts (/faq/<slug>/)"),
-        (OWN_PAGE, "My own page (the address below)"),
-    ]
+    class FAQLocation(models.TextChoices):
+        HOSTED = "hosted", "The FAQ page ShopBot hosts (/faq/<slug>/)"
+        OWN_PAGE = "own", "My own page (the address below)"
+
+    class Position(models.TextChoices):
+        RIGHT = "right", "Bottom right"
+        LEFT = "left", "Bottom left"
+
+    HOSTED, OWN_PAGE = FAQLocation.HOSTED, FAQLocation.OWN_PAGE
 
     name = models.CharField(max_length=100)
     slug = models.SlugField(
@@ -103,8 +106,8 @@ class Shop(models.Model):
     faq_location = models.CharField(
         "where the FAQ lives",
         max_length=10,
-        choices=FAQ_LOCATIONS,
-        default=HOSTED,
+        choices=FAQLocation,
+        default=FAQLocation.HOSTED,
         blank=True,  # a settings form saved without this field keeps the hosted page
         help_text='Where the chat\'s "From our FAQ" links point.',
     )
@@ -140,9 +143,7 @@ class Shop(models.Model):
         default="#2f6f4f",
         validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a colour like #2f6f4f.")],
     )
-    position = models.CharField(
-        max_length=5, choices=[("right", "Bottom right"), ("left", "Bottom left")], default="right"
-    )
+    position = models.CharField(max_length=5, choices=Position, default=Position.RIGHT)
     contact_email = models.EmailField(blank=True)
     contact_phone = models.CharField(max_length=40, blank=True)
     contact_url = models.URLField(blank=True)
@@ -348,19 +349,17 @@ class FAQVector(models.Model):
     """One embedded text of an entry. Rows are keyed by the text's hash and the model's name, so
     unchanged text is never embedded twice and a change of EMBEDDING_MODEL shows as stale."""
 
-    QUESTION = "question"
-    QUESTION_ANSWER = "qa"
-    ALTERNATIVE = "alt"
-    QUESTION_SENTENCE = "qsentence"
-    KINDS = [
-        (QUESTION, "Question"),
-        (QUESTION_ANSWER, "Question and answer"),
-        (ALTERNATIVE, "Alternative"),
-        (QUESTION_SENTENCE, "Question and answer sentence"),
-    ]
+    class Kind(models.TextChoices):
+        QUESTION = "question", "Question"
+        QUESTION_ANSWER = "qa", "Question and answer"
+        ALTERNATIVE = "alt", "Alternative"
+        QUESTION_SENTENCE = "qsentence", "Question and answer sentence"
+
+    QUESTION, QUESTION_ANSWER = Kind.QUESTION, Kind.QUESTION_ANSWER
+    ALTERNATIVE, QUESTION_SENTENCE = Kind.ALTERNATIVE, Kind.QUESTION_SENTENCE
 
     entry = models.ForeignKey(FAQEntry, models.CASCADE, related_name="vectors")
-    kind = models.CharField(max_length=10, choices=KINDS)
+    kind = models.CharField(max_length=10, choices=Kind)
     text = models.TextField()
     text_hash = models.CharField(max_length=64)
     model_name = models.CharField(max_length=200)

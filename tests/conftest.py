@@ -1,7 +1,8 @@
 """
-Shared fixtures. Everything here is real: the PostgreSQL test database with pgvector (embedded or
-DATABASE_URL's) and the real embedding model. The only shortcut is that the demo shop's vectors are
-computed by the model once per test session and copied into each test's fresh database.
+Shared fixtures (shared helpers are in tests/support.py). Everything here is real: the PostgreSQL
+test database with pgvector (embedded or DATABASE_URL's) and the real embedding model. The only
+shortcut is that the demo shop's vectors are computed by the model once per test session and
+copied into each test's fresh database.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import pytest
 
 from faq import embedding
-from faq.demo import entry_fields, shop_fields
-from faq.models import FAQEntry, FAQVector, Shop, text_hash
+from faq.demo import entry_fields
+from faq.models import FAQEntry, Shop
 from tests.fake_anthropic import FakeAnthropic
+from tests.support import make_demo_shop
 from widget.chat import limits
 
 
@@ -25,26 +27,6 @@ def demo_texts_embedded() -> dict[str, list[tuple[str, str, list[float]]]]:
         vectors = embedding.embed([text for _, text in texts])
         result[entry.question] = [(k, t, v) for (k, t), v in zip(texts, vectors, strict=True)]
     return result
-
-
-def make_demo_shop(demo_texts_embedded, **overrides) -> Shop:
-    """The demo shop with its entries and their (real) vectors, without re-running the model."""
-    shop = Shop.objects.create(**{**shop_fields(), **overrides})
-    # bulk_create: no signals, so no re-embedding; the vectors are copied in below.
-    entries = FAQEntry.objects.bulk_create(FAQEntry(shop=shop, **f) for f in entry_fields())
-    FAQVector.objects.bulk_create(
-        FAQVector(
-            entry=entry,
-            kind=kind,
-            text=text,
-            text_hash=text_hash(text),
-            model_name=embedding.model_name(),
-            embedding=vector,
-        )
-        for entry in entries
-        for kind, text, vector in demo_texts_embedded[entry.question]
-    )
-    return shop
 
 
 @pytest.fixture

@@ -10,77 +10,18 @@ import uuid
 import pytest
 from channels.db import database_sync_to_async
 from channels.db import database_sync_to_async as db
-from channels.testing import WebsocketCommunicator
 
 from faq import retrieval
 from faq.models import FAQEntry, normalise_origin
-from shopbot.asgi import application
-from tests.conftest import make_demo_shop
+from tests.support import ANSWER_TIMEOUT, DELIVERY, Chat, make_demo_shop, messages_of
 from widget.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-# Embedding a query on a busy 2-core machine can take a while; these bound a hang, not speed.
-ANSWER_TIMEOUT = 30
-
-
-@pytest.fixture(autouse=True)
-def no_claude(settings):
-    settings.ANTHROPIC_API_KEY = ""
-
-
-class Chat:
-    """A WebsocketCommunicator with the protocol's frames as methods."""
-
-    def __init__(self, key: str, query: str = "", headers: list | None = None):
-        path = f"/ws/chat/{key}/" + (f"?{query}" if query else "")
-        self.ws = WebsocketCommunicator(application, path, headers=headers or [])
-
-    async def __aenter__(self) -> Chat:
-        connected, _ = await self.ws.connect(timeout=ANSWER_TIMEOUT)
-        assert connected
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.ws.disconnect()
-
-    async def ready(self) -> dict:
-        frame = await self.recv()
-        assert frame["type"] == "ready", frame
-        return frame
-
-    async def recv(self) -> dict:
-        return await self.ws.receive_json_from(timeout=ANSWER_TIMEOUT)
-
-    async def send(self, frame) -> None:
-        await self.ws.send_json_to(frame)
-
-    async def ask(self, text: str, ask_id: str | None = None) -> tuple[list[dict], dict]:
-        """Send an ask; return (deltas, the answer frame)."""
-        ask_id = ask_id or uuid.uuid4().hex
-        await self.send({"type": "ask", "id": ask_id, "text": text})
-        deltas = []
-        while True:
-            frame = await self.recv()
-            assert frame.get("id") == ask_id, frame
-            if frame["type"] == "delta":
-                deltas.append(frame)
-            else:
-                assert frame["type"] == "answer", frame
-                return deltas, frame
-
-
-@database_sync_to_async
-def messages_of(conversation_id: str) -> list[Message]:
-    return list(Message.objects.filter(conversation_id=conversation_id).order_by("id"))
 
 
 @database_sync_to_async
 def entry_id(shop, question: str) -> int:
     return FAQEntry.objects.get(shop=shop, question=question).pk
-
-
-DELIVERY = "Which towns do you deliver to, and how much is delivery?"
 
 
 async def test_ready_frame_starts_a_conversation(demo_shop):

@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async
 from channels.db import database_sync_to_async as db
 
 from faq.models import FAQEntry
-from tests.test_chat_consumer import DELIVERY, Chat, messages_of
+from tests.support import DELIVERY, Chat, messages_of
 from widget.models import Message
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -14,8 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
 from faq.models import FAQEntry, OriginSeen, Shop
-from tests.conftest import make_demo_shop
-from tests.test_chat_consumer import DELIVERY, Chat
+from tests.support import DELIVERY, Chat, make_demo_shop
 from widget.models import Message
 
 pytestmark = pytest.mark.django_db(transaction=True)

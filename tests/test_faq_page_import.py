@@ -20,7 +20,7 @@ from django.urls import reverse
 from faq import indexing, webimport
 from faq.models import FAQEntry, Shop
 from faq.retrieval import search
-from tests.test_chat_consumer import Chat
+from tests.support import Chat, make_owner
 
 PAGES = Path(__file__).resolve().parent / "faq_pages"
 
@@ -412,8 +412,7 @@ async def test_an_imported_entry_answers_in_the_chat(site, local_pages, chat_wit
 
 @pytest.fixture
 def owner(shop) -> User:
-    call_command("create_owner", shop.pk, "olive", password="a-long-test-password-1")
-    return User.objects.get(username="olive")
+    return make_owner(shop, "olive")
 
 
 def test_owner_previews_and_imports_the_ticked_rows(

@@ -14,7 +14,7 @@ from channels.db import database_sync_to_async as db
 from django.db import connection
 
 from tests.fake_anthropic import FakeAnthropic, Scenario
-from tests.test_chat_consumer import ANSWER_TIMEOUT, Chat, messages_of
+from tests.support import ANSWER_TIMEOUT, Chat, messages_of
 from widget.models import Message
 
 pytestmark = [

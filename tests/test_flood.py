@@ -13,11 +13,10 @@ import asyncio
 import uuid
 
 import pytest
-from django.db import connection
 
 from shopbot import flood
-from shopbot.daphne_process import DaphneProcess, database_url, environment
-from tests.conftest import make_demo_shop
+from shopbot.daphne_process import DaphneProcess, environment
+from tests.support import make_demo_shop, server_database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,7 +26,7 @@ START_TIMEOUT = 120  # model loading in a fresh process on a busy machine
 @pytest.fixture(scope="module")
 def server(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
-        url = database_url(connection)
+        url = server_database_url()
     env = environment(
         DATABASE_URL=url,
         REDIS_URL="",

@@ -18,9 +18,9 @@ import pytest
 from django.db import connection
 
 from faq import embedding
-from faq.management.commands.load_demo import load_demo_shop
+from faq.demo import load_shop as load_demo_shop
 from faq.models import FAQEntry, FAQVector, Shop
-from tests.conftest import make_demo_shop
+from tests.support import make_demo_shop
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -23,8 +23,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from faq.management.commands.create_owner import owners_group
 from faq.models import Shop
+from faq.owners import owners_group
 from tests.test_chat_consumer import Chat
 from widget.chat import handoff as chat_handoff
 from widget.chat import limits

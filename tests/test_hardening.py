@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from channels.db import database_sync_to_async as db
 
-from tests.test_chat_consumer import ANSWER_TIMEOUT
+from tests.support import ANSWER_TIMEOUT
 from tests.test_limits import QUESTION, chat_from
 from widget.chat import limits
 from widget.models import Conversation, Message

@@ -204,7 +204,7 @@ def test_create_owner_runs_the_password_validators():
 
 
 def test_the_demo_shop_is_found_by_its_marker_not_its_name(client):
-    from faq.management.commands.load_demo import load_demo_shop
+    from faq.demo import load_shop as load_demo_shop
 
     demo, created = load_demo_shop()
     assert created and demo.is_demo

@@ -17,9 +17,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from shopbot.asgi import application
-from tests.conftest import make_demo_shop
 from tests.fake_anthropic import FakeAnthropic
-from tests.test_chat_consumer import ANSWER_TIMEOUT, Chat, messages_of
+from tests.support import ANSWER_TIMEOUT, Chat, make_demo_shop, messages_of
 from widget.chat import protocol
 from widget.models import Conversation, Message
 

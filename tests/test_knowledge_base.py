@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from faq import embedding, indexing
 from faq.models import FAQEntry, FAQVector, Shop, split_sentences
 from faq.retrieval import search
-from tests.conftest import make_demo_shop
+from tests.support import make_demo_shop
 
 DELIVERY = "Which towns do you deliver to, and how much is delivery?"
 HOURS = "What are your opening hours?"

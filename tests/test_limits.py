@@ -16,9 +16,15 @@ import redis
 from channels.db import database_sync_to_async as db
 from django.utils import timezone
 
-from tests.conftest import make_demo_shop
 from tests.fake_anthropic import FakeAnthropic
-from tests.test_chat_consumer import ANSWER_TIMEOUT, Chat, messages_of
+from tests.support import (
+    ANSWER_TIMEOUT,
+    REDIS_TEST_URL,
+    Chat,
+    make_demo_shop,
+    messages_of,
+    require_redis,
+)
 from widget.chat import budget, limits
 from widget.models import Conversation, Message
 
@@ -28,13 +34,11 @@ pytestmark = [
 ]
 
 QUESTION = "Do you deliver to Princeton?"
-# A Redis database of this test module's own; only it is ever flushed.
-REDIS_TEST_URL = os.getenv("SHOPBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
 
 
 @pytest.fixture
 def redis_db(settings):
-    client = redis.Redis.from_url(REDIS_TEST_URL)
+    client = redis.Redis.from_url(require_redis())
     client.flushdb()
     settings.REDIS_URL = REDIS_TEST_URL
     yield client

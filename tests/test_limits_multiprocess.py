@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import uuid
 
 import pytest
 import redis
-from django.db import connection
 from websockets.asyncio.client import connect
 
-from shopbot.daphne_process import DaphneProcess, database_url, environment
-from tests.conftest import make_demo_shop
+from shopbot.daphne_process import DaphneProcess, environment
+from tests.support import REDIS_TEST_URL, make_demo_shop, require_redis, server_database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-REDIS_TEST_URL = os.getenv("SHOPBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
 # Model loading in two fresh processes on a busy machine: these bound a hang, not speed.
 TIMEOUT = 120
 QUESTION = "Do you deliver to Princeton?"
@@ -32,8 +29,9 @@ QUESTION = "Do you deliver to Princeton?"
 
 @pytest.fixture(scope="module")
 def servers(django_db_setup, django_db_blocker):
+    require_redis()  # skipped without one, failed with SHOPBOT_REQUIRE_REDIS=1
     with django_db_blocker.unblock():
-        url = database_url(connection)
+        url = server_database_url()
     env = environment(
         DATABASE_URL=url,
         REDIS_URL=REDIS_TEST_URL,
@@ -60,7 +58,7 @@ def servers(django_db_setup, django_db_blocker):
 
 @pytest.fixture
 def shared_redis():
-    client = redis.Redis.from_url(REDIS_TEST_URL)
+    client = redis.Redis.from_url(require_redis())
     client.flushdb()
     yield client
     client.flushdb()

@@ -11,8 +11,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from faq.models import FAQEntry, Shop
-from shopbot.owners import OWNERS_GROUP, shops_for
-from tests.conftest import make_demo_shop
+from faq.owners import OWNERS_GROUP, shops_for
+from tests.support import make_demo_shop, make_owner
 
 
 @pytest.fixture
@@ -21,11 +21,6 @@ def two_shops(db, demo_texts_embedded) -> tuple[Shop, Shop]:
         make_demo_shop(demo_texts_embedded, name="Petal & Stem"),
         make_demo_shop(demo_texts_embedded, name="Thorn & Twig"),
     )
-
-
-def make_owner(shop: Shop, username: str) -> User:
-    call_command("create_owner", shop.pk, username, password="a-long-test-password-1")
-    return User.objects.get(username=username)
 
 
 @pytest.fixture

@@ -20,22 +20,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from faq import embedding
-from faq.management.commands.create_owner import owners_group
 from faq.models import FAQEntry, FAQVector, Shop
-from tests.conftest import make_demo_shop
+from tests.support import make_demo_shop, make_owner
 from widget.models import Conversation, Message
-from widget.owner import charts, gaps
+from widget.owner import charts, unanswered
 from widget.owner.dashboard import shop_stats
 
 pytestmark = pytest.mark.django_db
-
-
-def make_owner(shop: Shop, username: str) -> User:
-    """What `create_owner` makes, without hashing a password (slow, and force_login needs none)."""
-    user = User.objects.create_user(username, is_staff=True)
-    user.groups.add(owners_group())
-    shop.owners.add(user)
-    return user
 
 
 def talk(shop: Shop, *turns, page: str = "https://shop.example/", days_ago: float = 0):
@@ -264,15 +255,15 @@ def test_owner_pages_are_scoped_and_cross_shop_urls_are_404(client, world, page)
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
 
 
-def test_gap_entry_form_is_scoped(client, world):
+def test_unanswered_entry_form_is_scoped(client, world):
     chocolate = Message.objects.get(conversation=world.conv_a, text="do you sell chocolate?")
     thorn = Message.objects.get(conversation=world.conv_b, role="user", text__startswith="secret")
     as_user(client, world.alice)
-    url_b = reverse("admin:widget_gap_entry", args=[world.shop_b.pk])
+    url_b = reverse("admin:widget_unanswered_entry", args=[world.shop_b.pk])
     assert client.get(url_b, {"question": thorn.pk}).status_code == 404
     assert client.post(url_b, {"action": "create", "messages": str(thorn.pk)}).status_code == 404
     # Another shop's question id under one's own shop is simply not an open question there.
-    url_a = reverse("admin:widget_gap_entry", args=[world.shop_a.pk])
+    url_a = reverse("admin:widget_unanswered_entry", args=[world.shop_a.pk])
     response = client.get(url_a, {"question": thorn.pk})
     assert response.status_code == 302
     # A tampered POST naming bob's question resolves only alice's own.
@@ -308,8 +299,8 @@ def test_dashboard_shows_the_figures_chart_cited_entries_and_open_groups(client,
     assert '<svg class="shopbot-chart"' in html and "<desc" in html
     assert "What are your opening hours?" in html
     # Both chocolate questions are one open group; the thumbs-down question is another.
-    assert response.context["gap_count"] == 2
-    assert response.context["gaps"][0].count == 2
+    assert response.context["group_count"] == 2
+    assert response.context["groups"][0].count == 2
     assert reverse("admin:widget_unanswered", args=[world.shop_a.pk]) in html
 
 
@@ -341,13 +332,13 @@ def test_shop_stats_count_per_day_in_the_window_only(world):
 # --- Unanswered questions, grouped by meaning --------------------------------------------------
 
 
-def test_open_questions_are_fallbacks_unsure_answers_and_thumbs_down_not_yet_resolved(world):
+def test_unanswered_questions_are_fallbacks_unsure_answers_and_thumbs_down_not_yet_resolved(world):
     talk(
         world.shop_a,
         ("confident and liked", "faq", True, "up", []),
         ("unsure llm answer", "llm", False, "", []),
     )
-    texts = set(gaps.open_questions(world.shop_a).values_list("text", flat=True))
+    texts = set(Message.objects.unanswered(world.shop_a).values_list("text", flat=True))
     assert texts == {
         "do you sell chocolate?",
         "chocolates with flowers?",
@@ -356,7 +347,7 @@ def test_open_questions_are_fallbacks_unsure_answers_and_thumbs_down_not_yet_res
     }
     Message.objects.filter(text="unsure llm answer").update(resolved_by=world.entry_a)
     assert "unsure llm answer" not in set(
-        gaps.open_questions(world.shop_a).values_list("text", flat=True)
+        Message.objects.unanswered(world.shop_a).values_list("text", flat=True)
     )
 
 
@@ -373,7 +364,7 @@ def test_similar_questions_group_together_with_real_embeddings(world):
     ]
     for text in asked:
         talk(shop, (text, "fallback", False, "", []))
-    groups = gaps.open_groups(shop)
+    groups = unanswered.groups(shop)
     by_size = [sorted(q.text for q in g.questions) for g in groups]
     assert by_size[0] == sorted(asked[:4])
     assert sorted(asked[4:6]) in by_size
@@ -392,10 +383,10 @@ def test_cluster_and_medoid_on_plain_vectors():
     vectors = embedding.embed(
         ["what time do you open", "opening hours?", "when do you open on sunday", "parking?"]
     )
-    groups = gaps.cluster(vectors)
+    groups = unanswered.cluster(vectors)
     assert sorted(map(sorted, groups)) == [[0, 1, 2], [3]]
-    assert gaps.medoid(vectors[[0, 1, 2]]) in (0, 1, 2)
-    assert gaps.cluster(np.zeros((0, 384), dtype=np.float32)) == []
+    assert unanswered.medoid(vectors[[0, 1, 2]]) in (0, 1, 2)
+    assert unanswered.cluster(np.zeros((0, 384), dtype=np.float32)) == []
 
 
 def naive_average_linkage(vectors: np.ndarray, threshold: float) -> list[list[int]]:
@@ -428,7 +419,7 @@ def test_cluster_matches_textbook_average_linkage_on_generated_data():
         points = centres[rng.integers(0, len(centres), size=rng.integers(5, 25))]
         points = points + rng.normal(scale=0.6, size=points.shape)
         points /= np.linalg.norm(points, axis=1, keepdims=True)
-        groups = gaps.cluster(points.astype(np.float32), 0.5)
+        groups = unanswered.cluster(points.astype(np.float32), 0.5)
         rows = sorted(r for group in groups for r in group)
         assert rows == list(range(len(points)))  # every question in exactly one group
         expected = naive_average_linkage(points, 0.5)
@@ -440,7 +431,7 @@ def test_creating_an_entry_from_a_group_resolves_it_and_embeds_the_entry(
 ):
     as_user(client, world.alice)
     chocolate = Message.objects.get(text="do you sell chocolate?")
-    url = reverse("admin:widget_gap_entry", args=[world.shop_a.pk])
+    url = reverse("admin:widget_unanswered_entry", args=[world.shop_a.pk])
     response = client.get(url, {"question": chocolate.pk})
     assert response.status_code == 200
     form = response.context["new_form"]
@@ -471,9 +462,9 @@ def test_creating_an_entry_from_a_group_resolves_it_and_embeds_the_entry(
     assert set(entry.resolved_questions.values_list("pk", flat=True)) == set(ids)
     assert FAQVector.objects.filter(entry=entry).count() == len(entry.embedding_texts())
     # The group has left the open list; the transcript says what answered it.
-    assert all(chocolate.pk not in g.message_ids for g in gaps.open_groups(world.shop_a))
+    assert all(chocolate.pk not in g.message_ids for g in unanswered.groups(world.shop_a))
     page = client.get(reverse("admin:widget_unanswered", args=[world.shop_a.pk]))
-    assert not [g for g in page.context["gaps"] if "chocolate" in g.typical.text.lower()]
+    assert not [g for g in page.context["groups"] if "chocolate" in g.typical.text.lower()]
     assert "2 questions marked answered" in page.content.decode()  # the success message
     transcript = client.get(reverse("admin:widget_conversation_change", args=[world.conv_a.pk]))
     assert "Answered since by the FAQ entry" in transcript.content.decode()
@@ -485,7 +476,7 @@ def test_creating_an_entry_from_a_group_resolves_it_and_embeds_the_entry(
 def test_adding_phrasings_to_an_existing_entry_resolves_the_group(client, world):
     as_user(client, world.alice)
     sunday = Message.objects.get(text="is the shop open sunday")
-    url = reverse("admin:widget_gap_entry", args=[world.shop_a.pk])
+    url = reverse("admin:widget_unanswered_entry", args=[world.shop_a.pk])
     response = client.post(
         url,
         {

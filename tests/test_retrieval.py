@@ -8,7 +8,7 @@ import pytest
 from faq import retrieval
 from faq.models import FAQEntry, FAQVector, split_sentences
 from faq.retrieval import Lexicon, build_index, fit_classifier, score_entries, search
-from tests.conftest import make_demo_shop
+from tests.support import make_demo_shop
 
 
 def top(shop, text):

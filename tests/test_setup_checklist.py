@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from faq.models import FAQEntry, OriginSeen, Shop
-from tests.test_chat_consumer import Chat
+from tests.support import Chat
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

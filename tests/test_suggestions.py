@@ -16,18 +16,15 @@ from datetime import timedelta
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async as db
-from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import connections
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from faq.management.commands.create_owner import owners_group
 from faq.models import FAQEntry, FAQVector, Shop
-from tests.conftest import make_demo_shop
 from tests.fake_anthropic import Scenario
-from tests.test_chat_consumer import Chat
+from tests.support import Chat, make_demo_shop, make_owner
 from widget.models import CustomerWording, Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -65,11 +62,8 @@ async def click(chat: Chat, entry: int, text: str, ask_id: str | None = None) ->
 
 
 def owner_client(shop: Shop) -> Client:
-    owner = User.objects.create_user(f"owner-{shop.pk}", is_staff=True)
-    owner.groups.add(owners_group())
-    shop.owners.add(owner)
     client = Client()
-    client.force_login(owner)
+    client.force_login(make_owner(shop))
     return client
 
 
@@ -279,11 +273,11 @@ async def test_unanswered_page_offers_the_entry_a_group_mostly_clicked(
         assert page.context["wordings_waiting"] == 1
         waiting = client.get(page.context["wordings_url"])
         assert [e.pk for e in waiting.context["cl"].result_list] == [refunds.pk]
-        [gap] = [g for g in page.context["gaps"] if g.typical.text == UNSURE]
-        assert gap.count == 2 and gap.led_to == refunds
+        [group] = [g for g in page.context["groups"] if g.typical.text == UNSURE]
+        assert group.count == 2 and group.led_to == refunds
         link = (
-            f"{reverse('admin:widget_gap_entry', args=[demo_shop.pk])}"
-            f"?question={gap.typical.pk}&amp;entry={refunds.pk}#existing"
+            f"{reverse('admin:widget_unanswered_entry', args=[demo_shop.pk])}"
+            f"?question={group.typical.pk}&amp;entry={refunds.pk}#existing"
         )
         assert link in page.content.decode()
         assert f"Add as wordings of “{REFUNDS}”".replace("'", "&#x27;") in page.content.decode()

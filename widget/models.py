@@ -4,7 +4,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from pgvector.django import VectorField
 
@@ -41,29 +41,68 @@ class Conversation(models.Model):
         return f"chat.{self.pk}"
 
 
+class MessageQuerySet(QuerySet):
+    def unhelpful_answers(self) -> MessageQuerySet:
+        """Bot answers that did not help: fell back, unsure, or a thumbs-down."""
+        return self.filter(role=Message.BOT).filter(
+            Q(mode=Message.FALLBACK) | Q(confident=False) | Q(feedback=Message.DOWN)
+        )
+
+    def unanswered(self, shop: Shop | int) -> MessageQuerySet:
+        """The shop's unanswered questions: customer questions whose answer did not help and
+        for which nobody has written an FAQ entry yet (the owner's "Unanswered questions")."""
+        same_ask = {"conversation": OuterRef("conversation"), "ask_id": OuterRef("ask_id")}
+        answer = Message.objects.filter(role=Message.BOT, **same_ask)
+        return (
+            self.filter(conversation__shop=shop, role=Message.USER, resolved_by__isnull=True)
+            .filter(Exists(Message.objects.unhelpful_answers().filter(**same_ask)))
+            # Why each question is unanswered, for the owner (one answer per ask: a unique
+            # constraint).
+            .annotate(
+                answer_mode=Subquery(answer.values("mode")[:1]),
+                answer_confident=Subquery(answer.values("confident")[:1]),
+                answer_feedback=Subquery(answer.values("feedback")[:1]),
+            )
+        )
+
+
 class Message(models.Model):
-    # SHOP: a person of the shop answering a customer request (Handoff.reply).
-    USER, BOT, SHOP = "user", "bot", "shop"
-    ROLES = [(USER, "Customer"), (BOT, "Bot"), (SHOP, "Shop")]
-    LLM, FAQ, FALLBACK = "llm", "faq", "fallback"
-    MODES = [(LLM, "Claude"), (FAQ, "FAQ answer"), (FALLBACK, "Fallback")]
-    UP, DOWN = "up", "down"
-    FEEDBACK = [(UP, "Thumbs up"), (DOWN, "Thumbs down")]
+    class Role(models.TextChoices):
+        USER = "user", "Customer"
+        BOT = "bot", "Bot"
+        # A person of the shop: a customer request's reply, or a live take-over (Handoff).
+        SHOP = "shop", "Shop"
+
+    class Mode(models.TextChoices):
+        """How an answer was made."""
+
+        LLM = "llm", "Claude"
+        FAQ = "faq", "FAQ answer"
+        FALLBACK = "fallback", "Fallback"
+
+    class Feedback(models.TextChoices):
+        UP = "up", "Thumbs up"
+        DOWN = "down", "Thumbs down"
+
+    # The short names the code reads (Message.BOT, Message.FALLBACK...): the same enum members.
+    USER, BOT, SHOP = Role.USER, Role.BOT, Role.SHOP
+    LLM, FAQ, FALLBACK = Mode.LLM, Mode.FAQ, Mode.FALLBACK
+    UP, DOWN = Feedback.UP, Feedback.DOWN
 
     conversation = models.ForeignKey(Conversation, models.CASCADE, related_name="messages")
-    role = models.CharField(max_length=4, choices=ROLES)
+    role = models.CharField(max_length=4, choices=Role)
     # The client-made id of the ask; the question and its answer share it, which is how a re-sent
     # ask finds its stored answer instead of producing a second one.
     ask_id = models.CharField(max_length=64)
     text = models.TextField()
     sources = models.JSONField(default=list, blank=True)
-    mode = models.CharField(max_length=8, choices=MODES, blank=True)
+    mode = models.CharField(max_length=8, choices=Mode, blank=True)
     score = models.FloatField(null=True, blank=True, help_text="Best retrieval score")
     confident = models.BooleanField(null=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
-    feedback = models.CharField(max_length=4, choices=FEEDBACK, blank=True)
+    feedback = models.CharField(max_length=4, choices=Feedback, blank=True)
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     # Customer questions only: the query's embedding, for grouping unanswered questions by meaning
     # (filled when first needed), and the FAQ entry an owner wrote to answer it.
@@ -81,6 +120,8 @@ class Message(models.Model):
     suggested_for = models.ForeignKey(
         "self", models.SET_NULL, null=True, blank=True, related_name="clicks"
     )
+
+    objects = MessageQuerySet.as_manager()
 
     class Meta:
         ordering = ["created", "id"]
@@ -142,19 +183,24 @@ class CustomerWording(models.Model):
     on the answer the click led to takes the pairing off the list to accept.
     """
 
-    NEW, ACCEPTED, DISMISSED, DISLIKED = "new", "accepted", "dismissed", "disliked"
-    STATUSES = [
-        (NEW, "Waiting for the owner"),
-        (ACCEPTED, "Accepted as a phrasing"),
-        (DISMISSED, "Dismissed by the owner"),
-        (DISLIKED, "The customer gave the answer a thumbs-down"),
-    ]
+    class Status(models.TextChoices):
+        NEW = "new", "Waiting for the owner"
+        ACCEPTED = "accepted", "Accepted as a phrasing"
+        DISMISSED = "dismissed", "Dismissed by the owner"
+        DISLIKED = "disliked", "The customer gave the answer a thumbs-down"
+
+    NEW, ACCEPTED, DISMISSED, DISLIKED = (
+        Status.NEW,
+        Status.ACCEPTED,
+        Status.DISMISSED,
+        Status.DISLIKED,
+    )
 
     entry = models.ForeignKey(FAQEntry, models.CASCADE, related_name="customer_wordings")
     text = models.CharField(max_length=1000)
     key = models.CharField(max_length=1000, editable=False)
     count = models.PositiveIntegerField(default=0)
-    status = models.CharField(max_length=9, choices=STATUSES, default=NEW)
+    status = models.CharField(max_length=9, choices=Status, default=Status.NEW)
     first_seen = models.DateTimeField(default=timezone.now)
     last_seen = models.DateTimeField(default=timezone.now)
 
@@ -227,8 +273,12 @@ class Handoff(models.Model):
     so the chat never waits, retried on failure, the state kept here for the admin's inbox. The
     owner's reply becomes a `shop` message in the same conversation (`reply`)."""
 
-    OPEN, ANSWERED, CLOSED = "open", "answered", "closed"
-    STATUSES = [(OPEN, "Open"), (ANSWERED, "Answered"), (CLOSED, "Closed")]
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        ANSWERED = "answered", "Answered"
+        CLOSED = "closed", "Closed"
+
+    OPEN, ANSWERED, CLOSED = Status.OPEN, Status.ANSWERED, Status.CLOSED
 
     conversation = models.ForeignKey(Conversation, models.CASCADE, related_name="handoffs")
     # The client's id of the `handoff` frame: a re-sent frame is saved once.
@@ -237,7 +287,7 @@ class Handoff(models.Model):
     phone = models.CharField(max_length=40, blank=True)
     name = models.CharField(max_length=100, blank=True)
     note = models.TextField("question")
-    status = models.CharField(max_length=8, choices=STATUSES, default=OPEN, db_index=True)
+    status = models.CharField(max_length=8, choices=Status, default=Status.OPEN, db_index=True)
     created = models.DateTimeField(default=timezone.now, db_index=True)
     answered = models.DateTimeField(null=True, blank=True)
     # The owner's notification: sent when `notified` is set; else `notify_error` says why not

@@ -1,6 +1,8 @@
 """The demo shop the project ships: Petal & Stem, a small flower shop in Hamilton, New Jersey.
 
-Loaded by `manage.py load_demo` (and `make run`), and copied by the tests and the benchmarks.
+One builder, `build_shop`, makes every copy of it: the one `manage.py load_demo` (and `make run`)
+loads through `load_shop`, the tests' (with vectors computed once per session) and the
+benchmarks'.
 """
 
 from __future__ import annotations
@@ -38,13 +40,58 @@ def entry_fields() -> list[dict]:
     ]
 
 
-def create_copy(**overrides):
-    """A new shop with the demo FAQ, embedded right away in one batch (tests, benchmarks)."""
+def build_shop(vectors: dict | None = None, **overrides):
+    """A new shop with the demo FAQ, embedded right away in one batch.
+
+    `vectors` (question -> [(kind, text, vector)], made once by the real model) are copied in
+    instead of embedding again: the tests build many shops.
+    """
+    from django.db import transaction
+
+    from faq import embedding, indexing
+    from faq.models import FAQEntry, FAQVector, Shop, text_hash
+
+    with transaction.atomic():
+        shop = Shop.objects.create(**{**shop_fields(), **overrides})
+        # bulk_create sends no signals: the entries are embedded (or their vectors copied) below.
+        entries = FAQEntry.objects.bulk_create(FAQEntry(shop=shop, **f) for f in entry_fields())
+        if vectors is not None:
+            FAQVector.objects.bulk_create(
+                FAQVector(
+                    entry=entry,
+                    kind=kind,
+                    text=text,
+                    text_hash=text_hash(text),
+                    model_name=embedding.model_name(),
+                    embedding=vector,
+                )
+                for entry in entries
+                for kind, text, vector in vectors[entry.question]
+            )
+    if vectors is None:
+        # After the commit: the model is the slow part and should hold no locks.
+        indexing.refresh([entry.pk for entry in entries])
+    return shop
+
+
+def load_shop():
+    """The demo shop `/` shows, built if missing: `(shop, created)`. Running it again changes
+    nothing, and keeps an owner's edits."""
+    from django.db import transaction
+
     from faq import indexing
     from faq.models import FAQEntry, Shop
 
-    shop = Shop.objects.create(**{**shop_fields(), **overrides})
-    # bulk_create sends no signals: the entries are embedded together just below.
-    entries = FAQEntry.objects.bulk_create(FAQEntry(shop=shop, **f) for f in entry_fields())
-    indexing.refresh([entry.pk for entry in entries])
-    return shop
+    # Found by its marker, not its name: an owner may rename the demo, or call their own shop
+    # "Petal & Stem".
+    shop = Shop.objects.filter(is_demo=True).first()
+    if shop is None:
+        return build_shop(is_demo=True), True
+    with indexing.batched(), transaction.atomic():
+        # Entries are matched by question, so a re-run neither duplicates them nor overwrites an
+        # owner's edits to the demo's answers.
+        existing = set(shop.entries.values_list("question", flat=True))
+        for fields in entry_fields():
+            if fields["question"] not in existing:
+                FAQEntry.objects.create(shop=shop, **fields)
+    return shop, False

@@ -16,15 +16,14 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import Page, WebSocket, expect
 
 from faq.models import FAQEntry, Shop
 from shopbot.daphne_process import DaphneProcess, environment
-from tests.conftest import make_demo_shop
 from tests.fake_anthropic import FakeAnthropic
+from tests.support import make_demo_shop, server_database_url
 from widget.models import Message
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,33 +45,12 @@ UNLISTED_HOST = "127.0.0.3"  # not listed anywhere: a site borrowing the key
 SERVER_APP_NAME = "shopbot-browser-test-server"
 
 
-def database_url() -> str:
-    """The pytest test database (already created) as a DATABASE_URL for the server subprocess."""
-    from django.db import connection
-
-    test_name = connection.settings_dict.get("TEST", {}).get("NAME") or "test_"
-    if not connection.settings_dict["NAME"].startswith(test_name):
-        # Never point a server the tests drive at the real database.
-        raise RuntimeError("the test database is not set up; mark the tests django_db")
-    params = connection.get_connection_params()
-    host = params.get("host") or "127.0.0.1"
-    user = quote(params.get("user") or "", safe="")
-    password = params.get("password")
-    auth = f"{user}:{quote(password, safe='')}" if password else user
-    port = f":{params['port']}" if params.get("port") else ""
-    # A Unix socket folder (the embedded server) goes percent-encoded in the host part.
-    return (
-        f"postgresql://{auth}@{quote(str(host), safe='')}{port}/{params['dbname']}"
-        f"?application_name={SERVER_APP_NAME}"
-    )
-
-
 def server_env(**extra: str) -> dict[str, str]:
     env = environment(
         SECRET_KEY="browser-tests-only-not-secret",
         DEBUG="0",
         ALLOWED_HOSTS="127.0.0.1",
-        DATABASE_URL=database_url(),
+        DATABASE_URL=server_database_url(SERVER_APP_NAME),
         EMBEDDING_WARM_ON_START="1",
         PYTHONUNBUFFERED="1",
         LOG_LEVEL="WARNING",

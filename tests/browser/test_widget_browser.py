@@ -154,8 +154,9 @@ def test_a_did_you_mean_click_is_answered_from_that_entry(page, site):
     assert (wording.text, wording.count) == ("I want my money back", 1)
 
 
-def test_queued_message_is_delivered_once_after_the_server_comes_back(page, site):
-    server: DaphneProcess = site["server"]
+def test_queued_message_is_delivered_once_after_the_server_comes_back(page, site, start_server):
+    # A server of its own: the one the other tests share is never killed.
+    server: DaphneProcess = start_server()
     frames = record_frames(page)
     open_widget(page, server.url)
     ask(page, "Do you deliver to Princeton?")
@@ -330,10 +331,15 @@ def test_a_claude_answer_streams_in_as_it_arrives(page, site, fake_llm):
     assert stored(ask_id) == [("user", ""), ("bot", "llm")]
 
 
-def test_an_answer_cut_mid_stream_is_asked_again_and_stored_once(page, site, fake_llm):
+def test_an_answer_cut_mid_stream_is_asked_again_and_stored_once(
+    page, site, fake_llm, start_server
+):
     """The server dies while Claude's answer streams in: after reconnecting the widget re-sends
     the same ask id in place of the half answer, and the server answers that id exactly once."""
-    server: DaphneProcess = site["claude"]
+    # A server of its own (on the fake Claude): the one the other tests share is never killed.
+    server: DaphneProcess = start_server(
+        ANTHROPIC_API_KEY="test", ANTHROPIC_BASE_URL=fake_llm.base_url
+    )
     cite = [(0, "Delivery is $19.95 to Princeton")]
     chunks = ["Well, ", "yes: ", "we ", "deliver ", "there."]
     fake_llm.script(Scenario(text_chunks=chunks, cite=cite, delay=0.5))

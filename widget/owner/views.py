@@ -1,9 +1,11 @@
 """
-The owner's pages inside the admin (registered by ConversationAdmin.get_urls, so they inherit the
-admin's login and look): a conversation's transcript, a shop's dashboard, its unanswered
-questions, and the form that turns a group of unanswered questions into an FAQ entry.
+The owner's pages inside the admin, so they inherit its login and look: a conversation's
+transcript (ConversationAdmin.change_view), and the per-shop pages that hang off the shop's admin
+(faq/admin.py, ShopAdmin.get_urls): the dashboard, the unanswered questions, and the form that
+turns a group of unanswered questions into an FAQ entry.
 
-A shop the user does not own is a 404, like one that does not exist.
+ShopAdmin checks the permission and finds the shop before calling a view here, through its own
+scoped get_object: a shop the user does not own is a 404, like one that does not exist.
 """
 
 from __future__ import annotations
@@ -13,29 +15,19 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 
 from faq.models import FAQEntry, Shop, split_lines
-from shopbot.owners import shops_for
+from faq.owners import shops_for
 from widget.models import Conversation, CustomerWording, Message
-from widget.owner import charts, gaps
+from widget.owner import charts, unanswered
 from widget.owner.dashboard import DEFAULT_DAYS, shop_stats
 
 FAQ_COLOUR, LLM_COLOUR, FALLBACK_COLOUR = "#2f6f4f", "#6b5fb5", "#c9731d"
-DASHBOARD_GAPS = 5
+DASHBOARD_GROUPS = 5
 # Phrasings pre-filled as alternatives: enough to teach the bot, few enough to read.
 MAX_PREFILLED_PHRASINGS = 15
-
-
-def _shop(request: HttpRequest, shop_id: int) -> Shop:
-    return get_object_or_404(shops_for(request.user), pk=shop_id)
-
-
-def _require_view(request: HttpRequest, model_admin) -> None:
-    if not model_admin.has_view_permission(request):
-        raise PermissionDenied
 
 
 def _context(request: HttpRequest, model_admin, **extra) -> dict:
@@ -55,7 +47,6 @@ def entry_url(entry_id: int) -> str | None:
 
 def shops(request: HttpRequest, model_admin) -> HttpResponse:
     """Which shop's dashboard? Straight to it when the user has only one."""
-    _require_view(request, model_admin)
     owned = list(shops_for(request.user))
     if len(owned) == 1:
         return HttpResponseRedirect(reverse("admin:widget_dashboard", args=[owned[0].pk]))
@@ -106,9 +97,7 @@ def transcript(request: HttpRequest, model_admin, conversation: Conversation) ->
 # --- Dashboard --------------------------------------------------------------------------------
 
 
-def dashboard(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
-    _require_view(request, model_admin)
-    shop = _shop(request, shop_id)
+def dashboard(request: HttpRequest, model_admin, shop: Shop) -> HttpResponse:
     stats = shop_stats(shop, days=DEFAULT_DAYS)
     traffic = charts.bar_chart(
         [d.day.strftime("%b %d").replace(" 0", " ") for d in stats.days],
@@ -128,7 +117,7 @@ def dashboard(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
         ],
         "How questions were answered",
     )
-    open_gaps = gaps.open_groups(shop)
+    groups = unanswered.groups(shop)
     cited = [{"item": c, "url": entry_url(c.entry_id) if c.exists else None} for c in stats.cited]
     context = _context(
         request,
@@ -140,9 +129,9 @@ def dashboard(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
         traffic_chart=traffic,
         answers_chart=answers,
         cited=cited,
-        gaps=open_gaps[:DASHBOARD_GAPS],
-        gap_count=len(open_gaps),
-        open_question_count=sum(g.count for g in open_gaps),
+        groups=groups[:DASHBOARD_GROUPS],
+        group_count=len(groups),
+        question_count=sum(g.count for g in groups),
         conversations_url=reverse("admin:widget_conversation_changelist")
         + f"?shop__id__exact={shop.pk}",
     )
@@ -152,19 +141,17 @@ def dashboard(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
 # --- Unanswered questions ---------------------------------------------------------------------
 
 
-def unanswered(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
-    _require_view(request, model_admin)
-    shop = _shop(request, shop_id)
-    open_gaps = gaps.open_groups(shop)
-    gaps.clicked_entries(open_gaps)
+def unanswered_list(request: HttpRequest, model_admin, shop: Shop) -> HttpResponse:
+    groups = unanswered.groups(shop)
+    unanswered.clicked_entries(groups)
     waiting = CustomerWording.objects.filter(entry__shop=shop, status=CustomerWording.NEW)
     context = _context(
         request,
         model_admin,
         title=f"Unanswered questions: {shop.name}",
         shop=shop,
-        gaps=open_gaps,
-        open_question_count=sum(g.count for g in open_gaps),
+        groups=groups,
+        question_count=sum(g.count for g in groups),
         can_add=request.user.has_perm("faq.add_faqentry"),
         can_change=request.user.has_perm("faq.change_faqentry"),
         wordings_waiting=waiting.count(),
@@ -212,16 +199,14 @@ def parse_ids(value: str) -> list[int]:
     return ids[:5000]
 
 
-def gap_entry(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
+def unanswered_entry(request: HttpRequest, model_admin, shop: Shop) -> HttpResponse:
     """A group of unanswered questions -> a new FAQ entry (or more phrasings for an existing one).
 
-    GET ?question=<message id> finds the open group holding that question now and pre-fills the
+    GET ?question=<message id> finds the group holding that question now and pre-fills the
     form with its most typical wording and the others as alternative phrasings. The POST saves
     the entry through the ORM (so it is embedded like any other, faq/signals.py) and marks the
     group's questions as resolved by it, which takes the group off the open list.
     """
-    _require_view(request, model_admin)
-    shop = _shop(request, shop_id)
     back = reverse("admin:widget_unanswered", args=[shop.pk])
     can_add = request.user.has_perm("faq.add_faqentry")
     can_change = request.user.has_perm("faq.change_faqentry")
@@ -231,7 +216,9 @@ def gap_entry(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
 
     if request.method == "POST":
         group_ids = parse_ids(request.POST.get("messages", ""))
-        questions = list(gaps.open_questions(shop).filter(pk__in=group_ids).order_by("-created"))
+        questions = list(
+            Message.objects.unanswered(shop).filter(pk__in=group_ids).order_by("-created")
+        )
         new_form = NewEntryForm(request.POST, prefix="new")
         existing_form = ExistingEntryForm(request.POST, prefix="old", shop=shop)
         if request.POST.get("action") == "existing":
@@ -251,7 +238,7 @@ def gap_entry(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
                     ]
                     entry.alternatives = "\n".join(split_lines(entry.alternatives) + added)
                     entry.save()
-                    resolved = gaps.resolve(shop, group_ids, entry)
+                    resolved = unanswered.resolve(shop, group_ids, entry)
                 messages.success(
                     request,
                     f"Added {len(added)} phrasings to “{entry.question}”; "
@@ -267,7 +254,7 @@ def gap_entry(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
                     entry = new_form.save(commit=False)
                     entry.shop = shop
                     entry.save()
-                    resolved = gaps.resolve(shop, group_ids, entry)
+                    resolved = unanswered.resolve(shop, group_ids, entry)
                 messages.success(
                     request,
                     f"Created the FAQ entry “{entry.question}”; {resolved} questions marked "
@@ -279,7 +266,7 @@ def gap_entry(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
             wanted = int(request.GET.get("question", ""))
         except ValueError:
             wanted = None
-        group = gaps.find_group(shop, wanted) if wanted is not None else None
+        group = unanswered.find_group(shop, wanted) if wanted is not None else None
         if group is None:
             messages.info(request, "That question has already been answered or is not open.")
             return HttpResponseRedirect(back)
@@ -307,19 +294,19 @@ def gap_entry(request: HttpRequest, model_admin, shop_id: int) -> HttpResponse:
         back_url=back,
         led_to=led_to,
     )
-    return TemplateResponse(request, "widget/gap_entry.html", context)
+    return TemplateResponse(request, "widget/unanswered_entry.html", context)
 
 
-def _phrasings(questions: list[Message], group: gaps.Gap | None) -> tuple[str, list[str]]:
+def _phrasings(questions: list[Message], group: unanswered.Group | None) -> tuple[str, list[str]]:
     if group is not None:
         return _as_question(group.typical.text), group.phrasings[:MAX_PREFILLED_PHRASINGS]
     if not questions:
         return "", []
-    rebuilt = gaps.Gap(questions=questions, typical=questions[0])
+    rebuilt = unanswered.Group(questions=questions, typical=questions[0])
     return _as_question(questions[0].text), rebuilt.phrasings[:MAX_PREFILLED_PHRASINGS]
 
 
-def _new_form(questions: list[Message], group: gaps.Gap | None = None) -> NewEntryForm:
+def _new_form(questions: list[Message], group: unanswered.Group | None = None) -> NewEntryForm:
     question, others = _phrasings(questions, group)
     return NewEntryForm(
         prefix="new",
@@ -334,7 +321,7 @@ def _new_form(questions: list[Message], group: gaps.Gap | None = None) -> NewEnt
 def _existing_form(
     questions: list[Message],
     shop: Shop,
-    group: gaps.Gap | None = None,
+    group: unanswered.Group | None = None,
     entry: FAQEntry | None = None,
 ) -> ExistingEntryForm:
     question, others = _phrasings(questions, group)

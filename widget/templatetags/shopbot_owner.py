@@ -5,9 +5,8 @@ from __future__ import annotations
 from django import template
 from django.urls import reverse
 
-from shopbot.owners import shops_for
-from widget.models import Handoff
-from widget.owner.gaps import open_questions
+from faq.owners import shops_for
+from widget.models import Handoff, Message
 
 register = template.Library()
 
@@ -27,7 +26,7 @@ def owner_shop_links(context) -> list[dict]:
                 "shop": shop,
                 "dashboard_url": reverse("admin:widget_dashboard", args=[shop.pk]),
                 "unanswered_url": reverse("admin:widget_unanswered", args=[shop.pk]),
-                "open_count": open_questions(shop).count(),
+                "open_count": Message.objects.unanswered(shop).count(),
                 "requests_url": reverse("admin:widget_handoff_changelist")
                 + f"?conversation__shop__id__exact={shop.pk}&status__exact=open",
                 "requests_count": Handoff.objects.filter(

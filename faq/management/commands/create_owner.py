@@ -5,31 +5,13 @@ from __future__ import annotations
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from faq.models import Shop
-from shopbot.owners import OWNER_PERMISSIONS, OWNERS_GROUP
-
-
-def owners_group() -> Group:
-    """The "Shop owners" group with exactly the permissions an owner needs (created on demand)."""
-    group, _ = Group.objects.get_or_create(name=OWNERS_GROUP)
-    wanted = []
-    for app_label, codename in OWNER_PERMISSIONS:
-        try:
-            wanted.append(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
-        except Permission.DoesNotExist:
-            raise CommandError(
-                f"Permission {app_label}.{codename} does not exist; run `manage.py migrate` first."
-            ) from None
-    group.permissions.add(*wanted)
-    return group
+from faq.owners import owners_group
 
 
 class Command(BaseCommand):
@@ -70,7 +52,10 @@ class Command(BaseCommand):
                 user.email = email
             user.is_staff = True
             user.save()
-            user.groups.add(owners_group())
+            try:
+                user.groups.add(owners_group())
+            except ImproperlyConfigured as exc:
+                raise CommandError(str(exc)) from None
             shop.owners.add(user)
         verb = "Created" if created else "Linked existing"
         self.stdout.write(

@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 from faq import embedding, indexing
 from faq.models import FAQEntry, Shop
 from faq.retrieval import search
+from shopbot.figures import percentile
 
 SEARCH_LIMIT = 10  # ranks beyond this count as a miss for MRR
 SHOP_PREFIX = "eval-retrieval-"
@@ -61,14 +62,6 @@ def load_dataset(path: str) -> dict:
         for t, turn in enumerate(turns):
             check(turn, f"conversation #{c + 1}, turn #{t + 1}")
     return data
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def build_shop(faqs: list[dict]) -> tuple[Shop, dict[int, str]]:
@@ -178,8 +171,8 @@ def evaluate(
             "conv_oos_after_topic": share(after_topic),
         }
     return report | {
-        "p50_ms": round(percentile(latencies, 0.50), 2),
-        "p95_ms": round(percentile(latencies, 0.95), 2),
+        "p50_ms": round(percentile(latencies, 50, empty=0.0), 2),
+        "p95_ms": round(percentile(latencies, 95, empty=0.0), 2),
         "n_queries": len(queries),
         "n_in_scope": len(ranks),
         "n_out_of_scope": len(single) - len(ranks),

@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, connections
 from django.db.utils import OperationalError
 
-from faq.management.commands.load_demo import load_demo_shop
+from faq.demo import load_shop as load_demo_shop
 
 
 class Command(BaseCommand):

@@ -35,12 +35,8 @@ from django.db import connections
 from faq import demo, embedding, retrieval
 from faq.models import Shop
 from shopbot.daphne_process import DaphneProcess, environment
+from shopbot.figures import percentile
 from widget.models import Message
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def median_ms(func, repeat: int) -> float:
@@ -53,7 +49,7 @@ def median_ms(func, repeat: int) -> float:
 
 
 def create_bench_shop() -> Shop:
-    return demo.create_copy(name=f"bench-chat-{secrets.token_hex(4)}")
+    return demo.build_shop(name=f"bench-chat-{secrets.token_hex(4)}")
 
 
 async def client(url: str, questions: list[str], rounds: int, think: float, stats: dict) -> None:
@@ -179,14 +175,14 @@ class Command(BaseCommand):
         ):
             if values:
                 self.stdout.write(
-                    f"  {label:22} p50 {percentile(values, 0.5):6.1f} ms   "
-                    f"p95 {percentile(values, 0.95):6.1f} ms   max {max(values):6.1f} ms"
+                    f"  {label:22} p50 {percentile(values, 50):6.1f} ms   "
+                    f"p95 {percentile(values, 95):6.1f} ms   max {max(values):6.1f} ms"
                 )
         self.stdout.write(
             f"Floor after: embed + search {search_after:.1f} ms; floor used {floor:.1f} ms"
         )
         if stats["answer"]:
-            p50, p95 = percentile(stats["answer"], 0.5), percentile(stats["answer"], 0.95)
+            p50, p95 = percentile(stats["answer"], 50), percentile(stats["answer"], 95)
             verdict = "met" if p50 <= 3 * floor and p95 < 100 else "NOT met"
             self.stdout.write(
                 f"Target (p50 <= 3x floor = {3 * floor:.1f} ms, p95 < 100 ms): {verdict} "

@@ -4,12 +4,14 @@ Shop owners: which shops a signed-in user may see and change in the admin.
 A superuser sees every shop. A staff user who is one of a shop's `owners` sees only those shops,
 and, through `ShopScopedAdmin`, only the rows that belong to them: lists, change pages, actions,
 form choices and filters. An object of another shop is a 404, exactly like one that does not exist,
-so ids cannot be probed.
+so ids cannot be probed. `owners_group()` is the group `manage.py create_owner` puts them in.
 """
 
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -28,6 +30,23 @@ OWNER_PERMISSIONS = [
     ("widget", "view_conversation"),
     ("widget", "view_message"),
 ]
+
+
+def owners_group() -> Group:
+    """The "Shop owners" group with exactly the permissions an owner needs (created on demand)."""
+    group, _ = Group.objects.get_or_create(name=OWNERS_GROUP)
+    wanted = []
+    for app_label, codename in OWNER_PERMISSIONS:
+        try:
+            wanted.append(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
+        except Permission.DoesNotExist:
+            raise ImproperlyConfigured(
+                f"Permission {app_label}.{codename} does not exist; run `manage.py migrate` first."
+            ) from None
+    group.permissions.add(*wanted)
+    return group
 
 
 def shops_for(user) -> QuerySet[Shop]:

@@ -1,9 +1,9 @@
 """
 Unanswered questions: what customers asked that the FAQ did not cover, grouped by meaning.
 
-A customer question is "open" when its answer (the bot message with the same conversation and
-ask_id) fell back, was not confident, or got a thumbs-down, and no FAQ entry has been written for
-it yet (`resolved_by` is empty). `open_groups(shop)` clusters a shop's open questions on their
+Which questions are unanswered is the model's business: `Message.objects.unanswered(shop)`, the
+customer questions whose answer fell back, was not confident or got a thumbs-down, and for which
+no FAQ entry has been written yet. `groups(shop)` clusters a shop's unanswered questions on their
 sentence embeddings, so "do you sell chocolate?" and "can I add chocolates to my order" are one
 line for the owner, with a count, the latest date and the most typical wording.
 
@@ -18,7 +18,6 @@ from datetime import datetime
 
 import numpy as np
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from scipy.cluster.hierarchy import fcluster, linkage
 
 from faq import embedding
@@ -31,14 +30,14 @@ from widget.models import Message
 # questions ("parking?", "are you hiring?"); see tests/test_owner_side.py.
 SIMILARITY_THRESHOLD = 0.5
 
-# Only the most recent open questions are grouped: clustering is quadratic in their number, and
-# an owner reads the top of the list, not its thousandth line.
+# Only the most recent unanswered questions are grouped: clustering is quadratic in their number,
+# and an owner reads the top of the list, not its thousandth line.
 MAX_QUESTIONS = 1000
 
 
 @dataclass
-class Gap:
-    """A group of open questions that mean the same thing."""
+class Group:
+    """Unanswered questions that mean the same thing."""
 
     questions: list[Message]  # newest first
     typical: Message  # the medoid: the wording closest, on average, to all the others
@@ -59,7 +58,7 @@ class Gap:
 
     @property
     def reasons(self) -> list[tuple[str, int]]:
-        """Why these questions are open: (reason, how many), a question may have several."""
+        """Why these questions are unanswered: (reason, how many), a question may have several."""
         counts: Counter[str] = Counter()
         for q in self.questions:
             if getattr(q, "answer_mode", None) == Message.FALLBACK:
@@ -86,33 +85,6 @@ def _normal(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def unanswered_answers() -> QuerySet[Message]:
-    """Bot answers that did not help: fell back, unsure, or a thumbs-down."""
-    return Message.objects.filter(role=Message.BOT).filter(
-        Q(mode=Message.FALLBACK) | Q(confident=False) | Q(feedback=Message.DOWN)
-    )
-
-
-def open_questions(shop: Shop | int) -> QuerySet[Message]:
-    """The shop's customer questions whose answer did not help and which nobody has resolved."""
-    bad_answer = unanswered_answers().filter(
-        conversation=OuterRef("conversation"), ask_id=OuterRef("ask_id")
-    )
-    answer = Message.objects.filter(
-        conversation=OuterRef("conversation"), ask_id=OuterRef("ask_id"), role=Message.BOT
-    )
-    return (
-        Message.objects.filter(conversation__shop=shop, role=Message.USER, resolved_by__isnull=True)
-        .filter(Exists(bad_answer))
-        # Why each question is open, for the owner (one answer per ask: a unique constraint).
-        .annotate(
-            answer_mode=Subquery(answer.values("mode")[:1]),
-            answer_confident=Subquery(answer.values("confident")[:1]),
-            answer_feedback=Subquery(answer.values("feedback")[:1]),
-        )
-    )
-
-
 def fill_embeddings(questions: list[Message]) -> None:
     """Embed (in batches) and store the questions that have no embedding yet."""
     missing = [q for q in questions if q.embedding is None]
@@ -137,10 +109,10 @@ def cluster(vectors: np.ndarray, threshold: float = SIMILARITY_THRESHOLD) -> lis
     # Average linkage never merges at a smaller distance than an earlier merge, so cutting the
     # tree at a cosine distance of 1 - threshold is the same as stopping there.
     labels = fcluster(tree, t=1 - threshold, criterion="distance")
-    groups: dict[int, list[int]] = {}
+    by_label: dict[int, list[int]] = {}
     for row, label in enumerate(labels):
-        groups.setdefault(int(label), []).append(row)
-    return list(groups.values())
+        by_label.setdefault(int(label), []).append(row)
+    return list(by_label.values())
 
 
 def medoid(vectors: np.ndarray) -> int:
@@ -150,39 +122,41 @@ def medoid(vectors: np.ndarray) -> int:
     return int(np.argmax((vectors @ vectors.T).sum(axis=1)))
 
 
-def group_questions(questions: list[Message], threshold: float = SIMILARITY_THRESHOLD) -> list[Gap]:
+def group_questions(
+    questions: list[Message], threshold: float = SIMILARITY_THRESHOLD
+) -> list[Group]:
     """Group questions (with embeddings) by meaning; biggest group first, then the most recent."""
     questions = [q for q in questions if q.embedding is not None]
     if not questions:
         return []
     vectors = np.asarray([np.asarray(q.embedding, dtype=np.float32) for q in questions])
-    gaps = []
+    found = []
     for rows in cluster(vectors, threshold):
         members = sorted(
             (questions[r] for r in rows), key=lambda q: (q.created, q.pk), reverse=True
         )
         member_vectors = np.asarray([np.asarray(q.embedding, dtype=np.float32) for q in members])
-        gaps.append(Gap(questions=members, typical=members[medoid(member_vectors)]))
-    gaps.sort(key=lambda gap: (gap.count, gap.latest), reverse=True)
-    return gaps
+        found.append(Group(questions=members, typical=members[medoid(member_vectors)]))
+    found.sort(key=lambda group: (group.count, group.latest), reverse=True)
+    return found
 
 
-def open_groups(shop: Shop | int, limit: int | None = None) -> list[Gap]:
-    """The shop's open unanswered questions, grouped by meaning, most frequent first."""
+def groups(shop: Shop | int, limit: int | None = None) -> list[Group]:
+    """The shop's unanswered questions, grouped by meaning, most frequent first."""
     questions = list(
-        open_questions(shop)
+        Message.objects.unanswered(shop)
         .select_related("conversation")
         .order_by("-created", "-pk")[:MAX_QUESTIONS]
     )
     fill_embeddings(questions)
-    gaps = group_questions(questions)
-    return gaps[:limit] if limit is not None else gaps
+    found = group_questions(questions)
+    return found[:limit] if limit is not None else found
 
 
-def clicked_entries(gaps: list[Gap]) -> None:
+def clicked_entries(found: list[Group]) -> None:
     """Set each group's `led_to`: the entry most of its questions led to through a "did you
     mean" click (more than half of them), or None. One query for all the groups."""
-    ids = [pk for gap in gaps for pk in gap.message_ids]
+    ids = [pk for group in found for pk in group.message_ids]
     chosen: dict[int, int] = {}
     for question_id, entry_id in (
         Message.objects.filter(suggested_for__in=ids, entry__isnull=False)
@@ -190,27 +164,31 @@ def clicked_entries(gaps: list[Gap]) -> None:
         .values_list("suggested_for_id", "entry_id")
     ):
         chosen.setdefault(question_id, entry_id)  # a customer's first click counts
-    counts_by_gap = [Counter(chosen[pk] for pk in gap.message_ids if pk in chosen) for gap in gaps]
-    wanted = {c.most_common(1)[0][0] for c in counts_by_gap if c}
+    counts_by_group = [
+        Counter(chosen[pk] for pk in group.message_ids if pk in chosen) for group in found
+    ]
+    wanted = {c.most_common(1)[0][0] for c in counts_by_group if c}
     entries = FAQEntry.objects.in_bulk(wanted)
-    for gap, counts in zip(gaps, counts_by_gap, strict=True):
-        gap.led_to = None
+    for group, counts in zip(found, counts_by_group, strict=True):
+        group.led_to = None
         if counts:
             entry_id, n = counts.most_common(1)[0]
-            if 2 * n > gap.count:
-                gap.led_to = entries.get(entry_id)
+            if 2 * n > group.count:
+                group.led_to = entries.get(entry_id)
 
 
-def find_group(shop: Shop | int, message_id: int) -> Gap | None:
-    """The open group that holds this question now (groups are recomputed on every request)."""
-    for gap in open_groups(shop):
-        if message_id in gap.message_ids:
-            return gap
+def find_group(shop: Shop | int, message_id: int) -> Group | None:
+    """The group that holds this unanswered question now (groups are recomputed on every
+    request)."""
+    for group in groups(shop):
+        if message_id in group.message_ids:
+            return group
     return None
 
 
 def resolve(shop: Shop | int, message_ids: list[int], entry: FAQEntry) -> int:
-    """Mark these open questions of the shop as answered by `entry`. Returns how many changed.
+    """Mark these unanswered questions of the shop as answered by `entry`. Returns how many
+    changed.
 
     Ids of other shops, of answers or of questions already resolved are ignored, so a stale or
     tampered form cannot touch anything else.

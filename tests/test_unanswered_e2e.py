@@ -1,4 +1,4 @@
-"""The FAQ gap loop end to end: customers ask about something the FAQ does not cover, the owner
+"""Unanswered questions end to end: customers ask about something the FAQ does not cover, the owner
 finds their questions as one group, turns it into an FAQ entry in one go, and the next customer
 gets the answer.
 
@@ -9,26 +9,20 @@ Django's test client logged in as the shop's owner. No API key, so answers are F
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
-from django.contrib.auth.models import User
 from django.db import connections
 from django.test import Client
 from django.urls import reverse
 
-from faq.management.commands.create_owner import owners_group
 from faq.models import FAQEntry, FAQVector, Shop
-from shopbot.asgi import application
+from tests.support import Chat, make_owner
 from widget.models import Message
-from widget.owner import gaps
+from widget.owner import unanswered
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # Bounds a hang on a busy machine, not a speed target.
-TIMEOUT = 30
 
 # One missing topic (the demo florist's FAQ says nothing about jobs), three wordings.
 JOB_QUESTIONS = [
@@ -43,40 +37,22 @@ ANSWER = (
 
 async def ask(shop: Shop, text: str) -> dict:
     """One customer, one new conversation, one question: the answer frame."""
-    ws = WebsocketCommunicator(
-        application,
-        f"/ws/chat/{shop.public_key}/",
-        # This site's own page, as a browser sends it: the Origin and the Host it came in on.
-        headers=[(b"origin", b"http://testserver"), (b"host", b"testserver")],
-    )
-    connected, _ = await ws.connect(timeout=TIMEOUT)
-    assert connected
-    try:
-        ready = await ws.receive_json_from(timeout=TIMEOUT)
-        assert ready["type"] == "ready", ready
-        ask_id = uuid.uuid4().hex
-        await ws.send_json_to({"type": "ask", "id": ask_id, "text": text})
-        while True:
-            frame = await ws.receive_json_from(timeout=TIMEOUT)
-            assert frame.get("id") == ask_id, frame
-            if frame["type"] == "answer":
-                return frame
-            assert frame["type"] == "delta", frame
-    finally:
-        await ws.disconnect()
+    # This site's own page, as a browser sends it: the Origin and the Host it came in on.
+    headers = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
+    async with Chat(shop.public_key, headers=headers) as chat:
+        await chat.ready()
+        _, answer = await chat.ask(text)
+        return answer
 
 
 def owner_creates_entry_from_the_group(shop: Shop, message_id: int) -> tuple[int, int]:
     """The owner's clicks: unanswered page, "Create FAQ entry", save. Returns (status, entry)."""
-    owner = User.objects.create_user("owner-of-demo", is_staff=True)
-    owner.groups.add(owners_group())
-    shop.owners.add(owner)
     client = Client()
-    client.force_login(owner)
+    client.force_login(make_owner(shop, "owner-of-demo"))
 
     page = client.get(reverse("admin:widget_unanswered", args=[shop.pk]))
     assert page.status_code == 200
-    link = f"{reverse('admin:widget_gap_entry', args=[shop.pk])}?question={message_id}"
+    link = f"{reverse('admin:widget_unanswered_entry', args=[shop.pk])}?question={message_id}"
     assert link in page.content.decode()
 
     form_page = client.get(link)
@@ -122,7 +98,7 @@ async def test_three_unanswered_wordings_become_one_group_then_an_faq_that_answe
         assert answer["mode"] == "fallback", (text, answer)
         assert answer["sources"] == []
 
-    groups = await sync_to_async(gaps.open_groups)(demo_shop)
+    groups = await sync_to_async(unanswered.groups)(demo_shop)
     assert len(groups) == 1
     group = groups[0]
     assert group.count == 3
@@ -137,7 +113,7 @@ async def test_three_unanswered_wordings_become_one_group_then_an_faq_that_answe
     assert await FAQVector.objects.filter(entry=entry).acount() == len(entry.embedding_texts())
     resolved = Message.objects.filter(resolved_by=entry).values_list("text", flat=True)
     assert sorted([t async for t in resolved]) == sorted(JOB_QUESTIONS)
-    assert await sync_to_async(gaps.open_groups)(demo_shop) == []
+    assert await sync_to_async(unanswered.groups)(demo_shop) == []
 
     # The next customer asks the question again and gets the new entry, with it as the source.
     answer = await ask(demo_shop, JOB_QUESTIONS[0])
@@ -146,4 +122,4 @@ async def test_three_unanswered_wordings_become_one_group_then_an_faq_that_answe
     assert (source["id"], source["question"]) == (entry.pk, entry.question)
     assert source["url"].endswith(f"/faq/{demo_shop.slug}/#faq-{entry.pk}")
     assert answer["text"] == ANSWER
-    assert await sync_to_async(gaps.open_groups)(demo_shop) == []
+    assert await sync_to_async(unanswered.groups)(demo_shop) == []

@@ -1,0 +1,123 @@
+"""
+Helpers the test modules share (fixtures stay in conftest.py): the chat client, the demo shop
+factory, a shop owner, this run's database as a DATABASE_URL for server processes, and Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from urllib.parse import urlencode
+
+import pytest
+import redis
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import User
+
+from faq import demo
+from faq.models import Shop
+from faq.owners import owners_group
+from shopbot.asgi import application
+from shopbot.daphne_process import database_url
+from widget.models import Message
+
+# Embedding a query on a busy 2-core machine can take a while; this bounds a hang, not speed.
+ANSWER_TIMEOUT = 30
+DELIVERY = "Which towns do you deliver to, and how much is delivery?"
+
+
+class Chat:
+    """A WebsocketCommunicator with the protocol's frames as methods; `async with` connects and
+    always disconnects."""
+
+    def __init__(self, key: str, query: str = "", headers: list | None = None):
+        path = f"/ws/chat/{key}/" + (f"?{query}" if query else "")
+        self.ws = WebsocketCommunicator(application, path, headers=headers or [])
+
+    async def __aenter__(self) -> Chat:
+        connected, _ = await self.ws.connect(timeout=ANSWER_TIMEOUT)
+        assert connected
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.ws.disconnect()
+
+    async def ready(self) -> dict:
+        frame = await self.recv()
+        assert frame["type"] == "ready", frame
+        return frame
+
+    async def recv(self) -> dict:
+        return await self.ws.receive_json_from(timeout=ANSWER_TIMEOUT)
+
+    async def send(self, frame) -> None:
+        await self.ws.send_json_to(frame)
+
+    async def ask(self, text: str, ask_id: str | None = None) -> tuple[list[dict], dict]:
+        """Send an ask; return (deltas, the answer frame)."""
+        ask_id = ask_id or uuid.uuid4().hex
+        await self.send({"type": "ask", "id": ask_id, "text": text})
+        deltas = []
+        while True:
+            frame = await self.recv()
+            assert frame.get("id") == ask_id, frame
+            if frame["type"] == "delta":
+                deltas.append(frame)
+            else:
+                assert frame["type"] == "answer", frame
+                return deltas, frame
+
+
+@database_sync_to_async
+def messages_of(conversation_id: str) -> list[Message]:
+    return list(Message.objects.filter(conversation_id=conversation_id).order_by("id"))
+
+
+def make_demo_shop(demo_texts_embedded, **overrides) -> Shop:
+    """The demo shop with its entries and their real vectors (the `demo_texts_embedded`
+    fixture's), without running the model again."""
+    return demo.build_shop(vectors=demo_texts_embedded, **overrides)
+
+
+def make_owner(shop: Shop, username: str | None = None) -> User:
+    """What `create_owner` makes (a staff user in the owners group, owning `shop`), without
+    hashing a password: slow, and force_login needs none."""
+    user = User.objects.create_user(username or f"owner-{shop.pk}", is_staff=True)
+    user.groups.add(owners_group())
+    shop.owners.add(user)
+    return user
+
+
+def server_database_url(application_name: str = "") -> str:
+    """This run's test database (already created) as a DATABASE_URL for a server subprocess."""
+    from django.db import connection
+
+    test_name = connection.settings_dict.get("TEST", {}).get("NAME") or "test_"
+    if not connection.settings_dict["NAME"].startswith(test_name):
+        # Never point a server the tests drive at the real database.
+        raise RuntimeError("the test database is not set up; mark the tests django_db")
+    url = database_url(connection)
+    if application_name:
+        url += "?" + urlencode({"application_name": application_name})
+    return url
+
+
+# A Redis database of the tests' own; only it is ever flushed.
+REDIS_TEST_URL = os.getenv("SHOPBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
+
+
+def require_redis() -> str:
+    """REDIS_TEST_URL when Redis answers there; otherwise the test is skipped, or fails with
+    SHOPBOT_REQUIRE_REDIS=1 (CI: a missing Redis must not pass as a skip)."""
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        message = f"No Redis at {REDIS_TEST_URL} ({exc}): set SHOPBOT_TEST_REDIS_URL or start one"
+        if os.environ.get("SHOPBOT_REQUIRE_REDIS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    finally:
+        client.close()
+    return REDIS_TEST_URL
