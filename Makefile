@@ -33,6 +33,7 @@ install: $(STAMP)
 bench: $(STAMP)
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py bench_chat
 	$(BIN)/python bench/bench_reembed.py
+	$(BIN)/python bench/bench_many_shops.py
 	$(BIN)/python bench/load_test.py
 	$(BIN)/python bench/bench_flood.py
 

@@ -2,7 +2,7 @@
 Load test of the chat websocket against the real server on loopback.
 
     .venv/bin/python bench/load_test.py [--connections 200] [--asks 3] [--timeout 600]
-                                        [--batching on|off|both]
+                                        [--batching on|off|both] [--workers N]
 
 1. Creates a temporary copy of the demo shop (real embeddings) in the development database (the
    embedded PostgreSQL, or DATABASE_URL's), deleted at the end, even on error.
@@ -19,6 +19,11 @@ Load test of the chat websocket against the real server on loopback.
 `--batching` chooses the server's micro-batching of query embeddings (EMBEDDING_BATCH_WAIT_MS:
 the environment's value or 5 for "on", 0 for "off"). "both" (the default) runs the whole test
 once with each, each on a fresh server, and prints them side by side with the ratio.
+
+`--workers N` (N > 1) runs the test once with one daphne process and once with N, all sharing one
+Redis (REDIS_URL, default redis://127.0.0.1:6379/8: the channel layer and the limits, as in
+README "Running past one machine") and the database, the connections split evenly between the
+processes; same checks, printed side by side. Batching is on unless `--batching` says otherwise.
 
 Loopback only, bounded in count (--connections, --asks) and time (--timeout).
 """
@@ -51,7 +56,7 @@ QUESTIONS = [
 ]
 
 
-async def run_load(url: str, key: str, connections: int, asks: int, limit: float) -> dict:
+async def run_load(urls: list[str], key: str, connections: int, asks: int, limit: float) -> dict:
     from websockets.asyncio.client import connect
 
     latencies: list[float] = []
@@ -60,7 +65,8 @@ async def run_load(url: str, key: str, connections: int, asks: int, limit: float
     conversations: list[str] = []
     sockets = []
 
-    async def open_one() -> None:
+    async def open_one(number: int) -> None:
+        url = urls[number % len(urls)]  # connections split evenly between the servers
         ws = await connect(f"{url}/ws/chat/{key}/", open_timeout=limit, max_size=2**20)
         ready = json.loads(await ws.recv())
         assert ready["type"] == "ready", ready
@@ -97,7 +103,7 @@ async def run_load(url: str, key: str, connections: int, asks: int, limit: float
     async with asyncio.timeout(limit):
         # Open in waves, as a burst of page loads would; all stay open until the end.
         for start in range(0, connections, 50):
-            await asyncio.gather(*(open_one() for _ in range(min(50, connections - start))))
+            await asyncio.gather(*(open_one(n) for n in range(start, min(start + 50, connections))))
         held = len(sockets)
         started = time.monotonic()
         await asyncio.gather(*(converse(ws, c, i) for i, (ws, c) in enumerate(sockets)))
@@ -158,12 +164,26 @@ def main() -> int:
     parser.add_argument(
         "--batching",
         choices=["on", "off", "both"],
-        default="both",
-        help="micro-batching of query embeddings in the server (default: both, one run each)",
+        help="micro-batching of query embeddings in the server (default: both, one run each; "
+        "on with --workers)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="N > 1: one run with one daphne process and one with N, sharing Redis",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("SHOPBOT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/8"),
+        help="the Redis the processes share with --workers",
     )
     args = parser.parse_args()
     if not 1 <= args.connections <= 1000 or not 1 <= args.asks <= 20:
         parser.error("--connections must be 1..1000 and --asks 1..20")
+    if not 1 <= args.workers <= 8:
+        parser.error("--workers must be 1..8")
+    batching = args.batching or ("on" if args.workers > 1 else "both")
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shopbot.settings")
     os.environ.setdefault("DEBUG", "1")
@@ -179,65 +199,85 @@ def main() -> int:
     wait_on = os.environ.get("EMBEDDING_BATCH_WAIT_MS", "5")
     if float(wait_on) <= 0:
         wait_on = "5"
-    modes = {"on": ["on"], "off": ["off"], "both": ["off", "on"]}[args.batching]
+    modes = {"on": ["on"], "off": ["off"], "both": ["off", "on"]}[batching]
+    worker_counts = [1, args.workers] if args.workers > 1 else [1]
+    # Without --workers, one process and the in-memory channel layer, as before.
+    redis_url = args.redis_url if args.workers > 1 else ""
     shop = demo.build_shop(name=f"Load test {uuid.uuid4().hex[:8]}")
     results: dict[str, dict] = {}
     all_ok = True
     try:
         db_connections.close_all()
-        for mode in modes:
-            wait = wait_on if mode == "on" else "0"
-            server = DaphneProcess(
-                environment(
+        for workers in worker_counts:
+            for mode in modes:
+                wait = wait_on if mode == "on" else "0"
+                env = environment(
                     ANTHROPIC_API_KEY="",
-                    REDIS_URL="",
+                    REDIS_URL=redis_url,
                     CHAT_CONNECTIONS_PER_IP="0",
                     CHAT_ASKS_PER_IP_PER_MINUTE="0",
                     LOG_LEVEL="WARNING",
                     EMBEDDING_BATCH_WAIT_MS=wait,
                 )
-            )
-            try:
-                server.start()
-                # One warm-up ask (model load, first queries), not counted.
-                asyncio.run(run_load(server.ws_url, shop.public_key, 1, 1, args.timeout))
-                Message.objects.filter(conversation__shop=shop).delete()
-                shop.conversations.all().delete()
+                servers = [DaphneProcess(env) for _ in range(workers)]
+                label = f"batching {mode}" + (f", {workers} worker(s)" if args.workers > 1 else "")
+                try:
+                    for server in servers:  # the processes load the model side by side
+                        server.launch()
+                    for server in servers:
+                        server.wait_ready()
+                    urls = [server.ws_url for server in servers]
+                    # One warm-up ask per process (model load, first queries), not counted.
+                    for url in urls:
+                        asyncio.run(run_load([url], shop.public_key, 1, 1, args.timeout))
+                    Message.objects.filter(conversation__shop=shop).delete()
+                    shop.conversations.all().delete()
 
-                print(
-                    f"Load test, batching {mode} (EMBEDDING_BATCH_WAIT_MS={wait}): "
-                    f"{args.connections} connections x {args.asks} asks, {server.ws_url}"
-                )
-                result = asyncio.run(
-                    run_load(
-                        server.ws_url, shop.public_key, args.connections, args.asks, args.timeout
+                    print(
+                        f"Load test, {label} (EMBEDDING_BATCH_WAIT_MS={wait}): "
+                        f"{args.connections} connections x {args.asks} asks, {', '.join(urls)}"
+                        + (f", Redis {redis_url}" if redis_url else "")
                     )
-                )
-                rows = Message.objects.filter(conversation__shop=shop, role=Message.BOT)
-                per_ask = Counter(rows.values_list("conversation_id", "ask_id"))
-                all_ok &= report(result, per_ask, args.connections)
-                results[mode] = result
-                Message.objects.filter(conversation__shop=shop).delete()
-                shop.conversations.all().delete()
-                db_connections.close_all()
-            finally:
-                server.stop()
-        if len(results) == 2:
-            off, on = results["off"], results["on"]
-            lat_off = [t * 1000 for t in off["latencies"]]
-            lat_on = [t * 1000 for t in on["latencies"]]
-            print("Side by side:           batching off   batching on")
-            print(f"  asks/s                 {throughput(off):12.1f}  {throughput(on):12.1f}")
-            for p in (50, 95, 99):
-                print(
-                    f"  p{p} ms                 {percentile(lat_off, p):12.0f}"
-                    f"  {percentile(lat_on, p):12.0f}"
-                )
-            print(f"  throughput on/off:     {throughput(on) / throughput(off):.2f}x")
+                    result = asyncio.run(
+                        run_load(urls, shop.public_key, args.connections, args.asks, args.timeout)
+                    )
+                    rows = Message.objects.filter(conversation__shop=shop, role=Message.BOT)
+                    per_ask = Counter(rows.values_list("conversation_id", "ask_id"))
+                    all_ok &= report(result, per_ask, args.connections)
+                    results[label] = result
+                    Message.objects.filter(conversation__shop=shop).delete()
+                    shop.conversations.all().delete()
+                    db_connections.close_all()
+                finally:
+                    for server in servers:
+                        server.stop()
+        if len(results) > 1:
+            side_by_side(results)
         print("OK" if all_ok else "FAILED")
         return 0 if all_ok else 1
     finally:
         shop.delete()
+
+
+def side_by_side(results: dict[str, dict]) -> None:
+    labels = list(results)
+    width = max(len(label) for label in labels) + 2
+    print("Side by side:".ljust(24) + "".join(label.rjust(width) for label in labels))
+    print("  asks/s".ljust(24) + "".join(f"{throughput(r):{width}.1f}" for r in results.values()))
+    for p in (50, 95, 99):
+        print(
+            f"  p{p} ms".ljust(24)
+            + "".join(
+                f"{percentile([t * 1000 for t in r['latencies']], p):{width}.0f}"
+                for r in results.values()
+            )
+        )
+    first = results[labels[0]]
+    for label in labels[1:]:
+        print(
+            f"  throughput {label} / {labels[0]}: "
+            f"{throughput(results[label]) / throughput(first):.2f}x"
+        )
 
 
 if __name__ == "__main__":

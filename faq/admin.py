@@ -149,9 +149,7 @@ class ShopAdmin(ShopScopedAdmin):
 
     @admin.display(description="Claude tokens this month")
     def claude_usage(self, obj: Shop) -> str:
-        from widget.chat.budget import tokens_used
-
-        used = tokens_used(obj) if obj.pk else 0
+        used = obj.tokens_used() if obj.pk else 0
         budget = obj.monthly_token_budget
         if not budget:
             return f"{used:,} (no limit)"
@@ -506,13 +504,18 @@ class FAQEntryAdmin(ShopScopedAdmin):
 
     @admin.action(description="Publish selected entries", permissions=["change"])
     def publish(self, request, queryset) -> None:
-        # No text changes, so the vectors stay as they are; update() is enough.
+        # No text changes, so the vectors stay as they are; update() is enough (and the shops'
+        # search indexes are rebuilt: they hold published entries only).
+        shop_ids = set(queryset.values_list("shop_id", flat=True))
         count = queryset.update(published=True, updated=timezone.now())
+        indexing.reindex_later(shop_ids)
         self.message_user(request, f"Published {count} entries.", messages.SUCCESS)
 
     @admin.action(description="Unpublish selected entries", permissions=["change"])
     def unpublish(self, request, queryset) -> None:
+        shop_ids = set(queryset.values_list("shop_id", flat=True))
         count = queryset.update(published=False, updated=timezone.now())
+        indexing.reindex_later(shop_ids)
         self.message_user(request, f"Unpublished {count} entries; the bot no longer uses them.")
 
     @admin.action(

@@ -1,8 +1,9 @@
 """
-Keeping FAQ vectors in step with the entries.
+Keeping FAQ vectors, and the shops' search indexes, in step with the entries.
 
 `refresh(entry_ids)` compares the texts each entry should be represented by with the rows stored
-for the current model, deletes what is obsolete and embeds only what is missing, in batches.
+for the current model, deletes what is obsolete and embeds only what is missing, in batches; then
+rebuilds the search index of each shop whose published vectors changed (faq/retrieval.py).
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from functools import partial
 
 from django.db import transaction
 
-from faq import embedding
+from faq import embedding, retrieval
 from faq.models import FAQEntry, FAQVector, text_hash
 
 FRESH, STALE, MISSING = "fresh", "stale", "missing"
@@ -58,7 +60,28 @@ def refresh(entry_ids: Iterable[int]) -> int:
             )
             for (entry, kind, text), vector in zip(to_embed, vectors, strict=True)
         )
+    # The vectors are committed: build the shops' search indexes now, so that the next customer
+    # (in any process) loads them instead of waiting for them.
+    for shop_id in sorted({entry.shop_id for entry in entries}):
+        retrieval.update_index_if_changed(shop_id)
     return len(to_embed)
+
+
+def reindex_later(shop_ids: Iterable[int]) -> None:
+    """Rebuild these shops' search indexes once the current transaction commits, if their
+    published vectors changed without a re-embedding: entries deleted, or published or hidden in
+    bulk (queryset.update sends no signal)."""
+    # Deleting 1,000 entries sends 1,000 signals: one rebuild per shop and transaction is enough.
+    # (run_on_commit holds the callbacks waiting for this transaction; a rollback drops them.)
+    waiting = {
+        getattr(callback, "shop_id", None)
+        for _, callback, _ in transaction.get_connection().run_on_commit
+    }
+    for shop_id in sorted(set(shop_ids) - waiting):
+        reindex = partial(retrieval.update_index_if_changed, shop_id)
+        reindex.shop_id = shop_id
+        # robust: as for refresh; the first search builds the index if this failed.
+        transaction.on_commit(reindex, robust=True)
 
 
 _batch = threading.local()

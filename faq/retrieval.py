@@ -38,14 +38,17 @@ How confidence is decided, per shop, from the shop's own FAQ only (never from cu
   scores that entry within 0.25 of the bar, or every word of the turn is in the shop's FAQ.
 - "Did you mean": when not confident, up to three of the five best hits within 0.35 of the bar
   (for a follow-up, also on the turn's own words), none for plainly off-topic text.
-The shop's index (threshold, classifier, word statistics) is rebuilt when its published vectors
-change, and cached per process.
+The shop's index (threshold, classifier, word statistics) is built when its entries change, after
+the re-embedding commits (faq/indexing.py), and stored in the SearchIndex table; each process keeps
+the most recently searched RETRIEVAL_CACHE_SHOPS of them in memory. Search reads the signature of
+the shop's published vectors with its nearest vectors, so a process notices another's edit.
 """
 
 from __future__ import annotations
 
+import io
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -56,7 +59,7 @@ from django.db.models import Count, Sum
 from scipy import sparse
 
 from faq import embedding
-from faq.models import FAQEntry, FAQVector, Shop
+from faq.models import FAQEntry, FAQVector, SearchIndex, Shop
 
 BEST_TWO_MIX = 0.6
 VOTE_NEIGHBOURS = 10
@@ -158,6 +161,34 @@ class Lexicon:
         )
         self.weights = sparse.csr_matrix(saturation.multiply(self.idf[:, None]))
 
+    def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        """The lexicon as plain arrays (for ShopIndex.to_bytes); words joined by NUL, which
+        PostgreSQL text never holds."""
+        words = sorted(self.vocabulary, key=self.vocabulary.__getitem__)
+        return {
+            f"{prefix}_words": np.frombuffer("\0".join(words).encode(), dtype=np.uint8),
+            f"{prefix}_idf": self.idf,
+            f"{prefix}_data": self.weights.data,
+            f"{prefix}_indices": self.weights.indices,
+            f"{prefix}_indptr": self.weights.indptr,
+            f"{prefix}_shape": np.array(self.weights.shape),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays, prefix: str) -> Lexicon:
+        lexicon = cls.__new__(cls)
+        joined = arrays[f"{prefix}_words"].tobytes().decode()
+        words = joined.split("\0") if joined else []
+        lexicon.vocabulary = {word: number for number, word in enumerate(words)}
+        lexicon.idf = arrays[f"{prefix}_idf"]
+        shape = tuple(int(n) for n in arrays[f"{prefix}_shape"])
+        lexicon.weights = sparse.csr_matrix(
+            (arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]),
+            shape=shape,
+        )
+        lexicon.size = shape[1]
+        return lexicon
+
     def scores(self, words: list[str]) -> np.ndarray:
         """(entries,) BM25 scores of one text."""
         return self.scores_many([words])[0]
@@ -198,6 +229,35 @@ class ShopIndex:
     lexicon: Lexicon  # questions and phrasings
     full_lexicon: Lexicon  # questions, phrasings and answers
     classifier: np.ndarray | None  # (dimensions, entries) ridge weights, with phrasings only
+
+    def to_bytes(self) -> bytes:
+        """The index as an .npz file (plain arrays, no pickle), for the SearchIndex table."""
+        arrays = {
+            "signature": np.array(self.signature, dtype=np.int64),
+            "entry_ids": self.entry_ids,
+            "threshold": np.array(self.threshold),
+            "phrasing_calibrated": np.array(self.phrasing_calibrated),
+            **self.lexicon.to_arrays("lexicon"),
+            **self.full_lexicon.to_arrays("full"),
+        }
+        if self.classifier is not None:
+            arrays["classifier"] = self.classifier
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ShopIndex:
+        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            return cls(
+                signature=tuple(int(n) for n in arrays["signature"]),
+                entry_ids=arrays["entry_ids"],
+                threshold=float(arrays["threshold"]),
+                phrasing_calibrated=bool(arrays["phrasing_calibrated"]),
+                lexicon=Lexicon.from_arrays(arrays, "lexicon"),
+                full_lexicon=Lexicon.from_arrays(arrays, "full"),
+                classifier=arrays["classifier"] if "classifier" in arrays.files else None,
+            )
 
 
 def search(shop: Shop, text: str, limit: int = 5, context: list[str] | None = None) -> SearchResult:
@@ -477,37 +537,116 @@ def build_index(
     )
 
 
-_indexes: dict[int, ShopIndex] = {}
-_indexes_lock = threading.Lock()
+class IndexCache:
+    """The shop indexes one process holds, at most `size` (RETRIEVAL_CACHE_SHOPS): the least
+    recently used shop is dropped first, and loaded again from the database when next searched."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._indexes: OrderedDict[int, ShopIndex] = OrderedDict()
+        self._lock = threading.Lock()  # searches run on many threads
+
+    def get(self, shop_id: int, signature: tuple) -> ShopIndex | None:
+        with self._lock:
+            index = self._indexes.get(shop_id)
+            if index is None or index.signature != signature:
+                return None
+            self._indexes.move_to_end(shop_id)
+            return index
+
+    def put(self, shop_id: int, index: ShopIndex) -> None:
+        with self._lock:
+            self._indexes[shop_id] = index
+            self._indexes.move_to_end(shop_id)
+            while len(self._indexes) > self.size:
+                self._indexes.popitem(last=False)
+
+    def __contains__(self, shop_id: int) -> bool:
+        return shop_id in self._indexes
+
+    def __len__(self) -> int:
+        return len(self._indexes)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._indexes.clear()
+
+
+cache = IndexCache(settings.RETRIEVAL_CACHE_SHOPS)
 
 
 def shop_index(shop: Shop, signature: tuple) -> ShopIndex:
-    """The shop's cached index, rebuilt when the signature of its published vectors changed."""
-    cached = _indexes.get(shop.pk)
-    if cached and cached.signature == signature:
-        return cached
-    rows = list(
-        _published_vectors(shop).order_by("id").values_list("entry_id", "kind", "text", "embedding")
+    """The shop's index for this signature of its published vectors: from this process's cache,
+    else the one stored when its entries last changed (one query), else built now (and stored)."""
+    index = cache.get(shop.pk, signature)
+    if index is not None:
+        return index
+    stored = (
+        SearchIndex.objects.filter(
+            shop_id=shop.pk, vector_count=signature[0], vector_id_sum=signature[1]
+        )
+        .values_list("data", flat=True)
+        .first()
     )
-    vectors = np.array([row[3] for row in rows], dtype=np.float32)
-    if not rows:  # everything was unpublished since the signature was read
+    # Built here only when nothing stored matches: e.g. a migration or a bulk update changed the
+    # vectors without going through faq/indexing.py.
+    index = ShopIndex.from_bytes(bytes(stored)) if stored is not None else update_index(shop.pk)
+    cache.put(shop.pk, index)
+    return index
+
+
+def update_index(shop_id: int) -> ShopIndex:
+    """Build the shop's index from its published vectors now, store it for every process, and
+    keep it in this one's cache. faq/indexing.py calls it after each change to entries commits, so
+    the customer who asks next does not wait for it."""
+    rows = list(
+        _published_vectors(shop_id)
+        .order_by("id")
+        .values_list("id", "entry_id", "kind", "text", "embedding")
+    )
+    # The signature search reads from the same rows (count and sum of ids, see _nearest_vectors).
+    signature = (len(rows), sum(row[0] for row in rows))
+    vectors = np.array([row[4] for row in rows], dtype=np.float32)
+    if not rows:
         vectors = np.zeros((0, settings.EMBEDDING_DIMENSIONS), dtype=np.float32)
     # Words of the texts BM25 counts (the sentences are in the question + answer text already).
     counted = (FAQVector.QUESTION, FAQVector.ALTERNATIVE, FAQVector.QUESTION_ANSWER)
-    words = _words([row[2] if row[1] in counted else "" for row in rows])
-    index = build_index(signature, [r[0] for r in rows], [r[1] for r in rows], vectors, words)
-    with _indexes_lock:
-        _indexes[shop.pk] = index
+    words = _words([row[3] if row[2] in counted else "" for row in rows])
+    index = build_index(signature, [r[1] for r in rows], [r[2] for r in rows], vectors, words)
+    SearchIndex.objects.update_or_create(
+        shop_id=shop_id,
+        defaults={
+            "vector_count": signature[0],
+            "vector_id_sum": signature[1],
+            "data": index.to_bytes(),
+        },
+    )
+    cache.put(shop_id, index)
     return index
+
+
+def update_index_if_changed(shop_id: int) -> None:
+    """update_index, unless the stored index already matches the shop's published vectors (a
+    change of category only, or the second of several deletes in one transaction)."""
+    signature = _signature(shop_id)
+    if not signature[0] and not Shop.objects.filter(pk=shop_id).exists():
+        return  # the shop itself was deleted (its entries' deletes called this)
+    if not SearchIndex.objects.filter(
+        shop_id=shop_id, vector_count=signature[0], vector_id_sum=signature[1]
+    ).exists():
+        update_index(shop_id)
 
 
 def shop_threshold(shop: Shop) -> float | None:
     """The shop's current confidence threshold (for the admin), or None without vectors."""
-    totals = _published_vectors(shop).aggregate(count=Count("id"), id_sum=Sum("id"))
-    if not totals["count"]:
-        return None
-    # The same signature as search's window totals, so both share the cached index.
-    return shop_index(shop, (totals["count"], totals["id_sum"])).threshold
+    signature = _signature(shop.pk)
+    return shop_index(shop, signature).threshold if signature[0] else None
+
+
+def _signature(shop_id: int) -> tuple[int, int]:
+    """(count, sum of ids) of the shop's published vectors: the same as search's window totals."""
+    totals = _published_vectors(shop_id).aggregate(count=Count("id"), id_sum=Sum("id"))
+    return totals["count"], totals["id_sum"] or 0
 
 
 _SHOP_VECTORS = """
@@ -521,26 +660,33 @@ def _nearest_vectors(shop: Shop, query: np.ndarray, text: str) -> tuple[list[tup
     """(entry_id, kind, similarity, count, id_sum) of the shop's nearest published vectors, and
     the words of `text`.
 
-    The scan is exact over the shop's own rows (a small shop has hundreds, a big one thousands):
-    the HNSW index serves whole-table queries, but filtered by shop it could miss entries.
-    The window totals are over all the shop's vectors and tell when the shop index is stale.
+    The scan is exact over the shop's own rows (a small shop has hundreds, a big one thousands;
+    there is no vector index: an approximate whole-table one, filtered by shop, could miss
+    entries). The window totals are over all the shop's vectors and tell when the shop index is
+    stale.
+
+    The text's words come in the same round trip: a UNION ALL row of their own, first (its
+    similarity 2 is above any cosine similarity), so a shop without vectors still gets them.
     """
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            WITH shop_vectors AS MATERIALIZED ({_SHOP_VECTORS})
-            SELECT entry_id, kind, 1 - (embedding <=> %s::vector) AS similarity,
-                   COUNT(*) OVER (), SUM(id) OVER ()
-            FROM shop_vectors
-            ORDER BY similarity DESC
-            LIMIT %s
+            (SELECT NULL::bigint, NULL, 2.0::float8, NULL::bigint, NULL::numeric,
+                    {_LEXEMES_SQL.format("%s")})
+            UNION ALL
+            (WITH shop_vectors AS MATERIALIZED ({_SHOP_VECTORS})
+             SELECT entry_id, kind, 1 - (embedding <=> %s::vector) AS similarity,
+                    COUNT(*) OVER (), SUM(id) OVER (), NULL::text[]
+             FROM shop_vectors
+             ORDER BY similarity DESC
+             LIMIT %s)
+            ORDER BY 3 DESC
             """,
-            [shop.pk, embedding.model_name(), query.tolist(), CANDIDATES],
+            [text, shop.pk, embedding.model_name(), query.tolist(), CANDIDATES],
         )
         rows = cursor.fetchall()
-        cursor.execute(f"SELECT {_LEXEMES_SQL.format('%s')}", [text])
-        words = cursor.fetchone()[0]
-    return rows, words
+    words = rows[0][5]
+    return [row[:5] for row in rows[1:]], words
 
 
 def _words(texts: list[str]) -> list[list[str]]:
@@ -559,7 +705,7 @@ def _words(texts: list[str]) -> list[list[str]]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def _published_vectors(shop: Shop):
+def _published_vectors(shop_id: int):
     return FAQVector.objects.filter(
-        entry__shop=shop, entry__published=True, model_name=embedding.model_name()
+        entry__shop_id=shop_id, entry__published=True, model_name=embedding.model_name()
     )

@@ -256,6 +256,10 @@ CHAT_THREADS = envint("CHAT_THREADS", "0")
 SEARCH_SLOTS = envint("SEARCH_SLOTS", "0")
 # Load the model when the ASGI server starts, so the first customer does not wait for it.
 EMBEDDING_WARM_ON_START = envbool("EMBEDDING_WARM_ON_START", "True")
+# Shops whose search index (threshold, classifier, word statistics) a process keeps in memory;
+# past it the least recently searched shop is dropped, and loaded again from the database (a few
+# milliseconds) when next searched. See README "Speed" for the memory per shop.
+RETRIEVAL_CACHE_SHOPS = max(1, envint("RETRIEVAL_CACHE_SHOPS", "1000"))
 
 # --- Claude ----------------------------------------------------------------------------------
 ANTHROPIC_API_KEY = os.getenv("ANTHROPIC_API_KEY", "").strip()

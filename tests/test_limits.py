@@ -16,6 +16,7 @@ import redis
 from channels.db import database_sync_to_async as db
 from django.utils import timezone
 
+from faq.models import month_start
 from tests.fake_anthropic import FakeAnthropic
 from tests.support import (
     ANSWER_TIMEOUT,
@@ -25,7 +26,7 @@ from tests.support import (
     messages_of,
     require_redis,
 )
-from widget.chat import budget, limits
+from widget.chat import limits
 from widget.models import Conversation, Message
 
 pytestmark = [
@@ -248,19 +249,19 @@ def spend(shop, tokens: int, when=None) -> None:
 def test_tokens_used_counts_this_month_and_this_shop_only(demo_shop, demo_texts_embedded):
     other = make_demo_shop(demo_texts_embedded, name="Another shop")
     spend(demo_shop, 1000)
-    spend(demo_shop, 400, when=budget.month_start() - timedelta(seconds=1))  # last month
+    spend(demo_shop, 400, when=month_start() - timedelta(seconds=1))  # last month
     spend(other, 5000)
-    assert budget.tokens_used(demo_shop) == 1000
+    assert demo_shop.tokens_used() == 1000
     demo_shop.monthly_token_budget = 0
-    assert budget.claude_allowed(demo_shop)  # 0: no limit
+    assert demo_shop.within_token_budget()  # 0: no limit
     demo_shop.monthly_token_budget = 1001
-    assert budget.claude_allowed(demo_shop)
+    assert demo_shop.within_token_budget()
     demo_shop.monthly_token_budget = 1000
-    assert not budget.claude_allowed(demo_shop)
+    assert not demo_shop.within_token_budget()
     # The month turns: the budget is whole again.
-    next_month = budget.month_start() + timedelta(days=40)
-    assert budget.tokens_used(demo_shop, now=next_month) == 0
-    assert budget.month_start(timezone.now()).day == 1
+    next_month = month_start() + timedelta(days=40)
+    assert demo_shop.tokens_used(now=next_month) == 0
+    assert month_start(timezone.now()).day == 1
 
 
 async def test_a_spent_budget_answers_from_the_faq_without_an_error(demo_shop, settings):
@@ -281,7 +282,7 @@ async def test_a_spent_budget_answers_from_the_faq_without_an_error(demo_shop, s
         assert len(fake.requests) == 1  # Claude was not called again
     stored = await messages_of(conversation)
     assert [m.mode for m in stored if m.role == Message.BOT] == ["llm", "faq", "fallback"]
-    assert await db(budget.tokens_used)(demo_shop) == 510
+    assert await db(demo_shop.tokens_used)() == 510
 
 
 # --- Production settings ----------------------------------------------------------------------

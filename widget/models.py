@@ -40,6 +40,10 @@ class Conversation(models.Model):
         what the shop says reaches the customer through it (Handoff.reply)."""
         return f"chat.{self.pk}"
 
+    def answer_to(self, ask_id: str) -> Message | None:
+        """The stored answer to that ask of this conversation, if there is one."""
+        return self.messages.filter(role=Message.BOT, ask_id=ask_id).first()
+
 
 class MessageQuerySet(QuerySet):
     def unhelpful_answers(self) -> MessageQuerySet:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -27,6 +26,7 @@ from django.conf import settings
 
 from faq.models import Shop
 from faq.retrieval import Hit
+from widget.chat.loops import per_event_loop
 
 logger = logging.getLogger(__name__)
 
@@ -63,26 +63,23 @@ class ClaudeResult:
     output_tokens: int = 0
 
 
-# One client per event loop: daphne runs one loop per process, so in production this is one
-# client (and one connection pool) per process. Keying by loop keeps tests, which run each test in
-# a fresh loop, from reusing connections bound to a closed loop.
-_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+@per_event_loop
+def _make_client(config: tuple[str, str | None, float]) -> anthropic.AsyncAnthropic:
+    key, base_url, timeout = config
+    return anthropic.AsyncAnthropic(
+        api_key=key,
+        base_url=base_url,  # None: the SDK's own ANTHROPIC_BASE_URL or the real API
+        timeout=timeout,
+        # A retry after a 429 or 529 would keep the customer waiting; the FAQ answer is ready.
+        max_retries=0,
+    )
 
 
 def _client() -> anthropic.AsyncAnthropic:
-    loop = asyncio.get_running_loop()
-    config = (settings.ANTHROPIC_API_KEY, settings.ANTHROPIC_BASE_URL, settings.ANTHROPIC_TIMEOUT)
-    cached = _clients.get(loop)
-    if cached is None or cached[0] != config:
-        client = anthropic.AsyncAnthropic(
-            api_key=config[0],
-            base_url=config[1],  # None: the SDK's own ANTHROPIC_BASE_URL or the real API
-            timeout=config[2],
-            # A retry after a 429 or 529 would keep the customer waiting; the FAQ answer is ready.
-            max_retries=0,
-        )
-        cached = _clients[loop] = (config, client)
-    return cached[1]
+    """One client (one connection pool) per event loop, i.e. per server process."""
+    return _make_client(
+        (settings.ANTHROPIC_API_KEY, settings.ANTHROPIC_BASE_URL, settings.ANTHROPIC_TIMEOUT)
+    )
 
 
 def system_prompt(shop: Shop) -> list[dict]:

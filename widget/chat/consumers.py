@@ -37,6 +37,7 @@ from widget.chat.protocol import (
     error_frame,
     read_frame,
 )
+from widget.chat.texts import widget_texts
 from widget.models import Conversation, CustomerWording, Message
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def open_conversation(shop: Shop, handshake: Handshake) -> tuple[Conversation, d
             "accent": shop.accent_color,
             "position": shop.position,
         },
+        "texts": widget_texts(shop.language),
         "history": history,
         # What the "Talk to a person" form asks for (docs/protocol.md, `handoff`).
         "handoff": {"phone": shop.phone_callbacks, "reply_time": shop.reply_time},

@@ -30,12 +30,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-import weakref
 from collections import deque
 from dataclasses import dataclass
 
 from django.conf import settings
 
+from widget.chat.loops import per_event_loop
 from widget.chat.protocol import Ask, Close, Closing, ErrorCode, Refused
 
 logger = logging.getLogger(__name__)
@@ -186,20 +186,12 @@ class RedisCounters:
 
 _memory = MemoryCounters()
 # One Redis client per event loop, like the Claude client: its connections belong to that loop.
-_redis: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_redis = per_event_loop(RedisCounters)
 
 
-def counters():
+def counters() -> MemoryCounters | RedisCounters:
     """The counters for this process's settings: Redis with REDIS_URL, else process memory."""
-    import asyncio
-
-    if not settings.REDIS_URL:
-        return _memory
-    loop = asyncio.get_running_loop()
-    cached = _redis.get(loop)
-    if cached is None or cached[0] != settings.REDIS_URL:
-        cached = _redis[loop] = (settings.REDIS_URL, RedisCounters(settings.REDIS_URL))
-    return cached[1]
+    return _redis(settings.REDIS_URL) if settings.REDIS_URL else _memory
 
 
 def reset_memory() -> None:

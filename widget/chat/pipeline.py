@@ -3,33 +3,35 @@ The answer pipeline: one customer question in, exactly one saved answer out.
 
 `answer(conversation, ask_id, text, on_delta)` runs these steps:
 
-1. Save the customer's message before anything else, so nothing a customer typed is lost even if
-   every later step fails. The (conversation, role, ask_id) unique constraint makes this the
-   de-duplication point: an ask id that was already answered returns the stored answer at once.
-2. Retrieve (`faq.retrieval.search`) with the customer's earlier questions as context: retrieval
-   decides whether the new text is a follow-up ("and on Sundays?") and never lets a turn that
-   stands on its own borrow the earlier topic's confidence. When it is not confident it also
-   returns "did you mean" suggestions, which a fallback answer carries. An ask that names an
+1. `save_question`: the customer's message before anything else, so nothing a customer typed is
+   lost even if every later step fails. The (conversation, role, ask_id) unique constraint makes
+   this the de-duplication point: an ask id that was already answered returns the stored answer
+   at once.
+2. `retrieve` (`faq.retrieval.search`) with the customer's earlier questions as context:
+   retrieval decides whether the new text is a follow-up ("and on Sundays?") and never lets a
+   turn that stands on its own borrow the earlier topic's confidence. When it is not confident it
+   also returns "did you mean" suggestions, which a fallback answer carries. An ask that names an
    entry (a click on a suggestion) skips the search: that published entry of the shop is the
    answer's one confident hit, and the click is recorded as a customer wording for the owner
    (widget.models.CustomerWording).
-3. With settings.ANTHROPIC_API_KEY set, Claude on for the shop, the shop's monthly token budget
-   not spent (widget/chat/budget.py) and any entries found: stream the answer from Claude
-   (widget.chat.claude.stream_answer), forwarding each chunk through `on_delta`. Sources are the
-   entries Claude cited. Mode "llm".
-4. With no key, Claude off, the budget spent, or Claude failing (timeout, 429, 5xx, 529, a cut or
-   stalled stream, an SSE error): the best entry's answer word for word when retrieval is
-   confident (mode "faq", sources = that entry), else the shop's fallback message (mode
-   "fallback"; the consumer attaches the contact route). Deltas already sent are superseded by the
-   answer frame's text.
-5. Save the answer with its mode, sources, best score, confidence, latency and token usage. If
-   another connection saved an answer to the same ask first, that stored answer is returned
-   instead, so an ask never has two answers.
+3. `answer_from_claude` when `claude_available` (settings.ANTHROPIC_API_KEY set, Claude on for
+   the shop, the shop's monthly token budget not spent: `Shop.within_token_budget`) and any
+   entries were found: stream the answer from Claude (widget.chat.claude.stream_answer),
+   forwarding each chunk through `on_delta`. Sources are the entries Claude cited. Mode "llm".
+4. `answer_from_faq` with no key, Claude off, the budget spent, or Claude failing (timeout, 429,
+   5xx, 529, a cut or stalled stream, an SSE error): the best entry's answer word for word when
+   retrieval is confident (mode "faq", sources = that entry), else the shop's fallback message
+   (mode "fallback"; the consumer attaches the contact route). Deltas already sent are superseded
+   by the answer frame's text.
+5. `save_answer`: the answer with its mode, sources, best score, confidence, latency and token
+   usage. If another connection saved an answer to the same ask first, that stored answer is
+   returned instead, so an ask never has two answers.
 
 Everything touching the ORM or the embedding model runs in worker threads. Without Claude, steps
-1, 2, 4 and 5 run in one thread hop and on one database connection: that path is the one that has
-to be fast (`manage.py bench_chat`). Both writes are ordinary durable commits: a customer's
-question is the owner's data, and a few milliseconds of fsync are nothing at chatting speed.
+1, 2, 4 and 5 run in one thread hop (`prepare`) and on one database connection: that path is the
+one that has to be fast (`manage.py bench_chat`). Both writes are ordinary durable commits: a
+customer's question is the owner's data, and a few milliseconds of fsync are nothing at chatting
+speed.
 """
 
 from __future__ import annotations
@@ -48,9 +50,9 @@ from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
 
 from faq import retrieval
-from faq.models import FAQEntry
+from faq.models import FAQEntry, Shop
 from faq.retrieval import Hit, SearchResult
-from widget.chat import budget, claude
+from widget.chat import claude
 from widget.models import Conversation, CustomerWording, Message
 
 logger = logging.getLogger(__name__)
@@ -124,8 +126,10 @@ def source_list(entries) -> list[dict]:
     return [{"id": entry.pk, "question": entry.question} for entry in entries]
 
 
-def without_claude(conversation: Conversation, result: SearchResult) -> dict:
-    """Step 4: the answer fields when Claude is off, missing or failed."""
+def answer_from_faq(shop: Shop, result: SearchResult) -> dict:
+    """Step 4 without Claude (off, missing, out of budget or failed): the fields of the answer,
+    the best entry word for word when retrieval is confident, else the shop's fallback message
+    with "did you mean" suggestions."""
     best = result.best
     if result.confident and best is not None:
         return {
@@ -134,11 +138,27 @@ def without_claude(conversation: Conversation, result: SearchResult) -> dict:
             "sources": source_list([best.entry]),
         }
     return {
-        "text": conversation.shop.fallback_message,
+        "text": shop.fallback_message,
         "mode": Message.FALLBACK,
         "sources": [],
         "suggestions": source_list(hit.entry for hit in result.suggestions),
     }
+
+
+def answer_from_claude(reply: claude.ClaudeResult, result: SearchResult) -> dict:
+    """Step 3's answer fields: Claude's text, the entries it cited as sources, its tokens."""
+    entries = {hit.entry.pk: hit.entry for hit in result.hits}
+    fields = {
+        "text": reply.text,
+        "mode": Message.LLM,
+        "sources": source_list(entries[pk] for pk in reply.cited_entry_ids),
+        "input_tokens": reply.input_tokens,
+        "output_tokens": reply.output_tokens,
+    }
+    if not reply.cited_entry_ids and not result.confident:
+        # Claude saw the candidates and used none: offer them as "did you mean" anyway.
+        fields["suggestions"] = source_list(hit.entry for hit in result.suggestions)
+    return fields
 
 
 def chosen(entry: FAQEntry) -> SearchResult:
@@ -188,19 +208,60 @@ def save_answer(
                 **fields,
             )
     except IntegrityError:
-        return Message.objects.get(
-            conversation=conversation, role=Message.BOT, ask_id=question.ask_id
-        )
+        return conversation.answer_to(question.ask_id)
 
 
-def use_claude(conversation: Conversation) -> bool:
-    """Synchronous (the budget is an ORM query): Claude on, and the shop's monthly token budget
-    not spent (widget/chat/budget.py); otherwise the answer comes from the FAQ, without an error."""
-    return (
-        bool(settings.ANTHROPIC_API_KEY)
-        and conversation.shop.use_claude
-        and budget.claude_allowed(conversation.shop)
-    )
+def claude_available(shop: Shop) -> bool:
+    """Synchronous (the budget is a query): an API key, Claude on for the shop (the field
+    Shop.use_claude) and the shop's monthly token budget not spent; otherwise the answer comes
+    from the FAQ, without an error."""
+    return bool(settings.ANTHROPIC_API_KEY) and shop.use_claude and shop.within_token_budget()
+
+
+def save_question(
+    conversation: Conversation, ask_id: str, text: str, entry: FAQEntry | None
+) -> tuple[Message, Message | None]:
+    """Step 1: the question, and the stored answer when this ask id was answered before (a
+    re-sent ask keeps its first text)."""
+    try:
+        with transaction.atomic():
+            question = Message.objects.create(
+                conversation=conversation, role=Message.USER, ask_id=ask_id, text=text, entry=entry
+            )
+    except IntegrityError:
+        question = Message.objects.get(conversation=conversation, role=Message.USER, ask_id=ask_id)
+        return question, conversation.answer_to(ask_id)
+    if entry is not None:
+        record_click(conversation, question, entry)
+    return question, None
+
+
+def earlier_turns(conversation: Conversation, question: Message) -> list[tuple[str, str, str]]:
+    """(role, ask id, text) of the messages before `question`, oldest first, as many as Claude
+    sees and one more question for a follow-up's context."""
+    return list(
+        conversation.messages.filter(id__lt=question.id)
+        .order_by("-id")
+        .values_list("role", "ask_id", "text")[: 2 * claude.HISTORY_PAIRS + 2]
+    )[::-1]
+
+
+def retrieve(
+    conversation: Conversation, question: Message, entry: FAQEntry | None, earlier: list
+) -> SearchResult:
+    """Step 2: the entries for the question, the customer's earlier questions as context (the
+    latest gives a follow-up its topic). A click chose its entry: no search, no threshold."""
+    if entry is not None:
+        return chosen(entry)
+    context = [text for role, _, text in earlier if role == Message.USER]
+    with _search_slots:
+        return retrieval.search(conversation.shop, question.text, SEARCH_LIMIT, context)
+
+
+def claude_history(earlier: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
+    """Claude's view of the conversation: the earlier (question, answer) pairs."""
+    questions = {ask: text for role, ask, text in earlier if role == Message.USER}
+    return [(questions[a], t) for role, a, t in earlier if role == Message.BOT and a in questions]
 
 
 @db_thread
@@ -211,6 +272,7 @@ def prepare(
     started: float,
     entry_id: int | None = None,
 ) -> Prepared:
+    """Steps 1 and 2, and without Claude 4 and 5 too: one thread hop, one connection."""
     entry = None
     if entry_id is not None:
         entry = FAQEntry.objects.filter(
@@ -218,55 +280,20 @@ def prepare(
         ).first()
         if entry is None:
             # Already answered (the entry was unpublished since): the stored answer stands.
-            stored = Message.objects.filter(
-                conversation=conversation, role=Message.BOT, ask_id=ask_id
-            ).first()
+            stored = conversation.answer_to(ask_id)
             if stored is None:
                 raise UnknownEntry(entry_id)
             return Prepared(stored, answer=stored)
 
-    # Step 1: the question first. A re-sent ask id keeps its first text.
-    try:
-        with transaction.atomic():
-            question = Message.objects.create(
-                conversation=conversation, role=Message.USER, ask_id=ask_id, text=text, entry=entry
-            )
-    except IntegrityError:
-        question = Message.objects.get(conversation=conversation, role=Message.USER, ask_id=ask_id)
-        stored = Message.objects.filter(
-            conversation=conversation, role=Message.BOT, ask_id=ask_id
-        ).first()
-        if stored is not None:
-            return Prepared(question, answer=stored)
-    else:
-        if entry is not None:
-            record_click(conversation, question, entry)
-
-    # Step 2: the latest earlier question gives a follow-up its context; the earlier pairs are
-    # Claude's view of the conversation.
-    earlier = list(
-        conversation.messages.filter(id__lt=question.id)
-        .order_by("-id")
-        .values_list("role", "ask_id", "text")[: 2 * claude.HISTORY_PAIRS + 2]
-    )[::-1]
-    if entry is not None:
-        result = chosen(entry)  # the customer chose: no search, no threshold
-    else:
-        context = [t for role, _, t in earlier if role == Message.USER]
-        with _search_slots:
-            result = retrieval.search(conversation.shop, question.text, SEARCH_LIMIT, context)
-
-    if use_claude(conversation) and result.hits:
-        questions = {a: t for role, a, t in earlier if role == Message.USER}
-        history = [
-            (questions[a], t) for role, a, t in earlier if role == Message.BOT and a in questions
-        ]
-        return Prepared(question, result=result, history=history)
-    # No Claude: steps 4 and 5 right here, on the same thread and connection.
-    answer = save_answer(
-        conversation, question, result, started, without_claude(conversation, result)
-    )
-    return Prepared(question, answer=answer, result=result)
+    question, stored = save_question(conversation, ask_id, text, entry)
+    if stored is not None:
+        return Prepared(question, answer=stored)
+    earlier = earlier_turns(conversation, question)
+    result = retrieve(conversation, question, entry, earlier)
+    if claude_available(conversation.shop) and result.hits:
+        return Prepared(question, result=result, history=claude_history(earlier))
+    fields = answer_from_faq(conversation.shop, result)
+    return Prepared(question, save_answer(conversation, question, result, started, fields), result)
 
 
 async def answer(
@@ -289,7 +316,6 @@ async def answer(
     if prepared.answer is not None:
         return prepared.answer
 
-    # Step 3.
     result = prepared.result
     try:
         reply = await claude.stream_answer(
@@ -299,21 +325,11 @@ async def answer(
         logger.warning(
             "Claude failed for shop %s, answering from the FAQ: %s", conversation.shop_id, exc
         )
-        fields = without_claude(conversation, result)
+        fields = answer_from_faq(conversation.shop, result)
     except Exception:
         # A bug must cost the customer nothing more than the Claude part of the answer.
         logger.exception("Unexpected error from the Claude call; answering from the FAQ")
-        fields = without_claude(conversation, result)
+        fields = answer_from_faq(conversation.shop, result)
     else:
-        entries = {hit.entry.pk: hit.entry for hit in result.hits}
-        fields = {
-            "text": reply.text,
-            "mode": Message.LLM,
-            "sources": source_list(entries[pk] for pk in reply.cited_entry_ids),
-            "input_tokens": reply.input_tokens,
-            "output_tokens": reply.output_tokens,
-        }
-        if not reply.cited_entry_ids and not result.confident:
-            # Claude saw the candidates and used none: offer them as "did you mean" anyway.
-            fields["suggestions"] = source_list(hit.entry for hit in result.suggestions)
+        fields = answer_from_claude(reply, result)
     return await db_thread(save_answer)(conversation, prepared.question, result, started, fields)

@@ -1,22 +1,38 @@
+"""
+`/widget.js`, the embeddable script: gzipped when the browser accepts it (every browser does),
+cached briefly with an ETag per representation, and loadable from any website; what a website may
+then do with a shop's key is decided per shop on the websocket (allowed origins).
+
+Django does the HTTP: `condition` answers If-None-Match with a 304, `cache_control` and
+`vary_on_headers` set their headers (on the 304 too). The file is read and compressed once per
+version of it, not on every page view of every shop. (WhiteNoise, which serves the other static
+files, would give both encodings one ETag and serve gzip to `gzip;q=0`.)
+"""
+
+from __future__ import annotations
+
 import gzip
 import hashlib
-from functools import lru_cache
+from collections.abc import Callable
+from functools import lru_cache, wraps
 from pathlib import Path
 
 from django.http import HttpRequest, HttpResponse
-from django.utils.cache import get_conditional_response, patch_vary_headers
-from django.views.decorators.http import require_safe
+from django.http.request import MediaType
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import condition, require_safe
+from django.views.decorators.vary import vary_on_headers
 
 WIDGET_JS = Path(__file__).resolve().parent.parent / "static" / "widget" / "widget.js"
 # Browsers use a cached copy for 5 minutes, then for up to a day more while revalidating in the
 # background: a fix reaches every shop's pages within minutes, and revalidation costs a 304.
-CACHE_CONTROL = "public, max-age=300, stale-while-revalidate=86400"
+CACHE = {"public": True, "max_age": 300, "stale_while_revalidate": 86400}
+CACHE_CONTROL = "public, max-age=300, stale-while-revalidate=86400"  # what CACHE sends
 
 
 @lru_cache(maxsize=2)
 def _bodies(stamp: tuple[int, int]) -> dict[str, tuple[bytes, str]]:
-    """encoding -> (body, ETag) for the file as of `stamp` (mtime, size); read and compressed once
-    per version of the file, not on every page view of every shop."""
+    """encoding -> (body, ETag) for the file as of `stamp` (mtime, size)."""
     plain = WIDGET_JS.read_bytes()
     digest = hashlib.sha256(plain).hexdigest()[:16]
     # mtime=0: the same file always compresses to the same bytes (and so matches its ETag).
@@ -25,34 +41,38 @@ def _bodies(stamp: tuple[int, int]) -> dict[str, tuple[bytes, str]]:
     return {"identity": (plain, f'"{digest}"'), "gzip": (packed, f'"{digest}-gz"')}
 
 
-def widget_bodies() -> dict[str, tuple[bytes, str]]:
+def representation(request: HttpRequest) -> tuple[str, bytes, str]:
+    """(encoding, body, ETag) of the script for this request."""
     stat = WIDGET_JS.stat()
-    return _bodies((stat.st_mtime_ns, stat.st_size))
+    # Accept-Encoding has Accept's grammar (coding;q=…), so Django's parser of the one reads the
+    # other; q=0 means "not acceptable".
+    codings = [MediaType(c) for c in request.headers.get("Accept-Encoding", "").split(",")]
+    gzipped = any(c.main_type == "gzip" and c.quality != 0 for c in codings)
+    encoding = "gzip" if gzipped else "identity"
+    return encoding, *_bodies((stat.st_mtime_ns, stat.st_size))[encoding]
 
 
-def accepts_gzip(request: HttpRequest) -> bool:
-    for part in request.headers.get("Accept-Encoding", "").split(","):
-        name, _, params = part.strip().partition(";")
-        if name.strip().lower() == "gzip":
-            return params.replace(" ", "").lower() not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
-    return False
+def from_any_website(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Any page may load the response (and its 304s) with a script tag or fetch."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        response["Access-Control-Allow-Origin"] = "*"
+        response["Cross-Origin-Resource-Policy"] = "cross-origin"
+        return response
+
+    return wrapped
 
 
 @require_safe
+@from_any_website
+@cache_control(**CACHE)
+@vary_on_headers("Accept-Encoding")
+@condition(etag_func=lambda request: representation(request)[2])
 def widget_js(request: HttpRequest) -> HttpResponse:
-    """The embeddable script: gzipped when the browser accepts it (every browser does), cached
-    briefly with an ETag, and loadable from any website; what a website may then do with a shop's
-    key is decided per shop on the websocket (allowed origins)."""
-    encoding = "gzip" if accepts_gzip(request) else "identity"
-    body, etag = widget_bodies()[encoding]
+    encoding, body, _ = representation(request)
     response = HttpResponse(body, content_type="text/javascript; charset=utf-8")
     if encoding == "gzip":
         response["Content-Encoding"] = "gzip"
-    response["ETag"] = etag
-    response["Cache-Control"] = CACHE_CONTROL
-    patch_vary_headers(response, ["Accept-Encoding"])
-    # A 304 when If-None-Match matches; it keeps ETag, Cache-Control and Vary.
-    response = get_conditional_response(request, etag=etag, response=response)
-    response["Access-Control-Allow-Origin"] = "*"
-    response["Cross-Origin-Resource-Policy"] = "cross-origin"
     return response

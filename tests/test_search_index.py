@@ -1,0 +1,99 @@
+"""The shops' search indexes: built when entries change (not on a customer's question), stored for
+every process, and held in a bounded per-process cache. Real model, real PostgreSQL."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from faq import retrieval
+from faq.models import FAQEntry, SearchIndex
+from faq.retrieval import IndexCache, ShopIndex, search
+
+
+def fake_index(signature: tuple) -> ShopIndex:
+    """A small index for the cache's own tests (its contents do not matter there)."""
+    return retrieval.build_index(
+        signature, [1, 2], ["question", "question"], np.eye(2, 384, dtype=np.float32), [[], []]
+    )
+
+
+def test_the_cache_is_bounded_and_drops_the_least_recently_used_shop():
+    cache = IndexCache(size=2)
+    cache.put(1, fake_index((1, 1)))
+    cache.put(2, fake_index((2, 2)))
+    assert cache.get(1, (1, 1)) is not None  # shop 1 is now the most recently used
+    cache.put(3, fake_index((3, 3)))
+    assert len(cache) == 2
+    assert 2 not in cache  # the least recently used went
+    assert 1 in cache and 3 in cache
+    # Another signature (the shop was edited elsewhere) is a miss, not a stale answer.
+    assert cache.get(1, (9, 9)) is None
+
+
+def test_a_stored_index_loads_back_the_same(demo_shop):
+    search(demo_shop, "opening hours")
+    stored = SearchIndex.objects.get(shop=demo_shop)
+    index = ShopIndex.from_bytes(bytes(stored.data))
+    built = retrieval.cache.get(demo_shop.pk, index.signature)
+    assert built is not None
+    assert index.threshold == built.threshold
+    assert index.phrasing_calibrated == built.phrasing_calibrated
+    np.testing.assert_array_equal(index.entry_ids, built.entry_ids)
+    assert index.full_lexicon.vocabulary == built.full_lexicon.vocabulary
+    np.testing.assert_allclose(
+        index.full_lexicon.weights.toarray(), built.full_lexicon.weights.toarray()
+    )
+    if built.classifier is not None:
+        np.testing.assert_array_equal(index.classifier, built.classifier)
+
+
+@pytest.mark.django_db
+def test_an_edit_builds_the_index_before_the_next_search_and_other_processes_see_it(
+    demo_shop, django_capture_on_commit_callbacks, monkeypatch
+):
+    search(demo_shop, "do you repair bicycles")
+    old_index = retrieval.cache.get(demo_shop.pk, before_signature := _signature(demo_shop))
+    assert old_index is not None
+
+    entry = FAQEntry.objects.get(shop=demo_shop, question="What are your opening hours?")
+    entry.alternatives += "\ndo you repair bicycles"
+    with django_capture_on_commit_callbacks(execute=True):
+        entry.save()  # re-embeds, then builds and stores the shop's index
+    stored = SearchIndex.objects.get(shop=demo_shop)
+    assert (stored.vector_count, stored.vector_id_sum) == _signature(demo_shop) != before_signature
+
+    # Another process still holds the old index: its next search sees the new signature and
+    # loads the stored index instead of building one.
+    retrieval.cache.put(demo_shop.pk, old_index)
+    built = []
+    monkeypatch.setattr(retrieval, "update_index", lambda shop_id: built.append(shop_id))
+    result = search(demo_shop, "do you repair bicycles")
+    assert built == []
+    assert result.best.entry == entry
+    assert retrieval.cache.get(demo_shop.pk, _signature(demo_shop)) is not None
+
+
+@pytest.mark.django_db
+def test_deleting_or_unpublishing_an_entry_rebuilds_the_stored_index(
+    demo_shop, django_capture_on_commit_callbacks
+):
+    search(demo_shop, "gift cards")
+    entry = FAQEntry.objects.get(shop=demo_shop, question="Do you sell gift cards?")
+    with django_capture_on_commit_callbacks(execute=True):
+        entry.delete()
+    stored = SearchIndex.objects.get(shop=demo_shop)
+    assert (stored.vector_count, stored.vector_id_sum) == _signature(demo_shop)
+    assert all(hit.entry.pk != entry.pk for hit in search(demo_shop, "gift cards").hits)
+
+
+@pytest.mark.django_db
+def test_without_a_stored_index_the_first_search_builds_one(demo_shop):
+    SearchIndex.objects.filter(shop=demo_shop).delete()
+    retrieval.cache.clear()
+    assert search(demo_shop, "What are your opening hours?").confident
+    assert SearchIndex.objects.filter(shop=demo_shop).exists()
+
+
+def _signature(shop) -> tuple[int, int]:
+    return retrieval._signature(shop.pk)

@@ -1,0 +1,51 @@
+"""
+Every text the chat widget shows, in one catalogue. The widget gets them in the shop's language
+in its `ready` frame (docs/protocol.md) instead of shipping every language in widget.js, which
+keeps the script small; it saves them, so the next page shows them before it connects.
+
+Keys are the names widget.js asks for (`say('sources')`); `{name}`, `{email}` and `{phone}` are
+filled in by the widget. The few texts shown before the first connection are also in widget.js in
+English (its TEXTS). Add a text here, then run `manage.py makemessages` / `compilemessages` (see
+README, "Languages").
+"""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import override
+
+WIDGET_TEXTS = {
+    "chat": _("Chat"),
+    "panel": _("{name} chat"),
+    "open": _("Open {name} chat"),
+    "close": _("Close {name} chat"),
+    "unread": _("(new message)"),
+    "closeButton": _("Close chat"),
+    "conversation": _("Conversation"),
+    "placeholder": _("Ask a question…"),
+    "input": _("Your question"),
+    "send": _("Send"),
+    "connecting": _("Connecting…"),
+    "online": _("Online"),
+    "offline": _("Offline — reconnecting…"),
+    "queued": _("Queued — will send when back online"),
+    "unavailable": _("This chat is not available"),
+    "unavailableNotice": _("This chat is not available right now."),
+    "typing": _("{name} is typing"),
+    "sources": _("From our FAQ: "),
+    "helpful": _("Was this helpful?"),
+    "up": _("Helpful"),
+    "down": _("Not helpful"),
+    "didYouMean": _("Did you mean:"),
+    "talkToPerson": _("Talk to a person"),
+    "email": _("Email {email}"),
+    "call": _("Call {phone}"),
+    "contactPage": _("Contact page"),
+    "tryAgain": _("Try again"),
+}
+
+
+def widget_texts(language: str) -> dict[str, str]:
+    """The widget's texts in `language` (a code of settings.LANGUAGES)."""
+    with override(language):
+        return {key: str(text) for key, text in WIDGET_TEXTS.items()}
