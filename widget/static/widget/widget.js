@@ -23,7 +23,8 @@
     unread: '(new message)', closeButton: 'Close chat', conversation: 'Conversation',
     placeholder: 'Ask a question…', input: 'Your question', send: 'Send', connecting: 'Connecting…',
     offline: 'Offline — reconnecting…', queued: 'Queued — will send when back online',
-    unavailable: 'This chat is not available', unavailableNotice: 'This chat is not available right now.'
+    unavailable: 'This chat is not available', unavailableNotice: 'This chat is not available right now.',
+    talkToPerson: 'Talk to a person'
   };
 
   // ---- What survives a reload: localStorage, one key per shop ----
@@ -158,6 +159,7 @@
     '.status::before{content:"";width:8px;height:8px;border-radius:50%;background:#b0b5bb;box-shadow:0 0 0 1.5px rgba(255,255,255,.6)}' +
     '[data-conn=online] .status::before{background:#22c55e}[data-conn=offline] .status::before{background:#f59e0b}' +
     '[data-conn=unavailable] .status::before{background:#ef4444}' +
+    '.talk{font-size:12.5px;border:1px solid;border-radius:99px;padding:4px 10px;margin-left:auto}.talk+.close{margin:0}' +
     '.close{margin-left:auto;width:38px;height:38px;border-radius:50%;display:grid;place-items:center;flex:none}' +
     '.close:hover{background:rgba(127,127,127,.25)}' +
     '.log{flex:1;overflow-y:auto;padding:16px 14px;display:flex;flex-direction:column;gap:12px;overscroll-behavior:contain}' +
@@ -305,6 +307,7 @@
         onFrame: (frame) => {
           const type = frame && frame.type;
           if (FRAME_HANDLERS.hasOwnProperty(type)) FRAME_HANDLERS[type].call(this, frame);
+          else this.handoff('frame', frame);
         },
         onClose: (event) => this.closed(event),
         onRetry: () => this.connect()
@@ -329,7 +332,8 @@
       ui.close = el('button', 'close', null, { type: 'button', 'data-testid': 'sb-close' });
       ui.close.appendChild(icon(ICON_CLOSE));
       heading.append(ui.title, ui.status);
-      header.append(ui.avatar, heading, ui.close);
+      ui.talk = el('button', 'talk', null, { type: 'button', 'data-testid': 'sb-handoff-open' });
+      header.append(ui.avatar, heading, ui.talk, ui.close);
       ui.log = el('div', 'log', null, { role: 'region', tabindex: '0', 'data-testid': 'sb-log' });
       ui.greeting = el('div', 'msg bot', null, { 'data-testid': 'sb-greeting' });
       ui.suggestions = el('div', 'suggestions', null, { 'data-testid': 'sb-suggestions' });
@@ -359,6 +363,7 @@
       ui.log.addEventListener('scroll', () => { this.atBottom = ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight < 40; });
       ui.launcher.onclick = safe(() => { this.isOpen ? this.close() : this.open(); });
       ui.close.onclick = safe(() => this.close());
+      ui.widget.addEventListener('click', safe((e) => { if (e.target.closest('.talk')) this.handoff('form'); }));
       ui.composer.onsubmit = safe((e) => { e.preventDefault(); this.submit(); });
       ui.input.oninput = safe(() => this.grow());
       ui.input.addEventListener('keydown', safe((e) => {
@@ -397,6 +402,7 @@
       [[ui.close, 'closeButton'], [ui.log, 'conversation'], [ui.input, 'input'], [ui.send, 'send']]
         .forEach(([node, key]) => node.setAttribute('aria-label', this.say(key)));
       ui.input.placeholder = this.say('placeholder');
+      ui.talk.textContent = this.say('talkToPerson');
     }
     // On start (as saved) and on `ready`, never on open.
     showBot() {
@@ -553,6 +559,7 @@
           for (const k in buttons) buttons[k].setAttribute('aria-pressed', String(k == value));
           const feedback = this.pendingFeedback[frame.message] = { type: 'feedback', message: frame.message, value };
           this.connection.send(feedback);
+          if (value == 'down') this.handoff('offer', box.parentNode.parentNode);
         });
         box.appendChild(button);
       });
@@ -579,7 +586,13 @@
       if (route.email && /^[^\s@:/]+@[^\s@/]+$/.test(route.email)) add('mailto:' + route.email, this.say('email', { email: route.email }));
       if (route.phone) add('tel:' + String(route.phone).replace(/[^\d+]/g, ''), this.say('call', { phone: route.phone }));
       if (route.url && /^https?:/i.test(route.url)) add(route.url, this.say('contactPage'));
-      if (links.firstChild) turn.box.appendChild(box);
+      links.appendChild(el('button', 'talk', this.say('leaveQuestion'), { type: 'button', 'data-testid': 'sb-handoff-open' }));
+      turn.box.appendChild(box);
+    }
+    // The hand-off to a person: widget-handoff.js, loaded on first use (the size budget).
+    handoff(...args) {
+      this.extra = this.extra || import(HANDOFF_URL).then((m) => m.default(this, { el, safe, uid, saved }));
+      this.extra.then((run) => run(...args)).catch(warn);
     }
   }
 
@@ -596,6 +609,8 @@
       connection.opened();
       saved.conversation = frame.conversation;
       if (frame.bot) saved.bot = frame.bot;
+      saved.handoff = frame.handoff;
+      if (frame.person || this.extra) this.handoff('frame', { type: 'person', present: frame.person });
       if (frame.texts) { saved.texts = frame.texts; this.showTexts(); }
       this.showBot();
       this.setStatus('online', this.say('online'));
@@ -604,7 +619,8 @@
         transcript.clear();
         history.forEach((item) => {
           const id = item.id != null ? item.id : uid();
-          if (item.role == 'user') transcript.turn(id, item.text);
+          if (item.role == 'shop') this.handoff('shop', item, transcript.box.appendChild(el('div')));
+          else if (item.role == 'user') transcript.turn(id, item.text);
           else { transcript.answered[id] = 1; this.showAnswer(transcript.turn(id), item); }
         });
       }
@@ -613,6 +629,7 @@
       saved.save();
       saved.unanswered.forEach((q) => { this.waiting(transcript.turn(q.id, q.text)); connection.send(askFrame(q)); });
       for (const k in this.pendingFeedback) connection.send(this.pendingFeedback[k]);
+      if (this.pendingHandoff) connection.send(this.pendingHandoff);
       this.refresh();
       this.stick(true);
     },
@@ -636,6 +653,7 @@
     },
     feedback_saved(frame) { delete this.pendingFeedback[frame.message]; },
     error(frame) {
+      if (frame.id && frame.id == (this.pendingHandoff || {}).id) return this.handoff('frame', frame);
       const transcript = this.transcript, text = String(frame.message || '');
       const turn = frame.id != null && !transcript.answered[frame.id] && transcript.turns[frame.id];
       if (turn) { // retried under a fresh id
@@ -659,7 +677,7 @@
   };
 
   // ---- Start ----
-  let shop, SOCKET_URL, tag, saved;
+  let shop, SOCKET_URL, HANDOFF_URL, tag, saved;
   safe(function () {
     if (W.ShopBot || !W.customElements || customElements.get(TAG)) return; // tag loaded twice: do nothing
     let script = D.currentScript;
@@ -669,6 +687,7 @@
     shop = script && script.getAttribute('data-shop');
     if (!shop) return warn('missing data-shop on the widget <script> tag');
     const src = new URL(script.src, location.href), option = (name) => script.getAttribute('data-' + name);
+    HANDOFF_URL = new URL('widget-handoff.js', src).href;
     SOCKET_URL = (src.protocol == 'https:' ? 'wss://' : 'ws://') + src.host + '/ws/chat/' + encodeURIComponent(shop) + '/';
     tag = { position: option('position'), color: option('color'), open: option('open') == 'true' };
     saved = new SavedState('shopbot:' + shop);
