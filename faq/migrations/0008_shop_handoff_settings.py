@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("faq", "0005_shop_faq_page"),
+        ("faq", "0007_drop_vector_hnsw"),
     ]
 
     operations = [
