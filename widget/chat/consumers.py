@@ -200,7 +200,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.closing = True
         if closing.error is not None:
             await self.send_json(closing.error.frame())
-        await self.close(code=closing.code)
+        await self.close(code=int(closing.code))  # daphne refuses an IntEnum
         if closing.code == Close.TOO_MANY_FRAMES:
             stop_reading(self.base_send)
         else:
