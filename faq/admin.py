@@ -140,6 +140,17 @@ class ShopAdmin(ShopScopedAdmin):
     ]
     filter_horizontal = ["owners"]
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "language":  # a choice of the languages the chat speaks
+            return forms.ChoiceField(
+                choices=settings.LANGUAGES,
+                initial=db_field.default,
+                help_text="The chat window's language: its buttons and notices, the error "
+                "messages, and the greeting and fallback while they are the defaults. A website "
+                'can override it with data-lang="…" on the script tag (e.g. data-lang="es").',
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
     def get_queryset(self, request) -> QuerySet:
         return super().get_queryset(request).annotate(n_entries=Count("entries"))
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.text import slugify
+from django.utils.translation import gettext, gettext_noop
 from pgvector.django import VectorField
 
 
@@ -93,6 +94,15 @@ def split_sentences(text: str) -> list[str]:
     return [part for part in parts if len(part.split()) >= MIN_SENTENCE_WORDS]
 
 
+# The defaults of a new shop's greeting and fallback, in English in the database; shown in the
+# chat's language while the owner keeps them (Shop.greeting_text, Shop.fallback_text).
+DEFAULT_GREETING = gettext_noop("Hi! Ask me anything about our shop.")
+DEFAULT_FALLBACK = gettext_noop(
+    "I'm not sure about that one, and I'd rather not guess. "
+    "A person from our team will be happy to help."
+)
+
+
 class Shop(models.Model):
     class FAQLocation(models.TextChoices):
         HOSTED = "hosted", "The FAQ page ShopBot hosts (/faq/<slug>/)"
@@ -142,7 +152,7 @@ class Shop(models.Model):
         help_text="Websites allowed to embed the chat, one per line, e.g. https://www.example.com",
     )
     bot_name = models.CharField(max_length=60, default="Assistant")
-    greeting = models.CharField(max_length=300, default="Hi! Ask me anything about our shop.")
+    greeting = models.CharField(max_length=300, default=DEFAULT_GREETING)
     suggestions = models.TextField(
         blank=True, help_text="Starter questions shown before the first message, one per line."
     )
@@ -155,6 +165,7 @@ class Shop(models.Model):
     contact_email = models.EmailField(blank=True)
     contact_phone = models.CharField(max_length=40, blank=True)
     contact_url = models.URLField(blank=True)
+<<<<<<< HEAD
     phone_callbacks = models.BooleanField(
         "accept phone call-backs",
         default=False,
@@ -170,6 +181,10 @@ class Shop(models.Model):
         default="I'm not sure about that one, and I'd rather not guess. "
         "A person from our team will be happy to help."
     )
+=======
+    fallback_message = models.TextField(default=DEFAULT_FALLBACK)
+    # One of settings.LANGUAGES (the admin offers only those; widget.chat.texts.chat_language).
+>>>>>>> main
     language = models.CharField(max_length=10, default="en")
     use_claude = models.BooleanField(
         "answer with Claude",
@@ -284,6 +299,17 @@ class Shop(models.Model):
     @property
     def suggestion_list(self) -> list[str]:
         return split_lines(self.suggestions)
+
+    def greeting_text(self) -> str:
+        """The greeting in the active language when the owner kept the default (a greeting the
+        owner wrote is shown as written)."""
+        return gettext(DEFAULT_GREETING) if self.greeting == DEFAULT_GREETING else self.greeting
+
+    def fallback_text(self) -> str:
+        """The fallback answer, translated like the greeting."""
+        if self.fallback_message == DEFAULT_FALLBACK:
+            return gettext(DEFAULT_FALLBACK)
+        return self.fallback_message
 
     def contact(self) -> dict[str, str]:
         """The handoff route, only the parts the owner filled in."""

@@ -11,15 +11,20 @@ docs/retrieval-research.md):
   PostgreSQL (pgvector) returns the shop's vectors nearest to the query. An entry scores
   0.4 * its best vector + 0.6 * the mean of its best two, plus a small vote (0.1 * share) among
   the query's ten nearest vectors.
-- Classifier, for shops with alternative phrasings: a ridge-regression classifier fitted on the
-  shop's own phrasings (closed form: 0.1 s for 1,000 entries) adds 0.25 * its output. Phrasings
-  teach where one entry ends and the next begins, which plain nearest-vector matching blurs.
+- Classifier, for every shop: a ridge-regression classifier fitted on the shop's own question
+  and phrasing vectors (without 20 phrasings: question, phrasing and question + answer sentence
+  vectors; closed form: 0.1 s for 1,000 entries) adds 0.25 * its output. It learns where one
+  entry ends and the next begins, which plain nearest-vector matching blurs: in a COVID FAQ
+  "coronavirus" is in every entry and "where ... from" in one. Without phrasings it only ranks
+  (see confidence below).
 - Words: BM25 with PostgreSQL's text-search parser ('simple' configuration: lower-cased words, no
   stemming, no stop words), each divided by the query's best entry: 0.1 * BM25 over each entry's
   question and phrasings (question words stay: "where did it come from" and "what is it" differ
   only in them) + 0.15 * BM25 over question, phrasings and answer (customers of a small shop
-  rarely share words with its questions, but often with its answers). BM25 weighs words rare in
-  this shop's FAQ, which the embedding cannot: in a COVID FAQ "coronavirus" is everywhere.
+  rarely share words with its questions, but often with its answers); 0.05 and 0.1 for a shop
+  without phrasings, whose classifier does part of the question words' job. BM25 weighs words
+  rare in this shop's FAQ, which the embedding cannot: in a COVID FAQ "coronavirus" is
+  everywhere.
 
 How confidence is decided, per shop, from the shop's own FAQ only (never from customer queries):
 - Each alternative phrasing (or each question, for a shop with fewer than 20 phrasings) is used as
@@ -30,9 +35,10 @@ How confidence is decided, per shop, from the shop's own FAQ only (never from cu
   shop whose entries are close to one another (a sports app with 57 similar intents) needs a
   higher bar than a florist.
 - Shops without phrasings: the bar is the 90th percentile of the question probes, never below
-  0.68, on the dense score alone (nothing calibrates the word bonus there, and any shared word
-  would earn it for an off-topic question); and the best entry must lead the next by 0.03 (two
-  close entries, "custom cakes" and "wedding cakes", are a "did you mean", not a guess).
+  0.68, on the dense score alone (nothing calibrates the word bonus or the classifier there,
+  and any shared word would earn the bonus for an off-topic question); and the best entry must
+  lead the next by 0.03 (two close entries, "custom cakes" and "wedding cakes", are a "did you
+  mean", not a guess).
 - Follow-ups: a turn that is not confident alone is searched again with the previous question;
   the blend may rank the previous topic first, but it is confident only when the turn alone
   scores that entry within 0.25 of the bar, or every word of the turn is in the shop's FAQ.
@@ -66,10 +72,20 @@ VOTE_NEIGHBOURS = 10
 VOTE_WEIGHT = 0.1
 CLASSIFIER_WEIGHT = 0.25
 CLASSIFIER_RIDGE = 0.1  # regularisation of the ridge classifier
+# What it learns from: what stands for a customer's question, as in calibration: the questions
+# and phrasings of a shop with enough phrasings; without, also the question with each answer
+# sentence (with phrasings, those sentences made "and on Sundays?" look like the delivery entry).
+CLASSIFIER_KINDS = [FAQVector.QUESTION, FAQVector.ALTERNATIVE]
+CLASSIFIER_KINDS_FAQ_ONLY = [*CLASSIFIER_KINDS, FAQVector.QUESTION_SENTENCE]
 # Word matching: BM25 over the questions and phrasings (question words: "where ... from"), and
 # over those and the answers (facts inside answers: "donuts" in the seasonal-menu answer).
 QUESTION_WORDS_WEIGHT = 0.1
 ALL_WORDS_WEIGHT = 0.15
+# Shops without phrasings: lower, since their classifier (added later) tells entries apart in
+# the question words' stead. (Lowered for every shop, the bar of shops with phrasings, which
+# counts the words, fell and "a good pizza place nearby" got the delivery entry as a suggestion.)
+FAQ_ONLY_QUESTION_WORDS_WEIGHT = 0.05
+FAQ_ONLY_ALL_WORDS_WEIGHT = 0.1
 BM25_K1 = 1.2
 BM25_B = 0.5
 # Nearest vectors fetched per query. Entries outside them cannot reach the top anyway.
@@ -228,7 +244,7 @@ class ShopIndex:
     phrasing_calibrated: bool  # the shop has enough phrasings to calibrate on them
     lexicon: Lexicon  # questions and phrasings
     full_lexicon: Lexicon  # questions, phrasings and answers
-    classifier: np.ndarray | None  # (dimensions, entries) ridge weights, with phrasings only
+    classifier: np.ndarray | None  # (dimensions, entries) ridge weights (None: one entry)
 
     def to_bytes(self) -> bytes:
         """The index as an .npz file (plain arrays, no pickle), for the SearchIndex table."""
@@ -373,10 +389,12 @@ def _search(shop: Shop, text: str, limit: int) -> _Scored:
     columns = np.searchsorted(index.entry_ids, candidates)
 
     semantic = score_entries(sims[None, :], codes, len(candidates))[0]
+    learned = np.zeros_like(semantic)
     if index.classifier is not None:
-        semantic = semantic + CLASSIFIER_WEIGHT * (query @ index.classifier[:, columns])
+        learned = CLASSIFIER_WEIGHT * (query @ index.classifier[:, columns])
     lexical = word_scores(index, [words])[0][columns]
-    ranking = semantic + lexical
+    ranking = semantic + learned + lexical
+    # Without phrasings nothing calibrates the classifier or the words: confidence stays dense.
     confidence = ranking if index.phrasing_calibrated else semantic
 
     order = np.argsort(-ranking, kind="stable")[:limit]
@@ -399,15 +417,25 @@ def _search(shop: Shop, text: str, limit: int) -> _Scored:
 
 def word_scores(index: ShopIndex, texts: list[list[str]]) -> np.ndarray:
     """(texts, entries) weighted word-match bonus: each BM25 relative to the text's best entry."""
-    return _word_bonus(index.lexicon, index.full_lexicon, texts, None)
+    return _word_bonus(index.lexicon, index.full_lexicon, texts, None, index.phrasing_calibrated)
 
 
 def _word_bonus(
-    lexicon: Lexicon, full_lexicon: Lexicon, texts: list[list[str]], own: np.ndarray | None
+    lexicon: Lexicon,
+    full_lexicon: Lexicon,
+    texts: list[list[str]],
+    own: np.ndarray | None,
+    phrasings: bool = True,
 ) -> np.ndarray:
-    """The word bonus; `own`: per text, an entry left out (calibration probes), or None."""
+    """The word bonus; `own`: per text, an entry left out (calibration probes), or None;
+    `phrasings`: the shop is calibrated on its phrasings (else the FAQ_ONLY_ weights)."""
+    weights = (
+        (QUESTION_WORDS_WEIGHT, ALL_WORDS_WEIGHT)
+        if phrasings
+        else (FAQ_ONLY_QUESTION_WORDS_WEIGHT, FAQ_ONLY_ALL_WORDS_WEIGHT)
+    )
     parts = []
-    for weight, lex in ((QUESTION_WORDS_WEIGHT, lexicon), (ALL_WORDS_WEIGHT, full_lexicon)):
+    for weight, lex in zip(weights, (lexicon, full_lexicon), strict=True):
         scores = lex.scores_many(texts)
         if own is not None:
             scores[np.arange(len(texts)), own] = 0
@@ -453,15 +481,18 @@ def score_entries(sims: np.ndarray, vec_entry: np.ndarray, n_entries: int) -> np
 
 
 def fit_classifier(
-    vectors: np.ndarray, vec_entry: np.ndarray, n_entries: int
-) -> tuple[np.ndarray, np.ndarray]:
+    vectors: np.ndarray, vec_entry: np.ndarray, n_entries: int, with_left_out: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
     """A ridge-regression classifier (one-hot targets) and, for every training row, its output
-    when the row's whole entry is left out of the fit (exact, without refitting)."""
+    when the row's whole entry is left out of the fit (exact, without refitting; None without
+    `with_left_out`)."""
     x = vectors.astype(np.float64)
     targets = np.zeros((len(x), n_entries))
     targets[np.arange(len(x)), vec_entry] = 1.0
     inverse = np.linalg.inv(x.T @ x + CLASSIFIER_RIDGE * np.eye(x.shape[1]))
     weights = inverse @ (x.T @ targets)
+    if not with_left_out:
+        return weights.astype(np.float32), None
     projected = x @ inverse  # computed once: per entry only small blocks remain
     residuals = targets - x @ weights
     left_out = np.zeros_like(targets)
@@ -504,6 +535,16 @@ def build_index(
     probes = phrasings if use_phrasings else np.flatnonzero(kinds_arr == FAQVector.QUESTION)
     classifier = None
     threshold = FAQ_ONLY_THRESHOLD_FLOOR
+    # Without phrasings the classifier still learns, from the questions and the question with
+    # each answer sentence, which directions tell this shop's entries apart ("coronavirus" is in
+    # every entry of a COVID FAQ, "where ... from" in one); there it only ranks.
+    training = np.flatnonzero(
+        np.isin(kinds_arr, CLASSIFIER_KINDS if use_phrasings else CLASSIFIER_KINDS_FAQ_ONLY)
+    )
+    if n_entries >= 2 and len(training):
+        classifier, left_out = fit_classifier(
+            vectors[training], vec_entry[training], n_entries, with_left_out=use_phrasings
+        )
     if n_entries >= 2 and len(probes):
         sims = vectors[probes] @ vectors.T
         own = vec_entry[probes]
@@ -511,13 +552,11 @@ def build_index(
         sims[vec_entry[None, :] == own[:, None]] = -np.inf
         scores = score_entries(sims, vec_entry, n_entries)
         if use_phrasings:
-            training = np.flatnonzero(searchable)
-            classifier, left_out = fit_classifier(vectors[training], vec_entry[training], n_entries)
             row_of = {row: i for i, row in enumerate(training)}
             scores += CLASSIFIER_WEIGHT * left_out[[row_of[p] for p in probes]]
             # The probe's own entry is left out of the word counts too (its words would make
             # every other entry's relative score look small).
-            scores += _word_bonus(lexicon, full_lexicon, [words[p] for p in probes], own)
+            scores += _word_bonus(lexicon, full_lexicon, [words[p] for p in probes], own, True)
         scores[np.arange(len(probes)), own] = -np.inf
         best = scores.max(axis=1)
         best = best[np.isfinite(best)]

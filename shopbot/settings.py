@@ -217,6 +217,21 @@ AXES_VERBOSE = False
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.getenv("TIME_ZONE", "UTC")
 USE_I18N = True
+# The languages the chat widget speaks (a shop's "language", or data-lang on the script tag). The
+# widget's texts and the server's sentences are translated in locale/<code>/LC_MESSAGES/django.po;
+# the compiled .mo files are committed, so nothing needs gettext installed to run.
+LANGUAGES = [
+    ("en", "English"),
+    ("es", "Español"),
+    ("fr", "Français"),
+    ("de", "Deutsch"),
+    ("it", "Italiano"),
+    ("pt", "Português"),
+    ("nl", "Nederlands"),
+    ("ar", "العربية"),
+    ("he", "עברית"),
+]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_TZ = True
 
 STATIC_URL = "static/"

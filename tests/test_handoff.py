@@ -399,6 +399,7 @@ async def test_a_take_over_runs_out_after_the_idle_timeout(demo_shop):
     await db(chat_handoff.take_over)(conversation)
     async with Chat(demo_shop.public_key, f"conversation={ready['conversation']}") as chat:
         assert (await chat.ready())["person"] is True
+        assert await chat.recv() == {"type": "person", "present": True}
         await db(Conversation.objects.filter(pk=conversation.pk).update)(
             person_until=timezone.now() - timedelta(seconds=1)
         )

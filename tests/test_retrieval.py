@@ -151,7 +151,7 @@ COVID_FAQ = [
 
 
 @pytest.mark.django_db
-def test_word_matches_rerank_a_shop_without_phrasings(db):
+def test_word_matches_rerank_a_shop_without_phrasings(db, monkeypatch):
     from faq import indexing
     from faq.models import Shop
 
@@ -164,8 +164,17 @@ def test_word_matches_rerank_a_shop_without_phrasings(db):
     # Dense similarity alone prefers "What is a coronavirus?" (the shared word); the question
     # words "where ... from" decide it.
     assert result.best.entry.question == "Where did COVID-19 come from?"
-    # Without phrasings the word bonus orders the hits but does not raise confidence.
-    assert all(hit.confidence <= hit.score for hit in result.hits)
+    # Without phrasings the word bonus and the classifier order the hits, but confidence is
+    # the dense score alone.
+    confidence = {hit.entry.pk: hit.confidence for hit in result.hits}
+    monkeypatch.setattr(retrieval, "CLASSIFIER_WEIGHT", 0.0)
+    monkeypatch.setattr(retrieval, "FAQ_ONLY_QUESTION_WORDS_WEIGHT", 0.0)
+    monkeypatch.setattr(retrieval, "FAQ_ONLY_ALL_WORDS_WEIGHT", 0.0)
+    dense = search(shop, "where did the coronavirus originate from", limit=10)
+    for hit in dense.hits:
+        assert hit.score == hit.confidence
+        assert hit.confidence == pytest.approx(confidence.get(hit.entry.pk, hit.confidence))
+    assert dense.best.entry.question == "What is a coronavirus?"
     assert not search(shop, "Where did you buy those shoes?").confident
 
 
@@ -264,6 +273,28 @@ def test_a_fact_inside_an_answer_finds_its_entry(bakery):
         search(bakery, "do you have donuts").best.entry.question == "Do you have a seasonal menu?"
     )
     assert search(bakery, "is the lot free").best.entry.question == "Is there parking?"
+
+
+def test_a_shop_without_phrasings_gets_a_classifier_that_only_ranks():
+    rng = np.random.default_rng(2)
+    centres = rng.normal(size=(3, 8))
+    vectors, entry_ids, kinds, words = [], [], [], []
+    for e, centre in enumerate(centres):
+        for kind in ["question", "qa", "qsentence", "qsentence"]:
+            v = centre + 0.05 * rng.normal(size=8)
+            vectors.append(v / np.linalg.norm(v))
+            entry_ids.append(100 + e)
+            kinds.append(kind)
+            words.append([f"topic{e}"])
+    vectors = np.array(vectors, dtype=np.float32)
+    index = build_index((12, 1), entry_ids, kinds, vectors, words)
+    assert not index.phrasing_calibrated
+    assert index.classifier is not None
+    # Fitted on the questions and question + sentence vectors: each entry's own texts score it
+    # highest.
+    assert ((vectors @ index.classifier).argmax(axis=1) == np.repeat([0, 1, 2], 4)).all()
+    # The bar is the dense calibration's, as without the classifier.
+    assert index.threshold >= retrieval.FAQ_ONLY_THRESHOLD_FLOOR
 
 
 @pytest.mark.django_db

@@ -20,6 +20,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
+from django.utils import translation
 
 from faq.models import OriginSeen, Shop
 from widget.chat import handoff, limits, pipeline
@@ -37,7 +38,7 @@ from widget.chat.protocol import (
     error_frame,
     read_frame,
 )
-from widget.chat.texts import widget_texts
+from widget.chat.texts import chat_language, direction, widget_texts
 from widget.models import Conversation, CustomerWording, Message
 
 logger = logging.getLogger(__name__)
@@ -51,10 +52,13 @@ def get_shop(key: str) -> Shop | None:
 
 
 @database_sync_to_async
-def open_conversation(shop: Shop, handshake: Handshake) -> tuple[Conversation, dict, set[str]]:
-    """The shop's conversation `?conversation=` names, or a new one; its `ready` frame; the ask
-    ids of its questions (for the conversation-length limit). A new conversation is not saved
-    here: `save_conversation` stores it at its first ask. An unknown, malformed or other shop's
+def open_conversation(
+    shop: Shop, handshake: Handshake, language: str
+) -> tuple[Conversation, dict, set[str]]:
+    """The shop's conversation `?conversation=` names, or a new one; its `ready` frame (the
+    widget's texts in `language`, the chat's); the ask ids of its questions (for the
+    conversation-length limit). A new conversation is not saved here: `save_conversation` stores
+    it at its first ask. An unknown, malformed or other shop's
     id is not an error: a new conversation starts."""
     try:
         wanted = uuid.UUID(handshake.conversation) if handshake.conversation else None
@@ -79,15 +83,17 @@ def open_conversation(shop: Shop, handshake: Handshake) -> tuple[Conversation, d
         "resumed": not conversation._state.adding,
         "bot": {
             "name": shop.bot_name,
-            "greeting": shop.greeting,
+            "greeting": shop.greeting_text(),
             "suggestions": shop.suggestion_list,
             "accent": shop.accent_color,
             "position": shop.position,
+            # What the "Talk to a person" form asks for (docs/protocol.md, `handoff`).
+            "handoff": {"phone": shop.phone_callbacks, "reply_time": shop.reply_time},
         },
-        "texts": widget_texts(shop.language),
+        "language": language,
+        "dir": direction(language),
+        "texts": widget_texts(language),
         "history": history,
-        # What the "Talk to a person" form asks for (docs/protocol.md, `handoff`).
-        "handoff": {"phone": shop.phone_callbacks, "reply_time": shop.reply_time},
         # A person of the shop has taken this conversation over (live take-over).
         "person": not conversation._state.adding and conversation.person_present,
     }
@@ -229,6 +235,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.turn = asyncio.Lock()
         self.limiter = limits.ConnectionLimits(self.scope)
         handshake = Handshake.of(self.scope)
+        # The chat's language: data-lang (?lang=) if supported, else the shop's once it is known.
+        # Each connection runs in its own asyncio task, whose context keeps the active language,
+        # so every sentence of this connection, in its asks' tasks and threads too, is in it.
+        translation.activate(chat_language(handshake.language, ""))
         # Accept before any refusal: a close during the handshake reaches a browser as a bare
         # 1006, while a close after accept carries our code, which the widget acts on.
         await self.accept()
@@ -239,7 +249,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         try:
             await self.limiter.connect()
             shop = await self.check_origin(handshake)
-            conversation, ready, self.limiter.asked = await open_conversation(shop, handshake)
+            language = chat_language(handshake.language, shop.language)
+            translation.activate(language)
+            conversation, ready, self.limiter.asked = await open_conversation(
+                shop, handshake, language
+            )
         except DatabaseError:
             logger.exception("Database unavailable while opening a chat")
             await self.refuse(Closing(Close.TRY_AGAIN_LATER, Refused(ErrorCode.UNAVAILABLE)))
@@ -259,6 +273,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         except Exception:  # the chat still works; only live replies are missed (history has them)
             logger.warning("Could not join the conversation's group", exc_info=True)
         await self.send_json(ready)
+        if conversation.person_until is not None:
+            # An owner has (or had) this conversation: the widget shows whether a person is here.
+            await self.send_json({"type": FrameType.PERSON, "present": self.person})
         resume_reading(self.base_send)
 
     async def check_origin(self, handshake: Handshake) -> Shop:

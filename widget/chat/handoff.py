@@ -218,7 +218,8 @@ def take_over(conversation: Conversation) -> None:
 
 
 def hand_back(conversation: Conversation) -> None:
-    conversation.person_until = None
+    # Now rather than None: the conversation keeps the mark of a take-over (consumers.py).
+    conversation.person_until = timezone.now()
     conversation.save(update_fields=["person_until"])
     _send(conversation, {"type": "person.changed", "present": False})
 

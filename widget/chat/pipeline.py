@@ -138,7 +138,7 @@ def answer_from_faq(shop: Shop, result: SearchResult) -> dict:
             "sources": source_list([best.entry]),
         }
     return {
-        "text": shop.fallback_message,
+        "text": shop.fallback_text(),  # in the chat's language while it is the default
         "mode": Message.FALLBACK,
         "sources": [],
         "suggestions": source_list(hit.entry for hit in result.suggestions),

@@ -4,14 +4,19 @@ contract; the names below are the ones it uses).
 
 - `Close`: the close codes, `ErrorCode`: the `code` of an `error` frame, `FrameType`: every
   frame's `type`.
+<<<<<<< HEAD
 - `SENTENCES`: every sentence an error frame can carry, in this one dict (translations wrap it).
 - `read_frame` turns one websocket frame into an `Ask`, a `Feedback`, a `Ping` or a
   `HandoffRequest`, or raises
+=======
+- `SENTENCES`: every sentence an error frame can carry, in this one dict, translated (locale/).
+- `read_frame` turns one websocket frame into an `Ask`, a `Feedback` or a `Ping`, or raises
+>>>>>>> main
   `Refused` (which knows its error frame): the size is checked before parsing, nesting is bounded,
   strings are cleaned of what PostgreSQL or UTF-8 cannot store, fields are checked for type.
 - `Handshake.of(scope)`: what a connecting client tells (shop key, Origin, page, conversation id,
-  user agent), cleaned, and this ShopBot site's own origin as far as the connection can vouch
-  for it.
+  language, user agent), cleaned, and this ShopBot site's own origin as far as the connection can
+  vouch for it.
 
 Limits (how much and how fast) are widget/chat/limits.py's; this module only says what a
 well-formed frame is.
@@ -28,6 +33,8 @@ from urllib.parse import parse_qs, urlsplit
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
 from faq.models import normalise_origin
 from widget.models import Message
@@ -75,10 +82,12 @@ class FrameType(StrEnum):
     RECEIVED = "received"  # an ask stored for that person instead of answered
 
 
-# Every sentence an error frame can carry, each a plain string so that translating them means
-# wrapping this dict. An error code's own key is its general sentence; `{…}` are filled in.
-SENTENCES: dict[str, str] = {
+# Every sentence an error frame can carry, in the chat's language (the consumer activates it; the
+# translations are in locale/). An error code's own key is its general sentence; `{…}` are filled
+# in after translation.
+SENTENCES: dict[str, Promise] = {
     # bad_request
+<<<<<<< HEAD
     "bad_request": "That message could not be understood.",
     "binary": "Send JSON text frames, not binary ones.",
     "not_json": "That message is not valid JSON.",
@@ -93,27 +102,47 @@ SENTENCES: dict[str, str] = {
     "feedback_elsewhere": "That answer is not part of this conversation.",
     "handoff_id": "A handoff needs an id: a string of 1 to 64 characters.",
     "handoff_field": "A handoff's email, phone, name and note must be strings.",
+=======
+    "bad_request": _("That message could not be understood."),
+    "binary": _("Send JSON text frames, not binary ones."),
+    "not_json": _("That message is not valid JSON."),
+    "too_deep": _("That message is nested too deeply."),
+    "not_object": _("Each message must be a JSON object."),
+    "unknown_type": _("Unknown message type; expected ask, feedback or ping."),
+    "ask_id": _("An ask needs an id: a string of 1 to 64 characters."),
+    "ask_text": _("An ask needs some text."),
+    "ask_entry": _("An ask's entry must be the id of a suggested entry."),
+    "feedback_message": _("Feedback needs the answer's message id."),
+    "feedback_value": _('Feedback must be "up" or "down".'),
+    "feedback_elsewhere": _("That answer is not part of this conversation."),
+>>>>>>> main
     # too_long
-    "too_long": "Please keep your message under {limit} characters.",
-    "frame_too_large": "That message is too large; please keep it under {limit} characters.",
+    "too_long": _("Please keep your message under {limit} characters."),
+    "frame_too_large": _("That message is too large; please keep it under {limit} characters."),
     # rate_limited
-    "pending_asks": "Please wait for the answers to your earlier questions.",
-    "connection_rate": "You are sending messages very fast; please wait a minute.",
-    "address_rate": "Too many messages from your network right now; please wait a minute.",
-    "address_connections": "Too many chats are open from your network; close one first.",
+    "pending_asks": _("Please wait for the answers to your earlier questions."),
+    "connection_rate": _("You are sending messages very fast; please wait a minute."),
+    "address_rate": _("Too many messages from your network right now; please wait a minute."),
+    "address_connections": _("Too many chats are open from your network; close one first."),
     # conversation_full
-    "conversation_full": "This conversation has reached its length limit. Please start a new "
-    "conversation, or contact us.",
-    "conversation_full_contact": "This conversation has reached its length limit. Please start "
-    "a new conversation, or contact us ({route}).",
+    "conversation_full": _(
+        "This conversation has reached its length limit. Please start a new "
+        "conversation, or contact us."
+    ),
+    "conversation_full_contact": _(
+        "This conversation has reached its length limit. Please start a new "
+        "conversation, or contact us ({route})."
+    ),
     # unknown_entry, unavailable
-    "unknown_entry": "Sorry, that answer is no longer available. Please ask in your own words.",
-    "unavailable": "Sorry, the chat is having trouble right now. Please try again in a moment.",
+    "unknown_entry": _("Sorry, that answer is no longer available. Please ask in your own words."),
+    "unavailable": _("Sorry, the chat is having trouble right now. Please try again in a moment."),
 }
 
 
 def sentence(key: str, **params) -> str:
-    return SENTENCES[key].format(**params) if params else SENTENCES[key]
+    """The sentence in the active language, its `{…}` filled in."""
+    text = str(SENTENCES[key])
+    return text.format(**params) if params else text
 
 
 class Refused(Exception):
@@ -144,7 +173,7 @@ def error_frame(code: ErrorCode, ask_id: str | None = None, message: str = "") -
         "type": FrameType.ERROR,
         "id": ask_id,
         "code": code,
-        "message": message or SENTENCES[code.value],
+        "message": message or sentence(code.value),
     }
 
 
@@ -346,12 +375,14 @@ def site_origin(scope: dict, headers: dict[str, str]) -> str | None:
 @dataclass(frozen=True)
 class Handshake:
     """What a connecting client says: the shop key (the URL's), its headers (lowercase names),
-    `?conversation=` and `?page=`; and `site`, this ShopBot site's own origin (site_origin)."""
+    `?conversation=`, `?page=` and `?lang=` (data-lang, checked by widget.chat.texts); and
+    `site`, this ShopBot site's own origin (site_origin)."""
 
     key: str
     headers: dict[str, str]
     conversation: str
     page: str
+    language: str
     site: str | None
 
     @classmethod
@@ -368,6 +399,7 @@ class Handshake:
             headers=headers,
             conversation=(query.get("conversation") or [""])[0],
             page=page,
+            language=(query.get("lang") or [""])[0],
             site=site_origin(scope, headers),
         )
 

@@ -11,8 +11,9 @@ README, "Languages").
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.utils.translation import get_language_info, override
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import override
 
 WIDGET_TEXTS = {
     "chat": _("Chat"),
@@ -57,6 +58,23 @@ WIDGET_TEXTS = {
     "personJoined": _("A person from our team has joined the chat."),
     "received": _("Sent to the team"),
 }
+
+
+def supported(code: str | None) -> str | None:
+    """`code` as one of settings.LANGUAGES ("es", "pt-BR" -> "pt", "AR" -> "ar"), or None."""
+    base = (code or "").strip().lower().replace("_", "-").split("-")[0]
+    return base if base in dict(settings.LANGUAGES) else None
+
+
+def chat_language(requested: str | None, shop_language: str) -> str:
+    """The language of one chat: the script tag's data-lang when supported, else the shop's, else
+    the site's default (English)."""
+    return supported(requested) or supported(shop_language) or supported(settings.LANGUAGE_CODE)
+
+
+def direction(language: str) -> str:
+    """ "rtl" for Arabic and Hebrew, else "ltr" (Django's own language table says which)."""
+    return "rtl" if get_language_info(language)["bidi"] else "ltr"
 
 
 def widget_texts(language: str) -> dict[str, str]:

@@ -3,6 +3,7 @@
  * stays within its size budget and most chats never fetch it. Protocol: docs/protocol.md (handoff,
  * handoff_saved, shop_message, person, received). Like widget.js, nothing here is parsed as HTML. */
 const CSS =
+  '.talk{font-size:12.5px;text-decoration:underline}' +
   '.shop{align-self:flex-start;background:var(--bg);border:1.5px solid var(--accent);border-end-start-radius:5px;white-space:pre-wrap}' +
   '.shop b{display:block;font-size:12px;font-weight:600;color:var(--muted)}' +
   '.joined{background:var(--bot-bg);padding:6px 14px;font-size:13px;flex:none}' +
@@ -46,7 +47,7 @@ export default function (widget, { el, safe, uid, saved }) {
   function openForm() {
     widget.open();
     if (form) return form.elements.email.focus();
-    const options = saved.handoff || {};
+    const options = (saved.bot || {}).handoff || {};
     form = el('form', 'handoff', null, { 'data-testid': 'sb-handoff-form', 'aria-label': widget.say('talkToPerson') });
     const field = (name, text, tag, attrs) => form.appendChild(el(tag, 0, null,
       { name, 'aria-label': widget.say(text), placeholder: widget.say(text), 'data-testid': 'sb-handoff-' + name, ...attrs }));

@@ -8,9 +8,8 @@
   // Wrap every entry point so nothing ever throws into the host page.
   function safe(fn) { return function (...args) { try { return fn.apply(this, args); } catch (e) { warn(e); } }; }
 
-  // Close codes (docs/protocol.md, widget/chat/protocol.py).
-  const CLOSE_FORBIDDEN_ORIGIN = 4403, CLOSE_UNKNOWN_SHOP = 4404;
-  const CLOSE_TOO_MANY_CONNECTIONS = 4429, CLOSE_TOO_MANY_FRAMES = 4008;
+  // Close codes, named as in docs/protocol.md and widget/chat/protocol.py's Close.
+  const CLOSE = { FORBIDDEN_ORIGIN: 4403, UNKNOWN_SHOP: 4404, TOO_MANY_CONNECTIONS: 4429, TOO_MANY_FRAMES: 4008 };
   // Error codes after which "Try again" is offered on the failed ask.
   const RETRYABLE_ERRORS = ['rate_limited', 'unavailable', 'conversation_full'];
   const READY_TIMEOUT = 12000, PING_EVERY = 25000, PONG_TIMEOUT = 10000;
@@ -23,28 +22,26 @@
     unread: '(new message)', closeButton: 'Close chat', conversation: 'Conversation',
     placeholder: 'Ask a question…', input: 'Your question', send: 'Send', connecting: 'Connecting…',
     offline: 'Offline — reconnecting…', queued: 'Queued — will send when back online',
-    unavailable: 'This chat is not available', unavailableNotice: 'This chat is not available right now.',
-    talkToPerson: 'Talk to a person'
+    unavailable: 'This chat is not available', unavailableNotice: 'This chat is not available right now.'
   };
 
   // ---- What survives a reload: localStorage, one key per shop ----
   class SavedState {
     constructor(key) {
-      this.key = key;
+      Object.defineProperty(this, 'key', { value: key }); // not enumerable: not saved
       let data = {};
       try { data = JSON.parse(localStorage.getItem(key)) || {}; } catch (e) {}
       // Older widgets saved c, b, k, q: read them so returning customers keep their conversation.
       this.conversation = data.conversation || data.c || null;
       this.bot = data.bot || data.b || null;
       this.contact = data.contact || data.k || null;
-      this.texts = data.texts || {};
       const asks = data.unanswered || data.q;
       this.unanswered = Array.isArray(asks) ? asks : []; // [{id, text, entry}]
+      this.texts = data.texts || {}; // with their language and direction, from the last `ready`
+      this.language = data.language;
+      this.dir = data.dir;
     }
-    save() {
-      const { conversation, bot, contact, unanswered, texts } = this;
-      try { localStorage.setItem(this.key, JSON.stringify({ conversation, bot, contact, unanswered, texts })); } catch (e) {}
-    }
+    save() { try { localStorage.setItem(this.key, JSON.stringify(this)); } catch (e) {} }
     answered(askId) { this.unanswered = this.unanswered.filter((q) => q.id != askId); this.save(); }
   }
 
@@ -159,17 +156,16 @@
     '.status::before{content:"";width:8px;height:8px;border-radius:50%;background:#b0b5bb;box-shadow:0 0 0 1.5px rgba(255,255,255,.6)}' +
     '[data-conn=online] .status::before{background:#22c55e}[data-conn=offline] .status::before{background:#f59e0b}' +
     '[data-conn=unavailable] .status::before{background:#ef4444}' +
-    '.talk{font-size:12.5px;border:1px solid;border-radius:99px;padding:4px 10px;margin-left:auto}.talk+.close{margin:0}' +
-    '.close{margin-left:auto;width:38px;height:38px;border-radius:50%;display:grid;place-items:center;flex:none}' +
+    '.close{margin-inline-start:auto;width:38px;height:38px;border-radius:50%;display:grid;place-items:center;flex:none}' +
     '.close:hover{background:rgba(127,127,127,.25)}' +
     '.log{flex:1;overflow-y:auto;padding:16px 14px;display:flex;flex-direction:column;gap:12px;overscroll-behavior:contain}' +
     '.turn,.turns{display:flex;flex-direction:column;gap:12px}.turn{gap:6px}' +
-    '.msg{max-width:85%;padding:9px 13px;border-radius:18px;overflow-wrap:anywhere}' +
-    '.user{align-self:flex-end;background:var(--accent);color:var(--on-accent);border-bottom-right-radius:5px;white-space:pre-wrap}' +
-    '.bot{align-self:flex-start;background:var(--bot-bg);border-bottom-left-radius:5px}' +
-    '.bot p+*,.bot ul+*,.bot ol+*{margin-top:6px}.bot ul,.bot ol{padding-left:20px}.bot li+li{margin-top:2px}' +
+    '.msg{max-width:85%;padding:9px 13px;border-radius:18px;overflow-wrap:anywhere;unicode-bidi:plaintext}' +
+    '.user{align-self:flex-end;background:var(--accent);color:var(--on-accent);border-end-end-radius:5px;white-space:pre-wrap}' +
+    '.bot{align-self:flex-start;background:var(--bot-bg);border-end-start-radius:5px}' +
+    '.bot p+*,.bot ul+*,.bot ol+*{margin-top:6px}.bot ul,.bot ol{padding-inline-start:20px}.bot li+li{margin-top:2px}' +
     '.bot a{color:inherit;text-decoration:underline;text-underline-offset:2px}.bot strong{font-weight:650}' +
-    '.meta{align-self:flex-start;display:flex;align-items:center;flex-wrap:wrap;gap:4px 8px;max-width:85%;font-size:12.5px;color:var(--muted);padding-left:4px}' +
+    '.meta{align-self:flex-start;display:flex;align-items:center;flex-wrap:wrap;gap:4px 8px;max-width:85%;font-size:12.5px;color:var(--muted);padding-inline-start:4px}' +
     '.sources{flex-basis:100%}' +
     '.feedback{display:flex;gap:2px}.feedback button{width:30px;height:30px;border-radius:8px;display:grid;place-items:center;color:var(--muted)}' +
     '.feedback button:hover{background:var(--bot-bg)}.feedback svg{width:16px;height:16px}.feedback .down svg{transform:rotate(180deg)}' +
@@ -177,19 +173,19 @@
     '.contact{align-self:flex-start;max-width:85%;border:1px solid var(--border);border-radius:14px;padding:10px 12px;font-size:14px}' +
     '.contact b{font-weight:650}.contact div{display:flex;flex-wrap:wrap;gap:6px;margin-top:8px}' +
     '.contact a{padding:6px 12px;border-radius:999px;background:var(--accent);color:var(--on-accent);text-decoration:none;font-weight:550;font-size:13.5px}' +
-    '.queued,.error{align-self:flex-end;font-size:12.5px;color:var(--muted);max-width:85%;text-align:right}.error{color:var(--error)}' +
-    '.error button{text-decoration:underline;margin-left:6px;color:var(--fg)}' +
+    '.queued,.error{align-self:flex-end;font-size:12.5px;color:var(--muted);max-width:85%;text-align:end}.error{color:var(--error)}' +
+    '.error button{text-decoration:underline;margin-inline-start:6px;color:var(--fg)}' +
     '.notice{align-self:center;font-size:13px;color:var(--muted);text-align:center}' +
     '.typing{align-self:flex-start;background:var(--bot-bg);border-radius:18px;padding:13px 14px;display:flex;gap:5px}' +
     '.typing i{width:7px;height:7px;border-radius:50%;background:var(--muted);animation:sb-bounce 1.2s infinite ease-in-out}' +
     '.typing i:nth-child(2){animation-delay:.15s}.typing i:nth-child(3){animation-delay:.3s}' +
     '@keyframes sb-bounce{0%,60%,100%{opacity:.35;transform:none}30%{opacity:1;transform:translateY(-3px)}}' +
     '.suggestions{display:flex;flex-wrap:wrap;gap:8px;justify-content:flex-end}' +
-    '.suggestions button{border:1.5px solid var(--accent);border-radius:999px;padding:7px 13px;font-size:14px;line-height:1.3;text-align:left;background:var(--bg)}' +
+    '.suggestions button{border:1.5px solid var(--accent);border-radius:999px;padding:7px 13px;font-size:14px;line-height:1.3;text-align:start;background:var(--bg)}' +
     '.suggestions button:hover,.did-you-mean button:hover{background:var(--bot-bg)}' +
     '.did-you-mean{align-self:flex-start;max-width:85%;display:flex;flex-wrap:wrap;gap:6px;font-size:13.5px;color:var(--muted)}' +
     '.did-you-mean b{flex-basis:100%;font-weight:550}' +
-    '.did-you-mean button{border:1.5px solid var(--accent);border-radius:14px;padding:6px 12px;text-align:left;color:var(--fg);background:var(--bg)}' +
+    '.did-you-mean button{border:1.5px solid var(--accent);border-radius:14px;padding:6px 12px;text-align:start;color:var(--fg);background:var(--bg)}' +
     '.composer{display:flex;align-items:flex-end;gap:8px;padding:10px 12px 12px;border-top:1px solid var(--border);flex:none}' +
     'textarea{flex:1;resize:none;border:1px solid var(--border);border-radius:20px;padding:9px 14px;font-size:16px;line-height:1.35;' +
       'height:42px;max-height:120px;background:var(--bg);outline:none}' +
@@ -219,7 +215,8 @@
       clearTimeout(this.retryTimer); this.retryTimer = 0;
       // The page (without query or fragment, which may carry private data) is shown to the owner.
       const query = '?page=' + encodeURIComponent(location.origin + location.pathname) +
-        (conversation ? '&conversation=' + encodeURIComponent(conversation) : '');
+        (conversation ? '&conversation=' + encodeURIComponent(conversation) : '') +
+        (tag.lang ? '&lang=' + encodeURIComponent(tag.lang) : ''); // the server checks it
       let socket;
       try { socket = this.socket = new WebSocket(SOCKET_URL + query); }
       catch (e) { warn(e); this.socket = null; return this.closed({}); }
@@ -247,10 +244,10 @@
       this.socket = null; this.ready = false;
       this.stopTimers();
       const code = event.code;
-      if (code == CLOSE_UNKNOWN_SHOP || code == CLOSE_FORBIDDEN_ORIGIN) this.stopped = true;
+      if (code == CLOSE.UNKNOWN_SHOP || code == CLOSE.FORBIDDEN_ORIGIN) this.stopped = true;
       else {
         // Jitter: 50–100 % of the delay.
-        const slow = code == CLOSE_TOO_MANY_CONNECTIONS || code == CLOSE_TOO_MANY_FRAMES;
+        const slow = code == CLOSE.TOO_MANY_CONNECTIONS || code == CLOSE.TOO_MANY_FRAMES;
         const delay = Math.min(slow ? 120000 : 30000, (slow ? 15000 : 500) * Math.pow(2, this.attempt++));
         this.retryTimer = setTimeout(safe(() => this.events.onRetry()), delay / 2 + Math.random() * delay / 2);
       }
@@ -332,8 +329,9 @@
       ui.close = el('button', 'close', null, { type: 'button', 'data-testid': 'sb-close' });
       ui.close.appendChild(icon(ICON_CLOSE));
       heading.append(ui.title, ui.status);
-      ui.talk = el('button', 'talk', null, { type: 'button', 'data-testid': 'sb-handoff-open' });
-      header.append(ui.avatar, heading, ui.talk, ui.close);
+      ui.talk = el('button', 'talk', null, { type: 'button' });
+      heading.append(ui.talk);
+      header.append(ui.avatar, heading, ui.close);
       ui.log = el('div', 'log', null, { role: 'region', tabindex: '0', 'data-testid': 'sb-log' });
       ui.greeting = el('div', 'msg bot', null, { 'data-testid': 'sb-greeting' });
       ui.suggestions = el('div', 'suggestions', null, { 'data-testid': 'sb-suggestions' });
@@ -402,7 +400,9 @@
       [[ui.close, 'closeButton'], [ui.log, 'conversation'], [ui.input, 'input'], [ui.send, 'send']]
         .forEach(([node, key]) => node.setAttribute('aria-label', this.say(key)));
       ui.input.placeholder = this.say('placeholder');
-      ui.talk.textContent = this.say('talkToPerson');
+      ui.talk.hidden = !(ui.talk.textContent = this.say('talkToPerson'));
+      if (saved.language) ui.panel.lang = saved.language;
+      ui.panel.dir = saved.dir == 'rtl' ? 'rtl' : 'ltr'; // Arabic, Hebrew: right to left
     }
     // On start (as saved) and on `ready`, never on open.
     showBot() {
@@ -481,7 +481,7 @@
     }
     closed(event) {
       if (this.connection.stopped) {
-        if (event.code == CLOSE_FORBIDDEN_ORIGIN) warn('this website\'s origin (' + location.origin + ') is not allowed for shop key "' + shop + '"');
+        if (event.code == CLOSE.FORBIDDEN_ORIGIN) warn('this website\'s origin (' + location.origin + ') is not allowed for shop key "' + shop + '"');
         else warn('unknown shop key "' + shop + '"');
         this.setStatus('unavailable', this.say('unavailable'));
         this.transcript.notice(this.say('unavailableNotice'), 'sb-unavailable');
@@ -586,10 +586,10 @@
       if (route.email && /^[^\s@:/]+@[^\s@/]+$/.test(route.email)) add('mailto:' + route.email, this.say('email', { email: route.email }));
       if (route.phone) add('tel:' + String(route.phone).replace(/[^\d+]/g, ''), this.say('call', { phone: route.phone }));
       if (route.url && /^https?:/i.test(route.url)) add(route.url, this.say('contactPage'));
-      links.appendChild(el('button', 'talk', this.say('leaveQuestion'), { type: 'button', 'data-testid': 'sb-handoff-open' }));
+      links.appendChild(el('button', 'talk', this.say('leaveQuestion'), { type: 'button' }));
       turn.box.appendChild(box);
     }
-    // The hand-off to a person: widget-handoff.js, loaded on first use (the size budget).
+    // widget-handoff.js
     handoff(...args) {
       this.extra = this.extra || import(HANDOFF_URL).then((m) => m.default(this, { el, safe, uid, saved }));
       this.extra.then((run) => run(...args)).catch(warn);
@@ -609,9 +609,10 @@
       connection.opened();
       saved.conversation = frame.conversation;
       if (frame.bot) saved.bot = frame.bot;
-      saved.handoff = frame.handoff;
-      if (frame.person || this.extra) this.handoff('frame', { type: 'person', present: frame.person });
-      if (frame.texts) { saved.texts = frame.texts; this.showTexts(); }
+      if (frame.texts) {
+        Object.assign(saved, { texts: frame.texts, language: frame.language, dir: frame.dir });
+        this.showTexts();
+      }
       this.showBot();
       this.setStatus('online', this.say('online'));
       const history = list(frame.history);
@@ -653,7 +654,7 @@
     },
     feedback_saved(frame) { delete this.pendingFeedback[frame.message]; },
     error(frame) {
-      if (frame.id && frame.id == (this.pendingHandoff || {}).id) return this.handoff('frame', frame);
+      if (this.pendingHandoff && frame.id == this.pendingHandoff.id) return this.handoff('frame', frame);
       const transcript = this.transcript, text = String(frame.message || '');
       const turn = frame.id != null && !transcript.answered[frame.id] && transcript.turns[frame.id];
       if (turn) { // retried under a fresh id
@@ -689,7 +690,7 @@
     const src = new URL(script.src, location.href), option = (name) => script.getAttribute('data-' + name);
     HANDOFF_URL = new URL('widget-handoff.js', src).href;
     SOCKET_URL = (src.protocol == 'https:' ? 'wss://' : 'ws://') + src.host + '/ws/chat/' + encodeURIComponent(shop) + '/';
-    tag = { position: option('position'), color: option('color'), open: option('open') == 'true' };
+    tag = { position: option('position'), color: option('color'), open: option('open') == 'true', lang: option('lang') };
     saved = new SavedState('shopbot:' + shop);
     customElements.define(TAG, ShopBotWidget);
     const widget = D.createElement(TAG);
