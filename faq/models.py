@@ -165,7 +165,6 @@ class Shop(models.Model):
     contact_email = models.EmailField(blank=True)
     contact_phone = models.CharField(max_length=40, blank=True)
     contact_url = models.URLField(blank=True)
-<<<<<<< HEAD
     phone_callbacks = models.BooleanField(
         "accept phone call-backs",
         default=False,
@@ -177,14 +176,8 @@ class Shop(models.Model):
         default="one business day",
         help_text='Shown to a customer who leaves a question: "usually within one business day".',
     )
-    fallback_message = models.TextField(
-        default="I'm not sure about that one, and I'd rather not guess. "
-        "A person from our team will be happy to help."
-    )
-=======
     fallback_message = models.TextField(default=DEFAULT_FALLBACK)
     # One of settings.LANGUAGES (the admin offers only those; widget.chat.texts.chat_language).
->>>>>>> main
     language = models.CharField(max_length=10, default="en")
     use_claude = models.BooleanField(
         "answer with Claude",

@@ -4,16 +4,11 @@ contract; the names below are the ones it uses).
 
 - `Close`: the close codes, `ErrorCode`: the `code` of an `error` frame, `FrameType`: every
   frame's `type`.
-<<<<<<< HEAD
-- `SENTENCES`: every sentence an error frame can carry, in this one dict (translations wrap it).
-- `read_frame` turns one websocket frame into an `Ask`, a `Feedback`, a `Ping` or a
-  `HandoffRequest`, or raises
-=======
 - `SENTENCES`: every sentence an error frame can carry, in this one dict, translated (locale/).
-- `read_frame` turns one websocket frame into an `Ask`, a `Feedback` or a `Ping`, or raises
->>>>>>> main
-  `Refused` (which knows its error frame): the size is checked before parsing, nesting is bounded,
-  strings are cleaned of what PostgreSQL or UTF-8 cannot store, fields are checked for type.
+- `read_frame` turns one websocket frame into an `Ask`, a `Feedback`, a `Ping` or a
+  `HandoffRequest`, or raises `Refused` (which knows its error frame): the size is checked
+  before parsing, nesting is bounded, strings are cleaned of what PostgreSQL or UTF-8 cannot
+  store, fields are checked for type.
 - `Handshake.of(scope)`: what a connecting client tells (shop key, Origin, page, conversation id,
   language, user agent), cleaned, and this ShopBot site's own origin as far as the connection can
   vouch for it.
@@ -87,35 +82,20 @@ class FrameType(StrEnum):
 # in after translation.
 SENTENCES: dict[str, Promise] = {
     # bad_request
-<<<<<<< HEAD
-    "bad_request": "That message could not be understood.",
-    "binary": "Send JSON text frames, not binary ones.",
-    "not_json": "That message is not valid JSON.",
-    "too_deep": "That message is nested too deeply.",
-    "not_object": "Each message must be a JSON object.",
-    "unknown_type": "Unknown message type; expected ask, feedback, handoff or ping.",
-    "ask_id": "An ask needs an id: a string of 1 to 64 characters.",
-    "ask_text": "An ask needs some text.",
-    "ask_entry": "An ask's entry must be the id of a suggested entry.",
-    "feedback_message": "Feedback needs the answer's message id.",
-    "feedback_value": 'Feedback must be "up" or "down".',
-    "feedback_elsewhere": "That answer is not part of this conversation.",
-    "handoff_id": "A handoff needs an id: a string of 1 to 64 characters.",
-    "handoff_field": "A handoff's email, phone, name and note must be strings.",
-=======
     "bad_request": _("That message could not be understood."),
     "binary": _("Send JSON text frames, not binary ones."),
     "not_json": _("That message is not valid JSON."),
     "too_deep": _("That message is nested too deeply."),
     "not_object": _("Each message must be a JSON object."),
-    "unknown_type": _("Unknown message type; expected ask, feedback or ping."),
+    "unknown_type": _("Unknown message type; expected ask, feedback, handoff or ping."),
     "ask_id": _("An ask needs an id: a string of 1 to 64 characters."),
     "ask_text": _("An ask needs some text."),
     "ask_entry": _("An ask's entry must be the id of a suggested entry."),
     "feedback_message": _("Feedback needs the answer's message id."),
     "feedback_value": _('Feedback must be "up" or "down".'),
     "feedback_elsewhere": _("That answer is not part of this conversation."),
->>>>>>> main
+    "handoff_id": _("A handoff needs an id: a string of 1 to 64 characters."),
+    "handoff_field": _("A handoff's email, phone, name and note must be strings."),
     # too_long
     "too_long": _("Please keep your message under {limit} characters."),
     "frame_too_large": _("That message is too large; please keep it under {limit} characters."),
