@@ -69,7 +69,7 @@ def leave_question(page: Page, email: str) -> int:
     ask(page, OFF_TOPIC)
     wait_answers(page, 1)
     expect(w(page, "sb-bot")).to_have_attribute("data-mode", "fallback")
-    page.get_by_role("button", name="Leave your question").click()
+    w(page, "sb-contact").get_by_role("button", name="Talk to a person").click()
     expect(w(page, "sb-handoff-note")).to_have_value(OFF_TOPIC)  # pre-filled
     w(page, "sb-handoff-email").fill(email)
     w(page, "sb-handoff-name").fill("Ann")

@@ -44,7 +44,6 @@ WIDGET_TEXTS = {
     "contactPage": _("Contact page"),
     "tryAgain": _("Try again"),
     # The hand-off to a person (widget-handoff.js); {time} is the shop's usual reply time.
-    "leaveQuestion": _("Leave your question"),
     "handoffIntro": _("Leave your question and we'll get back to you, usually within {time}."),
     "handoffIntroShort": _("Leave your question and we'll get back to you."),
     "yourEmail": _("Your email"),
@@ -53,7 +52,6 @@ WIDGET_TEXTS = {
     "yourQuestion": _("Your question"),
     "sendQuestion": _("Send to the team"),
     "cancel": _("Cancel"),
-    "sorry": _("Sorry that didn't help."),
     "team": _("From our team"),
     "personJoined": _("A person from our team has joined the chat."),
     "received": _("Sent to the team"),

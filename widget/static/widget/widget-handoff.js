@@ -15,7 +15,7 @@ const CSS =
   '.handoff .go{background:var(--accent);color:var(--on-accent)}.handoff .error{align-self:flex-start;text-align:start}';
 
 // `widget` is widget.js's <shopbot-widget> element; `tools` its helpers. Returns the one entry
-// point widget.js calls: run(kind, ...), kind being 'form', 'offer', 'shop' or 'frame'.
+// point widget.js calls: run(kind, ...), kind being 'form', 'shop' or 'frame'.
 export default function (widget, { el, safe, uid, saved }) {
   const ui = widget.ui, transcript = widget.transcript;
   try {
@@ -28,6 +28,15 @@ export default function (widget, { el, safe, uid, saved }) {
   joined.hidden = true;
   ui.panel.insertBefore(joined, ui.log);
   let form = null;
+  // The pending request's errors come here, and it is re-sent after a reconnect (its id makes the
+  // server save it once).
+  const events = widget.connection.events, onFrame = events.onFrame;
+  events.onFrame = (frame) => {
+    const pending = widget.pendingHandoff;
+    if (frame.type == 'error' && pending && frame.id == pending.id) return frames.error(frame);
+    onFrame(frame);
+    if (frame.type == 'ready' && pending) widget.connection.send(pending);
+  };
 
   function unread() {
     if (!widget.isOpen) { ui.widget.classList.add('unread'); widget.showLauncher(); }
@@ -75,16 +84,6 @@ export default function (widget, { el, safe, uid, saved }) {
     form.elements.email.focus();
   }
 
-  // After a thumbs-down: say sorry and offer a person, once per answer.
-  function offer(box) {
-    if (box.querySelector('.offer')) return;
-    const line = el('div', 'contact offer'), links = el('div');
-    links.appendChild(el('button', 'talk', widget.say('talkToPerson'), { type: 'button', 'data-testid': 'sb-handoff-open' }));
-    line.append(el('b', 0, widget.say('sorry')), links);
-    box.appendChild(line);
-    widget.stick();
-  }
-
   const frames = {
     handoff_saved(frame) {
       if (!form) return;
@@ -121,7 +120,6 @@ export default function (widget, { el, safe, uid, saved }) {
 
   return (kind, a, b) => {
     if (kind == 'form') openForm();
-    else if (kind == 'offer') offer(a);
     else if (kind == 'shop') shopMessage(a.text, b);
     else if (frames.hasOwnProperty(a.type)) frames[a.type](a);
   };

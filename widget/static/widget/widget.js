@@ -559,7 +559,6 @@
           for (const k in buttons) buttons[k].setAttribute('aria-pressed', String(k == value));
           const feedback = this.pendingFeedback[frame.message] = { type: 'feedback', message: frame.message, value };
           this.connection.send(feedback);
-          if (value == 'down') this.handoff('offer', box.parentNode.parentNode);
         });
         box.appendChild(button);
       });
@@ -581,15 +580,13 @@
     contact(turn, route) {
       if (!route) return;
       const box = el('div', 'contact', null, { 'data-testid': 'sb-contact' }), links = el('div');
-      box.append(el('b', 0, this.say('talkToPerson')), links);
+      box.append(el('button', 'talk', this.say('talkToPerson')), links);
       const add = (href, label) => { const a = link(href, label); if (a) links.appendChild(a); };
       if (route.email && /^[^\s@:/]+@[^\s@/]+$/.test(route.email)) add('mailto:' + route.email, this.say('email', { email: route.email }));
       if (route.phone) add('tel:' + String(route.phone).replace(/[^\d+]/g, ''), this.say('call', { phone: route.phone }));
       if (route.url && /^https?:/i.test(route.url)) add(route.url, this.say('contactPage'));
-      links.appendChild(el('button', 'talk', this.say('leaveQuestion'), { type: 'button' }));
       turn.box.appendChild(box);
     }
-    // widget-handoff.js
     handoff(...args) {
       this.extra = this.extra || import(HANDOFF_URL).then((m) => m.default(this, { el, safe, uid, saved }));
       this.extra.then((run) => run(...args)).catch(warn);
@@ -630,7 +627,6 @@
       saved.save();
       saved.unanswered.forEach((q) => { this.waiting(transcript.turn(q.id, q.text)); connection.send(askFrame(q)); });
       for (const k in this.pendingFeedback) connection.send(this.pendingFeedback[k]);
-      if (this.pendingHandoff) connection.send(this.pendingHandoff);
       this.refresh();
       this.stick(true);
     },
@@ -654,7 +650,6 @@
     },
     feedback_saved(frame) { delete this.pendingFeedback[frame.message]; },
     error(frame) {
-      if (this.pendingHandoff && frame.id == this.pendingHandoff.id) return this.handoff('frame', frame);
       const transcript = this.transcript, text = String(frame.message || '');
       const turn = frame.id != null && !transcript.answered[frame.id] && transcript.turns[frame.id];
       if (turn) { // retried under a fresh id
