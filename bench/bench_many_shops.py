@@ -44,6 +44,7 @@ from django.db import connection  # noqa: E402
 
 from faq import embedding, importing, retrieval  # noqa: E402
 from faq.models import Shop  # noqa: E402
+from shopbot.figures import percentile  # noqa: E402
 
 QUESTIONS = [
     "how much does delivery cost for area 7",
@@ -55,11 +56,6 @@ QUESTIONS = [
     "can I pay by card",
     "wedding flowers price",
 ]
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def copy_entries(template: Shop, shop_ids: list[int], limit: int, suffix: str = "") -> None:

@@ -152,6 +152,16 @@ def report(result: dict, rows: Counter, connections: int) -> bool:
     return ok
 
 
+def resident_mib(pid: int) -> float:
+    """A process's resident memory in MiB (Linux), or NaN where /proc does not say."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return float("nan")
+    kib = next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return int(kib) / 1024 if kib else float("nan")
+
+
 def throughput(result: dict) -> float:
     return result["asks"] / result["elapsed"]
 
@@ -244,6 +254,8 @@ def main() -> int:
                     rows = Message.objects.filter(conversation__shop=shop, role=Message.BOT)
                     per_ask = Counter(rows.values_list("conversation_id", "ask_id"))
                     all_ok &= report(result, per_ask, args.connections)
+                    rss = [resident_mib(server.process.pid) for server in servers]
+                    print(f"  server memory (RSS): {', '.join(f'{m:.0f} MiB' for m in rss)}")
                     results[label] = result
                     Message.objects.filter(conversation__shop=shop).delete()
                     shop.conversations.all().delete()

@@ -233,6 +233,12 @@ def relative(scores: np.ndarray) -> np.ndarray:
     return scores / np.maximum(best, 1e-9)
 
 
+# Bumped whenever what build_index computes changes (scoring, calibration, the classifier's
+# training vectors): an index stored by an earlier version is rebuilt on the next search instead
+# of being used with the new scoring.
+INDEX_VERSION = 2
+
+
 @dataclass
 class ShopIndex:
     """What search needs beyond the vectors in PostgreSQL, built from the shop's published
@@ -249,6 +255,7 @@ class ShopIndex:
     def to_bytes(self) -> bytes:
         """The index as an .npz file (plain arrays, no pickle), for the SearchIndex table."""
         arrays = {
+            "version": np.array(INDEX_VERSION),
             "signature": np.array(self.signature, dtype=np.int64),
             "entry_ids": self.entry_ids,
             "threshold": np.array(self.threshold),
@@ -263,8 +270,11 @@ class ShopIndex:
         return buffer.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> ShopIndex:
+    def from_bytes(cls, data: bytes) -> ShopIndex | None:
+        """The stored index, or None if an earlier INDEX_VERSION stored it."""
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            if "version" not in arrays.files or int(arrays["version"]) != INDEX_VERSION:
+                return None
             return cls(
                 signature=tuple(int(n) for n in arrays["signature"]),
                 entry_ids=arrays["entry_ids"],
@@ -629,7 +639,9 @@ def shop_index(shop: Shop, signature: tuple) -> ShopIndex:
     )
     # Built here only when nothing stored matches: e.g. a migration or a bulk update changed the
     # vectors without going through faq/indexing.py.
-    index = ShopIndex.from_bytes(bytes(stored)) if stored is not None else update_index(shop.pk)
+    index = ShopIndex.from_bytes(bytes(stored)) if stored is not None else None
+    if index is None:
+        index = update_index(shop.pk)
     cache.put(shop.pk, index)
     return index
 

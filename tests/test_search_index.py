@@ -97,3 +97,19 @@ def test_without_a_stored_index_the_first_search_builds_one(demo_shop):
 
 def _signature(shop) -> tuple[int, int]:
     return retrieval._signature(shop.pk)
+
+
+@pytest.mark.django_db
+def test_an_index_stored_by_an_earlier_version_is_rebuilt_not_used(demo_shop, monkeypatch):
+    search(demo_shop, "opening hours")
+    signature = _signature(demo_shop)
+    # As stored before INDEX_VERSION existed, or by an earlier scoring: rebuilt on the next search
+    # (a process starting on new code must not rank with an index the old code computed).
+    monkeypatch.setattr(retrieval, "INDEX_VERSION", retrieval.INDEX_VERSION + 1)
+    retrieval.cache.clear()
+    assert ShopIndex.from_bytes(bytes(SearchIndex.objects.get(shop=demo_shop).data)) is None
+    result = search(demo_shop, "What are your opening hours?")
+    assert result.best.entry.question == "What are your opening hours?"
+    stored = SearchIndex.objects.get(shop=demo_shop)
+    assert ShopIndex.from_bytes(bytes(stored.data)) is not None  # stored again, current version
+    assert retrieval.cache.get(demo_shop.pk, signature) is not None

@@ -179,6 +179,9 @@ def browser():
 # ---- The demo site, and helpers for driving the widget ----
 
 ANSWER_TIMEOUT = 30_000  # ms; the first answer after a (re)start waits for the embedding model
+# A server started by the test itself answers its first question only once its model is loaded,
+# which on a busy 2-core machine takes longer than a warm server's answer: this bounds a hang.
+FIRST_ANSWER_TIMEOUT = 180_000
 XSS_QUESTION = "Can you print a photo on the gift card?"
 XSS_ANSWER = (
     'Yes! It looks like this: <img src=x onerror="window.__pwned=1;alert(1)"> '
@@ -251,9 +254,9 @@ def ask(page: Page, text: str) -> None:
     w(page, "sb-input").press("Enter")
 
 
-def wait_answers(page: Page, count: int) -> None:
+def wait_answers(page: Page, count: int, timeout: float = ANSWER_TIMEOUT) -> None:
     final = page.locator("[data-testid=sb-bot][data-state=final]")
-    expect(final).to_have_count(count, timeout=ANSWER_TIMEOUT)
+    expect(final).to_have_count(count, timeout=timeout)
 
 
 def record_frames(page: Page) -> dict[str, list]:

@@ -20,6 +20,7 @@ from shopbot.daphne_process import DaphneProcess
 from tests.browser.conftest import (
     ANSWER_TIMEOUT,
     DELIVERY,
+    FIRST_ANSWER_TIMEOUT,
     XSS_QUESTION,
     ask,
     open_widget,
@@ -160,7 +161,7 @@ def test_queued_message_is_delivered_once_after_the_server_comes_back(page, site
     frames = record_frames(page)
     open_widget(page, server.url)
     ask(page, "Do you deliver to Princeton?")
-    wait_answers(page, 1)
+    wait_answers(page, 1, timeout=FIRST_ANSWER_TIMEOUT)
 
     server.stop(kill=True)  # SIGKILL: the socket just drops, as with a crash or a lost network
     expect(w(page, "sb-root")).to_have_attribute("data-conn", "offline")
@@ -348,7 +349,7 @@ def test_an_answer_cut_mid_stream_is_asked_again_and_stored_once(
     open_widget(page, server.url)
     ask(page, "Do you deliver to Princeton?")
     streaming = page.locator("[data-testid=sb-bot][data-state=streaming]")
-    expect(streaming).to_contain_text("Well,", timeout=ANSWER_TIMEOUT)
+    expect(streaming).to_contain_text("Well,", timeout=FIRST_ANSWER_TIMEOUT)
 
     server.stop(kill=True)  # mid-stream, as a crash would cut it
     expect(w(page, "sb-root")).to_have_attribute("data-conn", "offline")
