@@ -122,3 +122,24 @@ def test_live_take_over_both_ways(page, admin, site):
 
     admin.get_by_role("button", name="Hand back to the bot").click()
     expect(w(page, "sb-person")).to_be_hidden(timeout=ANSWER_TIMEOUT)
+
+
+def test_a_thumbs_down_offers_a_person_and_the_question_can_be_left(page, site):
+    open_widget(page, site["server"].url)
+    ask(page, "What are your opening hours?")
+    wait_answers(page, 1)
+    expect(w(page, "sb-bot")).to_have_attribute("data-mode", "faq")
+    expect(w(page, "sb-contact")).to_have_count(0)  # a confident answer: no offer yet
+
+    w(page, "sb-fb-down").click()
+    offer = w(page, "sb-contact")
+    expect(offer).to_have_count(1)
+    w(page, "sb-fb-down").click()  # a second click does not offer twice
+    expect(offer).to_have_count(1)
+    offer.get_by_role("button", name="Talk to a person").click()
+    expect(w(page, "sb-handoff-note")).to_have_value("What are your opening hours?")
+    w(page, "sb-handoff-email").fill("cat@example.com")
+    w(page, "sb-handoff-send").click()
+    expect(w(page, "sb-handoff-saved")).to_contain_text("cat@example.com", timeout=ANSWER_TIMEOUT)
+    handoff = Handoff.objects.get(email="cat@example.com")
+    assert handoff.note == "What are your opening hours?"

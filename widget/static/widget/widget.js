@@ -1,6 +1,5 @@
-/*! ShopBot chat widget: <script src="https://HOST/widget.js" data-shop="KEY" async></script>
- * (README "The chat widget"; protocol: docs/protocol.md). Plain JS, no build step, nothing parsed as
- * HTML; the UI is in <shopbot-widget>'s shadow root, the one global is ShopBot.open/close/ask. */
+/*! ShopBot chat widget, README "The chat widget" and docs/protocol.md. Plain JS, no build step,
+ * nothing parsed as HTML; the UI lives in <shopbot-widget>'s shadow root. */
 (function () {
   'use strict';
   const W = window, D = document, TAG = 'shopbot-widget';
@@ -542,14 +541,14 @@
       }
       if (frame.message != null) {
         bubble.setAttribute('data-message-id', frame.message);
-        meta.appendChild(this.feedbackButtons(frame));
+        meta.appendChild(this.feedbackButtons(frame, turn));
       }
       this.didYouMean(turn, frame.suggestions);
       if (frame.mode == 'fallback') this.contact(turn, frame.contact || saved.contact);
       if (meta.firstChild) turn.box.appendChild(meta);
       this.stick();
     }
-    feedbackButtons(frame) {
+    feedbackButtons(frame, turn) {
       const box = el('div', 'feedback', null, { role: 'group', 'aria-label': this.say('helpful') }), buttons = {};
       ['up', 'down'].forEach((value) => {
         const button = buttons[value] = el('button', value, null, { type: 'button', 'aria-label': this.say(value),
@@ -559,6 +558,8 @@
           for (const k in buttons) buttons[k].setAttribute('aria-pressed', String(k == value));
           const feedback = this.pendingFeedback[frame.message] = { type: 'feedback', message: frame.message, value };
           this.connection.send(feedback);
+          // Not helped: offer a person and the contact route, once.
+          if (value == 'down' && !turn.box.querySelector('.contact')) this.contact(turn, saved.contact);
         });
         box.appendChild(button);
       });
