@@ -120,7 +120,18 @@ class ShopAdmin(ShopScopedAdmin):
                 ]
             },
         ),
-        ("Handoff to a person", {"fields": ["contact_email", "contact_phone", "contact_url"]}),
+        (
+            "Handoff to a person",
+            {
+                "fields": [
+                    "contact_email",
+                    "contact_phone",
+                    "contact_url",
+                    "phone_callbacks",
+                    "reply_time",
+                ]
+            },
+        ),
         (
             "The FAQ page",
             {"fields": ["slug", "faq_location", "faq_page_url"]},

@@ -165,6 +165,17 @@ class Shop(models.Model):
     contact_email = models.EmailField(blank=True)
     contact_phone = models.CharField(max_length=40, blank=True)
     contact_url = models.URLField(blank=True)
+    phone_callbacks = models.BooleanField(
+        "accept phone call-backs",
+        default=False,
+        help_text="Customers who leave a question may give a phone number instead of an email.",
+    )
+    reply_time = models.CharField(
+        "usual reply time",
+        max_length=60,
+        default="one business day",
+        help_text='Shown to a customer who leaves a question: "usually within one business day".',
+    )
     fallback_message = models.TextField(default=DEFAULT_FALLBACK)
     # One of settings.LANGUAGES (the admin offers only those; widget.chat.texts.chat_language).
     language = models.CharField(max_length=10, default="en")

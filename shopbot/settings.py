@@ -295,6 +295,44 @@ CLAUDE_DEFAULT_MONTHLY_TOKENS = envint("CLAUDE_DEFAULT_MONTHLY_TOKENS", "2000000
 # Longest customer message accepted; longer ones get a "too_long" error frame.
 CHAT_MAX_MESSAGE_CHARS = envint("CHAT_MAX_MESSAGE_CHARS", "1000")
 
+# --- Email -----------------------------------------------------------------------------------
+# Customer requests email the shop's owners, and the owner's reply emails the customer, through
+# Django's email framework. EMAIL_HOST unset: the console backend, so `make run` prints each
+# email in its output instead of sending it.
+EMAIL_HOST = os.getenv("EMAIL_HOST", "").strip()
+EMAIL_PORT = envint("EMAIL_PORT", "587")
+EMAIL_HOST_USER = os.getenv("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.getenv("EMAIL_HOST_PASSWORD", "")
+# STARTTLS: on by default with a mail server (empty counts as unset, as in .env.example).
+EMAIL_USE_TLS = (
+    envbool("EMAIL_USE_TLS", "") if os.getenv("EMAIL_USE_TLS", "").strip() else bool(EMAIL_HOST)
+)
+# Seconds to wait on the mail server before an attempt counts as failed (and is retried).
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", "10")
+DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "ShopBot <shopbot@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+
+# --- Customer requests (hand-off to a person) ------------------------------------------------
+# How many requests one conversation, and one email address or phone number (per shop), may
+# leave per hour; more get a `rate_limited` error frame. 0 turns a limit off.
+HANDOFFS_PER_CONVERSATION_PER_HOUR = envint("HANDOFFS_PER_CONVERSATION_PER_HOUR", "3")
+HANDOFFS_PER_ADDRESS_PER_HOUR = envint("HANDOFFS_PER_ADDRESS_PER_HOUR", "3")
+# The owner's email: tried this many times on a background thread, waiting
+# HANDOFF_RETRY_SECONDS, then twice that, ... between tries. Still unsent after that: the admin
+# shows it, and `manage.py send_handoff_emails` (cron) or the admin action tries again, up to
+# HANDOFF_MAX_ATTEMPTS in all.
+HANDOFF_EMAIL_TRIES = envint("HANDOFF_EMAIL_TRIES", "3")
+HANDOFF_RETRY_SECONDS = envfloat("HANDOFF_RETRY_SECONDS", "30")
+HANDOFF_MAX_ATTEMPTS = envint("HANDOFF_MAX_ATTEMPTS", "10")
+# Live take-over: the bot stays silent in a conversation an owner took over until they hand it
+# back, or until this many minutes pass without a message from them.
+HANDOFF_TAKEOVER_IDLE_MINUTES = envint("HANDOFF_TAKEOVER_IDLE_MINUTES", "10")
+
 # --- Importing an FAQ page ----------------------------------------------------------------------
 # "Import from your website" (faq/webimport.py) fetches the address an owner gives. Addresses on
 # private, loopback or link-local networks are refused, so nobody can make the server probe its

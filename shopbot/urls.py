@@ -14,5 +14,6 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("faq/<slug:slug>/", faq_views.faq_page, name="faq-page"),
     path("widget.js", widget_views.widget_js, name="widget-js"),
+    path("widget-handoff.js", widget_views.widget_handoff_js, name="widget-handoff-js"),
     path("admin/", admin.site.urls),
 ]

@@ -62,6 +62,7 @@ def commands(shop_id: str, files: Path) -> dict[str, list[list[str]] | None]:
         ],
         "eval_retrieval": [["eval_retrieval", str(files / "eval.json"), "--json"]],
         "purge_conversations": [["purge_conversations"], ["purge_conversations", "--dry-run"]],
+        "send_handoff_emails": [["send_handoff_emails"]],
         "bench_chat": [["bench_chat", "--clients", "2", "--rounds", "1", "--think", "0"]],
         "migrate": [["migrate"]],
         "collectstatic": [["collectstatic", "--noinput"]],

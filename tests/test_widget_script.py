@@ -12,18 +12,19 @@ import re
 import pytest
 from django.test import Client
 
-from widget.chat.views import CACHE_CONTROL, WIDGET_JS
+from widget.chat.views import CACHE_CONTROL, HANDOFF_JS, WIDGET_JS
 
 BUDGET = 12 * 1024  # bytes, gzipped (the issue's budget; Flowise's embed is 284 KB gzipped)
 
 
-@pytest.fixture(scope="module")
-def source() -> str:
-    return WIDGET_JS.read_text()
+@pytest.fixture(scope="module", params=[WIDGET_JS, HANDOFF_JS], ids=["widget", "handoff"])
+def source(request) -> str:
+    """Both scripts: widget.js and the hand-off module it loads on first use."""
+    return request.param.read_text()
 
 
-def test_the_script_is_at_most_12_kb_gzipped(source):
-    size = len(gzip.compress(source.encode(), compresslevel=9))
+def test_the_script_is_at_most_12_kb_gzipped():
+    size = len(gzip.compress(WIDGET_JS.read_bytes(), compresslevel=9))
     assert size <= BUDGET, f"widget.js is {size} bytes gzipped, over the {BUDGET} byte budget"
 
 
@@ -35,15 +36,20 @@ def test_the_script_never_parses_strings_as_html_or_code(source, construct):
     assert construct not in source
 
 
-def test_links_built_from_text_only_allow_safe_schemes(source):
+def test_links_built_from_text_only_allow_safe_schemes():
+    source = WIDGET_JS.read_text()
     # The one place hrefs are made (markdown links, bare URLs, the contact route).
     assert "/^(https?|mailto|tel):$/.test(u.protocol)" in source
     assert "rel: 'noopener noreferrer'" in source
 
 
-def test_the_script_defines_one_global(source):
-    assigned = set(re.findall(r"\bW\.(\w+)\s*=[^=]", source))
+def test_the_script_defines_one_global():
+    assigned = set(re.findall(r"\bW\.(\w+)\s*=[^=]", WIDGET_JS.read_text()))
     assert assigned == {"ShopBot"}
+    # The hand-off module touches only what widget.js hands it: no globals, no links.
+    module = HANDOFF_JS.read_text()
+    assert not re.search(r"\b(window|globalThis|document)\b", module)
+    assert "href" not in module
 
 
 def test_served_with_cors_caching_and_type_headers():
@@ -96,3 +102,12 @@ def test_only_get_and_head():
     client = Client()
     assert client.head("/widget.js").status_code == 200
     assert client.post("/widget.js").status_code == 405
+
+
+def test_the_handoff_module_is_served_to_any_website_like_the_script():
+    response = Client().get("/widget-handoff.js", headers={"Accept-Encoding": "gzip"})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/javascript; charset=utf-8"
+    # widget.js import()s it from the shop's page: a cross-origin module needs CORS.
+    assert response["Access-Control-Allow-Origin"] == "*"
+    assert gzip.decompress(response.content) == HANDOFF_JS.read_bytes()

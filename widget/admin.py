@@ -3,10 +3,12 @@
 
 from django.contrib import admin
 
-from widget.models import Conversation
+from widget.models import Conversation, Handoff
 from widget.owner.admin import ConversationAdmin
+from widget.owner.requests import HandoffAdmin
 
 admin.site.register(Conversation, ConversationAdmin)
+admin.site.register(Handoff, HandoffAdmin)
 
 # The admin index lists each shop's dashboard and unanswered questions above the apps, unless
 # the project has chosen an index template of its own.

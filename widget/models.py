@@ -19,12 +19,26 @@ class Conversation(models.Model):
     started = models.DateTimeField(auto_now_add=True, db_index=True)
     page_url = models.URLField(max_length=500, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
+    # Live take-over: while this is in the future a person of the shop is in the conversation
+    # and the bot stays silent. Each message of theirs moves it HANDOFF_TAKEOVER_IDLE_MINUTES
+    # ahead; handing back clears it.
+    person_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started"]
 
     def __str__(self) -> str:
         return f"{self.shop} · {self.started:%Y-%m-%d %H:%M}"
+
+    @property
+    def person_present(self) -> bool:
+        return self.person_until is not None and self.person_until > timezone.now()
+
+    @property
+    def group(self) -> str:
+        """The channel-layer group of this conversation's open sockets, in any server process:
+        what the shop says reaches the customer through it (Handoff.reply)."""
+        return f"chat.{self.pk}"
 
     def answer_to(self, ask_id: str) -> Message | None:
         """The stored answer to that ask of this conversation, if there is one."""
@@ -60,6 +74,8 @@ class Message(models.Model):
     class Role(models.TextChoices):
         USER = "user", "Customer"
         BOT = "bot", "Bot"
+        # A person of the shop: a customer request's reply, or a live take-over (Handoff).
+        SHOP = "shop", "Shop"
 
     class Mode(models.TextChoices):
         """How an answer was made."""
@@ -73,7 +89,7 @@ class Message(models.Model):
         DOWN = "down", "Thumbs down"
 
     # The short names the code reads (Message.BOT, Message.FALLBACK...): the same enum members.
-    USER, BOT = Role.USER, Role.BOT
+    USER, BOT, SHOP = Role.USER, Role.BOT, Role.SHOP
     LLM, FAQ, FALLBACK = Mode.LLM, Mode.FAQ, Mode.FALLBACK
     UP, DOWN = Feedback.UP, Feedback.DOWN
 
@@ -131,6 +147,8 @@ class Message(models.Model):
         """An item of the `ready` frame's history."""
         if self.role == self.USER:
             return {"role": "user", "id": self.ask_id, "text": self.text}
+        if self.role == self.SHOP:  # a person of the shop (a customer request's reply)
+            return {"role": "shop", "id": self.ask_id, "text": self.text, "message": self.pk}
         return {
             "role": "bot",
             "id": self.ask_id,
@@ -249,4 +267,75 @@ class CustomerWording(models.Model):
 
     def dismiss(self) -> None:
         self.status = self.DISMISSED
+        self.save(update_fields=["status"])
+
+
+class Handoff(models.Model):
+    """A customer request: the customer left a question and a way to reply, for a person.
+
+    Saved before anything else happens; then the owner is emailed (widget/notify.py), on a thread
+    so the chat never waits, retried on failure, the state kept here for the admin's inbox. The
+    owner's reply becomes a `shop` message in the same conversation (`reply`)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        ANSWERED = "answered", "Answered"
+        CLOSED = "closed", "Closed"
+
+    OPEN, ANSWERED, CLOSED = Status.OPEN, Status.ANSWERED, Status.CLOSED
+
+    conversation = models.ForeignKey(Conversation, models.CASCADE, related_name="handoffs")
+    # The client's id of the `handoff` frame: a re-sent frame is saved once.
+    client_id = models.CharField(max_length=64)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    name = models.CharField(max_length=100, blank=True)
+    note = models.TextField("question")
+    status = models.CharField(max_length=8, choices=Status, default=Status.OPEN, db_index=True)
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    answered = models.DateTimeField(null=True, blank=True)
+    # The owner's notification: sent when `notified` is set; else `notify_error` says why not
+    # yet, and no new attempt starts before `notify_after` (also a lease: one sender at a time).
+    notified = models.DateTimeField("owner notified", null=True, blank=True)
+    notify_attempts = models.PositiveSmallIntegerField(default=0)
+    notify_error = models.TextField(blank=True)
+    notify_after = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name = "customer request"
+        verbose_name_plural = "customer requests"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "client_id"], name="one_handoff_per_client_id"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact}: {self.note[:60]}"
+
+    @property
+    def contact(self) -> str:
+        return self.email or self.phone
+
+    @property
+    def shop(self) -> Shop:
+        return self.conversation.shop
+
+    def reply(self, text: str) -> Message:
+        """Save the owner's answer as a `shop` message of the conversation; the request is then
+        answered. Pushing it to the customer's socket and email is the caller's (after commit)."""
+        with transaction.atomic():
+            message = Message.objects.create(
+                conversation_id=self.conversation_id,
+                role=Message.SHOP,
+                ask_id=f"shop-{uuid.uuid4().hex[:20]}",
+                text=text,
+            )
+            self.status, self.answered = self.ANSWERED, timezone.now()
+            self.save(update_fields=["status", "answered"])
+        return message
+
+    def close(self) -> None:
+        self.status = self.CLOSED
         self.save(update_fields=["status"])

@@ -23,7 +23,7 @@ from django.db import DatabaseError
 from django.utils import translation
 
 from faq.models import OriginSeen, Shop
-from widget.chat import limits, pipeline
+from widget.chat import handoff, limits, pipeline
 from widget.chat.protocol import (
     Ask,
     Close,
@@ -31,6 +31,7 @@ from widget.chat.protocol import (
     ErrorCode,
     Feedback,
     FrameType,
+    HandoffRequest,
     Handshake,
     Ping,
     Refused,
@@ -86,11 +87,15 @@ def open_conversation(
             "suggestions": shop.suggestion_list,
             "accent": shop.accent_color,
             "position": shop.position,
+            # What the "Talk to a person" form asks for (docs/protocol.md, `handoff`).
+            "handoff": {"phone": shop.phone_callbacks, "reply_time": shop.reply_time},
         },
         "language": language,
         "dir": direction(language),
         "texts": widget_texts(language),
         "history": history,
+        # A person of the shop has taken this conversation over (live take-over).
+        "person": not conversation._state.adding and conversation.person_present,
     }
     return conversation, ready, asked
 
@@ -160,6 +165,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     site: str = ""
     limiter: limits.ConnectionLimits | None = None
     closing = False  # once set, incoming frames are dropped unread
+    group: str | None = None  # the conversation's channel-layer group, once joined
+    person = False  # a person of the shop has taken the conversation over (as last told)
 
     async def __call__(self, scope, receive, send) -> None:
         # Daphne (like channels' test communicator) hands each connection its own asyncio.Queue's
@@ -210,6 +217,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         """Free the connection slot and stop the asks; safe to call more than once."""
         if self.limiter is not None:
             await self.limiter.disconnect()
+        if self.group is not None:
+            group, self.group = self.group, None
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception:  # Redis gone: the group forgets the channel when it expires
+                logger.warning("Could not leave the conversation's group", exc_info=True)
         tasks = list(getattr(self, "tasks", {}).values())
         for task in tasks:
             task.cancel()
@@ -251,7 +264,18 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         # Where the links to the hosted FAQ page point: this site's own origin, as trusted as
         # for the origin check (SITE_URL, or an ALLOWED_HOSTS Host); else they are paths.
         self.shop, self.conversation, self.site = shop, conversation, handshake.site or ""
+        self.person = ready["person"]
+        # What the shop says in this conversation (an owner's reply, from any server process)
+        # reaches this socket through the conversation's group.
+        try:
+            await self.channel_layer.group_add(conversation.group, self.channel_name)
+            self.group = conversation.group
+        except Exception:  # the chat still works; only live replies are missed (history has them)
+            logger.warning("Could not join the conversation's group", exc_info=True)
         await self.send_json(ready)
+        if conversation.person_until is not None:
+            # An owner has (or had) this conversation: the widget shows whether a person is here.
+            await self.send_json({"type": FrameType.PERSON, "present": self.person})
         resume_reading(self.base_send)
 
     async def check_origin(self, handshake: Handshake) -> Shop:
@@ -282,8 +306,43 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         except Refused as refused:
             await self.send_json(refused.frame())
             return
-        handlers = {Ask: self.on_ask, Feedback: self.on_feedback, Ping: self.on_ping}
+        handlers = {
+            Ask: self.on_ask,
+            Feedback: self.on_feedback,
+            Ping: self.on_ping,
+            HandoffRequest: self.on_handoff,
+        }
         await handlers[type(frame)](frame)
+
+    async def on_handoff(self, request: HandoffRequest) -> None:
+        """The customer leaves a question for a person (widget/chat/handoff.py)."""
+        try:
+            fields = handoff.clean_request(request, self.shop)
+            if self.conversation._state.adding:  # "Talk to a person" before any question
+                await save_conversation(self.conversation)
+            saved = await handoff.save_request(self.conversation, request.id, fields, self.site)
+        except Refused as refused:
+            refused.ask_id = request.id
+            await self.send_json(refused.frame())
+            return
+        except DatabaseError:
+            logger.exception("Database unavailable while saving a customer request")
+            await self.send_json(error_frame(ErrorCode.UNAVAILABLE, request.id))
+            return
+        await self.send_json(handoff.saved_frame(request.id, saved, self.shop))
+
+    async def person_changed(self, event: dict) -> None:
+        """An owner took the conversation over, or handed it back to the bot."""
+        self.person = bool(event["present"])
+        if not self.closing:
+            await self.send_json({"type": FrameType.PERSON, "present": self.person})
+
+    async def shop_message(self, event: dict) -> None:
+        """A person of the shop wrote in this conversation (group_send from Handoff's reply)."""
+        if not self.closing:
+            await self.send_json(
+                {"type": FrameType.SHOP_MESSAGE, "message": event["message"], "text": event["text"]}
+            )
 
     async def on_ping(self, ping: Ping) -> None:
         await self.limiter.touch()  # an open widget pings every 25 s: its slot stays taken
@@ -322,6 +381,20 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 logger.exception("Database unavailable while starting a conversation")
                 await self.send_json(error_frame(ErrorCode.UNAVAILABLE, ask.id))
                 return
+        if self.person:
+            # A person took the conversation over: the question waits for them, not the bot
+            # (unless their take-over has run out meanwhile).
+            try:
+                if await handoff.person_present(self.conversation):
+                    await handoff.hold_question(self.conversation, ask.id, ask.text)
+                    await self.send_json({"type": FrameType.RECEIVED, "id": ask.id})
+                    return
+            except DatabaseError:
+                logger.exception("Database unavailable while storing a question for a person")
+                await self.send_json(error_frame(ErrorCode.UNAVAILABLE, ask.id))
+                return
+            self.person = False
+            await self.send_json({"type": FrameType.PERSON, "present": False})
         self.tasks[ask.id] = asyncio.create_task(self.run_ask(ask.id, ask.text, ask.entry))
 
     async def run_ask(self, ask_id: str, text: str, entry: int | None = None) -> None:

@@ -5,9 +5,10 @@ contract; the names below are the ones it uses).
 - `Close`: the close codes, `ErrorCode`: the `code` of an `error` frame, `FrameType`: every
   frame's `type`.
 - `SENTENCES`: every sentence an error frame can carry, in this one dict, translated (locale/).
-- `read_frame` turns one websocket frame into an `Ask`, a `Feedback` or a `Ping`, or raises
-  `Refused` (which knows its error frame): the size is checked before parsing, nesting is bounded,
-  strings are cleaned of what PostgreSQL or UTF-8 cannot store, fields are checked for type.
+- `read_frame` turns one websocket frame into an `Ask`, a `Feedback`, a `Ping` or a
+  `HandoffRequest`, or raises `Refused` (which knows its error frame): the size is checked
+  before parsing, nesting is bounded, strings are cleaned of what PostgreSQL or UTF-8 cannot
+  store, fields are checked for type.
 - `Handshake.of(scope)`: what a connecting client tells (shop key, Origin, page, conversation id,
   language, user agent), cleaned, and this ShopBot site's own origin as far as the connection can
   vouch for it.
@@ -54,6 +55,7 @@ class ErrorCode(StrEnum):
     CONVERSATION_FULL = "conversation_full"
     UNKNOWN_ENTRY = "unknown_entry"
     UNAVAILABLE = "unavailable"
+    INVALID = "invalid"  # a handoff field; the frame names it in `field`
 
 
 class FrameType(StrEnum):
@@ -61,6 +63,7 @@ class FrameType(StrEnum):
     ASK = "ask"
     FEEDBACK = "feedback"
     PING = "ping"
+    HANDOFF = "handoff"
     # server -> client
     READY = "ready"
     DELTA = "delta"
@@ -68,6 +71,10 @@ class FrameType(StrEnum):
     ERROR = "error"
     PONG = "pong"
     FEEDBACK_SAVED = "feedback_saved"
+    HANDOFF_SAVED = "handoff_saved"
+    SHOP_MESSAGE = "shop_message"  # a person of the shop wrote
+    PERSON = "person"  # a person of the shop joined (present) or left the conversation
+    RECEIVED = "received"  # an ask stored for that person instead of answered
 
 
 # Every sentence an error frame can carry, in the chat's language (the consumer activates it; the
@@ -80,13 +87,15 @@ SENTENCES: dict[str, Promise] = {
     "not_json": _("That message is not valid JSON."),
     "too_deep": _("That message is nested too deeply."),
     "not_object": _("Each message must be a JSON object."),
-    "unknown_type": _("Unknown message type; expected ask, feedback or ping."),
+    "unknown_type": _("Unknown message type; expected ask, feedback, handoff or ping."),
     "ask_id": _("An ask needs an id: a string of 1 to 64 characters."),
     "ask_text": _("An ask needs some text."),
     "ask_entry": _("An ask's entry must be the id of a suggested entry."),
     "feedback_message": _("Feedback needs the answer's message id."),
     "feedback_value": _('Feedback must be "up" or "down".'),
     "feedback_elsewhere": _("That answer is not part of this conversation."),
+    "handoff_id": _("A handoff needs an id: a string of 1 to 64 characters."),
+    "handoff_field": _("A handoff's email, phone, name and note must be strings."),
     # too_long
     "too_long": _("Please keep your message under {limit} characters."),
     "frame_too_large": _("That message is too large; please keep it under {limit} characters."),
@@ -254,11 +263,37 @@ class Ping:
         return cls()
 
 
-Frame = Ask | Feedback | Ping
-CLIENT_FRAMES: dict[str, type[Ask] | type[Feedback] | type[Ping]] = {
+@dataclass(frozen=True)
+class HandoffRequest:
+    """The customer leaves a question for a person: the client's `id` and the fields as typed
+    (checked for content by widget/chat/handoff.py)."""
+
+    id: str
+    email: str = ""
+    phone: str = ""
+    name: str = ""
+    note: str = ""
+
+    @classmethod
+    def parse(cls, content: dict) -> HandoffRequest:
+        client_id = content.get("id")
+        if not isinstance(client_id, str) or not 1 <= len(client_id) <= 64:
+            raise Refused(ErrorCode.BAD_REQUEST, "handoff_id")
+        fields = {}
+        for name in ("email", "phone", "name", "note"):
+            value = content.get(name)
+            if value is not None and not isinstance(value, str):
+                raise Refused(ErrorCode.BAD_REQUEST, "handoff_field", client_id)
+            fields[name] = (value or "").strip()
+        return cls(client_id, **fields)
+
+
+Frame = Ask | Feedback | Ping | HandoffRequest
+CLIENT_FRAMES: dict[str, type[Frame]] = {
     FrameType.ASK: Ask,
     FrameType.FEEDBACK: Feedback,
     FrameType.PING: Ping,
+    FrameType.HANDOFF: HandoffRequest,
 }
 
 

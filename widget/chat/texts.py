@@ -43,6 +43,18 @@ WIDGET_TEXTS = {
     "call": _("Call {phone}"),
     "contactPage": _("Contact page"),
     "tryAgain": _("Try again"),
+    # The hand-off to a person (widget-handoff.js); {time} is the shop's usual reply time.
+    "handoffIntro": _("Leave your question and we'll get back to you, usually within {time}."),
+    "handoffIntroShort": _("Leave your question and we'll get back to you."),
+    "yourEmail": _("Your email"),
+    "yourPhone": _("Or your phone number"),
+    "yourName": _("Your name (optional)"),
+    "yourQuestion": _("Your question"),
+    "sendQuestion": _("Send to the team"),
+    "cancel": _("Cancel"),
+    "team": _("From our team"),
+    "personJoined": _("A person from our team has joined the chat."),
+    "received": _("Sent to the team"),
 }
 
 

@@ -1,5 +1,6 @@
 """
-`/widget.js`, the embeddable script: gzipped when the browser accepts it (every browser does),
+`/widget.js`, the embeddable script (and `/widget-handoff.js`, the module it loads for the
+hand-off to a person): gzipped when the browser accepts it (every browser does),
 cached briefly with an ETag per representation, and loadable from any website; what a website may
 then do with a shop's key is decided per shop on the websocket (allowed origins).
 
@@ -24,16 +25,19 @@ from django.views.decorators.http import condition, require_safe
 from django.views.decorators.vary import vary_on_headers
 
 WIDGET_JS = Path(__file__).resolve().parent.parent / "static" / "widget" / "widget.js"
+# The hand-off to a person, a module widget.js imports the first time it is needed (and from the
+# same place as itself), so the widget stays within its size budget.
+HANDOFF_JS = WIDGET_JS.with_name("widget-handoff.js")
 # Browsers use a cached copy for 5 minutes, then for up to a day more while revalidating in the
 # background: a fix reaches every shop's pages within minutes, and revalidation costs a 304.
 CACHE = {"public": True, "max_age": 300, "stale_while_revalidate": 86400}
 CACHE_CONTROL = "public, max-age=300, stale-while-revalidate=86400"  # what CACHE sends
 
 
-@lru_cache(maxsize=2)
-def _bodies(stamp: tuple[int, int]) -> dict[str, tuple[bytes, str]]:
+@lru_cache(maxsize=4)
+def _bodies(path: Path, stamp: tuple[int, int]) -> dict[str, tuple[bytes, str]]:
     """encoding -> (body, ETag) for the file as of `stamp` (mtime, size)."""
-    plain = WIDGET_JS.read_bytes()
+    plain = path.read_bytes()
     digest = hashlib.sha256(plain).hexdigest()[:16]
     # mtime=0: the same file always compresses to the same bytes (and so matches its ETag).
     packed = gzip.compress(plain, compresslevel=9, mtime=0)
@@ -41,15 +45,15 @@ def _bodies(stamp: tuple[int, int]) -> dict[str, tuple[bytes, str]]:
     return {"identity": (plain, f'"{digest}"'), "gzip": (packed, f'"{digest}-gz"')}
 
 
-def representation(request: HttpRequest) -> tuple[str, bytes, str]:
+def representation(request: HttpRequest, path: Path = WIDGET_JS) -> tuple[str, bytes, str]:
     """(encoding, body, ETag) of the script for this request."""
-    stat = WIDGET_JS.stat()
+    stat = path.stat()
     # Accept-Encoding has Accept's grammar (coding;q=…), so Django's parser of the one reads the
     # other; q=0 means "not acceptable".
     codings = [MediaType(c) for c in request.headers.get("Accept-Encoding", "").split(",")]
     gzipped = any(c.main_type == "gzip" and c.quality != 0 for c in codings)
     encoding = "gzip" if gzipped else "identity"
-    return encoding, *_bodies((stat.st_mtime_ns, stat.st_size))[encoding]
+    return encoding, *_bodies(path, (stat.st_mtime_ns, stat.st_size))[encoding]
 
 
 def from_any_website(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -65,14 +69,23 @@ def from_any_website(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
     return wrapped
 
 
-@require_safe
-@from_any_website
-@cache_control(**CACHE)
-@vary_on_headers("Accept-Encoding")
-@condition(etag_func=lambda request: representation(request)[2])
-def widget_js(request: HttpRequest) -> HttpResponse:
-    encoding, body, _ = representation(request)
-    response = HttpResponse(body, content_type="text/javascript; charset=utf-8")
-    if encoding == "gzip":
-        response["Content-Encoding"] = "gzip"
-    return response
+def script_view(path: Path) -> Callable[..., HttpResponse]:
+    """The view serving that script as described above."""
+
+    @require_safe
+    @from_any_website
+    @cache_control(**CACHE)
+    @vary_on_headers("Accept-Encoding")
+    @condition(etag_func=lambda request: representation(request, path)[2])
+    def view(request: HttpRequest) -> HttpResponse:
+        encoding, body, _ = representation(request, path)
+        response = HttpResponse(body, content_type="text/javascript; charset=utf-8")
+        if encoding == "gzip":
+            response["Content-Encoding"] = "gzip"
+        return response
+
+    return view
+
+
+widget_js = script_view(WIDGET_JS)
+widget_handoff_js = script_view(HANDOFF_JS)

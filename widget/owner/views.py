@@ -54,8 +54,8 @@ def shops(request: HttpRequest, model_admin) -> HttpResponse:
     return TemplateResponse(request, "widget/shops.html", context)
 
 
-def transcript(request: HttpRequest, model_admin, conversation: Conversation) -> HttpResponse:
-    """Every question with its answer: how it was answered, from which entries, and feedback."""
+def transcript_turns(conversation: Conversation) -> list[dict]:
+    """The conversation's messages for widget/_turns.html, each with its sources' admin links."""
     shop_entries = set(
         FAQEntry.objects.filter(shop=conversation.shop_id).values_list("pk", flat=True)
     )
@@ -73,6 +73,13 @@ def transcript(request: HttpRequest, model_admin, conversation: Conversation) ->
             sources.append({"question": source.get("question", ""), "url": url})
         resolved = entry_url(message.resolved_by_id) if message.resolved_by_id else None
         turns.append({"message": message, "sources": sources, "resolved_url": resolved})
+    return turns
+
+
+def transcript(request: HttpRequest, model_admin, conversation: Conversation) -> HttpResponse:
+    """Every question with its answer: how it was answered, from which entries, and feedback."""
+    turns = transcript_turns(conversation)
+    requests = list(conversation.handoffs.all())
     can_delete = model_admin.has_delete_permission(request, conversation)
     context = _context(
         request,
@@ -80,6 +87,7 @@ def transcript(request: HttpRequest, model_admin, conversation: Conversation) ->
         title=f"Conversation of {conversation.started:%Y-%m-%d %H:%M}",
         conversation=conversation,
         turns=turns,
+        requests=requests,
         can_delete=can_delete,
         show_shop=request.user.is_superuser,
     )

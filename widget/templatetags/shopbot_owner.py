@@ -6,7 +6,7 @@ from django import template
 from django.urls import reverse
 
 from faq.owners import shops_for
-from widget.models import Message
+from widget.models import Handoff, Message
 
 register = template.Library()
 
@@ -27,6 +27,11 @@ def owner_shop_links(context) -> list[dict]:
                 "dashboard_url": reverse("admin:widget_dashboard", args=[shop.pk]),
                 "unanswered_url": reverse("admin:widget_unanswered", args=[shop.pk]),
                 "open_count": Message.objects.unanswered(shop).count(),
+                "requests_url": reverse("admin:widget_handoff_changelist")
+                + f"?conversation__shop__id__exact={shop.pk}&status__exact=open",
+                "requests_count": Handoff.objects.filter(
+                    conversation__shop=shop, status=Handoff.OPEN
+                ).count(),
             }
         )
     return links

@@ -1,6 +1,5 @@
-/*! ShopBot chat widget: <script src="https://HOST/widget.js" data-shop="KEY" async></script>
- * (README "The chat widget"; protocol: docs/protocol.md). Plain JS, no build step, nothing parsed as
- * HTML; the UI is in <shopbot-widget>'s shadow root, the one global is ShopBot.open/close/ask. */
+/*! ShopBot chat widget, README "The chat widget" and docs/protocol.md. Plain JS, no build step,
+ * nothing parsed as HTML; the UI lives in <shopbot-widget>'s shadow root. */
 (function () {
   'use strict';
   const W = window, D = document, TAG = 'shopbot-widget';
@@ -304,6 +303,7 @@
         onFrame: (frame) => {
           const type = frame && frame.type;
           if (FRAME_HANDLERS.hasOwnProperty(type)) FRAME_HANDLERS[type].call(this, frame);
+          else this.handoff('frame', frame);
         },
         onClose: (event) => this.closed(event),
         onRetry: () => this.connect()
@@ -328,6 +328,8 @@
       ui.close = el('button', 'close', null, { type: 'button', 'data-testid': 'sb-close' });
       ui.close.appendChild(icon(ICON_CLOSE));
       heading.append(ui.title, ui.status);
+      ui.talk = el('button', 'talk', null, { type: 'button' });
+      heading.append(ui.talk);
       header.append(ui.avatar, heading, ui.close);
       ui.log = el('div', 'log', null, { role: 'region', tabindex: '0', 'data-testid': 'sb-log' });
       ui.greeting = el('div', 'msg bot', null, { 'data-testid': 'sb-greeting' });
@@ -358,6 +360,7 @@
       ui.log.addEventListener('scroll', () => { this.atBottom = ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight < 40; });
       ui.launcher.onclick = safe(() => { this.isOpen ? this.close() : this.open(); });
       ui.close.onclick = safe(() => this.close());
+      ui.widget.addEventListener('click', safe((e) => { if (e.target.closest('.talk')) this.handoff('form'); }));
       ui.composer.onsubmit = safe((e) => { e.preventDefault(); this.submit(); });
       ui.input.oninput = safe(() => this.grow());
       ui.input.addEventListener('keydown', safe((e) => {
@@ -396,6 +399,7 @@
       [[ui.close, 'closeButton'], [ui.log, 'conversation'], [ui.input, 'input'], [ui.send, 'send']]
         .forEach(([node, key]) => node.setAttribute('aria-label', this.say(key)));
       ui.input.placeholder = this.say('placeholder');
+      ui.talk.hidden = !(ui.talk.textContent = this.say('talkToPerson'));
       if (saved.language) ui.panel.lang = saved.language;
       ui.panel.dir = saved.dir == 'rtl' ? 'rtl' : 'ltr'; // Arabic, Hebrew: right to left
     }
@@ -537,14 +541,14 @@
       }
       if (frame.message != null) {
         bubble.setAttribute('data-message-id', frame.message);
-        meta.appendChild(this.feedbackButtons(frame));
+        meta.appendChild(this.feedbackButtons(frame, turn));
       }
       this.didYouMean(turn, frame.suggestions);
       if (frame.mode == 'fallback') this.contact(turn, frame.contact || saved.contact);
       if (meta.firstChild) turn.box.appendChild(meta);
       this.stick();
     }
-    feedbackButtons(frame) {
+    feedbackButtons(frame, turn) {
       const box = el('div', 'feedback', null, { role: 'group', 'aria-label': this.say('helpful') }), buttons = {};
       ['up', 'down'].forEach((value) => {
         const button = buttons[value] = el('button', value, null, { type: 'button', 'aria-label': this.say(value),
@@ -554,6 +558,8 @@
           for (const k in buttons) buttons[k].setAttribute('aria-pressed', String(k == value));
           const feedback = this.pendingFeedback[frame.message] = { type: 'feedback', message: frame.message, value };
           this.connection.send(feedback);
+          // Not helped: offer a person and the contact route, once.
+          if (value == 'down' && !turn.box.querySelector('.contact')) this.contact(turn, saved.contact);
         });
         box.appendChild(button);
       });
@@ -575,12 +581,16 @@
     contact(turn, route) {
       if (!route) return;
       const box = el('div', 'contact', null, { 'data-testid': 'sb-contact' }), links = el('div');
-      box.append(el('b', 0, this.say('talkToPerson')), links);
+      box.append(el('button', 'talk', this.say('talkToPerson')), links);
       const add = (href, label) => { const a = link(href, label); if (a) links.appendChild(a); };
       if (route.email && /^[^\s@:/]+@[^\s@/]+$/.test(route.email)) add('mailto:' + route.email, this.say('email', { email: route.email }));
       if (route.phone) add('tel:' + String(route.phone).replace(/[^\d+]/g, ''), this.say('call', { phone: route.phone }));
       if (route.url && /^https?:/i.test(route.url)) add(route.url, this.say('contactPage'));
-      if (links.firstChild) turn.box.appendChild(box);
+      turn.box.appendChild(box);
+    }
+    handoff(...args) {
+      this.extra = this.extra || import(HANDOFF_URL).then((m) => m.default(this, { el, safe, uid, saved }));
+      this.extra.then((run) => run(...args)).catch(warn);
     }
   }
 
@@ -608,7 +618,8 @@
         transcript.clear();
         history.forEach((item) => {
           const id = item.id != null ? item.id : uid();
-          if (item.role == 'user') transcript.turn(id, item.text);
+          if (item.role == 'shop') this.handoff('shop', item, transcript.box.appendChild(el('div')));
+          else if (item.role == 'user') transcript.turn(id, item.text);
           else { transcript.answered[id] = 1; this.showAnswer(transcript.turn(id), item); }
         });
       }
@@ -663,7 +674,7 @@
   };
 
   // ---- Start ----
-  let shop, SOCKET_URL, tag, saved;
+  let shop, SOCKET_URL, HANDOFF_URL, tag, saved;
   safe(function () {
     if (W.ShopBot || !W.customElements || customElements.get(TAG)) return; // tag loaded twice: do nothing
     let script = D.currentScript;
@@ -673,6 +684,7 @@
     shop = script && script.getAttribute('data-shop');
     if (!shop) return warn('missing data-shop on the widget <script> tag');
     const src = new URL(script.src, location.href), option = (name) => script.getAttribute('data-' + name);
+    HANDOFF_URL = new URL('widget-handoff.js', src).href;
     SOCKET_URL = (src.protocol == 'https:' ? 'wss://' : 'ws://') + src.host + '/ws/chat/' + encodeURIComponent(shop) + '/';
     tag = { position: option('position'), color: option('color'), open: option('open') == 'true', lang: option('lang') };
     saved = new SavedState('shopbot:' + shop);

@@ -1,0 +1,145 @@
+"""
+Hand-off to a person in real browsers: a customer's page with the widget and the owner's admin,
+side by side in two Chromium contexts, against one real daphne server on the pytest test database
+(no LLM key; the console email backend prints the emails into the server's log).
+
+1. The customer leaves a question from the widget after a fallback answer; the owner replies in
+   the admin; the reply appears in the open widget without a reload, and again after one.
+2. Live take-over, both ways: the owner takes the chat over, the widget says a person joined,
+   the customer's message appears on the owner's page without a reload, the owner's answer in
+   the widget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from playwright.sync_api import Page, expect
+
+from faq.models import Shop
+from faq.owners import owners_group
+from tests.browser.conftest import ANSWER_TIMEOUT, ask, open_widget, w, wait_answers
+from tests.conftest import make_demo_shop
+from widget.models import Handoff
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db]
+
+PASSWORD = "owner password for the browser test"
+OFF_TOPIC = "Can you fix my car's brakes?"
+
+
+@pytest.fixture(scope="module")
+def site(request, django_db_blocker, start_server) -> Iterator[dict[str, Any]]:
+    """The demo shop with an owner who can sign in; one server (storefront at /)."""
+    server = start_server(wait=False)
+    demo_texts_embedded = request.getfixturevalue("demo_texts_embedded")
+    with django_db_blocker.unblock():
+        shop = make_demo_shop(demo_texts_embedded, is_demo=True)
+        owner = User.objects.create_user("florence", "florence@petal.example", PASSWORD)
+        owner.is_staff = True
+        owner.save()
+        owner.groups.add(owners_group())
+        shop.owners.add(owner)
+    server.wait_ready()
+    yield {"shop": shop, "server": server}
+    with django_db_blocker.unblock():
+        Shop.objects.filter(pk=shop.pk).delete()
+        User.objects.filter(username="florence").delete()
+
+
+@pytest.fixture
+def admin(browser, site) -> Iterator[Page]:
+    """The owner, signed in to the admin in a context of their own."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    page.goto(site["server"].url + "/admin/login/")
+    page.fill("#id_username", "florence")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    expect(page.locator("#user-tools")).to_contain_text("florence")
+    yield page
+    context.close()
+
+
+def leave_question(page: Page, email: str) -> int:
+    """After a fallback answer, the customer leaves the question; returns the stored request."""
+    ask(page, OFF_TOPIC)
+    wait_answers(page, 1)
+    expect(w(page, "sb-bot")).to_have_attribute("data-mode", "fallback")
+    w(page, "sb-contact").get_by_role("button", name="Talk to a person").click()
+    expect(w(page, "sb-handoff-note")).to_have_value(OFF_TOPIC)  # pre-filled
+    w(page, "sb-handoff-email").fill(email)
+    w(page, "sb-handoff-name").fill("Ann")
+    w(page, "sb-handoff-send").click()
+    expect(w(page, "sb-handoff-saved")).to_contain_text(email, timeout=ANSWER_TIMEOUT)
+    expect(w(page, "sb-handoff-saved")).to_contain_text("usually within one business day")
+    return Handoff.objects.get(email=email).pk
+
+
+def test_a_question_left_in_the_widget_gets_the_owners_reply_live_and_after_a_reload(
+    page, admin, site
+):
+    open_widget(page, site["server"].url)
+    handoff = leave_question(page, "ann@example.com")
+
+    admin.goto(site["server"].url + "/admin/widget/handoff/")
+    admin.get_by_role("link", name=OFF_TOPIC).click()
+    expect(admin.locator("#content-main")).to_contain_text("ann@example.com")
+    admin.fill("#id_text", "We don't, but Joe's Garage on Main Street does.")
+    admin.get_by_role("button", name="Send reply").click()
+    expect(admin.locator(".messagelist")).to_contain_text("Reply sent")
+
+    # No reload: the reply arrives through the conversation's group.
+    shop_message = w(page, "sb-shop")
+    expect(shop_message).to_contain_text("Joe's Garage", timeout=ANSWER_TIMEOUT)
+    assert Handoff.objects.get(pk=handoff).status == Handoff.ANSWERED
+
+    page.reload()
+    w(page, "sb-launcher").click()
+    expect(w(page, "sb-shop")).to_contain_text("Joe's Garage", timeout=ANSWER_TIMEOUT)
+
+
+def test_live_take_over_both_ways(page, admin, site):
+    open_widget(page, site["server"].url)
+    handoff = leave_question(page, "bea@example.com")
+
+    admin.goto(f"{site['server'].url}/admin/widget/handoff/{handoff}/change/")
+    admin.get_by_role("button", name="Take over the chat").click()
+    expect(w(page, "sb-person")).to_be_visible(timeout=ANSWER_TIMEOUT)
+
+    ask(page, "Could you look at my bike too?")
+    expect(admin.locator("#live-log")).to_contain_text(
+        "Could you look at my bike too?", timeout=ANSWER_TIMEOUT
+    )
+    admin.fill("#live-form input[name=text]", "Sorry, no bikes either!")
+    admin.locator("#live-form button").click()
+    expect(w(page, "sb-shop").last).to_contain_text("no bikes", timeout=ANSWER_TIMEOUT)
+    # The bot stayed silent: still only the one fallback answer.
+    expect(page.locator("[data-testid=sb-bot][data-state=final]")).to_have_count(1)
+
+    admin.get_by_role("button", name="Hand back to the bot").click()
+    expect(w(page, "sb-person")).to_be_hidden(timeout=ANSWER_TIMEOUT)
+
+
+def test_a_thumbs_down_offers_a_person_and_the_question_can_be_left(page, site):
+    open_widget(page, site["server"].url)
+    ask(page, "What are your opening hours?")
+    wait_answers(page, 1)
+    expect(w(page, "sb-bot")).to_have_attribute("data-mode", "faq")
+    expect(w(page, "sb-contact")).to_have_count(0)  # a confident answer: no offer yet
+
+    w(page, "sb-fb-down").click()
+    offer = w(page, "sb-contact")
+    expect(offer).to_have_count(1)
+    w(page, "sb-fb-down").click()  # a second click does not offer twice
+    expect(offer).to_have_count(1)
+    offer.get_by_role("button", name="Talk to a person").click()
+    expect(w(page, "sb-handoff-note")).to_have_value("What are your opening hours?")
+    w(page, "sb-handoff-email").fill("cat@example.com")
+    w(page, "sb-handoff-send").click()
+    expect(w(page, "sb-handoff-saved")).to_contain_text("cat@example.com", timeout=ANSWER_TIMEOUT)
+    handoff = Handoff.objects.get(email="cat@example.com")
+    assert handoff.note == "What are your opening hours?"

@@ -1,0 +1,409 @@
+"""Hand-off to a person, end to end: the `handoff` frame on the real consumer, the owner's email
+through a real SMTP server on loopback (aiosmtpd), the admin's "Customer requests" inbox, and the
+owner's reply reaching the customer's open socket through the channel layer, the stored history
+and the customer's mailbox. Real PostgreSQL, real embedding model, no mocks."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import socket
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+from aiosmtpd.controller import Controller
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async as db
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from faq.models import Shop
+from faq.owners import owners_group
+from tests.test_chat_consumer import Chat
+from widget.chat import handoff as chat_handoff
+from widget.chat import limits
+from widget.models import Conversation, Handoff, Message
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def quiet_chat(settings):
+    settings.ANTHROPIC_API_KEY = ""
+    settings.REDIS_URL = ""
+    settings.HANDOFF_RETRY_SECONDS = 0.2
+    settings.HANDOFF_EMAIL_TRIES = 2
+    limits.reset_memory()
+    yield
+    limits.reset_memory()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Inbox:
+    """An aiosmtpd handler keeping every message it receives."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[list[str], email.message.EmailMessage]] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.received.append((list(envelope.rcpt_tos), parsed))
+        return "250 Message accepted"
+
+    def wait(self, count: int, timeout: float = 20) -> list:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(self.received) >= count, self.received
+        return self.received
+
+
+@pytest.fixture
+def smtp_port(settings) -> int:
+    port = free_port()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    settings.EMAIL_USE_TLS, settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD = False, "", ""
+    settings.EMAIL_TIMEOUT = 5
+    settings.DEFAULT_FROM_EMAIL = "ShopBot <bot@shopbot.example>"
+    settings.SITE_URL = "https://bot.example.com"
+    return port
+
+
+@pytest.fixture
+def inbox(smtp_port):
+    handler = Inbox()
+    controller = Controller(handler, hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    yield handler
+    controller.stop()
+
+
+def make_owner(shop: Shop, username: str, address: str = "") -> User:
+    user = User.objects.create_user(username, email=address, is_staff=True)
+    user.groups.add(owners_group())
+    shop.owners.add(user)
+    return user
+
+
+def wait_for(condition, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert condition()
+
+
+async def leave(chat: Chat, **fields) -> dict:
+    frame = {"type": "handoff", "id": fields.pop("id", uuid.uuid4().hex), **fields}
+    await chat.send(frame)
+    return await chat.recv()
+
+
+# --- The frame --------------------------------------------------------------------------------
+
+
+async def test_fallback_then_handoff_is_saved_once_and_emails_the_owner_the_transcript(
+    demo_shop, inbox
+):
+    await db(make_owner)(demo_shop, "owner", "owner@petal.example")
+    async with Chat(demo_shop.public_key) as chat:
+        ready = await chat.ready()
+        _, answer = await chat.ask("Can you fix my car's brakes?")
+        assert answer["mode"] == "fallback"
+        fields = {"id": "h1", "email": "ann@example.com", "name": "Ann", "note": "Car brakes?"}
+        saved = await leave(chat, **dict(fields))
+        again = await leave(chat, **dict(fields))  # re-sent after a reconnect, say
+
+    assert saved["type"] == "handoff_saved" and saved["id"] == "h1"
+    assert again == saved
+    assert "ann@example.com" in saved["message"] and "one business day" in saved["message"]
+    handoff = await db(Handoff.objects.get)(pk=saved["handoff"])
+    assert str(handoff.conversation_id) == ready["conversation"]
+    assert (handoff.email, handoff.name, handoff.note) == ("ann@example.com", "Ann", "Car brakes?")
+    assert await db(Handoff.objects.count)() == 1
+
+    (recipients, mail), *rest = await sync_to_async(inbox.wait)(1)
+    assert sorted(recipients) == ["hello@petalandstem.example", "owner@petal.example"]
+    body = mail.get_body().get_content()
+    assert "Car brakes?" in body and "ann@example.com" in body
+    assert "Customer" in body and "Can you fix my car's brakes?" in body  # the transcript
+    assert demo_shop.fallback_message in body
+    assert f"https://bot.example.com/admin/widget/handoff/{handoff.pk}/change/" in body
+    await asyncio.sleep(0.3)
+    assert rest == [] and len(inbox.received) == 1  # the re-sent frame sent no second email
+    await db(handoff.refresh_from_db)()
+    assert handoff.notified is not None and handoff.notify_attempts == 1
+
+
+@pytest.mark.parametrize(
+    "fields, code, field",
+    [
+        ({"email": "not an address", "note": "q"}, "invalid", "email"),
+        ({"email": "ann@example.com\r\nBcc: victim@example.com", "note": "q"}, "invalid", "email"),
+        ({"email": "ann@example.com, victim@example.com", "note": "q"}, "invalid", "email"),
+        ({"email": '"a\\nb"@example.com', "note": "q"}, "invalid", "email"),
+        (
+            {"email": "ann@example.com", "name": "Ann\nBcc: victim@example.com", "note": "q"},
+            "invalid",
+            "name",
+        ),  # fmt: skip
+        ({"email": "ann@example.com", "name": "Ann\u2028X", "note": "q"}, "invalid", "name"),
+        ({"phone": "609 555 0142", "note": "q"}, "invalid", "phone"),  # no call-backs here
+        ({"note": "q"}, "invalid", "email"),
+        ({"email": "ann@example.com", "note": "  "}, "invalid", "note"),
+        ({"email": "ann@example.com", "note": "x" * 1001}, "too_long", None),
+        ({"email": "ann@example.com", "note": ["q"]}, "bad_request", None),
+    ],
+)
+async def test_bad_requests_are_refused_with_a_sentence_and_nothing_is_stored(
+    demo_shop, fields, code, field
+):
+    async with Chat(demo_shop.public_key) as chat:
+        await chat.ready()
+        error = await leave(chat, id="h1", **fields)
+        assert error["type"] == "error" and error["code"] == code and error["id"] == "h1"
+        assert error["message"].endswith(".")
+        assert error.get("field") == field
+        await chat.send({"type": "ping"})  # the connection stays usable
+        assert (await chat.recv())["type"] == "pong"
+    assert await db(Handoff.objects.count)() == 0
+
+
+async def test_phone_call_backs_when_the_shop_accepts_them(demo_shop):
+    await db(Shop.objects.filter(pk=demo_shop.pk).update)(
+        phone_callbacks=True, reply_time="two hours"
+    )
+    async with Chat(demo_shop.public_key) as chat:
+        await chat.ready()
+        saved = await leave(chat, phone="+1 (609) 555-0142", note="Call me about a wedding")
+        bad = await leave(chat, phone="call me maybe", note="q")
+    assert saved["type"] == "handoff_saved"
+    assert "+1 (609) 555-0142" in saved["message"] and "two hours" in saved["message"]
+    assert bad["code"] == "invalid" and bad["field"] == "phone"
+
+
+async def test_requests_are_rate_limited_per_conversation_and_per_address(demo_shop, settings):
+    settings.HANDOFFS_PER_CONVERSATION_PER_HOUR = 2
+    settings.HANDOFFS_PER_ADDRESS_PER_HOUR = 3
+    async with Chat(demo_shop.public_key) as chat:
+        await chat.ready()
+        for n in range(2):
+            assert (await leave(chat, email=f"a{n}@example.com", note="q"))["type"] == (
+                "handoff_saved"
+            )
+        refused = await leave(chat, email="a9@example.com", note="q")
+    assert refused["code"] == "rate_limited" and refused["message"]
+    # The same address from fresh conversations: 2 more fit under 3 an hour, then refused.
+    for _ in range(2):
+        async with Chat(demo_shop.public_key) as chat:
+            await chat.ready()
+            assert (await leave(chat, email="a0@example.com", note="q"))["type"] == "handoff_saved"
+    async with Chat(demo_shop.public_key) as chat:
+        await chat.ready()
+        refused = await leave(chat, email="a0@example.com", note="q")
+    assert refused["code"] == "rate_limited"
+    assert await db(Handoff.objects.count)() == 4
+
+
+async def test_talk_to_a_person_before_any_question_starts_the_conversation(demo_shop):
+    async with Chat(demo_shop.public_key) as chat:
+        ready = await chat.ready()
+        saved = await leave(chat, email="ann@example.com", note="Do you do weddings?")
+    handoff = await db(Handoff.objects.select_related("conversation").get)(pk=saved["handoff"])
+    assert str(handoff.conversation.pk) == ready["conversation"]
+
+
+# --- Email failures ---------------------------------------------------------------------------
+
+
+async def test_mail_server_down_the_request_is_saved_retried_and_shown_to_the_owner(
+    demo_shop, smtp_port
+):
+    owner = await db(make_owner)(demo_shop, "owner", "owner@petal.example")
+    async with Chat(demo_shop.public_key) as chat:
+        await chat.ready()
+        saved = await leave(chat, email="ann@example.com", note="Anyone there?")
+    assert saved["type"] == "handoff_saved"  # the chat never waits on the mail server
+
+    def attempts() -> Handoff:
+        return Handoff.objects.get(pk=saved["handoff"])
+
+    await sync_to_async(wait_for)(lambda: attempts().notify_attempts == 2)  # both tries failed
+    handoff = await db(attempts)()
+    assert handoff.notified is None and "Connection refused" in handoff.notify_error
+
+    client = Client()
+    await db(client.force_login)(owner)
+    page = await db(client.get)(reverse("admin:widget_handoff_changelist"))
+    assert b"failed, 2 attempt(s)" in page.content
+    page = await db(client.get)(reverse("admin:widget_handoff_change", args=[handoff.pk]))
+    assert b"The email about it failed" in page.content and b"Connection refused" in page.content
+
+    # The mail server is back: the cron command sends it once its pause is over.
+    handler = Inbox()
+    controller = Controller(handler, hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    try:
+        await sync_to_async(time.sleep)(0.5)
+        await sync_to_async(call_command)("send_handoff_emails")
+        received = await sync_to_async(handler.wait)(1)
+    finally:
+        controller.stop()
+    assert "Anyone there?" in received[0][1].get_body().get_content()
+    handoff = await db(attempts)()
+    assert handoff.notified is not None and handoff.notify_error == ""
+    assert handoff.notify_attempts == 3
+
+
+# --- The owner answers ------------------------------------------------------------------------
+
+
+async def test_owner_reply_reaches_the_open_socket_the_history_and_the_customers_mailbox(
+    demo_shop, inbox
+):
+    owner = await db(make_owner)(demo_shop, "owner", "owner@petal.example")
+    client = Client()
+    await db(client.force_login)(owner)
+    async with Chat(demo_shop.public_key) as chat:
+        ready = await chat.ready()
+        await chat.ask("Can you fix my car's brakes?", "a1")
+        saved = await leave(chat, email="ann@example.com", note="Car brakes?")
+        await sync_to_async(inbox.wait)(1)  # the owner's email
+        url = reverse("admin:widget_handoff_change", args=[saved["handoff"]])
+        page = await db(client.get)(url)
+        assert b"Car brakes?" in page.content and b"Can you fix my car" in page.content
+        response = await db(client.post)(
+            url, {"action": "reply", "text": "No, but Joe's Garage on Main St can."}
+        )
+        assert response.status_code == 302
+        live = await chat.recv()  # no reload: pushed through the conversation's group
+    assert live["type"] == "shop_message" and live["text"] == "No, but Joe's Garage on Main St can."
+
+    async with Chat(demo_shop.public_key, f"conversation={ready['conversation']}") as chat:
+        history = (await chat.ready())["history"]
+    assert history[-1] == {
+        "role": "shop",
+        "id": history[-1]["id"],
+        "text": "No, but Joe's Garage on Main St can.",
+        "message": live["message"],
+    }
+    handoff = await db(Handoff.objects.get)(pk=saved["handoff"])
+    assert handoff.status == Handoff.ANSWERED and handoff.answered is not None
+
+    received = await sync_to_async(inbox.wait)(2)
+    recipients, mail = received[1]
+    assert recipients == ["ann@example.com"]
+    assert mail["Reply-To"] == "hello@petalandstem.example"
+    assert "Joe's Garage" in mail.get_body().get_content()
+
+    await db(client.post)(url, {"action": "close"})
+    assert (await db(Handoff.objects.get)(pk=handoff.pk)).status == Handoff.CLOSED
+    message = await db(Message.objects.get)(pk=live["message"])
+    assert message.role == Message.SHOP
+
+
+@pytest.fixture
+def two_shops(db, demo_shop):
+    other = Shop.objects.create(name="Thorn & Twig", contact_email="t@thorn.example")
+    alice = make_owner(demo_shop, "alice")
+    bob = make_owner(other, "bob")
+    conv_a = demo_shop.conversations.create()
+    conv_b = other.conversations.create()
+    old = Handoff.objects.create(
+        conversation=conv_a, client_id="1", email="x@example.com", note="answered one"
+    )
+    old.reply("done")
+    mine = Handoff.objects.create(
+        conversation=conv_a, client_id="2", email="y@example.com", note="open one"
+    )
+    theirs = Handoff.objects.create(
+        conversation=conv_b, client_id="1", email="z@example.com", note="thorn question"
+    )
+    return type("Shops", (), dict(alice=alice, bob=bob, mine=mine, theirs=theirs, old=old))
+
+
+def test_inbox_lists_open_requests_first_and_another_shops_request_is_404(two_shops, client):
+    client.force_login(two_shops.alice)
+    page = client.get(reverse("admin:widget_handoff_changelist"))
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "open one" in text and "answered one" in text and "thorn question" not in text
+    assert text.index("open one") < text.index("answered one")
+    theirs = reverse("admin:widget_handoff_change", args=[two_shops.theirs.pk])
+    assert client.get(theirs).status_code == 404
+    assert client.post(theirs, {"action": "reply", "text": "hi"}).status_code == 404
+    assert not Message.objects.filter(text="hi").exists()
+    # The admin index links the inbox.
+    assert reverse("admin:widget_handoff_changelist") in client.get(reverse("admin:index")).text
+
+
+# --- Live take-over ---------------------------------------------------------------------------
+
+
+async def test_live_take_over_both_ways_and_handing_back(demo_shop):
+    owner = await db(make_owner)(demo_shop, "owner", "owner@petal.example")
+    client = Client()
+    await db(client.force_login)(owner)
+    async with Chat(demo_shop.public_key) as chat:
+        ready = await chat.ready()
+        assert ready["person"] is False
+        saved = await leave(chat, email="ann@example.com", note="Is anyone there?")
+        page = reverse("admin:widget_handoff_change", args=[saved["handoff"]])
+        live = reverse("admin:widget_handoff_live", args=[saved["handoff"]])
+
+        await db(client.post)(page, {"action": "takeover"})
+        assert await chat.recv() == {"type": "person", "present": True}
+        # The customer writes: stored for the owner, not answered by the bot.
+        await chat.send({"type": "ask", "id": "q1", "text": "Do you deliver to Princeton?"})
+        assert await chat.recv() == {"type": "received", "id": "q1"}
+        polled = (await db(client.get)(live, {"after": 0})).json()
+        assert polled["person"] is True
+        assert [m["text"] for m in polled["messages"]] == ["Do you deliver to Princeton?"]
+        after = polled["messages"][-1]["id"]
+        # The owner writes back from the live panel.
+        sent = (await db(client.post)(f"{live}?after={after}", {"text": "Yes, $19.95."})).json()
+        assert [(m["role"], m["text"]) for m in sent["messages"]] == [("shop", "Yes, $19.95.")]
+        frame = await chat.recv()
+        assert (frame["type"], frame["text"]) == ("shop_message", "Yes, $19.95.")
+        assert not await db(Message.objects.filter(role=Message.BOT).exists)()
+        assert (await db(Handoff.objects.get)(pk=saved["handoff"])).status == Handoff.ANSWERED
+
+        await db(client.post)(page, {"action": "handback"})
+        assert await chat.recv() == {"type": "person", "present": False}
+        _, answer = await chat.ask("Do you deliver to Princeton?", "q2")
+        assert answer["mode"] == "faq"
+    # A reload while taken over says so in `ready`.
+    await db(client.post)(page, {"action": "takeover"})
+    async with Chat(demo_shop.public_key, f"conversation={ready['conversation']}") as chat:
+        again = await chat.ready()
+    assert again["person"] is True
+    assert [h["role"] for h in again["history"]] == ["user", "shop", "user", "bot"]
+
+
+async def test_a_take_over_runs_out_after_the_idle_timeout(demo_shop):
+    async with Chat(demo_shop.public_key) as chat:
+        ready = await chat.ready()
+        await leave(chat, email="ann@example.com", note="hello?")
+    conversation = await db(Conversation.objects.get)(pk=ready["conversation"])
+    await db(chat_handoff.take_over)(conversation)
+    async with Chat(demo_shop.public_key, f"conversation={ready['conversation']}") as chat:
+        assert (await chat.ready())["person"] is True
+        assert await chat.recv() == {"type": "person", "present": True}
+        await db(Conversation.objects.filter(pk=conversation.pk).update)(
+            person_until=timezone.now() - timedelta(seconds=1)
+        )
+        await chat.send({"type": "ask", "id": "q1", "text": "Do you deliver to Princeton?"})
+        assert await chat.recv() == {"type": "person", "present": False}
+        frame = await chat.recv()
+        assert frame["type"] == "answer" and frame["id"] == "q1"

@@ -1,0 +1,19 @@
+"""Email the owners about customer requests whose email has not gone out yet (run from cron)."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+
+from widget import notify
+
+
+class Command(BaseCommand):
+    help = (
+        "Try again to email shop owners about customer requests whose email failed (each waits "
+        "its retry pause; at most HANDOFF_MAX_ATTEMPTS attempts, requests of the last 7 days). "
+        "Run it every few minutes from cron."
+    )
+
+    def handle(self, *args, **options) -> None:
+        sent, failed = notify.send_due()
+        self.stdout.write(f"Sent {sent}, failed {failed}.")
