@@ -364,7 +364,7 @@ class FAQEntry(models.Model):
         ordering = ["category", "question"]
         indexes = [models.Index(fields=["shop", "published"])]
         constraints = [
-            # What FAQVector's (entry, shop) foreign key points at (migration faq.0008).
+            # What FAQVector's (entry, shop) foreign key points at (migration faq.0009).
             models.UniqueConstraint(fields=["id", "shop"], name="faq_entry_id_shop")
         ]
 
@@ -412,7 +412,7 @@ class FAQVector(models.Model):
     # The entry's shop, copied: search scans one shop's vectors, and reaching them through their
     # entries made PostgreSQL read the whole table (1 s for a 5,000-entry shop among 1,000 shops).
     # The database keeps it equal to the entry's: a foreign key on (entry, shop) to the entry's
-    # (id, shop) that follows the entry if it moves (migration faq.0008).
+    # (id, shop) that follows the entry if it moves (migration faq.0009).
     shop = models.ForeignKey(Shop, models.CASCADE, related_name="+", db_index=False)
     kind = models.CharField(max_length=10, choices=Kind)
     text = models.TextField()

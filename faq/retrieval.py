@@ -701,7 +701,7 @@ def _signature(shop_id: int) -> tuple[int, int]:
 
 
 # The vectors carry their shop (kept equal to their entry's by a foreign key, migration
-# faq.0008), so the (shop, model_name) index finds them without reading other shops' rows; the
+# faq.0009), so the (shop, model_name) index finds them without reading other shops' rows; the
 # entries' (shop, published) index finds the published ones to join.
 #
 # The similarity is computed inside: what the CTE materialises (and the window then buffers) is a

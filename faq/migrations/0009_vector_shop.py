@@ -27,7 +27,7 @@ ENTRY_AND_SHOP_FK = """
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("faq", "0007_drop_vector_hnsw"),
+        ("faq", "0008_shop_handoff_settings"),
     ]
 
     operations = [
