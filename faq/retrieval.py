@@ -702,10 +702,11 @@ def _signature(shop_id: int) -> tuple[int, int]:
 
 # The vectors carry their shop (kept equal to their entry's by a foreign key, migration
 # faq.0009), so the (shop, model_name) index finds them without reading other shops' rows; the
-# entries' (shop, published) index finds the published ones to join.
+# entries' shop index finds the published ones to join.
 #
 # The similarity is computed inside: what the CTE materialises (and the window then buffers) is a
-# few numbers a row, not the 1.5 kB vectors, which at 20,000 vectors spilled to disk.
+# few numbers a row, not the 1.5 kB vectors (30 MB at 20,000 vectors, far over the default
+# 4 MB work_mem).
 _SHOP_VECTORS = """
     SELECT v.id, v.entry_id, v.kind, 1 - (v.embedding <=> %(query)s::vector) AS similarity
     FROM faq_faqvector v JOIN faq_faqentry e ON e.id = v.entry_id
