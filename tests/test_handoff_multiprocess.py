@@ -23,7 +23,7 @@ from django.db import connection
 from websockets.asyncio.client import connect
 
 from shopbot.daphne_process import DaphneProcess, database_url, environment
-from tests.conftest import make_demo_shop
+from tests.support import daphne_pair, make_demo_shop
 from widget.models import Handoff
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -51,14 +51,10 @@ def servers(django_db_setup, django_db_blocker):
         # too busy to accept a websocket within daphne's 5 s handshake timeout).
         EMBEDDING_WARM_ON_START="False",
     )
-    pair = [DaphneProcess(env).launch(), DaphneProcess(env).launch()]
     try:
-        for server in pair:
-            server.wait_ready(TIMEOUT)
-        yield pair
+        with daphne_pair(env, TIMEOUT) as pair:
+            yield pair
     finally:
-        for server in pair:
-            server.stop()
         client.flushdb()
         client.close()
 

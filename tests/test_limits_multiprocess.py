@@ -18,7 +18,13 @@ import redis
 from websockets.asyncio.client import connect
 
 from shopbot.daphne_process import DaphneProcess, environment
-from tests.support import REDIS_TEST_URL, make_demo_shop, require_redis, server_database_url
+from tests.support import (
+    REDIS_TEST_URL,
+    daphne_pair,
+    make_demo_shop,
+    require_redis,
+    server_database_url,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,14 +52,8 @@ def servers(django_db_setup, django_db_blocker):
         CHAT_FRAME_BURST="0",
         LOG_LEVEL="WARNING",
     )
-    pair = [DaphneProcess(env).launch(), DaphneProcess(env).launch()]
-    try:
-        for server in pair:
-            server.wait_ready(TIMEOUT)
+    with daphne_pair(env, TIMEOUT) as pair:
         yield pair
-    finally:
-        for server in pair:
-            server.stop()
 
 
 @pytest.fixture
