@@ -104,18 +104,20 @@ class ShopScopedAdmin(admin.ModelAdmin):
             return related_admin.get_queryset(request)
         return None
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+    def _scoped(self, db_field, request, kwargs: dict) -> dict:
+        """The formfield kwargs with the scoped queryset, unless the caller gave one."""
         if "queryset" not in kwargs:
             queryset = self._related_queryset(request, db_field.related_model)
             if queryset is not None:
                 kwargs["queryset"] = queryset
+        return kwargs
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        kwargs = self._scoped(db_field, request, kwargs)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
-        if "queryset" not in kwargs:
-            queryset = self._related_queryset(request, db_field.related_model)
-            if queryset is not None:
-                kwargs["queryset"] = queryset
+        kwargs = self._scoped(db_field, request, kwargs)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def get_list_filter(self, request):

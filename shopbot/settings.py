@@ -33,20 +33,21 @@ def envbool(name: str, default: str) -> bool:
     return os.getenv(name, default).strip().lower() in ("1", "true", "yes", "on")
 
 
-def envint(name: str, default: str) -> int:
+def envnumber(name: str, default: str, kind: type[int] | type[float], what: str) -> int | float:
+    """The variable read as `kind`; a value that is not one stops start-up with its name."""
     value = os.getenv(name, default)
     try:
-        return int(value)
+        return kind(value)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number, got {value!r}") from None
+        raise ImproperlyConfigured(f"{name} must be {what}, got {value!r}") from None
+
+
+def envint(name: str, default: str) -> int:
+    return envnumber(name, default, int, "a whole number")
 
 
 def envfloat(name: str, default: str) -> float:
-    value = os.getenv(name, default)
-    try:
-        return float(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+    return envnumber(name, default, float, "a number")
 
 
 def envlist(name: str, default: str) -> list[str]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlencode
 
 import pytest
@@ -19,7 +21,7 @@ from faq import demo
 from faq.models import Shop
 from faq.owners import owners_group
 from shopbot.asgi import application
-from shopbot.daphne_process import database_url
+from shopbot.daphne_process import DaphneProcess, database_url, environment
 from widget.models import Message
 
 # Embedding a query on a busy 2-core machine can take a while; this bounds a hang, not speed.
@@ -101,6 +103,36 @@ def server_database_url(application_name: str = "") -> str:
     if application_name:
         url += "?" + urlencode({"application_name": application_name})
     return url
+
+
+def server_environment(**overrides: str) -> dict[str, str]:
+    """The environment of a daphne process a test starts: this run's database (call it with the
+    database unblocked), DEBUG off, a throw-away secret key, no Claude, warnings only; then
+    `overrides`."""
+    return environment(
+        **{
+            "DATABASE_URL": server_database_url(),
+            "DEBUG": "0",
+            "SECRET_KEY": uuid.uuid4().hex * 2,
+            "ANTHROPIC_API_KEY": "",
+            "LOG_LEVEL": "WARNING",
+            **overrides,
+        }
+    )
+
+
+@contextmanager
+def daphne_pair(env: dict[str, str], timeout: float) -> Iterator[list[DaphneProcess]]:
+    """Two daphne processes with `env`, both launched before either is waited for (the two
+    start-ups overlap), stopped on the way out whatever happened."""
+    pair = [DaphneProcess(env).launch(), DaphneProcess(env).launch()]
+    try:
+        for server in pair:
+            server.wait_ready(timeout)
+        yield pair
+    finally:
+        for server in pair:
+            server.stop()
 
 
 # A Redis database of the tests' own; only it is ever flushed.

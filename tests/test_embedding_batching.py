@@ -9,7 +9,7 @@ text, so the second batch must hold all of them.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -56,15 +56,23 @@ def wait_until_queued(batcher: QueryBatcher, count: int) -> None:
         event.wait(0.001)  # polling other threads' progress; bounded by the executor's join
 
 
+def submit_all(
+    pool: ThreadPoolExecutor, batcher: QueryBatcher, texts: list[str], encoder: HeldEncoder
+) -> list[Future]:
+    """Every text from its own thread: the first one alone, the rest while it is being encoded;
+    the first batch released once all the rest are queued."""
+    first = pool.submit(batcher.embed, texts[0])
+    assert encoder.started.wait(60)
+    rest = [pool.submit(batcher.embed, text) for text in texts[1:]]
+    wait_until_queued(batcher, len(texts) - 1)
+    encoder.release.set()
+    return [first, *rest]
+
+
 def ask_all(batcher: QueryBatcher, texts: list[str], encoder: HeldEncoder) -> list[np.ndarray]:
-    """Every text from its own thread: the first one alone, the rest while it is being encoded."""
+    """submit_all's vectors, in the order of `texts`."""
     with ThreadPoolExecutor(max_workers=len(texts)) as pool:
-        first = pool.submit(batcher.embed, texts[0])
-        assert encoder.started.wait(60)
-        rest = [pool.submit(batcher.embed, text) for text in texts[1:]]
-        wait_until_queued(batcher, len(texts) - 1)
-        encoder.release.set()
-        return [first.result(60)] + [future.result(60) for future in rest]
+        return [future.result(60) for future in submit_all(pool, batcher, texts, encoder)]
 
 
 def test_concurrent_questions_are_encoded_together_and_get_their_own_vectors():
@@ -127,11 +135,7 @@ def test_an_encoding_error_reaches_every_waiting_caller_and_the_batcher_goes_on(
 
     batcher = QueryBatcher(wait_ms=5, max_batch=32, encode=encode)
     with ThreadPoolExecutor(max_workers=len(QUESTIONS)) as pool:
-        first = pool.submit(batcher.embed, QUESTIONS[0])
-        assert encoder.started.wait(60)
-        rest = [pool.submit(batcher.embed, text) for text in QUESTIONS[1:]]
-        wait_until_queued(batcher, len(QUESTIONS) - 1)
-        encoder.release.set()
+        first, *rest = submit_all(pool, batcher, QUESTIONS, encoder)
         assert first.result(60).shape == (384,)
         for future in rest:
             with pytest.raises(RuntimeError, match="model exploded"):

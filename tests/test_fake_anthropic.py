@@ -52,7 +52,8 @@ def fake():
 def make_client(fake: FakeAnthropic, **kw) -> anthropic.AsyncAnthropic:
     kw.setdefault("timeout", 5.0)
     kw.setdefault("max_retries", 0)
-    return anthropic.AsyncAnthropic(api_key="test", base_url=fake.base_url, **kw)
+    kw.setdefault("api_key", "test")
+    return anthropic.AsyncAnthropic(base_url=fake.base_url, **kw)
 
 
 async def run_stream(client: anthropic.AsyncAnthropic, messages=None):
@@ -88,11 +89,8 @@ async def run_stream_collecting(client, seen: list, texts: list):
 
 @pytest.mark.asyncio
 async def test_default_answer_streams_text_citation_and_usage(fake):
-    client = make_client(fake)
-    try:
+    async with make_client(fake) as client:
         seen, texts, citations, final = await run_stream(client)
-    finally:
-        await client.close()
 
     assert len(texts) > 1 and "".join(texts) == f"According to Delivery area: {FAQ_TEXT}"
     assert seen[0] == "message_start" and seen[-1] == "message_stop"
@@ -140,13 +138,10 @@ async def test_scripted_chunks_citations_usage_in_order(fake):
         output_tokens=9,
         message_id="msg_scripted",
     )
-    client = make_client(fake)
-    try:
+    async with make_client(fake) as client:
         _, texts, citations, final = await run_stream(client)
         # queue drained -> next request gets the default answer again
         _, texts2, _, _ = await run_stream(client)
-    finally:
-        await client.close()
 
     assert texts == chunks
     assert [(c.search_result_index, c.cited_text, c.source) for c in citations] == [
@@ -173,12 +168,9 @@ async def test_multiple_blocks_and_no_citations(fake):
         ]
     )
     fake.script(text_chunks=["No idea."], citations=False)
-    client = make_client(fake)
-    try:
+    async with make_client(fake) as client:
         _, texts, _, final = await run_stream(client)
         _, texts2, citations2, final2 = await run_stream(client)
-    finally:
-        await client.close()
     assert texts == ["Hi there. ", "We deliver."]
     assert [b.text for b in final.content] == texts
     assert final.content[0].citations is None and final.content[1].citations[0].source == "faq:1"
@@ -243,13 +235,10 @@ def test_wire_format_is_the_real_sse_sequence(fake):
 
 @pytest.mark.asyncio
 async def test_non_streaming_create(fake):
-    client = make_client(fake)
-    try:
+    async with make_client(fake) as client:
         msg = await client.messages.create(
             model=MODEL, max_tokens=64, system=SYSTEM, messages=faq_messages()
         )
-    finally:
-        await client.close()
     assert msg.content[0].text.endswith(FAQ_TEXT)
     assert msg.content[0].citations[0].search_result_index == 0
     assert msg.stop_reason == "end_turn" and msg.usage.output_tokens > 0
@@ -262,12 +251,9 @@ async def test_non_streaming_create(fake):
 @pytest.mark.asyncio
 async def test_429_raises_rate_limit_error(fake):
     fake.rate_limited(retry_after=7)
-    client = make_client(fake)
-    try:
+    async with make_client(fake) as client:
         with pytest.raises(anthropic.RateLimitError) as ei:
             await run_stream(client)
-    finally:
-        await client.close()
     err = ei.value
     assert err.status_code == 429 and err.type == "rate_limit_error"
     assert err.response.headers["retry-after"] == "7" and err.request_id.startswith("req_")
@@ -276,11 +262,8 @@ async def test_429_raises_rate_limit_error(fake):
 @pytest.mark.asyncio
 async def test_429_then_success_with_sdk_retry(fake):
     fake.rate_limited(retry_after_ms=10)
-    client = make_client(fake, max_retries=1)
-    try:
+    async with make_client(fake, max_retries=1) as client:
         _, texts, _, _ = await run_stream(client)
-    finally:
-        await client.close()
     assert "".join(texts).endswith(FAQ_TEXT)
     assert len(fake.requests) == 2
     assert fake.requests[1].headers["x-stainless-retry-count"] == "1"
@@ -289,12 +272,9 @@ async def test_429_then_success_with_sdk_retry(fake):
 @pytest.mark.asyncio
 async def test_529_raises_overloaded_internal_server_error(fake):
     fake.overloaded()
-    client = make_client(fake)
-    try:
+    async with make_client(fake) as client:
         with pytest.raises(anthropic.InternalServerError) as ei:
             await run_stream(client)
-    finally:
-        await client.close()
     assert isinstance(ei.value, anthropic.APIStatusError)
     assert isinstance(ei.value, anthropic.OverloadedError)  # anthropic 2.11.0 has a 529 subclass
     assert ei.value.status_code == 529 and ei.value.type == "overloaded_error"
@@ -303,26 +283,18 @@ async def test_529_raises_overloaded_internal_server_error(fake):
 @pytest.mark.asyncio
 async def test_500_raises_internal_server_error(fake):
     fake.server_error()
-    client = make_client(fake)
-    try:
+    async with make_client(fake) as client:
         with pytest.raises(anthropic.InternalServerError) as ei:
             await client.messages.create(model=MODEL, max_tokens=64, messages=faq_messages())
-    finally:
-        await client.close()
     assert ei.value.status_code == 500 and ei.value.type == "api_error"
 
 
 @pytest.mark.asyncio
 async def test_auth_and_version_checks():
     with FakeAnthropic(api_key="right-key") as fake:
-        client = anthropic.AsyncAnthropic(
-            api_key="wrong", base_url=fake.base_url, max_retries=0, timeout=5
-        )
-        try:
+        async with make_client(fake, api_key="wrong") as client:
             with pytest.raises(anthropic.AuthenticationError):
                 await client.messages.create(model=MODEL, max_tokens=8, messages=faq_messages())
-        finally:
-            await client.close()
         url = fake.base_url + "/v1/messages"
         body = {"model": MODEL, "max_tokens": 8, "messages": faq_messages()}
         version = {"anthropic-version": "2023-06-01"}
@@ -363,26 +335,20 @@ async def test_stall_after_message_start_times_out_without_blocking_server(fake)
 @pytest.mark.asyncio
 async def test_stall_before_headers_raises_api_timeout_error(fake):
     fake.stall(seconds=30, at="headers")
-    client = make_client(fake, timeout=0.5)
-    try:
+    async with make_client(fake, timeout=0.5) as client:
         with pytest.raises(anthropic.APITimeoutError):
             await run_stream(client)
-    finally:
-        await client.close()
 
 
 @pytest.mark.asyncio
 async def test_stream_cut_mid_answer(fake):
     fake.cut(after=2, text_chunks=["We ", "deliver ", "to Princeton."])
-    client = make_client(fake)
     seen, texts = [], []
-    try:
+    async with make_client(fake) as client:
         # connection dropped inside the chunked body: httpx2.RemoteProtocolError
         # ("incomplete chunked read"), raised as-is by anthropic 2.11.0.
         with pytest.raises((anthropic.APIConnectionError, httpx2.TransportError)) as ei:
             await run_stream_collecting(client, seen, texts)
-    finally:
-        await client.close()
     assert isinstance(ei.value, (anthropic.APIConnectionError, httpx2.RemoteProtocolError))
     assert texts == ["We ", "deliver "]
     assert "message_stop" not in seen and "message_delta" not in seen
@@ -391,13 +357,10 @@ async def test_stream_cut_mid_answer(fake):
 @pytest.mark.asyncio
 async def test_sse_error_event_mid_stream(fake):
     fake.sse_error(after=1, text_chunks=["We ", "deliver."])
-    client = make_client(fake)
     seen, texts = [], []
-    try:
+    async with make_client(fake) as client:
         with pytest.raises(anthropic.APIStatusError) as ei:
             await run_stream_collecting(client, seen, texts)
-    finally:
-        await client.close()
     # The HTTP status was already 200, so the SDK raises a plain APIStatusError
     # (status_code 200), not OverloadedError; the error type is in the body.
     assert ei.value.type == "overloaded_error"

@@ -10,13 +10,12 @@ Bounded in time: a 5 s flood, 5 s of baseline, and timeouts on every wait."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
 
 from shopbot import flood
-from shopbot.daphne_process import DaphneProcess, environment
-from tests.support import make_demo_shop, server_database_url
+from shopbot.daphne_process import DaphneProcess
+from tests.support import make_demo_shop, server_environment
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,19 +25,13 @@ START_TIMEOUT = 120  # model loading in a fresh process on a busy machine
 @pytest.fixture(scope="module")
 def server(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
-        url = server_database_url()
-    env = environment(
-        DATABASE_URL=url,
-        REDIS_URL="",
-        DEBUG="0",
-        SECRET_KEY=uuid.uuid4().hex * 2,
-        ANTHROPIC_API_KEY="",
-        # Everyone here is 127.0.0.1: the customer's asks must not hit the per-address ask
-        # limit the attackers share with it. The frame budget and connection cap stay at their
-        # defaults (30 + 60/min, 20 sockets).
-        CHAT_ASKS_PER_IP_PER_MINUTE="0",
-        LOG_LEVEL="WARNING",
-    )
+        env = server_environment(
+            REDIS_URL="",
+            # Everyone here is 127.0.0.1: the customer's asks must not hit the per-address ask
+            # limit the attackers share with it. The frame budget and connection cap stay at their
+            # defaults (30 + 60/min, 20 sockets).
+            CHAT_ASKS_PER_IP_PER_MINUTE="0",
+        )
     daphne = DaphneProcess(env).launch()
     try:
         daphne.wait_ready(START_TIMEOUT)

@@ -12,18 +12,16 @@ import asyncio
 import json
 import os
 import re
-import uuid
 
 import httpx
 import pytest
 import redis
 from channels.db import database_sync_to_async as db
 from django.contrib.auth.models import User
-from django.db import connection
 from websockets.asyncio.client import connect
 
-from shopbot.daphne_process import DaphneProcess, database_url, environment
-from tests.conftest import make_demo_shop
+from shopbot.daphne_process import DaphneProcess
+from tests.support import daphne_pair, make_demo_shop, server_environment
 from widget.models import Handoff
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,28 +35,18 @@ def servers(django_db_setup, django_db_blocker):
     client = redis.Redis.from_url(REDIS_URL)
     client.flushdb()
     with django_db_blocker.unblock():
-        url = database_url(connection)
-    env = environment(
-        DATABASE_URL=url,
-        REDIS_URL=REDIS_URL,
-        DEBUG="0",
-        SECRET_KEY=uuid.uuid4().hex * 2,
-        ANTHROPIC_API_KEY="",
-        SESSION_COOKIE_SECURE="0",  # plain http on loopback
-        CSRF_COOKIE_SECURE="0",
-        LOG_LEVEL="WARNING",
-        # Nothing here is answered by the bot: no model to load (loading it keeps a fresh server
-        # too busy to accept a websocket within daphne's 5 s handshake timeout).
-        EMBEDDING_WARM_ON_START="False",
-    )
-    pair = [DaphneProcess(env).launch(), DaphneProcess(env).launch()]
+        env = server_environment(
+            REDIS_URL=REDIS_URL,
+            SESSION_COOKIE_SECURE="0",  # plain http on loopback
+            CSRF_COOKIE_SECURE="0",
+            # Nothing here is answered by the bot: no model to load (loading it keeps a fresh server
+            # too busy to accept a websocket within daphne's 5 s handshake timeout).
+            EMBEDDING_WARM_ON_START="False",
+        )
     try:
-        for server in pair:
-            server.wait_ready(TIMEOUT)
-        yield pair
+        with daphne_pair(env, TIMEOUT) as pair:
+            yield pair
     finally:
-        for server in pair:
-            server.stop()
         client.flushdb()
         client.close()
 

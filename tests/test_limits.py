@@ -47,6 +47,14 @@ def redis_db(settings):
     client.close()
 
 
+@pytest.fixture(params=["memory", "redis"])
+def backend(request) -> str:
+    """Runs the test twice: with the limits counted in this process, then in Redis (redis_db)."""
+    if request.param == "redis":
+        request.getfixturevalue("redis_db")
+    return request.param
+
+
 def chat_from(key: str, ip: str | None, headers: list | None = None, query: str = "") -> Chat:
     """A Chat whose connection comes from `ip` (the scope's peer address, as daphne sets it)."""
     chat = Chat(key, query=query, headers=headers)
@@ -105,12 +113,10 @@ async def test_asks_per_connection_per_minute(demo_shop, settings):
     assert len(await messages_of(conversation)) == 4  # the refused ask stored nothing
 
 
-@pytest.mark.parametrize("backend", ["memory", "redis"])
+@pytest.mark.usefixtures("backend")
 async def test_asks_per_ip_per_minute_span_connections_and_spare_other_addresses(
-    demo_shop, settings, request, backend
+    demo_shop, settings
 ):
-    if backend == "redis":
-        request.getfixturevalue("redis_db")
     settings.CHAT_ASKS_PER_IP_PER_MINUTE = 3
     key = demo_shop.public_key
     async with chat_from(key, "192.0.2.2") as first, chat_from(key, "192.0.2.2") as second:
@@ -132,12 +138,8 @@ async def test_asks_per_ip_per_minute_span_connections_and_spare_other_addresses
             assert answer["mode"] == "faq"
 
 
-@pytest.mark.parametrize("backend", ["memory", "redis"])
-async def test_connections_per_ip_are_capped_with_4429_and_freed_on_close(
-    demo_shop, settings, request, backend
-):
-    if backend == "redis":
-        request.getfixturevalue("redis_db")
+@pytest.mark.usefixtures("backend")
+async def test_connections_per_ip_are_capped_with_4429_and_freed_on_close(demo_shop, settings):
     settings.CHAT_CONNECTIONS_PER_IP = 2
     key = demo_shop.public_key
     async with chat_from(key, "192.0.2.4") as first:

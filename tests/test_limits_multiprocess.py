@@ -17,8 +17,14 @@ import pytest
 import redis
 from websockets.asyncio.client import connect
 
-from shopbot.daphne_process import DaphneProcess, environment
-from tests.support import REDIS_TEST_URL, make_demo_shop, require_redis, server_database_url
+from shopbot.daphne_process import DaphneProcess
+from tests.support import (
+    REDIS_TEST_URL,
+    daphne_pair,
+    make_demo_shop,
+    require_redis,
+    server_environment,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,29 +37,17 @@ QUESTION = "Do you deliver to Princeton?"
 def servers(django_db_setup, django_db_blocker):
     require_redis()  # skipped without one, failed with SHOPBOT_REQUIRE_REDIS=1
     with django_db_blocker.unblock():
-        url = server_database_url()
-    env = environment(
-        DATABASE_URL=url,
-        REDIS_URL=REDIS_TEST_URL,
-        DEBUG="0",
-        SECRET_KEY=uuid.uuid4().hex * 2,
-        ANTHROPIC_API_KEY="",
-        CHAT_ASKS_PER_IP_PER_MINUTE="5",
-        CHAT_CONNECTIONS_PER_IP="4",
-        CHAT_ASKS_PER_CONNECTION_PER_MINUTE="0",
-        # The stuck client below writes 20,000 frames on purpose; the frame budget, which would
-        # close it after 30, has its own test through a real server (tests/test_flood.py).
-        CHAT_FRAME_BURST="0",
-        LOG_LEVEL="WARNING",
-    )
-    pair = [DaphneProcess(env).launch(), DaphneProcess(env).launch()]
-    try:
-        for server in pair:
-            server.wait_ready(TIMEOUT)
+        env = server_environment(
+            REDIS_URL=REDIS_TEST_URL,
+            CHAT_ASKS_PER_IP_PER_MINUTE="5",
+            CHAT_CONNECTIONS_PER_IP="4",
+            CHAT_ASKS_PER_CONNECTION_PER_MINUTE="0",
+            # The stuck client below writes 20,000 frames on purpose; the frame budget, which would
+            # close it after 30, has its own test through a real server (tests/test_flood.py).
+            CHAT_FRAME_BURST="0",
+        )
+    with daphne_pair(env, TIMEOUT) as pair:
         yield pair
-    finally:
-        for server in pair:
-            server.stop()
 
 
 @pytest.fixture

@@ -167,6 +167,7 @@ def test_owner_cannot_add_or_delete_shops_or_change_owners(client, two_shops, ow
         "accent_color": "#B5476B",
         "position": "right",
         "fallback_message": "Sorry",
+        "reply_time": "one business day",  # the hand-off's setting (a required field)
         "language": "en",
         "owners": [bob.pk],
     }
