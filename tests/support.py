@@ -82,10 +82,10 @@ def make_demo_shop(demo_texts_embedded, **overrides) -> Shop:
     return demo.build_shop(vectors=demo_texts_embedded, **overrides)
 
 
-def make_owner(shop: Shop, username: str | None = None) -> User:
+def make_owner(shop: Shop, username: str | None = None, email: str = "") -> User:
     """What `create_owner` makes (a staff user in the owners group, owning `shop`), without
     hashing a password: slow, and force_login needs none."""
-    user = User.objects.create_user(username or f"owner-{shop.pk}", is_staff=True)
+    user = User.objects.create_user(username or f"owner-{shop.pk}", email=email, is_staff=True)
     user.groups.add(owners_group())
     shop.owners.add(user)
     return user

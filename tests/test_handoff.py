@@ -17,15 +17,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async as db
-from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from faq.models import Shop
-from faq.owners import owners_group
-from tests.test_chat_consumer import Chat
+from tests.support import Chat, make_owner
 from widget.chat import handoff as chat_handoff
 from widget.chat import limits
 from widget.models import Conversation, Handoff, Message
@@ -88,13 +86,6 @@ def inbox(smtp_port):
     controller.start()
     yield handler
     controller.stop()
-
-
-def make_owner(shop: Shop, username: str, address: str = "") -> User:
-    user = User.objects.create_user(username, email=address, is_staff=True)
-    user.groups.add(owners_group())
-    shop.owners.add(user)
-    return user
 
 
 def wait_for(condition, timeout: float = 20) -> None:

@@ -22,7 +22,7 @@ from playwright.sync_api import Page, expect
 from faq.models import Shop
 from faq.owners import owners_group
 from tests.browser.conftest import ANSWER_TIMEOUT, ask, open_widget, w, wait_answers
-from tests.conftest import make_demo_shop
+from tests.support import make_demo_shop
 from widget.models import Handoff
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
