@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from faq.models import Shop
 from tests.support import Chat, make_owner
+from widget import notify
 from widget.chat import handoff as chat_handoff
 from widget.chat import limits
 from widget.models import Conversation, Handoff, Message
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def quiet_chat(settings):
+def quiet_chat(settings, transactional_db):
     settings.ANTHROPIC_API_KEY = ""
     settings.REDIS_URL = ""
     settings.HANDOFF_RETRY_SECONDS = 0.2
@@ -40,6 +41,9 @@ def quiet_chat(settings):
     limits.reset_memory()
     yield
     limits.reset_memory()
+    # Before the database is emptied (transactional_db's teardown runs after this one): a request
+    # left in a test is emailed on a thread that may still be writing its outcome.
+    notify.wait_for_sends()
 
 
 def free_port() -> int:

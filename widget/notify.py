@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from datetime import timedelta
 
 from django.conf import settings
@@ -153,6 +154,10 @@ def _notify_with_retries(handoff_id: int, site: str) -> None:
         connections.close_all()  # this thread's own database connection
 
 
+# The threads sending owner emails now (a finished thread drops out by itself).
+_sending: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+
+
 def notify_owner_soon(handoff_id: int, site: str = "") -> threading.Thread:
     """Email the owner on a thread of its own: the chat never waits on the mail server."""
     thread = threading.Thread(
@@ -161,8 +166,16 @@ def notify_owner_soon(handoff_id: int, site: str = "") -> threading.Thread:
         name=f"handoff-email-{handoff_id}",
         daemon=True,  # an exiting server does not wait; cron sends what is left
     )
+    _sending.add(thread)
     thread.start()
     return thread
+
+
+def wait_for_sends(timeout: float = 30) -> None:
+    """Wait for the owner emails being sent on threads, at most `timeout` seconds each (a test
+    must not end, and its database be emptied, under a thread still writing to it)."""
+    for thread in list(_sending):
+        thread.join(timeout)
 
 
 def send_due() -> tuple[int, int]:
