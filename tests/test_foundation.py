@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from django.db import connection
 from faq import embedding, retrieval
 from faq.demo import load_shop as load_demo_shop
 from faq.models import FAQEntry, FAQVector, Shop
+from shopbot.daphne_process import free_port
 from tests.support import make_demo_shop
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -196,12 +196,6 @@ def test_migrate_on_a_server_without_pgvector_says_what_to_do():
     assert "Traceback" not in result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(url: str) -> tuple[int, str]:
     with urllib.request.urlopen(url, timeout=10) as response:
         return response.status, response.read().decode()
@@ -211,7 +205,7 @@ def _get(url: str) -> tuple[int, str]:
 def test_serve_prepares_everything_serves_and_stops_the_database(tmp_path):
     """What `make run` does on a fresh machine, in a fresh data folder: embedded PostgreSQL,
     migrations, demo shop, admin user, daphne; then SIGTERM stops the server and the database."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DEBUG": "1",

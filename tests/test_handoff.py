@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import socket
 import time
 import uuid
 from datetime import timedelta
@@ -23,6 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from faq.models import Shop
+from shopbot.daphne_process import free_port
 from tests.support import Chat, make_owner
 from widget import notify
 from widget.chat import handoff as chat_handoff
@@ -46,12 +46,6 @@ def quiet_chat(settings, transactional_db):
     notify.wait_for_sends()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Inbox:
     """An aiosmtpd handler keeping every message it receives."""
 
@@ -64,10 +58,7 @@ class Inbox:
         return "250 Message accepted"
 
     def wait(self, count: int, timeout: float = 20) -> list:
-        deadline = time.monotonic() + timeout
-        while len(self.received) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(self.received) >= count, self.received
+        wait_for(lambda: len(self.received) >= count, timeout)
         return self.received
 
 
@@ -93,6 +84,8 @@ def inbox(smtp_port):
 
 
 def wait_for(condition, timeout: float = 20) -> None:
+    """Poll `condition` until it holds: the email arrives from another thread (the request's
+    sender, the SMTP server's), with no event here to wait on."""
     deadline = time.monotonic() + timeout
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.05)
