@@ -48,15 +48,14 @@ def main() -> int:
 
     from faq import demo
     from shopbot import flood
-    from shopbot.daphne_process import DaphneProcess, environment
+    from shopbot.daphne_process import DaphneProcess, server_environment
 
     shop = demo.build_shop(name=f"Flood bench {uuid.uuid4().hex[:8]}")
     server = None
     try:
         connections.close_all()
         server = DaphneProcess(
-            environment(
-                ANTHROPIC_API_KEY="",
+            server_environment(
                 REDIS_URL="",
                 CHAT_ASKS_PER_IP_PER_MINUTE="0",
                 LOG_LEVEL=os.getenv("LOG_LEVEL", "WARNING"),

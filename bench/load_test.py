@@ -203,7 +203,7 @@ def main() -> int:
     from django.db import connections as db_connections
 
     from faq import demo
-    from shopbot.daphne_process import DaphneProcess, environment
+    from shopbot.daphne_process import DaphneProcess, server_environment
     from widget.models import Message
 
     wait_on = os.environ.get("EMBEDDING_BATCH_WAIT_MS", "5")
@@ -221,12 +221,10 @@ def main() -> int:
         for workers in worker_counts:
             for mode in modes:
                 wait = wait_on if mode == "on" else "0"
-                env = environment(
-                    ANTHROPIC_API_KEY="",
+                env = server_environment(
                     REDIS_URL=redis_url,
                     CHAT_CONNECTIONS_PER_IP="0",
                     CHAT_ASKS_PER_IP_PER_MINUTE="0",
-                    LOG_LEVEL="WARNING",
                     EMBEDDING_BATCH_WAIT_MS=wait,
                 )
                 servers = [DaphneProcess(env) for _ in range(workers)]

@@ -61,7 +61,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from django.conf import settings
 from django.db import connection
+from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.models import Count, Sum
+from pgvector import Vector
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 from scipy import sparse
 
 from faq import embedding
@@ -462,18 +466,25 @@ def score_entries(sims: np.ndarray, vec_entry: np.ndarray, n_entries: int) -> np
     """
     n_queries = sims.shape[0]
     scores = np.full((n_queries, n_entries), -np.inf, dtype=np.float32)
-    for e in range(n_entries):
-        own = sims[:, vec_entry == e]
-        if own.shape[1] == 0:
-            continue
-        best = own.max(axis=1)
-        if own.shape[1] >= 2:
-            top_two = np.sort(own, axis=1)[:, -2:]
-            # An entry with one usable vector: its mean of two is that vector alone.
-            mean_two = np.where(np.isfinite(top_two[:, 0]), top_two.mean(axis=1), best)
-        else:
-            mean_two = best
-        scores[:, e] = (1 - BEST_TWO_MIX) * best + BEST_TWO_MIX * mean_two
+    if sims.shape[1] == 0:
+        return scores
+    # Per entry, its best vector and its best two, in whole-array operations (a loop over the
+    # entries cost a search 2 ms of the GIL at 200 candidates): the columns grouped by entry,
+    # each group's maximum, then the maximum again without the group's first best column.
+    order = np.argsort(vec_entry, kind="stable")
+    grouped = sims[:, order]
+    group_entries, starts, sizes = np.unique(
+        vec_entry[order], return_index=True, return_counts=True
+    )
+    best = np.maximum.reduceat(grouped, starts, axis=1)
+    is_best = grouped == np.repeat(best, sizes, axis=1)
+    seen = np.cumsum(is_best, axis=1)
+    before_group = np.repeat(np.where(starts > 0, seen[:, starts - 1], 0), sizes, axis=1)
+    first_best = is_best & (seen - before_group == 1)
+    second = np.maximum.reduceat(np.where(first_best, -np.inf, grouped), starts, axis=1)
+    # An entry with one usable vector: its mean of two is that vector alone.
+    mean_two = np.where(np.isfinite(second), (best + second) / 2, best)
+    scores[:, group_entries] = (1 - BEST_TWO_MIX) * best + BEST_TWO_MIX * mean_two
 
     k = min(VOTE_NEIGHBOURS, sims.shape[1])
     nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
@@ -727,7 +738,7 @@ def _nearest_vectors(shop: Shop, query: np.ndarray, text: str) -> tuple[list[tup
     The text's words come in the same round trip: a UNION ALL row of their own, first (its
     similarity 2 is above any cosine similarity), so a shop without vectors still gets them.
     """
-    with connection.cursor() as cursor:
+    with _vector_cursor() as cursor:
         cursor.execute(
             f"""
             (SELECT NULL::bigint, NULL, 2.0::float8, NULL::bigint, NULL::numeric,
@@ -744,13 +755,36 @@ def _nearest_vectors(shop: Shop, query: np.ndarray, text: str) -> tuple[list[tup
                 "text": text,
                 "shop": shop.pk,
                 "model": embedding.model_name(),
-                "query": query.tolist(),
+                "query": query,
                 "limit": CANDIDATES,
             },
         )
         rows = cursor.fetchall()
     words = rows[0][5]
     return [row[:5] for row in rows[1:]], words
+
+
+class _BinaryVector(Dumper):
+    """A query vector as pgvector's binary form, its type left to the SQL's ::vector cast. Quoted
+    into the statement as a list of 384 floats (Django's client-side binding) it cost 1.3 ms of
+    Python a search, holding the GIL every other ask in the process waited for; this costs
+    microseconds."""
+
+    format = Format.BINARY
+
+    def dump(self, obj: np.ndarray) -> bytes:
+        return Vector(obj).to_binary()
+
+
+def _vector_cursor():
+    """A cursor on Django's connection that binds parameters server-side (so the query vector
+    can travel in binary), wrapped like Django's own cursors (errors, debug query logging)."""
+    connection.ensure_connection()
+    cursor = ServerBindingCursor(connection.connection)
+    cursor.adapters.register_dumper(np.ndarray, _BinaryVector)
+    if connection.queries_logged:
+        return connection.make_debug_cursor(cursor)
+    return connection.make_cursor(cursor)
 
 
 def _words(texts: list[str]) -> list[list[str]]:

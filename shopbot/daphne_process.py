@@ -7,6 +7,7 @@ answers and stops it.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -29,6 +30,21 @@ def free_port(host: str = "127.0.0.1") -> int:
 def environment(**overrides: str) -> dict[str, str]:
     """This process's environment with the project's settings module and `overrides`."""
     return {**os.environ, "DJANGO_SETTINGS_MODULE": "shopbot.settings", **overrides}
+
+
+def server_environment(**overrides: str) -> dict[str, str]:
+    """A server as production runs it, for tests and benchmarks: DEBUG off (a DEBUG server also
+    logs every query and wraps every cursor, which benchmarks would measure), a throw-away
+    secret key, no Claude, warnings only; then `overrides`."""
+    return environment(
+        **{
+            "DEBUG": "0",
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "ANTHROPIC_API_KEY": "",
+            "LOG_LEVEL": "WARNING",
+            **overrides,
+        }
+    )
 
 
 def database_url(connection) -> str:

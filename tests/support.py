@@ -20,8 +20,9 @@ from django.contrib.auth.models import User
 from faq import demo
 from faq.models import Shop
 from faq.owners import owners_group
+from shopbot import daphne_process
 from shopbot.asgi import application
-from shopbot.daphne_process import DaphneProcess, database_url, environment
+from shopbot.daphne_process import DaphneProcess, database_url
 from widget.models import Message
 
 # Embedding a query on a busy 2-core machine can take a while; this bounds a hang, not speed.
@@ -109,16 +110,7 @@ def server_environment(**overrides: str) -> dict[str, str]:
     """The environment of a daphne process a test starts: this run's database (call it with the
     database unblocked), DEBUG off, a throw-away secret key, no Claude, warnings only; then
     `overrides`."""
-    return environment(
-        **{
-            "DATABASE_URL": server_database_url(),
-            "DEBUG": "0",
-            "SECRET_KEY": uuid.uuid4().hex * 2,
-            "ANTHROPIC_API_KEY": "",
-            "LOG_LEVEL": "WARNING",
-            **overrides,
-        }
-    )
+    return daphne_process.server_environment(**{"DATABASE_URL": server_database_url(), **overrides})
 
 
 @contextmanager
