@@ -13,12 +13,18 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import partial
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from faq import embedding, retrieval
 from faq.models import FAQEntry, FAQVector, text_hash
 
 FRESH, STALE, MISSING = "fresh", "stale", "missing"
+
+# A refresh that adds at least this many vectors (an import, a new shop) also refreshes the
+# planner's statistics of the two tables search joins. Until autovacuum gets to it, PostgreSQL
+# takes the new rows for one or two and joins a shop's vectors to its entries by a nested loop:
+# 3.6 ms for the demo shop's search query instead of 1.2 ms, and worse the bigger the shop.
+ANALYZE_AFTER = 100
 
 
 def refresh(entry_ids: Iterable[int]) -> int:
@@ -61,6 +67,9 @@ def refresh(entry_ids: Iterable[int]) -> int:
             )
             for (entry, kind, text), vector in zip(to_embed, vectors, strict=True)
         )
+    if len(to_embed) >= ANALYZE_AFTER:
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE faq_faqvector, faq_faqentry")
     # The vectors are committed: build the shops' search indexes now, so that the next customer
     # (in any process) loads them instead of waiting for them.
     for shop_id in sorted({entry.shop_id for entry in entries}):
