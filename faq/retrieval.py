@@ -412,7 +412,9 @@ def _search(shop: Shop, text: str, limit: int) -> _Scored:
     confidence = ranking if index.phrasing_calibrated else semantic
 
     order = np.argsort(-ranking, kind="stable")[:limit]
-    entries = FAQEntry.objects.in_bulk([int(candidates[i]) for i in order])
+    # Without the model's default ordering: a dict needs none, and compiling it was a third of
+    # this query's Python time.
+    entries = FAQEntry.objects.order_by().in_bulk([int(candidates[i]) for i in order])
     hits = [
         Hit(entries[int(candidates[i])], float(ranking[i]), float(confidence[i]))
         for i in order
