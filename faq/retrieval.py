@@ -215,6 +215,18 @@ class Lexicon:
 
     def scores_many(self, texts: list[list[str]]) -> np.ndarray:
         """(texts, entries) BM25 scores; each distinct word of a text counts once."""
+        if len(texts) == 1:
+            # A customer's one text: the rows of its words added up directly (in the order the
+            # sparse product adds them), without building two sparse matrices a search.
+            known = sorted({self.vocabulary[w] for w in texts[0] if w in self.vocabulary})
+            segments = [slice(self.weights.indptr[w], self.weights.indptr[w + 1]) for w in known]
+            if not segments:
+                return np.zeros((1, self.size))
+            return np.bincount(
+                np.concatenate([self.weights.indices[s] for s in segments]),
+                weights=np.concatenate([self.weights.data[s] for s in segments]),
+                minlength=self.size,
+            )[None, :]
         rows, columns = [], []
         for number, words in enumerate(texts):
             known = {self.vocabulary[w] for w in words if w in self.vocabulary}
