@@ -10,9 +10,15 @@ encoded together by one worker thread (`QueryBatcher`). The model encodes a batc
 about five times faster per query than 32 queries one by one (issue 15), so under load this is
 the difference between queueing and not.
 
-`EMBEDDING_RUNTIME=onnx` runs the model's forward pass in onnxruntime instead of torch (about
-half the time per query on one thread, issue 15): `OnnxEncoder`. The SentenceTransformer is still
-loaded, for its tokenizer and to export the ONNX file on first use.
+Two runtimes run the same model, each where it is faster on these CPUs (issue 15):
+- customers' questions (`embed_questions`, `embed_query`, `embed_one`): EMBEDDING_RUNTIME, by
+  default "onnx", onnxruntime (`OnnxEncoder`): a lone question in about a third of torch's time
+  (2.9 ms against 7.8 ms on one thread), and the forward pass does not hold the GIL;
+- the FAQ's own texts in bulk (`embed`: indexing, the owner's unanswered list): always torch,
+  whose fused attention is faster on long texts (68 answers of the COVID FAQ: 2.9 s against
+  onnxruntime's 4.8 s).
+The vectors agree within 1e-5 (2e-7 seen). The SentenceTransformer is loaded either way: it
+tokenizes for both, and exports the ONNX file on first use.
 """
 
 from __future__ import annotations
@@ -74,11 +80,10 @@ def get_model():
 
 
 def embed(texts: list[str]) -> np.ndarray:
-    """Unit-length embeddings, one row per text (cosine similarity is then a dot product)."""
+    """Unit-length embeddings, one row per text (cosine similarity is then a dot product), by
+    torch: for the FAQ's texts, in bulk."""
     if not texts:
         return np.zeros((0, settings.EMBEDDING_DIMENSIONS), dtype=np.float32)
-    if settings.EMBEDDING_RUNTIME == "onnx":
-        return get_onnx_encoder().encode(texts)
     return get_model().encode(
         texts,
         batch_size=settings.EMBEDDING_BATCH_SIZE,
@@ -224,8 +229,17 @@ def get_onnx_encoder() -> OnnxEncoder:
     return _onnx
 
 
+def embed_questions(texts: list[str]) -> np.ndarray:
+    """Customers' questions (short, one or a few at a time), by EMBEDDING_RUNTIME: the same
+    vectors as `embed` within float tolerance."""
+    if texts and settings.EMBEDDING_RUNTIME == "onnx":
+        return get_onnx_encoder().encode(texts)
+    return embed(texts)
+
+
 def embed_one(text: str) -> np.ndarray:
-    return embed([text])[0]
+    """One customer's question, alone."""
+    return embed_questions([text])[0]
 
 
 class QueryBatcher:
@@ -248,7 +262,7 @@ class QueryBatcher:
     ) -> None:
         self.wait = max(0.0, wait_ms) / 1000
         self.max_batch = max(1, max_batch)
-        self._encode = encode  # None: this module's `embed`, looked up at each batch
+        self._encode = encode  # None: this module's `embed_questions`, looked up at each batch
         self._queue: queue.SimpleQueue[tuple[str, Future]] = queue.SimpleQueue()
         self._start_lock = threading.Lock()
         self._worker: threading.Thread | None = None
@@ -259,7 +273,7 @@ class QueryBatcher:
         self._last_size = 0  # questions in the last batch
 
     def embed(self, text: str) -> np.ndarray:
-        """The text's unit-length embedding, as `embed([text])[0]` would give it."""
+        """The text's unit-length embedding, as `embed_one(text)` would give it."""
         self._ensure_worker()
         future: Future = Future()
         self._queue.put((text, future))
@@ -307,7 +321,7 @@ class QueryBatcher:
             self.largest = max(self.largest, len(batch))
             self._last_size = len(batch)
             try:
-                vectors = (self._encode or embed)([text for text, _ in batch])
+                vectors = (self._encode or embed_questions)([text for text, _ in batch])
             except BaseException as exc:  # every waiting caller hears of it; the worker goes on
                 for _, future in batch:
                     future.set_exception(exc)
@@ -344,8 +358,9 @@ def embed_query(text: str) -> np.ndarray:
 
 
 def warm() -> None:
-    """Load the model and run it once, so the first real query pays no start-up cost."""
-    embed(["warming up"])
+    """Load the model (and the questions' runtime, exporting its file if there is none yet) and
+    run it once, so the first real question pays no start-up cost."""
+    embed_questions(["warming up"])
 
 
 def is_loaded() -> bool:

@@ -254,16 +254,17 @@ WHITENOISE_USE_FINDERS = True
 EMBEDDING_MODEL = os.getenv("EMBEDDING_MODEL", "").strip()
 EMBEDDING_DIMENSIONS = 384
 EMBEDDING_BATCH_SIZE = envint("EMBEDDING_BATCH_SIZE", "64")
-# Torch threads per process. 1 suits a web server: each customer's query runs on its own worker
-# thread, and a second intra-op thread per query only fights them for the cores (measured with
-# `manage.py bench_chat` on 2 busy cores: median query embedding 31 ms with 1, 280 ms with 2).
-# 0 leaves torch's default (one per core). Batch re-embedding can use more.
+# Model threads per process (torch's, and onnxruntime's intra-op). 1 suits a web server: each
+# customer's query runs on its own worker thread, and a second intra-op thread per query only
+# fights them for the cores (measured with `manage.py bench_chat` on 2 busy cores: median query
+# embedding 31 ms with 1, 280 ms with 2). 0 leaves the runtime's default (one per core). Batch
+# re-embedding can use more.
 EMBEDDING_THREADS = envint("EMBEDDING_THREADS", "1")
-# What runs the model's forward pass (faq/embedding.py): "torch", or "onnx" (the same model
-# exported once by torch to an ONNX file and run by onnxruntime: the same vectors within 1e-5, a
-# query in about half the time on one thread; issue 15). Tokenizing, pooling and normalising are
-# the same in both.
-EMBEDDING_RUNTIME = os.getenv("EMBEDDING_RUNTIME", "torch").strip().lower()
+# What embeds customers' questions (faq/embedding.py): "onnx", the same model exported once by
+# torch to an ONNX file and run by onnxruntime (the same vectors within 1e-5; a lone question in
+# about a third of torch's time on one thread, and the forward pass does not hold the GIL; issue
+# 15), or "torch". The FAQ's own texts are embedded by torch either way (faster on long texts).
+EMBEDDING_RUNTIME = os.getenv("EMBEDDING_RUNTIME", "onnx").strip().lower()
 if EMBEDDING_RUNTIME not in ("torch", "onnx"):
     raise ImproperlyConfigured(
         f'EMBEDDING_RUNTIME must be "torch" or "onnx", got {os.getenv("EMBEDDING_RUNTIME")!r}'

@@ -1,6 +1,7 @@
 """
-EMBEDDING_RUNTIME=onnx (faq/embedding.py, OnnxEncoder) against torch, with the real model: the
-same vectors, and an exported file that is unreadable or gone is exported again.
+EMBEDDING_RUNTIME=onnx (faq/embedding.py, OnnxEncoder: customers' questions) against torch, with
+the real model: the same vectors, an exported file that is unreadable or gone is exported again,
+and the FAQ's own texts stay on torch.
 
 Each test exports into its own temporary EMBEDDING_ONNX_DIR (a few seconds each), and the
 process's encoder is put back afterwards, so no other test sees these.
@@ -48,9 +49,9 @@ def runtime(settings, tmp_path):
 
 def both(runtime, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     runtime("torch")
-    torch_vectors = embedding.embed(texts)
+    torch_vectors = embedding.embed_questions(texts)
     runtime("onnx")
-    return torch_vectors, embedding.embed(texts)
+    return torch_vectors, embedding.embed_questions(texts)
 
 
 def test_onnx_gives_torchs_vectors(runtime):
@@ -67,10 +68,10 @@ def test_onnx_gives_torchs_vectors(runtime):
     torch_vectors, onnx_vectors = both(runtime, [SHORT, LONG])
     np.testing.assert_allclose(onnx_vectors, torch_vectors, atol=1e-5)
     # ... and each the same as when encoded alone (padding changes nothing).
-    np.testing.assert_allclose(embedding.embed([SHORT])[0], onnx_vectors[0], atol=1e-5)
-    np.testing.assert_allclose(embedding.embed([LONG])[0], onnx_vectors[1], atol=1e-5)
+    np.testing.assert_allclose(embedding.embed_questions([SHORT])[0], onnx_vectors[0], atol=1e-5)
+    np.testing.assert_allclose(embedding.embed_questions([LONG])[0], onnx_vectors[1], atol=1e-5)
 
-    assert embedding.embed([]).shape == (0, 384)
+    assert embedding.embed_questions([]).shape == (0, 384)
 
 
 def test_onnx_batches_of_embedding_batch_size_keep_the_order(runtime, settings):
@@ -80,9 +81,18 @@ def test_onnx_batches_of_embedding_batch_size_keep_the_order(runtime, settings):
     np.testing.assert_allclose(onnx_vectors, torch_vectors, atol=1e-5)
 
 
+def test_the_faqs_texts_are_embedded_by_torch_whatever_the_runtime(runtime):
+    runtime("onnx")
+    vectors = embedding.embed(TEXTS)
+    assert embedding._onnx is None  # no ONNX session was opened, nothing exported
+    assert not any(embedding.settings.EMBEDDING_ONNX_DIR.iterdir())
+    np.testing.assert_allclose(vectors, embedding.embed_questions(TEXTS), atol=1e-5)
+    assert embedding._onnx is not None
+
+
 def test_an_unreadable_or_missing_export_is_exported_again(runtime):
     runtime("onnx")
-    expected = embedding.embed(TEXTS)
+    expected = embedding.embed_questions(TEXTS)
     path = embedding.onnx_path()
     assert path.exists() and path.parent == embedding.settings.EMBEDDING_ONNX_DIR
 
@@ -94,7 +104,9 @@ def test_an_unreadable_or_missing_export_is_exported_again(runtime):
         else:
             path.unlink()
         embedding._onnx = None  # a new process
-        np.testing.assert_allclose(embedding.embed(TEXTS), expected, atol=1e-6, err_msg=damage)
+        np.testing.assert_allclose(
+            embedding.embed_questions(TEXTS), expected, atol=1e-6, err_msg=damage
+        )
         assert path.stat().st_size > 1_000_000, damage
 
     # Written to a temporary file and renamed: nothing else is left beside it.
