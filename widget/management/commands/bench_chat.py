@@ -4,9 +4,10 @@
 What it does:
 1. Creates a temporary copy of the demo shop (entries embedded by the real model) in the
    configured database; it is deleted at the end, whatever happens.
-2. Measures the floor in this process: the median of one query embedding, and of one
-   `faq.retrieval.search` call (which embeds the query and runs the SQL) -- the least any answer
-   can cost.
+2. Measures the floor in this process: the median of one whole ask through the chat pipeline
+   (`widget.chat.pipeline.answer`, one at a time: the question stored, the earlier turns read, the
+   search, the answer stored), which is the least any answer can cost; and, for comparison, of
+   one query embedding and of one `faq.retrieval.search` call (the embedding and the SQL).
 3. Starts daphne (`shopbot.asgi:application`) as a subprocess on a free loopback port, with
    ANTHROPIC_API_KEY empty and the per-address limits off (every client is 127.0.0.1), and warms
    it up (model loaded, first asks answered).
@@ -17,7 +18,10 @@ What it does:
 5. Prints p50/p95/max of the time from sending an ask to its first delta-or-answer frame and to
    its answer frame, the server's own latency_ms, and the floor again after the run.
 
-Target (issue 15): p50 within 2x of the floor, p95 under 50 ms, 20 clients on 2 cores.
+Target (issue 15): p50 within 2x of the floor, p95 under 50 ms, 20 clients on 2 cores. Until
+this round the floor was the search alone; on a quiet machine an ask's two durable INSERTs and
+its history read (about 3.5 ms, fixed) then outweighed the search (5-6 ms) and the ratio measured
+the disk, not the server: both are printed.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ from faq import demo, embedding, retrieval
 from faq.models import Shop
 from shopbot.daphne_process import DaphneProcess, server_environment
 from shopbot.figures import percentile
-from widget.models import Message
+from widget.chat import pipeline
+from widget.models import Conversation, Message
 
 
 def median_ms(func, repeat: int) -> float:
@@ -50,6 +55,28 @@ def median_ms(func, repeat: int) -> float:
             func()
             times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
+
+
+def ask_ms(shop: Shop, questions: list[str], repeat: int) -> float:
+    """Median of one whole ask through the chat pipeline in this process, one at a time, in one
+    conversation as a customer would ask them: what every answer costs before the websocket and
+    the server's concurrency add theirs."""
+
+    async def on_delta(text: str) -> None:
+        pass
+
+    async def asks() -> list[float]:
+        conversation = await pipeline.db_thread(Conversation.objects.create)(shop=shop)
+        times = []
+        for n in range(repeat):
+            start = time.perf_counter()
+            text = questions[n % len(questions)]
+            await pipeline.answer(conversation, secrets.token_hex(8), text, on_delta)
+            times.append((time.perf_counter() - start) * 1000)
+        return times
+
+    with override_settings(DEBUG=False):
+        return statistics.median(asyncio.run(asks()))
 
 
 def create_bench_shop() -> Shop:
@@ -119,10 +146,12 @@ class Command(BaseCommand):
             questions = shop.suggestion_list
             embed_ms = median_ms(lambda: embedding.embed_one(questions[0]), 30)
             search_ms = median_ms(lambda: retrieval.search(shop, questions[0], 5), 30)
+            whole_ms = ask_ms(shop, questions, 30)
             self.stdout.write(
-                f"Floor before (in-process, median of 30): embed {embed_ms:.1f} ms, "
-                f"embed + search {search_ms:.1f} ms"
+                f"Floor before (in-process, median of 30): a whole ask {whole_ms:.1f} ms; "
+                f"embed {embed_ms:.1f} ms, embed + search {search_ms:.1f} ms"
             )
+            Message.objects.filter(conversation__shop=shop).delete()
             connections.close_all()
 
             env = server_environment()
@@ -155,13 +184,15 @@ class Command(BaseCommand):
                 .values_list("latency_ms", flat=True)[: len(stats["answer"])]
             )
             search_after = median_ms(lambda: retrieval.search(shop, questions[0], 5), 30)
+            whole_after = ask_ms(shop, questions, 30)
         finally:
             if server is not None:
                 server.stop()
             Shop.objects.filter(pk=shop.pk).delete()
 
         n = len(stats["answer"])
-        floor = statistics.median([search_ms, search_after])
+        floor = statistics.median([whole_ms, whole_after])
+        search_floor = statistics.median([search_ms, search_after])
         self.stdout.write(
             f"Asks answered: {n} in {elapsed:.1f} s ({n / elapsed:.1f}/s), modes {stats['modes']}, "
             f"errors {len(stats['errors'])}"
@@ -182,12 +213,14 @@ class Command(BaseCommand):
                     f"p95 {percentile(values, 95):6.1f} ms   max {max(values):6.1f} ms"
                 )
         self.stdout.write(
-            f"Floor after: embed + search {search_after:.1f} ms; floor used {floor:.1f} ms"
+            f"Floor after: a whole ask {whole_after:.1f} ms, embed + search {search_after:.1f} ms; "
+            f"floor used {floor:.1f} ms (a whole ask)"
         )
         if stats["answer"]:
             p50, p95 = percentile(stats["answer"], 50), percentile(stats["answer"], 95)
             verdict = "met" if p50 <= 2 * floor and p95 < 50 else "NOT met"
             self.stdout.write(
                 f"Target (p50 <= 2x floor = {2 * floor:.1f} ms, p95 < 50 ms): {verdict} "
-                f"(p50 {p50 / floor:.1f}x floor, p95 {p95:.1f} ms)"
+                f"(p50 {p50 / floor:.1f}x floor, {p50 / search_floor:.1f}x the search alone; "
+                f"p95 {p95:.1f} ms)"
             )
