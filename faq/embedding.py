@@ -6,24 +6,28 @@ torch. Callers in async code must run `embed` and `embed_query` in a thread (asg
 sync_to_async).
 
 Customers' questions go through `embed_query`: questions that arrive while the model is busy are
-encoded together by one worker thread (`QueryBatcher`). The model encodes a batch of 32 queries
-about five times faster per query than 32 queries one by one (issue 15), so under load this is
-the difference between queueing and not.
+encoded together by one worker thread (`QueryBatcher`). Torch encodes a batch of 32 queries
+several times faster per query than 32 queries one by one (issue 15); onnxruntime gains less,
+and nothing when padding to the longest question outweighs it.
 
 Two runtimes run the same model, each where it is faster on these CPUs (issue 15):
 - customers' questions (`embed_questions`, `embed_query`, `embed_one`): EMBEDDING_RUNTIME, by
-  default "onnx", onnxruntime (`OnnxEncoder`): a lone question in about a third of torch's time
-  (2.9 ms against 7.8 ms on one thread), and the forward pass does not hold the GIL;
-- the FAQ's own texts in bulk (`embed`: indexing, the owner's unanswered list): always torch,
-  whose fused attention is faster on long texts (68 answers of the COVID FAQ: 2.9 s against
-  onnxruntime's 4.8 s).
+  default "onnx", onnxruntime (`OnnxEncoder`): a lone question in less than half of torch's time
+  on one thread, and the forward pass does not hold the GIL;
+- texts in bulk (`embed`: the FAQ's entries when they are indexed, the owner's list of
+  unanswered questions): always torch, whose fused attention is faster on long texts (indexing
+  the COVID FAQ for the eval: 7.4 s with torch, 10.1 s with onnxruntime).
+`bench/bench_runtimes.py` prints both runtimes' times side by side.
 The vectors agree within 1e-5 (2e-7 seen). The SentenceTransformer is loaded either way: it
-tokenizes for both, and exports the ONNX file on first use.
+tokenizes for both, and exports the ONNX file on first use. A model onnxruntime cannot run here
+(not Transformer + mean pooling), or an export that cannot be written, leaves questions on torch
+with one warning in the log: customers still get answers.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import queue
 import tempfile
@@ -40,9 +44,12 @@ import numpy as np
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+logger = logging.getLogger(__name__)
+
 _lock = threading.Lock()
 _model = None
 _onnx: OnnxEncoder | None = None
+_onnx_failed = False  # this process could not open or export it: questions stay on torch
 
 
 @lru_cache(maxsize=1)
@@ -183,6 +190,9 @@ class OnnxEncoder:
                     opset_version=17,
                     dynamo=False,
                 )
+            # mkstemp's file is private (0600); a release step exporting as another user than
+            # the service's must still leave a file the service can read.
+            os.chmod(tmp, 0o644)
             os.replace(tmp, self.path)
         finally:
             if os.path.exists(tmp):
@@ -219,21 +229,33 @@ def onnx_path() -> Path:
     return Path(settings.EMBEDDING_ONNX_DIR) / f"{slug}-{key.hexdigest()[:16]}.onnx"
 
 
-def get_onnx_encoder() -> OnnxEncoder:
-    global _onnx
-    if _onnx is None:
+def get_onnx_encoder() -> OnnxEncoder | None:
+    """This process's onnxruntime encoder, exporting the model first if needed; None (after one
+    warning, and never tried again in this process) when the model cannot run there or its file
+    cannot be written or read."""
+    global _onnx, _onnx_failed
+    if _onnx is None and not _onnx_failed:
         model = get_model()
         with _lock:
-            if _onnx is None:
-                _onnx = OnnxEncoder(model, onnx_path(), settings.EMBEDDING_THREADS)
+            if _onnx is None and not _onnx_failed:
+                try:
+                    _onnx = OnnxEncoder(model, onnx_path(), settings.EMBEDDING_THREADS)
+                except Exception:
+                    _onnx_failed = True
+                    logger.warning(
+                        "EMBEDDING_RUNTIME=onnx is unavailable; customers' questions are "
+                        "embedded by torch instead",
+                        exc_info=True,
+                    )
     return _onnx
 
 
 def embed_questions(texts: list[str]) -> np.ndarray:
     """Customers' questions (short, one or a few at a time), by EMBEDDING_RUNTIME: the same
     vectors as `embed` within float tolerance."""
-    if texts and settings.EMBEDDING_RUNTIME == "onnx":
-        return get_onnx_encoder().encode(texts)
+    encoder = get_onnx_encoder() if texts and settings.EMBEDDING_RUNTIME == "onnx" else None
+    if encoder is not None:
+        return encoder.encode(texts)
     return embed(texts)
 
 

@@ -262,7 +262,7 @@ EMBEDDING_BATCH_SIZE = envint("EMBEDDING_BATCH_SIZE", "64")
 EMBEDDING_THREADS = envint("EMBEDDING_THREADS", "1")
 # What embeds customers' questions (faq/embedding.py): "onnx", the same model exported once by
 # torch to an ONNX file and run by onnxruntime (the same vectors within 1e-5; a lone question in
-# about a third of torch's time on one thread, and the forward pass does not hold the GIL; issue
+# less than half of torch's time on one thread, and the forward pass does not hold the GIL; issue
 # 15), or "torch". The FAQ's own texts are embedded by torch either way (faster on long texts).
 EMBEDDING_RUNTIME = os.getenv("EMBEDDING_RUNTIME", "onnx").strip().lower()
 if EMBEDDING_RUNTIME not in ("torch", "onnx"):

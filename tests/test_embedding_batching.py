@@ -30,7 +30,8 @@ QUESTIONS = [
 
 
 class HeldEncoder:
-    """The real model, but the first batch waits until `release` is set."""
+    """The real model (as the batcher runs it: `embed_questions`), but the first batch waits until
+    `release` is set."""
 
     def __init__(self) -> None:
         self.release = threading.Event()
@@ -42,7 +43,7 @@ class HeldEncoder:
         if len(self.batches) == 1:
             self.started.set()
             assert self.release.wait(60), "the test never released the first batch"
-        return embedding.embed(texts)
+        return embedding.embed_questions(texts)
 
 
 def queued(batcher: QueryBatcher) -> int:

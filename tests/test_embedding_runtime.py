@@ -36,15 +36,15 @@ TEXTS = [
 @pytest.fixture
 def runtime(settings, tmp_path):
     """Switch between runtimes with `runtime("torch" | "onnx")`; exports go to tmp_path."""
-    saved = embedding._onnx
-    embedding._onnx = None
+    saved = embedding._onnx, embedding._onnx_failed
+    embedding._onnx, embedding._onnx_failed = None, False
     settings.EMBEDDING_ONNX_DIR = tmp_path
 
     def use(name: str) -> None:
         settings.EMBEDDING_RUNTIME = name
 
     yield use
-    embedding._onnx = saved
+    embedding._onnx, embedding._onnx_failed = saved
 
 
 def both(runtime, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -90,6 +90,23 @@ def test_the_faqs_texts_are_embedded_by_torch_whatever_the_runtime(runtime):
     assert embedding._onnx is not None
 
 
+def test_an_export_that_cannot_be_written_leaves_questions_on_torch(runtime, settings, caplog):
+    runtime("onnx")
+    blocked = settings.EMBEDDING_ONNX_DIR / "not-a-folder"
+    blocked.write_text("a file where the export folder should be")
+    settings.EMBEDDING_ONNX_DIR = blocked
+
+    with caplog.at_level("WARNING", logger="faq.embedding"):
+        vectors = embedding.embed_questions(TEXTS)
+        again = embedding.embed_questions(TEXTS)
+    assert embedding._onnx is None and embedding._onnx_failed
+    np.testing.assert_allclose(vectors, embedding.embed(TEXTS), atol=1e-6)
+    np.testing.assert_allclose(again, vectors, atol=1e-6)
+    warnings = [r for r in caplog.records if "EMBEDDING_RUNTIME=onnx is unavailable" in r.message]
+    assert len(warnings) == 1  # once, not at every question
+    assert blocked.read_text() == "a file where the export folder should be"
+
+
 def test_an_unreadable_or_missing_export_is_exported_again(runtime):
     runtime("onnx")
     expected = embedding.embed_questions(TEXTS)
@@ -108,7 +125,9 @@ def test_an_unreadable_or_missing_export_is_exported_again(runtime):
             embedding.embed_questions(TEXTS), expected, atol=1e-6, err_msg=damage
         )
         assert path.stat().st_size > 1_000_000, damage
+        assert embedding._onnx is not None, damage  # exported again, not fallen back to torch
 
+    assert path.stat().st_mode & 0o777 == 0o644  # another user's service can read it
     # Written to a temporary file and renamed: nothing else is left beside it.
     assert [p.name for p in Path(path.parent).iterdir()] == [path.name]
 
