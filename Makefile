@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_many_shops.py
 	$(BIN)/python bench/load_test.py
 	$(BIN)/python bench/bench_flood.py
+	$(BIN)/python bench/bench_runtimes.py
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
