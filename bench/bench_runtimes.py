@@ -31,6 +31,7 @@ import django  # noqa: E402
 django.setup()
 
 import numpy as np  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from faq import demo, embedding  # noqa: E402
 
@@ -73,7 +74,7 @@ def main() -> int:
     print(
         f"{len(questions)} questions, {len(faq_texts)} question + answer texts "
         f"({statistics.mean(len(t) for t in faq_texts):.0f} characters on average), "
-        f"{embedding.settings.EMBEDDING_THREADS} thread(s)"
+        f"{settings.EMBEDDING_THREADS} thread(s)"
     )
     print(f"{'':8}{'a lone question':>18}{'in a batch of 32':>20}{'FAQ texts, one call':>22}")
     for name, encode in runtimes.items():

@@ -88,7 +88,7 @@ def get_model():
 
 def embed(texts: list[str]) -> np.ndarray:
     """Unit-length embeddings, one row per text (cosine similarity is then a dot product), by
-    torch: for the FAQ's texts, in bulk."""
+    torch: for texts in bulk (the FAQ's entries, the owner's list of unanswered questions)."""
     if not texts:
         return np.zeros((0, settings.EMBEDDING_DIMENSIONS), dtype=np.float32)
     return get_model().encode(
