@@ -32,6 +32,15 @@ def end_kept_connections(django_db_setup, django_db_blocker):
             )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_ready() -> None:
+    """The model loaded, and its ONNX file exported if this checkout has none yet (a fresh clone,
+    as in CI), before any test starts a server. Otherwise the first servers export it in their
+    warm-up while the first tests run: seconds of both cores and of their GIL, which a test
+    timing a streamed answer or a flood does not survive."""
+    embedding.warm()
+
+
 @pytest.fixture(scope="session")
 def demo_texts_embedded() -> dict[str, list[tuple[str, str, list[float]]]]:
     """question -> [(kind, text, vector)] for every demo entry, from the real model."""
