@@ -46,8 +46,12 @@ async def attacker(url: str, deadline: float, stats: dict) -> None:
 
     while time.monotonic() < deadline:
         try:
-            # max_queue=1: the attacker never reads, so its client soon stops reading the socket.
-            ws = await connect(url, open_timeout=10, max_queue=1, close_timeout=1)
+            # The attacker never reads, so its client soon stops reading the socket: past
+            # max_queue unread frames. Two: the server's `ready` and its error frame, so the close
+            # frame after them is still read. With one, the client stopped right after the error
+            # frame; a close frame arriving in a later read went unseen, and the socket ended as
+            # 1006 instead of 4008 (a race of TCP reads, seen once in CI).
+            ws = await connect(url, open_timeout=10, max_queue=2, close_timeout=1)
         except (OSError, InvalidStatus, TimeoutError):
             stats["failed_connects"] += 1
             await asyncio.sleep(0.05)
