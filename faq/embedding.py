@@ -379,11 +379,24 @@ def embed_query(text: str) -> np.ndarray:
     return batcher.embed(text)
 
 
+_warm_started = False  # a warm-up began in this process: until it ends, it is not ready
+
+
 def warm() -> None:
     """Load the model (and the questions' runtime, exporting its file if there is none yet) and
     run it once, so the first real question pays no start-up cost."""
+    global _warm_started
+    _warm_started = True
     embed_questions(["warming up"])
 
 
-def is_loaded() -> bool:
-    return _model is not None
+def is_ready() -> bool:
+    """False while this process's warm-up has not yet loaded what customers' questions run on
+    (the model, and with EMBEDDING_RUNTIME=onnx its session or the fallback to torch), or never
+    will because it failed. A process that started no warm-up (EMBEDDING_WARM_ON_START off, a
+    management command) loads the model on first use by choice, and counts as ready."""
+    if not _warm_started:
+        return True
+    if _model is None:
+        return False
+    return settings.EMBEDDING_RUNTIME != "onnx" or _onnx is not None or _onnx_failed

@@ -3,6 +3,7 @@ from django.db.utils import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from faq import embedding
 from faq.models import Shop
 
 
@@ -15,7 +16,12 @@ def storefront(request: HttpRequest) -> HttpResponse:
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
-    """For load balancers and uptime checks: 200 when the database answers."""
+    """For load balancers and uptime checks: 200 when this process can answer customers, that is
+    when the database answers and the embedding model is loaded. A server's first seconds go to
+    loading the model (and on its first start to exporting the ONNX file): a balancer that waits
+    for 200 sends it no customer who would wait for that."""
+    if not embedding.is_ready():
+        return HttpResponse("loading the embedding model", status=503, content_type="text/plain")
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
