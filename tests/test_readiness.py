@@ -43,12 +43,12 @@ def test_a_starting_server_is_not_ready_until_its_model_is(tmp_path, demo_texts_
             assert server.process.poll() is None, server.log_tail()
             try:
                 seen.append(healthz(server.url))
-            except OSError:  # not listening yet
-                time.sleep(0.2)
-                continue
-            if seen[-1][0] == 200:
-                break
-            time.sleep(0.2)
+            except OSError:
+                pass  # not listening yet
+            else:
+                if seen[-1][0] == 200:
+                    break
+            time.sleep(0.2)  # polling a starting server; there is nothing to wait on instead
         assert seen and seen[-1] == (200, "OK"), (seen, server.log_tail())
         assert (503, "loading the embedding model") in seen, seen
         # Ready means exported: the first customer pays none of it.
