@@ -3,6 +3,7 @@ Load test of the chat websocket against the real server on loopback.
 
     .venv/bin/python bench/load_test.py [--connections 200] [--asks 3] [--timeout 600]
                                         [--batching on|off|both] [--workers N]
+                                        [--runtimes onnx,torch]
 
 1. Creates a temporary copy of the demo shop (real embeddings) in the development database (the
    embedded PostgreSQL, or DATABASE_URL's), deleted at the end, even on error.
@@ -20,6 +21,11 @@ Load test of the chat websocket against the real server on loopback.
 the environment's value or 5 for "on", 0 for "off"). "both" (the default) runs the whole test
 once with each, each on a fresh server, and prints them side by side with the ratio.
 
+`--runtimes torch,onnx` repeats all of that for each EMBEDDING_RUNTIME named, in that order, in
+one run (default: the environment's EMBEDDING_RUNTIME, else onnx). Every column is also compared
+with the first: with torch first, "onnx, batching on / torch, batching off" is the default server
+against how the server answered when issue 15 was filed (one question at a time, on torch).
+
 `--workers N` (N > 1) runs the test once with one daphne process and once with N, all sharing one
 Redis (REDIS_URL, default redis://127.0.0.1:6379/8: the channel layer and the limits, as in
 README "Running past one machine") and the database, the connections split evenly between the
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import statistics
@@ -188,7 +195,16 @@ def main() -> int:
         default=os.environ.get("SHOPBOT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/8"),
         help="the Redis the processes share with --workers",
     )
+    parser.add_argument(
+        "--runtimes",
+        default=os.environ.get("EMBEDDING_RUNTIME", "onnx"),
+        help="comma-separated EMBEDDING_RUNTIME values, each run in turn (default: the "
+        "environment's, else onnx)",
+    )
     args = parser.parse_args()
+    runtimes = [name.strip().lower() for name in args.runtimes.split(",") if name.strip()]
+    if not runtimes or not set(runtimes) <= {"onnx", "torch"}:
+        parser.error("--runtimes takes onnx, torch or both, comma-separated")
     if not 1 <= args.connections <= 1000 or not 1 <= args.asks <= 20:
         parser.error("--connections must be 1..1000 and --asks 1..20")
     if not 1 <= args.workers <= 8:
@@ -218,49 +234,54 @@ def main() -> int:
     all_ok = True
     try:
         db_connections.close_all()
-        for workers in worker_counts:
-            for mode in modes:
-                wait = wait_on if mode == "on" else "0"
-                env = server_environment(
-                    REDIS_URL=redis_url,
-                    CHAT_CONNECTIONS_PER_IP="0",
-                    CHAT_ASKS_PER_IP_PER_MINUTE="0",
-                    EMBEDDING_BATCH_WAIT_MS=wait,
-                )
-                servers = [DaphneProcess(env) for _ in range(workers)]
-                label = f"batching {mode}" + (f", {workers} worker(s)" if args.workers > 1 else "")
-                try:
-                    for server in servers:  # the processes load the model side by side
-                        server.launch()
-                    for server in servers:
-                        server.wait_ready()
-                    urls = [server.ws_url for server in servers]
-                    # One warm-up ask per process (model load, first queries), not counted.
-                    for url in urls:
-                        asyncio.run(run_load([url], shop.public_key, 1, 1, args.timeout))
-                    Message.objects.filter(conversation__shop=shop).delete()
-                    shop.conversations.all().delete()
+        for runtime, workers, mode in itertools.product(runtimes, worker_counts, modes):
+            wait = wait_on if mode == "on" else "0"
+            env = server_environment(
+                REDIS_URL=redis_url,
+                CHAT_CONNECTIONS_PER_IP="0",
+                CHAT_ASKS_PER_IP_PER_MINUTE="0",
+                EMBEDDING_BATCH_WAIT_MS=wait,
+                EMBEDDING_RUNTIME=runtime,
+            )
+            servers = [DaphneProcess(env) for _ in range(workers)]
+            label = (
+                (f"{runtime}, " if len(runtimes) > 1 else "")
+                + f"batching {mode}"
+                + (f", {workers} worker(s)" if args.workers > 1 else "")
+            )
+            try:
+                for server in servers:  # the processes load the model side by side
+                    server.launch()
+                for server in servers:
+                    server.wait_ready()
+                urls = [server.ws_url for server in servers]
+                # One warm-up ask per process (model load, first queries), not counted.
+                for url in urls:
+                    asyncio.run(run_load([url], shop.public_key, 1, 1, args.timeout))
+                Message.objects.filter(conversation__shop=shop).delete()
+                shop.conversations.all().delete()
 
-                    print(
-                        f"Load test, {label} (EMBEDDING_BATCH_WAIT_MS={wait}): "
-                        f"{args.connections} connections x {args.asks} asks, {', '.join(urls)}"
-                        + (f", Redis {redis_url}" if redis_url else "")
-                    )
-                    result = asyncio.run(
-                        run_load(urls, shop.public_key, args.connections, args.asks, args.timeout)
-                    )
-                    rows = Message.objects.filter(conversation__shop=shop, role=Message.BOT)
-                    per_ask = Counter(rows.values_list("conversation_id", "ask_id"))
-                    all_ok &= report(result, per_ask, args.connections)
-                    rss = [resident_mib(server.process.pid) for server in servers]
-                    print(f"  server memory (RSS): {', '.join(f'{m:.0f} MiB' for m in rss)}")
-                    results[label] = result
-                    Message.objects.filter(conversation__shop=shop).delete()
-                    shop.conversations.all().delete()
-                    db_connections.close_all()
-                finally:
-                    for server in servers:
-                        server.stop()
+                print(
+                    f"Load test, {label} (EMBEDDING_RUNTIME={runtime}, "
+                    f"EMBEDDING_BATCH_WAIT_MS={wait}): "
+                    f"{args.connections} connections x {args.asks} asks, {', '.join(urls)}"
+                    + (f", Redis {redis_url}" if redis_url else "")
+                )
+                result = asyncio.run(
+                    run_load(urls, shop.public_key, args.connections, args.asks, args.timeout)
+                )
+                rows = Message.objects.filter(conversation__shop=shop, role=Message.BOT)
+                per_ask = Counter(rows.values_list("conversation_id", "ask_id"))
+                all_ok &= report(result, per_ask, args.connections)
+                rss = [resident_mib(server.process.pid) for server in servers]
+                print(f"  server memory (RSS): {', '.join(f'{m:.0f} MiB' for m in rss)}")
+                results[label] = result
+                Message.objects.filter(conversation__shop=shop).delete()
+                shop.conversations.all().delete()
+                db_connections.close_all()
+            finally:
+                for server in servers:
+                    server.stop()
         if len(results) > 1:
             side_by_side(results)
         print("OK" if all_ok else "FAILED")
@@ -282,11 +303,16 @@ def side_by_side(results: dict[str, dict]) -> None:
                 for r in results.values()
             )
         )
-    first = results[labels[0]]
-    for label in labels[1:]:
+    pairs = [(label, labels[0]) for label in labels[1:]]
+    # With several runtimes, also each one's batching on against its own batching off.
+    for label in labels:
+        off = label.replace("batching on", "batching off")
+        if off != label and off in results and off != labels[0]:
+            pairs.append((label, off))
+    for label, base in pairs:
         print(
-            f"  throughput {label} / {labels[0]}: "
-            f"{throughput(results[label]) / throughput(first):.2f}x"
+            f"  throughput {label} / {base}: "
+            f"{throughput(results[label]) / throughput(results[base]):.2f}x"
         )
 
 
