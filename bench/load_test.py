@@ -24,7 +24,8 @@ once with each, each on a fresh server, and prints them side by side with the ra
 `--runtimes torch,onnx` repeats all of that for each EMBEDDING_RUNTIME named, in that order, in
 one run (default: the environment's EMBEDDING_RUNTIME, else onnx). Every column is also compared
 with the first: with torch first, "onnx, batching on / torch, batching off" is the default server
-against how the server answered when issue 15 was filed (one question at a time, on torch).
+against today's code answering as the server did when issue 15 was filed (one question at a
+time, on torch); `bench/load_test_vs_commit.py` runs that server itself.
 
 `--workers N` (N > 1) runs the test once with one daphne process and once with N, all sharing one
 Redis (REDIS_URL, default redis://127.0.0.1:6379/8: the channel layer and the limits, as in
