@@ -38,12 +38,9 @@ def main() -> int:
     if not 1 <= args.seconds <= 60 or not 1 <= args.baseline <= 60 or not 1 <= args.sockets <= 8:
         parser.error("--seconds and --baseline must be 1..60, --sockets 1..8")
 
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shopbot.settings")
-    os.environ.setdefault("DEBUG", "1")
-    import django
+    import devdb
 
-    django.setup()
+    devdb.setup()
     from django.db import connections
 
     from faq import demo

@@ -21,7 +21,6 @@ load every entry), even on error.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import statistics
 import sys
@@ -30,14 +29,11 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shopbot.settings")
-os.environ.setdefault("DEBUG", "1")
 
-import django  # noqa: E402
+import devdb  # noqa: E402
 
-django.setup()
+devdb.setup()
 
 from bench_reembed import generated_csv  # noqa: E402
 from django.db import connection  # noqa: E402

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
 import sys
@@ -31,13 +30,11 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shopbot.settings")
-os.environ.setdefault("DEBUG", "1")
+sys.path.insert(0, str(ROOT / "bench"))
 
-import django  # noqa: E402
+import devdb  # noqa: E402
 
-django.setup()
+devdb.setup()
 
 import numpy as np  # noqa: E402
 from django.conf import settings  # noqa: E402

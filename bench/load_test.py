@@ -212,11 +212,9 @@ def main() -> int:
         parser.error("--workers must be 1..8")
     batching = args.batching or ("on" if args.workers > 1 else "both")
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shopbot.settings")
-    os.environ.setdefault("DEBUG", "1")
-    import django
+    import devdb
 
-    django.setup()
+    devdb.setup()
     from django.db import connections as db_connections
 
     from faq import demo

@@ -2,8 +2,9 @@
 `manage.py bench_chat`: how fast customers get answers over the real websocket, without Claude.
 
 What it does:
-1. Creates a temporary copy of the demo shop (entries embedded by the real model) in the
-   configured database; it is deleted at the end, whatever happens.
+1. Migrates the configured database (as `make run` does: after only `make test` it is empty),
+   then creates a temporary copy of the demo shop (entries embedded by the real model) in it; the
+   copy is deleted at the end, whatever happens.
 2. Measures the floor in this process: the median of one whole ask through the chat pipeline
    (`widget.chat.pipeline.answer`, one at a time: the question stored, the earlier turns read, the
    search, the answer stored), which is the least any answer can cost; and, for comparison, of
@@ -33,6 +34,7 @@ import secrets
 import statistics
 import time
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from django.test import override_settings
@@ -142,6 +144,7 @@ class Command(BaseCommand):
             raise CommandError(
                 "bench_chat needs the websockets package (requirements-dev)."
             ) from None
+        call_command("migrate", interactive=False, verbosity=0)
         embedding.warm()
         shop = create_bench_shop()
         server = None
