@@ -28,6 +28,7 @@ import argparse
 import os
 import re
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -104,7 +105,8 @@ def main() -> int:
             )
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT)
-        worktree.parent.rmdir()
+        shutil.rmtree(worktree.parent, ignore_errors=True)
+        subprocess.run(["git", "worktree", "prune"], cwd=ROOT)
 
     ratios = [after["rate"] / before["rate"] for before, after in rows]
     print(
