@@ -1,6 +1,7 @@
 """
-Every command that README.md and `make run`'s output print works as printed, on a fresh copy of
-the repository, in a shell where nobody has set anything (no DEBUG, no SECRET_KEY).
+Every command that README.md, the docs (docs/*.md) and `make run`'s output print works as printed,
+on a fresh copy of the repository, in a shell where nobody has set anything (no DEBUG, no
+SECRET_KEY).
 
 The copy is made from the files git knows (tracked, or new and not ignored), with the shared .venv
 symlinked in; the real `make run` starts it (writing .env, a new embedded database, the demo
@@ -69,6 +70,9 @@ def commands(shop_id: str, files: Path) -> dict[str, list[list[str]] | None]:
         "check": [["check", "--deploy"]],
         # django-axes (admin login throttling): lifts lockouts; with none it has nothing to do.
         "axes_reset": [["axes_reset"]],
+        "axes_reset_username": [["axes_reset_username", "admin"]],
+        # The demo shop is loaded once: a second run leaves it as it is.
+        "load_demo": [["load_demo"]],
         # What `make run` itself runs (make echoes it): it is the server this test started.
         "serve": None,
     }
@@ -156,8 +160,8 @@ def test_every_printed_command_works_on_a_fresh_copy(tmp_path):
         )
         table = commands(shop_id.strip(), files)
 
-        readme = (repo / "README.md").read_text()
-        names = printed_commands(readme + printed)
+        docs = [repo / "README.md", *sorted((repo / "docs").glob("*.md"))]
+        names = printed_commands("".join(path.read_text() for path in docs) + printed)
         assert {"changepassword", "reembed", "import_faqs", "create_owner"} <= set(names)
         missing = [name for name in names if name not in table]
         assert missing == [], f"printed but not covered by this test: {missing}"
