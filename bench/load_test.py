@@ -218,7 +218,7 @@ def main() -> int:
     from django.db import connections as db_connections
 
     from faq import demo
-    from shopbot.daphne_process import DaphneProcess, server_environment
+    from harness.daphne_process import DaphneProcess, server_environment
     from widget.models import Message
 
     wait_on = os.environ.get("EMBEDDING_BATCH_WAIT_MS", "5")

@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from faq.models import Shop
-from shopbot.daphne_process import free_port
+from harness.daphne_process import free_port
 from tests.support import Chat, make_owner
 from widget import notify
 from widget.chat import handoff as chat_handoff

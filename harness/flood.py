@@ -5,7 +5,7 @@ A frame flood against a running chat server, for tests/test_flood.py and bench/b
 the flood, the server's resident memory before and after, and whether 20 new sockets from the
 flooding address connect afterwards. The attackers themselves run in a child process:
 
-    python -m shopbot.flood WS_URL SHOP_KEY SECONDS [SOCKETS]
+    python -m harness.flood WS_URL SHOP_KEY SECONDS [SOCKETS]
 
 runs `SOCKETS` (2) attackers for `SECONDS`: each opens a chat socket and writes pings and
 feedback on a missing answer as fast as it can without ever reading, and when the server closes
@@ -161,7 +161,7 @@ async def scenario(
     attackers = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "shopbot.flood",
+        "harness.flood",
         ws_url,
         key,
         str(seconds),
