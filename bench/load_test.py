@@ -52,7 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shopbot.figures import percentile  # noqa: E402
+from lib.figures import percentile  # noqa: E402
 
 QUESTIONS = [
     "Do you deliver to Princeton?",

@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "shopbot",
     "faq",
     "widget",
+    "owner",
 ]
 
 MIDDLEWARE = [
@@ -215,7 +216,7 @@ AXES_FAILURE_LIMIT = max(1, ADMIN_LOGIN_FAILURE_LIMIT)
 AXES_COOLOFF_TIME = timedelta(minutes=ADMIN_LOGIN_COOLOFF_MINUTES)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_CLIENT_IP_CALLABLE = "shopbot.login.client_ip"  # honours TRUSTED_PROXY_HEADER
+AXES_CLIENT_IP_CALLABLE = "lib.web.request_client_ip"  # honours TRUSTED_PROXY_HEADER
 AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 from pgvector.django import VectorField
 
 from faq.models import FAQEntry, Shop
+from faq.text import wording_key
 
 
 class Conversation(models.Model):
@@ -45,7 +47,21 @@ class Conversation(models.Model):
         return self.messages.filter(role=Message.BOT, ask_id=ask_id).first()
 
 
+def month_start(now: datetime | None = None) -> datetime:
+    """Midnight of the first day of the current month, in TIME_ZONE."""
+    local = timezone.localtime(now)
+    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
 class MessageQuerySet(QuerySet):
+    def claude_tokens(self, shop: Shop, now: datetime | None = None) -> int:
+        """The shop's Claude spend this calendar month (in TIME_ZONE): the tokens (input plus
+        output) its stored answers say Claude used. Its budget is `Shop.within_token_budget`."""
+        total = self.filter(
+            conversation__shop=shop, role=Message.BOT, created__gte=month_start(now)
+        ).aggregate(total=Sum(F("input_tokens") + F("output_tokens")))["total"]
+        return total or 0
+
     def unhelpful_answers(self) -> MessageQuerySet:
         """Bot answers that did not help: fell back, unsure, or a thumbs-down."""
         return self.filter(role=Message.BOT).filter(
@@ -174,11 +190,6 @@ class Message(models.Model):
         }
 
 
-def wording_key(text: str) -> str:
-    """Wordings that differ only in case and spacing are one."""
-    return " ".join(text.lower().split())
-
-
 class CustomerWording(models.Model):
     """A customer's own question that led, through a "did you mean" click, to an FAQ entry.
 
@@ -221,8 +232,7 @@ class CustomerWording(models.Model):
     def record(cls, entry: FAQEntry, text: str) -> CustomerWording | None:
         """Count one click from `text` to `entry`; None when the entry already has that wording."""
         key = wording_key(text)
-        known = {wording_key(t) for t in [entry.question, *entry.alternative_list]}
-        if not key or key in known:
+        if not key or key in entry.wording_keys():
             return None
         now = timezone.now()
         with transaction.atomic():
@@ -257,11 +267,7 @@ class CustomerWording(models.Model):
     def accept(self) -> None:
         """Make the wording one of the entry's alternative phrasings (re-embedded on commit)."""
         with transaction.atomic():
-            entry = FAQEntry.objects.select_for_update().get(pk=self.entry_id)
-            known = {wording_key(t) for t in [entry.question, *entry.alternative_list]}
-            if self.key not in known:
-                entry.alternatives = "\n".join([*entry.alternative_list, self.text])
-                entry.save()
+            FAQEntry.objects.select_for_update().get(pk=self.entry_id).add_phrasings([self.text])
             self.status = self.ACCEPTED
             self.save(update_fields=["status"])
 

@@ -28,6 +28,7 @@ from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from lib.web import site_url
 from widget.models import Handoff, Message
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def owner_recipients(handoff: Handoff) -> list[str]:
 
 def admin_link(handoff: Handoff, site: str = "") -> str:
     path = reverse("admin:widget_handoff_change", args=[handoff.pk])
-    return f"{(settings.SITE_URL or site).rstrip('/')}{path}"
+    return f"{site_url() or site.rstrip('/')}{path}"
 
 
 def transcript(handoff: Handoff) -> str:

@@ -17,7 +17,7 @@ only too many frames (4008) or too many connections from one address (4429) clos
 - Open connections and asks per client address are counted in Redis when REDIS_URL is set, so
   they hold across every server process sharing it; otherwise in this process's memory.
 - A shop's monthly Claude token budget refuses nothing: once spent, answers come from the FAQ
-  (`Shop.claude_budget_left`, checked by the pipeline).
+  (`Shop.within_token_budget` of `Message.objects.claude_tokens`, checked by the pipeline).
 
 There is deliberately no global or per-shop ask limit: one noisy visitor must never lock out
 everyone else. When the client address is unknown the per-address limits are skipped rather than
@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from lib import web
 from widget.chat.loops import per_event_loop
 from widget.chat.protocol import Ask, Close, Closing, ErrorCode, Refused
 
@@ -82,20 +83,14 @@ class FrameBudget:
 
 
 def client_ip(scope: dict) -> str | None:
-    """The connection's peer address, or, only when TRUSTED_PROXY_HEADER names a header set by
-    our own proxy, the address that proxy put last in it (what the proxy saw; the earlier entries
-    of X-Forwarded-For are whatever the client claimed). None if unknown."""
-    header = settings.TRUSTED_PROXY_HEADER.strip().lower().encode("latin-1")
-    if header:
-        for name, value in scope.get("headers", []):
-            if name.lower() == header:
-                addresses = [a.strip() for a in value.decode("latin-1").split(",") if a.strip()]
-                if addresses:
-                    return addresses[-1][:64]
+    """The websocket's client address, by lib.web.client_ip's rule (TRUSTED_PROXY_HEADER)."""
+    # Reversed, so that of a repeated header the first counts (a dict keeps the last).
+    headers = {
+        name.decode("latin-1").lower(): value.decode("latin-1")
+        for name, value in reversed(scope.get("headers", []))
+    }
     client = scope.get("client")
-    if client and client[0]:
-        return str(client[0])[:64]
-    return None
+    return web.client_ip(client[0] if client else None, headers)
 
 
 # --- Counters ---------------------------------------------------------------------------------

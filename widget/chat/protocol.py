@@ -20,7 +20,6 @@ well-formed frame is.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from urllib.parse import parse_qs, urlsplit
@@ -32,6 +31,8 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from faq.models import normalise_origin
+from faq.text import clean_text
+from lib.web import site_url
 from widget.models import Message
 
 
@@ -158,16 +159,6 @@ def error_frame(code: ErrorCode, ask_id: str | None = None, message: str = "") -
 
 
 # --- Decoding ---------------------------------------------------------------------------------
-
-_SURROGATES = re.compile("[\ud800-\udfff]")
-
-
-def clean_text(value: str) -> str:
-    """What PostgreSQL and UTF-8 can store: NUL bytes dropped, lone surrogates (from JSON like
-    "\\ud800") replaced by U+FFFD. Valid text, RTL and emoji included, is returned unchanged."""
-    if "\x00" in value:
-        value = value.replace("\x00", "")
-    return _SURROGATES.sub("\ufffd", value)
 
 
 def _clean(content, max_depth: int):
@@ -336,8 +327,8 @@ def site_origin(scope: dict, headers: dict[str, str]) -> str | None:
     on plain HTTP, and a forged Host must not make evil.example "this site"), with the scheme this
     connection really uses (wss, or https at the proxy per SECURE_PROXY_SSL_HEADER) and the Host's
     port. So another scheme or port of an allowed host name is not "this site"."""
-    if settings.SITE_URL:
-        return normalise_origin(settings.SITE_URL)
+    if site_url():
+        return normalise_origin(site_url())
     host = headers.get("host", "").strip().lower()
     secure = scope.get("scheme") == "wss"
     proxy = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)

@@ -42,7 +42,7 @@ from django.test import override_settings
 from faq import demo, embedding, retrieval
 from faq.models import Shop
 from harness.daphne_process import DaphneProcess, server_environment
-from shopbot.figures import percentile
+from lib.figures import percentile
 from widget.chat import pipeline
 from widget.models import Conversation, Message
 

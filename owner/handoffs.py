@@ -22,11 +22,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from faq.owners import ShopScopedAdmin
+from owner.views import page_context, transcript_turns
 from widget import notify
 from widget.chat import handoff as chat_handoff
 from widget.chat.handoff import push_shop_message
 from widget.models import Handoff
-from widget.owner.views import transcript_turns
 
 MAX_REPLY_CHARS = 4000
 
@@ -90,23 +90,22 @@ def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpRes
                 handoff.refresh_from_db()
                 messages.warning(request, f"The email failed again: {handoff.notify_error}")
             return HttpResponseRedirect(request.path)
-    context = {
-        **model_admin.admin_site.each_context(request),
-        "opts": Handoff._meta,
-        "title": f"Customer request: {notify.one_line(handoff.note, 60)}",
-        "handoff": handoff,
-        "conversation": handoff.conversation,
-        "turns": transcript_turns(handoff.conversation),
-        "last_message": handoff.conversation.messages.order_by("-id")
-        .values_list("id", flat=True)
-        .first()
-        or 0,
-        "idle_minutes": settings.HANDOFF_TAKEOVER_IDLE_MINUTES,
-        "form": form,
-        "can_change": can_change,
-        "show_shop": request.user.is_superuser,
-    }
-    return TemplateResponse(request, "widget/handoff.html", context)
+    last_message = handoff.conversation.messages.order_by("-id").values_list("id", flat=True)
+    context = page_context(
+        request,
+        model_admin,
+        f"Customer request: {notify.one_line(handoff.note, 60)}",
+        model_crumbs=True,
+        handoff=handoff,
+        conversation=handoff.conversation,
+        turns=transcript_turns(handoff.conversation),
+        last_message=last_message.first() or 0,
+        idle_minutes=settings.HANDOFF_TAKEOVER_IDLE_MINUTES,
+        form=form,
+        can_change=can_change,
+        show_shop=request.user.is_superuser,
+    )
+    return TemplateResponse(request, "owner/handoff.html", context)
 
 
 def live(request: HttpRequest, model_admin, handoff: Handoff) -> JsonResponse:

@@ -1,7 +1,7 @@
 """
 Conversations in the admin, read-only: the list with its filters and CSV export, and the
-transcript page (widget/owner/views.py). The per-shop owner pages (dashboard, unanswered
-questions) hang off the shop's admin, faq/admin.py's ShopAdmin.
+transcript page (owner/views.py). The per-shop owner pages (dashboard, unanswered questions) hang
+off the shop's admin, owner/shops.py's ShopAdmin.
 
 Everything is scoped by shop (faq/owners.py): an owner sees only their shops' conversations, and
 another shop's conversation is a 404. Nobody edits a transcript; only a superuser may delete one
@@ -19,9 +19,9 @@ from django.http import HttpResponse
 from django.utils.html import format_html
 
 from faq.owners import ShopScopedAdmin, shops_for
-from shopbot import csvcells
+from lib import csvcells
+from owner import views as owner_views
 from widget.models import Conversation, Message
-from widget.owner import views as owner_views
 
 
 def _has_message(**filters) -> Exists:
@@ -88,7 +88,7 @@ class ConversationAdmin(ShopScopedAdmin):
     search_fields = ["page_url"]
     list_select_related = ["shop"]
     list_per_page = 50
-    change_list_template = "widget/conversation_change_list.html"
+    change_list_template = "owner/conversation_change_list.html"
     actions = ["export_csv"]
 
     # --- Permissions: read-only for everyone; superusers may delete ---------------------------

@@ -1,8 +1,9 @@
 """
 The owner's pages inside the admin, so they inherit its login and look: a conversation's
 transcript (ConversationAdmin.change_view), and the per-shop pages that hang off the shop's admin
-(faq/admin.py, ShopAdmin.get_urls): the dashboard, the unanswered questions, and the form that
-turns a group of unanswered questions into an FAQ entry.
+(owner/shops.py, ShopAdmin.get_urls): the dashboard, the unanswered questions, and the form that
+turns a group of unanswered questions into an FAQ entry. `page_context` is where every owner
+page's context starts (they all extend owner/base.html).
 
 ShopAdmin checks the permission and finds the shop before calling a view here, through its own
 scoped get_object: a shop the user does not own is a 404, like one that does not exist.
@@ -12,17 +13,19 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
+from django.contrib.admin import ModelAdmin
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models.options import Options
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 
 from faq.models import FAQEntry, Shop, split_lines
 from faq.owners import shops_for
+from owner import charts, unanswered
+from owner.dashboard import DEFAULT_DAYS, shop_stats
 from widget.models import Conversation, CustomerWording, Message
-from widget.owner import charts, unanswered
-from widget.owner.dashboard import DEFAULT_DAYS, shop_stats
 
 FAQ_COLOUR, LLM_COLOUR, FALLBACK_COLOUR = "#2f6f4f", "#6b5fb5", "#c9731d"
 DASHBOARD_GROUPS = 5
@@ -30,8 +33,30 @@ DASHBOARD_GROUPS = 5
 MAX_PREFILLED_PHRASINGS = 15
 
 
-def _context(request: HttpRequest, model_admin, **extra) -> dict:
-    return {**model_admin.admin_site.each_context(request), "opts": Conversation._meta, **extra}
+def page_context(
+    request: HttpRequest,
+    model_admin: ModelAdmin,
+    title: str,
+    *,
+    opts: Options | None = None,
+    model_crumbs: bool = False,
+    **extra,
+) -> dict:
+    """The context of an owner page: the admin's own (site header, the user's apps), `opts` (the
+    model the page belongs to, by default the model admin's) and the title; `model_crumbs` puts
+    the model's app and list in the breadcrumbs (owner/base.html)."""
+    return {
+        **model_admin.admin_site.each_context(request),
+        "opts": opts or model_admin.opts,
+        "title": title,
+        "model_crumbs": model_crumbs,
+        **extra,
+    }
+
+
+def _context(request: HttpRequest, model_admin: ModelAdmin, title: str, **extra) -> dict:
+    """An owner page about the shop's conversations."""
+    return page_context(request, model_admin, title, opts=Conversation._meta, **extra)
 
 
 def entry_url(entry_id: int) -> str | None:
@@ -51,7 +76,7 @@ def shops(request: HttpRequest, model_admin) -> HttpResponse:
     if len(owned) == 1:
         return HttpResponseRedirect(reverse("admin:widget_dashboard", args=[owned[0].pk]))
     context = _context(request, model_admin, title="Shop dashboards", shops=owned)
-    return TemplateResponse(request, "widget/shops.html", context)
+    return TemplateResponse(request, "owner/shops.html", context)
 
 
 def transcript_turns(conversation: Conversation) -> list[dict]:
@@ -85,13 +110,14 @@ def transcript(request: HttpRequest, model_admin, conversation: Conversation) ->
         request,
         model_admin,
         title=f"Conversation of {conversation.started:%Y-%m-%d %H:%M}",
+        model_crumbs=True,
         conversation=conversation,
         turns=turns,
         requests=requests,
         can_delete=can_delete,
         show_shop=request.user.is_superuser,
     )
-    return TemplateResponse(request, "widget/transcript.html", context)
+    return TemplateResponse(request, "owner/transcript.html", context)
 
 
 # --- Dashboard --------------------------------------------------------------------------------
@@ -135,7 +161,7 @@ def dashboard(request: HttpRequest, model_admin, shop: Shop) -> HttpResponse:
         conversations_url=reverse("admin:widget_conversation_changelist")
         + f"?shop__id__exact={shop.pk}",
     )
-    return TemplateResponse(request, "widget/dashboard.html", context)
+    return TemplateResponse(request, "owner/dashboard.html", context)
 
 
 # --- Unanswered questions ---------------------------------------------------------------------
@@ -158,7 +184,7 @@ def unanswered_list(request: HttpRequest, model_admin, shop: Shop) -> HttpRespon
         wordings_url=reverse("admin:faq_faqentry_changelist")
         + f"?shop__id__exact={shop.pk}&wordings=waiting",
     )
-    return TemplateResponse(request, "widget/unanswered.html", context)
+    return TemplateResponse(request, "owner/unanswered.html", context)
 
 
 class NewEntryForm(forms.ModelForm):
@@ -229,15 +255,8 @@ def unanswered_entry(request: HttpRequest, model_admin, shop: Shop) -> HttpRespo
                 entry = existing_form.cleaned_data["entry"]
                 with transaction.atomic():
                     entry = FAQEntry.objects.select_for_update().get(pk=entry.pk)
-                    known = {line.lower() for line in split_lines(entry.alternatives)}
-                    known.add(entry.question.strip().lower())
-                    added = [
-                        line
-                        for line in split_lines(existing_form.cleaned_data["alternatives"])
-                        if line.lower() not in known
-                    ]
-                    entry.alternatives = "\n".join(split_lines(entry.alternatives) + added)
-                    entry.save()
+                    wanted = split_lines(existing_form.cleaned_data["alternatives"])
+                    added = entry.add_phrasings(wanted)
                     resolved = unanswered.resolve(shop, group_ids, entry)
                 messages.success(
                     request,
@@ -294,7 +313,7 @@ def unanswered_entry(request: HttpRequest, model_admin, shop: Shop) -> HttpRespo
         back_url=back,
         led_to=led_to,
     )
-    return TemplateResponse(request, "widget/unanswered_entry.html", context)
+    return TemplateResponse(request, "owner/unanswered_entry.html", context)
 
 
 def _phrasings(questions: list[Message], group: unanswered.Group | None) -> tuple[str, list[str]]:

@@ -22,6 +22,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 
 from faq import embedding
 from faq.models import FAQEntry, Shop
+from faq.text import wording_key
 from widget.models import Message
 
 # Average cosine similarity (all-MiniLM-L6-v2) above which two groups of questions are merged.
@@ -72,17 +73,13 @@ class Group:
     @property
     def phrasings(self) -> list[str]:
         """The other distinct wordings, most frequent first (case and spacing ignored)."""
-        seen = {_normal(self.typical.text)}
-        counts = Counter(_normal(q.text) for q in self.questions)
+        seen = {wording_key(self.typical.text)}
+        counts = Counter(wording_key(q.text) for q in self.questions)
         first_seen: dict[str, str] = {}
         for q in self.questions:
-            first_seen.setdefault(_normal(q.text), " ".join(q.text.split()))
+            first_seen.setdefault(wording_key(q.text), " ".join(q.text.split()))
         ordered = sorted(counts, key=lambda key: -counts[key])
         return [first_seen[key] for key in ordered if key not in seen]
-
-
-def _normal(text: str) -> str:
-    return " ".join(text.lower().split())
 
 
 def fill_embeddings(questions: list[Message]) -> None:
