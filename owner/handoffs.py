@@ -1,10 +1,11 @@
 """
-The admin's "Customer requests" (HandoffAdmin) and a request's page: the request, the owner's
-email's state, the conversation, the live panel and the reply form.
+The hand-offs in the admin, which calls them "Customer requests" (HandoffAdmin), and a hand-off's
+page: the request, the owner's email's state, the conversation, the live panel (take-over, hand
+back, messages) and the reply form.
 
-The reply is saved as a `shop` message of the conversation first; then it is pushed to the
-customer's open chat (the conversation's channel-layer group, any server process) and emailed to
-the customer. A failed email is said plainly: the reply is in the chat either way.
+The reply is saved as a `shop` message of the conversation first (Handoff.reply); then it reaches
+the customer's open chat (the conversation's channel-layer group, any server process) and is
+emailed to the customer. A failed email is said plainly: the reply is in the chat either way.
 """
 
 from __future__ import annotations
@@ -23,9 +24,7 @@ from django.utils.html import format_html
 
 from faq.owners import ShopScopedAdmin
 from owner.views import page_context, transcript_turns
-from widget import notify
-from widget.chat import handoff as chat_handoff
-from widget.chat.handoff import push_shop_message
+from widget import handoff_email
 from widget.models import Handoff
 
 MAX_REPLY_CHARS = 4000
@@ -42,9 +41,8 @@ class ReplyForm(forms.Form):
 
 def answer(handoff: Handoff, text: str) -> tuple[str, str]:
     """Save and deliver the owner's reply; returns (level, sentence) for the owner."""
-    message = handoff.reply(text)  # committed: the push and the email come after
-    push_shop_message(message)
-    error = notify.email_customer(handoff, message)
+    message = handoff.reply(text)  # committed and sent to the chat: the email comes after
+    error = handoff_email.email_customer(handoff, message)
     if not handoff.email:
         return "warning", f"Reply saved and shown in the chat. {error}"
     if error:
@@ -72,19 +70,18 @@ def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpRes
             messages.success(request, "Request closed.")
             return HttpResponseRedirect(request.path)
         elif action == "reopen":
-            handoff.status = Handoff.ANSWERED if handoff.answered else Handoff.OPEN
-            handoff.save(update_fields=["status"])
+            handoff.reopen()
             return HttpResponseRedirect(request.path)
         elif action == "takeover":
-            chat_handoff.take_over(handoff.conversation)
+            handoff.conversation.take_over()
             messages.success(request, "You have taken the chat over: the bot stays silent.")
             return HttpResponseRedirect(request.path)
         elif action == "handback":
-            chat_handoff.hand_back(handoff.conversation)
+            handoff.conversation.hand_back()
             messages.success(request, "The bot answers this chat again.")
             return HttpResponseRedirect(request.path)
         elif action == "notify":
-            if notify.notify_owner(handoff.pk, force=True):
+            if handoff_email.notify_owner(handoff.pk, force=True):
                 messages.success(request, "The email about this request was sent.")
             else:
                 handoff.refresh_from_db()
@@ -94,7 +91,7 @@ def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpRes
     context = page_context(
         request,
         model_admin,
-        f"Customer request: {notify.one_line(handoff.note, 60)}",
+        f"Customer request: {handoff_email.one_line(handoff.note, 60)}",
         model_crumbs=True,
         handoff=handoff,
         conversation=handoff.conversation,
@@ -121,7 +118,7 @@ def live(request: HttpRequest, model_admin, handoff: Handoff) -> JsonResponse:
             return JsonResponse(
                 {"error": f"Write a message of at most {MAX_REPLY_CHARS} characters."}, status=400
             )
-        chat_handoff.say(conversation, text)
+        conversation.say(text)
         if handoff.status == Handoff.OPEN:
             handoff.status = Handoff.ANSWERED
             handoff.answered = handoff.answered or timezone.now()
@@ -212,7 +209,7 @@ class HandoffAdmin(ShopScopedAdmin):
 
     @admin.display(description="question")
     def question(self, obj: Handoff) -> str:
-        return notify.one_line(obj.note, 80)
+        return handoff_email.one_line(obj.note, 80)
 
     @admin.display(description="reply to")
     def contact(self, obj: Handoff) -> str:
@@ -260,5 +257,5 @@ class HandoffAdmin(ShopScopedAdmin):
     @admin.action(description="Email the owners again (unsent only)", permissions=["change"])
     def email_owners_again(self, request, queryset) -> None:
         ids = list(queryset.filter(notified__isnull=True).values_list("pk", flat=True))
-        sent = sum(notify.notify_owner(pk, force=True) for pk in ids)
+        sent = sum(handoff_email.notify_owner(pk, force=True) for pk in ids)
         self.message_user(request, f"{sent} of {len(ids)} unsent email(s) sent now.")

@@ -16,6 +16,9 @@ only too many frames (4008) or too many connections from one address (4429) clos
   loaded once when it opens (no query per ask).
 - Open connections and asks per client address are counted in Redis when REDIS_URL is set, so
   they hold across every server process sharing it; otherwise in this process's memory.
+- Hand-offs (`check_handoff`, counted in the database, so they hold across processes):
+  HANDOFFS_PER_CONVERSATION_PER_HOUR from one conversation, HANDOFFS_PER_ADDRESS_PER_HOUR from one
+  email address or phone number to one shop.
 - A shop's monthly Claude token budget refuses nothing: once spent, answers come from the FAQ
   (`Shop.within_token_budget` of `Message.objects.claude_tokens`, checked by the pipeline).
 
@@ -32,12 +35,15 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
+from django.utils import timezone
 
 from lib import web
 from widget.chat.loops import per_event_loop
 from widget.chat.protocol import Ask, Close, Closing, ErrorCode, Refused
+from widget.models import Conversation, Handoff
 
 logger = logging.getLogger(__name__)
 
@@ -293,3 +299,24 @@ class ConnectionLimits:
                 )
             raise Refused(ErrorCode.CONVERSATION_FULL, ask_id=ask_id)
         self.asked.add(ask_id)
+
+
+# --- Hand-offs ----------------------------------------------------------------------------------
+
+
+def check_handoff(conversation: Conversation, email: str, phone: str) -> None:
+    """Raise Refused (rate_limited) if one more hand-off from this conversation, or from this
+    email address or phone number to the shop, would pass its hourly limit (a query each;
+    synchronous)."""
+    recent = Handoff.objects.filter(created__gte=timezone.now() - timedelta(hours=1))
+    per_conversation = settings.HANDOFFS_PER_CONVERSATION_PER_HOUR
+    if per_conversation > 0 and (
+        recent.filter(conversation=conversation).count() >= per_conversation
+    ):
+        raise Refused(ErrorCode.RATE_LIMITED, "handoffs_conversation")
+    per_address = settings.HANDOFFS_PER_ADDRESS_PER_HOUR
+    for field, value in (("email", email), ("phone", phone)):
+        if per_address > 0 and value:
+            same = recent.filter(conversation__shop_id=conversation.shop_id, **{field: value})
+            if same.count() >= per_address:
+                raise Refused(ErrorCode.RATE_LIMITED, "handoffs_address")

@@ -1,5 +1,5 @@
 """
-Emails about customer requests (widget.models.Handoff), through Django's email framework (the
+Emails about hand-offs (widget.models.Handoff), through Django's email framework (the
 EMAIL_* settings; the console backend when EMAIL_HOST is unset).
 
 - The owner is told of a new request: the shop's contact address and its owners get the question,
