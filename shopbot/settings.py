@@ -83,7 +83,8 @@ SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 PORT = envint("PORT", "8000")
-# The address the admin's embed snippet points at. Unset: worked out from each request.
+# This site's public address (lib/web.py site_url): the embed snippet, the storefront, the FAQ
+# links, the owner's emails. Unset: worked out from each request.
 SITE_URL = os.getenv("SITE_URL", "").rstrip("/")
 
 INSTALLED_APPS = [
