@@ -44,8 +44,8 @@ def main() -> int:
     from django.db import connections
 
     from faq import demo
+    from harness import flood
     from harness.daphne_process import DaphneProcess, server_environment
-    from shopbot import flood
 
     shop = demo.build_shop(name=f"Flood bench {uuid.uuid4().hex[:8]}")
     server = None

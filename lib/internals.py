@@ -14,7 +14,8 @@ relies on, and what happens when that is gone; the tests that would fail if it c
 - `is_unsaved` (Django's Model._state.adding): tests/test_hardening.py
   test_connecting_and_closing_stores_no_conversation, tests/test_chat_consumer.py
   test_ready_frame_starts_a_conversation and test_resume_replays_the_history_and_ignores_foreign_ids
-  (`resumed`), tests/test_handoff.py (a hand-off before any question stores the conversation).
+  (`resumed`), tests/test_handoff.py
+  test_talk_to_a_person_before_any_question_starts_the_conversation.
 - `forget_dead_pgserver_users` (pgserver's PostgresServer._lock and its .handle_pids.json list
   of the processes using a data folder): every test run without DATABASE_URL starts the embedded
   database through it (shopbot/embedded_db.py); no test kills a process to check the clean-up.

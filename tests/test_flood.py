@@ -13,8 +13,8 @@ import asyncio
 
 import pytest
 
+from harness import flood
 from harness.daphne_process import DaphneProcess
-from shopbot import flood
 from tests.support import make_demo_shop, server_environment
 
 pytestmark = pytest.mark.django_db(transaction=True)
