@@ -9,7 +9,7 @@ Frame flood against the real server on loopback (issue 14).
    per-address ask limit off (the customer and the attackers are all 127.0.0.1); the frame budget
    and the connection cap keep their defaults.
 3. A customer asks the demo questions for `--baseline` seconds (normal latency), then keeps
-   asking while `--sockets` attackers (shopbot/flood.py, in a process of their own) write pings
+   asking while `--sockets` attackers (harness/flood.py, in a process of their own) write pings
    and feedback frames as fast as they can for `--seconds`, reconnecting whenever closed.
 4. Prints the customer's median latency before and during the flood and their ratio, the
    attackers' frames, sockets, reconnects and close codes, how long a flooding socket lived, the
@@ -44,8 +44,8 @@ def main() -> int:
     from django.db import connections
 
     from faq import demo
-    from shopbot import flood
-    from shopbot.daphne_process import DaphneProcess, server_environment
+    from harness import flood
+    from harness.daphne_process import DaphneProcess, server_environment
 
     shop = demo.build_shop(name=f"Flood bench {uuid.uuid4().hex[:8]}")
     server = None

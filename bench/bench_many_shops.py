@@ -40,7 +40,7 @@ from django.db import connection  # noqa: E402
 
 from faq import embedding, importing, retrieval  # noqa: E402
 from faq.models import Shop  # noqa: E402
-from shopbot.figures import percentile  # noqa: E402
+from lib.figures import percentile  # noqa: E402
 
 QUESTIONS = [
     "how much does delivery cost for area 7",

@@ -52,7 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shopbot.figures import percentile  # noqa: E402
+from lib.figures import percentile  # noqa: E402
 
 QUESTIONS = [
     "Do you deliver to Princeton?",
@@ -218,7 +218,7 @@ def main() -> int:
     from django.db import connections as db_connections
 
     from faq import demo
-    from shopbot.daphne_process import DaphneProcess, server_environment
+    from harness.daphne_process import DaphneProcess, server_environment
     from widget.models import Message
 
     wait_on = os.environ.get("EMBEDDING_BATCH_WAIT_MS", "5")

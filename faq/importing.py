@@ -4,7 +4,7 @@ Import and export of a shop's FAQ as CSV or JSON.
 CSV: a header row with the columns question, answer, alternatives, category, published (only
 question and answer are required). Alternatives go one per line inside the cell, or separated by
 " | ". Published is yes/no, true/false, 1/0, or empty for yes. Exported cells that a spreadsheet
-would read as a formula get a leading `'` (shopbot/csvcells.py), taken off again on import.
+would read as a formula get a leading `'` (lib/csvcells.py), taken off again on import.
 
 JSON: {"faqs": [{"question", "answer", "alternatives": [...], "category", "published"}]}, the
 shape of faq/demo/demo_shop.json, so the demo file imports as it is.
@@ -27,7 +27,8 @@ from django.utils import timezone
 
 from faq import indexing
 from faq.models import FAQEntry, Shop, split_lines
-from shopbot import csvcells
+from faq.text import wording_key
+from lib import csvcells
 
 FORMATS = ("csv", "json")
 COLUMNS = ["question", "answer", "alternatives", "category", "published"]
@@ -83,10 +84,6 @@ class ImportResult:
     def __str__(self) -> str:
         text = f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged"
         return text + (f", {self.deleted} deleted" if self.deleted else "")
-
-
-def normalize_question(question: str) -> str:
-    return " ".join(question.split()).casefold()
 
 
 def guess_format(filename: str) -> str | None:
@@ -353,7 +350,7 @@ def parse_json(data: bytes | str) -> list[Row]:
 def _finish(rows: list[Row], errors: list[RowError]) -> list[Row]:
     first_line: dict[str, int] = {}
     for row in rows:
-        key = normalize_question(row.question)
+        key = wording_key(row.question)
         if key in first_line:
             errors.append(
                 RowError(row.line, f"duplicate question (same as line {first_line[key]})")
@@ -378,15 +375,22 @@ def parse(data: bytes | str, fmt: str) -> list[Row]:
 # --- Writing ----------------------------------------------------------------------------------
 
 
+def entries_by_question(shop: Shop) -> dict[str, FAQEntry]:
+    """The shop's entries by their question's wording key (the oldest of a repeated question):
+    how an imported row finds the entry it updates."""
+    existing: dict[str, FAQEntry] = {}
+    for entry in shop.entries.order_by("pk"):
+        existing.setdefault(wording_key(entry.question), entry)
+    return existing
+
+
 def import_rows(shop: Shop, rows: list[Row], replace: bool = False) -> ImportResult:
     """Create or update the shop's entries from validated rows, in one transaction, and embed
     every changed text in one batch after the commit. With `replace`, entries of the shop that
     are not in the rows are deleted."""
     result = ImportResult()
     with indexing.batched(), transaction.atomic():
-        existing: dict[str, FAQEntry] = {}
-        for entry in shop.entries.order_by("pk"):
-            existing.setdefault(normalize_question(entry.question), entry)
+        existing = entries_by_question(shop)
         to_create: list[FAQEntry] = []
         to_update: list[FAQEntry] = []
         keep: set[int] = set()
@@ -398,7 +402,7 @@ def import_rows(shop: Shop, rows: list[Row], replace: bool = False) -> ImportRes
                 "category": row.category,
                 "published": row.published,
             }
-            entry = existing.get(normalize_question(row.question))
+            entry = existing.get(wording_key(row.question))
             if entry is None:
                 to_create.append(FAQEntry(shop=shop, **values))
                 continue

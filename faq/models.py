@@ -3,14 +3,12 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from datetime import datetime
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator, URLValidator
 from django.db import models
-from django.db.models import F, Sum
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -18,6 +16,8 @@ from django.utils.safestring import SafeString
 from django.utils.text import slugify
 from django.utils.translation import gettext, gettext_noop
 from pgvector.django import VectorField
+
+from faq.text import wording_key
 
 
 def new_public_key() -> str:
@@ -68,12 +68,6 @@ def normalise_origin(value: str) -> str | None:
     if port and port != {"http": 80, "https": 443}[parts.scheme]:
         host = f"{host}:{port}"
     return f"{parts.scheme}://{host}"
-
-
-def month_start(now: datetime | None = None) -> datetime:
-    """Midnight of the first day of the current month, in TIME_ZONE."""
-    local = timezone.localtime(now)
-    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
 def default_monthly_tokens() -> int:
@@ -252,24 +246,14 @@ class Shop(models.Model):
     def origins(self) -> list[str]:
         return [o.rstrip("/").lower() for o in split_lines(self.allowed_origins)]
 
-    # The monthly Claude budget (monthly_token_budget, 0 = no limit). The spend is what the stored
-    # answers say Claude used since the month began in TIME_ZONE. Once it reaches the budget the
-    # pipeline answers from the FAQ (mode "faq" or "fallback"), with no error, until the month
-    # turns; asks already streaming finish, so a shop can overshoot by a few answers at most.
-
-    def tokens_used(self, now: datetime | None = None) -> int:
-        """Claude tokens (input plus output) this shop's answers used this calendar month."""
-        from widget.models import Message  # the chat app's model; faq does not import it at load
-
-        total = Message.objects.filter(
-            conversation__shop=self, role=Message.BOT, created__gte=month_start(now)
-        ).aggregate(total=Sum(F("input_tokens") + F("output_tokens")))["total"]
-        return total or 0
-
-    def within_token_budget(self) -> bool:
-        """False once the shop has spent this month's Claude budget (a query)."""
+    def within_token_budget(self, tokens_used: int) -> bool:
+        """The monthly Claude budget (monthly_token_budget, 0 = no limit): False once this
+        month's spend, `tokens_used` (the chat's stored answers know it:
+        `Message.objects.claude_tokens(shop)`), has reached it. The pipeline then answers from
+        the FAQ (mode "faq" or "fallback"), with no error, until the month turns; asks already
+        streaming finish, so a shop can overshoot by a few answers at most."""
         budget = self.monthly_token_budget
-        return budget == 0 or self.tokens_used() < budget
+        return budget == 0 or tokens_used < budget
 
     def listed_origin(self, origin: str) -> str | None:
         """`origin`, normalised, if it is one of the shop's allowed websites; else None."""
@@ -374,6 +358,26 @@ class FAQEntry(models.Model):
     @property
     def alternative_list(self) -> list[str]:
         return split_lines(self.alternatives)
+
+    def wording_keys(self) -> set[str]:
+        """The wording keys (faq.text.wording_key) of the question and its alternatives."""
+        return {wording_key(text) for text in [self.question, *self.alternative_list]}
+
+    def add_phrasings(self, texts: list[str]) -> list[str]:
+        """Add `texts` to the alternative phrasings, except wordings the entry already has (or
+        that come twice); saves the entry (re-embedded on commit) when any was added. Returns
+        the added ones. Callers that may race hold the row (select_for_update)."""
+        known, added = self.wording_keys(), []
+        for text in texts:
+            text = " ".join(text.split())
+            key = wording_key(text)
+            if key and key not in known:
+                known.add(key)
+                added.append(text)
+        if added:
+            self.alternatives = "\n".join([*self.alternative_list, *added])
+            self.save()
+        return added
 
     def embedding_texts(self) -> list[tuple[str, str]]:
         """The texts that represent this entry in the vector index, as (kind, text) pairs."""

@@ -99,7 +99,9 @@ class ShopScopedAdmin(admin.ModelAdmin):
             return None
         if model is Shop:
             return shops_for(request.user)
-        related_admin = self.admin_site._registry.get(model)
+        if not self.admin_site.is_registered(model):
+            return None
+        related_admin = self.admin_site.get_model_admin(model)
         if isinstance(related_admin, ShopScopedAdmin):
             return related_admin.get_queryset(request)
         return None

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from faq import faqpage, retrieval
 from faq.models import Shop, entry_anchor
-from widget.chat.protocol import clean_text
+from faq.text import clean_text
+from lib.web import site_url
 
 SEARCH_LIMIT = 3
 MAX_QUERY_CHARS = 300
@@ -28,7 +28,7 @@ def faq_page(request: HttpRequest, slug: str) -> HttpResponse:
         hits = [hit.entry for hit in result.hits]
         for entry in hits:
             entry.anchor = entry_anchor(entry.pk)
-    site = settings.SITE_URL or request.build_absolute_uri("/").rstrip("/")
+    site = site_url(request)
     return render(
         request,
         "faq/page.html",

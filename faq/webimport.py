@@ -40,6 +40,7 @@ from django.db import transaction
 
 from faq import importing
 from faq.models import FAQEntry, Shop
+from faq.text import wording_key
 
 MAX_PAGE_BYTES = 2 * 1024 * 1024
 MAX_REDIRECTS = 3
@@ -568,7 +569,7 @@ def _category(element: Tag, questions: set[str]) -> str:
             not text
             or level >= own_level
             or _looks_like_question(text)
-            or importing.normalize_question(_question(text)) in questions
+            or wording_key(_question(text)) in questions
             or heading.find(attrs={"aria-controls": True})
             or heading.find_parent(["summary", "details", "dt", "dd", "button"])
             or heading.find_parent(attrs={"role": "region"})
@@ -590,10 +591,10 @@ def extract(page: Page) -> list[Found]:
         tag.decompose()
     for extractor in EXTRACTORS[1:]:
         results += extractor(soup, base_url)
-    questions = {importing.normalize_question(f.question) for f, _ in results}
+    questions = {wording_key(f.question) for f, _ in results}
     by_question: dict[str, Found] = {}
     for found, element in results:
-        key = importing.normalize_question(found.question)
+        key = wording_key(found.question)
         category = _category(element, questions) if element is not None else ""
         if key in by_question:
             # JSON-LD knows nothing of sections; the visible copy of the same question does.
@@ -621,13 +622,6 @@ def find_faqs(page: Page) -> list[Found]:
 # --- Comparing and importing ------------------------------------------------------------------
 
 
-def _existing(shop: Shop) -> dict[str, FAQEntry]:
-    existing: dict[str, FAQEntry] = {}
-    for entry in shop.entries.order_by("pk"):
-        existing.setdefault(importing.normalize_question(entry.question), entry)
-    return existing
-
-
 def _row(line: int, found: Found, entry: FAQEntry | None) -> importing.Row:
     # The page knows questions, answers and sections; the phrasings, category and published
     # flag the owner set in ShopBot stay as they are.
@@ -643,10 +637,10 @@ def _row(line: int, found: Found, entry: FAQEntry | None) -> importing.Row:
 
 def compare(shop: Shop, found: list[Found]) -> list[Candidate]:
     """Each found pair with what importing it would do to the shop's FAQ."""
-    existing = _existing(shop)
+    existing = importing.entries_by_question(shop)
     candidates = []
     for n, item in enumerate(found, start=1):
-        entry = existing.get(importing.normalize_question(item.question))
+        entry = existing.get(wording_key(item.question))
         if entry is None:
             status = "new"
         else:
@@ -665,9 +659,9 @@ def import_found(shop: Shop, found: list[Found]) -> importing.ImportResult:
     """Create or update the shop's entries from found pairs through the transactional importer
     (all or nothing, embedded after the commit)."""
     with transaction.atomic():
-        existing = _existing(shop)
+        existing = importing.entries_by_question(shop)
         rows = [
-            _row(n, item, existing.get(importing.normalize_question(item.question)))
+            _row(n, item, existing.get(wording_key(item.question)))
             for n, item in enumerate(found, start=1)
         ]
         return importing.import_rows(shop, rows)

@@ -13,6 +13,8 @@ import threading
 import warnings
 from pathlib import Path
 
+from lib.internals import forget_dead_pgserver_users
+
 logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
@@ -34,7 +36,7 @@ def start(pgdata: str | Path, database: str) -> str:
                 import pgserver  # imported here: only hosts without DATABASE_URL need it
 
             pgdata.parent.mkdir(parents=True, exist_ok=True)
-            _forget_dead_users(pgdata)
+            forget_dead_pgserver_users(pgdata)
             logger.info("Starting the embedded PostgreSQL in %s", pgdata)
             server = pgserver.get_server(pgdata, cleanup_mode="stop")
             _create_database(server, database)
@@ -48,26 +50,6 @@ def stop_all() -> None:
         for server in _servers.values():
             server.cleanup()
         _servers.clear()
-
-
-def _forget_dead_users(pgdata: Path) -> None:
-    """pgserver stops the server when the last process in its list exits, but a process that was
-    killed outright never leaves the list, and then nobody would ever stop the server. Drop the
-    dead ones first."""
-    import json
-
-    import psutil
-    from pgserver import PostgresServer
-
-    pids_file = pgdata / ".handle_pids.json"
-    with PostgresServer._lock:
-        try:
-            pids = json.loads(pids_file.read_text())
-        except (OSError, ValueError):
-            return
-        alive = [pid for pid in pids if psutil.pid_exists(pid)]
-        if alive != pids:
-            pids_file.write_text(json.dumps(alive))
 
 
 def _create_database(server, database: str) -> None:

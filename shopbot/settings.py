@@ -83,7 +83,8 @@ SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 PORT = envint("PORT", "8000")
-# The address the admin's embed snippet points at. Unset: worked out from each request.
+# This site's public address (lib/web.py site_url): the embed snippet, the storefront, the FAQ
+# links, the owner's emails. Unset: worked out from each request.
 SITE_URL = os.getenv("SITE_URL", "").rstrip("/")
 
 INSTALLED_APPS = [
@@ -100,6 +101,7 @@ INSTALLED_APPS = [
     "shopbot",
     "faq",
     "widget",
+    "owner",
 ]
 
 MIDDLEWARE = [
@@ -215,7 +217,7 @@ AXES_FAILURE_LIMIT = max(1, ADMIN_LOGIN_FAILURE_LIMIT)
 AXES_COOLOFF_TIME = timedelta(minutes=ADMIN_LOGIN_COOLOFF_MINUTES)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_CLIENT_IP_CALLABLE = "shopbot.login.client_ip"  # honours TRUSTED_PROXY_HEADER
+AXES_CLIENT_IP_CALLABLE = "lib.web.request_client_ip"  # honours TRUSTED_PROXY_HEADER
 AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"

@@ -5,12 +5,13 @@ from django.shortcuts import render
 
 from faq import embedding
 from faq.models import Shop
+from lib.web import site_url
 
 
 def storefront(request: HttpRequest) -> HttpResponse:
     """The demo shop's home page, embedding the chat exactly as a real shop's site would."""
     shop = Shop.objects.filter(is_demo=True).first()
-    site = request.build_absolute_uri("/").rstrip("/")
+    site = site_url(request)
     snippet = shop.embed_snippet(site) if shop else ""
     return render(request, "storefront.html", {"shop": shop, "embed_snippet": snippet})
 

@@ -20,9 +20,9 @@ from django.contrib.auth.models import User
 from faq import demo
 from faq.models import Shop
 from faq.owners import owners_group
-from shopbot import daphne_process
+from harness import daphne_process
+from harness.daphne_process import DaphneProcess, database_url
 from shopbot.asgi import application
-from shopbot.daphne_process import DaphneProcess, database_url
 from widget.models import Message
 
 # Embedding a query on a busy 2-core machine can take a while; this bounds a hang, not speed.

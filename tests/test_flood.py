@@ -1,6 +1,6 @@
 """A frame flood through the real server (issue 14): daphne as a child process on loopback, the test
 run's own database, the real model. Two attacker sockets write as fast as they can and reconnect
-when closed (shopbot/flood.py, in a process of its own) while a customer keeps asking.
+when closed (harness/flood.py, in a process of its own) while a customer keeps asking.
 
 What must hold: each flooding socket is closed within two seconds with 4008; the customer's
 median ask latency during the flood stays within 3x its normal median; the server's resident
@@ -13,8 +13,8 @@ import asyncio
 
 import pytest
 
-from shopbot import flood
-from shopbot.daphne_process import DaphneProcess
+from harness import flood
+from harness.daphne_process import DaphneProcess
 from tests.support import make_demo_shop, server_environment
 
 pytestmark = pytest.mark.django_db(transaction=True)

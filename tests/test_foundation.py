@@ -19,7 +19,7 @@ from django.db import connection
 from faq import embedding, retrieval
 from faq.demo import load_shop as load_demo_shop
 from faq.models import FAQEntry, FAQVector, Shop
-from shopbot.daphne_process import free_port
+from harness.daphne_process import free_port
 from tests.support import make_demo_shop
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,10 +22,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from faq.models import Shop
-from shopbot.daphne_process import free_port
+from harness.daphne_process import free_port
 from tests.support import Chat, make_owner
-from widget import notify
-from widget.chat import handoff as chat_handoff
+from widget import handoff_email
 from widget.chat import limits
 from widget.models import Conversation, Handoff, Message
 
@@ -43,7 +42,7 @@ def quiet_chat(settings, transactional_db):
     limits.reset_memory()
     # Before the database is emptied (transactional_db's teardown runs after this one): a request
     # left in a test is emailed on a thread that may still be writing its outcome.
-    notify.wait_for_sends()
+    handoff_email.wait_for_sends()
 
 
 class Inbox:
@@ -384,7 +383,7 @@ async def test_a_take_over_runs_out_after_the_idle_timeout(demo_shop):
         ready = await chat.ready()
         await leave(chat, email="ann@example.com", note="hello?")
     conversation = await db(Conversation.objects.get)(pk=ready["conversation"])
-    await db(chat_handoff.take_over)(conversation)
+    await db(conversation.take_over)()
     async with Chat(demo_shop.public_key, f"conversation={ready['conversation']}") as chat:
         assert (await chat.ready())["person"] is True
         assert await chat.recv() == {"type": "person", "present": True}

@@ -2,7 +2,7 @@
 database; the customer's socket is on one, the owner answers in the admin of the other, and the
 reply reaches the customer's open socket through the Redis channel layer.
 
-Servers as in tests/test_limits_multiprocess.py (shopbot.daphne_process), on a Redis database of
+Servers as in tests/test_limits_multiprocess.py (harness.daphne_process), on a Redis database of
 their own (SHOPBOT_TEST_HANDOFF_REDIS_URL, default redis://127.0.0.1:6379/9; only it is flushed).
 """
 
@@ -20,7 +20,7 @@ from channels.db import database_sync_to_async as db
 from django.contrib.auth.models import User
 from websockets.asyncio.client import connect
 
-from shopbot.daphne_process import DaphneProcess
+from harness.daphne_process import DaphneProcess
 from tests.support import daphne_pair, make_demo_shop, server_environment
 from widget.models import Handoff
 

@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from faq.models import FAQEntry, Shop
-from shopbot import csvcells
+from lib import csvcells
 from widget.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db

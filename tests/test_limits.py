@@ -16,7 +16,6 @@ import redis
 from channels.db import database_sync_to_async as db
 from django.utils import timezone
 
-from faq.models import month_start
 from tests.fake_anthropic import FakeAnthropic
 from tests.support import (
     ANSWER_TIMEOUT,
@@ -27,7 +26,7 @@ from tests.support import (
     require_redis,
 )
 from widget.chat import limits
-from widget.models import Conversation, Message
+from widget.models import Conversation, Message, month_start
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -253,16 +252,17 @@ def test_tokens_used_counts_this_month_and_this_shop_only(demo_shop, demo_texts_
     spend(demo_shop, 1000)
     spend(demo_shop, 400, when=month_start() - timedelta(seconds=1))  # last month
     spend(other, 5000)
-    assert demo_shop.tokens_used() == 1000
+    used = Message.objects.claude_tokens(demo_shop)
+    assert used == 1000
     demo_shop.monthly_token_budget = 0
-    assert demo_shop.within_token_budget()  # 0: no limit
+    assert demo_shop.within_token_budget(used)  # 0: no limit
     demo_shop.monthly_token_budget = 1001
-    assert demo_shop.within_token_budget()
+    assert demo_shop.within_token_budget(used)
     demo_shop.monthly_token_budget = 1000
-    assert not demo_shop.within_token_budget()
+    assert not demo_shop.within_token_budget(used)
     # The month turns: the budget is whole again.
     next_month = month_start() + timedelta(days=40)
-    assert demo_shop.tokens_used(now=next_month) == 0
+    assert Message.objects.claude_tokens(demo_shop, now=next_month) == 0
     assert month_start(timezone.now()).day == 1
 
 
@@ -284,7 +284,7 @@ async def test_a_spent_budget_answers_from_the_faq_without_an_error(demo_shop, s
         assert len(fake.requests) == 1  # Claude was not called again
     stored = await messages_of(conversation)
     assert [m.mode for m in stored if m.role == Message.BOT] == ["llm", "faq", "fallback"]
-    assert await db(demo_shop.tokens_used)() == 510
+    assert await db(Message.objects.claude_tokens)(demo_shop) == 510
 
 
 # --- Production settings ----------------------------------------------------------------------

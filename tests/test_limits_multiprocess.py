@@ -1,7 +1,7 @@
 """Two real daphne processes sharing one Redis and one database: the per-address limits hold across
 them, and a stuck client on one server does not hold up anyone else.
 
-The servers are subprocesses (shopbot.daphne_process) on free loopback ports, pointed
+The servers are subprocesses (harness.daphne_process) on free loopback ports, pointed
 at this test run's own database through DATABASE_URL (the embedded server's Unix socket) and at a
 Redis database of their own (SHOPBOT_TEST_REDIS_URL, default redis://127.0.0.1:6379/7; only that
 database is ever flushed). The shop is created by the test and committed (transactional test), so
@@ -17,7 +17,7 @@ import pytest
 import redis
 from websockets.asyncio.client import connect
 
-from shopbot.daphne_process import DaphneProcess
+from harness.daphne_process import DaphneProcess
 from tests.support import (
     REDIS_TEST_URL,
     daphne_pair,

@@ -21,10 +21,10 @@ from django.utils import timezone
 
 from faq import embedding
 from faq.models import FAQEntry, FAQVector, Shop
+from owner import charts, unanswered
+from owner.dashboard import shop_stats
 from tests.support import make_demo_shop, make_owner
 from widget.models import Conversation, Message
-from widget.owner import charts, unanswered
-from widget.owner.dashboard import shop_stats
 
 pytestmark = pytest.mark.django_db
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from shopbot.daphne_process import free_port
+from harness.daphne_process import free_port
 
 pytestmark = pytest.mark.slow
 

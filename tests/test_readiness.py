@@ -16,7 +16,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from faq import embedding
-from shopbot.daphne_process import DaphneProcess
+from harness.daphne_process import DaphneProcess
 from tests.support import make_demo_shop, server_environment
 
 # Loading the model and exporting it on a busy machine: bounds a hang, not speed.

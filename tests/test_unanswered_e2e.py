@@ -16,9 +16,9 @@ from django.test import Client
 from django.urls import reverse
 
 from faq.models import FAQEntry, FAQVector, Shop
+from owner import unanswered
 from tests.support import Chat, make_owner
 from widget.models import Message
-from widget.owner import unanswered
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 from pgvector.django import VectorField
 
 from faq.models import FAQEntry, Shop
+from faq.text import wording_key
+from widget import live
 
 
 class Conversation(models.Model):
@@ -37,15 +40,69 @@ class Conversation(models.Model):
     @property
     def group(self) -> str:
         """The channel-layer group of this conversation's open sockets, in any server process:
-        what the shop says reaches the customer through it (Handoff.reply)."""
+        what the shop says reaches the customer through it (widget/live.py)."""
         return f"chat.{self.pk}"
+
+    # --- A person of the shop in the conversation (the hand-off, docs/protocol.md) -------------
+    # An owner takes the conversation over from the hand-off's page: the customer's widget shows
+    # that a person has joined, the customer's questions are stored for that person instead of
+    # answered by the bot, and the owner's messages reach the open chat at once. Handing back (or
+    # HANDOFF_TAKEOVER_IDLE_MINUTES without a message from the owner) lets the bot answer again.
+    # What is sent to the open chats goes once the change is committed.
+
+    def take_over(self) -> None:
+        self.person_until = _person_until()
+        self.save(update_fields=["person_until"])
+        self._tell_chats({"type": live.PERSON_CHANGED, "present": True})
+
+    def hand_back(self) -> None:
+        # Now rather than None: the conversation keeps the mark of a take-over (the consumer
+        # then tells a reconnecting widget that nobody is there).
+        self.person_until = timezone.now()
+        self.save(update_fields=["person_until"])
+        self._tell_chats({"type": live.PERSON_CHANGED, "present": False})
+
+    def say(self, text: str) -> Message:
+        """A message from a person of the shop (a hand-off's reply, or during a take-over): the
+        one place a `shop` message is made. Stored, sent to the customer's open chats, and a
+        take-over kept alive. Emailing it is the caller's (a hand-off's reply)."""
+        message = Message.objects.create(
+            conversation=self, role=Message.SHOP, ask_id=f"shop-{uuid.uuid4().hex[:20]}", text=text
+        )
+        if self.person_present:
+            Conversation.objects.filter(pk=self.pk).update(person_until=_person_until())
+        self._tell_chats({"type": live.SHOP_MESSAGE, "message": message.pk, "text": message.text})
+        return message
+
+    def _tell_chats(self, event: dict) -> None:
+        group = self.group
+        transaction.on_commit(lambda: live.send(group, event))
 
     def answer_to(self, ask_id: str) -> Message | None:
         """The stored answer to that ask of this conversation, if there is one."""
         return self.messages.filter(role=Message.BOT, ask_id=ask_id).first()
 
 
+def month_start(now: datetime | None = None) -> datetime:
+    """Midnight of the first day of the current month, in TIME_ZONE."""
+    local = timezone.localtime(now)
+    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _person_until() -> datetime:
+    """When a take-over lapses if the person says nothing more."""
+    return timezone.now() + timedelta(minutes=settings.HANDOFF_TAKEOVER_IDLE_MINUTES)
+
+
 class MessageQuerySet(QuerySet):
+    def claude_tokens(self, shop: Shop, now: datetime | None = None) -> int:
+        """The shop's Claude spend this calendar month (in TIME_ZONE): the tokens (input plus
+        output) its stored answers say Claude used. Its budget is `Shop.within_token_budget`."""
+        total = self.filter(
+            conversation__shop=shop, role=Message.BOT, created__gte=month_start(now)
+        ).aggregate(total=Sum(F("input_tokens") + F("output_tokens")))["total"]
+        return total or 0
+
     def unhelpful_answers(self) -> MessageQuerySet:
         """Bot answers that did not help: fell back, unsure, or a thumbs-down."""
         return self.filter(role=Message.BOT).filter(
@@ -74,7 +131,7 @@ class Message(models.Model):
     class Role(models.TextChoices):
         USER = "user", "Customer"
         BOT = "bot", "Bot"
-        # A person of the shop: a customer request's reply, or a live take-over (Handoff).
+        # A person of the shop: a hand-off's reply, or a live take-over (Conversation.say).
         SHOP = "shop", "Shop"
 
     class Mode(models.TextChoices):
@@ -138,46 +195,6 @@ class Message(models.Model):
     def __str__(self) -> str:
         return f"{self.role}: {self.text[:60]}"
 
-    # The two ways the chat protocol shows a message (docs/protocol.md). `shop` is the
-    # conversation's, passed in so that no query runs from async code; `site` is this ShopBot
-    # site's origin for the sources' links ("" makes them paths), worked out when sent, so a
-    # change of where the FAQ lives applies to earlier answers too.
-
-    def history_frame(self, shop: Shop, site: str) -> dict:
-        """An item of the `ready` frame's history."""
-        if self.role == self.USER:
-            return {"role": "user", "id": self.ask_id, "text": self.text}
-        if self.role == self.SHOP:  # a person of the shop (a customer request's reply)
-            return {"role": "shop", "id": self.ask_id, "text": self.text, "message": self.pk}
-        return {
-            "role": "bot",
-            "id": self.ask_id,
-            "text": self.text,
-            "message": self.pk,
-            "sources": shop.with_urls(self.sources, site),
-            "mode": self.mode,
-            "suggestions": self.suggestions,
-            "feedback": self.feedback or None,
-        }
-
-    def answer_frame(self, shop: Shop, site: str) -> dict:
-        """The `answer` frame of a bot message, with the shop's contact route."""
-        return {
-            "type": "answer",
-            "id": self.ask_id,
-            "message": self.pk,
-            "text": self.text,
-            "sources": shop.with_urls(self.sources, site),
-            "mode": self.mode,
-            "suggestions": self.suggestions,
-            "contact": shop.contact(),
-        }
-
-
-def wording_key(text: str) -> str:
-    """Wordings that differ only in case and spacing are one."""
-    return " ".join(text.lower().split())
-
 
 class CustomerWording(models.Model):
     """A customer's own question that led, through a "did you mean" click, to an FAQ entry.
@@ -221,8 +238,7 @@ class CustomerWording(models.Model):
     def record(cls, entry: FAQEntry, text: str) -> CustomerWording | None:
         """Count one click from `text` to `entry`; None when the entry already has that wording."""
         key = wording_key(text)
-        known = {wording_key(t) for t in [entry.question, *entry.alternative_list]}
-        if not key or key in known:
+        if not key or key in entry.wording_keys():
             return None
         now = timezone.now()
         with transaction.atomic():
@@ -257,11 +273,7 @@ class CustomerWording(models.Model):
     def accept(self) -> None:
         """Make the wording one of the entry's alternative phrasings (re-embedded on commit)."""
         with transaction.atomic():
-            entry = FAQEntry.objects.select_for_update().get(pk=self.entry_id)
-            known = {wording_key(t) for t in [entry.question, *entry.alternative_list]}
-            if self.key not in known:
-                entry.alternatives = "\n".join([*entry.alternative_list, self.text])
-                entry.save()
+            FAQEntry.objects.select_for_update().get(pk=self.entry_id).add_phrasings([self.text])
             self.status = self.ACCEPTED
             self.save(update_fields=["status"])
 
@@ -271,11 +283,13 @@ class CustomerWording(models.Model):
 
 
 class Handoff(models.Model):
-    """A customer request: the customer left a question and a way to reply, for a person.
+    """A hand-off to a person: the customer left a question and a way to reply (the owner's
+    admin calls it a "customer request").
 
-    Saved before anything else happens; then the owner is emailed (widget/notify.py), on a thread
-    so the chat never waits, retried on failure, the state kept here for the admin's inbox. The
-    owner's reply becomes a `shop` message in the same conversation (`reply`)."""
+    Saved before anything else happens (widget/chat/handoff.py); then the owner is emailed
+    (widget/handoff_email.py), on a thread so the chat never waits, retried on failure, the state
+    kept here for the admin's inbox (owner/handoffs.py). The owner's reply becomes a `shop`
+    message in the same conversation (`reply`)."""
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
@@ -323,19 +337,20 @@ class Handoff(models.Model):
         return self.conversation.shop
 
     def reply(self, text: str) -> Message:
-        """Save the owner's answer as a `shop` message of the conversation; the request is then
-        answered. Pushing it to the customer's socket and email is the caller's (after commit)."""
+        """The owner's answer: a `shop` message of the conversation (Conversation.say, sent to
+        the customer's open chats once committed); the request is then answered. Emailing it to
+        the customer is the caller's."""
         with transaction.atomic():
-            message = Message.objects.create(
-                conversation_id=self.conversation_id,
-                role=Message.SHOP,
-                ask_id=f"shop-{uuid.uuid4().hex[:20]}",
-                text=text,
-            )
+            message = self.conversation.say(text)
             self.status, self.answered = self.ANSWERED, timezone.now()
             self.save(update_fields=["status", "answered"])
         return message
 
     def close(self) -> None:
         self.status = self.CLOSED
+        self.save(update_fields=["status"])
+
+    def reopen(self) -> None:
+        """Open again: answered if it was, else open."""
+        self.status = self.ANSWERED if self.answered else self.OPEN
         self.save(update_fields=["status"])

@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import Page, WebSocket, expect
 
 from faq.models import FAQEntry, Shop
-from shopbot.daphne_process import DaphneProcess, environment
+from harness.daphne_process import DaphneProcess, environment
 from tests.fake_anthropic import FakeAnthropic
 from tests.support import make_demo_shop, server_database_url
 from widget.models import Message

@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from faq.models import FAQEntry
-from shopbot.daphne_process import DaphneProcess
+from harness.daphne_process import DaphneProcess
 from tests.browser.conftest import (
     ANSWER_TIMEOUT,
     DELIVERY,

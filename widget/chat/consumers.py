@@ -23,14 +23,14 @@ from django.db import DatabaseError
 from django.utils import translation
 
 from faq.models import OriginSeen, Shop
-from widget.chat import handoff, limits, pipeline
+from lib.internals import daphne_transport, is_unsaved, receive_backlog
+from widget.chat import handoff, limits, pipeline, protocol
 from widget.chat.protocol import (
     Ask,
     Close,
     Closing,
     ErrorCode,
     Feedback,
-    FrameType,
     HandoffRequest,
     Handshake,
     Ping,
@@ -38,7 +38,7 @@ from widget.chat.protocol import (
     error_frame,
     read_frame,
 )
-from widget.chat.texts import chat_language, direction, widget_texts
+from widget.chat.texts import chat_language
 from widget.models import Conversation, CustomerWording, Message
 
 logger = logging.getLogger(__name__)
@@ -72,31 +72,11 @@ def open_conversation(
         )
     else:
         conversation.shop = shop
-        recent = conversation.messages.order_by("-id")[:HISTORY_LIMIT]
-        history = [m.history_frame(shop, handshake.site or "") for m in reversed(recent)]
+        history = list(reversed(conversation.messages.order_by("-id")[:HISTORY_LIMIT]))
         asked = set(
             conversation.messages.filter(role=Message.USER).values_list("ask_id", flat=True)
         )
-    ready = {
-        "type": FrameType.READY,
-        "conversation": str(conversation.pk),
-        "resumed": not conversation._state.adding,
-        "bot": {
-            "name": shop.bot_name,
-            "greeting": shop.greeting_text(),
-            "suggestions": shop.suggestion_list,
-            "accent": shop.accent_color,
-            "position": shop.position,
-            # What the "Talk to a person" form asks for (docs/protocol.md, `handoff`).
-            "handoff": {"phone": shop.phone_callbacks, "reply_time": shop.reply_time},
-        },
-        "language": language,
-        "dir": direction(language),
-        "texts": widget_texts(language),
-        "history": history,
-        # A person of the shop has taken this conversation over (live take-over).
-        "person": not conversation._state.adding and conversation.person_present,
-    }
+    ready = protocol.ready_frame(conversation, shop, language, history, handshake.site or "")
     return conversation, ready, asked
 
 
@@ -124,25 +104,15 @@ def record_origin(shop: Shop, origin: str) -> None:
     OriginSeen.record(shop, origin)
 
 
-def daphne_protocol(send):
-    """The daphne connection (an autobahn protocol) behind a consumer's `send`, or None.
-
-    daphne passes each connection's `send` as partial(server.handle_reply, protocol), the one way
-    to reach the socket from the application; under any other server this returns None and the
-    helpers below do nothing."""
-    protocol = (getattr(send, "args", None) or (None,))[0]
-    return protocol if hasattr(getattr(protocol, "transport", None), "pauseProducing") else None
-
-
 def pause_reading(send) -> None:
-    """Leave the client's frames unread in the kernel's buffers for now."""
-    if protocol := daphne_protocol(send):
-        protocol.transport.pauseProducing()
+    """Leave the client's frames unread in the kernel's buffers for now (daphne only)."""
+    if transport := daphne_transport(send):
+        transport.pauseProducing()
 
 
 def resume_reading(send) -> None:
-    if protocol := daphne_protocol(send):
-        protocol.transport.resumeProducing()
+    if transport := daphne_transport(send):
+        transport.resumeProducing()
 
 
 def stop_reading(send) -> None:
@@ -169,10 +139,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     person = False  # a person of the shop has taken the conversation over (as last told)
 
     async def __call__(self, scope, receive, send) -> None:
-        # Daphne (like channels' test communicator) hands each connection its own asyncio.Queue's
-        # get(): its size is how many frames the client has written that we have not read yet.
-        queue = getattr(receive, "__self__", None)
-        self.backlog = queue.qsize if isinstance(queue, asyncio.Queue) else lambda: 0
+        # How many frames the client has written that we have not read yet.
+        self.backlog = receive_backlog(receive)
         # The parent's loop, channel layer included; the `finally` frees the connection slot and
         # stops the asks even when daphne cancels a consumer that took too long to shut down, a
         # path on which disconnect() never runs.
@@ -275,7 +243,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(ready)
         if conversation.person_until is not None:
             # An owner has (or had) this conversation: the widget shows whether a person is here.
-            await self.send_json({"type": FrameType.PERSON, "present": self.person})
+            await self.send_json(protocol.person_frame(self.person))
         resume_reading(self.base_send)
 
     async def check_origin(self, handshake: Handshake) -> Shop:
@@ -318,7 +286,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         """The customer leaves a question for a person (widget/chat/handoff.py)."""
         try:
             fields = handoff.clean_request(request, self.shop)
-            if self.conversation._state.adding:  # "Talk to a person" before any question
+            if is_unsaved(self.conversation):  # "Talk to a person" before any question
                 await save_conversation(self.conversation)
             saved = await handoff.save_request(self.conversation, request.id, fields, self.site)
         except Refused as refused:
@@ -326,32 +294,30 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(refused.frame())
             return
         except DatabaseError:
-            logger.exception("Database unavailable while saving a customer request")
+            logger.exception("Database unavailable while saving a hand-off")
             await self.send_json(error_frame(ErrorCode.UNAVAILABLE, request.id))
             return
-        await self.send_json(handoff.saved_frame(request.id, saved, self.shop))
+        await self.send_json(protocol.handoff_saved_frame(request.id, saved, self.shop.reply_time))
 
     async def person_changed(self, event: dict) -> None:
         """An owner took the conversation over, or handed it back to the bot."""
         self.person = bool(event["present"])
         if not self.closing:
-            await self.send_json({"type": FrameType.PERSON, "present": self.person})
+            await self.send_json(protocol.person_frame(self.person))
 
     async def shop_message(self, event: dict) -> None:
-        """A person of the shop wrote in this conversation (group_send from Handoff's reply)."""
+        """A person of the shop wrote in this conversation (Conversation.say, any process)."""
         if not self.closing:
-            await self.send_json(
-                {"type": FrameType.SHOP_MESSAGE, "message": event["message"], "text": event["text"]}
-            )
+            await self.send_json(protocol.shop_message_frame(event["message"], event["text"]))
 
     async def on_ping(self, ping: Ping) -> None:
         await self.limiter.touch()  # an open widget pings every 25 s: its slot stays taken
-        await self.send_json({"type": FrameType.PONG})
+        await self.send_json(protocol.pong_frame())
 
     async def on_feedback(self, feedback: Feedback) -> None:
         try:
             # Nothing asked yet: nothing to rate.
-            saved = not self.conversation._state.adding and await save_feedback(
+            saved = not is_unsaved(self.conversation) and await save_feedback(
                 self.conversation, feedback.message, feedback.value
             )
         except DatabaseError:
@@ -361,7 +327,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if not saved:
             await self.send_json(Refused(ErrorCode.BAD_REQUEST, "feedback_elsewhere").frame())
             return
-        await self.send_json({"type": FrameType.FEEDBACK_SAVED, "message": feedback.message})
+        await self.send_json(protocol.feedback_saved_frame(feedback.message))
 
     async def on_ask(self, ask: Ask) -> None:
         if ask.id in self.tasks:
@@ -372,7 +338,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         except Refused as refused:
             await self.send_json(refused.frame())
             return
-        if self.conversation._state.adding:
+        if is_unsaved(self.conversation):
             # The first ask stores the conversation; frames are handled one at a time, so a
             # second ask cannot race this one.
             try:
@@ -387,24 +353,24 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             try:
                 if await handoff.person_present(self.conversation):
                     await handoff.hold_question(self.conversation, ask.id, ask.text)
-                    await self.send_json({"type": FrameType.RECEIVED, "id": ask.id})
+                    await self.send_json(protocol.received_frame(ask.id))
                     return
             except DatabaseError:
                 logger.exception("Database unavailable while storing a question for a person")
                 await self.send_json(error_frame(ErrorCode.UNAVAILABLE, ask.id))
                 return
             self.person = False
-            await self.send_json({"type": FrameType.PERSON, "present": False})
+            await self.send_json(protocol.person_frame(False))
         self.tasks[ask.id] = asyncio.create_task(self.run_ask(ask.id, ask.text, ask.entry))
 
     async def run_ask(self, ask_id: str, text: str, entry: int | None = None) -> None:
         async def on_delta(chunk: str) -> None:
-            await self.send_json({"type": FrameType.DELTA, "id": ask_id, "text": chunk})
+            await self.send_json(protocol.delta_frame(ask_id, chunk))
 
         try:
             async with self.turn:
                 message = await pipeline.answer(self.conversation, ask_id, text, on_delta, entry)
-            await self.send_json(message.answer_frame(self.shop, self.site))
+            await self.send_json(protocol.answer_frame(message, self.shop, self.site))
         except pipeline.UnknownEntry:
             await self.send_json(error_frame(ErrorCode.UNKNOWN_ENTRY, ask_id))
         except DatabaseError:

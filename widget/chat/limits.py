@@ -16,8 +16,11 @@ only too many frames (4008) or too many connections from one address (4429) clos
   loaded once when it opens (no query per ask).
 - Open connections and asks per client address are counted in Redis when REDIS_URL is set, so
   they hold across every server process sharing it; otherwise in this process's memory.
+- Hand-offs (`check_handoff`, counted in the database, so they hold across processes):
+  HANDOFFS_PER_CONVERSATION_PER_HOUR from one conversation, HANDOFFS_PER_ADDRESS_PER_HOUR from one
+  email address or phone number to one shop.
 - A shop's monthly Claude token budget refuses nothing: once spent, answers come from the FAQ
-  (`Shop.claude_budget_left`, checked by the pipeline).
+  (`Shop.within_token_budget` of `Message.objects.claude_tokens`, checked by the pipeline).
 
 There is deliberately no global or per-shop ask limit: one noisy visitor must never lock out
 everyone else. When the client address is unknown the per-address limits are skipped rather than
@@ -32,11 +35,15 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
+from django.utils import timezone
 
+from lib import web
 from widget.chat.loops import per_event_loop
 from widget.chat.protocol import Ask, Close, Closing, ErrorCode, Refused
+from widget.models import Conversation, Handoff
 
 logger = logging.getLogger(__name__)
 
@@ -82,20 +89,14 @@ class FrameBudget:
 
 
 def client_ip(scope: dict) -> str | None:
-    """The connection's peer address, or, only when TRUSTED_PROXY_HEADER names a header set by
-    our own proxy, the address that proxy put last in it (what the proxy saw; the earlier entries
-    of X-Forwarded-For are whatever the client claimed). None if unknown."""
-    header = settings.TRUSTED_PROXY_HEADER.strip().lower().encode("latin-1")
-    if header:
-        for name, value in scope.get("headers", []):
-            if name.lower() == header:
-                addresses = [a.strip() for a in value.decode("latin-1").split(",") if a.strip()]
-                if addresses:
-                    return addresses[-1][:64]
+    """The websocket's client address, by lib.web.client_ip's rule (TRUSTED_PROXY_HEADER)."""
+    # Reversed, so that of a repeated header the first counts (a dict keeps the last).
+    headers = {
+        name.decode("latin-1").lower(): value.decode("latin-1")
+        for name, value in reversed(scope.get("headers", []))
+    }
     client = scope.get("client")
-    if client and client[0]:
-        return str(client[0])[:64]
-    return None
+    return web.client_ip(client[0] if client else None, headers)
 
 
 # --- Counters ---------------------------------------------------------------------------------
@@ -298,3 +299,24 @@ class ConnectionLimits:
                 )
             raise Refused(ErrorCode.CONVERSATION_FULL, ask_id=ask_id)
         self.asked.add(ask_id)
+
+
+# --- Hand-offs ----------------------------------------------------------------------------------
+
+
+def check_handoff(conversation: Conversation, email: str, phone: str) -> None:
+    """Raise Refused (rate_limited) if one more hand-off from this conversation, or from this
+    email address or phone number to the shop, would pass its hourly limit (a query each;
+    synchronous)."""
+    recent = Handoff.objects.filter(created__gte=timezone.now() - timedelta(hours=1))
+    per_conversation = settings.HANDOFFS_PER_CONVERSATION_PER_HOUR
+    if per_conversation > 0 and (
+        recent.filter(conversation=conversation).count() >= per_conversation
+    ):
+        raise Refused(ErrorCode.RATE_LIMITED, "handoffs_conversation")
+    per_address = settings.HANDOFFS_PER_ADDRESS_PER_HOUR
+    for field, value in (("email", email), ("phone", phone)):
+        if per_address > 0 and value:
+            same = recent.filter(conversation__shop_id=conversation.shop_id, **{field: value})
+            if same.count() >= per_address:
+                raise Refused(ErrorCode.RATE_LIMITED, "handoffs_address")

@@ -226,7 +226,9 @@ def claude_available(shop: Shop) -> bool:
     """Synchronous (the budget is a query): an API key, Claude on for the shop (the field
     Shop.use_claude) and the shop's monthly token budget not spent; otherwise the answer comes
     from the FAQ, without an error."""
-    return bool(settings.ANTHROPIC_API_KEY) and shop.use_claude and shop.within_token_budget()
+    if not (settings.ANTHROPIC_API_KEY and shop.use_claude):
+        return False
+    return shop.within_token_budget(Message.objects.claude_tokens(shop))
 
 
 def save_question(

@@ -3,8 +3,12 @@ The chat protocol's vocabulary and the decoding of what a client sends (docs/pro
 contract; the names below are the ones it uses).
 
 - `Close`: the close codes, `ErrorCode`: the `code` of an `error` frame, `FrameType`: every
-  frame's `type`.
-- `SENTENCES`: every sentence an error frame can carry, in this one dict, translated (locale/).
+  frame's `type` (`SERVER_FRAMES`: the ones the server sends).
+- `SENTENCES`: every sentence an error frame can carry, in this one dict, translated (locale/);
+  `Refused` and `Invalid` (a hand-off field) are the refusals that carry them.
+- Every frame the server sends is built here, one function per type (`ready_frame`,
+  `delta_frame`, `answer_frame`, `error_frame`, `pong_frame`, `feedback_saved_frame`,
+  `handoff_saved_frame`, `shop_message_frame`, `person_frame`, `received_frame`).
 - `read_frame` turns one websocket frame into an `Ask`, a `Feedback`, a `Ping` or a
   `HandoffRequest`, or raises `Refused` (which knows its error frame): the size is checked
   before parsing, nesting is bounded, strings are cleaned of what PostgreSQL or UTF-8 cannot
@@ -20,7 +24,6 @@ well-formed frame is.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from urllib.parse import parse_qs, urlsplit
@@ -29,10 +32,15 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.utils.functional import Promise
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from faq.models import normalise_origin
-from widget.models import Message
+from faq.models import Shop, normalise_origin
+from faq.text import clean_text
+from lib.internals import is_unsaved
+from lib.web import site_url
+from widget.chat.texts import direction, widget_texts
+from widget.models import Conversation, Handoff, Message
 
 
 class Close(IntEnum):
@@ -59,6 +67,9 @@ class ErrorCode(StrEnum):
 
 
 class FrameType(StrEnum):
+    """Every frame's `type`; docs/protocol.md describes each, and widget.js has a handler for
+    each the server sends (tests/test_protocol_frames.py checks both)."""
+
     # client -> server
     ASK = "ask"
     FEEDBACK = "feedback"
@@ -77,9 +88,25 @@ class FrameType(StrEnum):
     RECEIVED = "received"  # an ask stored for that person instead of answered
 
 
+SERVER_FRAMES = frozenset(
+    {
+        FrameType.READY,
+        FrameType.DELTA,
+        FrameType.ANSWER,
+        FrameType.ERROR,
+        FrameType.PONG,
+        FrameType.FEEDBACK_SAVED,
+        FrameType.HANDOFF_SAVED,
+        FrameType.SHOP_MESSAGE,
+        FrameType.PERSON,
+        FrameType.RECEIVED,
+    }
+)
+
+
 # Every sentence an error frame can carry, in the chat's language (the consumer activates it; the
-# translations are in locale/). An error code's own key is its general sentence; `{…}` are filled
-# in after translation.
+# translations are in locale/). An error code's own key is its general sentence; `{…}` (and, in
+# the hand-off's sentences, whose translations use it, `%(…)s`) are filled in after translation.
 SENTENCES: dict[str, Promise] = {
     # bad_request
     "bad_request": _("That message could not be understood."),
@@ -118,11 +145,38 @@ SENTENCES: dict[str, Promise] = {
     "unavailable": _("Sorry, the chat is having trouble right now. Please try again in a moment."),
 }
 
+# The hand-off's sentences (a `handoff` frame refused), the same way. Their translations are not
+# in locale/ yet, so they stay out of SENTENCES, whose every sentence test_languages.py requires
+# translated; they join it once translated.
+HANDOFF_SENTENCES: dict[str, Promise] = {
+    # invalid: a field (Invalid names it)
+    "email_too_long": _("That email address is too long."),
+    "email_single": _("Please give a single email address, like name@example.com."),
+    "email_wrong": _("That email address does not look right; please check it."),
+    "email_only": _("This shop replies by email; please give your email address."),
+    "email_or_phone": _("Please give your email address or a phone number."),
+    "email_needed": _("Please give your email address so we can reply."),
+    "phone_wrong": _("Please give a phone number with its area code, digits only."),
+    "name_too_long": _("Please keep your name under %(most)s characters."),
+    "name_lines": _("Please write your name on one line."),
+    "note_missing": _("Please write your question."),
+    # too_long, rate_limited
+    "note_too_long": _("Please keep your question under %(most)s characters."),
+    "handoffs_conversation": _(
+        "You have already left us several questions; we will reply to those first."
+    ),
+    "handoffs_address": _(
+        "We already have several questions from that address; please wait an hour."
+    ),
+}
+
 
 def sentence(key: str, **params) -> str:
-    """The sentence in the active language, its `{…}` filled in."""
-    text = str(SENTENCES[key])
-    return text.format(**params) if params else text
+    """The sentence in the active language, its `{…}` (or `%(…)s`) filled in."""
+    text = str(SENTENCES[key] if key in SENTENCES else HANDOFF_SENTENCES[key])
+    if not params:
+        return text
+    return text % params if "%(" in text else text.format(**params)
 
 
 class Refused(Exception):
@@ -140,6 +194,18 @@ class Refused(Exception):
         return error_frame(self.code, self.ask_id, self.message)
 
 
+class Invalid(Refused):
+    """A `handoff` frame's field is unusable: an `invalid` error naming the `field` to fix, `key`
+    the sentence saying how."""
+
+    def __init__(self, field: str, key: str, **params) -> None:
+        super().__init__(ErrorCode.INVALID, key, **params)
+        self.field = field
+
+    def frame(self) -> dict:
+        return {**super().frame(), "field": self.field}
+
+
 class Closing(Exception):
     """The connection is refused: close it with `code`, after `error`'s frame if there is one."""
 
@@ -148,26 +214,7 @@ class Closing(Exception):
         self.code, self.error = code, error
 
 
-def error_frame(code: ErrorCode, ask_id: str | None = None, message: str = "") -> dict:
-    return {
-        "type": FrameType.ERROR,
-        "id": ask_id,
-        "code": code,
-        "message": message or sentence(code.value),
-    }
-
-
 # --- Decoding ---------------------------------------------------------------------------------
-
-_SURROGATES = re.compile("[\ud800-\udfff]")
-
-
-def clean_text(value: str) -> str:
-    """What PostgreSQL and UTF-8 can store: NUL bytes dropped, lone surrogates (from JSON like
-    "\\ud800") replaced by U+FFFD. Valid text, RTL and emoji included, is returned unchanged."""
-    if "\x00" in value:
-        value = value.replace("\x00", "")
-    return _SURROGATES.sub("\ufffd", value)
 
 
 def _clean(content, max_depth: int):
@@ -311,6 +358,137 @@ def read_frame(text_data: str | None) -> Frame:
     return frame.parse(content)
 
 
+# --- Frames the server sends -------------------------------------------------------------------
+# `shop` is the conversation's, passed in so that no query runs from async code; `site` is this
+# ShopBot site's origin for the sources' links ("" makes them paths), worked out when sent, so a
+# change of where the FAQ lives applies to earlier answers too.
+
+
+def ready_frame(
+    conversation: Conversation, shop: Shop, language: str, history: list[Message], site: str
+) -> dict:
+    """`ready`: the conversation, the shop's chat settings, the widget's texts in `language`,
+    the history (oldest first) and whether a person of the shop has it taken over."""
+    return {
+        "type": FrameType.READY,
+        "conversation": str(conversation.pk),
+        "resumed": not is_unsaved(conversation),
+        "bot": {
+            "name": shop.bot_name,
+            "greeting": shop.greeting_text(),
+            "suggestions": shop.suggestion_list,
+            "accent": shop.accent_color,
+            "position": shop.position,
+            # What the "Talk to a person" form asks for (docs/protocol.md, `handoff`).
+            "handoff": {"phone": shop.phone_callbacks, "reply_time": shop.reply_time},
+        },
+        "language": language,
+        "dir": direction(language),
+        "texts": widget_texts(language),
+        "history": [history_item(message, shop, site) for message in history],
+        # A person of the shop has taken this conversation over (live take-over).
+        "person": not is_unsaved(conversation) and conversation.person_present,
+    }
+
+
+def history_item(message: Message, shop: Shop, site: str) -> dict:
+    """An item of the `ready` frame's history."""
+    if message.role == Message.USER:
+        return {"role": "user", "id": message.ask_id, "text": message.text}
+    if message.role == Message.SHOP:  # a person of the shop (a hand-off's reply, a take-over)
+        return {"role": "shop", "id": message.ask_id, "text": message.text, "message": message.pk}
+    return {
+        "role": "bot",
+        "id": message.ask_id,
+        "text": message.text,
+        "message": message.pk,
+        "sources": shop.with_urls(message.sources, site),
+        "mode": message.mode,
+        "suggestions": message.suggestions,
+        "feedback": message.feedback or None,
+    }
+
+
+def delta_frame(ask_id: str, text: str) -> dict:
+    return {"type": FrameType.DELTA, "id": ask_id, "text": text}
+
+
+def answer_frame(message: Message, shop: Shop, site: str) -> dict:
+    """The `answer` frame of a bot message, with the shop's contact route."""
+    return {
+        "type": FrameType.ANSWER,
+        "id": message.ask_id,
+        "message": message.pk,
+        "text": message.text,
+        "sources": shop.with_urls(message.sources, site),
+        "mode": message.mode,
+        "suggestions": message.suggestions,
+        "contact": shop.contact(),
+    }
+
+
+def error_frame(code: ErrorCode, ask_id: str | None = None, message: str = "") -> dict:
+    return {
+        "type": FrameType.ERROR,
+        "id": ask_id,
+        "code": code,
+        "message": message or sentence(code.value),
+    }
+
+
+def pong_frame() -> dict:
+    return {"type": FrameType.PONG}
+
+
+def feedback_saved_frame(message_id: int) -> dict:
+    return {"type": FrameType.FEEDBACK_SAVED, "message": message_id}
+
+
+def handoff_saved_frame(client_id: str, handoff: Handoff, reply_time: str) -> dict:
+    """`handoff_saved`, with the sentence telling the customer what happens next (`reply_time`
+    is the shop's usual reply time)."""
+    values = {"email": handoff.email, "phone": handoff.phone, "when": reply_time}
+    if handoff.email and reply_time:
+        text = gettext(
+            "Thanks! A person from our team will reply to %(email)s, usually within %(when)s."
+        )
+    elif handoff.email:
+        text = gettext("Thanks! A person from our team will reply to %(email)s.")
+    elif reply_time:
+        text = gettext(
+            "Thanks! A person from our team will call you at %(phone)s, usually within %(when)s."
+        )
+    else:
+        text = gettext("Thanks! A person from our team will call you at %(phone)s.")
+    text = text % values
+    if handoff.email:
+        text += " " + gettext("The answer will also appear here in the chat.")
+    return {
+        "type": FrameType.HANDOFF_SAVED,
+        "id": client_id,
+        "handoff": handoff.pk,
+        "email": handoff.email,
+        "phone": handoff.phone,
+        "reply_time": reply_time,
+        "message": text,
+    }
+
+
+def shop_message_frame(message_id: int, text: str) -> dict:
+    """A person of the shop wrote (a hand-off's reply, or during a take-over)."""
+    return {"type": FrameType.SHOP_MESSAGE, "message": message_id, "text": text}
+
+
+def person_frame(present: bool) -> dict:
+    """A person of the shop joined (`present`) or left the conversation."""
+    return {"type": FrameType.PERSON, "present": present}
+
+
+def received_frame(ask_id: str) -> dict:
+    """The ask is stored for the person who has the conversation, not answered by the bot."""
+    return {"type": FrameType.RECEIVED, "id": ask_id}
+
+
 # --- The handshake ----------------------------------------------------------------------------
 
 _http_url = URLValidator(schemes=["http", "https"])
@@ -336,8 +514,8 @@ def site_origin(scope: dict, headers: dict[str, str]) -> str | None:
     on plain HTTP, and a forged Host must not make evil.example "this site"), with the scheme this
     connection really uses (wss, or https at the proxy per SECURE_PROXY_SSL_HEADER) and the Host's
     port. So another scheme or port of an allowed host name is not "this site"."""
-    if settings.SITE_URL:
-        return normalise_origin(settings.SITE_URL)
+    if site_url():
+        return normalise_origin(site_url())
     host = headers.get("host", "").strip().lower()
     secure = scope.get("scheme") == "wss"
     proxy = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)

@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 from faq import embedding, indexing
 from faq.models import FAQEntry, Shop
 from faq.retrieval import search
-from shopbot.figures import percentile
+from lib.figures import percentile
 
 SEARCH_LIMIT = 10  # ranks beyond this count as a miss for MRR
 SHOP_PREFIX = "eval-retrieval-"

@@ -41,8 +41,8 @@ from django.test import override_settings
 
 from faq import demo, embedding, retrieval
 from faq.models import Shop
-from shopbot.daphne_process import DaphneProcess, server_environment
-from shopbot.figures import percentile
+from harness.daphne_process import DaphneProcess, server_environment
+from lib.figures import percentile
 from widget.chat import pipeline
 from widget.models import Conversation, Message
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from widget import notify
+from widget import handoff_email
 
 
 class Command(BaseCommand):
@@ -15,5 +15,5 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options) -> None:
-        sent, failed = notify.send_due()
+        sent, failed = handoff_email.send_due()
         self.stdout.write(f"Sent {sent}, failed {failed}.")

@@ -1,0 +1,74 @@
+"""
+Every use ShopBot makes of another library's private internals, in this one module, so that an
+upgrade of daphne, channels, Django or pgserver has one place to check. Each helper says what it
+relies on, and what happens when that is gone; the tests that would fail if it changed are:
+
+- `daphne_transport` (daphne passes each connection's `send` as partial(server.handle_reply,
+  protocol), an autobahn protocol whose Twisted `transport` can pause reading):
+  tests/test_flood.py (a flood against a real daphne is closed fast, and nobody else notices),
+  tests/test_hardening.py (the flood tests on channels' communicator, where it returns None).
+- `receive_backlog` (daphne, and channels' test communicator, hand each connection the `get` of
+  its own asyncio.Queue as `receive`): tests/test_hardening.py
+  test_a_client_writing_too_fast_is_closed_with_4008_and_its_slot_freed (200 frames waiting are
+  closed at the first of them), tests/test_flood.py.
+- `is_unsaved` (Django's Model._state.adding): tests/test_hardening.py
+  test_connecting_and_closing_stores_no_conversation, tests/test_chat_consumer.py
+  test_ready_frame_starts_a_conversation and test_resume_replays_the_history_and_ignores_foreign_ids
+  (`resumed`), tests/test_handoff.py
+  test_talk_to_a_person_before_any_question_starts_the_conversation.
+- `forget_dead_pgserver_users` (pgserver's PostgresServer._lock and its .handle_pids.json list
+  of the processes using a data folder): every test run without DATABASE_URL starts the embedded
+  database through it (shopbot/embedded_db.py); no test kills a process to check the clean-up.
+
+faq/retrieval.py's `_vector_cursor` wraps a psycopg cursor the way Django wraps its own
+(connection.make_cursor / make_debug_cursor, queries_logged, undocumented); it moves here with
+the split of retrieval.py into faq/search.py and faq/search_index.py (tests/test_retrieval.py,
+tests/test_foundation.py guard it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from django.db.models import Model
+
+
+def daphne_transport(send: Callable):
+    """The Twisted transport of the daphne connection behind a consumer's `send`, or None
+    (under any other server, or in channels' test communicator: the callers then do nothing)."""
+    protocol = (getattr(send, "args", None) or (None,))[0]
+    transport = getattr(protocol, "transport", None)
+    return transport if hasattr(transport, "pauseProducing") else None
+
+
+def receive_backlog(receive: Callable) -> Callable[[], int]:
+    """How many frames the client has written that the consumer has not read yet: the size of
+    the asyncio.Queue whose `get` is `receive`; always 0 when it is not one."""
+    queue = getattr(receive, "__self__", None)
+    return queue.qsize if isinstance(queue, asyncio.Queue) else lambda: 0
+
+
+def is_unsaved(instance: Model) -> bool:
+    """True until the model instance is first saved to the database (or loaded from it)."""
+    return instance._state.adding
+
+
+def forget_dead_pgserver_users(pgdata: Path) -> None:
+    """pgserver stops the server when the last process in its list exits, but a process that was
+    killed outright never leaves the list, and then nobody would ever stop the server. Drop the
+    dead ones first."""
+    import psutil
+    from pgserver import PostgresServer
+
+    pids_file = pgdata / ".handle_pids.json"
+    with PostgresServer._lock:
+        try:
+            pids = json.loads(pids_file.read_text())
+        except (OSError, ValueError):
+            return
+        alive = [pid for pid in pids if psutil.pid_exists(pid)]
+        if alive != pids:
+            pids_file.write_text(json.dumps(alive))

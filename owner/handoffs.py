@@ -1,0 +1,261 @@
+"""
+The hand-offs in the admin, which calls them "Customer requests" (HandoffAdmin), and a hand-off's
+page: the request, the owner's email's state, the conversation, the live panel (take-over, hand
+back, messages) and the reply form.
+
+The reply is saved as a `shop` message of the conversation first (Handoff.reply); then it reaches
+the customer's open chat (the conversation's channel-layer group, any server process) and is
+emailed to the customer. A failed email is said plainly: the reply is in the chat either way.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Case, Value, When
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
+from django.utils.html import format_html
+
+from faq.owners import ShopScopedAdmin
+from owner.views import page_context, transcript_turns
+from widget import handoff_email
+from widget.models import Handoff
+
+MAX_REPLY_CHARS = 4000
+
+
+class ReplyForm(forms.Form):
+    text = forms.CharField(
+        label="Your reply",
+        max_length=MAX_REPLY_CHARS,
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 80}),
+        strip=True,
+    )
+
+
+def answer(handoff: Handoff, text: str) -> tuple[str, str]:
+    """Save and deliver the owner's reply; returns (level, sentence) for the owner."""
+    message = handoff.reply(text)  # committed and sent to the chat: the email comes after
+    error = handoff_email.email_customer(handoff, message)
+    if not handoff.email:
+        return "warning", f"Reply saved and shown in the chat. {error}"
+    if error:
+        return (
+            "warning",
+            f"Reply saved and shown in the chat, but the email to {handoff.email} failed "
+            f"({error}). The customer sees it when they reopen the chat.",
+        )
+    return "success", f"Reply sent: shown in the chat and emailed to {handoff.email}."
+
+
+def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpResponse:
+    can_change = model_admin.has_change_permission(request, handoff)
+    form = ReplyForm()
+    if request.method == "POST" and can_change:
+        action = request.POST.get("action")
+        if action == "reply":
+            form = ReplyForm(request.POST)
+            if form.is_valid():
+                level, sentence = answer(handoff, form.cleaned_data["text"])
+                getattr(messages, level)(request, sentence)
+                return HttpResponseRedirect(request.path)
+        elif action == "close":
+            handoff.close()
+            messages.success(request, "Request closed.")
+            return HttpResponseRedirect(request.path)
+        elif action == "reopen":
+            handoff.reopen()
+            return HttpResponseRedirect(request.path)
+        elif action == "takeover":
+            handoff.conversation.take_over()
+            messages.success(request, "You have taken the chat over: the bot stays silent.")
+            return HttpResponseRedirect(request.path)
+        elif action == "handback":
+            handoff.conversation.hand_back()
+            messages.success(request, "The bot answers this chat again.")
+            return HttpResponseRedirect(request.path)
+        elif action == "notify":
+            if handoff_email.notify_owner(handoff.pk, force=True):
+                messages.success(request, "The email about this request was sent.")
+            else:
+                handoff.refresh_from_db()
+                messages.warning(request, f"The email failed again: {handoff.notify_error}")
+            return HttpResponseRedirect(request.path)
+    last_message = handoff.conversation.messages.order_by("-id").values_list("id", flat=True)
+    context = page_context(
+        request,
+        model_admin,
+        f"Customer request: {handoff_email.one_line(handoff.note, 60)}",
+        model_crumbs=True,
+        handoff=handoff,
+        conversation=handoff.conversation,
+        turns=transcript_turns(handoff.conversation),
+        last_message=last_message.first() or 0,
+        idle_minutes=settings.HANDOFF_TAKEOVER_IDLE_MINUTES,
+        form=form,
+        can_change=can_change,
+        show_shop=request.user.is_superuser,
+    )
+    return TemplateResponse(request, "owner/handoff.html", context)
+
+
+def live(request: HttpRequest, model_admin, handoff: Handoff) -> JsonResponse:
+    """The live panel of the request page, polled every 2 s: the conversation's messages after
+    `?after=<message id>` and whether the owner has it taken over. A POST with `text` sends a
+    message into the customer's chat at once (and keeps a take-over alive)."""
+    conversation = handoff.conversation
+    if request.method == "POST":
+        if not model_admin.has_change_permission(request, handoff):
+            raise PermissionDenied
+        text = request.POST.get("text", "").strip()
+        if not text or len(text) > MAX_REPLY_CHARS:
+            return JsonResponse(
+                {"error": f"Write a message of at most {MAX_REPLY_CHARS} characters."}, status=400
+            )
+        conversation.say(text)
+        if handoff.status == Handoff.OPEN:
+            handoff.status = Handoff.ANSWERED
+            handoff.answered = handoff.answered or timezone.now()
+            handoff.save(update_fields=["status", "answered"])
+        conversation.refresh_from_db()
+    try:
+        after = int(request.GET.get("after", "0"))
+    except ValueError:
+        after = 0
+    recent = conversation.messages.filter(pk__gt=after).order_by("id")[:100]
+    return JsonResponse(
+        {
+            "messages": [
+                {
+                    "id": m.pk,
+                    "role": m.role,
+                    "who": m.get_role_display(),
+                    "text": m.text,
+                    "time": timezone.localtime(m.created).strftime("%H:%M:%S"),
+                }
+                for m in recent
+            ],
+            "person": conversation.person_present,
+        }
+    )
+
+
+class HandoffAdmin(ShopScopedAdmin):
+    """ "Customer requests": the questions customers left for a person, open ones first. Whoever
+    may read a shop's conversations may answer its customers (the same permission, so existing
+    owners need nothing new); another shop's request is a 404."""
+
+    shop_field = "conversation__shop"
+    list_display = ["left", "status_badge", "question", "contact", "name", "owner_emailed"]
+    list_display_links = ["left", "question"]
+    list_filter = ["status", "conversation__shop"]
+    search_fields = ["email", "phone", "name", "note"]
+    list_select_related = ["conversation__shop"]
+    list_per_page = 50
+    actions = ["close_requests", "email_owners_again"]
+
+    def _may_read(self, request) -> bool:
+        return request.user.has_perm("widget.view_conversation")
+
+    def has_module_permission(self, request) -> bool:
+        return self._may_read(request)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self._may_read(request)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._may_read(request)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser and super().has_delete_permission(request, obj)
+
+    def get_ordering(self, request):
+        # Open first, then answered, then closed; newest first within each.
+        rank = Case(
+            When(status=Handoff.OPEN, then=Value(0)),
+            When(status=Handoff.ANSWERED, then=Value(1)),
+            default=Value(2),
+        )
+        return [rank.asc(), "-created"]
+
+    def get_list_display(self, request):
+        fields = list(super().get_list_display(request))
+        if request.user.is_superuser:
+            fields.insert(1, "shop")
+        return fields
+
+    @admin.display(description="left", ordering="created")
+    def left(self, obj: Handoff) -> str:
+        return obj.created.strftime("%Y-%m-%d %H:%M")
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: Handoff) -> str:
+        return format_html(
+            '<span class="status status-{}">{}</span>', obj.status, obj.get_status_display()
+        )
+
+    @admin.display(description="shop", ordering="conversation__shop__name")
+    def shop(self, obj: Handoff) -> str:
+        return obj.conversation.shop.name
+
+    @admin.display(description="question")
+    def question(self, obj: Handoff) -> str:
+        return handoff_email.one_line(obj.note, 80)
+
+    @admin.display(description="reply to")
+    def contact(self, obj: Handoff) -> str:
+        return obj.email or f"phone {obj.phone}"
+
+    @admin.display(description="you were emailed")
+    def owner_emailed(self, obj: Handoff) -> str:
+        if obj.notified:
+            return obj.notified.strftime("%Y-%m-%d %H:%M")
+        if obj.notify_error:
+            return format_html(
+                '<strong title="{}">failed, {} attempt(s)</strong>',
+                obj.notify_error,
+                obj.notify_attempts,
+            )
+        return "sending…"
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "title": "Customer requests"}
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        handoff = self.get_object(request, unquote(object_id))  # another shop's: 404
+        if not self.has_view_permission(request, handoff):
+            raise PermissionDenied
+        return request_page(request, self, handoff)
+
+    def get_urls(self):
+        live = self.admin_site.admin_view(self.live_view)
+        return [path("<int:object_id>/live/", live, name="widget_handoff_live")] + (
+            super().get_urls()
+        )
+
+    def live_view(self, request, object_id: int):
+        handoff = self.get_object(request, str(object_id))  # another shop's: 404
+        if not self.has_view_permission(request, handoff):
+            raise PermissionDenied
+        return live(request, self, handoff)
+
+    @admin.action(description="Close the selected requests", permissions=["change"])
+    def close_requests(self, request, queryset) -> None:
+        closed = queryset.exclude(status=Handoff.CLOSED).update(status=Handoff.CLOSED)
+        self.message_user(request, f"{closed} request(s) closed.")
+
+    @admin.action(description="Email the owners again (unsent only)", permissions=["change"])
+    def email_owners_again(self, request, queryset) -> None:
+        ids = list(queryset.filter(notified__isnull=True).values_list("pk", flat=True))
+        sent = sum(handoff_email.notify_owner(pk, force=True) for pk in ids)
+        self.message_user(request, f"{sent} of {len(ids)} unsent email(s) sent now.")

@@ -1,0 +1,199 @@
+"""
+Unanswered questions: what customers asked that the FAQ did not cover, grouped by meaning.
+
+Which questions are unanswered is the model's business: `Message.objects.unanswered(shop)`, the
+customer questions whose answer fell back, was not confident or got a thumbs-down, and for which
+no FAQ entry has been written yet. `groups(shop)` clusters a shop's unanswered questions on their
+sentence embeddings, so "do you sell chocolate?" and "can I add chocolates to my order" are one
+line for the owner, with a count, the latest date and the most typical wording.
+
+Everything here is synchronous (embedding and ORM); async callers wrap it in sync_to_async.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from django.db import transaction
+from scipy.cluster.hierarchy import fcluster, linkage
+
+from faq import embedding
+from faq.models import FAQEntry, Shop
+from faq.text import wording_key
+from widget.models import Message
+
+# Average cosine similarity (all-MiniLM-L6-v2) above which two groups of questions are merged.
+# Checked on real phrasings: "do you sell chocolate?" / "can I add chocolates to my order" /
+# "chocolates with flowers?" score 0.59-0.66 with each other and at most ~0.45 with unrelated
+# questions ("parking?", "are you hiring?"); see tests/test_owner_side.py.
+SIMILARITY_THRESHOLD = 0.5
+
+# Only the most recent unanswered questions are grouped: clustering is quadratic in their number,
+# and an owner reads the top of the list, not its thousandth line.
+MAX_QUESTIONS = 1000
+
+
+@dataclass
+class Group:
+    """Unanswered questions that mean the same thing."""
+
+    questions: list[Message]  # newest first
+    typical: Message  # the medoid: the wording closest, on average, to all the others
+    # The entry most of these questions led to through "did you mean" clicks (clicked_entries).
+    led_to: FAQEntry | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.questions)
+
+    @property
+    def latest(self) -> datetime:
+        return self.questions[0].created
+
+    @property
+    def message_ids(self) -> list[int]:
+        return [q.pk for q in self.questions]
+
+    @property
+    def reasons(self) -> list[tuple[str, int]]:
+        """Why these questions are unanswered: (reason, how many), a question may have several."""
+        counts: Counter[str] = Counter()
+        for q in self.questions:
+            if getattr(q, "answer_mode", None) == Message.FALLBACK:
+                counts["fell back"] += 1
+            elif getattr(q, "answer_confident", None) is False:
+                counts["answered unsure"] += 1
+            if getattr(q, "answer_feedback", None) == Message.DOWN:
+                counts["thumbs-down"] += 1
+        return counts.most_common()
+
+    @property
+    def phrasings(self) -> list[str]:
+        """The other distinct wordings, most frequent first (case and spacing ignored)."""
+        seen = {wording_key(self.typical.text)}
+        counts = Counter(wording_key(q.text) for q in self.questions)
+        first_seen: dict[str, str] = {}
+        for q in self.questions:
+            first_seen.setdefault(wording_key(q.text), " ".join(q.text.split()))
+        ordered = sorted(counts, key=lambda key: -counts[key])
+        return [first_seen[key] for key in ordered if key not in seen]
+
+
+def fill_embeddings(questions: list[Message]) -> None:
+    """Embed (in batches) and store the questions that have no embedding yet."""
+    missing = [q for q in questions if q.embedding is None]
+    if not missing:
+        return
+    vectors = embedding.embed([" ".join(q.text.split()) for q in missing])
+    for question, vector in zip(missing, vectors, strict=True):
+        question.embedding = vector
+    Message.objects.bulk_update(missing, ["embedding"], batch_size=200)
+
+
+def cluster(vectors: np.ndarray, threshold: float = SIMILARITY_THRESHOLD) -> list[list[int]]:
+    """Average-linkage agglomerative clustering on cosine similarity (scipy's).
+
+    `vectors` are unit length (rows). Two groups merge while the mean similarity between their
+    members is at least `threshold`. Returns lists of row indexes.
+    """
+    n = len(vectors)
+    if n < 2:
+        return [[0]] if n else []
+    tree = linkage(vectors.astype(np.float64), method="average", metric="cosine")
+    # Average linkage never merges at a smaller distance than an earlier merge, so cutting the
+    # tree at a cosine distance of 1 - threshold is the same as stopping there.
+    labels = fcluster(tree, t=1 - threshold, criterion="distance")
+    by_label: dict[int, list[int]] = {}
+    for row, label in enumerate(labels):
+        by_label.setdefault(int(label), []).append(row)
+    return list(by_label.values())
+
+
+def medoid(vectors: np.ndarray) -> int:
+    """Index of the row with the highest mean similarity to the other rows."""
+    if len(vectors) <= 2:
+        return 0
+    return int(np.argmax((vectors @ vectors.T).sum(axis=1)))
+
+
+def group_questions(
+    questions: list[Message], threshold: float = SIMILARITY_THRESHOLD
+) -> list[Group]:
+    """Group questions (with embeddings) by meaning; biggest group first, then the most recent."""
+    questions = [q for q in questions if q.embedding is not None]
+    if not questions:
+        return []
+    vectors = np.asarray([np.asarray(q.embedding, dtype=np.float32) for q in questions])
+    found = []
+    for rows in cluster(vectors, threshold):
+        members = sorted(
+            (questions[r] for r in rows), key=lambda q: (q.created, q.pk), reverse=True
+        )
+        member_vectors = np.asarray([np.asarray(q.embedding, dtype=np.float32) for q in members])
+        found.append(Group(questions=members, typical=members[medoid(member_vectors)]))
+    found.sort(key=lambda group: (group.count, group.latest), reverse=True)
+    return found
+
+
+def groups(shop: Shop | int, limit: int | None = None) -> list[Group]:
+    """The shop's unanswered questions, grouped by meaning, most frequent first."""
+    questions = list(
+        Message.objects.unanswered(shop)
+        .select_related("conversation")
+        .order_by("-created", "-pk")[:MAX_QUESTIONS]
+    )
+    fill_embeddings(questions)
+    found = group_questions(questions)
+    return found[:limit] if limit is not None else found
+
+
+def clicked_entries(found: list[Group]) -> None:
+    """Set each group's `led_to`: the entry most of its questions led to through a "did you
+    mean" click (more than half of them), or None. One query for all the groups."""
+    ids = [pk for group in found for pk in group.message_ids]
+    chosen: dict[int, int] = {}
+    for question_id, entry_id in (
+        Message.objects.filter(suggested_for__in=ids, entry__isnull=False)
+        .order_by("pk")
+        .values_list("suggested_for_id", "entry_id")
+    ):
+        chosen.setdefault(question_id, entry_id)  # a customer's first click counts
+    counts_by_group = [
+        Counter(chosen[pk] for pk in group.message_ids if pk in chosen) for group in found
+    ]
+    wanted = {c.most_common(1)[0][0] for c in counts_by_group if c}
+    entries = FAQEntry.objects.in_bulk(wanted)
+    for group, counts in zip(found, counts_by_group, strict=True):
+        group.led_to = None
+        if counts:
+            entry_id, n = counts.most_common(1)[0]
+            if 2 * n > group.count:
+                group.led_to = entries.get(entry_id)
+
+
+def find_group(shop: Shop | int, message_id: int) -> Group | None:
+    """The group that holds this unanswered question now (groups are recomputed on every
+    request)."""
+    for group in groups(shop):
+        if message_id in group.message_ids:
+            return group
+    return None
+
+
+def resolve(shop: Shop | int, message_ids: list[int], entry: FAQEntry) -> int:
+    """Mark these unanswered questions of the shop as answered by `entry`. Returns how many
+    changed.
+
+    Ids of other shops, of answers or of questions already resolved are ignored, so a stale or
+    tampered form cannot touch anything else.
+    """
+    with transaction.atomic():
+        return Message.objects.filter(
+            pk__in=message_ids,
+            role=Message.USER,
+            conversation__shop=shop,
+            resolved_by__isnull=True,
+        ).update(resolved_by=entry)

@@ -1,0 +1,224 @@
+"""
+Emails about hand-offs (widget.models.Handoff), through Django's email framework (the
+EMAIL_* settings; the console backend when EMAIL_HOST is unset).
+
+- The owner is told of a new request: the shop's contact address and its owners get the question,
+  the transcript and a link to the request in the admin. The request is already saved; the email
+  goes out on a thread (`notify_owner_soon`) so the chat never waits on a mail server, is tried
+  HANDOFF_EMAIL_TRIES times with a growing pause, and every attempt's outcome is kept on the
+  request for the admin. `manage.py send_handoff_emails` (cron) and the admin's action try again.
+- The customer gets the owner's reply (`email_customer`), with Reply-To the shop's address.
+
+Only one sender works on a request at a time: an attempt first claims it by moving
+`notify_after` forward in one UPDATE, so the thread, cron and the admin never send it twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import EmailMessage, get_connection
+from django.db import close_old_connections, connections
+from django.db.models import F, Q
+from django.urls import reverse
+from django.utils import timezone
+
+from lib.web import site_url
+from widget.models import Handoff, Message
+
+logger = logging.getLogger(__name__)
+
+TRANSCRIPT_MESSAGES = 40
+ROLE_NAMES = {Message.USER: "Customer", Message.BOT: "Bot", Message.SHOP: "You"}
+
+
+def one_line(text: str, most: int = 70) -> str:
+    """Text fit for a mail header: whitespace (line breaks included) collapsed, cut short."""
+    text = " ".join(text.split())
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
+def owner_recipients(handoff: Handoff) -> list[str]:
+    """The shop's contact address and its owners' addresses, each once."""
+    shop = handoff.shop
+    found = [shop.contact_email, *shop.owners.exclude(email="").values_list("email", flat=True)]
+    seen, result = set(), []
+    for address in found:
+        if address and address.lower() not in seen:
+            seen.add(address.lower())
+            result.append(address)
+    return result
+
+
+def admin_link(handoff: Handoff, site: str = "") -> str:
+    path = reverse("admin:widget_handoff_change", args=[handoff.pk])
+    return f"{site_url() or site.rstrip('/')}{path}"
+
+
+def transcript(handoff: Handoff) -> str:
+    recent = list(handoff.conversation.messages.order_by("-created", "-id")[:TRANSCRIPT_MESSAGES])
+    lines = []
+    for message in reversed(recent):
+        who = ROLE_NAMES.get(message.role, message.role)
+        lines.append(f"{who} ({message.created:%Y-%m-%d %H:%M}): {message.text}")
+    return "\n\n".join(lines) or "(No messages before the request.)"
+
+
+def owner_email(handoff: Handoff, recipients: list[str], site: str = "") -> EmailMessage:
+    shop = handoff.shop
+    who = handoff.name or "A customer"
+    if handoff.email:
+        route = f"by email at {handoff.email}"
+    else:
+        route = f"with a phone call at {handoff.phone}"
+    body = (
+        f"{who} asked {shop.name}'s chat for a person and would like an answer {route}.\n\n"
+        f"Their question:\n\n{handoff.note}\n\n"
+        f"Answer it in the admin, where the customer sees your reply in the chat"
+        f"{' and gets it by email' if handoff.email else ''}:\n{admin_link(handoff, site)}\n\n"
+        f"The conversation so far:\n\n{transcript(handoff)}\n"
+    )
+    return EmailMessage(
+        subject=f"[{one_line(shop.name, 40)}] Customer question: {one_line(handoff.note)}",
+        body=body,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=recipients,
+    )
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds to wait after the `attempts`-th failed attempt: the base, then doubling."""
+    return settings.HANDOFF_RETRY_SECONDS * 2 ** max(0, attempts - 1)
+
+
+def _claim(handoff_id: int, force: bool) -> bool:
+    now = timezone.now()
+    lease = now + timedelta(seconds=3 * settings.EMAIL_TIMEOUT + 30)
+    due = Handoff.objects.filter(pk=handoff_id, notified__isnull=True)
+    if not force:
+        due = due.filter(Q(notify_after__isnull=True) | Q(notify_after__lte=now))
+    return due.update(notify_after=lease) == 1
+
+
+def notify_owner(handoff_id: int, site: str = "", force: bool = False) -> bool:
+    """One attempt to email the owner about the request; True once it is sent. Not yet due (a
+    retry's pause), already sent, or being sent elsewhere: False without trying. `force` skips
+    the pause (the admin's "try again")."""
+    if not _claim(handoff_id, force):
+        return False
+    handoff = Handoff.objects.select_related("conversation__shop").get(pk=handoff_id)
+    recipients = owner_recipients(handoff)
+    error = ""
+    if not recipients:
+        error = "The shop has no contact email and no owner with an email address."
+    else:
+        try:
+            message = owner_email(handoff, recipients, site)
+            message.connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
+            message.send(fail_silently=False)
+        except Exception as exc:  # any failure of the mail server is retried later
+            error = f"{type(exc).__name__}: {exc}"[:500]
+    attempts = handoff.notify_attempts + 1
+    if error:
+        logger.warning("Could not email the owner about request %s: %s", handoff_id, error)
+        Handoff.objects.filter(pk=handoff_id).update(
+            notify_attempts=F("notify_attempts") + 1,
+            notify_error=error,
+            notify_after=timezone.now() + timedelta(seconds=retry_delay(attempts)),
+        )
+        return False
+    Handoff.objects.filter(pk=handoff_id).update(
+        notified=timezone.now(),
+        notify_attempts=F("notify_attempts") + 1,
+        notify_error="",
+        notify_after=None,
+    )
+    return True
+
+
+def _notify_with_retries(handoff_id: int, site: str) -> None:
+    try:
+        for attempt in range(max(1, settings.HANDOFF_EMAIL_TRIES)):
+            if attempt:
+                time.sleep(retry_delay(attempt))
+            if notify_owner(handoff_id, site):
+                return
+            close_old_connections()
+    except Exception:
+        logger.exception("Emailing the owner about request %s failed", handoff_id)
+    finally:
+        connections.close_all()  # this thread's own database connection
+
+
+# The threads sending owner emails now (a finished thread drops out by itself).
+_sending: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+
+
+def notify_owner_soon(handoff_id: int, site: str = "") -> threading.Thread:
+    """Email the owner on a thread of its own: the chat never waits on the mail server."""
+    thread = threading.Thread(
+        target=_notify_with_retries,
+        args=(handoff_id, site),
+        name=f"handoff-email-{handoff_id}",
+        daemon=True,  # an exiting server does not wait; cron sends what is left
+    )
+    _sending.add(thread)
+    thread.start()
+    return thread
+
+
+def wait_for_sends(timeout: float = 30) -> None:
+    """Wait for the owner emails being sent on threads, at most `timeout` seconds each (a test
+    must not end, and its database be emptied, under a thread still writing to it)."""
+    for thread in list(_sending):
+        thread.join(timeout)
+
+
+def send_due() -> tuple[int, int]:
+    """Every request still unsent whose pause is over and that has attempts left (the cron
+    command). Returns (sent, failed)."""
+    now = timezone.now()
+    due = Handoff.objects.filter(
+        notified__isnull=True,
+        notify_attempts__lt=settings.HANDOFF_MAX_ATTEMPTS,
+        created__gte=now - timedelta(days=7),
+    ).filter(Q(notify_after__isnull=True) | Q(notify_after__lte=now))
+    sent = failed = 0
+    for handoff_id in due.values_list("pk", flat=True):
+        if notify_owner(handoff_id):
+            sent += 1
+        else:
+            failed += 1
+    return sent, failed
+
+
+def email_customer(handoff: Handoff, reply: Message) -> str:
+    """Email the owner's reply to the customer; "" when sent, else why not (shown to the owner:
+    the reply is in the chat either way)."""
+    if not handoff.email:
+        return "The customer left a phone number, not an email address: call them back."
+    shop = handoff.shop
+    body = (
+        f"{reply.text}\n\n"
+        f"---\nYou asked {shop.name}:\n\n{handoff.note}\n\n"
+        "You can also read this reply in the chat on our website."
+    )
+    message = EmailMessage(
+        subject=f"{one_line(shop.name, 60)}: a reply to your question",
+        body=body,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[handoff.email],
+        reply_to=[shop.contact_email] if shop.contact_email else None,
+    )
+    try:
+        message.connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
+        message.send(fail_silently=False)
+    except Exception as exc:
+        logger.warning("Could not email the reply to request %s: %s", handoff.pk, exc)
+        return f"{type(exc).__name__}: {exc}"[:300]
+    return ""
