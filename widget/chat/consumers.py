@@ -68,10 +68,16 @@ def open_conversation(
     history, asked = [], set()
     if conversation is None:
         conversation = Conversation(
-            shop=shop, page_url=handshake.page, user_agent=handshake.user_agent[:300]
+            shop=shop,
+            page_url=handshake.page,
+            user_agent=handshake.user_agent[:300],
+            language=language,
         )
     else:
         conversation.shop = shop
+        if conversation.language != language:  # the customer came back in another language
+            conversation.language = language
+            conversation.save(update_fields=["language"])
         recent = conversation.messages.order_by("-id")[:HISTORY_LIMIT]
         history = [m.history_frame(shop, handshake.site or "") for m in reversed(recent)]
         asked = set(
@@ -82,13 +88,13 @@ def open_conversation(
         "conversation": str(conversation.pk),
         "resumed": not conversation._state.adding,
         "bot": {
-            "name": shop.bot_name,
+            "name": shop.bot_name_text(),
             "greeting": shop.greeting_text(),
             "suggestions": shop.suggestion_list,
             "accent": shop.accent_color,
             "position": shop.position,
             # What the "Talk to a person" form asks for (docs/protocol.md, `handoff`).
-            "handoff": {"phone": shop.phone_callbacks, "reply_time": shop.reply_time},
+            "handoff": {"phone": shop.phone_callbacks, "reply_time": shop.reply_time_text()},
         },
         "language": language,
         "dir": direction(language),

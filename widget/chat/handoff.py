@@ -155,12 +155,13 @@ def save_request(
 def saved_frame(client_id: str, handoff: Handoff, shop: Shop) -> dict:
     """`handoff_saved`, with the sentence telling the customer what happens next."""
     # Server sentences go through Django's translation framework, like the chat's other texts.
-    values = {"email": handoff.email, "phone": handoff.phone, "when": shop.reply_time}
-    if handoff.email and shop.reply_time:
+    reply_time = shop.reply_time_text()
+    values = {"email": handoff.email, "phone": handoff.phone, "when": reply_time}
+    if handoff.email and reply_time:
         text = _("Thanks! A person from our team will reply to %(email)s, usually within %(when)s.")
     elif handoff.email:
         text = _("Thanks! A person from our team will reply to %(email)s.")
-    elif shop.reply_time:
+    elif reply_time:
         text = _(
             "Thanks! A person from our team will call you at %(phone)s, usually within %(when)s."
         )
@@ -175,7 +176,7 @@ def saved_frame(client_id: str, handoff: Handoff, shop: Shop) -> dict:
         "handoff": handoff.pk,
         "email": handoff.email,
         "phone": handoff.phone,
-        "reply_time": shop.reply_time,
+        "reply_time": reply_time,
         "message": text,
     }
 
