@@ -108,6 +108,12 @@ DEFAULT_FALLBACK = gettext_noop(
 DEFAULT_REPLY_TIME = gettext_noop("one business day")
 
 
+def shown(value: str, default: str) -> str:
+    """`value` as the customer sees it: translated into the active language while it is the
+    default (English in the database), as written once the owner changed it."""
+    return gettext(default) if value == default else value
+
+
 class Shop(models.Model):
     class FAQLocation(models.TextChoices):
         HOSTED = "hosted", "The FAQ page ShopBot hosts (/faq/<slug>/)"
@@ -298,26 +304,20 @@ class Shop(models.Model):
     def suggestion_list(self) -> list[str]:
         return split_lines(self.suggestions)
 
+    # What the customer sees of the texts that have a default: the owner's words as written, the
+    # default in the active language (the chat's).
+
     def bot_name_text(self) -> str:
-        """The bot's name, translated like the greeting while it is the default."""
-        return gettext(DEFAULT_BOT_NAME) if self.bot_name == DEFAULT_BOT_NAME else self.bot_name
+        return shown(self.bot_name, DEFAULT_BOT_NAME)
 
     def greeting_text(self) -> str:
-        """The greeting in the active language when the owner kept the default (a greeting the
-        owner wrote is shown as written)."""
-        return gettext(DEFAULT_GREETING) if self.greeting == DEFAULT_GREETING else self.greeting
+        return shown(self.greeting, DEFAULT_GREETING)
 
     def fallback_text(self) -> str:
-        """The fallback answer, translated like the greeting."""
-        if self.fallback_message == DEFAULT_FALLBACK:
-            return gettext(DEFAULT_FALLBACK)
-        return self.fallback_message
+        return shown(self.fallback_message, DEFAULT_FALLBACK)
 
     def reply_time_text(self) -> str:
-        """The usual reply time, translated like the greeting while it is the default."""
-        if self.reply_time == DEFAULT_REPLY_TIME:
-            return gettext(DEFAULT_REPLY_TIME)
-        return self.reply_time
+        return shown(self.reply_time, DEFAULT_REPLY_TIME)
 
     def contact(self) -> dict[str, str]:
         """The handoff route, only the parts the owner filled in."""
