@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 from django.db.models import Max, QuerySet
 from django.template.loader import render_to_string
+from django.utils import translation
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext_lazy as _
 
 from faq.models import FAQEntry, Shop, entry_anchor
 
-UNCATEGORISED = "Other questions"
+UNCATEGORISED = _("Other questions")
 
 
 @dataclass
@@ -75,9 +77,19 @@ def jsonld_script(entries: list[FAQEntry]) -> SafeString:
 
 def export_html(entries: QuerySet[FAQEntry], title: str) -> str:
     """A standalone HTML file of the published ones among `entries`, with the JSON-LD and the
-    same anchors as the hosted page, for owners who paste it into their own site."""
+    same anchors as the hosted page, for owners who paste it into their own site; its headings
+    in the shop's language."""
     published = anchored(entries.filter(published=True))
-    return render_to_string(
-        "faq/export.html",
-        {"title": title, "sections": sections(published), "jsonld": jsonld_script(published)},
-    )
+    # In the shop's language (the entries of one shop), else English.
+    languages = set(entries.filter(published=True).values_list("shop__language", flat=True))
+    language = languages.pop() if len(languages) == 1 else "en"
+    with translation.override(language):
+        return render_to_string(
+            "faq/export.html",
+            {
+                "title": title,
+                "language": language,
+                "sections": sections(published),
+                "jsonld": jsonld_script(published),
+            },
+        )

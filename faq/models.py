@@ -88,13 +88,24 @@ def split_sentences(text: str) -> list[str]:
     return [part for part in parts if len(part.split()) >= MIN_SENTENCE_WORDS]
 
 
-# The defaults of a new shop's greeting and fallback, in English in the database; shown in the
-# chat's language while the owner keeps them (Shop.greeting_text, Shop.fallback_text).
+# The defaults of a new shop's bot name, greeting, fallback and usual reply time, in English in
+# the database; shown in the chat's language while the owner keeps them (Shop.bot_name_text,
+# greeting_text, fallback_text, reply_time_text).
+DEFAULT_BOT_NAME = gettext_noop("Assistant")
 DEFAULT_GREETING = gettext_noop("Hi! Ask me anything about our shop.")
 DEFAULT_FALLBACK = gettext_noop(
     "I'm not sure about that one, and I'd rather not guess. "
     "A person from our team will be happy to help."
 )
+# Translators: the usual time a shop takes to answer a question left for a person, shown after
+# "usually within" in the hand-off form and its confirmation.
+DEFAULT_REPLY_TIME = gettext_noop("one business day")
+
+
+def shown(value: str, default: str) -> str:
+    """`value` as the customer sees it: translated into the active language while it is the
+    default (English in the database), as written once the owner changed it."""
+    return gettext(default) if value == default else value
 
 
 class Shop(models.Model):
@@ -145,7 +156,7 @@ class Shop(models.Model):
         blank=True,
         help_text="Websites allowed to embed the chat, one per line, e.g. https://www.example.com",
     )
-    bot_name = models.CharField(max_length=60, default="Assistant")
+    bot_name = models.CharField(max_length=60, default=DEFAULT_BOT_NAME)
     greeting = models.CharField(max_length=300, default=DEFAULT_GREETING)
     suggestions = models.TextField(
         blank=True, help_text="Starter questions shown before the first message, one per line."
@@ -167,7 +178,7 @@ class Shop(models.Model):
     reply_time = models.CharField(
         "usual reply time",
         max_length=60,
-        default="one business day",
+        default=DEFAULT_REPLY_TIME,
         help_text='Shown to a customer who leaves a question: "usually within one business day".',
     )
     fallback_message = models.TextField(default=DEFAULT_FALLBACK)
@@ -277,16 +288,20 @@ class Shop(models.Model):
     def suggestion_list(self) -> list[str]:
         return split_lines(self.suggestions)
 
+    # What the customer sees of the texts that have a default: the owner's words as written, the
+    # default in the active language (the chat's).
+
+    def bot_name_text(self) -> str:
+        return shown(self.bot_name, DEFAULT_BOT_NAME)
+
     def greeting_text(self) -> str:
-        """The greeting in the active language when the owner kept the default (a greeting the
-        owner wrote is shown as written)."""
-        return gettext(DEFAULT_GREETING) if self.greeting == DEFAULT_GREETING else self.greeting
+        return shown(self.greeting, DEFAULT_GREETING)
 
     def fallback_text(self) -> str:
-        """The fallback answer, translated like the greeting."""
-        if self.fallback_message == DEFAULT_FALLBACK:
-            return gettext(DEFAULT_FALLBACK)
-        return self.fallback_message
+        return shown(self.fallback_message, DEFAULT_FALLBACK)
+
+    def reply_time_text(self) -> str:
+        return shown(self.reply_time, DEFAULT_REPLY_TIME)
 
     def contact(self) -> dict[str, str]:
         """The handoff route, only the parts the owner filled in."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils import translation
 
 from faq import faqpage, retrieval
 from faq.models import Shop, entry_anchor
@@ -29,19 +30,20 @@ def faq_page(request: HttpRequest, slug: str) -> HttpResponse:
         for entry in hits:
             entry.anchor = entry_anchor(entry.pk)
     site = site_url(request)
-    return render(
-        request,
-        "faq/page.html",
-        {
-            "shop": shop,
-            "sections": faqpage.sections(entries),
-            "entry_count": len(entries),
-            "updated": faqpage.last_updated(shop),
-            "jsonld": faqpage.jsonld_script(entries),
-            "query": query,
-            "hits": hits,
-            "confident": confident,
-            "site": site,
-            "embed_snippet": shop.embed_snippet(site),
-        },
-    )
+    with translation.override(shop.language):  # the page's headings in the shop's language
+        return render(
+            request,
+            "faq/page.html",
+            {
+                "shop": shop,
+                "sections": faqpage.sections(entries),
+                "entry_count": len(entries),
+                "updated": faqpage.last_updated(shop),
+                "jsonld": faqpage.jsonld_script(entries),
+                "query": query,
+                "hits": hits,
+                "confident": confident,
+                "site": site,
+                "embed_snippet": shop.embed_snippet(site),
+            },
+        )

@@ -5,7 +5,10 @@ factory, a shop owner, this run's database as a DATABASE_URL for server processe
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -145,3 +148,29 @@ def require_redis() -> str:
     finally:
         client.close()
     return REDIS_TEST_URL
+
+
+class Inbox:
+    """An aiosmtpd handler keeping every message it receives (a real SMTP server on loopback:
+    `aiosmtpd.controller.Controller(Inbox(), hostname="127.0.0.1", port=...)`)."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[list[str], email.message.EmailMessage]] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.received.append((list(envelope.rcpt_tos), parsed))
+        return "250 Message accepted"
+
+    def wait(self, count: int, timeout: float = 20) -> list:
+        wait_for(lambda: len(self.received) >= count, timeout)
+        return self.received
+
+
+def wait_for(condition, timeout: float = 20) -> None:
+    """Poll `condition` until it holds: the email arrives from another thread (the request's
+    sender, the SMTP server's), with no event here to wait on."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert condition()

@@ -7,7 +7,8 @@ EMAIL_* settings; the console backend when EMAIL_HOST is unset).
   goes out on a thread (`notify_owner_soon`) so the chat never waits on a mail server, is tried
   HANDOFF_EMAIL_TRIES times with a growing pause, and every attempt's outcome is kept on the
   request for the admin. `manage.py send_handoff_emails` (cron) and the admin's action try again.
-- The customer gets the owner's reply (`email_customer`), with Reply-To the shop's address.
+- The customer gets the owner's reply (`email_customer`), with Reply-To the shop's address, in
+  the language the customer chats in (Conversation.language).
 
 Only one sender works on a request at a time: an attempt first claims it by moving
 `notify_after` forward in one UPDATE, so the thread, cron and the admin never send it twice.
@@ -26,9 +27,11 @@ from django.core.mail import EmailMessage, get_connection
 from django.db import close_old_connections, connections
 from django.db.models import F, Q
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from lib.web import site_url
+from widget.chat.texts import chat_language
 from widget.models import Handoff, Message
 
 logger = logging.getLogger(__name__)
@@ -198,19 +201,19 @@ def send_due() -> tuple[int, int]:
 
 
 def email_customer(handoff: Handoff, reply: Message) -> str:
-    """Email the owner's reply to the customer; "" when sent, else why not (shown to the owner:
-    the reply is in the chat either way)."""
+    """Email the owner's reply to the customer, in the chat's language (the conversation's,
+    else the shop's); "" when sent, else why not (shown to the owner: the reply is in the chat
+    either way)."""
     if not handoff.email:
         return "The customer left a phone number, not an email address: call them back."
     shop = handoff.shop
-    body = (
-        f"{reply.text}\n\n"
-        f"---\nYou asked {shop.name}:\n\n{handoff.note}\n\n"
-        "You can also read this reply in the chat on our website."
-    )
+    with translation.override(chat_language(handoff.conversation.language, shop.language)):
+        subject = _("%(shop)s: a reply to your question") % {"shop": one_line(shop.name, 60)}
+        asked = _("You asked %(shop)s:") % {"shop": shop.name}
+        also = _("You can also read this reply in the chat on our website.")
     message = EmailMessage(
-        subject=f"{one_line(shop.name, 60)}: a reply to your question",
-        body=body,
+        subject=subject,
+        body=f"{reply.text}\n\n---\n{asked}\n\n{handoff.note}\n\n{also}",
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[handoff.email],
         reply_to=[shop.contact_email] if shop.contact_email else None,

@@ -22,6 +22,10 @@ class Conversation(models.Model):
     started = models.DateTimeField(auto_now_add=True, db_index=True)
     page_url = models.URLField(max_length=500, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
+    # The chat's language when the customer last connected (widget.chat.texts.chat_language):
+    # what the customer reads, so what the shop sends them by email is in it too. Empty for
+    # conversations older than this field: the shop's language then.
+    language = models.CharField(max_length=10, blank=True)
     # Live take-over: while this is in the future a person of the shop is in the conversation
     # and the bot stays silent. Each message of theirs moves it HANDOFF_TAKEOVER_IDLE_MINUTES
     # ahead; handing back clears it.

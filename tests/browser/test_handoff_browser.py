@@ -1,13 +1,15 @@
 """
 Hand-off to a person in real browsers: a customer's page with the widget and the owner's admin,
 side by side in two Chromium contexts, against one real daphne server on the pytest test database
-(no LLM key; the console email backend prints the emails into the server's log).
+(no LLM key; the server's emails go to a real SMTP server on loopback, aiosmtpd, in this process).
 
 1. The customer leaves a question from the widget after a fallback answer; the owner replies in
    the admin; the reply appears in the open widget without a reload, and again after one.
 2. Live take-over, both ways: the owner takes the chat over, the widget says a person joined,
    the customer's message appears on the owner's page without a reload, the owner's answer in
    the widget.
+3. The same hand-off in Spanish, on another website: the form, its error and its confirmation in
+   Spanish, the owner's reply in the widget, and the email to the customer in Spanish.
 """
 
 from __future__ import annotations
@@ -16,13 +18,22 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 
 from faq.models import Shop
 from faq.owners import owners_group
-from tests.browser.conftest import ANSWER_TIMEOUT, ask, open_widget, w, wait_answers
-from tests.support import make_demo_shop
+from harness.daphne_process import free_port
+from tests.browser.conftest import (
+    ANSWER_TIMEOUT,
+    LISTED_HOST,
+    ask,
+    open_widget,
+    w,
+    wait_answers,
+)
+from tests.support import Inbox, make_demo_shop
 from widget.models import Handoff
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
@@ -32,22 +43,41 @@ OFF_TOPIC = "Can you fix my car's brakes?"
 
 
 @pytest.fixture(scope="module")
-def site(request, django_db_blocker, start_server) -> Iterator[dict[str, Any]]:
-    """The demo shop with an owner who can sign in; one server (storefront at /)."""
-    server = start_server(wait=False)
+def site(request, django_db_blocker, start_server, other_sites) -> Iterator[dict[str, Any]]:
+    """The demo shop with an owner who can sign in; one server (storefront at /) sending its
+    emails to `inbox`; a Spanish shop of the same owner on another website
+    (tests/browser/pages/spanish.html)."""
+    inbox, port = Inbox(), free_port()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=port)
+    smtp.start()
+    server = start_server(
+        wait=False, EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(port), EMAIL_USE_TLS="0"
+    )
+    values: dict[str, str] = {"SERVER": server.url}
+    website = other_sites(LISTED_HOST, values)
     demo_texts_embedded = request.getfixturevalue("demo_texts_embedded")
     with django_db_blocker.unblock():
         shop = make_demo_shop(demo_texts_embedded, is_demo=True)
+        # No entries: every question gets the fallback, and with it "Talk to a person".
+        spanish = Shop.objects.create(
+            name="Bicis Ana",
+            language="es",
+            allowed_origins=website,
+            contact_email="hola@bicis.example",
+        )
         owner = User.objects.create_user("florence", "florence@petal.example", PASSWORD)
         owner.is_staff = True
         owner.save()
         owner.groups.add(owners_group())
         shop.owners.add(owner)
+        spanish.owners.add(owner)
+    values["SHOP_ES"] = spanish.public_key
     server.wait_ready()
-    yield {"shop": shop, "server": server}
+    yield {"shop": shop, "server": server, "website": website, "inbox": inbox}
     with django_db_blocker.unblock():
-        Shop.objects.filter(pk=shop.pk).delete()
+        Shop.objects.filter(pk__in=[shop.pk, spanish.pk]).delete()
         User.objects.filter(username="florence").delete()
+    smtp.stop()
 
 
 @pytest.fixture
@@ -143,3 +173,60 @@ def test_a_thumbs_down_offers_a_person_and_the_question_can_be_left(page, site):
     expect(w(page, "sb-handoff-saved")).to_contain_text("cat@example.com", timeout=ANSWER_TIMEOUT)
     handoff = Handoff.objects.get(email="cat@example.com")
     assert handoff.note == "What are your opening hours?"
+
+
+def test_the_hand_off_in_spanish_from_the_form_to_the_customers_mailbox(page, admin, site):
+    page.goto(site["website"] + "/spanish.html")
+    w(page, "sb-launcher").click()
+    expect(w(page, "sb-root")).to_have_attribute("data-conn", "online", timeout=ANSWER_TIMEOUT)
+    expect(w(page, "sb-input")).to_have_attribute("placeholder", "Haz una pregunta…")
+    question = "¿Arregláis bicicletas eléctricas?"
+    ask(page, question)
+    wait_answers(page, 1)
+    expect(w(page, "sb-bot")).to_contain_text("No estoy seguro de eso y prefiero no adivinar.")
+    w(page, "sb-contact").get_by_role("button", name="Hablar con una persona").click()
+
+    form = w(page, "sb-handoff-form")
+    expect(form).to_contain_text(
+        "Déjanos tu pregunta y te responderemos, normalmente en un día hábil."
+    )
+    expect(w(page, "sb-handoff-note")).to_have_value(question)
+    expect(w(page, "sb-handoff-email")).to_have_attribute("placeholder", "Tu correo electrónico")
+    # An address the browser lets through and the server does not: its sentence, in Spanish.
+    w(page, "sb-handoff-email").fill("ana@bicis")
+    w(page, "sb-handoff-send").click()
+    expect(w(page, "sb-handoff-error")).to_have_text(
+        "Esa dirección de correo no parece correcta; revísala, por favor.", timeout=ANSWER_TIMEOUT
+    )
+    w(page, "sb-handoff-email").fill("ana@example.com")
+    w(page, "sb-handoff-name").fill("Ana")
+    w(page, "sb-handoff-send").click()
+    expect(w(page, "sb-handoff-saved")).to_have_text(
+        "¡Gracias! Una persona de nuestro equipo te escribirá a ana@example.com, normalmente en "
+        "un día hábil. La respuesta también aparecerá aquí, en el chat.",
+        timeout=ANSWER_TIMEOUT,
+    )
+    handoff = Handoff.objects.get(email="ana@example.com")
+    assert handoff.conversation.language == "es"
+
+    # The owner answers from the admin (in English, the owner's side).
+    admin.goto(f"{site['server'].url}/admin/widget/handoff/{handoff.pk}/change/")
+    reply = "Sí, los sábados por la mañana. Tráela cuando quieras."
+    admin.fill("#id_text", reply)
+    admin.get_by_role("button", name="Send reply").click()
+    expect(admin.locator(".messagelist")).to_contain_text("emailed to ana@example.com")
+
+    expect(w(page, "sb-shop")).to_have_text("De nuestro equipo" + reply, timeout=ANSWER_TIMEOUT)
+    (mail,) = [m for to, m in site["inbox"].received if to == ["ana@example.com"]]
+    assert mail["Subject"] == "Bicis Ana: respuesta a tu pregunta"
+    assert mail["Reply-To"] == "hola@bicis.example"
+    assert mail.get_body().get_content().splitlines() == [
+        reply,
+        "",
+        "---",
+        "Tu pregunta a Bicis Ana:",
+        "",
+        question,
+        "",
+        "También puedes leer esta respuesta en el chat de nuestra web.",
+    ]

@@ -68,10 +68,16 @@ def open_conversation(
     history, asked = [], set()
     if conversation is None:
         conversation = Conversation(
-            shop=shop, page_url=handshake.page, user_agent=handshake.user_agent[:300]
+            shop=shop,
+            page_url=handshake.page,
+            user_agent=handshake.user_agent[:300],
+            language=language,
         )
     else:
         conversation.shop = shop
+        if conversation.language != language:  # the customer came back in another language
+            conversation.language = language
+            conversation.save(update_fields=["language"])
         history = list(reversed(conversation.messages.order_by("-id")[:HISTORY_LIMIT]))
         asked = set(
             conversation.messages.filter(role=Message.USER).values_list("ask_id", flat=True)
@@ -297,7 +303,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             logger.exception("Database unavailable while saving a hand-off")
             await self.send_json(error_frame(ErrorCode.UNAVAILABLE, request.id))
             return
-        await self.send_json(protocol.handoff_saved_frame(request.id, saved, self.shop.reply_time))
+        await self.send_json(
+            protocol.handoff_saved_frame(request.id, saved, self.shop.reply_time_text())
+        )
 
     async def person_changed(self, event: dict) -> None:
         """An owner took the conversation over, or handed it back to the bot."""

@@ -292,7 +292,7 @@ class ConnectionLimits:
         # A re-sent ask that is already stored does not count again: it must still get its answer.
         most = settings.CHAT_MAX_ASKS_PER_CONVERSATION
         if most > 0 and ask_id not in self.asked and len(self.asked) >= most:
-            route = ", ".join(f"{kind}: {value}" for kind, value in contact.items())
+            route = ", ".join(contact.values())  # an address, a number, a link: no labels
             if route:
                 raise Refused(
                     ErrorCode.CONVERSATION_FULL, "conversation_full_contact", ask_id, route=route

@@ -143,13 +143,7 @@ SENTENCES: dict[str, Promise] = {
     # unknown_entry, unavailable
     "unknown_entry": _("Sorry, that answer is no longer available. Please ask in your own words."),
     "unavailable": _("Sorry, the chat is having trouble right now. Please try again in a moment."),
-}
-
-# The hand-off's sentences (a `handoff` frame refused), the same way. Their translations are not
-# in locale/ yet, so they stay out of SENTENCES, whose every sentence test_languages.py requires
-# translated; they join it once translated.
-HANDOFF_SENTENCES: dict[str, Promise] = {
-    # invalid: a field (Invalid names it)
+    # invalid (a `handoff` frame refused): a field, which Invalid names
     "email_too_long": _("That email address is too long."),
     "email_single": _("Please give a single email address, like name@example.com."),
     "email_wrong": _("That email address does not look right; please check it."),
@@ -173,7 +167,7 @@ HANDOFF_SENTENCES: dict[str, Promise] = {
 
 def sentence(key: str, **params) -> str:
     """The sentence in the active language, its `{…}` (or `%(…)s`) filled in."""
-    text = str(SENTENCES[key] if key in SENTENCES else HANDOFF_SENTENCES[key])
+    text = str(SENTENCES[key])
     if not params:
         return text
     return text % params if "%(" in text else text.format(**params)
@@ -374,13 +368,13 @@ def ready_frame(
         "conversation": str(conversation.pk),
         "resumed": not is_unsaved(conversation),
         "bot": {
-            "name": shop.bot_name,
+            "name": shop.bot_name_text(),
             "greeting": shop.greeting_text(),
             "suggestions": shop.suggestion_list,
             "accent": shop.accent_color,
             "position": shop.position,
             # What the "Talk to a person" form asks for (docs/protocol.md, `handoff`).
-            "handoff": {"phone": shop.phone_callbacks, "reply_time": shop.reply_time},
+            "handoff": {"phone": shop.phone_callbacks, "reply_time": shop.reply_time_text()},
         },
         "language": language,
         "dir": direction(language),
