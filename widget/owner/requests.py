@@ -26,6 +26,7 @@ from widget import notify
 from widget.chat import handoff as chat_handoff
 from widget.chat.handoff import push_shop_message
 from widget.models import Handoff
+from widget.owner import erasure
 from widget.owner.views import transcript_turns
 
 MAX_REPLY_CHARS = 4000
@@ -162,7 +163,7 @@ class HandoffAdmin(ShopScopedAdmin):
     search_fields = ["email", "phone", "name", "note"]
     list_select_related = ["conversation__shop"]
     list_per_page = 50
-    actions = ["close_requests", "email_owners_again"]
+    actions = ["close_requests", "email_owners_again", erasure.forget_customers]
 
     def _may_read(self, request) -> bool:
         return request.user.has_perm("widget.view_conversation")
