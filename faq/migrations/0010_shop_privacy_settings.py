@@ -5,25 +5,41 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('faq', '0009_vector_shop'),
+        ("faq", "0009_vector_shop"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='shop',
-            name='privacy_notice',
-            field=models.CharField(blank=True, help_text='One line shown in the chat before the first message, e.g. "We keep this conversation for 90 days to answer you."', max_length=200, verbose_name='privacy notice'),
+            model_name="shop",
+            name="privacy_notice",
+            field=models.CharField(
+                blank=True,
+                help_text='One line shown in the chat before the first message, e.g. "We keep this conversation for 90 days to answer you."',
+                max_length=200,
+                verbose_name="privacy notice",
+            ),
         ),
         migrations.AddField(
-            model_name='shop',
-            name='privacy_url',
-            field=models.URLField(blank=True, help_text='The notice links here (your privacy policy).', max_length=500, validators=[django.core.validators.URLValidator(schemes=['http', 'https'])], verbose_name="privacy page's address"),
+            model_name="shop",
+            name="privacy_url",
+            field=models.URLField(
+                blank=True,
+                help_text="The notice links here (your privacy policy).",
+                max_length=500,
+                validators=[django.core.validators.URLValidator(schemes=["http", "https"])],
+                verbose_name="privacy page's address",
+            ),
         ),
         migrations.AddField(
-            model_name='shop',
-            name='retention_days',
-            field=models.PositiveIntegerField(blank=True, help_text="Conversations (with their messages and customer requests) older than this are deleted daily. Empty: the site's CONVERSATION_RETENTION_DAYS; a shop may only keep them for less.", null=True, validators=[django.core.validators.MinValueValidator(1)], verbose_name='keep conversations for (days)'),
+            model_name="shop",
+            name="retention_days",
+            field=models.PositiveIntegerField(
+                blank=True,
+                help_text="Conversations (with their messages and customer requests) older than this are deleted daily. Empty: the site's CONVERSATION_RETENTION_DAYS; a shop may only keep them for less.",
+                null=True,
+                validators=[django.core.validators.MinValueValidator(1)],
+                verbose_name="keep conversations for (days)",
+            ),
         ),
     ]
