@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async as db
-from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
@@ -148,6 +148,14 @@ def world(db, demo_texts_embedded, django_capture_on_commit_callbacks):
         object_repr=str(ann_request),
         action_flag=CHANGE,
         change_message="Replied",
+    )
+    # A request of hers a superuser deleted in the admin before: only its log line is left.
+    LogEntry.objects.create(
+        user=root,
+        content_type=ContentType.objects.get_for_model(Handoff),
+        object_id="999999",
+        object_repr="ann.q@example.com: an earlier wombat question",
+        action_flag=DELETION,
     )
     # Ann again, another day: a phone request, a wording the owner accepted, and her question
     # that the owner answered with a new entry from "Unanswered questions".
@@ -282,7 +290,7 @@ def test_forget_customer_erases_everything_of_theirs_and_nothing_else(
         "question embeddings: 3",
         "customer wordings: 1",
         "customer wordings (count lowered): 1",
-        "admin log entries: 1",
+        "admin log entries: 2",
     ):
         assert f"  {line}\n" in printed
     assert not columns_holding("wombat", "Annabel", "it's ann.q@example.com")

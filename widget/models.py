@@ -119,23 +119,36 @@ class ConversationQuerySet(QuerySet):
     def erase(self) -> Counter[str]:
         """Delete these conversations with everything in them, ERASE_BATCH at a time: their
         messages (feedback and question embeddings with them), their customer requests, and the
-        admin's log lines about those (which quote the request). Returns contents() of what
-        went."""
+        admin's log lines about them (admin_log). Returns contents() of what went."""
         erased: Counter[str] = Counter()
-        handoff_type = ContentType.objects.get_for_model(Handoff)
-        conversation_type = ContentType.objects.get_for_model(Conversation)
         while ids := list(self.order_by().values_list("pk", flat=True)[:ERASE_BATCH]):
             with transaction.atomic():
                 batch = Conversation.objects.filter(pk__in=ids)
                 erased += batch.contents()
-                handoff_ids = Handoff.objects.filter(conversation__in=ids).values_list("pk")
-                logged = LogEntry.objects.filter(
-                    Q(content_type=handoff_type, object_id__in=[str(pk) for (pk,) in handoff_ids])
-                    | Q(content_type=conversation_type, object_id__in=[str(pk) for pk in ids])
-                )
-                erased["admin log entries"] += logged.delete()[0]
+                erased["admin log entries"] += batch.admin_log().delete()[0]
                 batch.delete()
         return erased
+
+    def admin_log(self) -> QuerySet[LogEntry]:
+        """The admin's log lines about these conversations and their customer requests. A
+        request's line quotes its address and question: so are found, too, the lines about
+        requests from the same addresses that were deleted in the admin earlier."""
+        requests = Handoff.objects.filter(conversation__in=self)
+        handoff_type = ContentType.objects.get_for_model(Handoff)
+        found = Q(
+            content_type=handoff_type,
+            object_id__in=[str(pk) for pk in requests.values_list("pk", flat=True)],
+        )
+        found |= Q(
+            content_type=ContentType.objects.get_for_model(Conversation),
+            object_id__in=[str(pk) for pk in self.values_list("pk", flat=True)],
+        )
+        addresses = {
+            a.lower() for pair in requests.values_list("email", "phone") for a in pair if a
+        }
+        for address in sorted(addresses):  # str(Handoff): "<address>: <question>"
+            found |= Q(content_type=handoff_type, object_repr__istartswith=f"{address}: ")
+        return LogEntry.objects.filter(found)
 
     def forget(self, *, dry_run: bool = False) -> Counter[str]:
         """Erase these conversations (a customer's: `of_customer`) and every copy of what the
