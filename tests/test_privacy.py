@@ -329,6 +329,13 @@ def test_forget_customer_in_one_shop_and_bad_input(world):
     assert not Conversation.objects.filter(pk=world.ann_elsewhere.pk).exists()
     assert Conversation.objects.filter(pk=world.ann[0].pk).exists()  # the other shop's stays
 
+    # A phone number written in a message, spaced otherwise: found; a longer number: not.
+    written = conversation(world.shop, ("call me on +44 (20) 7946-0018 today", Message.FAQ, ""))
+    longer = conversation(world.shop, ("or +44 20 7946 00189", Message.FAQ, ""))
+    customer = Conversation.objects.of_customer("+442079460018")
+    assert set(customer.values_list("pk", flat=True)) == {world.ann[1].pk, written.pk}
+    assert not Conversation.objects.of_customer("+44 20 7946 0018").filter(pk=longer.pk).exists()
+
     with pytest.raises(CommandError, match="neither an email address nor a phone number"):
         call_command("forget_customer", "ann")
     with pytest.raises(CommandError, match="no shop with id 999999"):

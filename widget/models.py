@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections import Counter
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -67,7 +68,7 @@ PHONE_KEY = Func(
 
 
 def address_kind(address: str) -> str:
-    """ "email" or "phone"; ValueError if the address is neither."""
+    """Whether the address is an "email" address or a "phone" number; ValueError if neither."""
     address = address.strip()
     if "@" in address and not any(c.isspace() for c in address):
         return "email"
@@ -77,12 +78,14 @@ def address_kind(address: str) -> str:
 
 
 def said_pattern(address: str) -> str:
-    """A PostgreSQL regular expression finding the address in a message's text, as a whole
-    address (bob@x.com is not in jacob@x.com, nor 0123 456 in 0123 4567)."""
+    """A PostgreSQL regular expression finding the address in a message's text as a whole
+    address (bob@x.com is not in jacob@x.com), a phone number however it is spaced there."""
     address = address.strip()
     if address_kind(address) == "email":
         return rf"(^|[^a-z0-9._%+-]){re.escape(address.lower())}($|[^a-z0-9_-]|\.($|[^a-z0-9]))"
-    return rf"(^|[^0-9]){re.escape(address)}($|[^0-9])"
+    key = phone_key(address)
+    plus, digits = (r"\+" if key.startswith("+") else ""), "[ ()./-]*".join(key.lstrip("+"))
+    return rf"(^|[^0-9]){plus}{digits}($|[^0-9])"
 
 
 class ConversationQuerySet(QuerySet):
@@ -247,7 +250,7 @@ WORDING_KEY = Lower(
 
 
 class MessageQuerySet(QuerySet):
-    def remove_phrasings(self, accepted: set[tuple[int, str]] = frozenset()) -> Counter[str]:
+    def remove_phrasings(self, accepted: Collection[tuple[int, str]] = ()) -> Counter[str]:
         """Take out of FAQ entries the alternative phrasings that are these customer questions'
         words (case and spacing aside): those written from them in "Unanswered questions" (the
         entry that resolved them) and the `accepted` (entry id, wording key) pairs of their
