@@ -270,13 +270,6 @@ class Shop(models.Model):
         if errors:
             raise ValidationError(errors)
 
-    @property
-    def retention_in_effect(self) -> int | None:
-        """How many days this shop's conversations are kept: its own setting if shorter than the
-        site's CONVERSATION_RETENTION_DAYS; None if kept forever (the site's 0, and none set)."""
-        days = [d for d in (self.retention_days, settings.CONVERSATION_RETENTION_DAYS) if d]
-        return min(days) if days else None
-
     def privacy_notice_frame(self) -> dict[str, str] | None:
         """The notice the chat shows before the first message (the `ready` frame's
         `bot.privacy`): {"text", "url"} ("url" may be ""), or None when the shop has none."""
