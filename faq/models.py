@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator, URLValidator
+from django.core.validators import MinValueValidator, RegexValidator, URLValidator
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
@@ -74,6 +74,9 @@ def default_monthly_tokens() -> int:
     """A new shop's Claude budget: the CLAUDE_DEFAULT_MONTHLY_TOKENS setting."""
     return settings.CLAUDE_DEFAULT_MONTHLY_TOKENS
 
+
+# Line breaks and other control characters: a one-line setting holds none.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 MIN_SENTENCE_WORDS = 3
 # A sentence ends at ., ! or ? followed by a space and a capital, a digit or an opening mark (so
@@ -196,6 +199,31 @@ class Shop(models.Model):
         "no limit. Once spent, answers come straight from the FAQ until the month turns. New "
         "shops start with the CLAUDE_DEFAULT_MONTHLY_TOKENS setting.",
     )
+    # Privacy (docs/privacy.md): how long this shop's conversations are kept, and the notice
+    # the chat shows before the first message.
+    retention_days = models.PositiveIntegerField(
+        "keep conversations for (days)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Conversations (with their messages and customer requests) older than this "
+        "are deleted daily. Empty: the site's CONVERSATION_RETENTION_DAYS; a shop may only "
+        "keep them for less.",
+    )
+    privacy_notice = models.CharField(
+        "privacy notice",
+        max_length=200,
+        blank=True,
+        help_text='One line shown in the chat before the first message, e.g. "We keep this '
+        'conversation for 90 days to answer you."',
+    )
+    privacy_url = models.URLField(
+        "privacy page's address",
+        max_length=500,
+        blank=True,
+        validators=[URLValidator(schemes=["http", "https"])],
+        help_text="The notice links here (your privacy policy).",
+    )
     # The shop `load_demo` made (and `/` shows), whatever it is called now: found by this marker,
     # never by its name, so renaming any shop cannot break start-up.
     is_demo = models.BooleanField("demo shop", default=False, editable=False)
@@ -232,10 +260,29 @@ class Shop(models.Model):
         )
 
     def clean(self) -> None:
+        errors = {}
         if self.faq_location == self.OWN_PAGE and not self.faq_page_url:
-            raise ValidationError(
-                {"faq_page_url": "Give the address of your FAQ page, or choose the hosted page."}
+            errors["faq_page_url"] = "Give the address of your FAQ page, or choose the hosted page."
+        site_days = settings.CONVERSATION_RETENTION_DAYS
+        if self.retention_days and site_days and self.retention_days > site_days:
+            errors["retention_days"] = (
+                f"At most {site_days} days: this site deletes conversations after that."
             )
+        if _CONTROL.search(self.privacy_notice):
+            errors["privacy_notice"] = "Write the notice on one line."
+        if self.privacy_url and not self.privacy_notice.strip():
+            errors["privacy_notice"] = "Write the sentence that links to your privacy page."
+        if errors:
+            raise ValidationError(errors)
+
+    def privacy_notice_frame(self) -> dict[str, str] | None:
+        """The notice the chat shows before the first message (the `ready` frame's
+        `bot.privacy`): {"text", "url"} ("url" may be ""), or None when the shop has none."""
+        text = " ".join(self.privacy_notice.split())
+        if not text:
+            return None
+        url = self.privacy_url if self.privacy_url.startswith(("http://", "https://")) else ""
+        return {"text": text, "url": url}
 
     def faq_entry_url(self, entry_id: int, site: str) -> str:
         """Where "From our FAQ" links for that entry: the owner's page if they chose it (and gave

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from faq.owners import ShopScopedAdmin
+from owner import erasure
 from owner.views import page_context, transcript_turns
 from widget import handoff_email
 from widget.models import Handoff
@@ -158,7 +159,7 @@ class HandoffAdmin(ShopScopedAdmin):
     search_fields = ["email", "phone", "name", "note"]
     list_select_related = ["conversation__shop"]
     list_per_page = 50
-    actions = ["close_requests", "email_owners_again"]
+    actions = ["close_requests", "email_owners_again", erasure.forget_customers]
 
     def _may_read(self, request) -> bool:
         return request.user.has_perm("widget.view_conversation")

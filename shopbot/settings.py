@@ -358,8 +358,9 @@ IMPORT_ALLOW_PRIVATE_HOSTS = envbool("IMPORT_ALLOW_PRIVATE_HOSTS", "False")
 IMPORT_FETCH_TIMEOUT = envfloat("IMPORT_FETCH_TIMEOUT", "15")
 
 # --- Retention -------------------------------------------------------------------------------
-# Conversations older than this many days are deleted by `manage.py purge_conversations` (run it
-# daily from cron). 0 keeps them forever.
+# Conversations older than this many days are deleted by `manage.py purge_conversations` (run
+# daily by the timer in docs/systemd/, docs/privacy.md); a shop may set fewer days of its own
+# (Shop.retention_days). 0 keeps them forever, except in shops that set their own.
 CONVERSATION_RETENTION_DAYS = envint("CONVERSATION_RETENTION_DAYS", "180")
 
 # --- Limits ----------------------------------------------------------------------------------

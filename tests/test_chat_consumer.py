@@ -38,6 +38,7 @@ async def test_ready_frame_starts_a_conversation(demo_shop):
         "accent": demo_shop.accent_color,
         "position": "right",
         "handoff": {"phone": False, "reply_time": "one business day"},
+        "privacy": None,
     }
     # Nothing is stored until the first ask: connect-and-close leaves no trace for the owner.
     assert not await db(Conversation.objects.filter(pk=ready["conversation"]).exists)()

@@ -514,12 +514,12 @@ def test_purge_conversations_deletes_only_older_ones(world, settings):
     old = talk(world.shop_a, ("old question", "faq", True, "", []), days_ago=200)
     out = io.StringIO()
     call_command("purge_conversations", "--dry-run", stdout=out)
-    assert "Would delete 1 conversations (2 messages)" in out.getvalue()
+    assert "Would delete 1 conversations (2 messages, 0 customer requests)" in out.getvalue()
     assert Conversation.objects.filter(pk=old.pk).exists()
 
     out = io.StringIO()
     call_command("purge_conversations", stdout=out)  # default: 180 days
-    assert "Deleted 1 conversations (2 messages)" in out.getvalue()
+    assert "Deleted 1 conversations (2 messages, 0 customer requests)" in out.getvalue()
     assert not Conversation.objects.filter(pk=old.pk).exists()
     assert Conversation.objects.count() == 3
 

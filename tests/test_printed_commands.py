@@ -63,6 +63,14 @@ def commands(shop_id: str, files: Path) -> dict[str, list[list[str]] | None]:
         ],
         "eval_retrieval": [["eval_retrieval", str(files / "eval.json"), "--json"]],
         "purge_conversations": [["purge_conversations"], ["purge_conversations", "--dry-run"]],
+        "forget_customer": [
+            ["forget_customer", "ann@example.com", "--dry-run"],
+            ["forget_customer", "+44 20 7946 0018", "--shop", shop_id],
+        ],
+        "export_customer": [
+            ["export_customer", "ann@example.com"],
+            ["export_customer", "ann@example.com", "--shop", shop_id, "-o", str(files / "a.json")],
+        ],
         "send_handoff_emails": [["send_handoff_emails"]],
         "bench_chat": [["bench_chat", "--clients", "2", "--rounds", "1", "--think", "0"]],
         "migrate": [["migrate"]],

@@ -1,17 +1,209 @@
 from __future__ import annotations
 
+import re
 import uuid
+from collections import Counter
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import (
+    CharField,
+    Exists,
+    F,
+    Func,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Lower, Trim
 from django.utils import timezone
 from pgvector.django import VectorField
 
 from faq.models import FAQEntry, Shop
 from faq.text import wording_key
 from widget import live
+
+# What an erasure or a purge counts, in the order it is printed.
+ERASED_KINDS = (
+    "conversations",
+    "messages",
+    "feedback (thumbs)",
+    "question embeddings",
+    "customer requests",
+    "customer wordings",
+    "customer wordings (count lowered)",
+    "FAQ phrasings",
+    "admin log entries",
+)
+
+# Conversations deleted per transaction (retention, erasure): short locks and bounded memory
+# however many there are.
+ERASE_BATCH = 500
+
+
+def past_retention(date_field: str, shop_field: str, days: int, now: datetime) -> Q:
+    """Rows whose `date_field` is older than `days` (the site's retention, 0 = none) or than
+    their shop's own, shorter `retention_days` (`shop_field` leads to the shop)."""
+    own_days = F(f"{shop_field}__retention_days")
+    expired = Q(
+        **{
+            f"{shop_field}__retention_days__isnull": False,
+            f"{date_field}__lt": Value(now) - Value(timedelta(days=1)) * own_days,
+        }
+    )
+    if days:
+        expired |= Q(**{f"{date_field}__lt": now - timedelta(days=days)})
+    return expired
+
+
+# --- A customer's address, as the erasure and the export look for it ---------------------------
+
+
+def phone_key(value: str) -> str:
+    """A phone number as compared: its digits, a leading + kept, so that "+44 20 7946-0000" and
+    "+442079460000" are one number (the hand-off stores the number as typed)."""
+    value = value.strip()
+    return ("+" if value.startswith("+") else "") + re.sub(r"[^0-9]", "", value)
+
+
+# The same in SQL, for the stored numbers (a + is only ever the first character: handoff.py).
+PHONE_KEY = Func(
+    F("phone"), Value("[^0-9+]"), Value(""), Value("g"), function="regexp_replace",
+    output_field=CharField(),
+)  # fmt: skip
+
+
+def address_kind(address: str) -> str:
+    """Whether the address is an "email" address or a "phone" number; ValueError if neither."""
+    address = address.strip()
+    if "@" in address and not any(c.isspace() for c in address):
+        return "email"
+    if 6 <= len(phone_key(address).lstrip("+")) <= 20 and not re.search(r"[^0-9 ()./+-]", address):
+        return "phone"
+    raise ValueError(f"{address!r} is neither an email address nor a phone number.")
+
+
+def said_pattern(address: str) -> str:
+    """A PostgreSQL regular expression finding the address in a message's text as a whole
+    address (bob@x.com is not in jacob@x.com), a phone number however it is spaced there."""
+    address = address.strip()
+    if address_kind(address) == "email":
+        return rf"(^|[^a-z0-9._%+-]){re.escape(address.lower())}($|[^a-z0-9_-]|\.($|[^a-z0-9]))"
+    key = phone_key(address)
+    plus, digits = (r"\+" if key.startswith("+") else ""), "[ ()./-]*".join(key.lstrip("+"))
+    return rf"(^|[^0-9]){plus}{digits}($|[^0-9])"
+
+
+class ConversationQuerySet(QuerySet):
+    def of_customer(self, address: str) -> ConversationQuerySet:
+        """The conversations of the customer with this email address (any case) or phone number
+        (spacing and punctuation aside): those in which they left a customer request with it,
+        or wrote it in a message. ValueError if the address is neither."""
+        requests = Handoff.objects.from_address(address).filter(conversation=OuterRef("pk"))
+        said = Message.objects.filter(
+            conversation=OuterRef("pk"), role=Message.USER, text__iregex=said_pattern(address)
+        )
+        return self.filter(Exists(requests) | Exists(said))
+
+    def expired(self, days: int | None = None, now: datetime | None = None) -> ConversationQuerySet:
+        """Conversations past retention: started more than `days` ago (default
+        CONVERSATION_RETENTION_DAYS; 0 = no site-wide limit), or more than their shop's own
+        `retention_days` ago."""
+        days = settings.CONVERSATION_RETENTION_DAYS if days is None else days
+        return self.filter(past_retention("started", "shop", days, now or timezone.now()))
+
+    def contents(self) -> Counter[str]:
+        """What these conversations hold, per kind (the words erase() and forget() print)."""
+        messages = Message.objects.filter(conversation__in=self)
+        return Counter(
+            {
+                "conversations": self.count(),
+                "messages": messages.count(),
+                "feedback (thumbs)": messages.exclude(feedback="").count(),
+                "question embeddings": messages.filter(embedding__isnull=False).count(),
+                "customer requests": Handoff.objects.filter(conversation__in=self).count(),
+            }
+        )
+
+    def erase(self) -> Counter[str]:
+        """Delete these conversations with everything in them, ERASE_BATCH at a time: their
+        messages (feedback and question embeddings with them), their customer requests, and the
+        admin's log lines about them (admin_log). Returns contents() of what went."""
+        erased: Counter[str] = Counter()
+        while ids := list(self.order_by().values_list("pk", flat=True)[:ERASE_BATCH]):
+            with transaction.atomic():
+                batch = Conversation.objects.filter(pk__in=ids)
+                erased += batch.contents()
+                erased["admin log entries"] += batch.admin_log().delete()[0]
+                batch.delete()
+        return erased
+
+    def admin_log(self) -> QuerySet[LogEntry]:
+        """The admin's log lines about these conversations and their customer requests. A
+        request's line quotes its address and question: so are found, too, the lines about
+        requests from the same addresses that were deleted in the admin earlier."""
+        requests = Handoff.objects.filter(conversation__in=self)
+        handoff_type = ContentType.objects.get_for_model(Handoff)
+        found = Q(
+            content_type=handoff_type,
+            object_id__in=[str(pk) for pk in requests.values_list("pk", flat=True)],
+        )
+        found |= Q(
+            content_type=ContentType.objects.get_for_model(Conversation),
+            object_id__in=[str(pk) for pk in self.values_list("pk", flat=True)],
+        )
+        addresses = {
+            a.lower() for pair in requests.values_list("email", "phone") for a in pair if a
+        }
+        for address in sorted(addresses):  # str(Handoff): "<address>: <question>"
+            found |= Q(content_type=handoff_type, object_repr__istartswith=f"{address}: ")
+        return LogEntry.objects.filter(found)
+
+    def forget(self, *, dry_run: bool = False) -> Counter[str]:
+        """Erase these conversations (a customer's: `of_customer`) and every copy of what the
+        customer said in them: the customer wordings their "did you mean" clicks counted (the
+        count lowered, the wording deleted when only they had said it), and the alternative
+        phrasings of FAQ entries made from their words (an accepted wording, or a question the
+        owner answered from "Unanswered questions") that no other customer of the shop used;
+        the entry is re-embedded and the shop's search index rebuilt when this commits.
+        Returns what was erased, per kind; `dry_run` does it all and rolls it back.
+
+        The one place an erasure happens: `manage.py forget_customer` and the admin's "Forget
+        these customers" action call it."""
+        with transaction.atomic():
+            ids = list(self.order_by().values_list("pk", flat=True))
+            conversations = Conversation.objects.filter(pk__in=ids)
+            questions = Message.objects.filter(conversation__in=ids, role=Message.USER)
+            erased, accepted = CustomerWording.forget_clicks(questions)
+            erased += questions.remove_phrasings(accepted)
+            erased += conversations.erase()
+            if dry_run:
+                transaction.set_rollback(True)
+        return Counter({kind: erased[kind] for kind in ERASED_KINDS if erased[kind]})
+
+    def export(self) -> dict[str, list[dict]]:
+        """These conversations (a customer's: `of_customer`) as plain data, their customer
+        requests and messages: the shape docs/privacy.md documents (`manage.py export_customer`)."""
+        conversations = self.order_by("started", "pk").select_related("shop")
+        return {
+            "requests": [
+                handoff.as_export()
+                for handoff in Handoff.objects.filter(conversation__in=conversations).order_by(
+                    "created", "pk"
+                )
+            ],
+            "conversations": [
+                conversation.as_export()
+                for conversation in conversations.prefetch_related("messages")
+            ],
+        }
 
 
 class Conversation(models.Model):
@@ -30,6 +222,8 @@ class Conversation(models.Model):
     # and the bot stays silent. Each message of theirs moves it HANDOFF_TAKEOVER_IDLE_MINUTES
     # ahead; handing back clears it.
     person_until = models.DateTimeField(null=True, blank=True)
+
+    objects = ConversationQuerySet.as_manager()
 
     class Meta:
         ordering = ["-started"]
@@ -86,6 +280,26 @@ class Conversation(models.Model):
         """The stored answer to that ask of this conversation, if there is one."""
         return self.messages.filter(role=Message.BOT, ask_id=ask_id).first()
 
+    def as_export(self) -> dict:
+        """The conversation for its customer (docs/privacy.md, "Export")."""
+        return {
+            "id": str(self.pk),
+            "shop": self.shop.name,
+            "started": self.started.isoformat(),
+            "page_url": self.page_url,
+            "user_agent": self.user_agent,
+            "messages": [message.as_export() for message in self.messages.all()],
+        }
+
+
+# wording_key() in SQL: lower case, spacing collapsed.
+WORDING_KEY = Lower(
+    Func(
+        Trim("text"), Value(r"\s+"), Value(" "), Value("g"),
+        function="regexp_replace", output_field=models.TextField(),
+    )
+)  # fmt: skip
+
 
 def month_start(now: datetime | None = None) -> datetime:
     """Midnight of the first day of the current month, in TIME_ZONE."""
@@ -106,6 +320,41 @@ class MessageQuerySet(QuerySet):
             conversation__shop=shop, role=Message.BOT, created__gte=month_start(now)
         ).aggregate(total=Sum(F("input_tokens") + F("output_tokens")))["total"]
         return total or 0
+
+    def remove_phrasings(self, accepted: Collection[tuple[int, str]] = ()) -> Counter[str]:
+        """Take out of FAQ entries the alternative phrasings that are these customer questions'
+        words (case and spacing aside): those written from them in "Unanswered questions" (the
+        entry that resolved them) and the `accepted` (entry id, wording key) pairs of their
+        clicks. A phrasing that another conversation's question in the shop also used stays.
+        Saving the entry re-embeds it and rebuilds its shop's search index after the commit."""
+        wanted: dict[int, set[str]] = {}
+        for entry_id, key in accepted:
+            wanted.setdefault(entry_id, set()).add(key)
+        resolved = self.filter(role=Message.USER, resolved_by__isnull=False)
+        for entry_id, text in resolved.values_list("resolved_by_id", "text"):
+            wanted.setdefault(entry_id, set()).add(wording_key(text))
+        if not wanted:
+            return Counter()
+        said_elsewhere = set(
+            Message.objects.filter(
+                role=Message.USER,
+                conversation__shop__in=FAQEntry.objects.filter(pk__in=wanted).values("shop"),
+            )
+            .exclude(conversation__in=self.values("conversation"))
+            .annotate(key=WORDING_KEY)
+            .filter(key__in=set().union(*wanted.values()))
+            .values_list("key", flat=True)
+        )
+        removed: Counter[str] = Counter()
+        for entry in FAQEntry.objects.select_for_update().filter(pk__in=wanted).order_by("pk"):
+            drop = wanted[entry.pk] - said_elsewhere
+            lines = entry.alternative_list
+            kept = [line for line in lines if wording_key(line) not in drop]
+            if len(kept) < len(lines):
+                removed["FAQ phrasings"] += len(lines) - len(kept)
+                entry.alternatives = "\n".join(kept)
+                entry.save()
+        return removed
 
     def unhelpful_answers(self) -> MessageQuerySet:
         """Bot answers that did not help: fell back, unsure, or a thumbs-down."""
@@ -199,6 +448,25 @@ class Message(models.Model):
     def __str__(self) -> str:
         return f"{self.role}: {self.text[:60]}"
 
+    def as_export(self) -> dict:
+        """The message for its customer (docs/privacy.md, "Export")."""
+        return {
+            "time": self.created.isoformat(),
+            "from": {self.USER: "customer", self.BOT: "bot", self.SHOP: "shop"}[self.role],
+            "text": self.text,
+            "feedback": self.feedback or None,
+        }
+
+
+class CustomerWordingQuerySet(QuerySet):
+    def expired(self, days: int | None = None, now: datetime | None = None) -> QuerySet:
+        """Wordings not clicked within the retention (ConversationQuerySet.expired's rule, on
+        `last_seen`), except those the owner accepted: those are the owner's phrasing now."""
+        days = settings.CONVERSATION_RETENTION_DAYS if days is None else days
+        return self.filter(
+            past_retention("last_seen", "entry__shop", days, now or timezone.now())
+        ).exclude(status=CustomerWording.ACCEPTED)
+
 
 class CustomerWording(models.Model):
     """A customer's own question that led, through a "did you mean" click, to an FAQ entry.
@@ -228,6 +496,8 @@ class CustomerWording(models.Model):
     status = models.CharField(max_length=9, choices=Status, default=Status.NEW)
     first_seen = models.DateTimeField(default=timezone.now)
     last_seen = models.DateTimeField(default=timezone.now)
+
+    objects = CustomerWordingQuerySet.as_manager()
 
     class Meta:
         ordering = ["-count", "-last_seen"]
@@ -274,6 +544,34 @@ class CustomerWording(models.Model):
             entry_id=click.entry_id, key=wording_key(click.suggested_for.text), status=cls.NEW
         ).update(status=cls.DISLIKED)
 
+    @classmethod
+    def forget_clicks(cls, questions: QuerySet) -> tuple[Counter[str], set[tuple[int, str]]]:
+        """Take these customer questions' "did you mean" clicks out of the wordings they were
+        counted in: the count lowered, or the wording deleted when only they had said it.
+        Returns what changed, per kind, and the (entry id, key) of the deleted wordings the owner
+        had accepted (their words are among that entry's phrasings)."""
+        clicks = Counter(
+            (entry_id, wording_key(text))
+            for entry_id, text in questions.filter(
+                entry__isnull=False, suggested_for__isnull=False
+            ).values_list("entry_id", "suggested_for__text")
+        )
+        changed: Counter[str] = Counter()
+        accepted: set[tuple[int, str]] = set()
+        for (entry_id, key), clicked in sorted(clicks.items()):
+            wording = cls.objects.select_for_update().filter(entry_id=entry_id, key=key).first()
+            if wording is None:
+                continue
+            if wording.count > clicked:
+                cls.objects.filter(pk=wording.pk).update(count=F("count") - clicked)
+                changed["customer wordings (count lowered)"] += 1
+                continue
+            wording.delete()
+            changed["customer wordings"] += 1
+            if wording.status == cls.ACCEPTED:
+                accepted.add((entry_id, key))
+        return changed, accepted
+
     def accept(self) -> None:
         """Make the wording one of the entry's alternative phrasings (re-embedded on commit)."""
         with transaction.atomic():
@@ -284,6 +582,16 @@ class CustomerWording(models.Model):
     def dismiss(self) -> None:
         self.status = self.DISMISSED
         self.save(update_fields=["status"])
+
+
+class HandoffQuerySet(QuerySet):
+    def from_address(self, address: str) -> HandoffQuerySet:
+        """Requests left with this email address (any case) or phone number (spacing and
+        punctuation aside: phone_key). ValueError if the address is neither."""
+        address = address.strip()
+        if address_kind(address) == "email":
+            return self.filter(email__iexact=address)
+        return self.alias(phone_key=PHONE_KEY).filter(phone_key=phone_key(address))
 
 
 class Handoff(models.Model):
@@ -318,6 +626,8 @@ class Handoff(models.Model):
     notify_attempts = models.PositiveSmallIntegerField(default=0)
     notify_error = models.TextField(blank=True)
     notify_after = models.DateTimeField(null=True, blank=True)
+
+    objects = HandoffQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created"]
@@ -358,3 +668,16 @@ class Handoff(models.Model):
         """Open again: answered if it was, else open."""
         self.status = self.ANSWERED if self.answered else self.OPEN
         self.save(update_fields=["status"])
+
+    def as_export(self) -> dict:
+        """The request for its customer (docs/privacy.md, "Export")."""
+        return {
+            "conversation": str(self.conversation_id),
+            "created": self.created.isoformat(),
+            "email": self.email,
+            "phone": self.phone,
+            "name": self.name,
+            "question": self.note,
+            "status": self.status,
+            "answered": self.answered.isoformat() if self.answered else None,
+        }

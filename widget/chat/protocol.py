@@ -375,6 +375,8 @@ def ready_frame(
             "position": shop.position,
             # What the "Talk to a person" form asks for (docs/protocol.md, `handoff`).
             "handoff": {"phone": shop.phone_callbacks, "reply_time": shop.reply_time_text()},
+            # The shop's privacy notice, shown before the first message: {text, url} or None.
+            "privacy": shop.privacy_notice_frame(),
         },
         "language": language,
         "dir": direction(language),
