@@ -6,13 +6,17 @@ ways. The clock is frozen with time-machine; the models are saved in the real te
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime, time
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from django.utils.translation.trans_real import translation
 
 from faq.demo import add_hours, load_shop, shop_fields
 from faq.hours import questions, schemaorg
@@ -274,7 +278,7 @@ def test_questions_in_spanish_and_german():
             "Heute, am Montag, 7. Dezember, haben wir von 09:00 bis 18:00 Uhr geöffnet."
         )
         assert ask(hours, "Habt ihr am 25.12. geöffnet?", "de") == (
-            "Am ersten Weihnachtstag (Freitag, 25. Dezember) haben wir geschlossen. Wir öffnen "
+            "Am 1. Weihnachtstag (Freitag, 25. Dezember) haben wir geschlossen. Wir öffnen "
             "wieder am Samstag, 26. Dezember um 09:00 Uhr."
         )
         # English in a German chat is understood, and answered in the chat's language.
@@ -594,3 +598,59 @@ def test_an_import_that_overlaps_is_refused_whole():
         "Monday 09:00-13:00 and Monday 12:00-18:00 overlap. Make one end before the other starts."
     ]
     assert [(r.opens, r.closes) for r in hours.schedule().week[0]] == [(time(9), time(18))]
+
+
+# --- Languages ----------------------------------------------------------------------------------
+
+
+def hours_msgids() -> list[str]:
+    """Every sentence faq/hours/questions.py passes through gettext (read from its source)."""
+    source = Path(questions.__file__).read_text()
+    found = re.findall(r'(?<![\w.])(?:_|gettext_lazy)\(\s*"((?:[^"\\]|\\.)*)"\s*[,)]', source)
+    found += [f"{c}\x04{m}" for c, m in re.findall(r'pgettext\(\s*"([^"]*)",\s*"([^"]*)"', source)]
+    return sorted(set(found))
+
+
+@pytest.mark.parametrize("language", [code for code, _ in settings.LANGUAGES if code != "en"])
+def test_every_hours_sentence_is_translated_with_its_slots(language):
+    catalog = translation(language)._catalog
+    msgids = hours_msgids()
+    assert len(msgids) > 50
+    assert [m for m in msgids if m not in catalog] == []
+    for msgid in msgids:
+        assert set(re.findall(r"\{\w+\}", catalog[msgid])) == set(re.findall(r"\{\w+\}", msgid))
+
+
+@pytest.mark.django_db
+def test_the_days_preview_for_the_faq_page_and_the_admin():
+    schedule = demo_hours().schedule()
+    preview = questions.days_preview(schedule, date(2026, 12, 23), 14, "en")
+    assert len(preview) == 14
+    assert preview[:3] == [
+        {
+            "date": "2026-12-23",
+            "title": "Wednesday, December 23",
+            "hours": "9:00 AM to 6:00 PM",
+            "open": True,
+            "special": False,
+        },
+        {
+            "date": "2026-12-24",
+            "title": "Christmas Eve (Thursday, December 24)",
+            "hours": "9:00 AM to 3:00 PM",
+            "open": True,
+            "special": True,
+        },
+        {
+            "date": "2026-12-25",
+            "title": "Christmas Day (Friday, December 25)",
+            "hours": "Closed",
+            "open": False,
+            "special": True,
+        },
+    ]
+    german = questions.days_preview(schedule, date(2026, 12, 25), 1, "de")
+    assert (german[0]["title"], german[0]["hours"]) == (
+        "1. Weihnachtstag (Freitag, 25. Dezember)",
+        "Geschlossen",
+    )

@@ -387,25 +387,30 @@ class SpecialDay(TimeRange):
     def check_conflicts(items: Iterable[SpecialDay]) -> None:
         """Two exceptions on the same day must both have hours that do not overlap (one-off
         dates and yearly ones are compared apart: a one-off date overrides a yearly one)."""
-        items = [i for i in items if i.start is not None and (i.closed or not i.range_errors())]
+        items = [i for i in items if i.start is not None and not i.own_errors()]
+        # Pairs sharing a day, found through the days (an import checks a thousand rows).
+        by_day: dict[tuple, list[SpecialDay]] = {}
+        pairs: dict[tuple[int, int], tuple[SpecialDay, SpecialDay]] = {}
+        for item in items:
+            for day in item._days():
+                for other in by_day.setdefault((item.every_year, day), []):
+                    pairs.setdefault((id(other), id(item)), (other, item))
+                by_day[item.every_year, day].append(item)
         errors = []
-        for n, item in enumerate(items):
-            for other in items[n + 1 :]:
-                if item.every_year != other.every_year or not item._days() & other._days():
-                    continue
-                if item.closed or other.closed:
-                    errors.append(
-                        f"{item.label()} and {other.label()} fall on the same day, and one "
-                        "says closed. Keep one of them."
-                    )
-                    continue
-                a, b = item.as_range().minutes(), other.as_range().minutes()
-                if a[0] < b[1] and b[0] < a[1]:
-                    errors.append(
-                        f"The hours of {item.label()} ({clock(item.opens)}-{clock(item.closes)}"
-                        f") and {other.label()} ({clock(other.opens)}-{clock(other.closes)}) "
-                        "overlap. Make one end before the other starts."
-                    )
+        for item, other in pairs.values():
+            if item.closed or other.closed:
+                errors.append(
+                    f"{item.label()} and {other.label()} fall on the same day, and one says "
+                    "closed. Keep one of them."
+                )
+                continue
+            a, b = item.as_range().minutes(), other.as_range().minutes()
+            if a[0] < b[1] and b[0] < a[1]:
+                errors.append(
+                    f"The hours of {item.label()} ({clock(item.opens)}-{clock(item.closes)}) "
+                    f"and {other.label()} ({clock(other.opens)}-{clock(other.closes)}) overlap. "
+                    "Make one end before the other starts."
+                )
         if errors:
             raise ValidationError(errors, code="overlap")
 

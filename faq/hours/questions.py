@@ -868,6 +868,37 @@ def answer_question(
     return answer(schedule, question, now, language)
 
 
+# --- For the FAQ page, the admin's preview and Claude -------------------------------------------
+
+
+def days_preview(
+    schedule: sched.Schedule, start: date, count: int, language: str
+) -> list[dict[str, object]]:
+    """The next `count` days as the FAQ page (7) and the admin's preview (14) list them:
+    {"date", "title" ("Christmas Day (Friday, December 25)"), "hours" ("9:00 AM to 6:00 PM" or
+    "Closed"), "open", "special"}."""
+    with translation.override(language):
+        return [
+            {
+                "date": hours.day.isoformat(),
+                "title": day_title(schedule, hours),
+                "hours": ranges_text(hours.ranges) if hours.ranges else _("Closed"),
+                "open": not hours.closed,
+                "special": hours.special and hours.ranges != hours.usual,
+            }
+            for hours in sched.days(schedule, start, count)
+        ]
+
+
+def source_text(schedule: sched.Schedule, now: datetime, language: str) -> str:
+    """The hours as one text for Claude (a source like an FAQ entry): now, the week, and the
+    special days to come."""
+    with translation.override(language):
+        return " ".join(
+            [now_answer(schedule, now), week_answer(schedule, now), holidays_answer(schedule, now)]
+        )
+
+
 # --- The widget's status and the hand-off -------------------------------------------------------
 
 

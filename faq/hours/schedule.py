@@ -99,9 +99,6 @@ class Schedule:
     closed_on_public_holidays: bool = False
     holiday_rules: dict[str, HolidayHours] = field(default_factory=dict)  # by holiday name
 
-    def __hash__(self) -> int:  # dict fields: hashed by identity, so caches can key on it
-        return id(self)
-
     @property
     def is_empty(self) -> bool:
         """No weekly hours and no exception with hours: nothing to answer from."""

@@ -238,6 +238,10 @@ def _read_spec(spec, special: bool, today: date, result: ImportedHours) -> int:
             raise ValueError(f"it ends ({last}) before it starts ({first})")
         if (last - first).days >= 366:
             raise ValueError("it covers more than a year")
+        if days and last > first:
+            raise ValueError(
+                "seasonal hours by day of the week are not supported; add them as exceptions"
+            )
         if last < today:
             return 1
         ranges = () if closed else (_range(opens, closes),)
