@@ -231,6 +231,15 @@ def test_questions_in_english():
             "Our special hours coming up: Christmas Eve (Thursday, December 24): 9:00 AM to "
             "3:00 PM; closed on Christmas Day (Friday, December 25); "
         )
+        assert ask(hours, "Are you open this weekend?") == (
+            "On Saturday, December 12 we're open 9:00 AM to 5:00 PM. On Sunday, December 13 "
+            "we're open 10:00 AM to 2:00 PM."
+        )
+        assert ask(hours, "When are you open?").startswith("Our opening hours: Monday to Friday")
+        # A public holiday without a rule: open as usual, and said so.
+        assert ask(hours, "Is the store open on Memorial Day?") == (
+            "On Memorial Day (Monday, May 31) we're open as usual, 9:00 AM to 6:00 PM."
+        )
     with time_machine.travel(at(NEW_YORK, 2026, 12, 5, 18, 30), tick=False):  # Saturday evening
         assert ask(hours, "what time do you open?") == (
             "We're closed now. We open again tomorrow at 10:00 AM."

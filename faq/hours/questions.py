@@ -52,7 +52,7 @@ class Grammar:
     that make it another question (delivery, orders...); `today`, `tomorrow`: time words;
     `weekdays`: extra weekday forms (plurals) besides Django's names; `general`: the
     words for opening hours as a whole ("what are your hours?": the week); `holidays`: the word
-    holidays ("holiday hours?": the special days to come)."""
+    holidays ("holiday hours?": the special days to come); `weekend`: the word weekend."""
 
     asks: str
     not_about: str
@@ -61,6 +61,7 @@ class Grammar:
     weekdays: tuple[str, ...] = ()
     general: str = r"$^"
     holidays: str = r"$^"
+    weekend: str = r"$^"
 
 
 GRAMMARS: dict[str, Grammar] = {
@@ -83,8 +84,9 @@ GRAMMARS: dict[str, Grammar] = {
             "saturdays",
             "sundays",
         ),
-        general=r"\b(hours|opening times|business times)\b",
+        general=r"\b(hours|opening times|business times|when (are|r) (you|u|ya) open|what days)\b",
         holidays=r"\bholidays?\b",
+        weekend=r"\bweekend\b",
     ),
     "es": Grammar(
         asks=r"\b(abiert[oa]s?|abre[ns]?|abris|abrir|abrimos|cerrad[oa]s?|cierra[ns]?|cerrais|"
@@ -96,6 +98,7 @@ GRAMMARS: dict[str, Grammar] = {
         weekdays=("lunes", "martes", "miercoles", "jueves", "viernes", "sabados", "domingos"),
         general=r"\bhorarios?\b",
         holidays=r"\b(festivos?|feriados?|fiestas)\b",
+        weekend=r"\bfin de semana\b",
     ),
     "de": Grammar(
         asks=r"\b(offen|geoffnet|offnet|offnen|oeffnen|geschlossen|schliesst|schliessen|"
@@ -117,6 +120,7 @@ GRAMMARS: dict[str, Grammar] = {
         ),
         general=r"\b(offnungszeiten|oeffnungszeiten|geschaftszeiten)\b",
         holidays=r"\b(feiertage?n?|feiertagen)\b",
+        weekend=r"\bwochenende\b",
     ),
     "fr": Grammar(
         asks=r"\b(ouverts?|ouvertes?|ouvre[zs]?|ouvrent|ouvrir|fermes?|fermees?|fermez|ferment|"
@@ -128,6 +132,7 @@ GRAMMARS: dict[str, Grammar] = {
         weekdays=("lundis", "mardis", "mercredis", "jeudis", "vendredis", "samedis", "dimanches"),
         general=r"\b(horaires?|heures douverture)\b",
         holidays=r"\b(jours? feries?|fetes)\b",
+        weekend=r"\bweek-?end\b",
     ),
     "it": Grammar(
         asks=r"\b(apert[oaie]|aprite|apre|aprono|aprire|chius[oaie]|chiudete|chiude|chiudono|"
@@ -139,6 +144,7 @@ GRAMMARS: dict[str, Grammar] = {
         weekdays=("lunedi", "martedi", "mercoledi", "giovedi", "venerdi", "sabati", "domeniche"),
         general=r"\b(orari|orario)\b",
         holidays=r"\b(festivi|festivita|feste)\b",
+        weekend=r"\b(fine settimana|weekend)\b",
     ),
     "pt": Grammar(
         asks=r"\b(abert[oa]s?|abre[m]?|abrir|fechad[oa]s?|fecha[m]?|fechar|horarios?|"
@@ -150,6 +156,7 @@ GRAMMARS: dict[str, Grammar] = {
         weekdays=("segundas", "tercas", "quartas", "quintas", "sextas", "sabados", "domingos"),
         general=r"\b(horarios?|funcionamento)\b",
         holidays=r"\b(feriados?|festas)\b",
+        weekend=r"\bfim de semana\b",
     ),
     "nl": Grammar(
         asks=r"\b(open|geopend|gesloten|dicht|sluit|sluiten|openingstijden|openingsuren|"
@@ -169,6 +176,7 @@ GRAMMARS: dict[str, Grammar] = {
         ),
         general=r"\b(openingstijden|openingsuren)\b",
         holidays=r"\b(feestdagen|feestdag)\b",
+        weekend=r"\bweekend\b",
     ),
     "ar": Grammar(
         asks=r"(مفتوح|تفتح|يفتح|تفتحون|فاتح|مغلق|تغلق|يغلق|تغلقون|تقفل|مسكر|ساعات العمل|"
@@ -178,6 +186,7 @@ GRAMMARS: dict[str, Grammar] = {
         tomorrow=r"(غدا|بكره|بكرة|غد)",
         general=r"(ساعات العمل|مواعيد العمل|اوقات العمل|الدوام)",
         holidays=r"(العطل|الاعياد|العطلات)",
+        weekend=r"(نهاية الاسبوع|الويكند)",
     ),
     "he": Grammar(
         asks=r"(פתוח|פתוחים|פתוחה|פותח|פותחים|נפתח|סגור|סגורים|סגורה|סוגר|סוגרים|שעות פתיחה|"
@@ -187,6 +196,7 @@ GRAMMARS: dict[str, Grammar] = {
         tomorrow=r"(מחר)",
         general=r"(שעות הפתיחה|שעות פתיחה|שעות הפעילות|שעות פעילות)",
         holidays=r"(חגים|בחגים)",
+        weekend=r"(סוף השבוע|סופ\"ש|סופש)",
     ),
 }
 
@@ -461,7 +471,8 @@ def holiday_by_rule(key: str, year: int) -> date | None:
 class HoursQuestion:
     """What a question asks: `when` is "now" (no day named: the status), "day" (`day`, with
     the holiday's key or name and whether the customer named a weekday), "week" (the hours in
-    general) or "holidays" (the special days to come)."""
+    general), "holidays" (the special days to come) or "weekend" (from `day`, a Saturday, or
+    a Sunday that is today)."""
 
     when: str
     day: date | None = None
@@ -621,6 +632,9 @@ def recognise(
         return HoursQuestion("day", on_date)
     if any(re.search(g.tomorrow, folded) for g in grammars):
         return HoursQuestion("day", today + timedelta(days=1))
+    if any(re.search(g.weekend, folded) for g in grammars):
+        saturday = today + timedelta(days=(5 - today.weekday()) % 7)
+        return HoursQuestion("weekend", today if today.weekday() == 6 else saturday)
     weekday = _find_weekday(folded, language, grammars)
     if weekday is not None:
         days_ahead = (weekday - today.weekday()) % 7
@@ -852,6 +866,16 @@ def answer(schedule: sched.Schedule, question: HoursQuestion, now: datetime, lan
             return week_answer(schedule, now)
         if question.when == "holidays":
             return holidays_answer(schedule, now)
+        if question.when == "weekend":
+            days = (
+                [question.day]
+                if question.day.weekday() == 6
+                else [
+                    question.day,
+                    question.day + timedelta(days=1),
+                ]
+            )
+            return " ".join(day_answer(schedule, HoursQuestion("day", d), now) for d in days)
         return now_answer(schedule, now)
 
 
