@@ -178,6 +178,29 @@ def test_a_closed_public_holiday_on_a_weekday_and_on_a_sunday():
 
 
 @pytest.mark.django_db
+def test_a_holiday_of_the_shops_own_calendar_named_in_its_language():
+    shop = Shop.objects.create(name="Blumen München", language="de")
+    hours = ShopHours.objects.create(
+        shop=shop,
+        time_zone="Europe/Berlin",
+        holiday_country="DE",
+        holiday_subdivision="BY",
+        public_holidays=ShopHours.OnHolidays.CLOSED,
+    )
+    for day in range(6):
+        WeeklyRange.objects.create(hours=hours, weekday=day, opens=time(9), closes=time(18))
+    with time_machine.travel(at(BERLIN, 2027, 5, 20, 12, 0), tick=False):
+        assert ask(hours, "Habt ihr an Fronleichnam geöffnet?", "de") == (
+            "Am Fronleichnam (Donnerstag, 27. Mai) haben wir geschlossen. Wir öffnen wieder am "
+            "Freitag, 28. Mai um 09:00 Uhr."
+        )
+        assert ask(hours, "Are you open on Corpus Christi?", "en") == (
+            "We're closed on Corpus Christi (Thursday, May 27). We open again on Friday, May 28 "
+            "at 9:00 AM."
+        )
+
+
+@pytest.mark.django_db
 def test_an_exception_with_a_note_and_a_lunch_closing():
     hours = demo_hours()
     with time_machine.travel(at(NEW_YORK, 2026, 12, 7, 10, 0), tick=False):

@@ -565,20 +565,34 @@ def _find_date(text: str, language: str, today: date) -> date | None:
     return None
 
 
+def library_language(country: str, language: str) -> str | None:
+    """The `holidays` library's code for `language` in `country`'s calendar ("it" -> "it_IT"),
+    or None when it has no names in that language."""
+    import holidays
+
+    codes = holidays.country_holidays(country).supported_languages
+    return next((code for code in codes if code.split("_")[0] == language), None)
+
+
 def _calendar_holiday(
-    text: str, schedule: sched.Schedule | None, today: date
+    text: str, language: str, schedule: sched.Schedule | None, today: date
 ) -> tuple[date, str] | None:
-    """A holiday of the shop's own calendar named in its own language ("Fronleichnam")."""
+    """A holiday of the shop's own calendar named in English or in the chat's language, if the
+    library has that language for the country ("Fronleichnam"): its date and calendar name."""
     if schedule is None or not schedule.country:
         return None
+    languages = [None, library_language(schedule.country, language)]
     found: list[tuple[int, date, str]] = []
     for year in (today.year, today.year + 1):
-        calendar = sched.holiday_calendar(schedule.country, schedule.subdivision, year)
-        for day, names in calendar.items():
-            for name in names:
-                folded = fold(re.sub(r"\(.*?\)", "", name))
-                if day >= today and len(folded) > 3 and re.search(_words([folded]), text):
-                    found.append((-len(folded), day, name))
+        names_of = sched.holiday_calendar(schedule.country, schedule.subdivision, year)
+        for code in dict.fromkeys(languages):
+            calendar = sched.holiday_calendar(schedule.country, schedule.subdivision, year, code)
+            for day, names in calendar.items():
+                for n, name in enumerate(names):
+                    folded = fold(re.sub(r"\(.*?\)", "", name))
+                    if day >= today and len(folded) > 3 and re.search(_words([folded]), text):
+                        own = names_of.get(day, ())
+                        found.append((-len(folded), day, own[n] if n < len(own) else name))
     if not found:
         return None
     _, day, name = min(found)
@@ -622,7 +636,7 @@ def recognise(
         return None
     holiday = _named_holiday(folded, schedule, today)
     if holiday is None:
-        calendar = _calendar_holiday(folded, schedule, today)
+        calendar = _calendar_holiday(folded, language, schedule, today)
         if calendar is not None:
             return HoursQuestion("day", calendar[0], holiday=calendar[1])
     else:
@@ -688,11 +702,7 @@ def holiday_title(schedule: sched.Schedule, day: date, name: str) -> str:
     for key, (english_name, title, _aliases) in HOLIDAY_WORDS.items():
         if name in (key, english_name):
             return str(title)
-    language = translation.get_language() or "en"
-    import holidays
-
-    codes = holidays.country_holidays(schedule.country).supported_languages
-    code = next((c for c in codes if c.split("_")[0] == language), None)
+    code = library_language(schedule.country, translation.get_language() or "en")
     names = sched.holiday_calendar(schedule.country, schedule.subdivision, day.year).get(day, ())
     if code is None or name not in names:
         return name
