@@ -198,6 +198,8 @@ def test_a_holiday_of_the_shops_own_calendar_named_in_its_language():
             "We're closed on Corpus Christi (Thursday, May 27). We open again on Friday, May 28 "
             "at 9:00 AM."
         )
+        # A holiday this calendar does not have: left to the FAQ, not answered for another day.
+        assert ask(hours, "Habt ihr an Thanksgiving offen?", "de") is None
 
 
 @pytest.mark.django_db

@@ -21,6 +21,7 @@ closed now; we'll reply after we open on Monday at 9:00 AM", the hand-off) are s
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -496,21 +497,26 @@ def _words(words) -> str:
     return r"(?<!\w)(?:ו?[בלהמ](?=[\u05d0-\u05ea]))?" + _alternation(words) + r"(?!\w)"
 
 
-def _language_names(language: str, table) -> list[list[str]]:
+NAME_TABLES = {"weekdays": WEEKDAYS, "months": MONTHS, "months_short": MONTHS_3}
+
+
+@functools.lru_cache(maxsize=64)
+def _language_names(language: str, table: str) -> tuple[tuple[str, ...], ...]:
     """Django's names (weekdays or months) in `language` and in English, folded."""
     names = []
-    for key in sorted(table):
-        forms = {fold(str(table[key]))}
+    for key in sorted(NAME_TABLES[table]):
+        with translation.override("en"):
+            forms = {fold(str(NAME_TABLES[table][key]))}
         with translation.override(language):
-            forms.add(fold(str(table[key])))
-        names.append(sorted(forms))
-    return names
+            forms.add(fold(str(NAME_TABLES[table][key])))
+        names.append(tuple(sorted(forms)))
+    return tuple(names)
 
 
 def _find_weekday(text: str, language: str, grammars: list[Grammar]) -> int | None:
-    for weekday, forms in enumerate(_language_names(language, WEEKDAYS)):
+    for weekday, forms in enumerate(_language_names(language, "weekdays")):
         extra = [g.weekdays[weekday] for g in grammars if g.weekdays]
-        words = forms + extra
+        words = [*forms, *extra]
         if language == "he":
             # Hebrew weekday names are also numbers ("שני": second): only after "יום" (day),
             # which may carry a prefix ("ביום": on the day); Saturday stands alone ("בשבת").
@@ -545,7 +551,9 @@ def _find_date(text: str, language: str, today: date) -> date | None:
     months = [
         full + short
         for full, short in zip(
-            _language_names(language, MONTHS), _language_names(language, MONTHS_3), strict=True
+            _language_names(language, "months"),
+            _language_names(language, "months_short"),
+            strict=True,
         )
     ]
     for number, forms in enumerate(months, start=1):
@@ -574,6 +582,23 @@ def library_language(country: str, language: str) -> str | None:
     return next((code for code in codes if code.split("_")[0] == language), None)
 
 
+@functools.lru_cache(maxsize=64)
+def _calendar_names(
+    country: str, subdivision: str, year: int, code: str | None
+) -> tuple[re.Pattern | None, dict[str, tuple[date, str]]]:
+    """One pattern for every holiday name of a calendar year (in the library's language
+    `code`), and each folded name's date and name as HolidayRule keeps it."""
+    own = sched.holiday_calendar(country, subdivision, year)
+    found: dict[str, tuple[date, str]] = {}
+    for day, names in sched.holiday_calendar(country, subdivision, year, code).items():
+        for n, name in enumerate(names):
+            folded = fold(re.sub(r"\(.*?\)", "", name))
+            kept = own.get(day, ())
+            if len(folded) > 3:
+                found.setdefault(folded, (day, kept[n] if n < len(kept) else name))
+    return (re.compile(_words(found)) if found else None), found
+
+
 def _calendar_holiday(
     text: str, language: str, schedule: sched.Schedule | None, today: date
 ) -> tuple[date, str] | None:
@@ -581,35 +606,42 @@ def _calendar_holiday(
     library has that language for the country ("Fronleichnam"): its date and calendar name."""
     if schedule is None or not schedule.country:
         return None
-    languages = [None, library_language(schedule.country, language)]
-    found: list[tuple[int, date, str]] = []
+    codes = dict.fromkeys([None, library_language(schedule.country, language)])
+    best: tuple[int, date, str] | None = None
     for year in (today.year, today.year + 1):
-        names_of = sched.holiday_calendar(schedule.country, schedule.subdivision, year)
-        for code in dict.fromkeys(languages):
-            calendar = sched.holiday_calendar(schedule.country, schedule.subdivision, year, code)
-            for day, names in calendar.items():
-                for n, name in enumerate(names):
-                    folded = fold(re.sub(r"\(.*?\)", "", name))
-                    if day >= today and len(folded) > 3 and re.search(_words([folded]), text):
-                        own = names_of.get(day, ())
-                        found.append((-len(folded), day, own[n] if n < len(own) else name))
-    if not found:
-        return None
-    _, day, name = min(found)
-    return day, name
+        for code in codes:
+            pattern, names = _calendar_names(schedule.country, schedule.subdivision, year, code)
+            for match in pattern.finditer(text) if pattern else ():
+                day, name = names[match.group(1)]
+                candidate = (-len(match.group(1)), day, name)
+                if day >= today and (best is None or candidate < best):
+                    best = candidate
+    return (best[1], best[2]) if best else None
+
+
+@functools.cache
+def _alias_keys() -> dict[str, str]:
+    """Every folded holiday alias of HOLIDAY_WORDS, and its key."""
+    return {fold(a): key for key, (_, _, aliases) in HOLIDAY_WORDS.items() for a in aliases}
+
+
+@functools.cache
+def _holiday_aliases() -> re.Pattern:
+    return re.compile(_words(_alias_keys()))
+
+
+# A holiday was named that neither the shop's calendar nor a rule can date.
+UNDATED = (date.min, "")
 
 
 def _named_holiday(
     text: str, schedule: sched.Schedule | None, today: date
 ) -> tuple[date, str] | None:
-    """The next date of a holiday the customer named, and the key of HOLIDAY_WORDS."""
-    aliases = sorted(
-        ((fold(alias), key) for key, (_, _, words) in HOLIDAY_WORDS.items() for alias in words),
-        key=lambda item: -len(item[0]),
-    )
-    for alias, key in aliases:
-        if not re.search(_words([alias]), text):
-            continue
+    """The next date of a holiday the customer named, and the key of HOLIDAY_WORDS; UNDATED
+    when it has no date here (Thanksgiving for a German shop), None when none was named."""
+    matches = [match.group(1) for match in _holiday_aliases().finditer(text)]
+    for alias in sorted(matches, key=len, reverse=True)[:1]:
+        key = _alias_keys()[alias]
         english = HOLIDAY_WORDS[key][0]
         for year in (today.year, today.year + 1):
             if schedule is not None and schedule.country:
@@ -620,7 +652,7 @@ def _named_holiday(
             by_rule = holiday_by_rule(key, year)
             if by_rule is not None and by_rule >= today:
                 return by_rule, key
-        return None
+        return UNDATED
     return None
 
 
@@ -635,6 +667,8 @@ def recognise(
     if any(re.search(g.not_about, folded) for g in grammars):
         return None
     holiday = _named_holiday(folded, schedule, today)
+    if holiday is UNDATED:
+        return None  # better the FAQ's answer than the hours of some other day
     if holiday is None:
         calendar = _calendar_holiday(folded, language, schedule, today)
         if calendar is not None:
