@@ -379,6 +379,12 @@ def test_the_widget_status_line_and_the_hand_off_promise():
         "We're closed now; we'll reply after we open on Saturday, December 26 at 9:00 AM."
     )
     assert questions.reply_promise(schedule, at(NEW_YORK, 2026, 12, 7, 15, 0), "en") is None
+    # What Claude gets as the hours' source: now, the week, the special days to come.
+    source = questions.source_text(schedule, at(NEW_YORK, 2026, 12, 7, 15, 0), "en")
+    assert source.startswith(
+        "We're open now, until 6:00 PM. Our opening hours: Monday to Friday 9:00 AM to 6:00 PM;"
+    )
+    assert "closed on Christmas Day (Friday, December 25)" in source
 
 
 # --- The models' rules --------------------------------------------------------------------------

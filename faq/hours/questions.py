@@ -573,6 +573,7 @@ def _find_date(text: str, language: str, today: date) -> date | None:
     return None
 
 
+@functools.lru_cache(maxsize=256)
 def library_language(country: str, language: str) -> str | None:
     """The `holidays` library's code for `language` in `country`'s calendar ("it" -> "it_IT"),
     or None when it has no names in that language."""

@@ -137,6 +137,7 @@ class Status:
 # --- Holidays -----------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)
 def calendar_language(country: str) -> str | None:
     """The language holiday names are kept in: American English wherever the library has it
     (the names HolidayRule stores and faq.hours.questions knows), else the country's own. Said
