@@ -59,6 +59,8 @@ def test_a_range_past_midnight_belongs_to_the_day_it_opens():
     assert state.open and state.next_change.isoformat() == "2026-12-12T01:00:00-05:00"
     after = sched.status(schedule, at(NEW_YORK, 2026, 12, 12, 1, 0))
     assert not after.open and after.next_change.isoformat() == "2026-12-18T18:00:00-05:00"
+    assert sched.is_open(schedule, saturday_early)
+    assert sched.next_change(schedule, saturday_early) == at(NEW_YORK, 2026, 12, 12, 1, 0)
     # Saturday's own hours are none: the range is Friday's.
     assert sched.day_hours(schedule, date(2026, 12, 12)).closed
     text = questions.answer_question(schedule, "are you open now?", saturday_early, "en")

@@ -185,15 +185,6 @@ def holiday_names(country: str, subdivision: str, years: range) -> list[str]:
     return list(names)
 
 
-def holiday_dates(schedule: Schedule, name: str, start: date, end: date) -> list[date]:
-    """The dates from `start` to `end` on which the holiday `name` falls."""
-    found = []
-    for year in range(start.year, end.year + 1):
-        calendar = holiday_calendar(schedule.country, schedule.subdivision, year)
-        found += [day for day, names in calendar.items() if name in names and start <= day <= end]
-    return found
-
-
 # --- One day ------------------------------------------------------------------------------------
 
 
