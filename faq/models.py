@@ -522,3 +522,8 @@ class SearchIndex(models.Model):
 
     def __str__(self) -> str:
         return f"search index of shop {self.shop_id} ({self.vector_count} vectors)"
+
+
+# The shop's opening hours live in their own module (faq/hours/models.py); imported here so that
+# Django registers them with this app.
+from faq.hours.models import HolidayRule, ShopHours, SpecialDay, WeeklyRange  # noqa: E402, F401

@@ -2,7 +2,7 @@
 
 One builder, `build_shop`, makes every copy of it: the one `manage.py load_demo` (and `make run`)
 loads through `load_shop`, the tests' (with vectors computed once per session) and the
-benchmarks'.
+benchmarks'. Its opening hours are data too (`add_hours`), matching its FAQ's hours entries.
 """
 
 from __future__ import annotations
@@ -40,6 +40,35 @@ def entry_fields() -> list[dict]:
     ]
 
 
+def add_hours(shop) -> None:
+    """The demo's opening hours (the file's "hours"): the week, and the holidays of the US-NJ
+    calendar it closes on or opens other hours on. Every row is validated like an owner's."""
+    from faq.models import HolidayRule, ShopHours, WeeklyRange
+
+    data = demo_data()["hours"]
+    hours = ShopHours(
+        shop=shop,
+        time_zone=data["time_zone"],
+        holiday_country=data["holiday_country"],
+        holiday_subdivision=data["holiday_subdivision"],
+        public_holidays=data["public_holidays"],
+    )
+    hours.full_clean()
+    hours.save()
+    days = [label for _, label in WeeklyRange.Weekday.choices]
+    for item in data["week"]:
+        for day in item["days"]:
+            row = WeeklyRange(
+                hours=hours, weekday=days.index(day), opens=item["opens"], closes=item["closes"]
+            )
+            row.full_clean()
+            row.save()
+    for item in data["holidays"]:
+        rule = HolidayRule(hours=hours, **item)
+        rule.full_clean()
+        rule.save()
+
+
 def build_shop(vectors: dict | None = None, **overrides):
     """A new shop with the demo FAQ, embedded right away in one batch.
 
@@ -53,6 +82,7 @@ def build_shop(vectors: dict | None = None, **overrides):
 
     with transaction.atomic():
         shop = Shop.objects.create(**{**shop_fields(), **overrides})
+        add_hours(shop)
         # bulk_create sends no signals: the entries are embedded (or their vectors copied) below.
         entries = FAQEntry.objects.bulk_create(FAQEntry(shop=shop, **f) for f in entry_fields())
         if vectors is not None:
@@ -81,7 +111,7 @@ def load_shop():
     from django.db import transaction
 
     from faq import indexing
-    from faq.models import FAQEntry, Shop
+    from faq.models import FAQEntry, Shop, ShopHours
 
     # Found by its marker, not its name: an owner may rename the demo, or call their own shop
     # "Petal & Stem".
@@ -89,6 +119,8 @@ def load_shop():
     if shop is None:
         return build_shop(is_demo=True), True
     with indexing.batched(), transaction.atomic():
+        if not ShopHours.objects.filter(shop=shop).exists():
+            add_hours(shop)  # a demo loaded before it had hours; an owner's hours are kept
         # Entries are matched by question, so a re-run neither duplicates them nor overwrites an
         # owner's edits to the demo's answers.
         existing = set(shop.entries.values_list("question", flat=True))
