@@ -44,12 +44,12 @@ def test_the_script_never_parses_strings_as_html_or_code(source, construct):
 def test_links_built_from_text_only_allow_safe_schemes():
     source = WIDGET_JS.read_text()
     # The one place hrefs are made (markdown links, bare URLs, the contact route).
-    assert "/^(https?|mailto|tel):$/.test(u.protocol)" in source
+    assert "/^(https?|mailto|tel):$/.test(url.protocol)" in source
     assert "rel: 'noopener noreferrer'" in source
 
 
 def test_the_script_defines_one_global():
-    assigned = set(re.findall(r"\bW\.(\w+)\s*=[^=]", WIDGET_JS.read_text()))
+    assigned = set(re.findall(r"\bwindow\.(\w+)\s*=[^=]", WIDGET_JS.read_text()))
     assert assigned == {"ShopBot"}
     # The hand-off module touches only what widget.js hands it: no globals, no links.
     module = HANDOFF_JS.read_text()
