@@ -13,6 +13,7 @@ import re
 import pytest
 from django.test import Client
 
+from widget.chat.protocol import Close, ErrorCode
 from widget.chat.views import CACHE_CONTROL, HANDOFF_JS, WIDGET_JS
 
 BUDGET = 12 * 1024  # bytes sent, gzipped (the issue's budget; Flowise's embed is 284 KB gzipped)
@@ -46,6 +47,26 @@ def test_links_built_from_text_only_allow_safe_schemes():
     # The one place hrefs are made (markdown links, bare URLs, the contact route).
     assert "/^(https?|mailto|tel):$/.test(url.protocol)" in source
     assert "rel: 'noopener noreferrer'" in source
+
+
+def script_table(source: str, name: str) -> dict[str, str]:
+    """The `KEY: value` pairs of the script's `const NAME = { … };`, values as written."""
+    body = re.search(rf"const {name} = \{{(.*?)\}};", source, re.S).group(1)
+    return dict(re.findall(r"(\w+): '?(\w+)'?", body))
+
+
+def test_the_close_and_error_codes_mirror_the_servers():
+    """widget.js names the codes it acts on as widget/chat/protocol.py does (docs/protocol.md):
+    each name must be the server's, with the server's value."""
+    source = WIDGET_JS.read_text()
+    close = {name: int(code) for name, code in script_table(source, "CLOSE").items()}
+    errors = script_table(source, "ERROR")
+    assert close and errors
+    assert close == {name: Close.__members__.get(name) for name in close}
+    assert errors == {name: ErrorCode.__members__.get(name) for name in errors}
+    # Codes are compared by those names only, never as bare numbers or strings.
+    for script in (source, HANDOFF_JS.read_text()):
+        assert not re.search(r"\bcode\s*[!=]==?\s*['\"\d]", script)
 
 
 def test_the_script_defines_one_global():
