@@ -6,8 +6,9 @@ const CSS = `
 .talk { font-size: 12.5px; text-decoration: underline; }
 .shop {
   align-self: flex-start; background: var(--bg); border: 1.5px solid var(--accent);
-  border-end-start-radius: 5px; white-space: pre-wrap;
+  border-bottom-left-radius: 5px; white-space: pre-wrap;
 }
+[dir=rtl] .shop { border-radius: 18px 18px 5px 18px; }
 .shop b { display: block; font-size: 12px; font-weight: 600; color: var(--muted); }
 .joined { background: var(--bot-bg); padding: 6px 14px; font-size: 13px; flex: none; }
 .handoff {
@@ -49,7 +50,7 @@ export default function (widget, { el, safe, uid, addStyles, handlers }) {
   }
 
   function showShopMessage(text, slot = null) {
-    const message = el('div', 'msg shop', null, { 'data-testid': 'sb-shop' });
+    const message = el('div', 'msg shop', null, { 'data-testid': 'sb-shop', dir: 'auto' });
     message.append(el('b', null, widget.say('team')), String(text || ''));
     if (slot) slot.replaceWith(message);
     else transcript.box.appendChild(message);

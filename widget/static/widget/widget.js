@@ -304,11 +304,14 @@ svg { width: 24px; height: 24px; fill: currentColor; display: block; }
   max-width: 85%; padding: 9px 13px; border-radius: 18px; overflow-wrap: anywhere;
   unicode-bidi: plaintext;
 }
+/* A bubble's text has its own direction (dir="auto"); its place and tail follow the panel's. */
 .user {
   align-self: flex-end; background: var(--accent); color: var(--on-accent);
-  border-end-end-radius: 5px; white-space: pre-wrap;
+  border-bottom-right-radius: 5px; white-space: pre-wrap;
 }
-.bot { align-self: flex-start; background: var(--bot-bg); border-end-start-radius: 5px; }
+.bot { align-self: flex-start; background: var(--bot-bg); border-bottom-left-radius: 5px; }
+[dir=rtl] .user { border-radius: 18px 18px 18px 5px; }
+[dir=rtl] .bot { border-radius: 18px 18px 5px 18px; }
 .bot p + *, .bot ul + *, .bot ol + * { margin-top: 6px; }
 .bot ul, .bot ol { padding-inline-start: 20px; }
 .bot li + li { margin-top: 2px; }
@@ -559,7 +562,7 @@ textarea::placeholder { color: var(--muted); opacity: 1; }
         this.box.appendChild(turn.box);
       }
       if (typeof text === 'string' && !turn.question) {
-        const attrs = { 'data-testid': 'sb-user', 'data-ask-id': askId };
+        const attrs = { 'data-testid': 'sb-user', 'data-ask-id': askId, dir: 'auto' };
         turn.question = el('div', 'msg user', text, attrs);
         turn.box.insertBefore(turn.question, turn.box.firstChild);
       }
@@ -591,6 +594,7 @@ textarea::placeholder { color: var(--muted); opacity: 1; }
           'data-ask-id': turn.id,
           'data-state': 'streaming',
           'aria-busy': 'true',
+          dir: 'auto',
         });
         turn.box.appendChild(turn.answer);
       }
@@ -658,7 +662,7 @@ textarea::placeholder { color: var(--muted); opacity: 1; }
       header.append(ui.avatar, heading, ui.close);
 
       ui.log = el('div', 'log', null, { role: 'region', tabindex: '0', 'data-testid': 'sb-log' });
-      ui.greeting = el('div', 'msg bot', null, { 'data-testid': 'sb-greeting' });
+      ui.greeting = el('div', 'msg bot', null, { 'data-testid': 'sb-greeting', dir: 'auto' });
       ui.suggestions = el('div', 'suggestions', null, { 'data-testid': 'sb-suggestions' });
       ui.turns = el('div', 'turns');
       ui.log.append(ui.greeting, ui.turns, ui.suggestions);
