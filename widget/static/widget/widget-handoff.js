@@ -3,7 +3,6 @@
  * fetch it. Protocol: docs/protocol.md (handoff, handoff_saved, shop_message, person, received).
  * Like widget.js, nothing here is parsed as HTML. */
 const CSS = `
-.talk { font-size: 12.5px; text-decoration: underline; }
 .shop {
   align-self: flex-start; background: var(--bg); border: 1.5px solid var(--accent);
   border-bottom-left-radius: 5px; white-space: pre-wrap;
@@ -139,10 +138,7 @@ export default function (widget, { el, safe, uid, addStyles, handlers }) {
     widget.pendingHandoff = null;
     if (!form) return;
     const input = form.elements[frame.field];
-    if (input) {
-      input.setAttribute('aria-invalid', 'true');
-      input.focus();
-    }
+    if (input) input.setAttribute('aria-invalid', 'true');
     const old = form.querySelector('.error');
     if (old) old.remove();
     const error = el('div', 'error', frame.message, {
@@ -150,6 +146,9 @@ export default function (widget, { el, safe, uid, addStyles, handlers }) {
       'data-testid': 'sb-handoff-error',
     });
     form.insertBefore(error, form.lastChild);
+    // In view: the field to fix, down to Send and Cancel (which the error must not push away).
+    widget.reveal(input || error, form.lastChild);
+    if (input) input.focus({ preventScroll: true });
     widget.announce(frame.message);
   }
 

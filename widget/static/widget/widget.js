@@ -293,6 +293,7 @@ svg { width: 24px; height: 24px; fill: currentColor; display: block; }
   display: grid; place-items: center; flex: none;
 }
 .close:hover { background: rgba(127, 127, 127, .25); }
+.talk { font-size: 12.5px; text-decoration: underline; }
 
 .log {
   flex: 1; overflow-y: auto; padding: 16px 14px; display: flex; flex-direction: column;
@@ -315,7 +316,7 @@ svg { width: 24px; height: 24px; fill: currentColor; display: block; }
 .bot p + *, .bot ul + *, .bot ol + * { margin-top: 6px; }
 .bot ul, .bot ol { padding-inline-start: 20px; }
 .bot li + li { margin-top: 2px; }
-.bot a { color: inherit; text-decoration: underline; text-underline-offset: 2px; }
+.bot a, .meta a { color: inherit; text-decoration: underline; text-underline-offset: 2px; }
 .bot strong { font-weight: 650; }
 .meta {
   align-self: flex-start; display: flex; align-items: center; flex-wrap: wrap; gap: 4px 8px;
@@ -397,12 +398,18 @@ textarea::placeholder { color: var(--muted); opacity: 1; }
   position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0);
   white-space: nowrap;
 }
-/* Phones: full screen, sized to the visual viewport so the keyboard never hides the input. */
+/* Phones: full screen, sized to the visual viewport (fit() sets --vl, --vt, --vw, --vh), so
+   that neither the keyboard nor a page laid out wider than the screen hides a part of it. */
 @media (max-width: 480px) {
   .panel, .left .panel {
-    left: 0; right: 0; top: var(--vt, 0); bottom: auto; width: 100%; height: var(--vh, 100%);
-    border-radius: 0; border: 0;
+    left: var(--vl, 0); top: var(--vt, 0); right: auto; bottom: auto;
+    width: var(--vw, 100%); height: var(--vh, 100%); border-radius: 0; border: 0;
   }
+  .launcher {
+    left: calc(var(--vl, 0px) + var(--vw, 100vw) - 80px);
+    top: calc(var(--vt, 0px) + var(--vh, 100vh) - 80px); right: auto; bottom: auto;
+  }
+  .left .launcher { left: calc(var(--vl, 0px) + 20px); }
   .open .launcher { display: none; }
 }
 @media (prefers-reduced-motion: reduce) {
@@ -707,7 +714,7 @@ textarea::placeholder { color: var(--muted); opacity: 1; }
       for (const type of ['keydown', 'keyup', 'keypress']) {
         ui.widget.addEventListener(type, (e) => e.stopPropagation());
       }
-      // Phones: keep the full-screen panel inside the visual viewport (above the keyboard).
+      // Phones: keep the launcher and the full-screen panel on the screen (above the keyboard).
       const viewport = window.visualViewport;
       if (viewport) {
         for (const type of ['resize', 'scroll']) {
@@ -745,6 +752,7 @@ textarea::placeholder { color: var(--muted); opacity: 1; }
 
     connectedCallback() {
       if (!this.config) return;
+      this.fit();
       if (this.config.open && !this.mounted) this.open();
       else if (this.isOpen || this.saved.conversation || this.saved.unanswered.length) {
         this.connect();
@@ -834,17 +842,32 @@ textarea::placeholder { color: var(--muted); opacity: 1; }
       }, 60);
     }
 
+    // Scroll the log (never the host page) just enough to show from `first`'s top to `last`'s
+    // bottom, or from `first`'s top down if that is more than the log can show.
+    reveal(first, last = first) {
+      const log = this.ui.log;
+      const view = log.getBoundingClientRect();
+      const top = first.getBoundingClientRect().top - view.top - 12; // 12 px: the log's padding
+      const bottom = last.getBoundingClientRect().bottom - view.bottom + 12;
+      if (bottom > 0) log.scrollTop += Math.min(bottom, top);
+      else if (top < 0) log.scrollTop += top;
+    }
+
     // Keep the newest message in view unless the customer scrolled up to read.
     stick(force = false) {
       if (force) this.atBottom = true;
       if (this.atBottom) this.ui.log.scrollTop = this.ui.log.scrollHeight;
     }
 
+    // The visual viewport (what the screen shows of the page), for the phone layout.
     fit() {
       const viewport = window.visualViewport;
-      if (!viewport || !this.isOpen) return;
-      this.ui.widget.style.setProperty('--vh', viewport.height + 'px');
-      this.ui.widget.style.setProperty('--vt', viewport.offsetTop + 'px');
+      if (!viewport) return;
+      const style = this.ui.widget.style;
+      style.setProperty('--vl', viewport.offsetLeft + 'px');
+      style.setProperty('--vt', viewport.offsetTop + 'px');
+      style.setProperty('--vw', viewport.width + 'px');
+      style.setProperty('--vh', viewport.height + 'px');
     }
 
     open() {
@@ -976,7 +999,8 @@ textarea::placeholder { color: var(--muted); opacity: 1; }
       if (sources.length) meta.appendChild(this.sourceLinks(sources));
       if (frame.message !== undefined && frame.message !== null) {
         bubble.setAttribute('data-message-id', frame.message);
-        meta.appendChild(this.feedbackButtons(frame, turn));
+        // The fallback says already that the bot could not help: no thumbs to ask it again.
+        if (frame.mode !== 'fallback') meta.appendChild(this.feedbackButtons(frame, turn));
       }
       this.didYouMean(turn, frame.suggestions);
       if (frame.mode === 'fallback') this.contact(turn, frame.contact || this.saved.contact);
