@@ -22,6 +22,7 @@ from tests.browser.conftest import (
     ANSWER_TIMEOUT,
     DELIVERY,
     FIRST_ANSWER_TIMEOUT,
+    SCREENSHOTS,
     XSS_QUESTION,
     ask,
     open_widget,
@@ -487,9 +488,14 @@ def on_screen(box: dict, screen: dict) -> bool:
 def test_on_a_page_wider_than_the_phone_the_chat_fits_the_screen(browser, site):
     """A home-made page 425 px wide on a 390 px phone: the browser lays the page out wider (and
     so taller) than the screen, and a full-screen chat sized to that layout put its launcher,
-    close and Send buttons off the screen. It is sized to the visual viewport instead."""
+    close and Send buttons off the screen. It is sized to the visual viewport instead. (Its
+    screenshot: docs/screenshots/widget-mobile-wide-page.png with SHOPBOT_SAVE_SCREENSHOTS=1.)"""
     context = browser.new_context(
-        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+        device_scale_factor=2,
+        reduced_motion="reduce",  # the panel measured where it stays, not as it slides in
     )
     page = context.new_page()
     problems: list[str] = []
@@ -512,6 +518,8 @@ def test_on_a_page_wider_than_the_phone_the_chat_fits_the_screen(browser, site):
     w(page, "sb-input").fill("Do you deliver to Princeton?")
     w(page, "sb-send").tap()
     wait_answers(page, 1)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "widget-mobile-wide-page.png"))
     w(page, "sb-close").tap()
     expect(w(page, "sb-panel")).to_be_hidden()
     context.close()

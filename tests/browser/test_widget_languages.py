@@ -8,24 +8,16 @@ widget-ar-english.png (otherwise a test run leaves the tree clean).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from faq.models import Shop
-from tests.browser.conftest import ANSWER_TIMEOUT, LISTED_HOST, ROOT, ask, w
+from tests.browser.conftest import ANSWER_TIMEOUT, LISTED_HOST, SCREENSHOTS, ask, w
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 
-SCREENSHOTS = (
-    ROOT / "docs" / "screenshots"
-    if os.environ.get("SHOPBOT_SAVE_SCREENSHOTS") == "1"
-    else Path(tempfile.gettempdir()) / "shopbot-screenshots"
-)
 # The first answer of a fresh server waits for its first query embedding; with other test runs
 # on the same two cores that took over 25 s here, so these wait longer than ANSWER_TIMEOUT.
 FIRST_ANSWER_TIMEOUT = 90_000
