@@ -34,6 +34,14 @@ def test_the_script_is_sent_minified_and_at_most_12_kb_gzipped():
     assert minified.startswith(b"/*! ShopBot chat widget")  # the header comment is kept
 
 
+def test_the_source_is_written_to_be_read(source):
+    """The server minifies the scripts, so their source keeps to the project's width and strict
+    comparisons; the loose ones are where type surprises hide."""
+    long = [n for n, line in enumerate(source.splitlines(), 1) if len(line) > 100]
+    assert long == [], f"lines over 100 characters: {long}"
+    assert not re.search(r"[^=!<>]==[^=]|!=[^=]", source)
+
+
 @pytest.mark.parametrize(
     "construct",
     ["innerHTML", "outerHTML", "insertAdjacentHTML", "eval(", "new Function", "document.write"],
