@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +29,13 @@ from widget.models import Message
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = Path(__file__).resolve().parent / "pages"
+# Where tests put the screenshots they take: with SHOPBOT_SAVE_SCREENSHOTS=1 they replace the
+# README's in docs/screenshots/; otherwise a test run leaves the tree clean.
+SCREENSHOTS = (
+    ROOT / "docs" / "screenshots"
+    if os.environ.get("SHOPBOT_SAVE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "shopbot-screenshots"
+)
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",

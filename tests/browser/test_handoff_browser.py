@@ -230,3 +230,27 @@ def test_the_hand_off_in_spanish_from_the_form_to_the_customers_mailbox(page, ad
         "",
         "También puedes leer esta respuesta en el chat de nuestra web.",
     ]
+
+
+IN_VIEW = """(node) => { const log = node.getRootNode().querySelector('[data-testid=sb-log]');
+    const r = node.getBoundingClientRect(), box = log.getBoundingClientRect();
+    return r.top >= box.top - 0.5 && r.bottom <= box.bottom + 0.5; }"""
+
+
+def test_an_error_in_the_form_keeps_send_and_cancel_in_view(page, site):
+    """The server's error goes in above Send and Cancel: a two-line one pushed them out of view."""
+    open_widget(page, site["server"].url)
+    ask(page, OFF_TOPIC)
+    wait_answers(page, 1)
+    w(page, "sb-contact").get_by_role("button", name="Talk to a person").click()
+    send, cancel = w(page, "sb-handoff-send"), w(page, "sb-handoff-cancel")
+    assert send.evaluate(IN_VIEW) and cancel.evaluate(IN_VIEW)
+    w(page, "sb-handoff-name").fill("Dee")
+    send.click()  # no email: the server refuses the request and names the field
+    error = w(page, "sb-handoff-error")
+    expect(error).to_have_text("Please give your email address so we can reply.")
+    expect(w(page, "sb-handoff-email")).to_have_attribute("aria-invalid", "true")
+    expect(w(page, "sb-handoff-email")).to_be_focused()
+    for node in (w(page, "sb-handoff-email"), error, send, cancel):
+        assert node.evaluate(IN_VIEW)
+    assert not Handoff.objects.filter(name="Dee").exists()

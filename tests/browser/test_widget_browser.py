@@ -10,6 +10,7 @@ Playwright's CSS locators pierce open shadow roots.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 import pytest
@@ -21,6 +22,7 @@ from tests.browser.conftest import (
     ANSWER_TIMEOUT,
     DELIVERY,
     FIRST_ANSWER_TIMEOUT,
+    SCREENSHOTS,
     XSS_QUESTION,
     ask,
     open_widget,
@@ -116,6 +118,9 @@ def test_off_topic_question_shows_the_contact_route(page, site):
     wait_answers(page, 1)
     expect(w(page, "sb-bot")).to_have_attribute("data-mode", "fallback")
     expect(w(page, "sb-bot")).to_contain_text("a real person at Petal & Stem would love to help")
+    # The fallback already says the bot could not help: no thumbs asking it again.
+    expect(w(page, "sb-fb-up")).to_have_count(0)
+    expect(w(page, "sb-fb-down")).to_have_count(0)
     links = w(page, "sb-contact").locator("a")
     assert [a.get_attribute("href") for a in links.all()] == [
         "mailto:hello@petalandstem.example",
@@ -414,3 +419,108 @@ def test_a_full_conversation_starts_a_new_one_and_try_again_is_answered(page, si
     ).conversation
     assert list(second.messages.values_list("role", flat=True)) == ["user", "bot"]
     assert second.shop_id == first.shop_id
+
+
+def relative_luminance(colour: str) -> float:
+    """WCAG relative luminance of a computed CSS colour, "rgb(r, g, b)"."""
+    channels = [int(c) / 255 for c in re.findall(r"\d+", colour)[:3]]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(a: str, b: str) -> float:
+    light, dark = sorted([relative_luminance(a), relative_luminance(b)], reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_the_faq_source_link_is_readable_in_dark_mode(browser, site):
+    """The "From our FAQ" links had the browser's default blue: 1.8:1 on the dark panel."""
+    context = browser.new_context(color_scheme="dark")
+    page = context.new_page()
+    open_widget(page, site["server"].url)
+    ask(page, "Do you deliver to Princeton?")
+    wait_answers(page, 1)
+    source_link = w(page, "sb-sources").locator("a")
+    expect(source_link).to_have_text(DELIVERY)
+    colour = source_link.evaluate("a => getComputedStyle(a).color")
+    background = w(page, "sb-panel").evaluate("p => getComputedStyle(p).backgroundColor")
+    context.close()
+    assert relative_luminance(background) < 0.05  # the dark panel
+    assert contrast(colour, background) >= 4.5, (colour, background)
+
+
+def test_talk_to_a_person_looks_like_an_action_before_the_handoff_module_loads(page, site):
+    modules: list[str] = []
+    page.on("request", lambda r: modules.append(r.url) if "widget-handoff" in r.url else None)
+    open_widget(page, site["server"].url)
+    talk = page.locator("[data-testid=sb-panel] .header .talk")
+    expect(talk).to_have_text("Talk to a person")
+    status = w(page, "sb-status")
+    assert talk.evaluate("b => getComputedStyle(b).textDecorationLine") == "underline"
+    assert talk.evaluate("b => getComputedStyle(b).fontSize") == status.evaluate(
+        "s => getComputedStyle(s).fontSize"
+    )
+    assert talk.evaluate("b => getComputedStyle(b).cursor") == "pointer"
+    assert modules == []  # the styles above are widget.js's own
+
+    talk.click()  # the module comes now, and opens the form
+    expect(w(page, "sb-handoff-form")).to_be_visible(timeout=ANSWER_TIMEOUT)
+    assert len(modules) == 1
+
+
+VISIBLE_BOX = """(node) => { const r = node.getBoundingClientRect();
+    return {x: r.left, y: r.top, width: r.width, height: r.height}; }"""
+SCREEN = """() => ({x: visualViewport.offsetLeft, y: visualViewport.offsetTop,
+                   width: visualViewport.width, height: visualViewport.height})"""
+
+
+def on_screen(box: dict, screen: dict) -> bool:
+    """The box lies within the visual viewport (both in layout viewport coordinates)."""
+    return (
+        box["width"] > 0
+        and box["x"] >= screen["x"] - 0.5
+        and box["y"] >= screen["y"] - 0.5
+        and box["x"] + box["width"] <= screen["x"] + screen["width"] + 0.5
+        and box["y"] + box["height"] <= screen["y"] + screen["height"] + 0.5
+    )
+
+
+def test_on_a_page_wider_than_the_phone_the_chat_fits_the_screen(browser, site):
+    """A home-made page 425 px wide on a 390 px phone: the browser lays the page out wider (and
+    so taller) than the screen, and a full-screen chat sized to that layout put its launcher,
+    close and Send buttons off the screen. It is sized to the visual viewport instead. (Its
+    screenshot: docs/screenshots/widget-mobile-wide-page.png with SHOPBOT_SAVE_SCREENSHOTS=1.)"""
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+        device_scale_factor=2,
+        reduced_motion="reduce",  # the panel measured where it stays, not as it slides in
+    )
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.goto(site["listed"] + "/wide.html")
+    assert page.evaluate("innerWidth") > 390  # the layout is wider than the screen
+    screen = page.evaluate(SCREEN)
+    launcher = w(page, "sb-launcher")
+    expect(launcher).to_be_visible()
+    assert on_screen(launcher.evaluate(VISIBLE_BOX), screen)
+
+    launcher.tap()
+    expect(w(page, "sb-root")).to_have_attribute("data-conn", "online", timeout=ANSWER_TIMEOUT)
+    screen = page.evaluate(SCREEN)
+    panel = w(page, "sb-panel").evaluate(VISIBLE_BOX)
+    assert panel == pytest.approx(screen, abs=1)  # the whole screen, and no more
+    for testid in ("sb-close", "sb-send", "sb-input"):
+        assert on_screen(w(page, testid).evaluate(VISIBLE_BOX), screen), testid
+
+    w(page, "sb-input").fill("Do you deliver to Princeton?")
+    w(page, "sb-send").tap()
+    wait_answers(page, 1)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "widget-mobile-wide-page.png"))
+    w(page, "sb-close").tap()
+    expect(w(page, "sb-panel")).to_be_hidden()
+    context.close()
+    assert problems == []

@@ -1,42 +1,38 @@
 """
 The widget in the shop's language, in a real browser against the real server: Spanish chosen by
 data-lang on the script tag (the shop itself is English), Arabic by the shop's setting, right to
-left. Each test takes a screenshot; with SHOPBOT_SAVE_SCREENSHOTS=1 they replace the README's
-docs/screenshots/widget-es.png and widget-ar.png (otherwise a test run leaves the tree clean).
+left, and an Arabic widget whose bubbles hold English text. Each test takes a screenshot; with
+SHOPBOT_SAVE_SCREENSHOTS=1 they replace docs/screenshots/widget-es.png, widget-ar.png and
+widget-ar-english.png (otherwise a test run leaves the tree clean).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from faq.models import Shop
-from tests.browser.conftest import ANSWER_TIMEOUT, LISTED_HOST, ROOT, ask, w
+from tests.browser.conftest import ANSWER_TIMEOUT, LISTED_HOST, SCREENSHOTS, ask, w
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 
-SCREENSHOTS = (
-    ROOT / "docs" / "screenshots"
-    if os.environ.get("SHOPBOT_SAVE_SCREENSHOTS") == "1"
-    else Path(tempfile.gettempdir()) / "shopbot-screenshots"
-)
 # The first answer of a fresh server waits for its first query embedding; with other test runs
 # on the same two cores that took over 25 s here, so these wait longer than ANSWER_TIMEOUT.
 FIRST_ANSWER_TIMEOUT = 90_000
 WIDTH, HEIGHT = 1280, 800
+GREETING = "Hi! Ask me anything about our bikes."
+FALLBACK = "Sorry, I can't answer that yet."
 
 
 @pytest.fixture(scope="module")
 def site(start_server, other_sites, django_db_blocker) -> Iterator[dict]:
-    """The server; a website (tests/browser/pages/spanish.html, arabic.html) embedding two shops,
-    committed (the server is another process), with the default greeting and fallback, so those
-    come translated too. No FAQ entries: every question gets the fallback and the contact route,
-    the most text the widget shows."""
+    """The server; a website (tests/browser/pages/spanish.html, arabic.html, arabic-english.html)
+    embedding three shops, committed (the server is another process): two with the default
+    greeting and fallback, so those come translated too, and an Arabic one whose owner wrote them
+    in English. No FAQ entries: every question gets the fallback and the contact route, the most
+    text the widget shows."""
     server = start_server()
     values: dict[str, str] = {"SERVER": server.url}
     website = other_sites(LISTED_HOST, values)
@@ -57,10 +53,21 @@ def site(start_server, other_sites, django_db_blocker) -> Iterator[dict]:
         arabic = Shop.objects.create(
             name="زهور سلمى", bot_name="سلمى", language="ar", accent_color="#2f6f4f", **common
         )
-    values.update(SHOP_ES=spanish.public_key, SHOP_AR=arabic.public_key)
+        english_texts = Shop.objects.create(
+            name="Salma's Bikes",
+            bot_name="سلمى",
+            language="ar",
+            accent_color="#2f6f4f",
+            greeting=GREETING,
+            fallback_message=FALLBACK,
+            **common,
+        )
+    values.update(
+        SHOP_ES=spanish.public_key, SHOP_AR=arabic.public_key, SHOP_AR_EN=english_texts.public_key
+    )
     yield {"website": website}
     with django_db_blocker.unblock():
-        Shop.objects.filter(pk__in=[spanish.pk, arabic.pk]).delete()
+        Shop.objects.filter(pk__in=[spanish.pk, arabic.pk, english_texts.pk]).delete()
 
 
 def open_page(browser: Browser, url: str) -> Page:
@@ -105,7 +112,10 @@ def test_the_widget_in_spanish_with_data_lang(browser, site):
     expect(w(page, "sb-bot")).to_contain_text("No estoy seguro de eso y prefiero no adivinar.")
     expect(w(page, "sb-contact")).to_contain_text("Hablar con una persona")
     expect(w(page, "sb-contact").locator("a").first).to_have_text("Escribir a hola@flores.example")
-    expect(w(page, "sb-fb-up")).to_have_attribute("aria-label", "Útil")
+    # No thumbs under the fallback; their labels come translated with the rest, kept for later.
+    expect(w(page, "sb-fb-up")).to_have_count(0)
+    saved = page.evaluate("() => JSON.parse(localStorage.getItem(Object.keys(localStorage)[0]))")
+    assert (saved["texts"]["up"], saved["texts"]["down"]) == ("Útil", "No es útil")
     screenshot(page, "widget-es.png")
 
     # The texts are saved: after a reload they show before the widget connects again.
@@ -135,5 +145,53 @@ def test_the_widget_in_arabic_is_right_to_left(browser, site):
     user, bot = w(page, "sb-user").bounding_box(), w(page, "sb-bot").bounding_box()
     assert user["x"] < bot["x"]
     screenshot(page, "widget-ar.png")
+    assert page.problems == []
+    page.context.close()
+
+
+# The first and the last character of a bubble's text, where the page draws them.
+ENDS = """(node) => {
+    const walker = document.createTreeWalker(node, NodeFilter.SHOW_TEXT);
+    const texts = [];
+    while (walker.nextNode()) if (walker.currentNode.data.trim()) texts.push(walker.currentNode);
+    const first = texts[0], last = texts[texts.length - 1], end = last.data.trimEnd().length;
+    const range = document.createRange();
+    range.setStart(first, 0);
+    range.setEnd(first, 1);
+    const start = range.getBoundingClientRect().left;
+    range.setStart(last, end - 1);
+    range.setEnd(last, end);
+    return {first: first.data[0], start, last: last.data[end - 1],
+            end: range.getBoundingClientRect().left};
+}"""
+
+
+def test_english_bubbles_in_an_arabic_widget_end_with_their_punctuation(browser, site):
+    """The panel is right to left; a bubble holding English reads left to right (dir="auto"), so
+    its "!", "?" and "." stay at its right end instead of jumping to the left."""
+    page = open_page(browser, site["website"] + "/arabic-english.html")
+    w(page, "sb-launcher").click()
+    expect(w(page, "sb-root")).to_have_attribute("data-conn", "online", timeout=ANSWER_TIMEOUT)
+    expect(w(page, "sb-panel")).to_have_attribute("dir", "rtl")
+    expect(w(page, "sb-status")).to_have_text("متصل")
+    expect(w(page, "sb-greeting")).to_have_text(GREETING)
+
+    ask(page, "Do you rent bikes?")
+    final = page.locator("[data-testid=sb-bot][data-state=final]")
+    expect(final).to_have_count(1, timeout=FIRST_ANSWER_TIMEOUT)
+    expect(final).to_have_text(FALLBACK)
+    expect(w(page, "sb-contact")).to_contain_text("تحدث إلى شخص")
+    bubbles = {
+        "greeting": w(page, "sb-greeting").locator("p"),
+        "question": w(page, "sb-user"),
+        "answer": final.locator("p"),
+    }
+    for name, bubble in bubbles.items():
+        ends = bubble.evaluate(ENDS)
+        assert ends["last"] in "!?." and ends["end"] > ends["start"], (name, ends)
+        assert bubble.evaluate("node => getComputedStyle(node).direction") == "ltr", name
+    # Still placed as in Arabic: the customer's bubble on the left, the bot's on the right.
+    assert w(page, "sb-user").bounding_box()["x"] < final.bounding_box()["x"]
+    screenshot(page, "widget-ar-english.png")
     assert page.problems == []
     page.context.close()

@@ -1,13 +1,16 @@
 """
 `/widget.js`, the embeddable script (and `/widget-handoff.js`, the module it loads for the
-hand-off to a person): gzipped when the browser accepts it (every browser does),
+hand-off to a person): minified, gzipped when the browser accepts it (every browser does),
 cached briefly with an ETag per representation, and loadable from any website; what a website may
 then do with a shop's key is decided per shop on the websocket (allowed origins).
 
-Django does the HTTP: `condition` answers If-None-Match with a 304, `cache_control` and
-`vary_on_headers` set their headers (on the 304 too). The file is read and compressed once per
-version of it, not on every page view of every shop. (WhiteNoise, which serves the other static
-files, would give both encodings one ETag and serve gzip to `gzip;q=0`.)
+The source in widget/static/widget/ is written to be read (no build step); rjsmin strips its
+comments and indentation, keeping the `/*! … */` header. Django does the HTTP: `condition`
+answers If-None-Match with a 304, `cache_control` and `vary_on_headers` set their headers (on the
+304 too). Each script is read, minified and compressed once per process (a deploy restarts the
+processes; so must a developer who edits a script), not on every page view of every shop.
+(WhiteNoise, which serves the other static files, would give both encodings one ETag and serve
+gzip to `gzip;q=0`.)
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 from collections.abc import Callable
-from functools import lru_cache, wraps
+from functools import cache, wraps
 from pathlib import Path
 
+import rjsmin
 from django.http import HttpRequest, HttpResponse
 from django.http.request import MediaType
 from django.views.decorators.cache import cache_control
@@ -34,10 +38,10 @@ CACHE = {"public": True, "max_age": 300, "stale_while_revalidate": 86400}
 CACHE_CONTROL = "public, max-age=300, stale-while-revalidate=86400"  # what CACHE sends
 
 
-@lru_cache(maxsize=4)
-def _bodies(path: Path, stamp: tuple[int, int]) -> dict[str, tuple[bytes, str]]:
-    """encoding -> (body, ETag) for the file as of `stamp` (mtime, size)."""
-    plain = path.read_bytes()
+@cache
+def _bodies(path: Path) -> dict[str, tuple[bytes, str]]:
+    """encoding -> (body, ETag) of the script as served: minified, and minified then gzipped."""
+    plain = rjsmin.jsmin(path.read_text(encoding="utf-8"), keep_bang_comments=True).encode()
     digest = hashlib.sha256(plain).hexdigest()[:16]
     # mtime=0: the same file always compresses to the same bytes (and so matches its ETag).
     packed = gzip.compress(plain, compresslevel=9, mtime=0)
@@ -47,13 +51,12 @@ def _bodies(path: Path, stamp: tuple[int, int]) -> dict[str, tuple[bytes, str]]:
 
 def representation(request: HttpRequest, path: Path = WIDGET_JS) -> tuple[str, bytes, str]:
     """(encoding, body, ETag) of the script for this request."""
-    stat = path.stat()
     # Accept-Encoding has Accept's grammar (coding;q=…), so Django's parser of the one reads the
     # other; q=0 means "not acceptable".
     codings = [MediaType(c) for c in request.headers.get("Accept-Encoding", "").split(",")]
     gzipped = any(c.main_type == "gzip" and c.quality != 0 for c in codings)
     encoding = "gzip" if gzipped else "identity"
-    return encoding, *_bodies(path, (stat.st_mtime_ns, stat.st_size))[encoding]
+    return encoding, *_bodies(path)[encoding]
 
 
 def from_any_website(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
