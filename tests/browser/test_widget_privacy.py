@@ -3,9 +3,8 @@ What the widget does in a customer's browser before and after the chat is opened
 "What the widget keeps in the customer's browser"), in Debian's headless Chromium on another
 website embedding the snippet, against the real server: before the customer opens the chat,
 nothing in localStorage or sessionStorage, no websocket, no cookie, no request but widget.js;
-once opened, the shop's privacy notice arrives in `ready` and is kept with the shop's settings.
-
-(Showing the notice is the widget's, after its rewrite: then assert it is on screen here.)
+once opened, the shop's privacy notice arrives in `ready`, is kept with the shop's settings, and
+is shown before the first message, linked to the shop's privacy page.
 """
 
 from __future__ import annotations
@@ -88,6 +87,10 @@ def test_nothing_is_stored_or_opened_before_the_chat_is_and_the_notice_comes_in_
         assert ready["bot"]["privacy"] == NOTICE
         saved = json.loads(page.evaluate(f"localStorage.getItem('shopbot:{key}')"))
         assert saved["bot"]["privacy"] == NOTICE
+        notice = w(page, "sb-privacy")
+        expect(notice).to_be_visible()
+        expect(notice).to_have_text(NOTICE["text"])
+        expect(notice.get_by_role("link")).to_have_attribute("href", NOTICE["url"])
         assert page.evaluate("Object.keys(localStorage)") == [f"shopbot:{key}"]
         assert context.cookies() == []  # nor any cookie once it is open
         assert problems == []

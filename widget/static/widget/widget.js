@@ -362,6 +362,8 @@ svg { width: 24px; height: 24px; fill: currentColor; display: block; }
   0%, 60%, 100% { opacity: .35; transform: none; }
   30% { opacity: 1; transform: translateY(-3px); }
 }
+.privacy { font-size: 12.5px; color: var(--muted); }
+.privacy a { color: inherit; }
 .suggestions { display: flex; flex-wrap: wrap; gap: 8px; justify-content: flex-end; }
 .suggestions button {
   border: 1.5px solid var(--accent); border-radius: 999px; padding: 7px 13px; font-size: 14px;
@@ -670,9 +672,11 @@ textarea::placeholder { color: var(--muted); opacity: 1; }
 
       ui.log = el('div', 'log', null, { role: 'region', tabindex: '0', 'data-testid': 'sb-log' });
       ui.greeting = el('div', 'msg bot', null, { 'data-testid': 'sb-greeting', dir: 'auto' });
+      // The shop's privacy notice, if it has one: shown before the first message.
+      ui.privacy = el('div', 'privacy', null, { 'data-testid': 'sb-privacy', dir: 'auto' });
       ui.suggestions = el('div', 'suggestions', null, { 'data-testid': 'sb-suggestions' });
       ui.turns = el('div', 'turns');
-      ui.log.append(ui.greeting, ui.turns, ui.suggestions);
+      ui.log.append(ui.greeting, ui.privacy, ui.turns, ui.suggestions);
 
       ui.composer = el('form', 'composer');
       ui.input = el('textarea', null, null, { rows: '1', 'data-testid': 'sb-input' });
@@ -802,6 +806,11 @@ textarea::placeholder { color: var(--muted); opacity: 1; }
       ui.widget.classList.toggle('left', (tagPosition || bot.position) === 'left');
       ui.greeting.hidden = !bot.greeting;
       markdown(ui.greeting, bot.greeting);
+      const privacy = bot.privacy || {};
+      const notice = privacy.text ? String(privacy.text) : '';
+      ui.privacy.hidden = !notice;
+      ui.privacy.textContent = '';
+      if (notice) ui.privacy.append((privacy.url && link(String(privacy.url), notice)) || notice);
       ui.suggestions.textContent = '';
       for (const suggestion of list(bot.suggestions).slice(0, 6)) {
         const attrs = { type: 'button', 'data-testid': 'sb-suggestion' };
