@@ -173,6 +173,8 @@ DATABASES = _databases()
 # kept connection that a database restart cut be replaced on its next use, so the next question
 # works as soon as the database is back. (A psycopg pool saved ~5 ms per answer but waited out its
 # reconnect backoff after an outage.)
+# HTTP requests never keep theirs: under ASGI each runs on a thread of its own, and its
+# connection is closed when it ends (shopbot/http_limits.py).
 DATABASES["default"]["CONN_MAX_AGE"] = envint("DATABASE_CONN_MAX_AGE", "60")
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("TEST", {})
@@ -247,6 +249,14 @@ STORAGES = {
 }
 # Serve straight from the app folders too, so a fresh clone works before collectstatic has run.
 WHITENOISE_USE_FINDERS = True
+
+# --- HTTP requests ----------------------------------------------------------------------------
+# HTTP requests (admin, FAQ page, widget.js, /healthz) running at once per process; more wait
+# their turn without a thread or a database connection (shopbot/http_limits.py). 0: no limit.
+HTTP_MAX_CONCURRENT_REQUESTS = envint("HTTP_MAX_CONCURRENT_REQUESTS", "8")
+# The largest request body, in bytes: larger ones get HTTP 413 before they are read (the 5 MB FAQ
+# import with room for the form around it). Keep nginx's client_max_body_size at least as large.
+HTTP_MAX_BODY_BYTES = envint("HTTP_MAX_BODY_BYTES", str(6 * 1024 * 1024))
 
 # --- Embeddings -------------------------------------------------------------------------------
 # A path to a sentence-transformers model folder, or empty for the bundled all-MiniLM-L6-v2
