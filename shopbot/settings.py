@@ -364,6 +364,9 @@ IMPORT_ALLOW_PRIVATE_HOSTS = envbool("IMPORT_ALLOW_PRIVATE_HOSTS", "False")
 # Seconds: the longest single wait (connecting, reading), and the whole fetch, redirects included,
 # is abandoned once it has taken this long.
 IMPORT_FETCH_TIMEOUT = envfloat("IMPORT_FETCH_TIMEOUT", "15")
+# Seconds of CPU time finding the questions on one page may take; then the owner is asked to
+# upload just the FAQ part (a 2 MB page of 26,000 accordions takes a few seconds).
+IMPORT_READ_SECONDS = envfloat("IMPORT_READ_SECONDS", "20")
 
 # --- Retention -------------------------------------------------------------------------------
 # Conversations older than this many days are deleted by `manage.py purge_conversations` (run it
