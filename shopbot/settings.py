@@ -388,6 +388,11 @@ CHAT_FRAME_BURST = envint("CHAT_FRAME_BURST", "30")
 CHAT_FRAMES_PER_MINUTE = envint("CHAT_FRAMES_PER_MINUTE", "60")
 CHAT_ASKS_PER_CONNECTION_PER_MINUTE = envint("CHAT_ASKS_PER_CONNECTION_PER_MINUTE", "20")
 CHAT_ASKS_PER_IP_PER_MINUTE = envint("CHAT_ASKS_PER_IP_PER_MINUTE", "60")
+# The public FAQ page's search (faq/pagesearch.py): searches per client address per minute, and
+# searches running at once per process. Over either, the page comes without results and with a
+# sentence saying why.
+FAQ_SEARCHES_PER_IP_PER_MINUTE = envint("FAQ_SEARCHES_PER_IP_PER_MINUTE", "20")
+FAQ_SEARCH_SLOTS = envint("FAQ_SEARCH_SLOTS", "2")
 # Open chat sockets per client address; one more is closed with code 4429.
 CHAT_CONNECTIONS_PER_IP = envint("CHAT_CONNECTIONS_PER_IP", "20")
 # Questions in one conversation; after that the customer is asked to start a new one.
