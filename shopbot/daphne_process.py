@@ -19,6 +19,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
+# What `make run` (shopbot/management/commands/serve.py) and these child processes pass daphne, as
+# the production unit does (docs/production.md): a websocket message over 64 KiB is closed with
+# 1009 by daphne before ShopBot reads it (daphne's own default is 1 MiB).
+DAPHNE_OPTIONS = ["--websocket-max-message-size", "65536"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -81,7 +85,7 @@ class DaphneProcess:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
-                + ["shopbot.asgi:application"],
+                + [*DAPHNE_OPTIONS, "shopbot.asgi:application"],
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,

@@ -378,7 +378,8 @@ CONVERSATION_RETENTION_DAYS = envint("CONVERSATION_RETENTION_DAYS", "180")
 # ones hold across every server process sharing that Redis; without it they hold per process. 0
 # turns a limit off. There is no global limit: one visitor can never lock out the others.
 # Largest text frame accepted, in characters; checked before the frame is parsed. Daphne itself
-# closes the socket on anything over --websocket-max-message-size (1 MiB by default).
+# closes the socket on anything over --websocket-max-message-size (64 KiB under `make run` and in
+# docs/production.md's unit; daphne's own default is 1 MiB).
 CHAT_MAX_FRAME_CHARS = envint("CHAT_MAX_FRAME_CHARS", "16000")
 CHAT_MAX_JSON_DEPTH = envint("CHAT_MAX_JSON_DEPTH", "10")
 # Frames of any type per connection: a burst, refilled at a steady rate (a token bucket). A client

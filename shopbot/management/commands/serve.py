@@ -19,6 +19,7 @@ from django.db import connection, connections
 from django.db.utils import OperationalError
 
 from faq.demo import load_shop as load_demo_shop
+from shopbot.daphne_process import DAPHNE_OPTIONS
 
 
 class Command(BaseCommand):
@@ -71,7 +72,7 @@ class Command(BaseCommand):
         # which proxy header to trust (TRUSTED_PROXY_HEADER, read by widget/chat/limits.py);
         # otherwise anyone could dodge the per-address limits with a made-up X-Forwarded-For.
         CommandLineInterface().run(
-            ["--bind", host, "--port", str(port), "shopbot.asgi:application"]
+            ["--bind", host, "--port", str(port), *DAPHNE_OPTIONS, "shopbot.asgi:application"]
         )
 
     def _ensure_admin(self) -> None:

@@ -1,6 +1,7 @@
-"""Anonymous HTTP floods against the real server (issue 28): daphne as a child process on
-loopback, the test run's own PostgreSQL database, the real model, connections counted in
-pg_stat_activity.
+"""The real server against an attacker (issue 28): daphne as a child process on loopback, started
+as `make run` starts it (shopbot.daphne_process.DAPHNE_OPTIONS), the test run's own PostgreSQL
+database, the real model. Anonymous HTTP floods with connections counted in pg_stat_activity, a
+websocket message over 64 KiB, and a key longer than any route allows.
 
 Under ASGI each sync view runs on a thread of its own; with DATABASE_CONN_MAX_AGE the connection
 it opened stayed open until a garbage collection freed the thread's state, so 20 clients
@@ -26,6 +27,7 @@ from urllib.parse import quote
 import psycopg
 import pytest
 from django.db import connection
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from shopbot.daphne_process import DaphneProcess
@@ -195,3 +197,25 @@ def test_the_chat_keeps_its_connection_while_http_requests_do_not(server, shop):
         assert get(f"{server.url}/faq/{shop.slug}/?q=delivery") == 200
         after, _ = settled(observer, kept, 5)
         assert after == kept
+
+
+def test_a_websocket_message_over_64_kib_is_closed_by_daphne_with_1009(server, shop):
+    with connect(f"{server.ws_url}/ws/chat/{shop.public_key}/", open_timeout=30) as ws:
+        assert json.loads(ws.recv(30))["type"] == "ready"
+        # Under the limit but over CHAT_MAX_FRAME_CHARS: ShopBot's own error frame.
+        ws.send(json.dumps({"type": "ask", "id": "a1", "text": "x" * 60_000}))
+        assert json.loads(ws.recv(30))["code"] == "too_long"
+        ws.send(json.dumps({"type": "ask", "id": "a2", "text": "x" * 70_000}))
+        # With daphne's default of 1 MiB this was one more `too_long` error frame.
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(30)
+    # daphne (autobahn) fails the connection with 1009 and drops it at once: the close frame
+    # may be lost to the reset of a socket still being written to.
+    assert closed.value.rcvd is None or closed.value.rcvd.code == 1009, closed.value
+
+
+def test_a_key_longer_than_the_route_allows_is_closed_with_4404(server, shop):
+    with connect(f"{server.ws_url}/ws/chat/{'k' * 101}/", open_timeout=30) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(30)
+    assert closed.value.rcvd.code == 4404
