@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
@@ -97,6 +98,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "channels",
     "axes",
+    "csp",
     "shopbot",
     "faq",
     "widget",
@@ -111,6 +113,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into its 429 page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -402,6 +405,29 @@ CHAT_MAX_ASKS_PER_CONVERSATION = envint("CHAT_MAX_ASKS_PER_CONVERSATION", "100")
 # (e.g. X-Forwarded-For or X-Real-IP); then the last address in it is used. Never set it when
 # clients can reach the server without going through that proxy: they could claim any address.
 TRUSTED_PROXY_HEADER = os.getenv("TRUSTED_PROXY_HEADER", "").strip()
+
+# --- Content-Security-Policy (django-csp) -------------------------------------------------------
+# On every page ShopBot serves (the admin, the public FAQ page, the demo storefront): scripts only
+# from this site (widget.js, the admin's files; no inline script, no eval), connections (the chat
+# socket) only to it, no plugins, no framing, forms posting only here. Styles may be inline: the
+# FAQ page's accent colour, the widget's shadow-DOM sheet and a few admin templates use them.
+# (A shop's own site, where the widget is embedded, has its own policy: see README.)
+# The owner's customer-request page (hand-off) still has an inline script and is left out until
+# it moves to a static file.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/admin/widget/handoff/"],
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 # --- Production ------------------------------------------------------------------------------
 # TLS ends at the proxy (see docs/production.md); these tell Django about it.

@@ -77,3 +77,17 @@ def test_an_http_request_thread_closes_its_connection_when_it_ends(client):
     here the test client's request runs on this thread, outside a transaction."""
     client.get("/healthz")
     assert connection.connection is None
+
+
+def test_every_page_carries_the_content_security_policy(client, demo_shop):
+    for url in ["/", f"/faq/{demo_shop.slug}/", "/admin/login/"]:
+        policy = client.get(url)["Content-Security-Policy"]
+        for directive in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "frame-ancestors 'none'",
+        ]:
+            assert directive in policy, (url, policy)
+        assert "unsafe-eval" not in policy and "script-src 'self' 'unsafe-inline'" not in policy
