@@ -171,7 +171,12 @@ def _check(line: int, raw: dict, errors: list[RowError], alternatives: list[str]
                 f"{name} contains a NUL character or a lone UTF-16 surrogate (\\u0000, "
                 "\\ud800...), which cannot be stored; remove it"
             )
-    for alt in alternatives:
+    if len(alternatives) > FAQEntry.MAX_ALTERNATIVES:
+        problems.append(
+            f"too many alternative phrasings ({len(alternatives)}, at most "
+            f"{FAQEntry.MAX_ALTERNATIVES}); keep the ways customers really ask"
+        )
+    for alt in alternatives[: FAQEntry.MAX_ALTERNATIVES]:
         if len(alt) > MAX_ALTERNATIVE:
             problems.append(
                 f"alternative phrasing {alt[:30]!r}... is too long "

@@ -391,6 +391,10 @@ class OriginSeen(models.Model):
 
 
 class FAQEntry(models.Model):
+    # Each phrasing is embedded and searched: a hundred is far more than customers' ways of asking
+    # one thing, and 20,000 in one CSV cell kept an import busy for three minutes.
+    MAX_ALTERNATIVES = 100
+
     shop = models.ForeignKey(Shop, models.CASCADE, related_name="entries")
     question = models.CharField(max_length=300)
     answer = models.TextField()
@@ -440,6 +444,16 @@ class FAQEntry(models.Model):
             self.alternatives = "\n".join([*self.alternative_list, *added])
             self.save()
         return added
+
+    def clean(self) -> None:
+        count = len(self.alternative_list)
+        if count > self.MAX_ALTERNATIVES:
+            raise ValidationError(
+                {
+                    "alternatives": f"{count} alternative phrasings; at most "
+                    f"{self.MAX_ALTERNATIVES}: keep the ways customers really ask."
+                }
+            )
 
     def embedding_texts(self) -> list[tuple[str, str]]:
         """The texts that represent this entry in the vector index, as (kind, text) pairs."""

@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import translation
 
-from faq import faqpage, retrieval
+from faq import faqpage, pagesearch, retrieval
 from faq.models import Shop, entry_anchor
 from faq.text import clean_text
 from lib.web import site_url
@@ -22,12 +22,20 @@ def faq_page(request: HttpRequest, slug: str) -> HttpResponse:
     query = clean_text(request.GET.get("q", "")).strip()[:MAX_QUERY_CHARS]
     hits = None
     confident = False
+    refused = ""
     if query and entries:
-        # The same search the chat uses, so the page finds what the bot would.
-        result = retrieval.search(shop, query, limit=SEARCH_LIMIT)
-        confident = result.confident
-        hits = [hit.entry for hit in result.hits]
-        for entry in hits:
+        if pagesearch.over_address_limit(request):
+            refused = pagesearch.TOO_MANY
+        else:
+            with pagesearch.search_slot() as free:
+                if free:
+                    # The same search the chat uses, so the page finds what the bot would.
+                    result = retrieval.search(shop, query, limit=SEARCH_LIMIT)
+                    confident = result.confident
+                    hits = [hit.entry for hit in result.hits]
+                else:
+                    refused = pagesearch.BUSY
+        for entry in hits or []:
             entry.anchor = entry_anchor(entry.pk)
     site = site_url(request)
     with translation.override(shop.language):  # the page's headings in the shop's language
@@ -43,6 +51,7 @@ def faq_page(request: HttpRequest, slug: str) -> HttpResponse:
                 "query": query,
                 "hits": hits,
                 "confident": confident,
+                "refused": refused,
                 "site": site,
                 "embed_snippet": shop.embed_snippet(site),
             },

@@ -95,12 +95,36 @@ class Candidate:
 # --- Fetching ---------------------------------------------------------------------------------
 
 
+# IPv6 prefixes whose last 32 bits are an IPv4 address the packet ends up at: NAT64 (RFC 6052,
+# RFC 8215) and the deprecated IPv4-compatible form (::a.b.c.d).
+_IPV4_IN_LAST_32_BITS = [
+    ipaddress.ip_network("64:ff9b::/96"),
+    ipaddress.ip_network("64:ff9b:1::/48"),
+    ipaddress.ip_network("::/96"),
+]
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries: mapped (::ffff:a.b.c.d), 6to4 (2002:AABB:CCDD::),
+    NAT64 or IPv4-compatible; None for a plain IPv6 address."""
+    if ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    if ip.sixtofour:
+        return ip.sixtofour
+    if any(ip in network for network in _IPV4_IN_LAST_32_BITS):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def is_public_address(address: str) -> bool:
     """True for an address on the public internet; False for private, loopback, link-local,
-    shared (CGNAT), multicast, reserved and unspecified ones, also written as IPv4-in-IPv6."""
+    shared (CGNAT), multicast, reserved and unspecified ones, also when an IPv6 address carries
+    one of them (IPv4-mapped, 6to4, NAT64, IPv4-compatible)."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            ip = embedded
     return ip.is_global and not ip.is_multicast
 
 
@@ -398,6 +422,77 @@ def _in_chrome(tag: Tag) -> bool:
     )
 
 
+def _is_ancestor(ancestor: Tag, tag: Tag) -> bool:
+    # By identity: a Tag's == compares whole subtrees.
+    return any(parent is ancestor for parent in tag.parents)
+
+
+class Parsed:
+    """A parsed page with what the extractors look up, indexed in one walk: elements by id, each
+    element's place in document order, and which elements hold an accordion trigger, a <details>
+    or a heading somewhere inside. Every extractor then walks the page once, so a page of tens of
+    thousands of accordions takes seconds, not the half hour the searches per item took. Reading
+    stops with a PageImportError once this thread has spent `seconds` of CPU time on it."""
+
+    def __init__(self, soup: BeautifulSoup, base_url: str, seconds: float, deadline: float) -> None:
+        self.soup, self.base_url = soup, base_url
+        self.seconds, self.deadline = seconds, deadline  # deadline: in time.thread_time()
+        self.ids: dict[str, Tag] = {}
+        self.order: dict[int, int] = {}  # id(tag) -> position in document order
+        self.tags: list[Tag] = []
+        self.holds_trigger: set[int] = set()
+        self.holds_details: set[int] = set()
+        self.holds_heading: set[int] = set()
+        self._text_after: dict[int, tuple[dict[int, int], int]] = {}
+        for position, tag in enumerate(soup.find_all(True)):
+            if position % 1000 == 0:
+                self.check()
+            self.order[id(tag)] = position
+            self.tags.append(tag)
+            tag_id = tag.get("id")
+            if isinstance(tag_id, str):
+                self.ids.setdefault(tag_id, tag)
+            if tag.get("aria-controls") is not None:
+                self._mark_parents(tag, self.holds_trigger)
+            if tag.name == "details":
+                self._mark_parents(tag, self.holds_details)
+            if tag.name in HEADINGS:
+                self._mark_parents(tag, self.holds_heading)
+
+    @staticmethod
+    def _mark_parents(tag: Tag, marked: set[int]) -> None:
+        for parent in tag.parents:
+            if id(parent) in marked:
+                return  # and so are all of its parents
+            marked.add(id(parent))
+
+    def check(self) -> None:
+        if time.thread_time() > self.deadline:
+            raise PageImportError(
+                f"Reading that page took more than {self.seconds:g} seconds; save just your FAQ "
+                "page from the browser and upload it, or import a CSV file instead."
+            )
+
+    def has_text_after(self, tag: Tag) -> bool:
+        """Whether a sibling after `tag` holds any text (each parent's children read once)."""
+        parent = tag.parent
+        if parent is None:
+            return False
+        known = self._text_after.get(id(parent))
+        if known is None:
+            index: dict[int, int] = {}
+            last = -1
+            for i, child in enumerate(parent.children):
+                index[id(child)] = i
+                if isinstance(child, Comment):
+                    continue
+                if child.get_text(strip=True) if isinstance(child, Tag) else str(child).strip():
+                    last = i
+            known = self._text_after[id(parent)] = (index, last)
+        index, last = known
+        return index[id(tag)] < last
+
+
 def _types(node: dict) -> list[str]:
     value = node.get("@type", [])
     values = value if isinstance(value, list) else [value]
@@ -415,34 +510,40 @@ def _answer_text(node) -> str:
 def _from_json_ld(soup: BeautifulSoup, base_url: str) -> list[tuple[Found, Tag | None]]:
     found = []
 
-    def visit(node) -> None:
-        if isinstance(node, list):
-            for item in node:
-                visit(item)
-        elif isinstance(node, dict):
-            if "Question" in _types(node):
-                answer = node.get("acceptedAnswer") or node.get("suggestedAnswer")
-                question = _question(html_to_text(str(node.get("name") or node.get("text") or "")))
-                text = html_to_text(_answer_text(answer), base_url)
-                if question and text:
-                    found.append((Found(question, text, source="schema.org data"), None))
-                return
-            for value in node.values():
-                visit(value)
+    def visit(data) -> None:
+        # Depth first with a stack of its own, in document order: nesting of any depth is only
+        # data, never a RecursionError.
+        stack = [data]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, list):
+                stack.extend(reversed(node))
+            elif isinstance(node, dict):
+                if "Question" in _types(node):
+                    answer = node.get("acceptedAnswer") or node.get("suggestedAnswer")
+                    name = str(node.get("name") or node.get("text") or "")
+                    question = _question(html_to_text(name))
+                    text = html_to_text(_answer_text(answer), base_url)
+                    if question and text:
+                        found.append((Found(question, text, source="schema.org data"), None))
+                    continue
+                stack.extend(reversed(list(node.values())))
 
     for script in soup.find_all("script", type=re.compile(r"ld\+json", re.IGNORECASE)):
         raw = (script.string or "").strip()
         raw = raw.removeprefix("<!--").removesuffix("-->")  # old themes hide it in a comment
         try:
-            visit(json.loads(raw, strict=False))
-        except ValueError:
-            continue  # one broken block must not hide the others
+            data = json.loads(raw, strict=False)
+        except (ValueError, RecursionError):
+            continue  # one broken (or absurdly nested) block must not hide the others
+        visit(data)
     return found
 
 
-def _from_microdata(soup: BeautifulSoup, base_url: str) -> list[tuple[Found, Tag | None]]:
+def _from_microdata(page: Parsed) -> list[tuple[Found, Tag | None]]:
     found = []
-    for item in soup.find_all(itemtype=re.compile(r"schema\.org/Question$", re.IGNORECASE)):
+    for item in page.soup.find_all(itemtype=re.compile(r"schema\.org/Question$", re.IGNORECASE)):
+        page.check()
         name = item.find(itemprop="name")
         answer = item.find(itemprop=re.compile(r"^(acceptedAnswer|suggestedAnswer)$"))
         if name is None or answer is None:
@@ -450,37 +551,46 @@ def _from_microdata(soup: BeautifulSoup, base_url: str) -> list[tuple[Found, Tag
         text_el = answer.find(itemprop="text") or answer
         question = _question(name.get("content") or name.get_text(" "))
         text = (
-            clean(text_el["content"]) if text_el.get("content") else html_to_text(text_el, base_url)
+            clean(text_el["content"])
+            if text_el.get("content")
+            else html_to_text(text_el, page.base_url)
         )
         if question and text:
             found.append((Found(question, text, source="schema.org data"), item))
     return found
 
 
-def _from_details(soup: BeautifulSoup, base_url: str) -> list[tuple[Found, Tag | None]]:
+def _from_details(page: Parsed) -> list[tuple[Found, Tag | None]]:
     found = []
-    for details in soup.find_all("details"):
+    for details in page.soup.find_all("details"):
+        page.check()
+        if id(details) in page.holds_details or _in_chrome(details):
+            continue
         summary = details.find("summary")
-        if summary is None or _in_chrome(details) or details.find("details"):
+        if summary is None:
             continue
         body = [child for child in details.children if child is not summary]
-        question, text = _question(summary.get_text(" ")), nodes_to_text(body, base_url)
+        question, text = _question(summary.get_text(" ")), nodes_to_text(body, page.base_url)
         if question and text:
             found.append((Found(question, text, source="accordion"), details))
     return found
 
 
-def _from_aria(soup: BeautifulSoup, base_url: str) -> list[tuple[Found, Tag | None]]:
+def _from_aria(page: Parsed) -> list[tuple[Found, Tag | None]]:
     found = []
-    for trigger in soup.find_all(attrs={"aria-controls": True}):
+    texts: dict[int, str] = {}  # a panel shared by several triggers is read once
+    for trigger in page.soup.find_all(attrs={"aria-controls": True}):
+        page.check()
         if trigger.get("role") == "tab" or _in_chrome(trigger):
             continue  # tabs hold whole sections, not one answer
-        panel = soup.find(id=trigger["aria-controls"])
-        if panel is None or panel in trigger.parents or trigger in panel.parents:
+        panel = page.ids.get(trigger["aria-controls"])
+        if panel is None or _is_ancestor(panel, trigger) or _is_ancestor(trigger, panel):
             continue
-        if panel.find(attrs={"aria-controls": True}) or panel.find("details"):
+        if id(panel) in page.holds_trigger or id(panel) in page.holds_details:
             continue  # a panel of accordions: its items are found one by one
-        question, text = _question(trigger.get_text(" ")), html_to_text(panel, base_url)
+        if id(panel) not in texts:
+            texts[id(panel)] = html_to_text(panel, page.base_url)
+        question, text = _question(trigger.get_text(" ")), texts[id(panel)]
         if question and text:
             found.append((Found(question, text, source="accordion"), trigger))
     return found
@@ -490,20 +600,28 @@ def _looks_like_question(text: str) -> bool:
     return text.rstrip().endswith(("?", "\uff1f"))
 
 
-def _from_definition_lists(soup: BeautifulSoup, base_url: str) -> list[tuple[Found, Tag | None]]:
+def _from_definition_lists(page: Parsed) -> list[tuple[Found, Tag | None]]:
     found = []
-    for dl in soup.find_all("dl"):
+    for dl in page.soup.find_all("dl"):
+        page.check()
         if _in_chrome(dl):
             continue
-        pairs = []
-        for dt in dl.find_all("dt"):
-            body = []
-            for sibling in dt.find_next_siblings():
-                if sibling.name == "dt":
-                    break
-                if sibling.name == "dd":
-                    body.append(sibling)
-            pairs.append((_question(dt.get_text(" ")), nodes_to_text(body, base_url), dt))
+        terms = dl.find_all("dt")
+        # Each term's answer: the <dd>s after it up to the next <dt>, its parent's children
+        # walked once.
+        bodies: dict[int, list[Tag]] = {}
+        parents = {id(dt.parent): dt.parent for dt in terms}
+        for parent in parents.values():
+            body: list[Tag] | None = None
+            for child in parent.children:
+                if child.name == "dt":
+                    body = bodies.setdefault(id(child), [])
+                elif child.name == "dd" and body is not None:
+                    body.append(child)
+        pairs = [
+            (_question(dt.get_text(" ")), nodes_to_text(bodies.get(id(dt), []), page.base_url), dt)
+            for dt in terms
+        ]
         # A list of product facts ("Weight: 2 kg") is no FAQ: most terms must be questions.
         if sum(_looks_like_question(q) for q, _, _ in pairs) * 2 < len(pairs):
             continue
@@ -511,9 +629,10 @@ def _from_definition_lists(soup: BeautifulSoup, base_url: str) -> list[tuple[Fou
     return found
 
 
-def _from_headings(soup: BeautifulSoup, base_url: str) -> list[tuple[Found, Tag | None]]:
+def _from_headings(page: Parsed) -> list[tuple[Found, Tag | None]]:
     found = []
-    for heading in soup.find_all(HEADINGS):
+    for heading in page.soup.find_all(HEADINGS):
+        page.check()
         question = _question(heading.get_text(" "))
         if not _looks_like_question(question) or _in_chrome(heading):
             continue
@@ -524,32 +643,25 @@ def _from_headings(soup: BeautifulSoup, base_url: str) -> list[tuple[Found, Tag 
         # what follows the wrapper.
         anchor = heading
         while (
-            not _has_text_after(anchor)
+            not page.has_text_after(anchor)
             and anchor.parent is not None
             and anchor.parent.name not in ("body", "main", "article", "[document]")
         ):
             anchor = anchor.parent
         body = []
         for sibling in anchor.next_siblings:
-            if isinstance(sibling, Tag) and (sibling.name in HEADINGS or sibling.find(HEADINGS)):
+            if isinstance(sibling, Tag) and (
+                sibling.name in HEADINGS or id(sibling) in page.holds_heading
+            ):
                 break
             body.append(sibling)
-        text = nodes_to_text(body, base_url)
+        text = nodes_to_text(body, page.base_url)
         if question and text:
             found.append((Found(question, text, source="headings"), heading))
     return found
 
 
-def _has_text_after(tag: Tag) -> bool:
-    return any(
-        sibling.get_text(strip=True) if isinstance(sibling, Tag) else str(sibling).strip()
-        for sibling in tag.next_siblings
-        if not isinstance(sibling, Comment)
-    )
-
-
 EXTRACTORS = [
-    _from_json_ld,
     _from_microdata,
     _from_details,
     _from_aria,
@@ -558,44 +670,66 @@ EXTRACTORS = [
 ]
 
 
-def _category(element: Tag, questions: set[str]) -> str:
-    """The nearest section heading above the element: headings of answers and accordion items
-    are passed over; the page's title (h1) or a generic "FAQ" heading means no category."""
-    own_level = int(element.name[1]) if element.name in HEADINGS else 7
-    for heading in element.find_all_previous(HEADINGS):
-        level = int(heading.name[1])
-        text = _inline(heading.get_text(" "))
-        if (
-            not text
-            or level >= own_level
-            or _looks_like_question(text)
-            or wording_key(_question(text)) in questions
-            or heading.find(attrs={"aria-controls": True})
-            or heading.find_parent(["summary", "details", "dt", "dd", "button"])
-            or heading.find_parent(attrs={"role": "region"})
-            or _in_chrome(heading)
-        ):
-            continue
-        if level == 1 or GENERIC_HEADING.search(text):
-            return ""
-        return text[: importing.MAX_CATEGORY]
-    return ""
+def _section_heading(page: Parsed, heading: Tag, questions: set[str]) -> str | None:
+    """The category a section heading gives what follows it ("" for the page's title (h1) or a
+    generic "FAQ" heading), or None if it is no section heading: empty, a question, or the
+    heading of an answer or of an accordion item."""
+    text = _inline(heading.get_text(" "))
+    if (
+        not text
+        or _looks_like_question(text)
+        or wording_key(_question(text)) in questions
+        or id(heading) in page.holds_trigger
+        or heading.find_parent(["summary", "details", "dt", "dd", "button"])
+        or heading.find_parent(attrs={"role": "region"})
+        or _in_chrome(heading)
+    ):
+        return None
+    if heading.name == "h1" or GENERIC_HEADING.search(text):
+        return ""
+    return text[: importing.MAX_CATEGORY]
 
 
-def extract(page: Page) -> list[Found]:
-    """The page's questions and answers, most trusted source first, one per question."""
+def _categories(page: Parsed, elements: list[Tag], questions: set[str]) -> dict[int, str]:
+    """id(element) -> the nearest section heading above it of a higher level (a question's own
+    heading is an h3 under an h2 section; any other element takes any level), in one walk of the
+    page in document order."""
+    wanted = {id(element) for element in elements}
+    latest: dict[int, tuple[int, str]] = {}  # level -> (position, category) of the last one seen
+    categories: dict[int, str] = {}
+    for position, tag in enumerate(page.tags):
+        if position % 1000 == 0:
+            page.check()
+        if id(tag) in wanted:
+            own_level = int(tag.name[1]) if tag.name in HEADINGS else 7
+            above = [latest[level] for level in range(1, own_level) if level in latest]
+            categories[id(tag)] = max(above)[1] if above else ""
+        if tag.name in HEADINGS:
+            category = _section_heading(page, tag, questions)
+            if category is not None:
+                latest[int(tag.name[1])] = (position, category)
+    return categories
+
+
+def extract(page: Page, cpu_seconds: float | None = None) -> list[Found]:
+    """The page's questions and answers, most trusted source first, one per question. Stops with
+    a PageImportError after `cpu_seconds` (IMPORT_READ_SECONDS) of this thread's CPU time."""
+    seconds = settings.IMPORT_READ_SECONDS if cpu_seconds is None else cpu_seconds
+    deadline = time.thread_time() + seconds
     soup = BeautifulSoup(page.content, "lxml", from_encoding=page.encoding)
     base_url = page.url if page.url.startswith(("http://", "https://")) else ""
     results: list[tuple[Found, Tag | None]] = _from_json_ld(soup, base_url)
     for tag in soup.find_all(["script", "style", "noscript", "template"]):
         tag.decompose()
-    for extractor in EXTRACTORS[1:]:
-        results += extractor(soup, base_url)
+    parsed = Parsed(soup, base_url, seconds, deadline)
+    for extractor in EXTRACTORS:
+        results += extractor(parsed)
     questions = {wording_key(f.question) for f, _ in results}
+    categories = _categories(parsed, [e for _, e in results if e is not None], questions)
     by_question: dict[str, Found] = {}
     for found, element in results:
         key = wording_key(found.question)
-        category = _category(element, questions) if element is not None else ""
+        category = categories.get(id(element), "") if element is not None else ""
         if key in by_question:
             # JSON-LD knows nothing of sections; the visible copy of the same question does.
             by_question[key].category = by_question[key].category or category
@@ -609,8 +743,8 @@ def extract(page: Page) -> list[Found]:
     ]
 
 
-def find_faqs(page: Page) -> list[Found]:
-    found = extract(page)
+def find_faqs(page: Page, cpu_seconds: float | None = None) -> list[Found]:
+    found = extract(page, cpu_seconds)
     if not found:
         raise PageImportError(
             "No questions and answers were found on that page; check that it is your FAQ page, "

@@ -78,10 +78,12 @@ class DaphneProcess:
 
     def launch(self) -> DaphneProcess:
         """Start it without waiting (several servers can then load the model side by side)."""
+        from shopbot.management.commands.serve import daphne_options  # Django is set up by now
+
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
-                + ["shopbot.asgi:application"],
+                + [*daphne_options(), "shopbot.asgi:application"],
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,

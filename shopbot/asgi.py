@@ -15,13 +15,19 @@ django_asgi_app = get_asgi_application()  # sets Django up before the consumers 
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.core.signals import request_finished  # noqa: E402
 
 from faq import embedding  # noqa: E402
+from shopbot.http_limits import BoundedHTTP, close_request_connections  # noqa: E402
 from widget.chat.routing import websocket_urlpatterns  # noqa: E402
+
+# Each HTTP request's thread closes its database connections when the request ends, and at most
+# HTTP_MAX_CONCURRENT_REQUESTS run at once per process (shopbot/http_limits.py).
+request_finished.connect(close_request_connections, dispatch_uid="close_request_connections")
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": BoundedHTTP(django_asgi_app),
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

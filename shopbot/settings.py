@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
@@ -98,6 +99,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "channels",
     "axes",
+    "csp",
     "shopbot",
     "faq",
     "widget",
@@ -113,6 +115,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into its 429 page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -175,6 +178,8 @@ DATABASES = _databases()
 # kept connection that a database restart cut be replaced on its next use, so the next question
 # works as soon as the database is back. (A psycopg pool saved ~5 ms per answer but waited out its
 # reconnect backoff after an outage.)
+# HTTP requests never keep theirs: under ASGI each runs on a thread of its own, and its
+# connection is closed when it ends (shopbot/http_limits.py).
 DATABASES["default"]["CONN_MAX_AGE"] = envint("DATABASE_CONN_MAX_AGE", "60")
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("TEST", {})
@@ -249,6 +254,14 @@ STORAGES = {
 }
 # Serve straight from the app folders too, so a fresh clone works before collectstatic has run.
 WHITENOISE_USE_FINDERS = True
+
+# --- HTTP requests ----------------------------------------------------------------------------
+# HTTP requests (admin, FAQ page, widget.js, /healthz) running at once per process; more wait
+# their turn without a thread or a database connection (shopbot/http_limits.py). 0: no limit.
+HTTP_MAX_CONCURRENT_REQUESTS = envint("HTTP_MAX_CONCURRENT_REQUESTS", "8")
+# The largest request body, in bytes: larger ones get HTTP 413 before they are read (the 5 MB FAQ
+# import with room for the form around it). Keep nginx's client_max_body_size at least as large.
+HTTP_MAX_BODY_BYTES = envint("HTTP_MAX_BODY_BYTES", str(6 * 1024 * 1024))
 
 # --- Embeddings -------------------------------------------------------------------------------
 # A path to a sentence-transformers model folder, or empty for the bundled all-MiniLM-L6-v2
@@ -356,6 +369,9 @@ IMPORT_ALLOW_PRIVATE_HOSTS = envbool("IMPORT_ALLOW_PRIVATE_HOSTS", "False")
 # Seconds: the longest single wait (connecting, reading), and the whole fetch, redirects included,
 # is abandoned once it has taken this long.
 IMPORT_FETCH_TIMEOUT = envfloat("IMPORT_FETCH_TIMEOUT", "15")
+# Seconds of CPU time finding the questions on one page may take; then the owner is asked to
+# upload just the FAQ part (a 2 MB page of 26,000 accordions takes a few seconds).
+IMPORT_READ_SECONDS = envfloat("IMPORT_READ_SECONDS", "20")
 
 # --- Retention -------------------------------------------------------------------------------
 # Conversations older than this many days are deleted by `manage.py purge_conversations` (run
@@ -368,8 +384,11 @@ CONVERSATION_RETENTION_DAYS = envint("CONVERSATION_RETENTION_DAYS", "180")
 # ones hold across every server process sharing that Redis; without it they hold per process. 0
 # turns a limit off. There is no global limit: one visitor can never lock out the others.
 # Largest text frame accepted, in characters; checked before the frame is parsed. Daphne itself
-# closes the socket on anything over --websocket-max-message-size (1 MiB by default).
+# closes the socket on anything over WEBSOCKET_MAX_MESSAGE_BYTES, which `make run` and the test
+# servers pass it as --websocket-max-message-size (64 KiB, as in docs/production.md's unit;
+# daphne's own default is 1 MiB).
 CHAT_MAX_FRAME_CHARS = envint("CHAT_MAX_FRAME_CHARS", "16000")
+WEBSOCKET_MAX_MESSAGE_BYTES = envint("WEBSOCKET_MAX_MESSAGE_BYTES", "65536")
 CHAT_MAX_JSON_DEPTH = envint("CHAT_MAX_JSON_DEPTH", "10")
 # Frames of any type per connection: a burst, refilled at a steady rate (a token bucket). A client
 # writing faster is closed with code 4008 before its frames are parsed; the widget sends a ping
@@ -378,6 +397,11 @@ CHAT_FRAME_BURST = envint("CHAT_FRAME_BURST", "30")
 CHAT_FRAMES_PER_MINUTE = envint("CHAT_FRAMES_PER_MINUTE", "60")
 CHAT_ASKS_PER_CONNECTION_PER_MINUTE = envint("CHAT_ASKS_PER_CONNECTION_PER_MINUTE", "20")
 CHAT_ASKS_PER_IP_PER_MINUTE = envint("CHAT_ASKS_PER_IP_PER_MINUTE", "60")
+# The public FAQ page's search (faq/pagesearch.py): searches per client address per minute, and
+# searches running at once per process. Over either, the page comes without results and with a
+# sentence saying why.
+FAQ_SEARCHES_PER_IP_PER_MINUTE = envint("FAQ_SEARCHES_PER_IP_PER_MINUTE", "20")
+FAQ_SEARCH_SLOTS = envint("FAQ_SEARCH_SLOTS", "2")
 # Open chat sockets per client address; one more is closed with code 4429.
 CHAT_CONNECTIONS_PER_IP = envint("CHAT_CONNECTIONS_PER_IP", "20")
 # Questions in one conversation; after that the customer is asked to start a new one.
@@ -386,6 +410,29 @@ CHAT_MAX_ASKS_PER_CONVERSATION = envint("CHAT_MAX_ASKS_PER_CONVERSATION", "100")
 # (e.g. X-Forwarded-For or X-Real-IP); then the last address in it is used. Never set it when
 # clients can reach the server without going through that proxy: they could claim any address.
 TRUSTED_PROXY_HEADER = os.getenv("TRUSTED_PROXY_HEADER", "").strip()
+
+# --- Content-Security-Policy (django-csp) -------------------------------------------------------
+# On every page ShopBot serves (the admin, the public FAQ page, the demo storefront): scripts only
+# from this site (widget.js, the admin's files; no inline script, no eval), connections (the chat
+# socket) only to it, no plugins, no framing, forms posting only here. Styles may be inline: the
+# FAQ page's accent colour, the widget's shadow-DOM sheet and a few admin templates use them.
+# (A shop's own site, where the widget is embedded, has its own policy: see README.)
+# The owner's customer-request page (hand-off) still has an inline script and is left out until
+# it moves to a static file.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/admin/widget/handoff/"],
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 # --- Production ------------------------------------------------------------------------------
 # TLS ends at the proxy (see docs/production.md); these tell Django about it.

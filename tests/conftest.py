@@ -13,6 +13,7 @@ from django.db import connection
 from faq import embedding
 from faq.demo import entry_fields
 from faq.models import FAQEntry, Shop
+from lib import ratelimit
 from tests.fake_anthropic import FakeAnthropic
 from tests.support import make_demo_shop
 from widget.chat import limits
@@ -30,6 +31,12 @@ def end_kept_connections(django_db_setup, django_db_blocker):
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits() -> None:
+    """Every test starts with no searches counted against its (shared, 127.0.0.1) address."""
+    ratelimit.reset_memory()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,8 +1,8 @@
 """
 The frames the server sends, against their two other descriptions: every type is documented in
-docs/protocol.md and handled by the widget (widget.js's FRAME_HANDLERS, into which the hand-off module registers
-its frames when widget.js loads it for a frame it has no handler for). And every frame is built in
-widget/chat/protocol.py: no other product module names a frame type.
+docs/protocol.md and handled by the widget (widget.js's FRAME_HANDLERS, into which the hand-off
+module registers its frames when widget.js loads it for a frame it has no handler for). And every
+frame is built in widget/chat/protocol.py: no other product module names a frame type.
 """
 
 from __future__ import annotations

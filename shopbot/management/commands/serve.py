@@ -21,6 +21,13 @@ from django.db.utils import OperationalError
 from faq.demo import load_shop as load_demo_shop
 
 
+def daphne_options() -> list[str]:
+    """What `make run` and the test and benchmark servers (harness/daphne_process.py) pass
+    daphne, as the production unit does (docs/production.md): a websocket message over
+    WEBSOCKET_MAX_MESSAGE_BYTES is closed with 1009 by daphne before ShopBot reads it."""
+    return ["--websocket-max-message-size", str(settings.WEBSOCKET_MAX_MESSAGE_BYTES)]
+
+
 class Command(BaseCommand):
     help = "Prepare the database (migrate, demo shop, admin user) and serve the site with daphne."
 
@@ -71,7 +78,7 @@ class Command(BaseCommand):
         # which proxy header to trust (TRUSTED_PROXY_HEADER, read by widget/chat/limits.py);
         # otherwise anyone could dodge the per-address limits with a made-up X-Forwarded-For.
         CommandLineInterface().run(
-            ["--bind", host, "--port", str(port), "shopbot.asgi:application"]
+            ["--bind", host, "--port", str(port), *daphne_options(), "shopbot.asgi:application"]
         )
 
     def _ensure_admin(self) -> None:
