@@ -1,11 +1,15 @@
 """
 Helpers the test modules share (fixtures stay in conftest.py): the chat client, the demo shop
-factory, a shop owner, this run's database as a DATABASE_URL for server processes, and Redis.
+factory, a shop owner, this run's database as a DATABASE_URL for server processes, Redis, and a
+mailbox on a real SMTP server (aiosmtpd) on loopback.
 """
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -145,3 +149,28 @@ def require_redis() -> str:
     finally:
         client.close()
     return REDIS_TEST_URL
+
+
+class Inbox:
+    """An aiosmtpd handler keeping every message it receives (the `inbox` fixture)."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[list[str], email.message.EmailMessage]] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.received.append((list(envelope.rcpt_tos), parsed))
+        return "250 Message accepted"
+
+    def wait(self, count: int, timeout: float = 20) -> list:
+        wait_for(lambda: len(self.received) >= count, timeout)
+        return self.received
+
+
+def wait_for(condition, timeout: float = 20) -> None:
+    """Poll `condition` until it holds: the email arrives from another thread (the request's
+    sender, the SMTP server's), with no event here to wait on."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert condition()

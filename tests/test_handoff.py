@@ -6,8 +6,6 @@ and the customer's mailbox. Real PostgreSQL, real embedding model, no mocks."""
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import time
 import uuid
 from datetime import timedelta
@@ -22,8 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from faq.models import Shop
-from harness.daphne_process import free_port
-from tests.support import Chat, make_owner
+from tests.support import Chat, Inbox, make_owner, wait_for
 from widget import handoff_email
 from widget.chat import limits
 from widget.models import Conversation, Handoff, Message
@@ -43,52 +40,6 @@ def quiet_chat(settings, transactional_db):
     # Before the database is emptied (transactional_db's teardown runs after this one): a request
     # left in a test is emailed on a thread that may still be writing its outcome.
     handoff_email.wait_for_sends()
-
-
-class Inbox:
-    """An aiosmtpd handler keeping every message it receives."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[list[str], email.message.EmailMessage]] = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.received.append((list(envelope.rcpt_tos), parsed))
-        return "250 Message accepted"
-
-    def wait(self, count: int, timeout: float = 20) -> list:
-        wait_for(lambda: len(self.received) >= count, timeout)
-        return self.received
-
-
-@pytest.fixture
-def smtp_port(settings) -> int:
-    port = free_port()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
-    settings.EMAIL_USE_TLS, settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD = False, "", ""
-    settings.EMAIL_TIMEOUT = 5
-    settings.DEFAULT_FROM_EMAIL = "ShopBot <bot@shopbot.example>"
-    settings.SITE_URL = "https://bot.example.com"
-    return port
-
-
-@pytest.fixture
-def inbox(smtp_port):
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=smtp_port)
-    controller.start()
-    yield handler
-    controller.stop()
-
-
-def wait_for(condition, timeout: float = 20) -> None:
-    """Poll `condition` until it holds: the email arrives from another thread (the request's
-    sender, the SMTP server's), with no event here to wait on."""
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert condition()
 
 
 async def leave(chat: Chat, **fields) -> dict:
