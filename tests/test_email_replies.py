@@ -246,7 +246,11 @@ def test_a_strangers_reply_is_held_for_the_owner_never_posted(demo_shop, inbox):
         "someone@elsewhere.example",
         "Saturday is fine.",
     )
-    assert not Message.objects.exists() and notices(inbox) == []
+    assert not Message.objects.exists()
+    ((recipients, note),) = notices(inbox)  # to the owners, never to the stranger
+    assert sorted(recipients) == ["hello@petalandstem.example", OWNER]
+    assert "someone@elsewhere.example" in note.get_body().get_content()
+    assert note["Auto-Submitted"] == "auto-generated"
     handoff.refresh_from_db()
     assert handoff.status == Handoff.OPEN
     page = owner_page(demo_shop, handoff)

@@ -18,7 +18,8 @@ status an MTA understands and the SMTP reply the gateway gives):
    request, or of a shop the sender is an owner of another shop's: nothing posted; the sender
    gets an email saying why (marked Auto-Submitted, so it is not answered automatically).
 6. The sender (From) is not one of the shop's owners nor its contact address: the message is
-   held on the request's page for the owner (an InboundEmail row), never posted.
+   held on the request's page for the owner (an InboundEmail row; the owners are emailed a
+   link), never posted.
 7. Otherwise the reply, without the quoted message and the signature (widget/reply_text.py), is
    the shop's answer through `handoff_email.answer`, the same function as the admin's reply:
    stored, pushed to the customer's open chats, emailed to the customer, the request answered.
@@ -35,7 +36,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email import policy
+from email import errors, policy
 from email.message import EmailMessage as ParsedEmail
 from email.parser import BytesParser
 from typing import BinaryIO
@@ -181,11 +182,21 @@ def _text_part(part: ParsedEmail) -> str:
     return strip_reply(text)
 
 
+# The defects of the `email` package that mean the MIME structure itself is broken (missing or
+# unclosed boundaries), as opposed to the small slips it repairs.
+STRUCTURAL_DEFECTS = (
+    errors.NoBoundaryInMultipartDefect,
+    errors.StartBoundaryNotFoundDefect,
+    errors.MultipartInvariantViolationDefect,
+    errors.MissingHeaderBodySeparatorDefect,
+)
+
+
 def reply_of(message: ParsedEmail) -> tuple[str, list[str]]:
     """The new text of the reply (plain preferred, HTML turned to text) and the names of the
     attachments dropped. BadData for broken MIME or an undecodable body."""
     defects = [defect for part in message.walk() for defect in part.defects]
-    structural = [d for d in defects if type(d).__name__ in STRUCTURAL_DEFECTS]
+    structural = [d for d in defects if isinstance(d, STRUCTURAL_DEFECTS)]
     if structural:
         raise BadData(f"malformed MIME ({type(structural[0]).__name__})")
     try:
@@ -203,40 +214,51 @@ def reply_of(message: ParsedEmail) -> tuple[str, list[str]]:
     return text, dropped
 
 
-# The defects of the `email` package that mean the MIME structure itself is broken (missing or
-# unclosed boundaries), as opposed to the small slips it repairs.
-STRUCTURAL_DEFECTS = {
-    "NoBoundaryInMultipartDefect",
-    "StartBoundaryNotFoundDefect",
-    "MultipartInvariantViolationDefect",
-    "MissingHeaderBodySeparatorDefect",
-}
-
-
 def _shops_with_address(address: str):
     return Shop.objects.filter(Q(contact_email__iexact=address) | Q(owners__email__iexact=address))
 
 
+def _send(to: list[str], subject: str, body: str, headers: dict[str, str]) -> None:
+    """One automatic email (marked Auto-Submitted, so an out-of-office does not answer it);
+    a failure is logged: what it reports has happened anyway."""
+    mail = EmailMessage(
+        subject=subject,
+        body=f"{body}\n\n(This is an automatic message from ShopBot.)\n",
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=to,
+        headers=headers,
+    )
+    try:
+        mail.connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
+        mail.send(fail_silently=False)
+    except Exception as exc:
+        logger.warning("Could not email %s about an inbound email: %s", ", ".join(to), exc)
+
+
 def tell_sender(to: str, message: ParsedEmail, sentence: str) -> None:
-    """A short email to the sender of `message` (never an automatic message's: the caller checked);
-    itself marked Auto-Submitted, so an out-of-office does not answer it. Failures are logged."""
+    """Answer the sender of `message` (never an automatic message's: the caller checked)."""
     subject = handoff_email.one_line(str(message.get("Subject", "")), 120)
     headers = {"Auto-Submitted": "auto-replied"}
     message_id = str(message.get("Message-ID", "")).strip()
     if _MESSAGE_ID.match(message_id):
         headers["In-Reply-To"] = headers["References"] = message_id
-    reply = EmailMessage(
-        subject=f"Re: {subject}" if subject else "Your reply to a customer request",
-        body=f"{sentence}\n\n(This is an automatic message from ShopBot.)\n",
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[to],
-        headers=headers,
+    subject = f"Re: {subject}" if subject else "Your reply to a customer request"
+    _send([to], subject, sentence, headers)
+
+
+def tell_owners_held(handoff: Handoff, held: InboundEmail) -> None:
+    """Tell the shop's owners that a reply to their request is held for them."""
+    recipients = handoff_email.owner_recipients(handoff)
+    if not recipients:
+        return
+    body = (
+        f"{held.sender} replied to the email about a customer's request, but is neither one of "
+        f"{handoff.shop.name}'s owners nor its contact address, so nothing reached the customer. "
+        f"Post the reply or dismiss it on the request's page:\n"
+        f"{handoff_email.admin_link(handoff)}\n\nThe reply:\n\n{held.text}"
     )
-    try:
-        reply.connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
-        reply.send(fail_silently=False)
-    except Exception as exc:
-        logger.warning("Could not tell %s why their email was not posted: %s", to, exc)
+    subject = f"[{handoff_email.one_line(handoff.shop.name, 40)}] A reply is held for you"
+    _send(recipients, subject, body, {"Auto-Submitted": "auto-generated"})
 
 
 def receive(raw: bytes, recipients: Sequence[str] = (), sender: str | None = None) -> Outcome:
@@ -277,8 +299,8 @@ def _receive(raw: bytes, recipients: Sequence[str], sender: str | None) -> Outco
         return Outcome("no_user", f"no reply+TOKEN@{settings.INBOUND_EMAIL_DOMAIN} recipient")
     if not from_address:
         return Outcome("bad_data", "no usable From address")
-    answer_to = plain_address(sender) if sender else from_address
-    answer_to = answer_to or from_address
+    # Answers go to the envelope sender (RFC 3834), else to From.
+    answer_to = (sender and plain_address(sender)) or from_address
 
     try:
         handoff = Handoff.objects.by_reply_token(tokens[0])
@@ -312,6 +334,7 @@ def _receive(raw: bytes, recipients: Sequence[str], sender: str | None) -> Outco
         if row.status != InboundEmail.RECEIVED:
             return Outcome("duplicate", f"{email_id} for request {handoff.pk} already received")
     if not may_answer:
+        tell_owners_held(handoff, row)
         return Outcome("held", f"request {handoff.pk}: {from_address} is not an owner of the shop")
 
     posted, email_error = handoff_email.answer(handoff, text)
