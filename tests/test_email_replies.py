@@ -40,7 +40,9 @@ from harness.daphne_process import ROOT, environment, free_port
 from tests.support import Chat, make_owner, require_redis, server_database_url, wait_for
 from widget import handoff_email
 from widget.chat import limits
+from widget.inbound_email import reply_of
 from widget.models import Handoff, InboundEmail, Message
+from widget.reply_text import strip_reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -106,12 +108,33 @@ async def leave(chat: Chat, **fields) -> dict:
 
 @pytest.mark.parametrize("name", sorted(path.name for path in FIXTURES.glob("*.eml")))
 def test_each_mail_programs_reply_loses_its_quote_and_signature(name):
-    from widget.inbound_email import reply_of
-
     raw = from_fixture(name, f"reply+x@{DOMAIN}")
     text, dropped = reply_of(email.message_from_bytes(raw, policy=email.policy.default))
     assert text == REPLY
     assert dropped == (["delivery-zones.pdf"] if "attachment" in name else [])
+
+
+@pytest.mark.parametrize(
+    "text, kept",
+    [
+        ("Yes.\n\n-----Original Message-----\nFrom: ShopBot\nAnn asked", "Yes."),
+        (
+            "Ja, gerne.\n\nAm 07.12.2026 um 11:02 schrieb ShopBot <bot@x.example>:\n> Ann",
+            "Ja, gerne.",
+        ),
+        ("Oui.\n\nLe lun. 7 déc. 2026 à 11:02, ShopBot <bot@x.example> a écrit :\n> Ann", "Oui."),
+        ("Yes.\n\nFrom: ShopBot <bot@x.example>\nSent: Monday\nTo: Maria\n\nAnn asked", "Yes."),
+        ("Yes.\n-- \nMaria Lopez\nPetal & Stem", "Yes."),
+        (
+            "See below.\n> Do you deliver?\nYes, $19.95.\n> Saturdays?\nYes.",
+            "See below.\nYes, $19.95.\nYes.",
+        ),
+        ("Yes.\n\nSent from my iPhone", "Yes."),
+        ("> Ann asked\n> more", ""),
+    ],
+)
+def test_plain_text_rules(text, kept):
+    assert strip_reply(text) == kept
 
 
 # --- The owner's email and the feature switch -------------------------------------------------
