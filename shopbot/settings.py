@@ -369,6 +369,9 @@ if INBOUND_EMAIL_DOMAIN and not re.fullmatch(
     )
 # The largest inbound message accepted, in bytes (checked while it is read; larger: refused).
 INBOUND_EMAIL_MAX_BYTES = envint("INBOUND_EMAIL_MAX_BYTES", str(10 * 1024 * 1024))
+# Explanations emailed to one address (a forged token, a closed request...) per hour; past it the
+# refusal is only logged, so a forged sender cannot make ShopBot a source of backscatter. 0: none.
+INBOUND_EMAIL_NOTICES_PER_HOUR = envint("INBOUND_EMAIL_NOTICES_PER_HOUR", "5")
 
 # --- Importing an FAQ page ----------------------------------------------------------------------
 # "Import from your website" (faq/webimport.py) fetches the address an owner gives. Addresses on

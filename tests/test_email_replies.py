@@ -246,6 +246,16 @@ def test_bad_tokens_post_nothing_and_the_sender_is_told_why(demo_shop, inbox, ca
     assert f"refused: {expected} token" in caplog.text
 
 
+def test_explanations_are_capped_per_address_no_backscatter(demo_shop, inbox, settings):
+    settings.INBOUND_EMAIL_NOTICES_PER_HOUR = 2
+    for n in range(4):
+        raw = plain_reply(f"reply+forged-{n}-aaaa@{DOMAIN}", sender="victim@forged.example")
+        assert pipe(raw) == 0
+    assert [recipients for recipients, _ in inbox.received] == [["victim@forged.example"]] * 2
+    assert pipe(plain_reply(f"reply+forged-9-aaaa@{DOMAIN}")) == 0  # another address: told
+    assert inbox.received[-1][0] == [OWNER]
+
+
 def test_another_shops_owner_is_refused_and_told(demo_shop, inbox):
     make_owner(demo_shop, "maria", OWNER)
     other = Shop.objects.create(name="Thorn & Twig", contact_email="t@thorn.example")

@@ -16,7 +16,8 @@ status an MTA understands and the SMTP reply the gateway gives):
 4. No reply+TOKEN@INBOUND_EMAIL_DOMAIN among its recipients: unknown user (EX_NOUSER).
 5. A token that is unknown (forged, mistyped), expired (the request is gone), of a closed
    request, or of a shop the sender is an owner of another shop's: nothing posted; the sender
-   gets an email saying why (marked Auto-Submitted, so it is not answered automatically).
+   gets an email saying why (marked Auto-Submitted, so it is not answered automatically; at most
+   INBOUND_EMAIL_NOTICES_PER_HOUR an hour per address, so a forged sender gets no backscatter).
 6. The sender (From) is not one of the shop's owners nor its contact address: the message is
    held on the request's page for the owner (an InboundEmail row; the owners are emailed a
    link), never posted.
@@ -50,7 +51,7 @@ from django.db.models import Q
 
 from faq.models import Shop
 from widget import handoff_email
-from widget.models import Handoff, InboundEmail, ReplyRefused
+from widget.models import Handoff, InboundEmail, ReplyRefused, SenderNotice
 from widget.reply_text import html_to_text, strip_reply, unflow
 
 logger = logging.getLogger(__name__)
@@ -236,7 +237,11 @@ def _send(to: list[str], subject: str, body: str, headers: dict[str, str]) -> No
 
 
 def tell_sender(to: str, message: ParsedEmail, sentence: str) -> None:
-    """Answer the sender of `message` (never an automatic message's: the caller checked)."""
+    """Answer the sender of `message` (never an automatic message's: the caller checked), at
+    most INBOUND_EMAIL_NOTICES_PER_HOUR times an hour per address."""
+    if not SenderNotice.allow(to):
+        logger.warning("Not telling %s why: INBOUND_EMAIL_NOTICES_PER_HOUR reached", to)
+        return
     subject = handoff_email.one_line(str(message.get("Subject", "")), 120)
     headers = {"Auto-Submitted": "auto-replied"}
     message_id = str(message.get("Message-ID", "")).strip()

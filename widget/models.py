@@ -476,3 +476,24 @@ class InboundEmail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sender}: {self.text[:60]}"
+
+
+class SenderNotice(models.Model):
+    """An explanation emailed to the sender of an email that was not posted (widget/
+    inbound_email.py). Kept a day, to cap them at INBOUND_EMAIL_NOTICES_PER_HOUR per address: a
+    forged sender must not turn ShopBot into a source of backscatter."""
+
+    address = models.CharField(max_length=254, db_index=True)
+    sent = models.DateTimeField(default=timezone.now, db_index=True)
+
+    @classmethod
+    def allow(cls, address: str) -> bool:
+        """Record one more notice to `address`, unless the hour's cap is reached (False)."""
+        now = timezone.now()
+        cls.objects.filter(sent__lt=now - timedelta(days=1)).delete()
+        cap = settings.INBOUND_EMAIL_NOTICES_PER_HOUR
+        recent = cls.objects.filter(address=address, sent__gte=now - timedelta(hours=1))
+        if cap <= 0 or recent.count() >= cap:
+            return False
+        cls.objects.create(address=address, sent=now)
+        return True
