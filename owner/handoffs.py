@@ -27,13 +27,11 @@ from owner.views import page_context, transcript_turns
 from widget import handoff_email
 from widget.models import Handoff, InboundEmail
 
-MAX_REPLY_CHARS = handoff_email.MAX_REPLY_CHARS
-
 
 class ReplyForm(forms.Form):
     text = forms.CharField(
         label="Your reply",
-        max_length=MAX_REPLY_CHARS,
+        max_length=handoff_email.MAX_REPLY_CHARS,
         widget=forms.Textarea(attrs={"rows": 6, "cols": 80}),
         strip=True,
     )
@@ -141,9 +139,10 @@ def live(request: HttpRequest, model_admin, handoff: Handoff) -> JsonResponse:
         if not model_admin.has_change_permission(request, handoff):
             raise PermissionDenied
         text = request.POST.get("text", "").strip()
-        if not text or len(text) > MAX_REPLY_CHARS:
+        most = handoff_email.MAX_REPLY_CHARS
+        if not text or len(text) > most:
             return JsonResponse(
-                {"error": f"Write a message of at most {MAX_REPLY_CHARS} characters."}, status=400
+                {"error": f"Write a message of at most {most} characters."}, status=400
             )
         conversation.say(text)
         if handoff.status == Handoff.OPEN:
