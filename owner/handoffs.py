@@ -26,15 +26,13 @@ from faq.owners import ShopScopedAdmin
 from owner import erasure
 from owner.views import page_context, transcript_turns
 from widget import handoff_email
-from widget.models import Handoff
-
-MAX_REPLY_CHARS = 4000
+from widget.models import Handoff, InboundEmail
 
 
 class ReplyForm(forms.Form):
     text = forms.CharField(
         label="Your reply",
-        max_length=MAX_REPLY_CHARS,
+        max_length=handoff_email.MAX_REPLY_CHARS,
         widget=forms.Textarea(attrs={"rows": 6, "cols": 80}),
         strip=True,
     )
@@ -42,8 +40,20 @@ class ReplyForm(forms.Form):
 
 def answer(handoff: Handoff, text: str) -> tuple[str, str]:
     """Save and deliver the owner's reply; returns (level, sentence) for the owner."""
-    message = handoff.reply(text)  # committed and sent to the chat: the email comes after
-    error = handoff_email.email_customer(handoff, message)
+    _, error = handoff_email.answer(handoff, text)  # the same path as a reply by email
+    return delivered(handoff, error)
+
+
+def post_held(handoff: Handoff, held: InboundEmail) -> tuple[str, str]:
+    """Post an email reply that was held (its sender is not an owner), as the owner decided."""
+    message, error = handoff_email.answer(handoff, held.text)
+    held.status, held.posted = InboundEmail.POSTED, message
+    held.save(update_fields=["status", "posted"])
+    return delivered(handoff, error)
+
+
+def delivered(handoff: Handoff, error: str) -> tuple[str, str]:
+    """What the owner is told once a reply is posted: where it went."""
     if not handoff.email:
         return "warning", f"Reply saved and shown in the chat. {error}"
     if error:
@@ -81,6 +91,20 @@ def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpRes
             handoff.conversation.hand_back()
             messages.success(request, "The bot answers this chat again.")
             return HttpResponseRedirect(request.path)
+        elif action in ("post_held", "dismiss_held"):
+            held = handoff.inbound_emails.filter(
+                pk=request.POST.get("inbound"), status=InboundEmail.HELD
+            ).first()
+            if held is None:
+                messages.warning(request, "That email is no longer held.")
+            elif action == "dismiss_held":
+                held.status = InboundEmail.DISMISSED
+                held.save(update_fields=["status"])
+                messages.success(request, f"The email from {held.sender} was dismissed.")
+            else:
+                level, sentence = post_held(handoff, held)
+                getattr(messages, level)(request, sentence)
+            return HttpResponseRedirect(request.path)
         elif action == "notify":
             if handoff_email.notify_owner(handoff.pk, force=True):
                 messages.success(request, "The email about this request was sent.")
@@ -100,6 +124,7 @@ def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpRes
         last_message=last_message.first() or 0,
         idle_minutes=settings.HANDOFF_TAKEOVER_IDLE_MINUTES,
         form=form,
+        inbound_emails=handoff.inbound_emails.all(),
         can_change=can_change,
         show_shop=request.user.is_superuser,
     )
@@ -115,9 +140,10 @@ def live(request: HttpRequest, model_admin, handoff: Handoff) -> JsonResponse:
         if not model_admin.has_change_permission(request, handoff):
             raise PermissionDenied
         text = request.POST.get("text", "").strip()
-        if not text or len(text) > MAX_REPLY_CHARS:
+        most = handoff_email.MAX_REPLY_CHARS
+        if not text or len(text) > most:
             return JsonResponse(
-                {"error": f"Write a message of at most {MAX_REPLY_CHARS} characters."}, status=400
+                {"error": f"Write a message of at most {most} characters."}, status=400
             )
         conversation.say(text)
         if handoff.status == Handoff.OPEN:

@@ -10,6 +10,7 @@ shopbot/pgembedded).
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -360,6 +361,30 @@ HANDOFF_MAX_ATTEMPTS = envint("HANDOFF_MAX_ATTEMPTS", "10")
 # Live take-over: the bot stays silent in a conversation an owner took over until they hand it
 # back, or until this many minutes pass without a message from them.
 HANDOFF_TAKEOVER_IDLE_MINUTES = envint("HANDOFF_TAKEOVER_IDLE_MINUTES", "10")
+# One reminder to the owners about a request still open (unanswered) this many hours after it
+# was left, sent by `manage.py send_handoff_emails` (cron); 0 turns reminders off. Plain hours
+# for now (widget/handoff_email.py, reminder_cutoff: where opening hours will plug in).
+HANDOFF_REMINDER_HOURS = envfloat("HANDOFF_REMINDER_HOURS", "24")
+
+# --- Replies by email (widget/inbound_email.py) --------------------------------------------------
+# The domain whose mail reaches `manage.py receive_email` (an MTA's pipe) or `manage.py
+# mail_gateway` (ShopBot's own SMTP listener); docs/production.md wires both. Set: the owner's
+# email about a request carries Reply-To: reply+TOKEN@INBOUND_EMAIL_DOMAIN, and a reply to it
+# lands in the customer's chat. Unset: the feature is off and the email says to answer in the
+# admin.
+INBOUND_EMAIL_DOMAIN = os.getenv("INBOUND_EMAIL_DOMAIN", "").strip().lower()
+if INBOUND_EMAIL_DOMAIN and not re.fullmatch(
+    r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", INBOUND_EMAIL_DOMAIN
+):
+    raise ImproperlyConfigured(
+        f"INBOUND_EMAIL_DOMAIN must be a domain name such as reply.example.com, got "
+        f"{INBOUND_EMAIL_DOMAIN!r}"
+    )
+# The largest inbound message accepted, in bytes (checked while it is read; larger: refused).
+INBOUND_EMAIL_MAX_BYTES = envint("INBOUND_EMAIL_MAX_BYTES", str(10 * 1024 * 1024))
+# Explanations emailed to one address (a forged token, a closed request...) per hour; past it the
+# refusal is only logged, so a forged sender cannot make ShopBot a source of backscatter. 0: none.
+INBOUND_EMAIL_NOTICES_PER_HOUR = envint("INBOUND_EMAIL_NOTICES_PER_HOUR", "5")
 
 # --- Importing an FAQ page ----------------------------------------------------------------------
 # "Import from your website" (faq/webimport.py) fetches the address an owner gives. Addresses on

@@ -8,14 +8,16 @@ copied into each test's fresh database.
 from __future__ import annotations
 
 import pytest
+from aiosmtpd.controller import Controller
 from django.db import connection
 
 from faq import embedding
 from faq.demo import entry_fields
 from faq.models import FAQEntry, Shop
+from harness.daphne_process import free_port
 from lib import ratelimit
 from tests.fake_anthropic import FakeAnthropic
-from tests.support import make_demo_shop
+from tests.support import Inbox, make_demo_shop
 from widget.chat import limits
 
 
@@ -84,3 +86,26 @@ def fake(settings):
         settings.ANTHROPIC_BASE_URL = server.base_url
         settings.ANTHROPIC_TIMEOUT = 5.0
         yield server
+
+
+@pytest.fixture
+def smtp_port(settings) -> int:
+    """Django's email goes to a loopback port by SMTP (nothing listens until `inbox`)."""
+    port = free_port()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    settings.EMAIL_USE_TLS, settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD = False, "", ""
+    settings.EMAIL_TIMEOUT = 5
+    settings.DEFAULT_FROM_EMAIL = "ShopBot <bot@shopbot.example>"
+    settings.SITE_URL = "https://bot.example.com"
+    return port
+
+
+@pytest.fixture
+def inbox(smtp_port) -> Inbox:
+    """A real SMTP server (aiosmtpd) on that port, keeping what it receives."""
+    handler = Inbox()
+    controller = Controller(handler, hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    yield handler
+    controller.stop()

@@ -1,6 +1,7 @@
 """
 Helpers the test modules share (fixtures stay in conftest.py): the chat client, the demo shop
-factory, a shop owner, this run's database as a DATABASE_URL for server processes, and Redis.
+factory, a shop owner, this run's database as a DATABASE_URL for server processes, Redis, and a
+mailbox on a real SMTP server (aiosmtpd) on loopback.
 """
 
 from __future__ import annotations
@@ -151,8 +152,7 @@ def require_redis() -> str:
 
 
 class Inbox:
-    """An aiosmtpd handler keeping every message it receives (a real SMTP server on loopback:
-    `aiosmtpd.controller.Controller(Inbox(), hostname="127.0.0.1", port=...)`)."""
+    """An aiosmtpd handler keeping every message it receives (the `inbox` fixture)."""
 
     def __init__(self) -> None:
         self.received: list[tuple[list[str], email.message.EmailMessage]] = []

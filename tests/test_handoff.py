@@ -20,7 +20,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from faq.models import Shop
-from harness.daphne_process import free_port
 from tests.support import Chat, Inbox, make_owner, wait_for
 from widget import handoff_email
 from widget.chat import limits
@@ -41,27 +40,6 @@ def quiet_chat(settings, transactional_db):
     # Before the database is emptied (transactional_db's teardown runs after this one): a request
     # left in a test is emailed on a thread that may still be writing its outcome.
     handoff_email.wait_for_sends()
-
-
-@pytest.fixture
-def smtp_port(settings) -> int:
-    port = free_port()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
-    settings.EMAIL_USE_TLS, settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD = False, "", ""
-    settings.EMAIL_TIMEOUT = 5
-    settings.DEFAULT_FROM_EMAIL = "ShopBot <bot@shopbot.example>"
-    settings.SITE_URL = "https://bot.example.com"
-    return port
-
-
-@pytest.fixture
-def inbox(smtp_port):
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=smtp_port)
-    controller.start()
-    yield handler
-    controller.stop()
 
 
 async def leave(chat: Chat, **fields) -> dict:

@@ -7,8 +7,13 @@ EMAIL_* settings; the console backend when EMAIL_HOST is unset).
   goes out on a thread (`notify_owner_soon`) so the chat never waits on a mail server, is tried
   HANDOFF_EMAIL_TRIES times with a growing pause, and every attempt's outcome is kept on the
   request for the admin. `manage.py send_handoff_emails` (cron) and the admin's action try again.
-- The customer gets the owner's reply (`email_customer`), with Reply-To the shop's address, in
-  the language the customer chats in (Conversation.language).
+  With INBOUND_EMAIL_DOMAIN set the email's Reply-To is the request's reply address: the owner
+  answers by replying (widget/inbound_email.py).
+- One reminder (`send_reminders`, from the same cron command) about a request still unanswered
+  HANDOFF_REMINDER_HOURS after it was left.
+- The owner's answer (`answer`: from the admin's reply form and from an email reply alike) is
+  posted to the conversation and emailed to the customer (`email_customer`), with Reply-To the
+  shop's address, in the language the customer chats in (Conversation.language).
 
 Only one sender works on a request at a time: an attempt first claims it by moving
 `notify_after` forward in one UPDATE, so the thread, cron and the admin never send it twice.
@@ -20,7 +25,7 @@ import logging
 import threading
 import time
 import weakref
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
@@ -30,6 +35,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from faq.models import Shop
 from lib.web import site_url
 from widget.chat.texts import chat_language
 from widget.models import Handoff, Message
@@ -37,6 +43,8 @@ from widget.models import Handoff, Message
 logger = logging.getLogger(__name__)
 
 TRANSCRIPT_MESSAGES = 40
+# The longest answer to a customer, from the admin's form or by email.
+MAX_REPLY_CHARS = 4000
 ROLE_NAMES = {Message.USER: "Customer", Message.BOT: "Bot", Message.SHOP: "You"}
 
 
@@ -72,6 +80,19 @@ def transcript(handoff: Handoff) -> str:
     return "\n\n".join(lines) or "(No messages before the request.)"
 
 
+def how_to_answer(handoff: Handoff, site: str = "") -> str:
+    """The owner email's paragraph on answering: by replying (INBOUND_EMAIL_DOMAIN set), or in
+    the admin."""
+    delivered = "in the chat" + (" and by email" if handoff.email else "")
+    link = admin_link(handoff, site)
+    if handoff.reply_address:
+        return (
+            f"Reply to this email to answer: what you write above the quoted text reaches the "
+            f"customer {delivered} (text only, no attachments). Or answer in the admin:\n{link}"
+        )
+    return f"Answer it in the admin, where the customer gets your reply {delivered}:\n{link}"
+
+
 def owner_email(handoff: Handoff, recipients: list[str], site: str = "") -> EmailMessage:
     shop = handoff.shop
     who = handoff.name or "A customer"
@@ -82,8 +103,7 @@ def owner_email(handoff: Handoff, recipients: list[str], site: str = "") -> Emai
     body = (
         f"{who} asked {shop.name}'s chat for a person and would like an answer {route}.\n\n"
         f"Their question:\n\n{handoff.note}\n\n"
-        f"Answer it in the admin, where the customer sees your reply in the chat"
-        f"{' and gets it by email' if handoff.email else ''}:\n{admin_link(handoff, site)}\n\n"
+        f"{how_to_answer(handoff, site)}\n\n"
         f"The conversation so far:\n\n{transcript(handoff)}\n"
     )
     return EmailMessage(
@@ -91,6 +111,28 @@ def owner_email(handoff: Handoff, recipients: list[str], site: str = "") -> Emai
         body=body,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=recipients,
+        reply_to=[handoff.reply_address] if handoff.reply_address else None,
+    )
+
+
+def reminder_email(handoff: Handoff, recipients: list[str]) -> EmailMessage:
+    shop = handoff.shop
+    waited = timezone.now() - handoff.created
+    hours = round(waited.total_seconds() / 3600)
+    body = (
+        f"A customer's question to {shop.name} has waited {hours} hour(s) for an answer:\n\n"
+        f"{handoff.note}\n\n"
+        f"They would like an answer "
+        f"{f'by email at {handoff.email}' if handoff.email else f'by phone at {handoff.phone}'}."
+        f"\n\n{how_to_answer(handoff)}\n\n"
+        "This is the only reminder about this request.\n"
+    )
+    return EmailMessage(
+        subject=f"[{one_line(shop.name, 40)}] Still waiting: {one_line(handoff.note)}",
+        body=body,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=recipients,
+        reply_to=[handoff.reply_address] if handoff.reply_address else None,
     )
 
 
@@ -198,6 +240,61 @@ def send_due() -> tuple[int, int]:
         else:
             failed += 1
     return sent, failed
+
+
+def reminder_cutoff(shop: Shop, now: datetime) -> datetime:
+    """A request of `shop` left before this moment and still open gets its reminder. Plain
+    hours today; this is where the shop's opening hours will plug in (HANDOFF_REMINDER_HOURS of
+    the shop's open time, counted back from now)."""
+    return now - timedelta(hours=settings.HANDOFF_REMINDER_HOURS)
+
+
+def send_reminders() -> tuple[int, int]:
+    """One reminder to the owners about each request still open (never answered) past its
+    shop's `reminder_cutoff`, whose first email went out; at most once per request (claimed in
+    one UPDATE before sending, so cron runs and processes never send it twice; a failed send
+    gives the claim back for the next run). Returns (sent, failed)."""
+    if settings.HANDOFF_REMINDER_HOURS <= 0:
+        return 0, 0
+    now = timezone.now()
+    waiting = Handoff.objects.filter(
+        status=Handoff.OPEN,
+        reminded__isnull=True,
+        notified__isnull=False,
+        created__gte=now - timedelta(days=7),
+    )
+    sent = failed = 0
+    shops = Shop.objects.filter(pk__in=waiting.values("conversation__shop"))
+    for shop in shops:
+        due = waiting.filter(conversation__shop=shop, created__lt=reminder_cutoff(shop, now))
+        for handoff_id in due.values_list("pk", flat=True):
+            if not Handoff.objects.filter(pk=handoff_id, reminded__isnull=True).update(
+                reminded=timezone.now()
+            ):
+                continue  # another run has it
+            handoff = Handoff.objects.select_related("conversation__shop").get(pk=handoff_id)
+            try:
+                recipients = owner_recipients(handoff)
+                if not recipients:
+                    raise ValueError("the shop has no contact email and no owner with one")
+                message = reminder_email(handoff, recipients)
+                message.connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
+                message.send(fail_silently=False)
+                sent += 1
+            except Exception as exc:  # the mail server: the next run tries again
+                logger.warning("Could not remind the owner of request %s: %s", handoff_id, exc)
+                Handoff.objects.filter(pk=handoff_id).update(reminded=None)
+                failed += 1
+    return sent, failed
+
+
+def answer(handoff: Handoff, text: str) -> tuple[Message, str]:
+    """The owner's answer to a request, from the admin's reply form or an email reply: posted
+    as a `shop` message of the conversation (Handoff.reply: stored, the request answered, pushed
+    to the customer's open chats once committed), then emailed to the customer. Returns the
+    message and "" when the email went, else why not (the reply is in the chat either way)."""
+    message = handoff.reply(text)
+    return message, email_customer(handoff, message)
 
 
 def email_customer(handoff: Handoff, reply: Message) -> str:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import base64
+import hmac
 import re
 import uuid
 from collections import Counter
@@ -24,6 +26,8 @@ from django.db.models import (
 )
 from django.db.models.functions import Lower, Trim
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
+from django.utils.http import base36_to_int, int_to_base36
 from pgvector.django import VectorField
 
 from faq.models import FAQEntry, Shop
@@ -584,6 +588,35 @@ class CustomerWording(models.Model):
         self.save(update_fields=["status"])
 
 
+class ReplyRefused(Exception):
+    """An email reply's token does not lead to a request that may be answered; `reason` is one
+    of REASONS' keys, and the sentence is what the sender is told."""
+
+    REASONS = {
+        "unknown": "The address you replied to is not one of ours (or it was mistyped): the "
+        "reply was not posted.",
+        "expired": "The customer request you replied to no longer exists (old conversations are "
+        "deleted after a while): the reply was not posted.",
+        "closed": "The customer request you replied to is closed, so the reply was not posted. "
+        "Reopen it in the admin and answer there.",
+        "other_shop": "The address you replied to belongs to a request of a shop you are not an "
+        "owner of: the reply was not posted.",
+    }
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(self.REASONS[reason])
+        self.reason = reason
+
+
+def _reply_mac(handoff_id: int, shop_id: int, secret: str) -> str:
+    """120 bits of HMAC-SHA256 over the request and its shop, keyed by SECRET_KEY, in lower-case
+    base32: a mail system may change the case of an address's local part."""
+    digest = salted_hmac(
+        "widget.Handoff.reply_token", f"{handoff_id}-{shop_id}", secret=secret, algorithm="sha256"
+    ).digest()
+    return base64.b32encode(digest[:15]).decode().lower()
+
+
 class HandoffQuerySet(QuerySet):
     def from_address(self, address: str) -> HandoffQuerySet:
         """Requests left with this email address (any case) or phone number (spacing and
@@ -592,6 +625,27 @@ class HandoffQuerySet(QuerySet):
         if address_kind(address) == "email":
             return self.filter(email__iexact=address)
         return self.alias(phone_key=PHONE_KEY).filter(phone_key=phone_key(address))
+
+    def by_reply_token(self, token: str) -> Handoff:
+        """The request a reply address's token names (`Handoff.reply_token`), if it may still be
+        answered; else ReplyRefused. Tokens made with a key of SECRET_KEY_FALLBACKS still hold
+        after a key rotation."""
+        try:
+            handoff_part, shop_part, mac = token.lower().split("-")
+            handoff_id, shop_id = base36_to_int(handoff_part), base36_to_int(shop_part)
+        except ValueError:
+            raise ReplyRefused("unknown") from None
+        keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+        if not any(hmac.compare_digest(mac, _reply_mac(handoff_id, shop_id, key)) for key in keys):
+            raise ReplyRefused("unknown")
+        handoff = self.select_related("conversation__shop").filter(pk=handoff_id).first()
+        if handoff is None:
+            raise ReplyRefused("expired")
+        if handoff.conversation.shop_id != shop_id:
+            raise ReplyRefused("other_shop")
+        if handoff.status == Handoff.CLOSED:
+            raise ReplyRefused("closed")
+        return handoff
 
 
 class Handoff(models.Model):
@@ -626,6 +680,10 @@ class Handoff(models.Model):
     notify_attempts = models.PositiveSmallIntegerField(default=0)
     notify_error = models.TextField(blank=True)
     notify_after = models.DateTimeField(null=True, blank=True)
+    # The one reminder to the owners about a request still unanswered (HANDOFF_REMINDER_HOURS).
+    reminded = models.DateTimeField("owner reminded", null=True, blank=True)
+
+    objects = HandoffQuerySet.as_manager()
 
     objects = HandoffQuerySet.as_manager()
 
@@ -649,6 +707,21 @@ class Handoff(models.Model):
     @property
     def shop(self) -> Shop:
         return self.conversation.shop
+
+    @property
+    def reply_token(self) -> str:
+        """What makes this request's reply address (reply+TOKEN@INBOUND_EMAIL_DOMAIN):
+        unguessable without SECRET_KEY, tied to the request and its shop, refused once the
+        request is closed (`Handoff.objects.by_reply_token`)."""
+        shop_id = self.conversation.shop_id
+        mac = _reply_mac(self.pk, shop_id, settings.SECRET_KEY)
+        return f"{int_to_base36(self.pk)}-{int_to_base36(shop_id)}-{mac}"
+
+    @property
+    def reply_address(self) -> str:
+        """The address a reply by email goes to; "" with INBOUND_EMAIL_DOMAIN unset (off)."""
+        domain = settings.INBOUND_EMAIL_DOMAIN
+        return f"reply+{self.reply_token}@{domain}" if domain else ""
 
     def reply(self, text: str) -> Message:
         """The owner's answer: a `shop` message of the conversation (Conversation.say, sent to
@@ -681,3 +754,71 @@ class Handoff(models.Model):
             "status": self.status,
             "answered": self.answered.isoformat() if self.answered else None,
         }
+
+
+class InboundEmail(models.Model):
+    """An email reply to a request's reply address (widget/inbound_email.py): posted into the
+    conversation, or held here for the owner when its sender is not one of the shop's owners nor
+    its contact address (shown on the request's page, where an owner may post or dismiss it).
+    Refused mail (a bad token, an auto-reply) is only logged: it has no request to belong to."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Being posted"
+        POSTED = "posted", "Posted to the customer"
+        HELD = "held", "Held: not from an owner of the shop"
+        DISMISSED = "dismissed", "Dismissed by the owner"
+
+    RECEIVED, POSTED, HELD, DISMISSED = (
+        Status.RECEIVED,
+        Status.POSTED,
+        Status.HELD,
+        Status.DISMISSED,
+    )
+
+    handoff = models.ForeignKey(Handoff, models.CASCADE, related_name="inbound_emails")
+    # The sender's address (From:), the header's Message-ID (a redelivered email is posted once).
+    sender = models.CharField(max_length=254)
+    email_id = models.CharField("Message-ID", max_length=255, blank=True)
+    subject = models.CharField(max_length=200, blank=True)
+    # The reply itself: the quoted message and the signature taken off, HTML turned to text.
+    text = models.TextField()
+    # Names of the attachments that were dropped (the chat carries text only).
+    dropped_attachments = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=9, choices=Status, default=Status.RECEIVED)
+    received = models.DateTimeField(default=timezone.now)
+    posted = models.ForeignKey(Message, models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["-received"]
+        verbose_name = "email reply"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["handoff", "email_id"],
+                condition=~Q(email_id=""),
+                name="one_inbound_email_per_message_id",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sender}: {self.text[:60]}"
+
+
+class SenderNotice(models.Model):
+    """An explanation emailed to the sender of an email that was not posted (widget/
+    inbound_email.py). Kept a day, to cap them at INBOUND_EMAIL_NOTICES_PER_HOUR per address: a
+    forged sender must not turn ShopBot into a source of backscatter."""
+
+    address = models.CharField(max_length=254, db_index=True)
+    sent = models.DateTimeField(default=timezone.now, db_index=True)
+
+    @classmethod
+    def allow(cls, address: str) -> bool:
+        """Record one more notice to `address`, unless the hour's cap is reached (False)."""
+        now = timezone.now()
+        cls.objects.filter(sent__lt=now - timedelta(days=1)).delete()
+        cap = settings.INBOUND_EMAIL_NOTICES_PER_HOUR
+        recent = cls.objects.filter(address=address, sent__gte=now - timedelta(hours=1))
+        if cap <= 0 or recent.count() >= cap:
+            return False
+        cls.objects.create(address=address, sent=now)
+        return True
