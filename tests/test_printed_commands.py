@@ -87,6 +87,10 @@ def commands(shop_id: str, files: Path) -> dict[str, list[list[str]] | None]:
         # run as real processes by tests/test_email_replies.py.
         "receive_email": None,
         "mail_gateway": None,
+        # Translators' commands (docs/languages.md): they rewrite locale/ and need gettext's
+        # tools; tests/test_translations.py runs makemessages on a copy of the tree.
+        "makemessages": None,
+        "compilemessages": None,
     }
 
 
