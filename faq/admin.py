@@ -30,7 +30,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import slugify
 
-from faq import checklist, faqpage, importing, indexing, retrieval, webimport
+from faq import checklist, faqpage, importing, indexing, search, webimport
 from faq.models import FAQEntry, Shop
 from faq.owners import ShopScopedAdmin, shops_for
 from widget.models import CustomerWording, wording_key
@@ -330,7 +330,7 @@ def try_question(request, model_admin: ShopAdmin, shop: Shop) -> HttpResponse:
     form = TryQuestionForm(request.GET or None)
     result = None
     if form.is_valid():
-        result = retrieval.search(shop, form.cleaned_data["q"], limit=TRY_LIMIT)
+        result = search.search(shop, form.cleaned_data["q"], limit=TRY_LIMIT)
         # For the set-up checklist: the owner has seen what the bot would answer.
         Shop.objects.filter(pk=shop.pk).update(question_tried=timezone.now())
     context = {

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from faq import faqpage, retrieval
+from faq import faqpage, search
 from faq.models import Shop, entry_anchor
 from widget.chat.protocol import clean_text
 
@@ -23,7 +23,7 @@ def faq_page(request: HttpRequest, slug: str) -> HttpResponse:
     confident = False
     if query and entries:
         # The same search the chat uses, so the page finds what the bot would.
-        result = retrieval.search(shop, query, limit=SEARCH_LIMIT)
+        result = search.search(shop, query, limit=SEARCH_LIMIT)
         confident = result.confident
         hits = [hit.entry for hit in result.hits]
         for entry in hits:

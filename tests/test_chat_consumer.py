@@ -11,7 +11,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.db import database_sync_to_async as db
 
-from faq import retrieval
+from faq import search
 from faq.models import FAQEntry, normalise_origin
 from tests.support import ANSWER_TIMEOUT, DELIVERY, Chat, make_demo_shop, messages_of
 from widget.models import Conversation, Message
@@ -350,12 +350,12 @@ async def test_a_follow_up_question_is_understood_from_the_conversation(demo_sho
 
 
 def test_a_self_contained_question_keeps_its_own_best_entry(demo_shop):
-    result = retrieval.search(
+    result = search.search(
         demo_shop, "Where is your shop located?", context=["Do you deliver to Princeton?"]
     )
     assert result.confident
     assert result.best.entry.question == "Where is your shop located?"
-    off_topic = retrieval.search(
+    off_topic = search.search(
         demo_shop, "Can you fix my car's brakes?", context=["Do you deliver to Princeton?"]
     )
     assert not off_topic.confident

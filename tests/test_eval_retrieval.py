@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from faq import retrieval
+from faq import search
 from faq.models import FAQEntry, FAQVector, Shop
 
 KEYS = {
@@ -71,7 +71,7 @@ def test_eval_prints_the_json_keys_and_leaves_no_shop_behind(db, dataset, capsys
     path, oos = dataset
     keep = Shop.objects.create(name="A real shop")
     queried_shops = set()
-    real_search = retrieval.search
+    real_search = search.search
 
     def spy(shop, text, limit=5, context=None):  # the real search, noting which shop it ran on
         queried_shops.add(shop.pk)
@@ -151,7 +151,7 @@ def test_conversations_are_judged_turn_by_turn_in_context(db, tmp_path, capsys, 
     path = tmp_path / "talks.json"
     path.write_text(json.dumps(data))
     calls = []
-    real_search = retrieval.search
+    real_search = search.search
 
     def spy(shop, text, limit=5, context=None):
         calls.append((text, list(context or [])))

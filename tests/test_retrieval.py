@@ -1,13 +1,14 @@
-"""faq.retrieval.search on the real model and real pgvector: ranking, confidence, isolation."""
+"""faq.search.search on the real model and real pgvector: ranking, confidence, isolation."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from faq import retrieval
+from faq import search_index
 from faq.models import FAQEntry, FAQVector, split_sentences
-from faq.retrieval import Lexicon, build_index, fit_classifier, score_entries, search
+from faq.search import SUGGESTION_MARGIN, SUGGESTIONS, search
+from faq.search_index import Lexicon, build_index, fit_classifier, score_entries
 from tests.support import make_demo_shop
 
 
@@ -81,7 +82,7 @@ def test_the_threshold_follows_the_shops_published_vectors(demo_shop):
     FAQVector.objects.filter(entry__shop=demo_shop, kind=FAQVector.ALTERNATIVE).delete()
     after = search(demo_shop, "flowers").threshold
     assert after != before
-    assert after >= retrieval.FAQ_ONLY_THRESHOLD_FLOOR
+    assert after >= search_index.FAQ_ONLY_THRESHOLD_FLOOR
 
 
 def test_entry_scores_blend_best_and_best_two_plus_a_vote():
@@ -90,7 +91,7 @@ def test_entry_scores_blend_best_and_best_two_plus_a_vote():
     scores = score_entries(sims, vec_entry, 2)[0]
     # Entry 0: 0.4*0.9 + 0.6*0.5; entry 1: 0.4*0.8 + 0.6*0.75; votes by positive similarity.
     votes = np.array([1.0, 1.5]) / 2.5
-    expected = np.array([0.66, 0.77]) + retrieval.VOTE_WEIGHT * votes
+    expected = np.array([0.66, 0.77]) + search_index.VOTE_WEIGHT * votes
     assert np.allclose(scores, expected, atol=1e-5)
 
 
@@ -167,9 +168,9 @@ def test_word_matches_rerank_a_shop_without_phrasings(db, monkeypatch):
     # Without phrasings the word bonus and the classifier order the hits, but confidence is
     # the dense score alone.
     confidence = {hit.entry.pk: hit.confidence for hit in result.hits}
-    monkeypatch.setattr(retrieval, "CLASSIFIER_WEIGHT", 0.0)
-    monkeypatch.setattr(retrieval, "FAQ_ONLY_QUESTION_WORDS_WEIGHT", 0.0)
-    monkeypatch.setattr(retrieval, "FAQ_ONLY_ALL_WORDS_WEIGHT", 0.0)
+    monkeypatch.setattr(search_index, "CLASSIFIER_WEIGHT", 0.0)
+    monkeypatch.setattr(search_index, "FAQ_ONLY_QUESTION_WORDS_WEIGHT", 0.0)
+    monkeypatch.setattr(search_index, "FAQ_ONLY_ALL_WORDS_WEIGHT", 0.0)
     dense = search(shop, "where did the coronavirus originate from", limit=10)
     for hit in dense.hits:
         assert hit.score == hit.confidence
@@ -188,7 +189,7 @@ def test_a_shop_with_one_entry_uses_the_floor(db):
 
     indexing.refresh([entry.pk])
     result = search(shop, "Are you open on Sunday?")
-    assert result.threshold == retrieval.FAQ_ONLY_THRESHOLD_FLOOR
+    assert result.threshold == search_index.FAQ_ONLY_THRESHOLD_FLOOR
     assert result.confident
 
 
@@ -294,13 +295,13 @@ def test_a_shop_without_phrasings_gets_a_classifier_that_only_ranks():
     # highest.
     assert ((vectors @ index.classifier).argmax(axis=1) == np.repeat([0, 1, 2], 4)).all()
     # The bar is the dense calibration's, as without the classifier.
-    assert index.threshold >= retrieval.FAQ_ONLY_THRESHOLD_FLOOR
+    assert index.threshold >= search_index.FAQ_ONLY_THRESHOLD_FLOOR
 
 
 @pytest.mark.django_db
 def test_a_shop_without_phrasings_has_the_floor_as_its_bar_at_least(bakery):
     result = search(bakery, "what time do you open on saturday")
-    assert result.threshold >= retrieval.FAQ_ONLY_THRESHOLD_FLOOR
+    assert result.threshold >= search_index.FAQ_ONLY_THRESHOLD_FLOOR
     assert result.best.entry.question == "What are your hours?"
 
 
@@ -370,10 +371,8 @@ def test_an_unsure_question_gets_suggestions_and_off_topic_text_none(bakery):
     unsure = search(bakery, "can I get a cake for my son's party on friday")
     assert not unsure.confident
     suggested = [hit.entry.question for hit in unsure.suggestions]
-    assert "Do you make custom cakes?" in suggested and len(suggested) <= retrieval.SUGGESTIONS
+    assert "Do you make custom cakes?" in suggested and len(suggested) <= SUGGESTIONS
     # Suggestions are hits, best first, each within the margin of the bar.
-    assert all(
-        h.confidence >= unsure.threshold - retrieval.SUGGESTION_MARGIN for h in unsure.suggestions
-    )
+    assert all(h.confidence >= unsure.threshold - SUGGESTION_MARGIN for h in unsure.suggestions)
     off_topic = search(bakery, "what is the capital of mongolia")
     assert not off_topic.confident and off_topic.suggestions == []

@@ -1,7 +1,7 @@
 """
 Measure retrieval on a labelled dataset (format: ../shared/eval/README.md) through the real
 pipeline: a temporary shop, entries embedded in batches by the real model into pgvector, and every
-query through faq.retrieval.search, the function the chat uses. The shop is removed afterwards,
+query through faq.search.search, the function the chat uses. The shop is removed afterwards,
 even on an error or Ctrl-C.
 """
 
@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from faq import embedding, indexing
 from faq.models import FAQEntry, Shop
-from faq.retrieval import search
+from faq.search import search
 from shopbot.figures import percentile
 
 SEARCH_LIMIT = 10  # ranks beyond this count as a miss for MRR

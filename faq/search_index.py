@@ -1,53 +1,21 @@
 """
-Retrieval: which published FAQ entries of a shop answer a customer's text, and how sure we are.
+The shop's search index: what search needs beyond the vectors in PostgreSQL, built from the shop's
+published entries only (never from customer queries).
 
-`search(shop, text, limit)` is the one entry point; the chat and `manage.py eval_retrieval` both
-call it. It is synchronous (embedding and SQL): async callers wrap it in sync_to_async.
+- `Lexicon`: BM25 weights of the shop's words (one over questions and phrasings, one over those
+  and the answers), and `word_bonus`, the word score search adds.
+- `fit_classifier`: the per-shop ridge classifier, with exact leave-one-entry-out outputs.
+- `score_entries`: the dense score of each entry from vector similarities (shared by search and
+  calibration, so a probe is scored exactly as a customer's question is).
+- `build_index`: all of it, and the confidence threshold calibrated on the shop's own texts
+  (faq/search.py's docstring explains the policy).
+- `ShopIndex`: the result, stored as plain arrays in the SearchIndex table; `IndexCache` holds
+  the most recently searched RETRIEVAL_CACHE_SHOPS of them per process; `shop_index` returns the
+  current one (cache, else stored, else built now).
+- `update_index` / `update_index_if_changed`: the write path (faq/indexing.py) calls them after
+  the re-embedding commits, so the customer who asks next does not wait for the build.
 
-How an entry is ranked (measured on the public sets in ../shared/eval, see
-docs/retrieval-research.md):
-- Dense: each entry has several vectors (its question, question + answer, each alternative
-  phrasing, and the question with each answer sentence, so a fact inside a long answer is found).
-  PostgreSQL (pgvector) returns the shop's vectors nearest to the query. An entry scores
-  0.4 * its best vector + 0.6 * the mean of its best two, plus a small vote (0.1 * share) among
-  the query's ten nearest vectors.
-- Classifier, for every shop: a ridge-regression classifier fitted on the shop's own question
-  and phrasing vectors (without 20 phrasings: question, phrasing and question + answer sentence
-  vectors; closed form: 0.1 s for 1,000 entries) adds 0.25 * its output. It learns where one
-  entry ends and the next begins, which plain nearest-vector matching blurs: in a COVID FAQ
-  "coronavirus" is in every entry and "where ... from" in one. Without phrasings it only ranks
-  (see confidence below).
-- Words: BM25 with PostgreSQL's text-search parser ('simple' configuration: lower-cased words, no
-  stemming, no stop words), each divided by the query's best entry: 0.1 * BM25 over each entry's
-  question and phrasings (question words stay: "where did it come from" and "what is it" differ
-  only in them) + 0.15 * BM25 over question, phrasings and answer (customers of a small shop
-  rarely share words with its questions, but often with its answers); 0.05 and 0.1 for a shop
-  without phrasings, whose classifier does part of the question words' job. BM25 weighs words
-  rare in this shop's FAQ, which the embedding cannot: in a COVID FAQ "coronavirus" is
-  everywhere.
-
-How confidence is decided, per shop, from the shop's own FAQ only (never from customer queries):
-- Each alternative phrasing (or each question, for a shop with fewer than 20 phrasings) is used as
-  a pretend question with its own entry removed (the classifier refitted without it, in closed
-  form). The best score it still gets is what an on-topic question that the FAQ does not answer
-  looks like for this shop.
-- Shops with phrasings: the bar is the 62.5th percentile of those scores, on the full score: a
-  shop whose entries are close to one another (a sports app with 57 similar intents) needs a
-  higher bar than a florist.
-- Shops without phrasings: the bar is the 90th percentile of the question probes, never below
-  0.68, on the dense score alone (nothing calibrates the word bonus or the classifier there,
-  and any shared word would earn the bonus for an off-topic question); and the best entry must
-  lead the next by 0.03 (two close entries, "custom cakes" and "wedding cakes", are a "did you
-  mean", not a guess).
-- Follow-ups: a turn that is not confident alone is searched again with the previous question;
-  the blend may rank the previous topic first, but it is confident only when the turn alone
-  scores that entry within 0.25 of the bar, or every word of the turn is in the shop's FAQ.
-- "Did you mean": when not confident, up to three of the five best hits within 0.35 of the bar
-  (for a follow-up, also on the turn's own words), none for plainly off-topic text.
-The shop's index (threshold, classifier, word statistics) is built when its entries change, after
-the re-embedding commits (faq/indexing.py), and stored in the SearchIndex table; each process keeps
-the most recently searched RETRIEVAL_CACHE_SHOPS of them in memory. Search reads the signature of
-the shop's published vectors with its nearest vectors, so a process notices another's edit.
+This module never imports faq/search.py: the write path depends on it alone.
 """
 
 from __future__ import annotations
@@ -55,21 +23,16 @@ from __future__ import annotations
 import io
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
 from django.db import connection
-from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.models import Count, Sum
-from pgvector import Vector
-from psycopg.adapt import Dumper
-from psycopg.pq import Format
 from scipy import sparse
 
 from faq import embedding
-from faq.models import FAQEntry, FAQVector, SearchIndex, Shop
+from faq.models import FAQVector, SearchIndex, Shop
 
 BEST_TWO_MIX = 0.6
 VOTE_NEIGHBOURS = 10
@@ -92,8 +55,6 @@ FAQ_ONLY_QUESTION_WORDS_WEIGHT = 0.05
 FAQ_ONLY_ALL_WORDS_WEIGHT = 0.1
 BM25_K1 = 1.2
 BM25_B = 0.5
-# Nearest vectors fetched per query. Entries outside them cannot reach the top anyway.
-CANDIDATES = 200
 
 CALIBRATION_QUANTILE = 0.625
 MIN_PHRASINGS_FOR_CALIBRATION = 20
@@ -101,53 +62,12 @@ MIN_PHRASINGS_FOR_CALIBRATION = 20
 # percentile of those near misses, never below the floor.
 FAQ_ONLY_QUANTILE = 0.9
 FAQ_ONLY_THRESHOLD_FLOOR = 0.68
-CONFIDENCE_GAP = 0.03
-
-# Follow-ups: wider lists for the merge, so an entry near the top of one list has a score in both;
-# how much the search with the previous question counts (a terse follow-up carries little meaning).
-FOLLOW_UP_LIMIT = 10
-CONTEXT_WEIGHT = 0.65
-# A blended answer is confident only if the turn alone scores the entry within this of the bar,
-# or (FOLLOW_UP_KNOWN_WORDS) every word of the turn is one the shop's FAQ uses.
-FOLLOW_UP_MARGIN = 0.25
-FOLLOW_UP_KNOWN_WORDS = True
-
-# "Did you mean": at most this many entries, within this margin below the confidence threshold,
-# from the best few hits (an implausible third hit leaves its place to the fourth or fifth).
-SUGGESTIONS = 3
-SUGGESTION_MARGIN = 0.35
-SUGGESTION_POOL = 5
 
 # PostgreSQL's text-search parser, one array element per occurrence of each lexeme.
-_LEXEMES_SQL = (
+LEXEMES_SQL = (
     "ARRAY(SELECT l.lexeme FROM unnest(to_tsvector('simple', {})) AS l, "
     "generate_series(1, cardinality(l.positions)) ORDER BY l.lexeme)"
 )
-
-
-@dataclass
-class Hit:
-    entry: FAQEntry
-    score: float  # what the hits are ranked by
-    confidence: float | None = None  # what is compared with the threshold (the score by default)
-
-    def __post_init__(self) -> None:
-        if self.confidence is None:
-            self.confidence = self.score
-
-
-@dataclass
-class SearchResult:
-    hits: list[Hit] = field(default_factory=list)
-    confident: bool = False
-    threshold: float | None = None
-    # When not confident: at most SUGGESTIONS entries plausibly related to the text ("did you
-    # mean"), best first; empty when confident or when the text is plainly off-topic.
-    suggestions: list[Hit] = field(default_factory=list)
-
-    @property
-    def best(self) -> Hit | None:
-        return self.hits[0] if self.hits else None
 
 
 class Lexicon:
@@ -302,153 +222,7 @@ class ShopIndex:
             )
 
 
-def search(shop: Shop, text: str, limit: int = 5, context: list[str] | None = None) -> SearchResult:
-    """The shop's published entries best matching `text`, best first, whether the best one is
-    good enough to answer with, and "did you mean" suggestions when it is not.
-
-    `context`: the customer's earlier questions in the conversation, oldest first. A follow-up
-    ("and on Sundays?") is answered in their light; a turn that stands on its own never borrows
-    their confidence.
-    """
-    alone = _search(shop, text, max(limit, FOLLOW_UP_LIMIT))
-    result, plausible = _with_context(shop, text, limit, context or [], alone)
-    if not result.confident:
-        result.suggestions = [
-            hit
-            for hit in result.hits[:SUGGESTION_POOL]
-            if hit.confidence >= result.threshold - SUGGESTION_MARGIN and plausible(hit)
-        ][:SUGGESTIONS]
-    return result
-
-
-@dataclass
-class _Scored:
-    """One text searched alone: the result, and what the follow-up rules need beyond it."""
-
-    result: SearchResult
-    confidence: dict[int, float] = field(default_factory=dict)  # every candidate entry's
-    words: list[str] = field(default_factory=list)
-    index: ShopIndex | None = None
-
-    def near_bar(self, pk: int, margin: float) -> bool:
-        """Whether this text alone scores the entry within `margin` of the shop's bar."""
-        threshold = self.result.threshold
-        return threshold is not None and self.confidence.get(pk, -np.inf) >= threshold - margin
-
-    def all_words_known(self) -> bool:
-        """Every word of the text is in the shop's FAQ (questions, phrasings, answers)."""
-        vocabulary = self.index.full_lexicon.vocabulary if self.index else {}
-        return bool(self.words) and all(word in vocabulary for word in self.words)
-
-
-def _with_context(
-    shop: Shop, text: str, limit: int, context: list[str], alone: _Scored
-) -> tuple[SearchResult, Callable[[Hit], bool]]:
-    """Retrieval for `text`, helped by the latest earlier question if the text alone is not
-    confident; and which hits are plausible as suggestions.
-
-    The blended search may rank the previous topic first, but it is confident only when the
-    turn itself points there: the turn alone scores that entry within FOLLOW_UP_MARGIN of the
-    bar, or every word of the turn is one the shop's FAQ uses ("and on sundays?", "how much is
-    that?"). "Who is the president" after a question about hours stays unconfident, and
-    suggestions for it must be near the bar on its own words too.
-    """
-    previous = context[-1] if context else None
-    first = alone.result
-    if first.confident or not previous or not first.hits:
-        return replace(first, hits=first.hits[:limit]), lambda hit: True
-    joined = _search(shop, f"{previous}\n{text}", max(limit, FOLLOW_UP_LIMIT)).result
-    if not joined.hits:
-        return replace(first, hits=first.hits[:limit]), lambda hit: True
-
-    # An entry missing from one list scored at most that list's lowest score.
-    def blend(attribute: str) -> dict[int, float]:
-        alone_floor = getattr(first.hits[-1], attribute)
-        context_floor = getattr(joined.hits[-1], attribute)
-        alone_scores = {hit.entry.pk: getattr(hit, attribute) for hit in first.hits}
-        context_scores = {hit.entry.pk: getattr(hit, attribute) for hit in joined.hits}
-        return {
-            pk: (1 - CONTEXT_WEIGHT) * alone_scores.get(pk, alone_floor)
-            + CONTEXT_WEIGHT * context_scores.get(pk, context_floor)
-            for pk in entries
-        }
-
-    entries = {hit.entry.pk: hit.entry for hit in first.hits + joined.hits}
-    scores, confidences = blend("score"), blend("confidence")
-    merged = sorted(
-        (Hit(entry, scores[pk], confidences[pk]) for pk, entry in entries.items()),
-        key=lambda hit: hit.score,
-        reverse=True,
-    )[:limit]
-    follows_up = FOLLOW_UP_KNOWN_WORDS and alone.all_words_known()
-    top = merged[0]
-    confident = top.confidence >= first.threshold and (
-        follows_up or alone.near_bar(top.entry.pk, FOLLOW_UP_MARGIN)
-    )
-
-    def plausible(hit: Hit) -> bool:
-        return follows_up or alone.near_bar(hit.entry.pk, SUGGESTION_MARGIN)
-
-    return replace(first, hits=merged, confident=confident), plausible
-
-
-def _search(shop: Shop, text: str, limit: int) -> _Scored:
-    """One text alone: ranking and confidence."""
-    text = " ".join(text.split())
-    if not text:
-        return _Scored(SearchResult())
-    query = embedding.embed_query(text)
-    rows, words = _nearest_vectors(shop, query, text)
-    if not rows:
-        return _Scored(SearchResult(), words=words)
-    signature = (rows[0][3], rows[0][4])  # (count, sum of ids) of the shop's published vectors
-    index = shop_index(shop, signature)
-
-    # Candidates: entries with a vector among the nearest (and still in the index).
-    row_entries = np.array([row[0] for row in rows])
-    sims = np.array([row[2] for row in rows], dtype=np.float32)
-    known = np.isin(row_entries, index.entry_ids)
-    row_entries, sims = row_entries[known], sims[known]
-    if not len(row_entries):
-        return _Scored(SearchResult(threshold=index.threshold), words=words, index=index)
-    candidates, codes = np.unique(row_entries, return_inverse=True)
-    columns = np.searchsorted(index.entry_ids, candidates)
-
-    semantic = score_entries(sims[None, :], codes, len(candidates))[0]
-    learned = np.zeros_like(semantic)
-    if index.classifier is not None:
-        learned = CLASSIFIER_WEIGHT * (query @ index.classifier[:, columns])
-    lexical = word_scores(index, [words])[0][columns]
-    ranking = semantic + learned + lexical
-    # Without phrasings nothing calibrates the classifier or the words: confidence stays dense.
-    confidence = ranking if index.phrasing_calibrated else semantic
-
-    order = np.argsort(-ranking, kind="stable")[:limit]
-    # Without the model's default ordering: a dict needs none, and compiling it was a third of
-    # this query's Python time.
-    entries = FAQEntry.objects.order_by().in_bulk([int(candidates[i]) for i in order])
-    hits = [
-        Hit(entries[int(candidates[i])], float(ranking[i]), float(confidence[i]))
-        for i in order
-        if int(candidates[i]) in entries
-    ]
-    confident = bool(hits) and hits[0].confidence >= index.threshold
-    if confident and CONFIDENCE_GAP and len(hits) > 1 and not index.phrasing_calibrated:
-        confident = hits[0].confidence - max(h.confidence for h in hits[1:]) >= CONFIDENCE_GAP
-    return _Scored(
-        SearchResult(hits=hits, confident=confident, threshold=index.threshold),
-        confidence={int(pk): float(c) for pk, c in zip(candidates, confidence, strict=True)},
-        words=words,
-        index=index,
-    )
-
-
-def word_scores(index: ShopIndex, texts: list[list[str]]) -> np.ndarray:
-    """(texts, entries) weighted word-match bonus: each BM25 relative to the text's best entry."""
-    return _word_bonus(index.lexicon, index.full_lexicon, texts, None, index.phrasing_calibrated)
-
-
-def _word_bonus(
+def word_bonus(
     lexicon: Lexicon,
     full_lexicon: Lexicon,
     texts: list[list[str]],
@@ -591,7 +365,7 @@ def build_index(
             scores += CLASSIFIER_WEIGHT * left_out[[row_of[p] for p in probes]]
             # The probe's own entry is left out of the word counts too (its words would make
             # every other entry's relative score look small).
-            scores += _word_bonus(lexicon, full_lexicon, [words[p] for p in probes], own, True)
+            scores += word_bonus(lexicon, full_lexicon, [words[p] for p in probes], own, True)
         scores[np.arange(len(probes)), own] = -np.inf
         best = scores.max(axis=1)
         best = best[np.isfinite(best)]
@@ -676,18 +450,18 @@ def update_index(shop_id: int) -> ShopIndex:
     keep it in this one's cache. faq/indexing.py calls it after each change to entries commits, so
     the customer who asks next does not wait for it."""
     rows = list(
-        _published_vectors(shop_id)
+        published_vectors(shop_id)
         .order_by("id")
         .values_list("id", "entry_id", "kind", "text", "embedding")
     )
-    # The signature search reads from the same rows (count and sum of ids, see _nearest_vectors).
+    # The signature search reads from the same rows (count and sum of ids, see faq/search.py).
     signature = (len(rows), sum(row[0] for row in rows))
     vectors = np.array([row[4] for row in rows], dtype=np.float32)
     if not rows:
         vectors = np.zeros((0, settings.EMBEDDING_DIMENSIONS), dtype=np.float32)
     # Words of the texts BM25 counts (the sentences are in the question + answer text already).
     counted = (FAQVector.QUESTION, FAQVector.ALTERNATIVE, FAQVector.QUESTION_ANSWER)
-    words = _words([row[3] if row[2] in counted else "" for row in rows])
+    words = text_words([row[3] if row[2] in counted else "" for row in rows])
     index = build_index(signature, [r[1] for r in rows], [r[2] for r in rows], vectors, words)
     SearchIndex.objects.update_or_create(
         shop_id=shop_id,
@@ -704,7 +478,7 @@ def update_index(shop_id: int) -> ShopIndex:
 def update_index_if_changed(shop_id: int) -> None:
     """update_index, unless the stored index already matches the shop's published vectors (a
     change of category only, or the second of several deletes in one transaction)."""
-    signature = _signature(shop_id)
+    signature = published_signature(shop_id)
     if not signature[0] and not Shop.objects.filter(pk=shop_id).exists():
         return  # the shop itself was deleted (its entries' deletes called this)
     if not SearchIndex.objects.filter(
@@ -713,102 +487,20 @@ def update_index_if_changed(shop_id: int) -> None:
         update_index(shop_id)
 
 
-def shop_threshold(shop: Shop) -> float | None:
-    """The shop's current confidence threshold (for the admin), or None without vectors."""
-    signature = _signature(shop.pk)
-    return shop_index(shop, signature).threshold if signature[0] else None
-
-
-def _signature(shop_id: int) -> tuple[int, int]:
+def published_signature(shop_id: int) -> tuple[int, int]:
     """(count, sum of ids) of the shop's published vectors: the same as search's window totals."""
-    totals = _published_vectors(shop_id).aggregate(count=Count("id"), id_sum=Sum("id"))
+    totals = published_vectors(shop_id).aggregate(count=Count("id"), id_sum=Sum("id"))
     return totals["count"], totals["id_sum"] or 0
 
 
-# The vectors carry their shop (kept equal to their entry's by a foreign key, migration
-# faq.0009), so the (shop, model_name) index finds them without reading other shops' rows; the
-# entries' shop index finds the published ones to join.
-#
-# The similarity is computed inside: what the CTE materialises (and the window then buffers) is a
-# few numbers a row, not the 1.5 kB vectors (30 MB at 20,000 vectors, far over the default
-# 4 MB work_mem).
-_SHOP_VECTORS = """
-    SELECT v.id, v.entry_id, v.kind, 1 - (v.embedding <=> %(query)s::vector) AS similarity
-    FROM faq_faqvector v JOIN faq_faqentry e ON e.id = v.entry_id
-    WHERE v.shop_id = %(shop)s AND e.shop_id = %(shop)s AND e.published
-      AND v.model_name = %(model)s
-"""
-
-
-def _nearest_vectors(shop: Shop, query: np.ndarray, text: str) -> tuple[list[tuple], list[str]]:
-    """(entry_id, kind, similarity, count, id_sum) of the shop's nearest published vectors, and
-    the words of `text`.
-
-    The scan is exact over the shop's own rows (a small shop has hundreds, a big one thousands;
-    there is no vector index: an approximate whole-table one, filtered by shop, could miss
-    entries). The window totals are over all the shop's vectors and tell when the shop index is
-    stale.
-
-    The text's words come in the same round trip: a UNION ALL row of their own, first (its
-    similarity 2 is above any cosine similarity), so a shop without vectors still gets them.
-    """
-    with _vector_cursor() as cursor:
-        cursor.execute(
-            f"""
-            (SELECT NULL::bigint, NULL, 2.0::float8, NULL::bigint, NULL::numeric,
-                    {_LEXEMES_SQL.format("%(text)s")})
-            UNION ALL
-            (WITH shop_vectors AS MATERIALIZED ({_SHOP_VECTORS})
-             SELECT entry_id, kind, similarity, COUNT(*) OVER (), SUM(id) OVER (), NULL::text[]
-             FROM shop_vectors
-             ORDER BY similarity DESC
-             LIMIT %(limit)s)
-            ORDER BY 3 DESC
-            """,
-            {
-                "text": text,
-                "shop": shop.pk,
-                "model": embedding.model_name(),
-                "query": query,
-                "limit": CANDIDATES,
-            },
-        )
-        rows = cursor.fetchall()
-    words = rows[0][5]
-    return [row[:5] for row in rows[1:]], words
-
-
-class _BinaryVector(Dumper):
-    """A query vector as pgvector's binary form, its type left to the SQL's ::vector cast. Quoted
-    into the statement as a list of 384 floats (Django's client-side binding) it cost 1.3 ms of
-    Python a search, holding the GIL every other ask in the process waited for; this costs
-    microseconds."""
-
-    format = Format.BINARY
-
-    def dump(self, obj: np.ndarray) -> bytes:
-        return Vector(obj).to_binary()
-
-
-def _vector_cursor():
-    """A cursor on Django's connection that binds parameters server-side (so the query vector
-    can travel in binary), wrapped like Django's own cursors (errors, debug query logging)."""
-    connection.ensure_connection()
-    cursor = ServerBindingCursor(connection.connection)
-    cursor.adapters.register_dumper(np.ndarray, _BinaryVector)
-    if connection.queries_logged:
-        return connection.make_debug_cursor(cursor)
-    return connection.make_cursor(cursor)
-
-
-def _words(texts: list[str]) -> list[list[str]]:
+def text_words(texts: list[str]) -> list[list[str]]:
     """The words of each text, split by PostgreSQL's text-search parser, in one query."""
     if not texts:
         return []
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT {_LEXEMES_SQL.format("t.text")}
+            SELECT {LEXEMES_SQL.format("t.text")}
             FROM unnest(%s::text[]) WITH ORDINALITY AS t(text, n)
             ORDER BY t.n
             """,
@@ -817,7 +509,7 @@ def _words(texts: list[str]) -> list[list[str]]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def _published_vectors(shop_id: int):
+def published_vectors(shop_id: int):
     # Both shop ids (equal by a foreign key): each table is then read through its shop index.
     return FAQVector.objects.filter(
         shop_id=shop_id,
