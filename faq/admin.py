@@ -31,9 +31,9 @@ from django.utils.html import format_html
 from django.utils.text import slugify
 
 from faq import checklist, faqpage, importing, indexing, search, webimport
-from faq.models import FAQEntry, Shop
+from faq.models import FAQEntry, Shop, wording_key
 from faq.owners import ShopScopedAdmin, shops_for
-from widget.models import CustomerWording, wording_key
+from widget.models import CustomerWording
 from widget.owner import views as owner_views
 
 TRY_LIMIT = 5

@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Iterable
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -32,6 +33,11 @@ def text_hash(text: str) -> str:
 
 def split_lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def wording_key(text: str) -> str:
+    """Wordings that differ only in case and spacing are one."""
+    return " ".join(text.lower().split())
 
 
 def unique_shop_slug(name: str, exclude_pk: int | None = None) -> str:
@@ -374,6 +380,21 @@ class FAQEntry(models.Model):
     @property
     def alternative_list(self) -> list[str]:
         return split_lines(self.alternatives)
+
+    def add_phrasings(self, texts: Iterable[str]) -> int:
+        """Append these wordings to the alternative phrasings, each on one line, skipping any the
+        entry already has (its question included; case and spacing aside). Returns how many were
+        added; the caller saves (the save re-embeds them once the transaction commits)."""
+        known = {wording_key(t) for t in [self.question, *self.alternative_list]}
+        added = []
+        for text in texts:
+            key = wording_key(text)
+            if key and key not in known:
+                known.add(key)
+                added.append(" ".join(text.split()))
+        if added:
+            self.alternatives = "\n".join([*self.alternative_list, *added])
+        return len(added)
 
     def embedding_texts(self) -> list[tuple[str, str]]:
         """The texts that represent this entry in the vector index, as (kind, text) pairs."""

@@ -8,7 +8,7 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from pgvector.django import VectorField
 
-from faq.models import FAQEntry, Shop
+from faq.models import FAQEntry, Shop, wording_key
 
 
 class Conversation(models.Model):
@@ -174,11 +174,6 @@ class Message(models.Model):
         }
 
 
-def wording_key(text: str) -> str:
-    """Wordings that differ only in case and spacing are one."""
-    return " ".join(text.lower().split())
-
-
 class CustomerWording(models.Model):
     """A customer's own question that led, through a "did you mean" click, to an FAQ entry.
 
@@ -258,9 +253,7 @@ class CustomerWording(models.Model):
         """Make the wording one of the entry's alternative phrasings (re-embedded on commit)."""
         with transaction.atomic():
             entry = FAQEntry.objects.select_for_update().get(pk=self.entry_id)
-            known = {wording_key(t) for t in [entry.question, *entry.alternative_list]}
-            if self.key not in known:
-                entry.alternatives = "\n".join([*entry.alternative_list, self.text])
+            if entry.add_phrasings([self.text]):
                 entry.save()
             self.status = self.ACCEPTED
             self.save(update_fields=["status"])
