@@ -14,34 +14,39 @@ docs/retrieval-research.md):
   PostgreSQL (pgvector) returns the shop's vectors nearest to the query. An entry scores
   0.4 * its best vector + 0.6 * the mean of its best two, plus a small vote (0.1 * share) among
   the query's ten nearest vectors.
-- Classifier, for every shop: a ridge-regression classifier fitted on the shop's own question
-  and phrasing vectors (without 20 phrasings: question, phrasing and question + answer sentence
-  vectors; closed form: 0.1 s for 1,000 entries) adds 0.25 * its output. It learns where one
-  entry ends and the next begins, which plain nearest-vector matching blurs: in a COVID FAQ
-  "coronavirus" is in every entry and "where ... from" in one. Without phrasings it only ranks
-  (see confidence below).
+- Classifier, for every shop: a ridge-regression classifier fitted on the shop's own vectors that
+  stand for a question (with 20 phrasings or more: questions and phrasings; with fewer, also the
+  question with each answer sentence; closed form: 0.1 s for 1,000 entries) adds 0.25 * its
+  output. It learns where one entry ends and the next begins, which plain nearest-vector matching
+  blurs: in a COVID FAQ "coronavirus" is in every entry and "where ... from" in one. It only
+  ranks.
 - Words: BM25 with PostgreSQL's text-search parser ('simple' configuration: lower-cased words, no
   stemming, no stop words), each divided by the query's best entry: 0.1 * BM25 over each entry's
   question and phrasings (question words stay: "where did it come from" and "what is it" differ
   only in them) + 0.15 * BM25 over question, phrasings and answer (customers of a small shop
   rarely share words with its questions, but often with its answers); 0.05 and 0.1 for a shop
-  without phrasings, whose classifier does part of the question words' job. BM25 weighs words
-  rare in this shop's FAQ, which the embedding cannot: in a COVID FAQ "coronavirus" is
-  everywhere.
+  with fewer than 20 phrasings, whose classifier does part of the question words' job. They only
+  rank. (The 20 phrasings switch ranking weights only; confidence has no such switch.)
 
-How confidence is decided, per shop, from the shop's own FAQ only (never from customer queries):
-- Each alternative phrasing (or each question, for a shop with fewer than 20 phrasings) is used as
-  a pretend question with its own entry removed (the classifier refitted without it, in closed
-  form). The best score it still gets is what an on-topic question that the FAQ does not answer
-  looks like for this shop.
-- Shops with phrasings: the bar is the 62.5th percentile of those scores, on the full score: a
-  shop whose entries are close to one another (a sports app with 57 similar intents) needs a
-  higher bar than a florist.
-- Shops without phrasings: the bar is the 90th percentile of the question probes, never below
-  0.68, on the dense score alone (nothing calibrates the word bonus or the classifier there,
-  and any shared word would earn the bonus for an off-topic question); and the best entry must
-  lead the next by 0.03 (two close entries, "custom cakes" and "wedding cakes", are a "did you
-  mean", not a guess).
+How confidence is decided: one policy for every shop, whatever it has learned, on the dense score
+only (nothing calibrates the classifier or the word bonus for a question the shop has never seen,
+and any shared word would earn the bonus for an off-topic question). Calibrated per shop, from
+the shop's own texts, never from customer queries (faq/search_index.py):
+- Lead: the best entry must lead every other candidate by 0.03 (two close entries, "custom
+  cakes" and "wedding cakes", are a "did you mean", not a guess).
+- Then any one of three kinds of evidence makes it confident:
+  1. The bar: each question and phrasing (the owner's, and every accepted customer wording) is
+     asked as a pretend question with its whole entry left out; the best score it still gets is
+     what an on-topic question the FAQ does not answer looks like for this shop. The bar sits
+     above 95 % of those near misses, never below 0.68. Accepted wordings join the probes, so a
+     shop whose entries grow alike raises its own bar.
+  2. A phrasing: the question's nearest vector is a phrasing of the best entry, at least as
+     close as the wording bar: calibrated leave-one-out over the shop's phrasings (each asked with
+     only itself left out, and with its whole entry left out), just above the closest any of
+     those asks came to a wrong entry. No phrasings, no wording bar.
+  3. A distinctive word: a word of the question (four letters or more, compared by its first
+     five) that only the best entry's question or answer uses ("apple" when the payments answer
+     alone names Apple Pay), with the dense score within 0.18 of the bar.
 - Follow-ups: a turn that is not confident alone is searched again with the previous question;
   the blend may rank the previous topic first, but it is confident only when the turn alone
   scores that entry within 0.25 of the bar, or every word of the turn is in the shop's FAQ.
@@ -62,7 +67,7 @@ from django.db.backends.postgresql.base import ServerBindingCursor
 from pgvector.psycopg.vector import VectorBinaryDumper
 
 from faq import embedding, search_index
-from faq.models import FAQEntry, Shop
+from faq.models import FAQEntry, FAQVector, Shop
 from faq.search_index import (
     LEXEMES_SQL,
     ShopIndex,
@@ -74,8 +79,10 @@ from faq.search_index import (
 # Nearest vectors fetched per query. Entries outside them cannot reach the top anyway.
 CANDIDATES = 200
 
-# Shops without phrasings: the best entry must lead the next by this much to be confident.
+# The best entry must lead the next by this much (dense score) to be confident.
 CONFIDENCE_GAP = 0.03
+# A word only the best entry's question or answer uses lowers its bar by this much.
+DISTINCTIVE_MARGIN = 0.18
 
 # Follow-ups: wider lists for the merge, so an entry near the top of one list has a score in both;
 # how much the search with the previous question counts (a terse follow-up carries little meaning).
@@ -234,10 +241,11 @@ def _search(shop: Shop, text: str, limit: int) -> _Scored:
     learned = np.zeros_like(semantic)
     if index.classifier is not None:
         learned = search_index.CLASSIFIER_WEIGHT * (query @ index.classifier[:, columns])
-    lexical = word_scores(index, [words])[0][columns]
+    lexical = word_bonus(index, [words])[0][columns]
     ranking = semantic + learned + lexical
-    # Without phrasings nothing calibrates the classifier or the words: confidence stays dense.
-    confidence = ranking if index.phrasing_calibrated else semantic
+    # Nothing calibrates the classifier or the words for a question the shop has never seen:
+    # confidence is on the dense score.
+    confidence = semantic
 
     order = np.argsort(-ranking, kind="stable")[:limit]
     # Without the model's default ordering: a dict needs none, and compiling it was a third of
@@ -248,9 +256,7 @@ def _search(shop: Shop, text: str, limit: int) -> _Scored:
         for i in order
         if int(candidates[i]) in entries
     ]
-    confident = bool(hits) and hits[0].confidence >= index.threshold
-    if confident and CONFIDENCE_GAP and len(hits) > 1 and not index.phrasing_calibrated:
-        confident = hits[0].confidence - max(h.confidence for h in hits[1:]) >= CONFIDENCE_GAP
+    confident = bool(hits) and _confident(index, hits, confidence, columns, order[0], rows, words)
     return _Scored(
         SearchResult(hits=hits, confident=confident, threshold=index.threshold),
         confidence={int(pk): float(c) for pk, c in zip(candidates, confidence, strict=True)},
@@ -259,9 +265,32 @@ def _search(shop: Shop, text: str, limit: int) -> _Scored:
     )
 
 
-def word_scores(index: ShopIndex, texts: list[list[str]]) -> np.ndarray:
-    """(texts, entries) weighted word-match bonus: each BM25 relative to the text's best entry."""
-    return word_bonus(index.lexicon, index.full_lexicon, texts, None, index.phrasing_calibrated)
+def _confident(
+    index: ShopIndex,
+    hits: list[Hit],
+    confidence: np.ndarray,
+    columns: np.ndarray,
+    top: int,
+    rows: list[tuple],
+    words: list[str],
+) -> bool:
+    """Whether the best hit is sure enough to answer with (the module docstring's policy)."""
+    best = hits[0]
+    others = np.delete(confidence, top)
+    if len(others) and best.confidence - others.max() < CONFIDENCE_GAP:
+        return False  # two close entries: a "did you mean", not a guess
+    if best.confidence >= index.threshold:
+        return True
+    nearest_entry, nearest_kind, nearest_similarity = rows[0][:3]
+    if (
+        nearest_kind == FAQVector.ALTERNATIVE
+        and nearest_entry == best.entry.pk
+        and nearest_similarity >= index.wording_bar
+    ):
+        return True
+    return best.confidence >= index.threshold - DISTINCTIVE_MARGIN and index.distinctive_entries(
+        words
+    ) == {int(columns[top])}
 
 
 # The vectors carry their shop (kept equal to their entry's by a foreign key, migration

@@ -7,8 +7,11 @@ published entries only (never from customer queries).
 - `fit_classifier`: the per-shop ridge classifier, with exact leave-one-entry-out outputs.
 - `score_entries`: the dense score of each entry from vector similarities (shared by search and
   calibration, so a probe is scored exactly as a customer's question is).
-- `build_index`: all of it, and the confidence threshold calibrated on the shop's own texts
-  (faq/search.py's docstring explains the policy).
+- `build_index`: all of it, and the two bars of the confidence policy, calibrated on the shop's
+  own texts leave-one-out (faq/search.py's docstring explains the policy): the bar on the dense
+  score (questions and phrasings asked with their entry left out) and the wording bar (the
+  phrasings, asked with only themselves and with their entry left out).
+- `ShopIndex.distinctive_entries`: which entries alone use a word of a question.
 - `ShopIndex`: the result, stored as plain arrays in the SearchIndex table; `IndexCache` holds
   the most recently searched RETRIEVAL_CACHE_SHOPS of them per process; `shop_index` returns the
   current one (cache, else stored, else built now).
@@ -23,7 +26,7 @@ from __future__ import annotations
 import io
 import threading
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
@@ -39,29 +42,38 @@ VOTE_NEIGHBOURS = 10
 VOTE_WEIGHT = 0.1
 CLASSIFIER_WEIGHT = 0.25
 CLASSIFIER_RIDGE = 0.1  # regularisation of the ridge classifier
-# What it learns from: what stands for a customer's question, as in calibration: the questions
-# and phrasings of a shop with enough phrasings; without, also the question with each answer
-# sentence (with phrasings, those sentences made "and on Sundays?" look like the delivery entry).
+# Ranking only (confidence never depends on it): shops with this many phrasings rank as the
+# second round tuned them on HINT3, others as the third round tuned them on small FAQ pages.
+MIN_PHRASINGS_FOR_RANKING = 20
+# What the classifier learns from: what stands for a customer's question, as in the probes: the
+# questions and phrasings of a shop with enough phrasings; without, also the question with each
+# answer sentence (with phrasings, those sentences made "and on Sundays?" look like the delivery
+# entry of the demo shop).
 CLASSIFIER_KINDS = [FAQVector.QUESTION, FAQVector.ALTERNATIVE]
 CLASSIFIER_KINDS_FAQ_ONLY = [*CLASSIFIER_KINDS, FAQVector.QUESTION_SENTENCE]
 # Word matching: BM25 over the questions and phrasings (question words: "where ... from"), and
 # over those and the answers (facts inside answers: "donuts" in the seasonal-menu answer).
 QUESTION_WORDS_WEIGHT = 0.1
 ALL_WORDS_WEIGHT = 0.15
-# Shops without phrasings: lower, since their classifier (added later) tells entries apart in
-# the question words' stead. (Lowered for every shop, the bar of shops with phrasings, which
-# counts the words, fell and "a good pizza place nearby" got the delivery entry as a suggestion.)
+# Shops without phrasings: lower, since their classifier tells entries apart in the question
+# words' stead. (Lowered for every shop, "a good pizza place nearby" got the demo shop's delivery
+# entry as a suggestion.)
 FAQ_ONLY_QUESTION_WORDS_WEIGHT = 0.05
 FAQ_ONLY_ALL_WORDS_WEIGHT = 0.1
 BM25_K1 = 1.2
 BM25_B = 0.5
 
-CALIBRATION_QUANTILE = 0.625
-MIN_PHRASINGS_FOR_CALIBRATION = 20
-# Shops without phrasings: their questions probe the other entries, and the bar is a high
-# percentile of those near misses, never below the floor.
-FAQ_ONLY_QUANTILE = 0.9
-FAQ_ONLY_THRESHOLD_FLOOR = 0.68
+# Confidence (faq/search.py's docstring): the texts that probe the other entries as pretend
+# questions, the share of those near misses the bar sits above, and the floor under it.
+PROBE_KINDS = [FAQVector.QUESTION, FAQVector.ALTERNATIVE]
+NEAR_MISS_QUANTILE = 0.95
+THRESHOLD_FLOOR = 0.68
+# The wording bar: the share of the shop's own phrasings, asked leave-one-out, that may be
+# answered wrongly by their nearest phrasing at that similarity.
+WORDING_WRONG_SHARE = 0.0
+# A word of the owner's text counts as evidence for its entry when no other entry's question or
+# answer uses it, and it is at least this long ("apple", not "the" or "on").
+DISTINCTIVE_LENGTH = 4
 
 # PostgreSQL's text-search parser, one array element per occurrence of each lexeme.
 LEXEMES_SQL = (
@@ -172,7 +184,7 @@ def relative(scores: np.ndarray) -> np.ndarray:
 # Bumped whenever what build_index computes changes (scoring, calibration, the classifier's
 # training vectors): an index stored by an earlier version is rebuilt on the next search instead
 # of being used with the new scoring.
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 
 
 @dataclass
@@ -182,11 +194,36 @@ class ShopIndex:
 
     signature: tuple
     entry_ids: np.ndarray  # sorted; column i of everything below is entry_ids[i]
-    threshold: float
-    phrasing_calibrated: bool  # the shop has enough phrasings to calibrate on them
+    threshold: float  # the bar on the dense score
+    wording_bar: float  # the bar on the nearest phrasing's similarity (inf: no phrasings)
+    phrasing_ranked: bool  # ranked with the weights of a shop with phrasings
     lexicon: Lexicon  # questions and phrasings
     full_lexicon: Lexicon  # questions, phrasings and answers
+    owner_lexicon: Lexicon  # questions and answers only: the owner's own words
     classifier: np.ndarray | None  # (dimensions, entries) ridge weights (None: one entry)
+    # distinctive_entries' word prefixes -> entry columns, made on first use
+    _prefix_entries: dict[str, set[int]] | None = field(default=None, repr=False, compare=False)
+
+    def distinctive_entries(self, words: list[str]) -> set[int]:
+        """The entries (columns) whose question or answer, alone in the shop, uses one of these
+        words (of at least DISTINCTIVE_LENGTH characters): "apple" when only the payments
+        answer names Apple Pay. Words are compared by their first DISTINCTIVE_LENGTH + 1
+        characters, so "sundays" in one answer and "sunday" in another are no evidence."""
+        if self._prefix_entries is None:
+            lexicon, prefixes = self.owner_lexicon, {}
+            for word, number in lexicon.vocabulary.items():
+                start, end = lexicon.weights.indptr[number], lexicon.weights.indptr[number + 1]
+                columns = lexicon.weights.indices[start:end]
+                prefixes.setdefault(word[: DISTINCTIVE_LENGTH + 1], set()).update(columns.tolist())
+            self._prefix_entries = prefixes
+        found = set()
+        for word in set(words):
+            if len(word) < DISTINCTIVE_LENGTH:
+                continue
+            columns = self._prefix_entries.get(word[: DISTINCTIVE_LENGTH + 1], set())
+            if len(columns) == 1:
+                found |= columns
+        return found
 
     def to_bytes(self) -> bytes:
         """The index as an .npz file (plain arrays, no pickle), for the SearchIndex table."""
@@ -195,9 +232,11 @@ class ShopIndex:
             "signature": np.array(self.signature, dtype=np.int64),
             "entry_ids": self.entry_ids,
             "threshold": np.array(self.threshold),
-            "phrasing_calibrated": np.array(self.phrasing_calibrated),
+            "wording_bar": np.array(self.wording_bar),
+            "phrasing_ranked": np.array(self.phrasing_ranked),
             **self.lexicon.to_arrays("lexicon"),
             **self.full_lexicon.to_arrays("full"),
+            **self.owner_lexicon.to_arrays("owner"),
         }
         if self.classifier is not None:
             arrays["classifier"] = self.classifier
@@ -215,32 +254,25 @@ class ShopIndex:
                 signature=tuple(int(n) for n in arrays["signature"]),
                 entry_ids=arrays["entry_ids"],
                 threshold=float(arrays["threshold"]),
-                phrasing_calibrated=bool(arrays["phrasing_calibrated"]),
+                wording_bar=float(arrays["wording_bar"]),
+                phrasing_ranked=bool(arrays["phrasing_ranked"]),
                 lexicon=Lexicon.from_arrays(arrays, "lexicon"),
                 full_lexicon=Lexicon.from_arrays(arrays, "full"),
+                owner_lexicon=Lexicon.from_arrays(arrays, "owner"),
                 classifier=arrays["classifier"] if "classifier" in arrays.files else None,
             )
 
 
-def word_bonus(
-    lexicon: Lexicon,
-    full_lexicon: Lexicon,
-    texts: list[list[str]],
-    own: np.ndarray | None,
-    phrasings: bool = True,
-) -> np.ndarray:
-    """The word bonus; `own`: per text, an entry left out (calibration probes), or None;
-    `phrasings`: the shop is calibrated on its phrasings (else the FAQ_ONLY_ weights)."""
+def word_bonus(index: ShopIndex, texts: list[list[str]]) -> np.ndarray:
+    """(texts, entries) weighted word-match bonus, each BM25 relative to the text's best entry."""
     weights = (
         (QUESTION_WORDS_WEIGHT, ALL_WORDS_WEIGHT)
-        if phrasings
+        if index.phrasing_ranked
         else (FAQ_ONLY_QUESTION_WORDS_WEIGHT, FAQ_ONLY_ALL_WORDS_WEIGHT)
     )
     parts = []
-    for weight, lex in zip(weights, (lexicon, full_lexicon), strict=True):
+    for weight, lex in zip(weights, (index.lexicon, index.full_lexicon), strict=True):
         scores = lex.scores_many(texts)
-        if own is not None:
-            scores[np.arange(len(texts)), own] = 0
         parts.append(weight * relative(scores))
     return parts[0] + parts[1]
 
@@ -337,52 +369,78 @@ def build_index(
         np.isin(kinds_arr, [FAQVector.QUESTION_ANSWER, FAQVector.ALTERNATIVE])
     ):
         full_documents[vec_entry[row]] += words[row]
+    owner_documents: list[list[str]] = [[] for _ in range(n_entries)]
+    for row in np.flatnonzero(kinds_arr == FAQVector.QUESTION_ANSWER):
+        owner_documents[vec_entry[row]] += words[row]
     lexicon, full_lexicon = Lexicon(documents), Lexicon(full_documents)
 
-    phrasings = np.flatnonzero(kinds_arr == FAQVector.ALTERNATIVE)
-    use_phrasings = len(phrasings) >= MIN_PHRASINGS_FOR_CALIBRATION and n_entries >= 2
-    probes = phrasings if use_phrasings else np.flatnonzero(kinds_arr == FAQVector.QUESTION)
+    phrasing_ranked = (
+        np.count_nonzero(kinds_arr == FAQVector.ALTERNATIVE) >= MIN_PHRASINGS_FOR_RANKING
+    )
     classifier = None
-    threshold = FAQ_ONLY_THRESHOLD_FLOOR
-    # Without phrasings the classifier still learns, from the questions and the question with
-    # each answer sentence, which directions tell this shop's entries apart ("coronavirus" is in
-    # every entry of a COVID FAQ, "where ... from" in one); there it only ranks.
     training = np.flatnonzero(
-        np.isin(kinds_arr, CLASSIFIER_KINDS if use_phrasings else CLASSIFIER_KINDS_FAQ_ONLY)
+        np.isin(kinds_arr, CLASSIFIER_KINDS if phrasing_ranked else CLASSIFIER_KINDS_FAQ_ONLY)
     )
     if n_entries >= 2 and len(training):
-        classifier, left_out = fit_classifier(
-            vectors[training], vec_entry[training], n_entries, with_left_out=use_phrasings
+        classifier, _ = fit_classifier(
+            vectors[training], vec_entry[training], n_entries, with_left_out=False
         )
+    threshold, wording_bar = THRESHOLD_FLOOR, np.inf
+    probes = np.flatnonzero(np.isin(kinds_arr, PROBE_KINDS))
     if n_entries >= 2 and len(probes):
         sims = vectors[probes] @ vectors.T
         own = vec_entry[probes]
         # Leave the probe's whole entry out: what remains is a near miss, not an answer.
         sims[vec_entry[None, :] == own[:, None]] = -np.inf
-        scores = score_entries(sims, vec_entry, n_entries)
-        if use_phrasings:
-            row_of = {row: i for i, row in enumerate(training)}
-            scores += CLASSIFIER_WEIGHT * left_out[[row_of[p] for p in probes]]
-            # The probe's own entry is left out of the word counts too (its words would make
-            # every other entry's relative score look small).
-            scores += word_bonus(lexicon, full_lexicon, [words[p] for p in probes], own, True)
-        scores[np.arange(len(probes)), own] = -np.inf
-        best = scores.max(axis=1)
+        best = score_entries(sims, vec_entry, n_entries).max(axis=1)
         best = best[np.isfinite(best)]
         if len(best):
-            if use_phrasings:
-                threshold = float(np.quantile(best, CALIBRATION_QUANTILE))
-            else:
-                threshold = max(float(np.quantile(best, FAQ_ONLY_QUANTILE)), threshold)
+            threshold = max(float(np.quantile(best, NEAR_MISS_QUANTILE)), threshold)
+        wording_bar = _wording_bar(vectors, vec_entry, kinds_arr)
     return ShopIndex(
         signature=signature,
         entry_ids=unique_ids,
         threshold=threshold,
-        phrasing_calibrated=use_phrasings,
+        wording_bar=wording_bar,
+        phrasing_ranked=phrasing_ranked,
         lexicon=lexicon,
         full_lexicon=full_lexicon,
+        owner_lexicon=Lexicon(owner_documents),
         classifier=classifier,
     )
+
+
+def _wording_bar(vectors: np.ndarray, vec_entry: np.ndarray, kinds: np.ndarray) -> float:
+    """The similarity above which a question's nearest phrasing names its entry, calibrated by
+    leave-one-out over the shop's phrasings (the owner's and the accepted customer wordings).
+
+    Each phrasing is asked twice: with only itself left out (an answerable question: right when
+    its nearest phrasing is of its own entry) and with its whole entry left out (a question the
+    shop does not answer: its nearest text of another entry, of any kind, is a wrong match). The
+    bar is the lowest similarity at which at most WORDING_WRONG_SHARE of those asks would be
+    answered wrongly; inf without phrasings (nothing to calibrate on)."""
+    rows = np.flatnonzero(kinds == FAQVector.ALTERNATIVE)
+    if not len(rows) or len(np.unique(vec_entry)) < 2:
+        return float("inf")
+    is_phrasing = kinds == FAQVector.ALTERNATIVE
+    sims = vectors[rows] @ vectors.T
+    sims[np.arange(len(rows)), rows] = -np.inf
+    events = []  # (similarity, wrong) of each ask whose nearest vector is a phrasing
+    for masked in (False, True):
+        if masked:
+            sims[vec_entry[None, :] == vec_entry[rows][:, None]] = -np.inf
+        nearest = sims.argmax(axis=1)
+        similarity = sims[np.arange(len(rows)), nearest]
+        # Unanswerable asks count whatever their nearest vector: a customer's question that is
+        # this close to any text of another entry must not be taken for a phrasing's.
+        fires = np.isfinite(similarity) & (masked | is_phrasing[nearest])
+        wrong = vec_entry[nearest] != vec_entry[rows]
+        events += list(zip(similarity[fires], wrong[fires], strict=True))
+    wrong_sims = sorted((sim for sim, wrong in events if wrong), reverse=True)
+    allowed = int(WORDING_WRONG_SHARE * 2 * len(rows))
+    if len(wrong_sims) > allowed:
+        return float(wrong_sims[allowed]) + 1e-6
+    return float(min(sim for sim, _ in events)) if events else float("inf")
 
 
 class IndexCache:

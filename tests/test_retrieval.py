@@ -26,12 +26,21 @@ def top(shop, text):
             "Which towns do you deliver to, and how much is delivery?",
         ),
         ("Do you have special holiday hours?", "Do you have special holiday hours?"),
-        ("my cat might eat the bouquet, is that ok?", "Which flowers are safe for pets?"),
         ("Are you open on Sundays?", "What are your opening hours?"),
     ],
 )
 def test_customer_wording_finds_the_entry_confidently(demo_shop, text, expected):
     assert top(demo_shop, text) == (expected, True)
+
+
+@pytest.mark.django_db
+def test_a_paraphrase_far_from_every_phrasing_is_offered_not_guessed(demo_shop):
+    """The demo shop's bar sits above 95 % of its own texts' near misses: this paraphrase ranks
+    its entry first but below the bar, so it is a one-click suggestion."""
+    result = search(demo_shop, "my cat might eat the bouquet, is that ok?")
+    assert result.best.entry.question == "Which flowers are safe for pets?"
+    assert not result.confident
+    assert result.suggestions[0].entry.question == "Which flowers are safe for pets?"
 
 
 @pytest.mark.django_db
@@ -77,12 +86,15 @@ def test_unpublished_entries_and_other_shops_never_show_up(demo_texts_embedded):
 
 @pytest.mark.django_db
 def test_the_threshold_follows_the_shops_published_vectors(demo_shop):
-    before = search(demo_shop, "flowers").threshold
-    # Removing every alternative phrasing switches the shop to question-based calibration.
+    before = search(demo_shop, "flowers")
+    assert before.threshold >= search_index.THRESHOLD_FLOOR
+    # Without its phrasings the shop has fewer probes, and nothing to set a wording bar with.
     FAQVector.objects.filter(entry__shop=demo_shop, kind=FAQVector.ALTERNATIVE).delete()
     after = search(demo_shop, "flowers").threshold
-    assert after != before
-    assert after >= search_index.FAQ_ONLY_THRESHOLD_FLOOR
+    assert after != before.threshold
+    assert after >= search_index.THRESHOLD_FLOOR
+    signature = search_index.published_signature(demo_shop.pk)
+    assert search_index.cache.get(demo_shop.pk, signature).wording_bar == float("inf")
 
 
 def test_entry_scores_blend_best_and_best_two_plus_a_vote():
@@ -107,11 +119,19 @@ def test_calibration_leaves_each_probe_entry_out():
             kinds.append(kind)
             words.append([f"topic{e}", f"word{n}"])
     index = build_index((36, 1), entry_ids, kinds, np.array(vectors, dtype=np.float32), words)
-    assert index.phrasing_calibrated and index.classifier is not None
+    assert index.classifier is not None
     assert list(index.entry_ids) == [100, 101, 102]
-    # The probes' own entries are left out (of the vectors, the classifier and the word counts),
-    # so the threshold reflects the distant other entries, not the same entry's phrasings.
-    assert index.threshold < 0.9
+    # The probes' own entries are left out, so the threshold reflects the distant other entries
+    # (the floor, here), not the same entry's phrasings.
+    assert index.threshold == search_index.THRESHOLD_FLOOR
+    # Each phrasing's nearest other text is of its own entry, far above any other entry's: the
+    # wording bar sits just above the closest another entry ever comes.
+    sims = np.array(vectors) @ np.array(vectors).T
+    other_entry = np.array(entry_ids)[:, None] != np.array(entry_ids)[None, :]
+    phrasings = np.array(kinds) == "alt"
+    closest_other = sims[phrasings][other_entry[phrasings]].max()
+    assert index.wording_bar == pytest.approx(closest_other, abs=1e-5)
+    assert index.wording_bar < 0.9
 
 
 def test_the_classifier_left_out_outputs_match_a_refit_without_the_entry():
@@ -189,7 +209,7 @@ def test_a_shop_with_one_entry_uses_the_floor(db):
 
     indexing.refresh([entry.pk])
     result = search(shop, "Are you open on Sunday?")
-    assert result.threshold == search_index.FAQ_ONLY_THRESHOLD_FLOOR
+    assert result.threshold == search_index.THRESHOLD_FLOOR
     assert result.confident
 
 
@@ -289,19 +309,19 @@ def test_a_shop_without_phrasings_gets_a_classifier_that_only_ranks():
             words.append([f"topic{e}"])
     vectors = np.array(vectors, dtype=np.float32)
     index = build_index((12, 1), entry_ids, kinds, vectors, words)
-    assert not index.phrasing_calibrated
+    assert index.wording_bar == float("inf")  # no phrasings: no wording bar
     assert index.classifier is not None
     # Fitted on the questions and question + sentence vectors: each entry's own texts score it
     # highest.
     assert ((vectors @ index.classifier).argmax(axis=1) == np.repeat([0, 1, 2], 4)).all()
     # The bar is the dense calibration's, as without the classifier.
-    assert index.threshold >= search_index.FAQ_ONLY_THRESHOLD_FLOOR
+    assert index.threshold >= search_index.THRESHOLD_FLOOR
 
 
 @pytest.mark.django_db
 def test_a_shop_without_phrasings_has_the_floor_as_its_bar_at_least(bakery):
     result = search(bakery, "what time do you open on saturday")
-    assert result.threshold >= search_index.FAQ_ONLY_THRESHOLD_FLOOR
+    assert result.threshold >= search_index.THRESHOLD_FLOOR
     assert result.best.entry.question == "What are your hours?"
 
 

@@ -39,7 +39,7 @@ def test_a_stored_index_loads_back_the_same(demo_shop):
     built = search_index.cache.get(demo_shop.pk, index.signature)
     assert built is not None
     assert index.threshold == built.threshold
-    assert index.phrasing_calibrated == built.phrasing_calibrated
+    assert index.wording_bar == built.wording_bar
     np.testing.assert_array_equal(index.entry_ids, built.entry_ids)
     assert index.full_lexicon.vocabulary == built.full_lexicon.vocabulary
     np.testing.assert_allclose(

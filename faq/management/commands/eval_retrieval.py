@@ -237,6 +237,7 @@ def simulate_learning(
                 {
                     "step": step,
                     "wordings": upto,
+                    "recall_at_1": share([j.rank == 1 for j in inside]),
                     "direct": share([j.right for j in inside]),
                     "wrong_rate": share([j.wrong for j in judged]),
                     "one_click": share([j.one_click for j in judged]),
@@ -256,7 +257,8 @@ def simulate_learning(
     return {
         "seeds": seeds,
         "steps": [
-            {"step": name} | {key: mean(n, key) for key in ("direct", "wrong_rate", "one_click")}
+            {"step": name}
+            | {key: mean(n, key) for key in ("recall_at_1", "direct", "wrong_rate", "one_click")}
             for n, name in enumerate(STEPS)
         ],
         "per_seed": per_seed,
@@ -381,10 +383,11 @@ class Command(BaseCommand):
                 f"learning curve (mean of {seeds} seeds; held back: "
                 f"{curve['per_seed'][0]['held_back']} in scope + out of scope):"
             )
-            self.stdout.write(f"  {'accepted wordings':<22} direct  wrong  one-click")
+            self.stdout.write(f"  {'accepted wordings':<22} recall@1  direct  wrong  one-click")
             for step, seeded in zip(curve["steps"], curve["per_seed"][0]["steps"], strict=True):
                 label = f"{step['step']} ({seeded['wordings']})"
                 self.stdout.write(
-                    f"  {label:<22} {step['direct']:.3f}  {step['wrong_rate']:.3f}  "
+                    f"  {label:<22} {step['recall_at_1']:.3f}     {step['direct']:.3f}  "
+                    f"{step['wrong_rate']:.3f}  "
                     f"{step['one_click']:.3f}"
                 )
