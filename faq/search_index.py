@@ -11,6 +11,8 @@ published entries only (never from customer queries).
   own texts leave-one-out (faq/search.py's docstring explains the policy): the bar on the dense
   score (questions and phrasings asked with their entry left out) and the wording bar (the
   phrasings, asked with only themselves and with their entry left out).
+- `check_wording`: whether a wording the owner is about to accept would pull another entry's
+  questions, and what accepting it changes.
 - `ShopIndex.distinctive_entries`: which entries alone use a word of a question.
 - `ShopIndex`: the result, stored as plain arrays in the SearchIndex table; `IndexCache` holds
   the most recently searched RETRIEVAL_CACHE_SHOPS of them per process; `shop_index` returns the
@@ -30,12 +32,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
-from django.db import connection
+from django.db import connection, models
 from django.db.models import Count, Sum
 from scipy import sparse
 
 from faq import embedding
-from faq.models import FAQVector, SearchIndex, Shop
+from faq.models import FAQEntry, FAQVector, SearchIndex, Shop
 
 BEST_TWO_MIX = 0.6
 VOTE_NEIGHBOURS = 10
@@ -441,6 +443,52 @@ def _wording_bar(vectors: np.ndarray, vec_entry: np.ndarray, kinds: np.ndarray) 
     if len(wrong_sims) > allowed:
         return float(wrong_sims[allowed]) + 1e-6
     return float(min(sim for sim, _ in events)) if events else float("inf")
+
+
+@dataclass
+class WordingCheck:
+    """What accepting a wording as a phrasing of an entry would do (for the owner's pages)."""
+
+    entry: FAQEntry
+    pulls: FAQEntry | None  # another entry the wording sits closer to: accepting it is a conflict
+    own_similarity: float  # to the nearest of the entry's own texts
+    other_similarity: float  # to the nearest text of any other published entry
+
+    @property
+    def effect(self) -> str:
+        """One line for the owner: what accepting changes."""
+        if self.pulls is None:
+            return (
+                f'Customers asking like this will be matched to "{self.entry.question}" and, '
+                "when they ask this closely, answered with it directly."
+            )
+        return (
+            f'This wording is closer to "{self.pulls.question}" than to "{self.entry.question}": '
+            "accepted, it would pull that entry's questions here and risk wrong answers."
+        )
+
+
+def check_wording(entry: FAQEntry, text: str) -> WordingCheck:
+    """Whether `text`, accepted as a phrasing of `entry`, would pull another entry's questions:
+    it sits closer to another published entry's texts (question, answer, phrasings, accepted
+    wordings) than to the entry's own. Embeds the text (the model, not a search)."""
+    vector = embedding.embed_one(" ".join(text.split()))
+    rows = list(
+        FAQVector.objects.filter(
+            shop_id=entry.shop_id, model_name=embedding.model_name(), entry__shop_id=entry.shop_id
+        )
+        .filter(models.Q(entry__published=True) | models.Q(entry_id=entry.pk))
+        .values_list("entry_id", "embedding")
+    )
+    best: dict[int, float] = {}
+    for entry_id, stored in rows:
+        similarity = float(np.dot(np.asarray(stored, dtype=np.float32), vector))
+        best[entry_id] = max(similarity, best.get(entry_id, -1.0))
+    own = best.pop(entry.pk, -1.0)
+    other_id = max(best, key=best.__getitem__, default=None)
+    other = best.get(other_id, -1.0)
+    pulls = FAQEntry.objects.get(pk=other_id) if other_id is not None and other > own else None
+    return WordingCheck(entry=entry, pulls=pulls, own_similarity=own, other_similarity=other)
 
 
 class IndexCache:
