@@ -15,18 +15,17 @@ docs/retrieval-research.md):
   0.4 * its best vector + 0.6 * the mean of its best two, plus a small vote (0.1 * share) among
   the query's ten nearest vectors.
 - Classifier, for every shop: a ridge-regression classifier fitted on the shop's own vectors that
-  stand for a question (with 20 phrasings or more: questions and phrasings; with fewer, also the
-  question with each answer sentence; closed form: 0.1 s for 1,000 entries) adds 0.25 * its
-  output. It learns where one entry ends and the next begins, which plain nearest-vector matching
-  blurs: in a COVID FAQ "coronavirus" is in every entry and "where ... from" in one. It only
-  ranks.
+  each stand for one question of an entry (the question, each phrasing, the question with each
+  answer sentence; closed form: 0.1 s for 1,000 entries) adds 0.25 * its output. It learns where
+  one entry ends and the next begins, which plain nearest-vector matching blurs: in a COVID FAQ
+  "coronavirus" is in every entry and "where ... from" in one.
 - Words: BM25 with PostgreSQL's text-search parser ('simple' configuration: lower-cased words, no
-  stemming, no stop words), each divided by the query's best entry: 0.1 * BM25 over each entry's
+  stemming, no stop words), each divided by the query's best entry: 0.05 * BM25 over each entry's
   question and phrasings (question words stay: "where did it come from" and "what is it" differ
-  only in them) + 0.15 * BM25 over question, phrasings and answer (customers of a small shop
-  rarely share words with its questions, but often with its answers); 0.05 and 0.1 for a shop
-  with fewer than 20 phrasings, whose classifier does part of the question words' job. They only
-  rank. (The 20 phrasings switch ranking weights only; confidence has no such switch.)
+  only in them) + 0.1 * BM25 over question, phrasings and answer (customers of a small shop
+  rarely share words with its questions, but often with its answers).
+The classifier and the words only rank. The same weights hold for every shop, whatever it has
+learned: nothing switches at a number of phrasings.
 
 How confidence is decided: one policy for every shop, whatever it has learned, on the dense score
 only (nothing calibrates the classifier or the word bonus for a question the shop has never seen,

@@ -44,24 +44,17 @@ VOTE_NEIGHBOURS = 10
 VOTE_WEIGHT = 0.1
 CLASSIFIER_WEIGHT = 0.25
 CLASSIFIER_RIDGE = 0.1  # regularisation of the ridge classifier
-# Ranking only (confidence never depends on it): shops with this many phrasings rank as the
-# second round tuned them on HINT3, others as the third round tuned them on small FAQ pages.
-MIN_PHRASINGS_FOR_RANKING = 20
-# What the classifier learns from: what stands for a customer's question, as in the probes: the
-# questions and phrasings of a shop with enough phrasings; without, also the question with each
-# answer sentence (with phrasings, those sentences made "and on Sundays?" look like the delivery
-# entry of the demo shop).
-CLASSIFIER_KINDS = [FAQVector.QUESTION, FAQVector.ALTERNATIVE]
-CLASSIFIER_KINDS_FAQ_ONLY = [*CLASSIFIER_KINDS, FAQVector.QUESTION_SENTENCE]
+# What the classifier learns from: every vector that stands for one question of an entry (its
+# question, each phrasing, the question with each answer sentence). It learns which directions
+# tell this shop's entries apart ("coronavirus" is in every entry of a COVID FAQ, "where ... from"
+# in one). (The second round fitted shops with 20 phrasings or more on questions and phrasings
+# only, with word weights 0.1 / 0.15: after accepted wordings that switch cost dev_bakery 7 points
+# of recall@1 on the learning curve, and HINT3 nothing.)
+CLASSIFIER_KINDS = [FAQVector.QUESTION, FAQVector.ALTERNATIVE, FAQVector.QUESTION_SENTENCE]
 # Word matching: BM25 over the questions and phrasings (question words: "where ... from"), and
 # over those and the answers (facts inside answers: "donuts" in the seasonal-menu answer).
-QUESTION_WORDS_WEIGHT = 0.1
-ALL_WORDS_WEIGHT = 0.15
-# Shops without phrasings: lower, since their classifier tells entries apart in the question
-# words' stead. (Lowered for every shop, "a good pizza place nearby" got the demo shop's delivery
-# entry as a suggestion.)
-FAQ_ONLY_QUESTION_WORDS_WEIGHT = 0.05
-FAQ_ONLY_ALL_WORDS_WEIGHT = 0.1
+QUESTION_WORDS_WEIGHT = 0.05
+ALL_WORDS_WEIGHT = 0.1
 BM25_K1 = 1.2
 BM25_B = 0.5
 
@@ -198,7 +191,6 @@ class ShopIndex:
     entry_ids: np.ndarray  # sorted; column i of everything below is entry_ids[i]
     threshold: float  # the bar on the dense score
     wording_bar: float  # the bar on the nearest phrasing's similarity (inf: no phrasings)
-    phrasing_ranked: bool  # ranked with the weights of a shop with phrasings
     lexicon: Lexicon  # questions and phrasings
     full_lexicon: Lexicon  # questions, phrasings and answers
     owner_lexicon: Lexicon  # questions and answers only: the owner's own words
@@ -235,7 +227,6 @@ class ShopIndex:
             "entry_ids": self.entry_ids,
             "threshold": np.array(self.threshold),
             "wording_bar": np.array(self.wording_bar),
-            "phrasing_ranked": np.array(self.phrasing_ranked),
             **self.lexicon.to_arrays("lexicon"),
             **self.full_lexicon.to_arrays("full"),
             **self.owner_lexicon.to_arrays("owner"),
@@ -257,7 +248,6 @@ class ShopIndex:
                 entry_ids=arrays["entry_ids"],
                 threshold=float(arrays["threshold"]),
                 wording_bar=float(arrays["wording_bar"]),
-                phrasing_ranked=bool(arrays["phrasing_ranked"]),
                 lexicon=Lexicon.from_arrays(arrays, "lexicon"),
                 full_lexicon=Lexicon.from_arrays(arrays, "full"),
                 owner_lexicon=Lexicon.from_arrays(arrays, "owner"),
@@ -267,13 +257,11 @@ class ShopIndex:
 
 def word_bonus(index: ShopIndex, texts: list[list[str]]) -> np.ndarray:
     """(texts, entries) weighted word-match bonus, each BM25 relative to the text's best entry."""
-    weights = (
-        (QUESTION_WORDS_WEIGHT, ALL_WORDS_WEIGHT)
-        if index.phrasing_ranked
-        else (FAQ_ONLY_QUESTION_WORDS_WEIGHT, FAQ_ONLY_ALL_WORDS_WEIGHT)
-    )
     parts = []
-    for weight, lex in zip(weights, (index.lexicon, index.full_lexicon), strict=True):
+    for weight, lex in (
+        (QUESTION_WORDS_WEIGHT, index.lexicon),
+        (ALL_WORDS_WEIGHT, index.full_lexicon),
+    ):
         scores = lex.scores_many(texts)
         parts.append(weight * relative(scores))
     return parts[0] + parts[1]
@@ -376,13 +364,8 @@ def build_index(
         owner_documents[vec_entry[row]] += words[row]
     lexicon, full_lexicon = Lexicon(documents), Lexicon(full_documents)
 
-    phrasing_ranked = (
-        np.count_nonzero(kinds_arr == FAQVector.ALTERNATIVE) >= MIN_PHRASINGS_FOR_RANKING
-    )
     classifier = None
-    training = np.flatnonzero(
-        np.isin(kinds_arr, CLASSIFIER_KINDS if phrasing_ranked else CLASSIFIER_KINDS_FAQ_ONLY)
-    )
+    training = np.flatnonzero(np.isin(kinds_arr, CLASSIFIER_KINDS))
     if n_entries >= 2 and len(training):
         classifier, _ = fit_classifier(
             vectors[training], vec_entry[training], n_entries, with_left_out=False
@@ -404,7 +387,6 @@ def build_index(
         entry_ids=unique_ids,
         threshold=threshold,
         wording_bar=wording_bar,
-        phrasing_ranked=phrasing_ranked,
         lexicon=lexicon,
         full_lexicon=full_lexicon,
         owner_lexicon=Lexicon(owner_documents),

@@ -189,8 +189,8 @@ def test_word_matches_rerank_a_shop_without_phrasings(db, monkeypatch):
     # the dense score alone.
     confidence = {hit.entry.pk: hit.confidence for hit in result.hits}
     monkeypatch.setattr(search_index, "CLASSIFIER_WEIGHT", 0.0)
-    monkeypatch.setattr(search_index, "FAQ_ONLY_QUESTION_WORDS_WEIGHT", 0.0)
-    monkeypatch.setattr(search_index, "FAQ_ONLY_ALL_WORDS_WEIGHT", 0.0)
+    monkeypatch.setattr(search_index, "QUESTION_WORDS_WEIGHT", 0.0)
+    monkeypatch.setattr(search_index, "ALL_WORDS_WEIGHT", 0.0)
     dense = search(shop, "where did the coronavirus originate from", limit=10)
     for hit in dense.hits:
         assert hit.score == hit.confidence
