@@ -335,18 +335,23 @@ async def test_a_follow_up_question_is_understood_from_the_conversation(demo_sho
     assert answer["mode"] == "faq"
     assert [s["id"] for s in answer["sources"]] == [opening_hours]
 
+    # After a delivery question the same words are about delivery; the blend's dense score is
+    # below the demo shop's bar (one policy for every shop: no full-score bar for shops with
+    # phrasings any more), so the entry is offered first, one click away.
     async with Chat(demo_shop.public_key) as chat:
         await chat.ready()
         await chat.ask("Do you deliver to Princeton?")
         _, answer = await chat.ask("And on Sundays?")
-        assert [s["id"] for s in answer["sources"]] == [delivery_times]
+        assert answer["mode"] == "fallback"
+        assert answer["suggestions"][0]["id"] == delivery_times
 
     async with Chat(demo_shop.public_key) as chat:
         await chat.ready()
         await chat.ask("Do you deliver to Princeton?")
         # "How much is it?" means nothing alone; after a delivery question it is delivery.
         _, answer = await chat.ask("How much is it?")
-        assert [s["id"] for s in answer["sources"]] == [await entry_id(demo_shop, DELIVERY)]
+        assert answer["mode"] == "fallback"
+        assert answer["suggestions"][0]["id"] == await entry_id(demo_shop, DELIVERY)
 
 
 def test_a_self_contained_question_keeps_its_own_best_entry(demo_shop):
