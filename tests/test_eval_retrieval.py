@@ -17,6 +17,7 @@ KEYS = {
     "recall_at_3",
     "mrr",
     "oos_accuracy",
+    "direct",
     "accuracy",
     "wrong_rate",
     "one_click",
@@ -85,6 +86,9 @@ def test_eval_prints_the_json_keys_and_leaves_no_shop_behind(db, dataset, capsys
     assert not CONVERSATION_KEYS & set(report)  # no conversations in this file
     assert 0 <= report["wrong_rate"] <= 1 - report["accuracy"]
     assert report["accuracy"] <= report["one_click"] <= 1
+    # In-scope direct answers and declined out-of-scope queries make up the accuracy.
+    made_of = report["direct"] * 3 + report["oos_accuracy"] * 2
+    assert report["accuracy"] * 5 == pytest.approx(made_of, abs=1e-3)
     assert report["n_queries"] == 5 and report["n_out_of_scope"] == 2
     assert report["recall_at_3"] == 1.0  # three FAQs: every gold is in the top 3
     assert 0 < report["mrr"] <= 1 and 0 <= report["accuracy"] <= 1
