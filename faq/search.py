@@ -275,6 +275,8 @@ def _confident(
 ) -> bool:
     """Whether the best hit is sure enough to answer with (the module docstring's policy)."""
     best = hits[0]
+    if best.entry.pk != int(index.entry_ids[columns[top]]):
+        return False  # the best candidate's entry vanished meanwhile (deleted): no guess
     others = np.delete(confidence, top)
     if len(others) and best.confidence - others.max() < CONFIDENCE_GAP:
         return False  # two close entries: a "did you mean", not a guess
@@ -287,9 +289,8 @@ def _confident(
         and nearest_similarity >= index.wording_bar
     ):
         return True
-    return best.confidence >= index.threshold - DISTINCTIVE_MARGIN and index.distinctive_entries(
-        words
-    ) == {int(columns[top])}
+    distinctive = index.distinctive_entries(words) == {int(columns[top])}
+    return distinctive and best.confidence >= index.threshold - DISTINCTIVE_MARGIN
 
 
 # The vectors carry their shop (kept equal to their entry's by a foreign key, migration
