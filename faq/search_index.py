@@ -4,7 +4,8 @@ published entries only (never from customer queries).
 
 - `Lexicon`: BM25 weights of the shop's words (one over questions and phrasings, one over those
   and the answers), and `word_bonus`, the word score search adds.
-- `fit_classifier`: the per-shop ridge classifier, with exact leave-one-entry-out outputs.
+- `fit_classifier`: the per-shop ridge classifier (it only ranks); it can also give exact
+  leave-one-entry-out outputs, which no bar uses since confidence left the full score.
 - `score_entries`: the dense score of each entry from vector similarities (shared by search and
   calibration, so a probe is scored exactly as a customer's question is).
 - `build_index`: all of it, and the two bars of the confidence policy, calibrated on the shop's
@@ -345,7 +346,8 @@ def build_index(
     words: list[list[str]],
 ) -> ShopIndex:
     """The shop's index from its published vectors (one row per vector: its entry id, kind,
-    vector and words), including the confidence threshold (see the module docstring)."""
+    vector and words), including the two bars of the confidence policy (faq/search.py's
+    docstring)."""
     unique_ids, vec_entry = np.unique(np.array(entry_ids, dtype=np.int64), return_inverse=True)
     n_entries = len(unique_ids)
     kinds_arr = np.array(kinds)
