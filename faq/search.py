@@ -49,8 +49,8 @@ the shop's own texts, never from customer queries (faq/search_index.py):
 - Follow-ups: a turn that is not confident alone is searched again with the previous question;
   the blend may rank the previous topic first, but it is confident only when the turn alone
   scores that entry within 0.25 of the bar, or every word of the turn is in the shop's FAQ.
-- "Did you mean": when not confident, up to three of the five best hits within 0.35 of the bar
-  (for a follow-up, also on the turn's own words), none for plainly off-topic text.
+- "Did you mean": when not confident, up to three of the five best hits within 0.4 of the bar
+  (for a follow-up, also within 0.35 on the turn's own words), none for plainly off-topic text.
 Search reads the signature of the shop's published vectors with its nearest vectors, so a process
 notices another's edit and loads (or builds) the current index.
 """
@@ -95,7 +95,10 @@ FOLLOW_UP_KNOWN_WORDS = True
 # "Did you mean": at most this many entries, within this margin below the confidence threshold,
 # from the best few hits (an implausible third hit leaves its place to the fourth or fifth).
 SUGGESTIONS = 3
-SUGGESTION_MARGIN = 0.35
+SUGGESTION_MARGIN = 0.4
+# A follow-up's suggestion must also be this near the bar on the turn's own words ("a good pizza
+# place nearby" after a delivery question offers no delivery entry).
+FOLLOW_UP_SUGGESTION_MARGIN = 0.35
 SUGGESTION_POOL = 5
 
 
@@ -209,7 +212,7 @@ def _with_context(
     )
 
     def plausible(hit: Hit) -> bool:
-        return follows_up or alone.near_bar(hit.entry.pk, SUGGESTION_MARGIN)
+        return follows_up or alone.near_bar(hit.entry.pk, FOLLOW_UP_SUGGESTION_MARGIN)
 
     return replace(first, hits=merged, confident=confident), plausible
 
