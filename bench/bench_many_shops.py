@@ -7,7 +7,7 @@ Search latency with many shops in one database, on the real model and the real P
 1. Embeds a template of generated entries once (real model), then copies its entries and vectors
    inside PostgreSQL: `--shops` shops of `--entries` entries each, and one shop of `--big` entries
    (the template repeated with numbered questions). Each shop's search index is built as an edit
-   would build it (faq/retrieval.update_index).
+   would build it (faq/search_index.update_index).
 2. Times `search()` (the query embedding, the exact per-shop scan, scoring, the entries) for the
    big shop and for one shop among the many: median and p95 over `--searches` questions, and the
    scan alone (EXPLAIN ANALYZE's execution time).
@@ -38,7 +38,7 @@ devdb.setup()
 from bench_reembed import generated_csv  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from faq import embedding, importing, retrieval  # noqa: E402
+from faq import embedding, importing, search, search_index  # noqa: E402
 from faq.models import Shop  # noqa: E402
 from lib.figures import percentile  # noqa: E402
 
@@ -102,7 +102,7 @@ def scan_plan(shop: Shop) -> tuple[list[str], float]:
         cursor.execute(
             f"""
             EXPLAIN (ANALYZE, COSTS OFF)
-            WITH shop_vectors AS MATERIALIZED ({retrieval._SHOP_VECTORS})
+            WITH shop_vectors AS MATERIALIZED ({search._SHOP_VECTORS})
             SELECT entry_id, kind, similarity, COUNT(*) OVER (), SUM(id) OVER ()
             FROM shop_vectors ORDER BY similarity DESC LIMIT %(limit)s
             """,
@@ -110,7 +110,7 @@ def scan_plan(shop: Shop) -> tuple[list[str], float]:
                 "shop": shop.pk,
                 "model": embedding.model_name(),
                 "query": query,
-                "limit": retrieval.CANDIDATES,
+                "limit": search.CANDIDATES,
             },
         )
         lines = [row[0] for row in cursor.fetchall()]
@@ -119,16 +119,16 @@ def scan_plan(shop: Shop) -> tuple[list[str], float]:
 
 
 def measure(shop: Shop, searches: int) -> dict:
-    retrieval.update_index(shop.pk)  # as the import or the edit would have
-    retrieval.search(shop, QUESTIONS[0])  # the first query's plan and connection
+    search_index.update_index(shop.pk)  # as the import or the edit would have
+    search.search(shop, QUESTIONS[0])  # the first query's plan and connection
     timings = []
     for n in range(searches):
         started = time.perf_counter()
-        retrieval.search(shop, QUESTIONS[n % len(QUESTIONS)])
+        search.search(shop, QUESTIONS[n % len(QUESTIONS)])
         timings.append((time.perf_counter() - started) * 1000)
     plan, _ = scan_plan(shop)
     scans = [scan_plan(shop)[1] for _ in range(5)]
-    vectors = retrieval._signature(shop.pk)[0]
+    vectors = search_index.published_signature(shop.pk)[0]
     return {
         "vectors": vectors,
         "median": statistics.median(timings),

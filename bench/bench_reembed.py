@@ -39,10 +39,10 @@ devdb.setup()
 import numpy as np  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from faq import embedding, importing, retrieval  # noqa: E402
+from faq import embedding, importing, search_index  # noqa: E402
 from faq.demo import demo_data  # noqa: E402
 from faq.models import FAQEntry, Shop  # noqa: E402
-from faq.retrieval import search  # noqa: E402
+from faq.search import search  # noqa: E402
 
 TOPICS = [
     "delivery", "returns", "gift cards", "opening hours", "parking", "wedding flowers",
@@ -170,7 +170,7 @@ def main() -> None:
             later = statistics.median(timed(search, other, question) for _ in range(9))
             # Another process holds no index of this shop (or an older one): it loads the stored
             # one. Simulated by emptying this process's cache.
-            retrieval.cache.clear()
+            search_index.cache.clear()
             other_process = timed(search, other, question)
         finally:
             embedding.embed = real_embed
@@ -227,14 +227,14 @@ def index_memory(shops: int, entries: int = 40, distinct: int = 25) -> None:
                 words.append(re.findall(r"\w+", text.lower()))
         vectors = rng.standard_normal((len(kinds), settings.EMBEDDING_DIMENSIONS))
         vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
-        index = retrieval.build_index((len(kinds), number), entry_ids, kinds, vectors, words)
+        index = search_index.build_index((len(kinds), number), entry_ids, kinds, vectors, words)
         blobs.append(index.to_bytes())
 
-    held = retrieval.IndexCache(shops)
+    held = search_index.IndexCache(shops)
     tracemalloc.start()
     baseline = tracemalloc.get_traced_memory()[0]
     for number in range(shops):
-        held.put(number, retrieval.ShopIndex.from_bytes(blobs[number % len(blobs)]))
+        held.put(number, search_index.ShopIndex.from_bytes(blobs[number % len(blobs)]))
     used = tracemalloc.get_traced_memory()[0] - baseline
     tracemalloc.stop()
     stored = statistics.fmean(len(blob) for blob in blobs)

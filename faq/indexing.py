@@ -3,7 +3,7 @@ Keeping FAQ vectors, and the shops' search indexes, in step with the entries.
 
 `refresh(entry_ids)` compares the texts each entry should be represented by with the rows stored
 for the current model, deletes what is obsolete and embeds only what is missing, in batches; then
-rebuilds the search index of each shop whose published vectors changed (faq/retrieval.py).
+rebuilds the search index of each shop whose published vectors changed (faq/search_index.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from functools import partial
 
 from django.db import connection, transaction
 
-from faq import embedding, retrieval
+from faq import embedding, search_index
 from faq.models import FAQEntry, FAQVector, text_hash
 
 FRESH, STALE, MISSING = "fresh", "stale", "missing"
@@ -73,7 +73,7 @@ def refresh(entry_ids: Iterable[int]) -> int:
     # The vectors are committed: build the shops' search indexes now, so that the next customer
     # (in any process) loads them instead of waiting for them.
     for shop_id in sorted({entry.shop_id for entry in entries}):
-        retrieval.update_index_if_changed(shop_id)
+        search_index.update_index_if_changed(shop_id)
     return len(to_embed)
 
 
@@ -88,7 +88,7 @@ def reindex_later(shop_ids: Iterable[int]) -> None:
         for _, callback, _ in transaction.get_connection().run_on_commit
     }
     for shop_id in sorted(set(shop_ids) - waiting):
-        reindex = partial(retrieval.update_index_if_changed, shop_id)
+        reindex = partial(search_index.update_index_if_changed, shop_id)
         reindex.shop_id = shop_id
         # robust: as for refresh; the first search builds the index if this failed.
         transaction.on_commit(reindex, robust=True)

@@ -502,7 +502,7 @@ class FAQVector(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        # No vector (HNSW) index: search scans one shop's rows exactly (faq/retrieval.py), which
+        # No vector (HNSW) index: search scans one shop's rows exactly (faq/search.py), which
         # no approximate index serves, and maintaining one cost about a fifth of import time.
         # (shop, model_name): search's per-shop scan reads only that shop's rows (and it serves
         # the shop foreign key too, so that has no index of its own).
@@ -522,7 +522,7 @@ class FAQVector(models.Model):
 
 
 class SearchIndex(models.Model):
-    """A shop's search index (faq/retrieval.py's ShopIndex: threshold, classifier, word
+    """A shop's search index (faq/search_index.py's ShopIndex: threshold, classifier, word
     statistics), built when its entries change and stored here, so that every server process
     loads it in milliseconds instead of rebuilding it (0.7 s at 1,000 entries) on a customer's
     question. `vector_count` and `vector_id_sum` are the signature of the published vectors it was

@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import translation
 
-from faq import faqpage, pagesearch, retrieval
+from faq import faqpage, pagesearch, search
 from faq.models import Shop, entry_anchor
 from faq.text import clean_text
 from lib.web import site_url
@@ -30,7 +30,7 @@ def faq_page(request: HttpRequest, slug: str) -> HttpResponse:
             with pagesearch.search_slot() as free:
                 if free:
                     # The same search the chat uses, so the page finds what the bot would.
-                    result = retrieval.search(shop, query, limit=SEARCH_LIMIT)
+                    result = search.search(shop, query, limit=SEARCH_LIMIT)
                     confident = result.confident
                     hits = [hit.entry for hit in result.hits]
                 else:

@@ -20,10 +20,10 @@ relies on, and what happens when that is gone; the tests that would fail if it c
   of the processes using a data folder): every test run without DATABASE_URL starts the embedded
   database through it (shopbot/embedded_db.py); no test kills a process to check the clean-up.
 
-faq/retrieval.py's `_vector_cursor` wraps a psycopg cursor the way Django wraps its own
-(connection.make_cursor / make_debug_cursor, queries_logged, undocumented); it moves here with
-the split of retrieval.py into faq/search.py and faq/search_index.py (tests/test_retrieval.py,
-tests/test_foundation.py guard it).
+- `vector_cursor` (faq/search.py's nearest-vector query) wraps a psycopg server-binding cursor
+  the way Django wraps its own (connection.make_cursor / make_debug_cursor, queries_logged,
+  undocumented): tests/test_retrieval.py and tests/test_pipeline_round_trips.py (which counts the
+  queries it logs) guard it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,11 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+from django.db import connection
+from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.models import Model
+from pgvector.psycopg.vector import VectorBinaryDumper
 
 
 def daphne_transport(send: Callable):
@@ -72,3 +76,17 @@ def forget_dead_pgserver_users(pgdata: Path) -> None:
         alive = [pid for pid in pids if psutil.pid_exists(pid)]
         if alive != pids:
             pids_file.write_text(json.dumps(alive))
+
+
+def vector_cursor():
+    """A cursor on Django's connection that binds parameters server-side, so a query vector
+    (a numpy array) travels in pgvector's binary form (its type left to the SQL's ::vector cast),
+    wrapped like Django's own cursors (errors, debug query logging). Quoted into the statement as
+    a list of 384 floats (Django's client-side binding) it cost 1.3 ms of Python a search, holding
+    the GIL every other ask in the process waited for; the binary dump costs microseconds."""
+    connection.ensure_connection()
+    cursor = ServerBindingCursor(connection.connection)
+    cursor.adapters.register_dumper(np.ndarray, VectorBinaryDumper)
+    if connection.queries_logged:
+        return connection.make_debug_cursor(cursor)
+    return connection.make_cursor(cursor)

@@ -23,7 +23,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
-from faq import checklist, retrieval, webimport
+from faq import checklist, search, webimport
 from faq.models import Shop
 from faq.owners import ShopScopedAdmin
 from lib.web import site_url
@@ -316,7 +316,7 @@ def try_question(request, model_admin: ShopAdmin, shop: Shop) -> HttpResponse:
     form = TryQuestionForm(request.GET or None)
     result = None
     if form.is_valid():
-        result = retrieval.search(shop, form.cleaned_data["q"], limit=TRY_LIMIT)
+        result = search.search(shop, form.cleaned_data["q"], limit=TRY_LIMIT)
         # For the set-up checklist: the owner has seen what the bot would answer.
         Shop.objects.filter(pk=shop.pk).update(question_tried=timezone.now())
     context = owner_views.page_context(

@@ -11,7 +11,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.db import database_sync_to_async as db
 
-from faq import retrieval
+from faq import search
 from faq.models import FAQEntry, normalise_origin
 from tests.support import ANSWER_TIMEOUT, DELIVERY, Chat, make_demo_shop, messages_of
 from widget.models import Conversation, Message
@@ -336,27 +336,32 @@ async def test_a_follow_up_question_is_understood_from_the_conversation(demo_sho
     assert answer["mode"] == "faq"
     assert [s["id"] for s in answer["sources"]] == [opening_hours]
 
+    # After a delivery question the same words are about delivery; the blend's dense score is
+    # below the demo shop's bar (one policy for every shop: no full-score bar for shops with
+    # phrasings any more), so the entry is offered first, one click away.
     async with Chat(demo_shop.public_key) as chat:
         await chat.ready()
         await chat.ask("Do you deliver to Princeton?")
         _, answer = await chat.ask("And on Sundays?")
-        assert [s["id"] for s in answer["sources"]] == [delivery_times]
+        assert answer["mode"] == "fallback"
+        assert answer["suggestions"][0]["id"] == delivery_times
 
     async with Chat(demo_shop.public_key) as chat:
         await chat.ready()
         await chat.ask("Do you deliver to Princeton?")
         # "How much is it?" means nothing alone; after a delivery question it is delivery.
         _, answer = await chat.ask("How much is it?")
-        assert [s["id"] for s in answer["sources"]] == [await entry_id(demo_shop, DELIVERY)]
+        assert answer["mode"] == "fallback"
+        assert answer["suggestions"][0]["id"] == await entry_id(demo_shop, DELIVERY)
 
 
 def test_a_self_contained_question_keeps_its_own_best_entry(demo_shop):
-    result = retrieval.search(
+    result = search.search(
         demo_shop, "Where is your shop located?", context=["Do you deliver to Princeton?"]
     )
     assert result.confident
     assert result.best.entry.question == "Where is your shop located?"
-    off_topic = retrieval.search(
+    off_topic = search.search(
         demo_shop, "Can you fix my car's brakes?", context=["Do you deliver to Princeton?"]
     )
     assert not off_topic.confident

@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from faq import embedding, retrieval
+from faq import embedding, search
 from faq.embedding import QueryBatcher
 
 QUESTIONS = [
@@ -184,7 +184,7 @@ def test_search_gives_the_same_answers_with_batching_on_and_off(demo_shop, setti
     for wait in (0, 5):
         monkeypatch.setattr(embedding, "_batcher", None)
         settings.EMBEDDING_BATCH_WAIT_MS = wait
-        results[wait] = [retrieval.search(demo_shop, text) for text in texts]
+        results[wait] = [search.search(demo_shop, text) for text in texts]
     assert embedding._batcher is not None and embedding._batcher.calls == len(texts)
     for off, on in zip(results[0], results[5], strict=True):
         assert [hit.entry.pk for hit in on.hits] == [hit.entry.pk for hit in off.hits]

@@ -8,7 +8,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from faq import retrieval
+from faq import search
+from faq.management.commands import eval_retrieval
 from faq.models import FAQEntry, FAQVector, Shop
 
 KEYS = {
@@ -16,6 +17,7 @@ KEYS = {
     "recall_at_3",
     "mrr",
     "oos_accuracy",
+    "direct",
     "accuracy",
     "wrong_rate",
     "one_click",
@@ -71,7 +73,7 @@ def test_eval_prints_the_json_keys_and_leaves_no_shop_behind(db, dataset, capsys
     path, oos = dataset
     keep = Shop.objects.create(name="A real shop")
     queried_shops = set()
-    real_search = retrieval.search
+    real_search = search.search
 
     def spy(shop, text, limit=5, context=None):  # the real search, noting which shop it ran on
         queried_shops.add(shop.pk)
@@ -84,6 +86,9 @@ def test_eval_prints_the_json_keys_and_leaves_no_shop_behind(db, dataset, capsys
     assert not CONVERSATION_KEYS & set(report)  # no conversations in this file
     assert 0 <= report["wrong_rate"] <= 1 - report["accuracy"]
     assert report["accuracy"] <= report["one_click"] <= 1
+    # In-scope direct answers and declined out-of-scope queries make up the accuracy.
+    made_of = report["direct"] * 3 + report["oos_accuracy"] * 2
+    assert report["accuracy"] * 5 == pytest.approx(made_of, abs=1e-3)
     assert report["n_queries"] == 5 and report["n_out_of_scope"] == 2
     assert report["recall_at_3"] == 1.0  # three FAQs: every gold is in the top 3
     assert 0 < report["mrr"] <= 1 and 0 <= report["accuracy"] <= 1
@@ -151,7 +156,7 @@ def test_conversations_are_judged_turn_by_turn_in_context(db, tmp_path, capsys, 
     path = tmp_path / "talks.json"
     path.write_text(json.dumps(data))
     calls = []
-    real_search = retrieval.search
+    real_search = search.search
 
     def spy(shop, text, limit=5, context=None):
         calls.append((text, list(context or [])))
@@ -177,3 +182,74 @@ def test_conversations_are_judged_turn_by_turn_in_context(db, tmp_path, capsys, 
     call_command("eval_retrieval", str(path))
     out = capsys.readouterr().out
     assert "2 conversations" in out and "off-topic declined" in out
+
+
+def test_learning_curve_accepts_wordings_as_the_owner_does_and_reports_each_step(
+    transactional_db, tmp_path, capsys, monkeypatch
+):
+    """--learning-curve: held-back queries asked with none, half and all of the rest accepted as
+    phrasings of their first gold entry, stored and re-embedded through the real path (which
+    runs once the saves commit: transactional_db, as in manage.py's autocommit)."""
+    faqs = [
+        {"id": "hours", "question": "What are your opening hours?", "answer": "9am to 6pm."},
+        {"id": "returns", "question": "Can I return an item?", "answer": "Within 30 days."},
+        {"id": "delivery", "question": "Do you deliver?", "answer": "Within 20 miles."},
+    ]
+    wordings = {
+        "hours": ["when do you open", "what time do you close", "are you open late"],
+        "returns": ["refund please", "i want my money back", "can i send it back"],
+        "delivery": ["do u deliver", "can you bring it to my house", "shipping to my town?"],
+    }
+    queries = [{"text": t, "gold": [g]} for g, texts in wordings.items() for t in texts]
+    queries += [{"text": "what is the capital of mongolia", "gold": []}]
+    path = tmp_path / "learn.json"
+    path.write_text(json.dumps({"faqs": faqs, "queries": queries}))
+
+    accepted = []  # (entry question, its phrasings) after each accepting step
+    real_accept = eval_retrieval.accept_wordings
+
+    def spy(entries, batch):
+        added = real_accept(entries, batch)
+        for entry in entries.values():
+            # The saves went through the real indexing path: each phrasing has its vector.
+            stored = set(
+                FAQVector.objects.filter(entry=entry, kind=FAQVector.ALTERNATIVE).values_list(
+                    "text", flat=True
+                )
+            )
+            assert stored == set(FAQEntry.objects.get(pk=entry.pk).alternative_list)
+        accepted.append(sum(len(e.alternative_list) for e in entries.values()))
+        return added
+
+    monkeypatch.setattr(eval_retrieval, "accept_wordings", spy)
+    call_command("eval_retrieval", str(path), "--json", "--learning-curve", "--seeds", "2")
+    report = json.loads(capsys.readouterr().out)
+    curve = report["learning"]
+    assert curve["seeds"] == 2 and len(curve["per_seed"]) == 2
+    assert [step["step"] for step in curve["steps"]] == ["none", "half", "all"]
+    for seeded in curve["per_seed"]:
+        # 9 in scope: 4 held back (40 %), asked with the out-of-scope one; 5 to accept.
+        assert seeded["held_back"] == 4 and seeded["asked"] == 5
+        assert [s["wordings"] for s in seeded["steps"]] == [0, 2, 5]
+        for step in seeded["steps"]:
+            assert 0 <= step["wrong_rate"] <= 1 and 0 <= step["direct"] <= step["one_click"] + 1
+    # Per seed: nothing, then 2, then all 5 wordings stored as phrasings; then put back.
+    assert accepted == [0, 2, 5, 0, 2, 5]
+    for n, step in enumerate(curve["steps"]):
+        for key in ("direct", "wrong_rate", "one_click"):
+            values = [s["steps"][n][key] for s in curve["per_seed"]]
+            assert step[key] == pytest.approx(sum(values) / 2, abs=1e-4)
+    assert not Shop.objects.exists() and not FAQVector.objects.exists()
+
+    call_command("eval_retrieval", str(path), "--learning-curve", "--seeds", "1")
+    out = capsys.readouterr().out
+    assert "learning curve (mean of 1 seeds" in out and "all (5)" in out
+
+
+def test_accepting_a_wording_stores_it_once_as_a_phrasing(db):
+    shop = Shop.objects.create(name="Phrasings")
+    entry = FAQEntry.objects.create(shop=shop, question="Do you deliver?", answer="Yes.")
+    added = entry.add_phrasings(["do  you DELIVER?", "can you bring it", "Can you bring it"])
+    assert added == ["can you bring it"]
+    assert entry.alternative_list == ["can you bring it"]
+    assert entry.add_phrasings(["can you bring  it"]) == []

@@ -19,7 +19,7 @@ from django.urls import reverse
 
 from faq import indexing, webimport
 from faq.models import FAQEntry, Shop
-from faq.retrieval import search
+from faq.search import search
 from tests.support import Chat, make_owner
 
 PAGES = Path(__file__).resolve().parent / "faq_pages"

@@ -16,7 +16,7 @@ import psutil
 import pytest
 from django.db import connection
 
-from faq import embedding, retrieval
+from faq import embedding, search
 from faq.demo import load_shop as load_demo_shop
 from faq.models import FAQEntry, FAQVector, Shop
 from harness.daphne_process import free_port
@@ -53,7 +53,7 @@ def test_vector_extension_answers_the_per_shop_scan_exactly():
             entry=entry, kind="alt", text=text, model_name=embedding.model_name(), embedding=vector
         )
     query = embedding.embed_one("delivery to princeton")
-    rows, _ = retrieval._nearest_vectors(shop, query, "delivery to princeton")
+    rows, _ = search._nearest_vectors(shop, query, "delivery to princeton")
     similarities = [row[2] for row in rows]
     assert len(rows) == 3 and similarities == sorted(similarities, reverse=True)
     assert similarities[0] == pytest.approx(float(vectors[0] @ query), abs=1e-4)
@@ -114,7 +114,7 @@ def test_check_does_not_load_torch_or_start_a_database(tmp_path):
     code = (
         "import sys, django; django.setup();"
         "from django.core.management import call_command; call_command('check');"
-        "import faq.embedding, faq.retrieval;"
+        "import faq.embedding, faq.search;"
         "print('torch' in sys.modules, 'sentence_transformers' in sys.modules)"
     )
     result = subprocess.run(

@@ -15,7 +15,7 @@ from django.core.management.base import CommandError
 from faq import importing, indexing
 from faq.demo import DEMO_FILE, demo_data
 from faq.models import FAQEntry, FAQVector, Shop
-from faq.retrieval import search
+from faq.search import search
 
 GOOD_CSV = (
     "question,answer,alternatives,category,published\n"

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 
 from faq import embedding, importing, indexing
 from faq.models import FAQEntry, FAQVector, Shop, split_sentences
-from faq.retrieval import search
+from faq.search import search
 from tests.support import make_demo_shop
 
 DELIVERY = "Which towns do you deliver to, and how much is delivery?"
@@ -218,7 +218,7 @@ def mismatched_vectors() -> list[tuple[int, int, int]]:
 def test_a_vectors_shop_is_always_its_entrys(
     db, demo_texts_embedded, django_capture_on_commit_callbacks
 ):
-    """Search reads a shop's vectors by their own copy of the shop (faq/retrieval.py): after a
+    """Search reads a shop's vectors by their own copy of the shop (faq/search.py): after a
     create, an edit, an import, and a move to another shop, even one that bypasses save."""
     florist = make_demo_shop(demo_texts_embedded, name="Petal & Stem")
     other = make_demo_shop(demo_texts_embedded, name="Thorn & Twig")

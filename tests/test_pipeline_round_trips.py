@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from faq import retrieval
+from faq import search
 from widget.chat import pipeline
 from widget.models import Conversation, Message
 
@@ -23,7 +23,7 @@ def test_one_ask_is_five_statements_in_autocommit_the_question_first(
     demo_shop, chat_without_claude, monkeypatch
 ):
     conversation = Conversation.objects.create(shop=demo_shop)
-    retrieval.search(demo_shop, "opening hours")  # the shop's index cached, as on a live server
+    search.search(demo_shop, "opening hours")  # the shop's index cached, as on a live server
     commits = []
     commit = connection.commit
     monkeypatch.setattr(connection, "commit", lambda: commits.append(1) or commit())

@@ -1,13 +1,14 @@
-"""faq.retrieval.search on the real model and real pgvector: ranking, confidence, isolation."""
+"""faq.search.search on the real model and real pgvector: ranking, confidence, isolation."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from faq import retrieval
+from faq import search_index
 from faq.models import FAQEntry, FAQVector, split_sentences
-from faq.retrieval import Lexicon, build_index, fit_classifier, score_entries, search
+from faq.search import SUGGESTION_MARGIN, SUGGESTIONS, search
+from faq.search_index import Lexicon, build_index, fit_classifier, score_entries
 from tests.support import make_demo_shop
 
 
@@ -25,12 +26,21 @@ def top(shop, text):
             "Which towns do you deliver to, and how much is delivery?",
         ),
         ("Do you have special holiday hours?", "Do you have special holiday hours?"),
-        ("my cat might eat the bouquet, is that ok?", "Which flowers are safe for pets?"),
         ("Are you open on Sundays?", "What are your opening hours?"),
     ],
 )
 def test_customer_wording_finds_the_entry_confidently(demo_shop, text, expected):
     assert top(demo_shop, text) == (expected, True)
+
+
+@pytest.mark.django_db
+def test_a_paraphrase_far_from_every_phrasing_is_offered_not_guessed(demo_shop):
+    """The demo shop's bar sits above 95 % of its own texts' near misses: this paraphrase ranks
+    its entry first but below the bar, so it is a one-click suggestion."""
+    result = search(demo_shop, "my cat might eat the bouquet, is that ok?")
+    assert result.best.entry.question == "Which flowers are safe for pets?"
+    assert not result.confident
+    assert result.suggestions[0].entry.question == "Which flowers are safe for pets?"
 
 
 @pytest.mark.django_db
@@ -76,12 +86,15 @@ def test_unpublished_entries_and_other_shops_never_show_up(demo_texts_embedded):
 
 @pytest.mark.django_db
 def test_the_threshold_follows_the_shops_published_vectors(demo_shop):
-    before = search(demo_shop, "flowers").threshold
-    # Removing every alternative phrasing switches the shop to question-based calibration.
+    before = search(demo_shop, "flowers")
+    assert before.threshold >= search_index.THRESHOLD_FLOOR
+    # Without its phrasings the shop has fewer probes, and nothing to set a wording bar with.
     FAQVector.objects.filter(entry__shop=demo_shop, kind=FAQVector.ALTERNATIVE).delete()
     after = search(demo_shop, "flowers").threshold
-    assert after != before
-    assert after >= retrieval.FAQ_ONLY_THRESHOLD_FLOOR
+    assert after != before.threshold
+    assert after >= search_index.THRESHOLD_FLOOR
+    signature = search_index.published_signature(demo_shop.pk)
+    assert search_index.cache.get(demo_shop.pk, signature).wording_bar == float("inf")
 
 
 def test_entry_scores_blend_best_and_best_two_plus_a_vote():
@@ -90,7 +103,7 @@ def test_entry_scores_blend_best_and_best_two_plus_a_vote():
     scores = score_entries(sims, vec_entry, 2)[0]
     # Entry 0: 0.4*0.9 + 0.6*0.5; entry 1: 0.4*0.8 + 0.6*0.75; votes by positive similarity.
     votes = np.array([1.0, 1.5]) / 2.5
-    expected = np.array([0.66, 0.77]) + retrieval.VOTE_WEIGHT * votes
+    expected = np.array([0.66, 0.77]) + search_index.VOTE_WEIGHT * votes
     assert np.allclose(scores, expected, atol=1e-5)
 
 
@@ -106,11 +119,19 @@ def test_calibration_leaves_each_probe_entry_out():
             kinds.append(kind)
             words.append([f"topic{e}", f"word{n}"])
     index = build_index((36, 1), entry_ids, kinds, np.array(vectors, dtype=np.float32), words)
-    assert index.phrasing_calibrated and index.classifier is not None
+    assert index.classifier is not None
     assert list(index.entry_ids) == [100, 101, 102]
-    # The probes' own entries are left out (of the vectors, the classifier and the word counts),
-    # so the threshold reflects the distant other entries, not the same entry's phrasings.
-    assert index.threshold < 0.9
+    # The probes' own entries are left out, so the threshold reflects the distant other entries
+    # (the floor, here), not the same entry's phrasings.
+    assert index.threshold == search_index.THRESHOLD_FLOOR
+    # Each phrasing's nearest other text is of its own entry, far above any other entry's: the
+    # wording bar sits just above the closest another entry ever comes.
+    sims = np.array(vectors) @ np.array(vectors).T
+    other_entry = np.array(entry_ids)[:, None] != np.array(entry_ids)[None, :]
+    phrasings = np.array(kinds) == "alt"
+    closest_other = sims[phrasings][other_entry[phrasings]].max()
+    assert index.wording_bar == pytest.approx(closest_other, abs=1e-5)
+    assert index.wording_bar < 0.9
 
 
 def test_the_classifier_left_out_outputs_match_a_refit_without_the_entry():
@@ -167,9 +188,9 @@ def test_word_matches_rerank_a_shop_without_phrasings(db, monkeypatch):
     # Without phrasings the word bonus and the classifier order the hits, but confidence is
     # the dense score alone.
     confidence = {hit.entry.pk: hit.confidence for hit in result.hits}
-    monkeypatch.setattr(retrieval, "CLASSIFIER_WEIGHT", 0.0)
-    monkeypatch.setattr(retrieval, "FAQ_ONLY_QUESTION_WORDS_WEIGHT", 0.0)
-    monkeypatch.setattr(retrieval, "FAQ_ONLY_ALL_WORDS_WEIGHT", 0.0)
+    monkeypatch.setattr(search_index, "CLASSIFIER_WEIGHT", 0.0)
+    monkeypatch.setattr(search_index, "QUESTION_WORDS_WEIGHT", 0.0)
+    monkeypatch.setattr(search_index, "ALL_WORDS_WEIGHT", 0.0)
     dense = search(shop, "where did the coronavirus originate from", limit=10)
     for hit in dense.hits:
         assert hit.score == hit.confidence
@@ -188,7 +209,7 @@ def test_a_shop_with_one_entry_uses_the_floor(db):
 
     indexing.refresh([entry.pk])
     result = search(shop, "Are you open on Sunday?")
-    assert result.threshold == retrieval.FAQ_ONLY_THRESHOLD_FLOOR
+    assert result.threshold == search_index.THRESHOLD_FLOOR
     assert result.confident
 
 
@@ -288,19 +309,19 @@ def test_a_shop_without_phrasings_gets_a_classifier_that_only_ranks():
             words.append([f"topic{e}"])
     vectors = np.array(vectors, dtype=np.float32)
     index = build_index((12, 1), entry_ids, kinds, vectors, words)
-    assert not index.phrasing_calibrated
+    assert index.wording_bar == float("inf")  # no phrasings: no wording bar
     assert index.classifier is not None
     # Fitted on the questions and question + sentence vectors: each entry's own texts score it
     # highest.
     assert ((vectors @ index.classifier).argmax(axis=1) == np.repeat([0, 1, 2], 4)).all()
     # The bar is the dense calibration's, as without the classifier.
-    assert index.threshold >= retrieval.FAQ_ONLY_THRESHOLD_FLOOR
+    assert index.threshold >= search_index.THRESHOLD_FLOOR
 
 
 @pytest.mark.django_db
 def test_a_shop_without_phrasings_has_the_floor_as_its_bar_at_least(bakery):
     result = search(bakery, "what time do you open on saturday")
-    assert result.threshold >= retrieval.FAQ_ONLY_THRESHOLD_FLOOR
+    assert result.threshold >= search_index.THRESHOLD_FLOOR
     assert result.best.entry.question == "What are your hours?"
 
 
@@ -370,10 +391,8 @@ def test_an_unsure_question_gets_suggestions_and_off_topic_text_none(bakery):
     unsure = search(bakery, "can I get a cake for my son's party on friday")
     assert not unsure.confident
     suggested = [hit.entry.question for hit in unsure.suggestions]
-    assert "Do you make custom cakes?" in suggested and len(suggested) <= retrieval.SUGGESTIONS
+    assert "Do you make custom cakes?" in suggested and len(suggested) <= SUGGESTIONS
     # Suggestions are hits, best first, each within the margin of the bar.
-    assert all(
-        h.confidence >= unsure.threshold - retrieval.SUGGESTION_MARGIN for h in unsure.suggestions
-    )
+    assert all(h.confidence >= unsure.threshold - SUGGESTION_MARGIN for h in unsure.suggestions)
     off_topic = search(bakery, "what is the capital of mongolia")
     assert not off_topic.confident and off_topic.suggestions == []

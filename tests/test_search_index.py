@@ -6,14 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faq import retrieval
+from faq import search_index
 from faq.models import FAQEntry, SearchIndex
-from faq.retrieval import IndexCache, ShopIndex, search
+from faq.search import search
+from faq.search_index import IndexCache, ShopIndex
 
 
 def fake_index(signature: tuple) -> ShopIndex:
     """A small index for the cache's own tests (its contents do not matter there)."""
-    return retrieval.build_index(
+    return search_index.build_index(
         signature, [1, 2], ["question", "question"], np.eye(2, 384, dtype=np.float32), [[], []]
     )
 
@@ -35,10 +36,10 @@ def test_a_stored_index_loads_back_the_same(demo_shop):
     search(demo_shop, "opening hours")
     stored = SearchIndex.objects.get(shop=demo_shop)
     index = ShopIndex.from_bytes(bytes(stored.data))
-    built = retrieval.cache.get(demo_shop.pk, index.signature)
+    built = search_index.cache.get(demo_shop.pk, index.signature)
     assert built is not None
     assert index.threshold == built.threshold
-    assert index.phrasing_calibrated == built.phrasing_calibrated
+    assert index.wording_bar == built.wording_bar
     np.testing.assert_array_equal(index.entry_ids, built.entry_ids)
     assert index.full_lexicon.vocabulary == built.full_lexicon.vocabulary
     np.testing.assert_allclose(
@@ -53,7 +54,7 @@ def test_an_edit_builds_the_index_before_the_next_search_and_other_processes_see
     demo_shop, django_capture_on_commit_callbacks, monkeypatch
 ):
     search(demo_shop, "do you repair bicycles")
-    old_index = retrieval.cache.get(demo_shop.pk, before_signature := _signature(demo_shop))
+    old_index = search_index.cache.get(demo_shop.pk, before_signature := _signature(demo_shop))
     assert old_index is not None
 
     entry = FAQEntry.objects.get(shop=demo_shop, question="What are your opening hours?")
@@ -65,13 +66,13 @@ def test_an_edit_builds_the_index_before_the_next_search_and_other_processes_see
 
     # Another process still holds the old index: its next search sees the new signature and
     # loads the stored index instead of building one.
-    retrieval.cache.put(demo_shop.pk, old_index)
+    search_index.cache.put(demo_shop.pk, old_index)
     built = []
-    monkeypatch.setattr(retrieval, "update_index", lambda shop_id: built.append(shop_id))
+    monkeypatch.setattr(search_index, "update_index", lambda shop_id: built.append(shop_id))
     result = search(demo_shop, "do you repair bicycles")
     assert built == []
     assert result.best.entry == entry
-    assert retrieval.cache.get(demo_shop.pk, _signature(demo_shop)) is not None
+    assert search_index.cache.get(demo_shop.pk, _signature(demo_shop)) is not None
 
 
 @pytest.mark.django_db
@@ -90,13 +91,13 @@ def test_deleting_or_unpublishing_an_entry_rebuilds_the_stored_index(
 @pytest.mark.django_db
 def test_without_a_stored_index_the_first_search_builds_one(demo_shop):
     SearchIndex.objects.filter(shop=demo_shop).delete()
-    retrieval.cache.clear()
+    search_index.cache.clear()
     assert search(demo_shop, "What are your opening hours?").confident
     assert SearchIndex.objects.filter(shop=demo_shop).exists()
 
 
 def _signature(shop) -> tuple[int, int]:
-    return retrieval._signature(shop.pk)
+    return search_index.published_signature(shop.pk)
 
 
 @pytest.mark.django_db
@@ -105,11 +106,11 @@ def test_an_index_stored_by_an_earlier_version_is_rebuilt_not_used(demo_shop, mo
     signature = _signature(demo_shop)
     # As stored before INDEX_VERSION existed, or by an earlier scoring: rebuilt on the next search
     # (a process starting on new code must not rank with an index the old code computed).
-    monkeypatch.setattr(retrieval, "INDEX_VERSION", retrieval.INDEX_VERSION + 1)
-    retrieval.cache.clear()
+    monkeypatch.setattr(search_index, "INDEX_VERSION", search_index.INDEX_VERSION + 1)
+    search_index.cache.clear()
     assert ShopIndex.from_bytes(bytes(SearchIndex.objects.get(shop=demo_shop).data)) is None
     result = search(demo_shop, "What are your opening hours?")
     assert result.best.entry.question == "What are your opening hours?"
     stored = SearchIndex.objects.get(shop=demo_shop)
     assert ShopIndex.from_bytes(bytes(stored.data)) is not None  # stored again, current version
-    assert retrieval.cache.get(demo_shop.pk, signature) is not None
+    assert search_index.cache.get(demo_shop.pk, signature) is not None

@@ -25,7 +25,7 @@ import httpx2  # the HTTP client anthropic 2.x runs on; mid-stream failures surf
 from django.conf import settings
 
 from faq.models import Shop
-from faq.retrieval import Hit
+from faq.search import Hit
 from widget.chat.loops import per_event_loop
 
 logger = logging.getLogger(__name__)

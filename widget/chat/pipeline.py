@@ -7,7 +7,7 @@ The answer pipeline: one customer question in, exactly one saved answer out.
    lost even if every later step fails. The (conversation, role, ask_id) unique constraint makes
    this the de-duplication point: an ask id that was already answered returns the stored answer
    at once.
-2. `retrieve` (`faq.retrieval.search`) with the customer's earlier questions as context:
+2. `retrieve` (`faq.search.search`) with the customer's earlier questions as context:
    retrieval decides whether the new text is a follow-up ("and on Sundays?") and never lets a
    turn that stands on its own borrow the earlier topic's confidence. When it is not confident it
    also returns "did you mean" suggestions, which a fallback answer carries. An ask that names an
@@ -50,9 +50,9 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
 
-from faq import retrieval
+from faq import search
 from faq.models import FAQEntry, Shop
-from faq.retrieval import Hit, SearchResult
+from faq.search import Hit, SearchResult
 from widget.chat import claude
 from widget.models import Conversation, CustomerWording, Message
 
@@ -268,7 +268,7 @@ def retrieve(
         return chosen(entry)
     context = [text for role, _, text in earlier if role == Message.USER]
     with _search_slots:
-        return retrieval.search(conversation.shop, question.text, SEARCH_LIMIT, context)
+        return search.search(conversation.shop, question.text, SEARCH_LIMIT, context)
 
 
 def claude_history(earlier: list[tuple[str, str, str]]) -> list[tuple[str, str]]:

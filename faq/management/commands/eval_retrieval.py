@@ -1,8 +1,16 @@
 """
 Measure retrieval on a labelled dataset (format: ../shared/eval/README.md) through the real
 pipeline: a temporary shop, entries embedded in batches by the real model into pgvector, and every
-query through faq.retrieval.search, the function the chat uses. The shop is removed afterwards,
-even on an error or Ctrl-C.
+query through faq.search.search, the function the chat uses. The shop is removed afterwards,
+even on an error or Ctrl-C. The development database is migrated first, as `make run` and the
+benchmarks do (a clone where only `make test` ran has an empty one).
+
+`--learning-curve` also runs the simulation of ../shared/eval/README.md ("The learning curve"):
+per seed, the in-scope queries are shuffled, 40 % of them are held back together with every
+out-of-scope query, and the held-back ones are asked with none, half and all of the rest accepted
+as wordings of their first gold entry, stored the way an owner's accepted customer wording is
+(FAQEntry.add_phrasings, which saves the entry; the new phrasings re-embedded by faq/indexing.py
+in one batch, the shop's index rebuilt).
 """
 
 from __future__ import annotations
@@ -14,15 +22,17 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from faq import embedding, indexing
 from faq.models import FAQEntry, Shop
-from faq.retrieval import search
+from faq.search import search
 from lib.figures import percentile
 
 SEARCH_LIMIT = 10  # ranks beyond this count as a miss for MRR
 SHOP_PREFIX = "eval-retrieval-"
+HELD_BACK = 0.4  # share of the in-scope queries held back in the learning curve
 
 
 def load_dataset(path: str) -> dict:
@@ -143,6 +153,7 @@ def evaluate(
         "recall_at_3": share([r is not None and r <= 3 for r in ranks]),
         "mrr": round(sum(1 / r for r in ranks if r) / len(ranks), 4) if ranks else None,
         "oos_accuracy": share([j.right for j in single if not j.in_scope]),
+        "direct": share([j.right for j in single if j.in_scope]),
         "accuracy": share([j.right for j in single]),
         "wrong_rate": share([j.wrong for j in single]),
         "one_click": share([j.one_click for j in single]),
@@ -180,6 +191,80 @@ def evaluate(
     }
 
 
+def accept_wordings(entries: dict[str, FAQEntry], queries: list[dict]) -> int:
+    """Each query's text accepted as a phrasing of its first gold entry, as the owner's accept
+    stores a customer wording; the saves re-embed together at the end (faq/indexing.py)."""
+    wordings: dict[str, list[str]] = {}
+    for query in queries:
+        wordings.setdefault(str(query["gold"][0]), []).append(query["text"])
+    added = 0
+    with indexing.batched():
+        for faq_id, texts in wordings.items():
+            entry = entries[faq_id]
+            if entry.add_phrasings(texts):  # saved, re-embedded with the others at the end
+                added += 1
+    return added
+
+
+STEPS = ("none", "half", "all")
+
+
+def simulate_learning(
+    shop: Shop, entry_ids: dict[int, str], queries: list[dict], seeds: int
+) -> dict:
+    """The learning-curve simulation on the evaluation's shop, seeds 1..`seeds`; the shop's
+    phrasings are put back as the dataset had them after each seed."""
+    in_scope = [q for q in queries if q.get("gold")]
+    out_of_scope = [q for q in queries if not q.get("gold")]
+    entries = {entry_ids[e.pk]: e for e in FAQEntry.objects.filter(shop=shop)}
+    original = {faq_id: entry.alternatives for faq_id, entry in entries.items()}
+    per_seed = []
+    for seed in range(1, seeds + 1):
+        order = list(in_scope)
+        random.Random(seed).shuffle(order)
+        held = round(HELD_BACK * len(order))
+        asked, rest = order[:held] + out_of_scope, order[held:]
+        steps, accepted = [], 0
+        for step, upto in zip(STEPS, (0, len(rest) // 2, len(rest)), strict=True):
+            accept_wordings(entries, rest[accepted:upto])
+            accepted = upto
+            judged = [
+                judge(search(shop, q["text"], limit=SEARCH_LIMIT), entry_ids, q.get("gold"))
+                for q in asked
+            ]
+            inside = [j for j in judged if j.in_scope]
+            steps.append(
+                {
+                    "step": step,
+                    "wordings": upto,
+                    "recall_at_1": share([j.rank == 1 for j in inside]),
+                    "direct": share([j.right for j in inside]),
+                    "wrong_rate": share([j.wrong for j in judged]),
+                    "one_click": share([j.one_click for j in judged]),
+                }
+            )
+        per_seed.append({"seed": seed, "held_back": held, "asked": len(asked), "steps": steps})
+        with indexing.batched():
+            for faq_id, entry in entries.items():
+                if entry.alternatives != original[faq_id]:
+                    entry.alternatives = original[faq_id]
+                    entry.save()
+
+    def mean(step: int, key: str) -> float | None:
+        values = [s["steps"][step][key] for s in per_seed if s["steps"][step][key] is not None]
+        return round(sum(values) / len(values), 4) if values else None
+
+    return {
+        "seeds": seeds,
+        "steps": [
+            {"step": name}
+            | {key: mean(n, key) for key in ("recall_at_1", "direct", "wrong_rate", "one_click")}
+            for n, name in enumerate(STEPS)
+        ],
+        "per_seed": per_seed,
+    }
+
+
 class Command(BaseCommand):
     help = (
         "Evaluate retrieval on a labelled dataset: recall@1, recall@3, MRR, out-of-scope "
@@ -200,8 +285,28 @@ class Command(BaseCommand):
         )
         parser.add_argument("--limit", type=int, metavar="N", help="Sample N queries (quick runs)")
         parser.add_argument("--seed", type=int, default=0, help="Seed for --limit's sample")
+        parser.add_argument(
+            "--learning-curve",
+            action="store_true",
+            help="Also ask held-back queries with none, half and all of the rest accepted as "
+            "wordings (../shared/eval/README.md)",
+        )
+        parser.add_argument(
+            "--seeds", type=int, default=3, metavar="N", help="Seeds of --learning-curve (3)"
+        )
 
-    def handle(self, *args, file: str, as_json: bool, append_oos: list[str], limit, seed, **opts):
+    def handle(
+        self,
+        *args,
+        file: str,
+        as_json: bool,
+        append_oos: list[str],
+        limit,
+        seed,
+        learning_curve: bool,
+        seeds: int,
+        **opts,
+    ):
         data = load_dataset(file)
         queries = list(data["queries"])
         for extra in append_oos:
@@ -218,6 +323,12 @@ class Command(BaseCommand):
         if not faqs:
             raise CommandError(f"{file} has no FAQs to search.")
 
+        if seeds < 1:
+            raise CommandError("--seeds must be at least 1.")
+        if learning_curve and not any(q.get("gold") for q in queries):
+            raise CommandError(f"{file} has no in-scope queries to learn from.")
+
+        call_command("migrate", interactive=False, verbosity=0)
         embedding.warm()  # model loading is not search latency
         started = time.perf_counter()
         shop = None
@@ -225,6 +336,8 @@ class Command(BaseCommand):
             shop, entry_ids = build_shop(faqs)
             index_seconds = time.perf_counter() - started
             report = evaluate(shop, entry_ids, queries, conversations)
+            if learning_curve:
+                report["learning"] = simulate_learning(shop, entry_ids, queries, seeds)
         finally:
             if shop is not None:
                 shop.delete()  # entries and vectors cascade
@@ -239,6 +352,7 @@ class Command(BaseCommand):
             ("recall@3", report["recall_at_3"]),
             ("MRR", report["mrr"]),
             ("out-of-scope accuracy", report["oos_accuracy"]),
+            ("in-scope direct", report["direct"]),
             ("accuracy", report["accuracy"]),
             ("confident wrong", report["wrong_rate"]),
             ("right within 1 click", report["one_click"]),
@@ -264,3 +378,17 @@ class Command(BaseCommand):
         for label, value in rows:
             shown = "-" if value is None else f"{value:.3f}" if isinstance(value, float) else value
             self.stdout.write(f"  {label:<22} {shown}")
+        if learning_curve:
+            curve = report["learning"]
+            self.stdout.write(
+                f"learning curve (mean of {seeds} seeds; held back: "
+                f"{curve['per_seed'][0]['held_back']} in scope + out of scope):"
+            )
+            self.stdout.write(f"  {'accepted wordings':<22} recall@1  direct  wrong  one-click")
+            for step, seeded in zip(curve["steps"], curve["per_seed"][0]["steps"], strict=True):
+                label = f"{step['step']} ({seeded['wordings']})"
+                self.stdout.write(
+                    f"  {label:<22} {step['recall_at_1']:.3f}     {step['direct']:.3f}  "
+                    f"{step['wrong_rate']:.3f}  "
+                    f"{step['one_click']:.3f}"
+                )

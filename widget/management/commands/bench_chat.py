@@ -8,7 +8,7 @@ What it does:
 2. Measures the floor in this process: the median of one whole ask through the chat pipeline
    (`widget.chat.pipeline.answer`, one at a time: the question stored, the earlier turns read, the
    search, the answer stored), which is the least any answer can cost; and, for comparison, of
-   one query embedding and of one `faq.retrieval.search` call (the embedding and the SQL).
+   one query embedding and of one `faq.search.search` call (the embedding and the SQL).
 3. Starts daphne (`shopbot.asgi:application`) as a subprocess on a free loopback port, with
    ANTHROPIC_API_KEY empty and the per-address limits off (every client is 127.0.0.1), and warms
    it up (model loaded, first asks answered).
@@ -39,7 +39,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from django.test import override_settings
 
-from faq import demo, embedding, retrieval
+from faq import demo, embedding, search
 from faq.models import Shop
 from harness.daphne_process import DaphneProcess, server_environment
 from lib.figures import percentile
@@ -151,7 +151,7 @@ class Command(BaseCommand):
         try:
             questions = shop.suggestion_list
             embed_ms = median_ms(embedding.embed_one, questions, 30)
-            search_ms = median_ms(lambda text: retrieval.search(shop, text, 5), questions, 30)
+            search_ms = median_ms(lambda text: search.search(shop, text, 5), questions, 30)
             whole_ms = ask_ms(shop, questions, 30)
             self.stdout.write(
                 f"Floor before (in-process, median of 30): a whole ask {whole_ms:.1f} ms; "
@@ -188,7 +188,7 @@ class Command(BaseCommand):
                 .order_by("-id")
                 .values_list("latency_ms", flat=True)[: len(stats["answer"])]
             )
-            search_after = median_ms(lambda text: retrieval.search(shop, text, 5), questions, 30)
+            search_after = median_ms(lambda text: search.search(shop, text, 5), questions, 30)
             whole_after = ask_ms(shop, questions, 30)
         finally:
             if server is not None:

@@ -1,0 +1,347 @@
+"""
+Search: which published FAQ entries of a shop answer a customer's text, and how sure we are.
+
+`search(shop, text, limit, context)` is the one entry point; the chat, the owner's pages and
+`manage.py eval_retrieval` all call it. It is synchronous (embedding and SQL): async callers wrap
+it in sync_to_async. It reads the shop's vectors from PostgreSQL and everything else from the
+shop's index (faq/search_index.py: word statistics, classifier, threshold), built when the
+entries change.
+
+How an entry is ranked (measured on the public sets in ../shared/eval, see
+docs/retrieval-research.md):
+- Dense: each entry has several vectors (its question, question + answer, each alternative
+  phrasing, and the question with each answer sentence, so a fact inside a long answer is found).
+  PostgreSQL (pgvector) returns the shop's vectors nearest to the query. An entry scores
+  0.4 * its best vector + 0.6 * the mean of its best two, plus a small vote (0.1 * share) among
+  the query's ten nearest vectors.
+- Classifier, for every shop: a ridge-regression classifier fitted on the shop's own vectors that
+  each stand for one question of an entry (the question, each phrasing, the question with each
+  answer sentence; closed form: 0.1 s for 1,000 entries) adds 0.25 * its output. It learns where
+  one entry ends and the next begins, which plain nearest-vector matching blurs: in a COVID FAQ
+  "coronavirus" is in every entry and "where ... from" in one.
+- Words: BM25 with PostgreSQL's text-search parser ('simple' configuration: lower-cased words, no
+  stemming, no stop words), each divided by the query's best entry: 0.05 * BM25 over each entry's
+  question and phrasings (question words stay: "where did it come from" and "what is it" differ
+  only in them) + 0.1 * BM25 over question, phrasings and answer (customers of a small shop
+  rarely share words with its questions, but often with its answers).
+The classifier and the words only rank. The same weights hold for every shop, whatever it has
+learned: nothing switches at a number of phrasings.
+
+How confidence is decided: one policy for every shop, whatever it has learned, on the dense score
+only (nothing calibrates the classifier or the word bonus for a question the shop has never seen,
+and any shared word would earn the bonus for an off-topic question). Calibrated per shop, from
+the shop's own texts, never from customer queries (faq/search_index.py):
+- Lead: the best entry must lead every other candidate by 0.03 (two close entries, "custom
+  cakes" and "wedding cakes", are a "did you mean", not a guess).
+- Then any one of three kinds of evidence makes it confident:
+  1. The bar: each question and phrasing (the owner's, and every accepted customer wording) is
+     asked as a pretend question with its whole entry left out; the best score it still gets is
+     what an on-topic question the FAQ does not answer looks like for this shop. The bar sits
+     above 95 % of those near misses, never below 0.68. Accepted wordings join the probes, so a
+     shop whose entries grow alike raises its own bar.
+  2. A phrasing: the question's nearest vector is a phrasing of the best entry, at least as
+     close as the wording bar: calibrated leave-one-out over the shop's phrasings (each asked with
+     only itself left out, and with its whole entry left out), just above the closest any of
+     those asks came to a wrong entry. No phrasings, no wording bar.
+  3. A distinctive word: a word of the question (four letters or more, compared by its first
+     five) that only the best entry's question or answer uses ("apple" when the payments answer
+     alone names Apple Pay), with the dense score within 0.18 of the bar.
+- Follow-ups: a turn that is not confident alone is searched again with the previous question;
+  the blend may rank the previous topic first, but it is confident only when the turn alone
+  scores that entry within 0.25 of the bar, or every word of the turn is in the shop's FAQ.
+- "Did you mean": when not confident, up to three of the five best hits within 0.4 of the bar
+  (for a follow-up, also within 0.35 on the turn's own words), none for plainly off-topic text.
+Search reads the signature of the shop's published vectors with its nearest vectors, so a process
+notices another's edit and loads (or builds) the current index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from faq import embedding, search_index
+from faq.models import FAQEntry, FAQVector, Shop
+from faq.search_index import (
+    LEXEMES_SQL,
+    ShopIndex,
+    score_entries,
+    shop_index,
+    word_bonus,
+)
+from lib.internals import vector_cursor
+
+# Nearest vectors fetched per query. Entries outside them cannot reach the top anyway.
+CANDIDATES = 200
+
+# The best entry must lead the next by this much (dense score) to be confident.
+CONFIDENCE_GAP = 0.03
+# A word only the best entry's question or answer uses lowers its bar by this much.
+DISTINCTIVE_MARGIN = 0.18
+
+# Follow-ups: wider lists for the merge, so an entry near the top of one list has a score in both;
+# how much the search with the previous question counts (a terse follow-up carries little meaning).
+FOLLOW_UP_LIMIT = 10
+CONTEXT_WEIGHT = 0.65
+# A blended answer is confident only if the turn alone scores the entry within this of the bar,
+# or (FOLLOW_UP_KNOWN_WORDS) every word of the turn is one the shop's FAQ uses.
+FOLLOW_UP_MARGIN = 0.25
+FOLLOW_UP_KNOWN_WORDS = True
+
+# "Did you mean": at most this many entries, within this margin below the confidence threshold,
+# from the best few hits (an implausible third hit leaves its place to the fourth or fifth).
+SUGGESTIONS = 3
+SUGGESTION_MARGIN = 0.4
+# A follow-up's suggestion must also be this near the bar on the turn's own words ("a good pizza
+# place nearby" after a delivery question offers no delivery entry).
+FOLLOW_UP_SUGGESTION_MARGIN = 0.35
+SUGGESTION_POOL = 5
+
+
+@dataclass
+class Hit:
+    entry: FAQEntry
+    score: float  # what the hits are ranked by
+    confidence: float | None = None  # what is compared with the threshold (the score by default)
+
+    def __post_init__(self) -> None:
+        if self.confidence is None:
+            self.confidence = self.score
+
+
+@dataclass
+class SearchResult:
+    hits: list[Hit] = field(default_factory=list)
+    confident: bool = False
+    threshold: float | None = None
+    # When not confident: at most SUGGESTIONS entries plausibly related to the text ("did you
+    # mean"), best first; empty when confident or when the text is plainly off-topic.
+    suggestions: list[Hit] = field(default_factory=list)
+
+    @property
+    def best(self) -> Hit | None:
+        return self.hits[0] if self.hits else None
+
+
+def search(shop: Shop, text: str, limit: int = 5, context: list[str] | None = None) -> SearchResult:
+    """The shop's published entries best matching `text`, best first, whether the best one is
+    good enough to answer with, and "did you mean" suggestions when it is not.
+
+    `context`: the customer's earlier questions in the conversation, oldest first. A follow-up
+    ("and on Sundays?") is answered in their light; a turn that stands on its own never borrows
+    their confidence.
+    """
+    alone = _search(shop, text, max(limit, FOLLOW_UP_LIMIT))
+    result, plausible = _with_context(shop, text, limit, context or [], alone)
+    if not result.confident:
+        result.suggestions = [
+            hit
+            for hit in result.hits[:SUGGESTION_POOL]
+            if hit.confidence >= result.threshold - SUGGESTION_MARGIN and plausible(hit)
+        ][:SUGGESTIONS]
+    return result
+
+
+@dataclass
+class _Scored:
+    """One text searched alone: the result, and what the follow-up rules need beyond it."""
+
+    result: SearchResult
+    confidence: dict[int, float] = field(default_factory=dict)  # every candidate entry's
+    words: list[str] = field(default_factory=list)
+    index: ShopIndex | None = None
+
+    def near_bar(self, pk: int, margin: float) -> bool:
+        """Whether this text alone scores the entry within `margin` of the shop's bar."""
+        threshold = self.result.threshold
+        return threshold is not None and self.confidence.get(pk, -np.inf) >= threshold - margin
+
+    def all_words_known(self) -> bool:
+        """Every word of the text is in the shop's FAQ (questions, phrasings, answers)."""
+        vocabulary = self.index.full_lexicon.vocabulary if self.index else {}
+        return bool(self.words) and all(word in vocabulary for word in self.words)
+
+
+def _with_context(
+    shop: Shop, text: str, limit: int, context: list[str], alone: _Scored
+) -> tuple[SearchResult, Callable[[Hit], bool]]:
+    """Retrieval for `text`, helped by the latest earlier question if the text alone is not
+    confident; and which hits are plausible as suggestions.
+
+    The blended search may rank the previous topic first, but it is confident only when the
+    turn itself points there: the turn alone scores that entry within FOLLOW_UP_MARGIN of the
+    bar, or every word of the turn is one the shop's FAQ uses ("and on sundays?", "how much is
+    that?"). "Who is the president" after a question about hours stays unconfident, and
+    suggestions for it must be near the bar on its own words too.
+    """
+    previous = context[-1] if context else None
+    first = alone.result
+    if first.confident or not previous or not first.hits:
+        return replace(first, hits=first.hits[:limit]), lambda hit: True
+    joined = _search(shop, f"{previous}\n{text}", max(limit, FOLLOW_UP_LIMIT)).result
+    if not joined.hits:
+        return replace(first, hits=first.hits[:limit]), lambda hit: True
+
+    # An entry missing from one list scored at most that list's lowest score.
+    def blend(attribute: str) -> dict[int, float]:
+        alone_floor = getattr(first.hits[-1], attribute)
+        context_floor = getattr(joined.hits[-1], attribute)
+        alone_scores = {hit.entry.pk: getattr(hit, attribute) for hit in first.hits}
+        context_scores = {hit.entry.pk: getattr(hit, attribute) for hit in joined.hits}
+        return {
+            pk: (1 - CONTEXT_WEIGHT) * alone_scores.get(pk, alone_floor)
+            + CONTEXT_WEIGHT * context_scores.get(pk, context_floor)
+            for pk in entries
+        }
+
+    entries = {hit.entry.pk: hit.entry for hit in first.hits + joined.hits}
+    scores, confidences = blend("score"), blend("confidence")
+    merged = sorted(
+        (Hit(entry, scores[pk], confidences[pk]) for pk, entry in entries.items()),
+        key=lambda hit: hit.score,
+        reverse=True,
+    )[:limit]
+    follows_up = FOLLOW_UP_KNOWN_WORDS and alone.all_words_known()
+    top = merged[0]
+    confident = top.confidence >= first.threshold and (
+        follows_up or alone.near_bar(top.entry.pk, FOLLOW_UP_MARGIN)
+    )
+
+    def plausible(hit: Hit) -> bool:
+        return follows_up or alone.near_bar(hit.entry.pk, FOLLOW_UP_SUGGESTION_MARGIN)
+
+    return replace(first, hits=merged, confident=confident), plausible
+
+
+def _search(shop: Shop, text: str, limit: int) -> _Scored:
+    """One text alone: ranking and confidence."""
+    text = " ".join(text.split())
+    if not text:
+        return _Scored(SearchResult())
+    query = embedding.embed_query(text)
+    rows, words = _nearest_vectors(shop, query, text)
+    if not rows:
+        return _Scored(SearchResult(), words=words)
+    signature = (rows[0][3], rows[0][4])  # (count, sum of ids) of the shop's published vectors
+    index = shop_index(shop, signature)
+
+    # Candidates: entries with a vector among the nearest (and still in the index).
+    row_entries = np.array([row[0] for row in rows])
+    sims = np.array([row[2] for row in rows], dtype=np.float32)
+    known = np.isin(row_entries, index.entry_ids)
+    row_entries, sims = row_entries[known], sims[known]
+    if not len(row_entries):
+        return _Scored(SearchResult(threshold=index.threshold), words=words, index=index)
+    candidates, codes = np.unique(row_entries, return_inverse=True)
+    columns = np.searchsorted(index.entry_ids, candidates)
+
+    semantic = score_entries(sims[None, :], codes, len(candidates))[0]
+    learned = np.zeros_like(semantic)
+    if index.classifier is not None:
+        learned = search_index.CLASSIFIER_WEIGHT * (query @ index.classifier[:, columns])
+    lexical = word_bonus(index, [words])[0][columns]
+    ranking = semantic + learned + lexical
+    # Nothing calibrates the classifier or the words for a question the shop has never seen:
+    # confidence is on the dense score.
+    confidence = semantic
+
+    order = np.argsort(-ranking, kind="stable")[:limit]
+    # Without the model's default ordering: a dict needs none, and compiling it was a third of
+    # this query's Python time.
+    entries = FAQEntry.objects.order_by().in_bulk([int(candidates[i]) for i in order])
+    hits = [
+        Hit(entries[int(candidates[i])], float(ranking[i]), float(confidence[i]))
+        for i in order
+        if int(candidates[i]) in entries
+    ]
+    confident = bool(hits) and _confident(index, hits, confidence, columns, order[0], rows, words)
+    return _Scored(
+        SearchResult(hits=hits, confident=confident, threshold=index.threshold),
+        confidence={int(pk): float(c) for pk, c in zip(candidates, confidence, strict=True)},
+        words=words,
+        index=index,
+    )
+
+
+def _confident(
+    index: ShopIndex,
+    hits: list[Hit],
+    confidence: np.ndarray,
+    columns: np.ndarray,
+    top: int,
+    rows: list[tuple],
+    words: list[str],
+) -> bool:
+    """Whether the best hit is sure enough to answer with (the module docstring's policy)."""
+    best = hits[0]
+    if best.entry.pk != int(index.entry_ids[columns[top]]):
+        return False  # the best candidate's entry vanished meanwhile (deleted): no guess
+    others = np.delete(confidence, top)
+    if len(others) and best.confidence - others.max() < CONFIDENCE_GAP:
+        return False  # two close entries: a "did you mean", not a guess
+    if best.confidence >= index.threshold:
+        return True
+    nearest_entry, nearest_kind, nearest_similarity = rows[0][:3]
+    if (
+        nearest_kind == FAQVector.ALTERNATIVE
+        and nearest_entry == best.entry.pk
+        and nearest_similarity >= index.wording_bar
+    ):
+        return True
+    distinctive = index.distinctive_entries(words) == {int(columns[top])}
+    return distinctive and best.confidence >= index.threshold - DISTINCTIVE_MARGIN
+
+
+# The vectors carry their shop (kept equal to their entry's by a foreign key, migration
+# faq.0009), so the (shop, model_name) index finds them without reading other shops' rows; the
+# entries' shop index finds the published ones to join.
+#
+# The similarity is computed inside: what the CTE materialises (and the window then buffers) is a
+# few numbers a row, not the 1.5 kB vectors (30 MB at 20,000 vectors, far over the default
+# 4 MB work_mem).
+_SHOP_VECTORS = """
+    SELECT v.id, v.entry_id, v.kind, 1 - (v.embedding <=> %(query)s::vector) AS similarity
+    FROM faq_faqvector v JOIN faq_faqentry e ON e.id = v.entry_id
+    WHERE v.shop_id = %(shop)s AND e.shop_id = %(shop)s AND e.published
+      AND v.model_name = %(model)s
+"""
+
+
+def _nearest_vectors(shop: Shop, query: np.ndarray, text: str) -> tuple[list[tuple], list[str]]:
+    """(entry_id, kind, similarity, count, id_sum) of the shop's nearest published vectors, and
+    the words of `text`.
+
+    The scan is exact over the shop's own rows (a small shop has hundreds, a big one thousands;
+    there is no vector index: an approximate whole-table one, filtered by shop, could miss
+    entries). The window totals are over all the shop's vectors and tell when the shop index is
+    stale.
+
+    The text's words come in the same round trip: a UNION ALL row of their own, first (its
+    similarity 2 is above any cosine similarity), so a shop without vectors still gets them.
+    """
+    with vector_cursor() as cursor:
+        cursor.execute(
+            f"""
+            (SELECT NULL::bigint, NULL, 2.0::float8, NULL::bigint, NULL::numeric,
+                    {LEXEMES_SQL.format("%(text)s")})
+            UNION ALL
+            (WITH shop_vectors AS MATERIALIZED ({_SHOP_VECTORS})
+             SELECT entry_id, kind, similarity, COUNT(*) OVER (), SUM(id) OVER (), NULL::text[]
+             FROM shop_vectors
+             ORDER BY similarity DESC
+             LIMIT %(limit)s)
+            ORDER BY 3 DESC
+            """,
+            {
+                "text": text,
+                "shop": shop.pk,
+                "model": embedding.model_name(),
+                "query": query,
+                "limit": CANDIDATES,
+            },
+        )
+        rows = cursor.fetchall()
+    words = rows[0][5]
+    return [row[:5] for row in rows[1:]], words

@@ -1,0 +1,609 @@
+"""
+The shop's search index: what search needs beyond the vectors in PostgreSQL, built from the shop's
+published entries only (never from customer queries).
+
+- `Lexicon`: BM25 weights of the shop's words (one over questions and phrasings, one over those
+  and the answers), and `word_bonus`, the word score search adds.
+- `fit_classifier`: the per-shop ridge classifier (it only ranks); it can also give exact
+  leave-one-entry-out outputs, which no bar uses since confidence left the full score.
+- `score_entries`: the dense score of each entry from vector similarities (shared by search and
+  calibration, so a probe is scored exactly as a customer's question is).
+- `build_index`: all of it, and the two bars of the confidence policy, calibrated on the shop's
+  own texts leave-one-out (faq/search.py's docstring explains the policy): the bar on the dense
+  score (questions and phrasings asked with their entry left out) and the wording bar (the
+  phrasings, asked with only themselves and with their entry left out).
+- `check_wording`: whether a wording the owner is about to accept would pull another entry's
+  questions, and what accepting it changes.
+- `ShopIndex.distinctive_entries`: which entries alone use a word of a question.
+- `ShopIndex`: the result, stored as plain arrays in the SearchIndex table; `IndexCache` holds
+  the most recently searched RETRIEVAL_CACHE_SHOPS of them per process; `shop_index` returns the
+  current one (cache, else stored, else built now).
+- `update_index` / `update_index_if_changed`: the write path (faq/indexing.py) calls them after
+  the re-embedding commits, so the customer who asks next does not wait for the build.
+
+This module never imports faq/search.py: the write path depends on it alone.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, models
+from django.db.models import Count, Sum
+from scipy import sparse
+
+from faq import embedding
+from faq.models import FAQEntry, FAQVector, SearchIndex, Shop
+
+BEST_TWO_MIX = 0.6
+VOTE_NEIGHBOURS = 10
+VOTE_WEIGHT = 0.1
+CLASSIFIER_WEIGHT = 0.25
+CLASSIFIER_RIDGE = 0.1  # regularisation of the ridge classifier
+# What the classifier learns from: every vector that stands for one question of an entry (its
+# question, each phrasing, the question with each answer sentence). It learns which directions
+# tell this shop's entries apart ("coronavirus" is in every entry of a COVID FAQ, "where ... from"
+# in one). (The second round fitted shops with 20 phrasings or more on questions and phrasings
+# only, with word weights 0.1 / 0.15: after accepted wordings that switch cost dev_bakery 7 points
+# of recall@1 on the learning curve, and HINT3 nothing.)
+CLASSIFIER_KINDS = [FAQVector.QUESTION, FAQVector.ALTERNATIVE, FAQVector.QUESTION_SENTENCE]
+# Word matching: BM25 over the questions and phrasings (question words: "where ... from"), and
+# over those and the answers (facts inside answers: "donuts" in the seasonal-menu answer).
+QUESTION_WORDS_WEIGHT = 0.05
+ALL_WORDS_WEIGHT = 0.1
+BM25_K1 = 1.2
+BM25_B = 0.5
+
+# Confidence (faq/search.py's docstring): the texts that probe the other entries as pretend
+# questions, the share of those near misses the bar sits above, and the floor under it.
+PROBE_KINDS = [FAQVector.QUESTION, FAQVector.ALTERNATIVE]
+NEAR_MISS_QUANTILE = 0.95
+THRESHOLD_FLOOR = 0.68
+# The wording bar: the share of the shop's own phrasings, asked leave-one-out, that may be
+# answered wrongly by their nearest phrasing at that similarity.
+WORDING_WRONG_SHARE = 0.0
+# A word of the owner's text counts as evidence for its entry when no other entry's question or
+# answer uses it, and it is at least this long ("apple", not "the" or "on").
+DISTINCTIVE_LENGTH = 4
+
+# PostgreSQL's text-search parser, one array element per occurrence of each lexeme.
+LEXEMES_SQL = (
+    "ARRAY(SELECT l.lexeme FROM unnest(to_tsvector('simple', {})) AS l, "
+    "generate_series(1, cardinality(l.positions)) ORDER BY l.lexeme)"
+)
+
+
+class Lexicon:
+    """BM25 over the shop's entries, each entry one document (its question and phrasings).
+
+    The BM25 weight of every (word, entry) pair is precomputed into a sparse matrix, so scoring
+    many texts at once (calibration probes every phrasing) is one sparse product.
+    """
+
+    def __init__(self, documents: list[list[str]]) -> None:
+        counts = [Counter(words) for words in documents]
+        self.vocabulary: dict[str, int] = {}
+        for words in counts:
+            for word in words:
+                self.vocabulary.setdefault(word, len(self.vocabulary))
+        self.size = len(documents)
+        lengths = np.array([len(words) for words in documents], dtype=np.float64)
+        mean_length = lengths.mean() if self.size and lengths.mean() > 0 else 1.0
+        length_norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths / mean_length)
+        containing = np.zeros(len(self.vocabulary))
+        rows, columns, values = [], [], []
+        for number, words in enumerate(counts):
+            for word, count in words.items():
+                containing[self.vocabulary[word]] += 1
+                rows.append(self.vocabulary[word])
+                columns.append(number)
+                values.append(count * (BM25_K1 + 1) / (count + length_norm[number]))
+        self.idf = np.log(1 + (self.size - containing + 0.5) / (containing + 0.5))
+        saturation = sparse.csr_matrix(
+            (values, (rows, columns)), shape=(len(self.vocabulary), self.size)
+        )
+        self.weights = sparse.csr_matrix(saturation.multiply(self.idf[:, None]))
+
+    def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        """The lexicon as plain arrays (for ShopIndex.to_bytes); words joined by NUL, which
+        PostgreSQL text never holds."""
+        words = sorted(self.vocabulary, key=self.vocabulary.__getitem__)
+        return {
+            f"{prefix}_words": np.frombuffer("\0".join(words).encode(), dtype=np.uint8),
+            f"{prefix}_idf": self.idf,
+            f"{prefix}_data": self.weights.data,
+            f"{prefix}_indices": self.weights.indices,
+            f"{prefix}_indptr": self.weights.indptr,
+            f"{prefix}_shape": np.array(self.weights.shape),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays, prefix: str) -> Lexicon:
+        lexicon = cls.__new__(cls)
+        joined = arrays[f"{prefix}_words"].tobytes().decode()
+        words = joined.split("\0") if joined else []
+        lexicon.vocabulary = {word: number for number, word in enumerate(words)}
+        lexicon.idf = arrays[f"{prefix}_idf"]
+        shape = tuple(int(n) for n in arrays[f"{prefix}_shape"])
+        lexicon.weights = sparse.csr_matrix(
+            (arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]),
+            shape=shape,
+        )
+        lexicon.size = shape[1]
+        return lexicon
+
+    def scores(self, words: list[str]) -> np.ndarray:
+        """(entries,) BM25 scores of one text."""
+        return self.scores_many([words])[0]
+
+    def scores_many(self, texts: list[list[str]]) -> np.ndarray:
+        """(texts, entries) BM25 scores; each distinct word of a text counts once."""
+        if len(texts) == 1:
+            # A customer's one text: the rows of its words added up directly (in the order the
+            # sparse product adds them), without building two sparse matrices a search.
+            known = sorted({self.vocabulary[w] for w in texts[0] if w in self.vocabulary})
+            segments = [slice(self.weights.indptr[w], self.weights.indptr[w + 1]) for w in known]
+            if not segments:
+                return np.zeros((1, self.size))
+            return np.bincount(
+                np.concatenate([self.weights.indices[s] for s in segments]),
+                weights=np.concatenate([self.weights.data[s] for s in segments]),
+                minlength=self.size,
+            )[None, :]
+        rows, columns = [], []
+        for number, words in enumerate(texts):
+            known = {self.vocabulary[w] for w in words if w in self.vocabulary}
+            rows += [number] * len(known)
+            columns += known
+        incidence = sparse.csr_matrix(
+            (np.ones(len(rows)), (rows, columns)), shape=(len(texts), len(self.vocabulary))
+        )
+        return (incidence @ self.weights).toarray()
+
+    def word_weight(self, word: str) -> float:
+        """The word's inverse document frequency in this shop (0 for a word it never uses)."""
+        number = self.vocabulary.get(word)
+        return 0.0 if number is None else float(self.idf[number])
+
+
+def relative(scores: np.ndarray) -> np.ndarray:
+    """Scores divided by the best one (rows of a 2-D array each by its own best)."""
+    best = scores.max(axis=-1, keepdims=True) if scores.size else scores
+    return scores / np.maximum(best, 1e-9)
+
+
+# Bumped whenever what build_index computes changes (scoring, calibration, the classifier's
+# training vectors): an index stored by an earlier version is rebuilt on the next search instead
+# of being used with the new scoring.
+INDEX_VERSION = 3
+
+
+@dataclass
+class ShopIndex:
+    """What search needs beyond the vectors in PostgreSQL, built from the shop's published
+    entries only."""
+
+    signature: tuple
+    entry_ids: np.ndarray  # sorted; column i of everything below is entry_ids[i]
+    threshold: float  # the bar on the dense score
+    wording_bar: float  # the bar on the nearest phrasing's similarity (inf: no phrasings)
+    lexicon: Lexicon  # questions and phrasings
+    full_lexicon: Lexicon  # questions, phrasings and answers
+    owner_lexicon: Lexicon  # questions and answers only: the owner's own words
+    classifier: np.ndarray | None  # (dimensions, entries) ridge weights (None: one entry)
+    # distinctive_entries' word prefixes -> entry columns, made on first use
+    _prefix_entries: dict[str, set[int]] | None = field(default=None, repr=False, compare=False)
+
+    def distinctive_entries(self, words: list[str]) -> set[int]:
+        """The entries (columns) whose question or answer, alone in the shop, uses one of these
+        words (of at least DISTINCTIVE_LENGTH characters): "apple" when only the payments
+        answer names Apple Pay. Words are compared by their first DISTINCTIVE_LENGTH + 1
+        characters, so "sundays" in one answer and "sunday" in another are no evidence."""
+        if self._prefix_entries is None:
+            lexicon, prefixes = self.owner_lexicon, {}
+            for word, number in lexicon.vocabulary.items():
+                start, end = lexicon.weights.indptr[number], lexicon.weights.indptr[number + 1]
+                columns = lexicon.weights.indices[start:end]
+                prefixes.setdefault(word[: DISTINCTIVE_LENGTH + 1], set()).update(columns.tolist())
+            self._prefix_entries = prefixes
+        found = set()
+        for word in set(words):
+            if len(word) < DISTINCTIVE_LENGTH:
+                continue
+            columns = self._prefix_entries.get(word[: DISTINCTIVE_LENGTH + 1], set())
+            if len(columns) == 1:
+                found |= columns
+        return found
+
+    def to_bytes(self) -> bytes:
+        """The index as an .npz file (plain arrays, no pickle), for the SearchIndex table."""
+        arrays = {
+            "version": np.array(INDEX_VERSION),
+            "signature": np.array(self.signature, dtype=np.int64),
+            "entry_ids": self.entry_ids,
+            "threshold": np.array(self.threshold),
+            "wording_bar": np.array(self.wording_bar),
+            **self.lexicon.to_arrays("lexicon"),
+            **self.full_lexicon.to_arrays("full"),
+            **self.owner_lexicon.to_arrays("owner"),
+        }
+        if self.classifier is not None:
+            arrays["classifier"] = self.classifier
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ShopIndex | None:
+        """The stored index, or None if an earlier INDEX_VERSION stored it."""
+        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            if "version" not in arrays.files or int(arrays["version"]) != INDEX_VERSION:
+                return None
+            return cls(
+                signature=tuple(int(n) for n in arrays["signature"]),
+                entry_ids=arrays["entry_ids"],
+                threshold=float(arrays["threshold"]),
+                wording_bar=float(arrays["wording_bar"]),
+                lexicon=Lexicon.from_arrays(arrays, "lexicon"),
+                full_lexicon=Lexicon.from_arrays(arrays, "full"),
+                owner_lexicon=Lexicon.from_arrays(arrays, "owner"),
+                classifier=arrays["classifier"] if "classifier" in arrays.files else None,
+            )
+
+
+def word_bonus(index: ShopIndex, texts: list[list[str]]) -> np.ndarray:
+    """(texts, entries) weighted word-match bonus, each BM25 relative to the text's best entry."""
+    parts = []
+    for weight, lex in (
+        (QUESTION_WORDS_WEIGHT, index.lexicon),
+        (ALL_WORDS_WEIGHT, index.full_lexicon),
+    ):
+        scores = lex.scores_many(texts)
+        parts.append(weight * relative(scores))
+    return parts[0] + parts[1]
+
+
+def score_entries(sims: np.ndarray, vec_entry: np.ndarray, n_entries: int) -> np.ndarray:
+    """Dense entry scores from vector similarities.
+
+    sims: (queries, vectors) cosine similarities, -inf where a vector is left out.
+    vec_entry: (vectors,) the entry number (0..n_entries-1) of each vector.
+    Returns (queries, n_entries), -inf for an entry with no usable vector.
+    """
+    n_queries = sims.shape[0]
+    scores = np.full((n_queries, n_entries), -np.inf, dtype=np.float32)
+    if sims.shape[1] == 0:
+        return scores
+    # Per entry, its best vector and its best two, in whole-array operations (a loop over the
+    # entries cost a search 2 ms of the GIL at 200 candidates): the columns grouped by entry,
+    # each group's maximum, then the maximum again without the group's first best column.
+    order = np.argsort(vec_entry, kind="stable")
+    grouped = sims[:, order]
+    group_entries, starts, sizes = np.unique(
+        vec_entry[order], return_index=True, return_counts=True
+    )
+    best = np.maximum.reduceat(grouped, starts, axis=1)
+    is_best = grouped == np.repeat(best, sizes, axis=1)
+    seen = np.cumsum(is_best, axis=1)
+    before_group = np.repeat(np.where(starts > 0, seen[:, starts - 1], 0), sizes, axis=1)
+    first_best = is_best & (seen - before_group == 1)
+    second = np.maximum.reduceat(np.where(first_best, -np.inf, grouped), starts, axis=1)
+    # An entry with one usable vector: its mean of two is that vector alone.
+    mean_two = np.where(np.isfinite(second), (best + second) / 2, best)
+    scores[:, group_entries] = (1 - BEST_TWO_MIX) * best + BEST_TWO_MIX * mean_two
+
+    k = min(VOTE_NEIGHBOURS, sims.shape[1])
+    nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    for q in range(n_queries):
+        near_sims = sims[q, nearest[q]]
+        usable = np.isfinite(near_sims)
+        votes = np.bincount(
+            vec_entry[nearest[q][usable]],
+            weights=np.maximum(near_sims[usable], 0),
+            minlength=n_entries,
+        )
+        if votes.sum() > 0:
+            scores[q] += VOTE_WEIGHT * votes / votes.sum()
+    return scores
+
+
+def fit_classifier(
+    vectors: np.ndarray, vec_entry: np.ndarray, n_entries: int, with_left_out: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A ridge-regression classifier (one-hot targets) and, for every training row, its output
+    when the row's whole entry is left out of the fit (exact, without refitting; None without
+    `with_left_out`)."""
+    x = vectors.astype(np.float64)
+    targets = np.zeros((len(x), n_entries))
+    targets[np.arange(len(x)), vec_entry] = 1.0
+    inverse = np.linalg.inv(x.T @ x + CLASSIFIER_RIDGE * np.eye(x.shape[1]))
+    weights = inverse @ (x.T @ targets)
+    if not with_left_out:
+        return weights.astype(np.float32), None
+    projected = x @ inverse  # computed once: per entry only small blocks remain
+    residuals = targets - x @ weights
+    left_out = np.zeros_like(targets)
+    order = np.argsort(vec_entry, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(vec_entry[order]) != 0])
+    for rows in np.split(order, starts[1:]):
+        hat = projected[rows] @ x[rows].T
+        residual = residuals[rows]
+        # Leave-group-out identity for ridge: y - (I - H)^-1 (y - y_hat).
+        left_out[rows] = targets[rows] - np.linalg.solve(np.eye(len(rows)) - hat, residual)
+    return weights.astype(np.float32), left_out
+
+
+def build_index(
+    signature: tuple,
+    entry_ids: list[int],
+    kinds: list[str],
+    vectors: np.ndarray,
+    words: list[list[str]],
+) -> ShopIndex:
+    """The shop's index from its published vectors (one row per vector: its entry id, kind,
+    vector and words), including the two bars of the confidence policy (faq/search.py's
+    docstring)."""
+    unique_ids, vec_entry = np.unique(np.array(entry_ids, dtype=np.int64), return_inverse=True)
+    n_entries = len(unique_ids)
+    kinds_arr = np.array(kinds)
+    searchable = np.isin(kinds_arr, [FAQVector.QUESTION, FAQVector.ALTERNATIVE])
+    documents: list[list[str]] = [[] for _ in range(n_entries)]
+    for row in np.flatnonzero(searchable):
+        documents[vec_entry[row]] += words[row]
+    # The question + answer text stands for the question and the whole answer.
+    full_documents: list[list[str]] = [[] for _ in range(n_entries)]
+    for row in np.flatnonzero(
+        np.isin(kinds_arr, [FAQVector.QUESTION_ANSWER, FAQVector.ALTERNATIVE])
+    ):
+        full_documents[vec_entry[row]] += words[row]
+    owner_documents: list[list[str]] = [[] for _ in range(n_entries)]
+    for row in np.flatnonzero(kinds_arr == FAQVector.QUESTION_ANSWER):
+        owner_documents[vec_entry[row]] += words[row]
+    lexicon, full_lexicon = Lexicon(documents), Lexicon(full_documents)
+
+    classifier = None
+    training = np.flatnonzero(np.isin(kinds_arr, CLASSIFIER_KINDS))
+    if n_entries >= 2 and len(training):
+        classifier, _ = fit_classifier(
+            vectors[training], vec_entry[training], n_entries, with_left_out=False
+        )
+    threshold, wording_bar = THRESHOLD_FLOOR, np.inf
+    probes = np.flatnonzero(np.isin(kinds_arr, PROBE_KINDS))
+    if n_entries >= 2 and len(probes):
+        sims = vectors[probes] @ vectors.T
+        own = vec_entry[probes]
+        # Leave the probe's whole entry out: what remains is a near miss, not an answer.
+        sims[vec_entry[None, :] == own[:, None]] = -np.inf
+        best = score_entries(sims, vec_entry, n_entries).max(axis=1)
+        best = best[np.isfinite(best)]
+        if len(best):
+            threshold = max(float(np.quantile(best, NEAR_MISS_QUANTILE)), threshold)
+        wording_bar = _wording_bar(vectors, vec_entry, kinds_arr)
+    return ShopIndex(
+        signature=signature,
+        entry_ids=unique_ids,
+        threshold=threshold,
+        wording_bar=wording_bar,
+        lexicon=lexicon,
+        full_lexicon=full_lexicon,
+        owner_lexicon=Lexicon(owner_documents),
+        classifier=classifier,
+    )
+
+
+def _wording_bar(vectors: np.ndarray, vec_entry: np.ndarray, kinds: np.ndarray) -> float:
+    """The similarity above which a question's nearest phrasing names its entry, calibrated by
+    leave-one-out over the shop's phrasings (the owner's and the accepted customer wordings).
+
+    Each phrasing is asked twice: with only itself left out (an answerable question: right when
+    its nearest phrasing is of its own entry) and with its whole entry left out (a question the
+    shop does not answer: its nearest text of another entry, of any kind, is a wrong match). The
+    bar is the lowest similarity at which at most WORDING_WRONG_SHARE of those asks would be
+    answered wrongly; inf without phrasings (nothing to calibrate on)."""
+    rows = np.flatnonzero(kinds == FAQVector.ALTERNATIVE)
+    if not len(rows) or len(np.unique(vec_entry)) < 2:
+        return float("inf")
+    is_phrasing = kinds == FAQVector.ALTERNATIVE
+    sims = vectors[rows] @ vectors.T
+    sims[np.arange(len(rows)), rows] = -np.inf
+    events = []  # (similarity, wrong) of each ask whose nearest vector is a phrasing
+    for masked in (False, True):
+        if masked:
+            sims[vec_entry[None, :] == vec_entry[rows][:, None]] = -np.inf
+        nearest = sims.argmax(axis=1)
+        similarity = sims[np.arange(len(rows)), nearest]
+        # Unanswerable asks count whatever their nearest vector: a customer's question that is
+        # this close to any text of another entry must not be taken for a phrasing's.
+        fires = np.isfinite(similarity) & (masked | is_phrasing[nearest])
+        wrong = vec_entry[nearest] != vec_entry[rows]
+        events += list(zip(similarity[fires], wrong[fires], strict=True))
+    wrong_sims = sorted((sim for sim, wrong in events if wrong), reverse=True)
+    allowed = int(WORDING_WRONG_SHARE * 2 * len(rows))
+    if len(wrong_sims) > allowed:
+        return float(wrong_sims[allowed]) + 1e-6
+    return float(min(sim for sim, _ in events)) if events else float("inf")
+
+
+@dataclass
+class WordingCheck:
+    """What accepting a wording as a phrasing of an entry would do (for the owner's pages)."""
+
+    entry: FAQEntry
+    pulls: FAQEntry | None  # another entry the wording sits closer to: accepting it is a conflict
+    own_similarity: float  # to the nearest of the entry's own texts
+    other_similarity: float  # to the nearest text of any other published entry
+
+    @property
+    def effect(self) -> str:
+        """One line for the owner: what accepting changes."""
+        if self.pulls is None:
+            return (
+                f'Customers asking like this will be matched to "{self.entry.question}" and, '
+                "when they ask this closely, answered with it directly."
+            )
+        return (
+            f'This wording is closer to "{self.pulls.question}" than to "{self.entry.question}": '
+            "accepted, it would pull that entry's questions here and risk wrong answers."
+        )
+
+
+def check_wording(entry: FAQEntry, text: str) -> WordingCheck:
+    """Whether `text`, accepted as a phrasing of `entry`, would pull another entry's questions:
+    it sits closer to another published entry's texts (question, answer, phrasings, accepted
+    wordings) than to the entry's own. Embeds the text (the model, not a search)."""
+    vector = embedding.embed_one(" ".join(text.split()))
+    rows = list(
+        FAQVector.objects.filter(
+            shop_id=entry.shop_id, model_name=embedding.model_name(), entry__shop_id=entry.shop_id
+        )
+        .filter(models.Q(entry__published=True) | models.Q(entry_id=entry.pk))
+        .values_list("entry_id", "embedding")
+    )
+    best: dict[int, float] = {}
+    for entry_id, stored in rows:
+        similarity = float(np.dot(np.asarray(stored, dtype=np.float32), vector))
+        best[entry_id] = max(similarity, best.get(entry_id, -1.0))
+    own = best.pop(entry.pk, -1.0)
+    other_id = max(best, key=best.__getitem__, default=None)
+    other = best.get(other_id, -1.0)
+    pulls = FAQEntry.objects.get(pk=other_id) if other_id is not None and other > own else None
+    return WordingCheck(entry=entry, pulls=pulls, own_similarity=own, other_similarity=other)
+
+
+class IndexCache:
+    """The shop indexes one process holds, at most `size` (RETRIEVAL_CACHE_SHOPS): the least
+    recently used shop is dropped first, and loaded again from the database when next searched."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._indexes: OrderedDict[int, ShopIndex] = OrderedDict()
+        self._lock = threading.Lock()  # searches run on many threads
+
+    def get(self, shop_id: int, signature: tuple) -> ShopIndex | None:
+        with self._lock:
+            index = self._indexes.get(shop_id)
+            if index is None or index.signature != signature:
+                return None
+            self._indexes.move_to_end(shop_id)
+            return index
+
+    def put(self, shop_id: int, index: ShopIndex) -> None:
+        with self._lock:
+            self._indexes[shop_id] = index
+            self._indexes.move_to_end(shop_id)
+            while len(self._indexes) > self.size:
+                self._indexes.popitem(last=False)
+
+    def __contains__(self, shop_id: int) -> bool:
+        return shop_id in self._indexes
+
+    def __len__(self) -> int:
+        return len(self._indexes)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._indexes.clear()
+
+
+cache = IndexCache(settings.RETRIEVAL_CACHE_SHOPS)
+
+
+def shop_index(shop: Shop, signature: tuple) -> ShopIndex:
+    """The shop's index for this signature of its published vectors: from this process's cache,
+    else the one stored when its entries last changed (one query), else built now (and stored)."""
+    index = cache.get(shop.pk, signature)
+    if index is not None:
+        return index
+    stored = (
+        SearchIndex.objects.filter(
+            shop_id=shop.pk, vector_count=signature[0], vector_id_sum=signature[1]
+        )
+        .values_list("data", flat=True)
+        .first()
+    )
+    # Built here only when nothing stored matches: e.g. a migration or a bulk update changed the
+    # vectors without going through faq/indexing.py.
+    index = ShopIndex.from_bytes(bytes(stored)) if stored is not None else None
+    if index is None:
+        index = update_index(shop.pk)
+    cache.put(shop.pk, index)
+    return index
+
+
+def update_index(shop_id: int) -> ShopIndex:
+    """Build the shop's index from its published vectors now, store it for every process, and
+    keep it in this one's cache. faq/indexing.py calls it after each change to entries commits, so
+    the customer who asks next does not wait for it."""
+    rows = list(
+        published_vectors(shop_id)
+        .order_by("id")
+        .values_list("id", "entry_id", "kind", "text", "embedding")
+    )
+    # The signature search reads from the same rows (count and sum of ids, see faq/search.py).
+    signature = (len(rows), sum(row[0] for row in rows))
+    vectors = np.array([row[4] for row in rows], dtype=np.float32)
+    if not rows:
+        vectors = np.zeros((0, settings.EMBEDDING_DIMENSIONS), dtype=np.float32)
+    # Words of the texts BM25 counts (the sentences are in the question + answer text already).
+    counted = (FAQVector.QUESTION, FAQVector.ALTERNATIVE, FAQVector.QUESTION_ANSWER)
+    words = text_words([row[3] if row[2] in counted else "" for row in rows])
+    index = build_index(signature, [r[1] for r in rows], [r[2] for r in rows], vectors, words)
+    SearchIndex.objects.update_or_create(
+        shop_id=shop_id,
+        defaults={
+            "vector_count": signature[0],
+            "vector_id_sum": signature[1],
+            "data": index.to_bytes(),
+        },
+    )
+    cache.put(shop_id, index)
+    return index
+
+
+def update_index_if_changed(shop_id: int) -> None:
+    """update_index, unless the stored index already matches the shop's published vectors (a
+    change of category only, or the second of several deletes in one transaction)."""
+    signature = published_signature(shop_id)
+    if not signature[0] and not Shop.objects.filter(pk=shop_id).exists():
+        return  # the shop itself was deleted (its entries' deletes called this)
+    if not SearchIndex.objects.filter(
+        shop_id=shop_id, vector_count=signature[0], vector_id_sum=signature[1]
+    ).exists():
+        update_index(shop_id)
+
+
+def published_signature(shop_id: int) -> tuple[int, int]:
+    """(count, sum of ids) of the shop's published vectors: the same as search's window totals."""
+    totals = published_vectors(shop_id).aggregate(count=Count("id"), id_sum=Sum("id"))
+    return totals["count"], totals["id_sum"] or 0
+
+
+def text_words(texts: list[str]) -> list[list[str]]:
+    """The words of each text, split by PostgreSQL's text-search parser, in one query."""
+    if not texts:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT {LEXEMES_SQL.format("t.text")}
+            FROM unnest(%s::text[]) WITH ORDINALITY AS t(text, n)
+            ORDER BY t.n
+            """,
+            [texts],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def published_vectors(shop_id: int):
+    # Both shop ids (equal by a foreign key): each table is then read through its shop index.
+    return FAQVector.objects.filter(
+        shop_id=shop_id,
+        entry__shop_id=shop_id,
+        entry__published=True,
+        model_name=embedding.model_name(),
+    )

@@ -1,0 +1,130 @@
+"""Learning from accepted customer wordings, through the real model and database: the shop gets
+more direct and no less safe; a rare word of an answer is evidence on day one; a wording that
+would pull another entry's questions is flagged before it is accepted."""
+
+from __future__ import annotations
+
+import pytest
+
+from faq import indexing
+from faq.models import FAQEntry, Shop
+from faq.search import search
+from faq.search_index import check_wording
+from widget.models import CustomerWording
+
+BIKE_SHOP = [
+    (
+        "What are your opening hours?",
+        "Monday to Friday 9am to 6pm, Saturday 10am to 4pm. We are closed on Sundays.",
+    ),
+    (
+        "Which payment methods do you accept?",
+        "We accept cash, Visa, Mastercard, Apple Pay and Google Pay. Gift cards can be used in "
+        "the shop.",
+    ),
+    (
+        "Do you repair bikes?",
+        "Yes, our workshop services every kind of bicycle. A basic tune-up costs $60 and takes "
+        "two days.",
+    ),
+    (
+        "Can I rent a bike?",
+        "We rent city bikes and e-bikes by the day. A city bike is $25 a day, an e-bike $45.",
+    ),
+    ("Do you ship orders?", "We ship parts and accessories anywhere in the country for $8."),
+    (
+        "What is your return policy?",
+        "Unused items can be returned within 30 days with the receipt for a full refund.",
+    ),
+    ("Do you sell second-hand bikes?", "We sell inspected used bikes with a six-month warranty."),
+    ("Where can I park?", "There is free parking behind the shop and racks at the front door."),
+]
+
+# What customers clicked through "did you mean" to each entry (by its position above), and the
+# owner accepted: 30 wordings.
+ACCEPTED = {
+    0: ["when do you open", "are you open on saturday", "what time do you close", "opening times?"],
+    1: ["can i pay by card", "do you take visa", "is cash ok", "can I use google pay"],
+    2: [
+        "can you fix my bike",
+        "my brakes are squeaking can you help",
+        "how much is a tune up",
+        "do you service e-bikes",
+    ],
+    3: [
+        "can i hire a bike for the day",
+        "how much to rent an ebike",
+        "bike rental prices",
+        "do you rent bikes to tourists",
+    ],
+    4: ["do you deliver parts", "how much is shipping", "can you send me a chain", "do you ship"],
+    5: [
+        "can i return a helmet",
+        "refund policy?",
+        "i want my money back for these gloves",
+        "how long do i have to return something",
+    ],
+    6: ["do you have used bikes", "any cheap second hand bikes", "do you sell refurbished bikes"],
+    7: ["is there parking", "where do i leave my car", "can i park nearby"],
+}
+
+
+@pytest.fixture
+def bike_shop(db) -> tuple[Shop, list[FAQEntry]]:
+    shop = Shop.objects.create(name="Spoke & Chain")
+    entries = FAQEntry.objects.bulk_create(
+        FAQEntry(shop=shop, question=q, answer=a) for q, a in BIKE_SHOP
+    )
+    indexing.refresh([e.pk for e in entries])
+    return shop, entries
+
+
+@pytest.mark.django_db
+def test_a_rare_word_of_one_answer_answers_directly_on_day_one(bike_shop):
+    shop, entries = bike_shop
+    result = search(shop, "Do you take apple pay?")
+    assert result.confident
+    assert result.best.entry == entries[1]
+    # Below the shop's bar on meaning alone: the word is what made it direct.
+    assert result.best.confidence < result.threshold
+    # The same word about something the shop does not answer is no evidence.
+    assert not search(shop, "Do you sell Apple watches?").confident
+
+
+@pytest.mark.django_db
+def test_accepted_wordings_make_the_shop_direct_and_keep_it_safe(
+    bike_shop, django_capture_on_commit_callbacks
+):
+    shop, entries = bike_shop
+    held_back = "could you fix my bike's brakes"
+    off_topic = ["can you recommend a good pizza place", "who won the world cup", "sell me a car"]
+    assert not search(shop, held_back).confident  # day one: a "did you mean"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        for position, texts in ACCEPTED.items():
+            for text in texts:
+                CustomerWording.record(entries[position], text).accept()  # the owner's accept
+    assert sum(len(e.alternative_list) for e in FAQEntry.objects.filter(shop=shop)) == 30
+
+    result = search(shop, held_back)
+    assert result.confident and result.best.entry == entries[2]
+    for text in off_topic:
+        assert not search(shop, text).confident, text
+
+
+@pytest.mark.django_db
+def test_a_wording_closer_to_another_entry_is_flagged_before_it_is_accepted(bike_shop):
+    shop, entries = bike_shop
+    hours, repairs = entries[0], entries[2]
+
+    fitting = check_wording(hours, "when do you open")
+    assert fitting.pulls is None
+    assert fitting.own_similarity > fitting.other_similarity
+    assert "What are your opening hours?" in fitting.effect and "directly" in fitting.effect
+
+    conflict = check_wording(hours, "how much is a tune-up")
+    assert conflict.pulls == repairs
+    assert conflict.other_similarity > conflict.own_similarity
+    assert "Do you repair bikes?" in conflict.effect and "pull" in conflict.effect
+    # Nothing was stored: checking is not accepting.
+    assert FAQEntry.objects.get(pk=hours.pk).alternative_list == []
