@@ -118,6 +118,17 @@ def server_environment(**overrides: str) -> dict[str, str]:
 
 
 @contextmanager
+def daphne_server(env: dict[str, str], timeout: float) -> Iterator[DaphneProcess]:
+    """A daphne process with `env`, ready, stopped on the way out whatever happened."""
+    server = DaphneProcess(env).launch()
+    try:
+        server.wait_ready(timeout)
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
 def daphne_pair(env: dict[str, str], timeout: float) -> Iterator[list[DaphneProcess]]:
     """Two daphne processes with `env`, both launched before either is waited for (the two
     start-ups overlap), stopped on the way out whatever happened."""
