@@ -346,5 +346,5 @@ def test_purge_deletes_customer_wordings_not_seen_since_the_cutoff_unless_accept
 
     out = io.StringIO()
     call_command("purge_conversations", stdout=out)
-    assert "and 1 customer wordings last seen before then" in out.getvalue()
+    assert "and 1 customer wordings not clicked within them" in out.getvalue()
     assert set(CustomerWording.objects.values_list("pk", flat=True)) == {accepted.pk, recent.pk}
