@@ -83,6 +83,13 @@ def messages_of(conversation_id: str) -> list[Message]:
     return list(Message.objects.filter(conversation_id=conversation_id).order_by("id"))
 
 
+@database_sync_to_async
+def message_fields(conversation_id: str, *fields: str) -> list[tuple]:
+    """The conversation's messages in order, each as the tuple of its `fields` ("role", ...)."""
+    messages = Message.objects.filter(conversation_id=conversation_id).order_by("id")
+    return list(messages.values_list(*fields))
+
+
 def make_demo_shop(demo_texts_embedded, **overrides) -> Shop:
     """The demo shop with its entries and their real vectors (the `demo_texts_embedded`
     fixture's), without running the model again."""
