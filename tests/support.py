@@ -1,7 +1,8 @@
 """
 Helpers the test modules share (fixtures stay in conftest.py): the chat client, the demo shop
-factory, a shop owner, this run's database as a DATABASE_URL for server processes, Redis, and a
-mailbox on a real SMTP server (aiosmtpd) on loopback.
+factory, a shop owner, a conversation stored as the pipeline stores one and its messages' fields,
+this run's database as a DATABASE_URL for server processes, one daphne server or a pair, Redis,
+and a mailbox on a real SMTP server (aiosmtpd) on loopback.
 """
 
 from __future__ import annotations
