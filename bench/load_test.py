@@ -52,16 +52,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness.questions import DEMO_QUESTIONS  # noqa: E402
 from lib.figures import percentile  # noqa: E402
-
-QUESTIONS = [
-    "Do you deliver to Princeton?",
-    "What are your opening hours?",
-    "Do you sell gift cards?",
-    "Can I choose a delivery time?",
-    "How long do your flowers last?",
-    "Can you recommend a good car mechanic?",  # off-topic: the fallback
-]
 
 
 async def run_load(urls: list[str], key: str, connections: int, asks: int, limit: float) -> dict:
@@ -85,7 +77,7 @@ async def run_load(urls: list[str], key: str, connections: int, asks: int, limit
         for n in range(asks):
             ask_id = f"load-{index}-{n}"
             started = time.monotonic()
-            text = QUESTIONS[(index + n) % len(QUESTIONS)]
+            text = DEMO_QUESTIONS[(index + n) % len(DEMO_QUESTIONS)]
             await ws.send(json.dumps({"type": "ask", "id": ask_id, "text": text}))
             while True:
                 frame = json.loads(await ws.recv())

@@ -18,6 +18,7 @@ from harness.daphne_process import free_port
 from lib import ratelimit
 from tests.fake_anthropic import FakeAnthropic
 from tests.support import Inbox, make_demo_shop
+from widget import handoff_email
 from widget.chat import limits
 
 
@@ -76,6 +77,17 @@ def chat_without_claude(settings):
     limits.reset_memory()
     yield
     limits.reset_memory()
+
+
+@pytest.fixture
+def handoff_chat(chat_without_claude, settings, transactional_db):
+    """Hand-off tests: the chat without Claude or Redis, the owner's email retried fast (0.2 s,
+    two tries), and every email send finished before the database is emptied (a request left in
+    a test is emailed on a thread that may still be writing its outcome)."""
+    settings.HANDOFF_RETRY_SECONDS = 0.2
+    settings.HANDOFF_EMAIL_TRIES = 2
+    yield
+    handoff_email.wait_for_sends()
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """
 Helpers the test modules share (fixtures stay in conftest.py): the chat client, the demo shop
-factory, a shop owner, this run's database as a DATABASE_URL for server processes, Redis, and a
-mailbox on a real SMTP server (aiosmtpd) on loopback.
+factory, a shop owner, a conversation stored as the pipeline stores one and its messages' fields,
+this run's database as a DATABASE_URL for server processes, one daphne server or a pair, Redis,
+and a mailbox on a real SMTP server (aiosmtpd) on loopback.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import email.policy
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from urllib.parse import urlencode
 
 import pytest
@@ -20,6 +22,7 @@ import redis
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from faq import demo
 from faq.models import Shop
@@ -27,7 +30,7 @@ from faq.owners import owners_group
 from harness import daphne_process
 from harness.daphne_process import DaphneProcess, database_url
 from shopbot.asgi import application
-from widget.models import Message
+from widget.models import Conversation, Message
 
 # Embedding a query on a busy 2-core machine can take a while; this bounds a hang, not speed.
 ANSWER_TIMEOUT = 30
@@ -81,10 +84,48 @@ def messages_of(conversation_id: str) -> list[Message]:
     return list(Message.objects.filter(conversation_id=conversation_id).order_by("id"))
 
 
+@database_sync_to_async
+def message_fields(conversation_id: str, *fields: str) -> list[tuple]:
+    """The conversation's messages in order, each as the tuple of its `fields` ("role", ...)."""
+    messages = Message.objects.filter(conversation_id=conversation_id).order_by("id")
+    return list(messages.values_list(*fields))
+
+
 def make_demo_shop(demo_texts_embedded, **overrides) -> Shop:
     """The demo shop with its entries and their real vectors (the `demo_texts_embedded`
     fixture's), without running the model again."""
     return demo.build_shop(vectors=demo_texts_embedded, **overrides)
+
+
+def stored_conversation(
+    shop: Shop,
+    turns: Iterable[tuple[str, dict]],
+    page: str = "https://shop.example/",
+    days_ago: float = 0,
+) -> Conversation:
+    """A conversation as the pipeline stores one: for each turn (question, the answer's fields:
+    mode, confident, feedback, ...) the customer's question (ask ids a0, a1, ...) and the bot's
+    answer "An answer to <question>"; started, and every message sent, `days_ago` days back."""
+    conversation = Conversation.objects.create(
+        shop=shop, page_url=page, user_agent="Mozilla/5.0 (test)"
+    )
+    for number, (question, answer) in enumerate(turns):
+        ask_id = f"a{number}"
+        Message.objects.create(
+            conversation=conversation, role=Message.USER, ask_id=ask_id, text=question
+        )
+        Message.objects.create(
+            conversation=conversation,
+            role=Message.BOT,
+            ask_id=ask_id,
+            text=f"An answer to {question}",
+            **answer,
+        )
+    when = timezone.now() - timedelta(days=days_ago)
+    Conversation.objects.filter(pk=conversation.pk).update(started=when)
+    conversation.messages.update(created=when)
+    conversation.refresh_from_db()
+    return conversation
 
 
 def make_owner(shop: Shop, username: str | None = None, email: str = "") -> User:
@@ -115,6 +156,17 @@ def server_environment(**overrides: str) -> dict[str, str]:
     database unblocked), DEBUG off, a throw-away secret key, no Claude, warnings only; then
     `overrides`."""
     return daphne_process.server_environment(**{"DATABASE_URL": server_database_url(), **overrides})
+
+
+@contextmanager
+def daphne_server(env: dict[str, str], timeout: float) -> Iterator[DaphneProcess]:
+    """A daphne process with `env`, ready, stopped on the way out whatever happened."""
+    server = DaphneProcess(env).launch()
+    try:
+        server.wait_ready(timeout)
+        yield server
+    finally:
+        server.stop()
 
 
 @contextmanager

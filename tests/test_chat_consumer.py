@@ -13,7 +13,14 @@ from channels.db import database_sync_to_async as db
 
 from faq import search
 from faq.models import FAQEntry, normalise_origin
-from tests.support import ANSWER_TIMEOUT, DELIVERY, Chat, make_demo_shop, messages_of
+from tests.support import (
+    ANSWER_TIMEOUT,
+    DELIVERY,
+    Chat,
+    make_demo_shop,
+    message_fields,
+    messages_of,
+)
 from widget.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -169,8 +176,7 @@ async def test_a_resent_ask_id_gets_the_stored_answer_and_no_second_row(demo_sho
         )
     assert a == b
 
-    rows = await messages_of(conversation)
-    assert [(m.role, m.ask_id) for m in rows] == [
+    assert await message_fields(conversation, "role", "ask_id") == [
         ("user", "same"),
         ("bot", "same"),
         ("user", "race"),

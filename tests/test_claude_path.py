@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async
 from channels.db import database_sync_to_async as db
 
 from faq.models import FAQEntry
-from tests.support import DELIVERY, Chat, messages_of
+from tests.support import DELIVERY, Chat, message_fields, messages_of
 from widget.models import Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -124,8 +124,7 @@ async def test_every_claude_failure_ends_in_an_faq_or_fallback_answer(
     assert off_topic["contact"] == demo_shop.contact()
     assert len(fake.requests) == 2  # no retries: the FAQ answer is ready at once
 
-    rows = await messages_of(conversation)
-    assert [(m.role, m.mode) for m in rows] == [
+    assert await message_fields(conversation, "role", "mode") == [
         ("user", ""),
         ("bot", "faq"),
         ("user", ""),

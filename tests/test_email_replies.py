@@ -39,7 +39,6 @@ from faq.models import Shop
 from harness.daphne_process import ROOT, environment, free_port
 from tests.support import Chat, make_owner, require_redis, server_database_url, wait_for
 from widget import handoff_email
-from widget.chat import limits
 from widget.inbound_email import reply_of
 from widget.models import Handoff, InboundEmail, Message
 from widget.reply_text import strip_reply
@@ -54,16 +53,8 @@ QUESTION = "Do you deliver to Princeton on Saturdays?"
 
 
 @pytest.fixture(autouse=True)
-def replies_on(settings, transactional_db):
+def replies_on(handoff_chat, settings):
     settings.INBOUND_EMAIL_DOMAIN = DOMAIN
-    settings.ANTHROPIC_API_KEY = ""
-    settings.REDIS_URL = ""
-    settings.HANDOFF_RETRY_SECONDS = 0.2
-    settings.HANDOFF_EMAIL_TRIES = 2
-    limits.reset_memory()
-    yield
-    limits.reset_memory()
-    handoff_email.wait_for_sends()  # before the database is emptied
 
 
 def from_fixture(name: str, to: str, sender: str = OWNER) -> bytes:

@@ -16,14 +16,10 @@ import pytest
 
 from faq import embedding, search
 from faq.embedding import QueryBatcher
+from harness.questions import DEMO_QUESTIONS
 
 QUESTIONS = [
-    "Do you deliver to Princeton?",
-    "What are your opening hours?",
-    "Do you sell gift cards?",
-    "Can I choose a delivery time?",
-    "How long do your flowers last?",
-    "Can you recommend a good car mechanic?",
+    *DEMO_QUESTIONS,
     "and on Sundays?",
     "Is there a fee for same-day delivery, and how late can I order for it?",
 ]

@@ -14,8 +14,7 @@ import asyncio
 import pytest
 
 from harness import flood
-from harness.daphne_process import DaphneProcess
-from tests.support import make_demo_shop, server_environment
+from tests.support import daphne_server, server_environment
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,23 +31,14 @@ def server(django_db_setup, django_db_blocker):
             # defaults (30 + 60/min, 20 sockets).
             CHAT_ASKS_PER_IP_PER_MINUTE="0",
         )
-    daphne = DaphneProcess(env).launch()
-    try:
-        daphne.wait_ready(START_TIMEOUT)
+    with daphne_server(env, START_TIMEOUT) as daphne:
         yield daphne
-    finally:
-        daphne.stop()
 
 
-@pytest.fixture
-def shop(transactional_db, demo_texts_embedded):
-    return make_demo_shop(demo_texts_embedded)
-
-
-def test_a_frame_flood_is_closed_fast_and_nobody_else_notices(server, shop):
+def test_a_frame_flood_is_closed_fast_and_nobody_else_notices(server, demo_shop):
     result = asyncio.run(
         asyncio.wait_for(
-            flood.scenario(server.ws_url, shop.public_key, server.process.pid, 5, 5), 120
+            flood.scenario(server.ws_url, demo_shop.public_key, server.process.pid, 5, 5), 120
         )
     )
     print(result)

@@ -21,25 +21,9 @@ from django.utils import timezone
 
 from faq.models import Shop
 from tests.support import Chat, Inbox, make_owner, wait_for
-from widget import handoff_email
-from widget.chat import limits
 from widget.models import Conversation, Handoff, Message
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def quiet_chat(settings, transactional_db):
-    settings.ANTHROPIC_API_KEY = ""
-    settings.REDIS_URL = ""
-    settings.HANDOFF_RETRY_SECONDS = 0.2
-    settings.HANDOFF_EMAIL_TRIES = 2
-    limits.reset_memory()
-    yield
-    limits.reset_memory()
-    # Before the database is emptied (transactional_db's teardown runs after this one): a request
-    # left in a test is emailed on a thread that may still be writing its outcome.
-    handoff_email.wait_for_sends()
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("handoff_chat")]
 
 
 async def leave(chat: Chat, **fields) -> dict:

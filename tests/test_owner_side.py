@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -23,7 +22,7 @@ from faq import embedding
 from faq.models import FAQEntry, FAQVector, Shop
 from owner import charts, unanswered
 from owner.dashboard import shop_stats
-from tests.support import make_demo_shop, make_owner
+from tests.support import make_demo_shop, make_owner, stored_conversation
 from widget.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db
@@ -31,26 +30,20 @@ pytestmark = pytest.mark.django_db
 
 def talk(shop: Shop, *turns, page: str = "https://shop.example/", days_ago: float = 0):
     """A conversation: each turn is (question, mode, confident, feedback, source entries)."""
-    conversation = Conversation.objects.create(shop=shop, page_url=page, user_agent="test")
-    when = timezone.now() - timedelta(days=days_ago)
-    for number, (question, mode, confident, feedback, entries) in enumerate(turns):
-        ask_id = f"a{number}"
-        Message.objects.create(conversation=conversation, role="user", ask_id=ask_id, text=question)
-        Message.objects.create(
-            conversation=conversation,
-            role="bot",
-            ask_id=ask_id,
-            text=f"answer to {question}",
-            mode=mode,
-            confident=confident,
-            feedback=feedback,
-            score=0.8 if confident else 0.3,
-            sources=[{"id": e.pk, "question": e.question} for e in entries],
+    answers = [
+        (
+            question,
+            {
+                "mode": mode,
+                "confident": confident,
+                "feedback": feedback,
+                "score": 0.8 if confident else 0.3,
+                "sources": [{"id": e.pk, "question": e.question} for e in entries],
+            },
         )
-    Conversation.objects.filter(pk=conversation.pk).update(started=when)
-    Message.objects.filter(conversation=conversation).update(created=when)
-    conversation.refresh_from_db()
-    return conversation
+        for question, mode, confident, feedback, entries in turns
+    ]
+    return stored_conversation(shop, answers, page=page, days_ago=days_ago)
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from faq import embedding
 from faq.models import FAQEntry, FAQVector, SearchIndex, Shop
-from tests.support import Chat, make_demo_shop, make_owner
+from tests.support import Chat, make_demo_shop, make_owner, stored_conversation
 from widget import handoff_email
 from widget.chat import limits
 from widget.models import Conversation, CustomerWording, Handoff, Message
@@ -67,24 +67,11 @@ def columns_holding(*needles: str) -> list[str]:
 def conversation(shop: Shop, *turns, days_ago: float = 0, page: str = "https://shop.example/"):
     """A conversation of customer questions and bot answers: each turn is (question, answer
     mode, feedback); a fallback or a thumbs-down makes the question unanswered."""
-    talk = Conversation.objects.create(shop=shop, page_url=page, user_agent="Mozilla/5.0 (test)")
-    for number, (question, mode, feedback) in enumerate(turns):
-        ask_id = f"a{number}"
-        Message.objects.create(conversation=talk, role="user", ask_id=ask_id, text=question)
-        Message.objects.create(
-            conversation=talk,
-            role="bot",
-            ask_id=ask_id,
-            text=f"An answer to {question}",
-            mode=mode,
-            confident=mode != Message.FALLBACK,
-            feedback=feedback,
-        )
-    if days_ago:
-        when = timezone.now() - timedelta(days=days_ago)
-        Conversation.objects.filter(pk=talk.pk).update(started=when)
-        talk.messages.update(created=when)
-    return talk
+    answers = [
+        (question, {"mode": mode, "confident": mode != Message.FALLBACK, "feedback": feedback})
+        for question, mode, feedback in turns
+    ]
+    return stored_conversation(shop, answers, page=page, days_ago=days_ago)
 
 
 def click(talk: Conversation, question: Message, entry: FAQEntry) -> CustomerWording | None:

@@ -30,8 +30,7 @@ from django.db import connection
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from harness.daphne_process import DaphneProcess
-from tests.support import make_demo_shop, server_database_url, server_environment
+from tests.support import daphne_server, server_database_url, server_environment
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -55,17 +54,8 @@ def server(django_db_setup, django_db_blocker):
             # Every client here is 127.0.0.1: the flood must really search, not be refused.
             FAQ_SEARCHES_PER_IP_PER_MINUTE="0",
         )
-    daphne = DaphneProcess(env).launch()
-    try:
-        daphne.wait_ready(START_TIMEOUT)
+    with daphne_server(env, START_TIMEOUT) as daphne:
         yield daphne
-    finally:
-        daphne.stop()
-
-
-@pytest.fixture
-def shop(transactional_db, demo_texts_embedded):
-    return make_demo_shop(demo_texts_embedded)
 
 
 def server_connections(observer: psycopg.Connection) -> int:
@@ -149,8 +139,8 @@ def settled(observer: psycopg.Connection, baseline: int, within: float) -> tuple
         time.sleep(0.1)  # polling the database's own view; there is nothing to wait on instead
 
 
-def test_a_faq_search_flood_and_a_healthz_burst_keep_connections_bounded(server, shop):
-    search_urls = [f"{server.url}/faq/{shop.slug}/?q={quote(q)}" for q in QUERIES]
+def test_a_faq_search_flood_and_a_healthz_burst_keep_connections_bounded(server, demo_shop):
+    search_urls = [f"{server.url}/faq/{demo_shop.slug}/?q={quote(q)}" for q in QUERIES]
     assert get(search_urls[0]) == 200
     with observer_connection() as observer:
         baseline, _ = settled(observer, 0, 5)
@@ -183,10 +173,10 @@ def test_a_faq_search_flood_and_a_healthz_burst_keep_connections_bounded(server,
     assert after_health <= baseline, after_health
 
 
-def test_the_chat_keeps_its_connection_while_http_requests_do_not(server, shop):
+def test_the_chat_keeps_its_connection_while_http_requests_do_not(server, demo_shop):
     with observer_connection() as observer:
         baseline, _ = settled(observer, 0, 5)
-        with connect(f"{server.ws_url}/ws/chat/{shop.public_key}/", open_timeout=30) as ws:
+        with connect(f"{server.ws_url}/ws/chat/{demo_shop.public_key}/", open_timeout=30) as ws:
             assert json.loads(ws.recv(30))["type"] == "ready"
             ws.send(json.dumps({"type": "ask", "id": "a1", "text": "Do you deliver?"}))
             while (frame := json.loads(ws.recv(30)))["type"] != "answer":
@@ -194,13 +184,13 @@ def test_the_chat_keeps_its_connection_while_http_requests_do_not(server, shop):
         # The worker thread that answered keeps its connection for the next question.
         kept, _ = settled(observer, baseline, 2)
         assert kept > baseline
-        assert get(f"{server.url}/faq/{shop.slug}/?q=delivery") == 200
+        assert get(f"{server.url}/faq/{demo_shop.slug}/?q=delivery") == 200
         after, _ = settled(observer, kept, 5)
         assert after == kept
 
 
-def test_a_websocket_message_over_64_kib_is_closed_by_daphne_with_1009(server, shop):
-    with connect(f"{server.ws_url}/ws/chat/{shop.public_key}/", open_timeout=30) as ws:
+def test_a_websocket_message_over_64_kib_is_closed_by_daphne_with_1009(server, demo_shop):
+    with connect(f"{server.ws_url}/ws/chat/{demo_shop.public_key}/", open_timeout=30) as ws:
         assert json.loads(ws.recv(30))["type"] == "ready"
         # Under the limit but over CHAT_MAX_FRAME_CHARS: ShopBot's own error frame.
         ws.send(json.dumps({"type": "ask", "id": "a1", "text": "x" * 60_000}))
@@ -214,7 +204,7 @@ def test_a_websocket_message_over_64_kib_is_closed_by_daphne_with_1009(server, s
     assert closed.value.rcvd is None or closed.value.rcvd.code == 1009, closed.value
 
 
-def test_a_key_longer_than_the_route_allows_is_closed_with_4404(server, shop):
+def test_a_key_longer_than_the_route_allows_is_closed_with_4404(server, demo_shop):
     with connect(f"{server.ws_url}/ws/chat/{'k' * 101}/", open_timeout=30) as ws:
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(30)

@@ -61,6 +61,14 @@ async def click(chat: Chat, entry: int, text: str, ask_id: str | None = None) ->
     return frame
 
 
+async def unsure_then_click(chat: Chat, refunds: FAQEntry) -> tuple[dict, dict]:
+    """On a new chat, the unsure question, then a click on the refunds entry it suggests: the
+    unsure question's answer frame and the click's."""
+    await chat.ready()
+    _, unsure = await chat.ask(UNSURE)
+    return unsure, await click(chat, refunds.pk, REFUNDS)
+
+
 def owner_client(shop: Shop) -> Client:
     client = Client()
     client.force_login(make_owner(shop))
@@ -153,10 +161,8 @@ async def test_owner_accepts_the_wording_and_the_same_question_is_then_answered(
 ):
     refunds = await FAQEntry.objects.aget(shop=demo_shop, question=REFUNDS)
     async with Chat(demo_shop.public_key) as chat:
-        await chat.ready()
-        _, unsure = await chat.ask(UNSURE)
-        assert unsure["mode"] == "fallback"
-        await click(chat, refunds.pk, REFUNDS)
+        unsure, _ = await unsure_then_click(chat, refunds)
+    assert unsure["mode"] == "fallback"
     wording = await CustomerWording.objects.aget(entry=refunds)
 
     def owner_accepts() -> None:
@@ -218,9 +224,7 @@ async def test_thumbs_down_on_a_clicked_answer_removes_the_pairing(
 ):
     refunds = await FAQEntry.objects.aget(shop=demo_shop, question=REFUNDS)
     async with Chat(demo_shop.public_key) as chat:
-        await chat.ready()
-        _, unsure = await chat.ask(UNSURE)
-        answer = await click(chat, refunds.pk, REFUNDS)
+        _, answer = await unsure_then_click(chat, refunds)
         await chat.send({"type": "feedback", "message": answer["message"], "value": "down"})
         saved = await chat.recv()
     assert saved == {"type": "feedback_saved", "message": answer["message"]}
@@ -261,10 +265,8 @@ async def test_unanswered_page_offers_the_entry_a_group_mostly_clicked(
     refunds = await FAQEntry.objects.aget(shop=demo_shop, question=REFUNDS)
     for _ in range(2):  # two customers, the same unsure wording, both click the refunds entry
         async with Chat(demo_shop.public_key) as chat:
-            await chat.ready()
-            _, unsure = await chat.ask(UNSURE)
-            assert unsure["mode"] == "fallback"
-            await click(chat, refunds.pk, REFUNDS)
+            unsure, _ = await unsure_then_click(chat, refunds)
+        assert unsure["mode"] == "fallback"
 
     def owner_adds_the_wordings() -> None:
         client = owner_client(demo_shop)
@@ -316,9 +318,7 @@ async def test_with_claude_the_candidates_go_to_claude_and_a_click_is_answered_c
         Scenario(text_chunks=["Send us a photo within 24 hours for a refund."], cite=[(0, "x")]),
     )
     async with Chat(demo_shop.public_key) as chat:
-        await chat.ready()
-        _, unsure = await chat.ask(UNSURE)
-        answer = await click(chat, refunds.pk, REFUNDS)
+        unsure, answer = await unsure_then_click(chat, refunds)
 
     declined, clicked = fake.requests
     assert f"faq:{refunds.pk}" in [r["source"] for r in declined.search_results]
@@ -346,5 +346,5 @@ def test_purge_deletes_customer_wordings_not_seen_since_the_cutoff_unless_accept
 
     out = io.StringIO()
     call_command("purge_conversations", stdout=out)
-    assert "and 1 customer wordings last seen before then" in out.getvalue()
+    assert "and 1 customer wordings not clicked within them" in out.getvalue()
     assert set(CustomerWording.objects.values_list("pk", flat=True)) == {accepted.pk, recent.pk}

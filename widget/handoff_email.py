@@ -93,6 +93,19 @@ def how_to_answer(handoff: Handoff, site: str = "") -> str:
     return f"Answer it in the admin, where the customer gets your reply {delivered}:\n{link}"
 
 
+def email_to_owners(handoff: Handoff, recipients: list[str], about: str, body: str) -> EmailMessage:
+    """An email to the shop's people about `handoff` (the new request, its reminder): the subject
+    "[Shop] about: the question", Reply-To the request's reply address when replies by email are
+    on."""
+    return EmailMessage(
+        subject=f"[{one_line(handoff.shop.name, 40)}] {about}: {one_line(handoff.note)}",
+        body=body,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=recipients,
+        reply_to=[handoff.reply_address] if handoff.reply_address else None,
+    )
+
+
 def owner_email(handoff: Handoff, recipients: list[str], site: str = "") -> EmailMessage:
     shop = handoff.shop
     who = handoff.name or "A customer"
@@ -106,13 +119,7 @@ def owner_email(handoff: Handoff, recipients: list[str], site: str = "") -> Emai
         f"{how_to_answer(handoff, site)}\n\n"
         f"The conversation so far:\n\n{transcript(handoff)}\n"
     )
-    return EmailMessage(
-        subject=f"[{one_line(shop.name, 40)}] Customer question: {one_line(handoff.note)}",
-        body=body,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=recipients,
-        reply_to=[handoff.reply_address] if handoff.reply_address else None,
-    )
+    return email_to_owners(handoff, recipients, "Customer question", body)
 
 
 def reminder_email(handoff: Handoff, recipients: list[str]) -> EmailMessage:
@@ -127,13 +134,7 @@ def reminder_email(handoff: Handoff, recipients: list[str]) -> EmailMessage:
         f"\n\n{how_to_answer(handoff)}\n\n"
         "This is the only reminder about this request.\n"
     )
-    return EmailMessage(
-        subject=f"[{one_line(shop.name, 40)}] Still waiting: {one_line(handoff.note)}",
-        body=body,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=recipients,
-        reply_to=[handoff.reply_address] if handoff.reply_address else None,
-    )
+    return email_to_owners(handoff, recipients, "Still waiting", body)
 
 
 def retry_delay(attempts: int) -> float:

@@ -74,6 +74,13 @@ class TimeRange(models.Model):
     class Meta:
         abstract = True
 
+    def __str__(self) -> str:
+        return self.label()
+
+    def label(self) -> str:
+        """The row as the owner knows it: in the admin and in the sentences of its errors."""
+        raise NotImplementedError
+
     def as_range(self) -> sched.Range:
         return sched.Range(self.opens, self.closes, self.past_midnight)
 
@@ -290,9 +297,6 @@ class WeeklyRange(TimeRange):
         verbose_name = "weekly opening hours"
         verbose_name_plural = "weekly opening hours"
 
-    def __str__(self) -> str:
-        return self.label()
-
     def label(self) -> str:
         return f"{WEEKDAYS[self.weekday]} {clock(self.opens)}-{clock(self.closes)}"
 
@@ -327,9 +331,6 @@ class SpecialDay(TimeRange):
         ordering = ["start", "opens"]
         verbose_name = "exception"
         verbose_name_plural = "exceptions (holidays, closures, other hours)"
-
-    def __str__(self) -> str:
-        return self.label()
 
     @property
     def last_day(self) -> date:
@@ -436,7 +437,7 @@ class HolidayRule(TimeRange):
             models.UniqueConstraint(fields=["hours", "holiday"], name="one_rule_per_holiday")
         ]
 
-    def __str__(self) -> str:
+    def label(self) -> str:
         return f"{self.holiday}: {self.get_action_display()}"
 
     def clean(self) -> None:

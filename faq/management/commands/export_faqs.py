@@ -3,12 +3,11 @@ published entries with schema.org JSON-LD, for the owner's own site)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from django.core.management.base import BaseCommand, CommandError
 
 from faq import faqpage, importing
 from faq.models import Shop
+from lib.output import write_output
 
 
 class Command(BaseCommand):
@@ -31,15 +30,10 @@ class Command(BaseCommand):
             text = faqpage.export_html(shop.entries.all(), shop.name)
         else:
             text = importing.export(shop.entries.order_by("category", "question"), fmt)
-        if not output:
-            self.stdout.write(text, ending="")
-            return
-        try:
-            Path(output).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise CommandError(f"Cannot write {output}: {exc.strerror}.") from None
-        entries = shop.entries.filter(published=True) if fmt == "html" else shop.entries
-        self.stderr.write(f"Wrote {entries.count()} entries of {shop.name!r} to {output}.")
+        write_output(self, text, output)
+        if output:
+            entries = shop.entries.filter(published=True) if fmt == "html" else shop.entries
+            self.stderr.write(f"Wrote {entries.count()} entries of {shop.name!r} to {output}.")
 
     @staticmethod
     def guess_format(filename: str) -> str | None:

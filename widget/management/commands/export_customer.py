@@ -4,11 +4,11 @@ and conversations with every message, in the shape docs/privacy.md documents."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from lib.output import write_output
 from widget.management import customer
 
 
@@ -30,14 +30,9 @@ class Command(BaseCommand):
             **customer.conversations_of(address, shop).export(),
         }
         text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
-        if not output:
-            self.stdout.write(text, ending="")
-            return
-        try:
-            Path(output).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise CommandError(f"Cannot write {output}: {exc.strerror}.") from None
-        self.stderr.write(
-            f"Wrote {len(data['requests'])} requests and {len(data['conversations'])} "
-            f"conversations to {output}."
-        )
+        write_output(self, text, output)
+        if output:
+            self.stderr.write(
+                f"Wrote {len(data['requests'])} requests and {len(data['conversations'])} "
+                f"conversations to {output}."
+            )
