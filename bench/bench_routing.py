@@ -4,7 +4,7 @@ Would routing by language pay through the whole pipeline? (issue 27; docs/multil
     .venv/bin/python bench/bench_routing.py [--sets dev_bakery,...] [--eval-dir ../shared/eval]
 
 Needs py3langid==0.4.0, which the project does not install. For each set, every query and
-conversation turn goes through `faq.retrieval.search` twice, as `manage.py eval_retrieval` does
+conversation turn goes through `faq.search.search` twice, as `manage.py eval_retrieval` does
 (a temporary shop, the real models): once with all-MiniLM-L6-v2 (EMBEDDING_MULTILINGUAL=off), once
 with multilingual-e5-small (=e5). Then prints each model's figures and those of a router that
 sends the questions py3langid reads as English (among the widget's nine languages) to MiniLM and
@@ -31,7 +31,7 @@ from django.conf import settings  # noqa: E402
 
 from faq import embedding  # noqa: E402
 from faq.management.commands.eval_retrieval import build_shop, judge, load_dataset  # noqa: E402
-from faq.retrieval import search  # noqa: E402
+from faq.search import search  # noqa: E402
 
 SETS = ["dev_bakery", "hint3_sofmattress", "dev_fr_fleuriste", "dev_bakery_xling"]
 

@@ -14,7 +14,7 @@ import pytest
 
 from faq import embedding, indexing
 from faq.models import FAQEntry, FAQVector, Shop
-from faq.retrieval import search
+from faq.search import search
 
 ROOT = Path(__file__).resolve().parent.parent
 
