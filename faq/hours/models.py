@@ -121,7 +121,28 @@ def overlap_errors(labelled: Iterable[tuple[str, int, int]], span: int | None) -
     return errors
 
 
+# schema.org's LocalBusiness and the subtypes small shops are most often: the FAQ page's JSON-LD
+# describes the shop as the one the owner picks.
+class BusinessType(models.TextChoices):
+    LOCAL_BUSINESS = "LocalBusiness", "A local business (any kind)"
+    STORE = "Store", "A shop (any kind)"
+    FLORIST = "Florist", "Florist"
+    BAKERY = "Bakery", "Bakery"
+    BOOK_STORE = "BookStore", "Book shop"
+    CLOTHING_STORE = "ClothingStore", "Clothing shop"
+    GROCERY_STORE = "GroceryStore", "Grocery"
+    HARDWARE_STORE = "HardwareStore", "Hardware shop"
+    JEWELRY_STORE = "JewelryStore", "Jewellery shop"
+    PET_STORE = "PetStore", "Pet shop"
+    CAFE = "CafeOrCoffeeShop", "Café"
+    RESTAURANT = "Restaurant", "Restaurant"
+    BAR = "BarOrPub", "Bar or pub"
+    HAIR_SALON = "HairSalon", "Hair salon"
+
+
 class ShopHours(models.Model):
+    BusinessType = BusinessType
+
     class OnHolidays(models.TextChoices):
         USUAL = "usual", "Open as usual"
         CLOSED = "closed", "Closed"
@@ -155,6 +176,13 @@ class ShopHours(models.Model):
         choices=OnHolidays,
         default=OnHolidays.USUAL,
         help_text="What holds on a public holiday you made no rule for below.",
+    )
+    business_type = models.CharField(
+        "kind of shop",
+        max_length=40,
+        choices=BusinessType,
+        default=BusinessType.LOCAL_BUSINESS,
+        help_text="How search engines are told what the shop is (the FAQ page's schema.org data).",
     )
 
     class Meta:
@@ -250,6 +278,16 @@ class ShopHours(models.Model):
             closed_on_public_holidays=self.public_holidays == self.OnHolidays.CLOSED,
             holiday_rules=rules,
         )
+
+
+def shop_schedule(shop_id: int) -> sched.Schedule | None:
+    """The shop's hours as a Schedule (four queries), or None when it has none to answer from:
+    no hours, or no opening time anywhere."""
+    hours = ShopHours.objects.filter(shop_id=shop_id).first()
+    if hours is None:
+        return None
+    schedule = hours.schedule()
+    return None if schedule.is_empty else schedule
 
 
 def _merged_specials(specials: tuple[sched.Special, ...]) -> tuple[sched.Special, ...]:
