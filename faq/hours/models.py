@@ -16,7 +16,7 @@ Registered by faq/models.py, which imports them; the migration is faq.0011_openi
 from __future__ import annotations
 
 import zoneinfo
-from datetime import date, time, timedelta
+from datetime import UTC, date, time, timedelta
 from typing import TYPE_CHECKING
 
 import holidays
@@ -61,7 +61,13 @@ def check_time_zone(name: str) -> None:
 
 
 class TimeRange(models.Model):
-    """Open from `opens` to `closes`; `past_midnight` says the closing time is on the next day."""
+    """Open from `opens` to `closes`; `past_midnight` says the closing time is on the next day.
+
+    `checked_with_rows`: set by the admin's hours editor, whose formsets check the rows being
+    edited together (`ShopHours.check_week`, `SpecialDay.check_conflicts`): `clean()` then does not
+    compare a row with its saved siblings, which the same save may be changing."""
+
+    checked_with_rows = False
 
     opens = models.TimeField("opens", null=True, blank=True)
     closes = models.TimeField("closes", null=True, blank=True)
@@ -223,11 +229,23 @@ class ShopHours(models.Model):
         return zoneinfo.ZoneInfo(self.time_zone)
 
     def today(self) -> date:
-        """Today in the shop's time zone."""
-        return timezone.now().astimezone(self.zone).date()
+        """Today in the shop's time zone (in UTC while the time zone is not one we know: a form
+        being corrected, whose clean() says so)."""
+        try:
+            zone = self.zone
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            zone = UTC
+        return timezone.now().astimezone(zone).date()
 
     def holiday_choices(self) -> list[str]:
-        """The holidays a rule may name: this year's and next year's in the shop's calendar."""
+        """The holidays a rule may name: this year's and next year's in the shop's calendar
+        (none while the country or region is not one the calendar knows: clean() says so)."""
+        supported = holidays.list_supported_countries()
+        if self.holiday_country not in supported or (
+            self.holiday_subdivision
+            and self.holiday_subdivision not in supported[self.holiday_country]
+        ):
+            return []
         year = self.today().year
         return sched.holiday_names(
             self.holiday_country, self.holiday_subdivision, range(year, year + 2)
@@ -338,7 +356,7 @@ class WeeklyRange(TimeRange):
         errors = self.range_errors()
         if errors:
             raise ValidationError(errors)
-        if self.hours_id is not None:
+        if self.hours_id is not None and not self.checked_with_rows:
             siblings = list(self.hours.week.exclude(pk=self.pk))
             ShopHours.check_week([*siblings, self])
 
@@ -410,7 +428,7 @@ class SpecialDay(TimeRange):
         errors = self.own_errors()
         if errors:
             raise ValidationError(errors)
-        if self.hours_id is not None:
+        if self.hours_id is not None and not self.checked_with_rows:
             SpecialDay.check_conflicts([*self.hours.exceptions.exclude(pk=self.pk), self])
 
     def _days(self) -> set[tuple[int, ...]]:
