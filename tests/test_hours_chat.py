@@ -163,3 +163,30 @@ def test_claude_gets_the_computed_hours_as_one_more_source():
     assert content[-1] == {"type": "text", "text": "are you open on sunday?"}
     without = claude.build_messages([], [], "hi")[-1]["content"]
     assert json.dumps(without) and all(block.get("source") != "hours" for block in without)
+
+
+async def test_with_claude_the_hours_go_to_claude_and_are_the_source(demo_texts_embedded, fake):
+    shop = await db(make_demo_shop)(demo_texts_embedded)
+    fake.script(text_chunks=["We're closed ", "on Christmas Day."])
+    with time_machine.travel(MONDAY_3PM, tick=False):
+        async with Chat(shop.public_key) as chat:
+            await chat.ready()
+            _, answer = await chat.ask("Are you open on Christmas?")
+    hours_blocks = [sr for sr in fake.requests[-1].search_results if sr["source"] == "hours"]
+    assert len(hours_blocks) == 1
+    text = hours_blocks[0]["content"][0]["text"]
+    assert "We're closed on Christmas Day (Friday, December 25)." in text  # not a guess
+    assert text.startswith("We're closed on Christmas Day")  # the computed answer first
+    assert "We're open now, until 6:00 PM." in text  # then the hours as a whole
+    assert (answer["mode"], answer["text"]) == ("llm", "We're closed on Christmas Day.")
+    assert answer["sources"][0]["hours"] is True
+    # Claude failing: the computed answer, mode hours.
+    fake.script(error="invalid_request")
+    with time_machine.travel(MONDAY_3PM, tick=False):
+        async with Chat(shop.public_key) as chat:
+            await chat.ready()
+            _, answer = await chat.ask("Are you open on Christmas Eve?")
+    assert answer["mode"] == "hours"
+    assert answer["text"] == (
+        "On Christmas Eve (Thursday, December 24) we're open 9:00 AM to 3:00 PM."
+    )

@@ -7,6 +7,8 @@ The request is shaped so that the model can only lean on the shop's FAQ:
   repeat requests read it from Anthropic's prompt cache (once it is long enough to be cached);
 - the retrieved entries go into the user turn as `search_result` blocks with citations enabled,
   followed by the customer's text, so the sources we show are the ones Claude actually cited;
+- for a question about opening times, the shop's hours computed for now
+  (faq/hours/questions.py's `source_text`) go in as one more `search_result`, after the entries;
 - earlier turns of the conversation go in as plain user / assistant messages.
 
 Failures (timeouts, 429, 5xx, 529, a cut or stalled stream, an SSE error event) raise

@@ -196,7 +196,10 @@ def hours_answer(conversation: Conversation, text: str, with_source: bool) -> Ho
     text = hours_questions.answer_question(schedule, text, now, language)
     if text is None:
         return None
-    source = hours_questions.source_text(schedule, now, language) if with_source else ""
+    # For Claude: the answer to this very question first, then the hours as a whole.
+    source = ""
+    if with_source:
+        source = f"{text} {hours_questions.source_text(schedule, now, language)}"
     return HoursAnswer(text, language, source)
 
 
