@@ -129,7 +129,8 @@ async def test_claude_stalling_then_failing_under_load_still_answers_every_ask(
         results = await asyncio.gather(*(one(n) for n in range(asks)))
         elapsed = asyncio.get_running_loop().time() - started
         assert len(fake.requests) == asks
-    assert {answer["mode"] for _, answer in results} <= {"faq", "fallback"}
+    # The opening-hours question falls back to the hours computed for it (mode hours).
+    assert {answer["mode"] for _, answer in results} <= {"faq", "fallback", "hours"}
     # Every ask fell back within the timeout (plus the embedding work of a busy machine).
     assert elapsed < ANSWER_TIMEOUT
     for conversation, answer in results:
