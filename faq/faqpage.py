@@ -2,23 +2,34 @@
 The shop's FAQ as a web page: the public page at /faq/<slug>/ and the HTML export share this.
 
 Both list exactly the published entries, by category, each under its own anchor (entry_anchor),
-with schema.org FAQPage JSON-LD of the same entries for search engines' rich results.
+with schema.org FAQPage JSON-LD of the same entries for search engines' rich results. The hosted
+page also shows the shop's opening hours (`opening_hours`: the next 7 days and the special days
+after them) under HOURS_ANCHOR, where the chat's answers from the hours link, and describes the
+shop as a LocalBusiness (or the kind the owner chose) with its hours in JSON-LD too.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db.models import Max, QuerySet
 from django.template.loader import render_to_string
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
-from faq.models import FAQEntry, Shop, entry_anchor
+from faq.hours import questions as hours_questions
+from faq.hours import schedule as sched
+from faq.hours import schemaorg
+from faq.models import FAQEntry, Shop, ShopHours, entry_anchor
 
 UNCATEGORISED = _("Other questions")
+# The page lists the next DAYS_SHOWN days, then the special days (closures, other hours) of the
+# COMING_DAYS after them.
+DAYS_SHOWN = 7
+COMING_DAYS = 90
 
 
 @dataclass
@@ -67,12 +78,46 @@ def jsonld(entries: list[FAQEntry]) -> dict:
     }
 
 
-def jsonld_script(entries: list[FAQEntry]) -> SafeString:
-    """The JSON-LD as a <script> element. <, > and & are escaped as JSON unicode escapes, so an
-    answer containing "</script>" cannot end the element early."""
-    text = json.dumps(jsonld(entries), ensure_ascii=False, indent=1)
-    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return mark_safe(f'<script type="application/ld+json">\n{text}\n</script>')
+def jsonld_script(entries: list[FAQEntry], *more: dict) -> SafeString:
+    """The JSON-LD (and `more` documents, each its own element) as <script> elements. <, > and &
+    are escaped as JSON unicode escapes, so an answer containing "</script>" cannot end the
+    element early."""
+    scripts = []
+    for document in (jsonld(entries), *more):
+        text = json.dumps(document, ensure_ascii=False, indent=1)
+        text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+        scripts.append(f'<script type="application/ld+json">\n{text}\n</script>')
+    return mark_safe("\n".join(scripts))
+
+
+@dataclass
+class OpeningHours:
+    """What the FAQ page shows of the shop's hours, in the page's language: `days` (the next
+    DAYS_SHOWN, as faq.hours.questions.days_preview gives them), `coming` (the special days after
+    them, the same way) and `jsonld` (the shop as a LocalBusiness with its hours)."""
+
+    days: list[dict]
+    coming: list[dict]
+    jsonld: dict
+
+
+def opening_hours(shop: Shop, url: str, language: str) -> OpeningHours | None:
+    """The shop's hours for its FAQ page (`url`, the page's address), or None without hours."""
+    hours = ShopHours.objects.filter(shop=shop).first()
+    schedule = hours.schedule() if hours else None
+    if schedule is None or schedule.is_empty:
+        return None
+    today = timezone.now().astimezone(schedule.time_zone).date()
+    after = today + timedelta(days=DAYS_SHOWN)
+    coming = [
+        hours_questions.days_preview(schedule, special.day, 1, language)[0]
+        for special in sched.upcoming_specials(schedule, after, COMING_DAYS)
+    ]
+    return OpeningHours(
+        days=hours_questions.days_preview(schedule, today, DAYS_SHOWN, language),
+        coming=coming,
+        jsonld=schemaorg.local_business(shop.name, url, schedule, today, hours.business_type),
+    )
 
 
 def export_html(entries: QuerySet[FAQEntry], title: str) -> str:

@@ -49,6 +49,10 @@ def unique_shop_slug(name: str, exclude_pk: int | None = None) -> str:
     return slug
 
 
+# The FAQ page's opening hours section (faq/templates/faq/page.html).
+HOURS_ANCHOR = "opening-hours"
+
+
 def entry_anchor(entry_id: int) -> str:
     """The element id of an entry on the FAQ page and in the HTML export: stable across edits."""
     return f"faq-{entry_id}"
@@ -297,8 +301,18 @@ class Shop(models.Model):
         """An answer's stored sources with each entry's link added (worked out when sent, so a
         change of where the FAQ lives applies to old answers too)."""
         return [
-            {**s, "url": self.faq_entry_url(s["id"], site)} if "id" in s else s for s in sources
+            {**s, "url": self.faq_entry_url(s["id"], site)}
+            if "id" in s
+            else {**s, "url": self.hours_url(site)}
+            if s.get("hours")
+            else s
+            for s in sources
         ]
+
+    def hours_url(self, site: str) -> str:
+        """Where an answer from the opening hours links: the hosted FAQ page's hours section
+        (an owner's own page need not show the hours)."""
+        return f"{site}{self.get_absolute_url()}#{HOURS_ANCHOR}"
 
     @property
     def origins(self) -> list[str]:

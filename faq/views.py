@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import translation
 
 from faq import faqpage, pagesearch, search
-from faq.models import Shop, entry_anchor
+from faq.models import HOURS_ANCHOR, Shop, entry_anchor
 from faq.text import clean_text
 from lib.web import site_url
 
@@ -38,6 +38,7 @@ def faq_page(request: HttpRequest, slug: str) -> HttpResponse:
         for entry in hits or []:
             entry.anchor = entry_anchor(entry.pk)
     site = site_url(request)
+    hours = faqpage.opening_hours(shop, site + shop.get_absolute_url(), shop.language)
     with translation.override(shop.language):  # the page's headings in the shop's language
         return render(
             request,
@@ -47,7 +48,9 @@ def faq_page(request: HttpRequest, slug: str) -> HttpResponse:
                 "sections": faqpage.sections(entries),
                 "entry_count": len(entries),
                 "updated": faqpage.last_updated(shop),
-                "jsonld": faqpage.jsonld_script(entries),
+                "jsonld": faqpage.jsonld_script(entries, *([hours.jsonld] if hours else [])),
+                "hours": hours,
+                "hours_anchor": HOURS_ANCHOR,
                 "query": query,
                 "hits": hits,
                 "confident": confident,

@@ -28,7 +28,7 @@ import json
 import re
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -529,15 +529,26 @@ def _from_json_ld(soup: BeautifulSoup, base_url: str) -> list[tuple[Found, Tag |
                     continue
                 stack.extend(reversed(list(node.values())))
 
+    for data in _json_ld_blocks(soup):
+        visit(data)
+    return found
+
+
+def _json_ld_blocks(soup: BeautifulSoup) -> Iterator:
+    """Each JSON-LD block of the page, parsed; a broken (or absurdly nested) one is skipped, so
+    it cannot hide the others."""
     for script in soup.find_all("script", type=re.compile(r"ld\+json", re.IGNORECASE)):
         raw = (script.string or "").strip()
         raw = raw.removeprefix("<!--").removesuffix("-->")  # old themes hide it in a comment
         try:
-            data = json.loads(raw, strict=False)
+            yield json.loads(raw, strict=False)
         except (ValueError, RecursionError):
-            continue  # one broken (or absurdly nested) block must not hide the others
-        visit(data)
-    return found
+            continue
+
+
+def json_ld(page: Page) -> list:
+    """The page's JSON-LD blocks, parsed (the opening-hours import reads them)."""
+    return list(_json_ld_blocks(BeautifulSoup(page.content, "lxml", from_encoding=page.encoding)))
 
 
 def _from_microdata(page: Parsed) -> list[tuple[Found, Tag | None]]:

@@ -1,10 +1,11 @@
 """
 The shop in the admin: `ShopAdmin` (settings, with the embed snippet, the set-up checklist and the
 month's Claude spend) and every per-shop owner page, which hangs off it
-(admin/faq/shop/<id>/...: try a question, import from your website, the dashboard, the
-unanswered questions) and finds its shop one way, `shop_page`: the permission first (403), then
-the admin's scoped get_object (another owner's shop is a 404). Try a question and the import from
-a website are here; the dashboard and the unanswered questions are owner/views.py's.
+(admin/faq/shop/<id>/...: try a question, import from your website, the opening hours, the
+dashboard, the unanswered questions) and finds its shop one way, `shop_page`: the permission first
+(403), then the admin's scoped get_object (another owner's shop is a 404). Try a question and the
+import from a website are here; the opening hours are owner/hours.py's; the dashboard and the
+unanswered questions are owner/views.py's.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from faq import checklist, search, webimport
 from faq.models import Shop
 from faq.owners import ShopScopedAdmin
 from lib.web import site_url
+from owner import hours as owner_hours
 from owner import views as owner_views
 from widget.models import Message
 
@@ -209,12 +211,16 @@ class ShopAdmin(ShopScopedAdmin):
         def sees_shop(request) -> bool:
             return self.has_view_or_change_permission(request)
 
+        def changes_shop(request) -> bool:
+            return self.has_change_permission(request)
+
         def sees_conversations(request) -> bool:
             return request.user.has_perm("widget.view_conversation")
 
         pages = [
             ("try/", try_question, sees_shop, "faq_shop_try"),
             ("import-page/", import_page, can_import, "faq_shop_import_page"),
+            ("hours/", owner_hours.edit_hours, changes_shop, "faq_shop_hours"),
             ("dashboard/", owner_views.dashboard, sees_conversations, "widget_dashboard"),
             ("unanswered/", owner_views.unanswered_list, sees_conversations, "widget_unanswered"),
             (

@@ -7,7 +7,11 @@ copied into each test's fresh database.
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import pytest
+import time_machine
 from aiosmtpd.controller import Controller
 from django.db import connection
 
@@ -61,6 +65,14 @@ def demo_texts_embedded() -> dict[str, list[tuple[str, str, list[float]]]]:
         vectors = embedding.embed([text for _, text in texts], [kind for kind, _ in texts])
         result[entry.question] = [(k, t, v) for (k, t), v in zip(texts, vectors, strict=True)]
     return result
+
+
+@pytest.fixture
+def shop_open():
+    """The clock at a moment the demo shop is open by its hours (Monday, December 7, 2026, 3 PM
+    in Hamilton NJ), ticking on: for tests of what the chat says whatever its hours."""
+    with time_machine.travel(datetime(2026, 12, 7, 15, 0, tzinfo=ZoneInfo("America/New_York"))):
+        yield
 
 
 @pytest.fixture

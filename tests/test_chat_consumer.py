@@ -31,7 +31,7 @@ def entry_id(shop, question: str) -> int:
     return FAQEntry.objects.get(shop=shop, question=question).pk
 
 
-async def test_ready_frame_starts_a_conversation(demo_shop):
+async def test_ready_frame_starts_a_conversation(demo_shop, shop_open):
     headers = [(b"origin", b"http://localhost:8000"), (b"host", b"localhost:8000")]
     headers.append((b"user-agent", b"Mozilla/5.0 (test)"))
     async with Chat(demo_shop.public_key, "page=http://localhost:8000/shop", headers) as chat:
@@ -44,7 +44,7 @@ async def test_ready_frame_starts_a_conversation(demo_shop):
         "suggestions": demo_shop.suggestion_list,
         "accent": demo_shop.accent_color,
         "position": "right",
-        "handoff": {"phone": False, "reply_time": "one business day"},
+        "handoff": {"phone": False, "reply_time": "one business day", "closed": None},
         "privacy": None,
     }
     # Nothing is stored until the first ask: connect-and-close leaves no trace for the owner.

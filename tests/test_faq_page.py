@@ -21,9 +21,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def jsonld_of(html: str) -> dict:
+    """The page's FAQPage JSON-LD (a shop with opening hours also has its LocalBusiness)."""
     scripts = BeautifulSoup(html, "lxml").find_all("script", type="application/ld+json")
-    assert len(scripts) == 1
-    return json.loads(scripts[0].string)
+    blocks = [json.loads(script.string) for script in scripts]
+    faq_pages = [block for block in blocks if block.get("@type") == "FAQPage"]
+    assert len(faq_pages) == 1
+    return faq_pages[0]
 
 
 def questions_in(data: dict) -> list[tuple[str, str]]:

@@ -36,7 +36,7 @@ async def leave(chat: Chat, **fields) -> dict:
 
 
 async def test_fallback_then_handoff_is_saved_once_and_emails_the_owner_the_transcript(
-    demo_shop, inbox
+    demo_shop, inbox, shop_open
 ):
     await db(make_owner)(demo_shop, "owner", "owner@petal.example")
     async with Chat(demo_shop.public_key) as chat:
@@ -102,7 +102,7 @@ async def test_bad_requests_are_refused_with_a_sentence_and_nothing_is_stored(
     assert await db(Handoff.objects.count)() == 0
 
 
-async def test_phone_call_backs_when_the_shop_accepts_them(demo_shop):
+async def test_phone_call_backs_when_the_shop_accepts_them(demo_shop, shop_open):
     await db(Shop.objects.filter(pk=demo_shop.pk).update)(
         phone_callbacks=True, reply_time="two hours"
     )

@@ -278,12 +278,12 @@ async def test_a_spent_budget_answers_from_the_faq_without_an_error(demo_shop, s
             _, first = await chat.ask(QUESTION)
             assert first["mode"] == "llm"
             _, second = await chat.ask("What are your opening hours?")
-            assert second["mode"] == "faq" and second["sources"]
+            assert second["mode"] == "hours" and second["sources"]  # the demo's hours, no Claude
             _, third = await chat.ask("Can you recommend a good car mechanic?")
             assert third["mode"] == "fallback"
         assert len(fake.requests) == 1  # Claude was not called again
     stored = await messages_of(conversation)
-    assert [m.mode for m in stored if m.role == Message.BOT] == ["llm", "faq", "fallback"]
+    assert [m.mode for m in stored if m.role == Message.BOT] == ["llm", "hours", "fallback"]
     assert await db(Message.objects.claude_tokens)(demo_shop) == 510
 
 

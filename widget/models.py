@@ -397,6 +397,7 @@ class Message(models.Model):
         LLM = "llm", "Claude"
         FAQ = "faq", "FAQ answer"
         FALLBACK = "fallback", "Fallback"
+        HOURS = "hours", "Opening hours"  # computed from the shop's hours (faq/hours/)
 
     class Feedback(models.TextChoices):
         UP = "up", "Thumbs up"
@@ -404,7 +405,7 @@ class Message(models.Model):
 
     # The short names the code reads (Message.BOT, Message.FALLBACK...): the same enum members.
     USER, BOT, SHOP = Role.USER, Role.BOT, Role.SHOP
-    LLM, FAQ, FALLBACK = Mode.LLM, Mode.FAQ, Mode.FALLBACK
+    LLM, FAQ, FALLBACK, HOURS = Mode.LLM, Mode.FAQ, Mode.FALLBACK, Mode.HOURS
     UP, DOWN = Feedback.UP, Feedback.DOWN
 
     conversation = models.ForeignKey(Conversation, models.CASCADE, related_name="messages")

@@ -52,6 +52,7 @@ def add_hours(shop) -> None:
         holiday_country=data["holiday_country"],
         holiday_subdivision=data["holiday_subdivision"],
         public_holidays=data["public_holidays"],
+        business_type=data["business_type"],
     )
     hours.full_clean()
     hours.save()

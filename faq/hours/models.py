@@ -16,7 +16,7 @@ Registered by faq/models.py, which imports them; the migration is faq.0011_openi
 from __future__ import annotations
 
 import zoneinfo
-from datetime import date, time, timedelta
+from datetime import UTC, date, time, timedelta
 from typing import TYPE_CHECKING
 
 import holidays
@@ -61,7 +61,13 @@ def check_time_zone(name: str) -> None:
 
 
 class TimeRange(models.Model):
-    """Open from `opens` to `closes`; `past_midnight` says the closing time is on the next day."""
+    """Open from `opens` to `closes`; `past_midnight` says the closing time is on the next day.
+
+    `checked_with_rows`: set by the admin's hours editor, whose formsets check the rows being
+    edited together (`ShopHours.check_week`, `SpecialDay.check_conflicts`): `clean()` then does not
+    compare a row with its saved siblings, which the same save may be changing."""
+
+    checked_with_rows = False
 
     opens = models.TimeField("opens", null=True, blank=True)
     closes = models.TimeField("closes", null=True, blank=True)
@@ -128,7 +134,28 @@ def overlap_errors(labelled: Iterable[tuple[str, int, int]], span: int | None) -
     return errors
 
 
+# schema.org's LocalBusiness and the subtypes small shops are most often: the FAQ page's JSON-LD
+# describes the shop as the one the owner picks.
+class BusinessType(models.TextChoices):
+    LOCAL_BUSINESS = "LocalBusiness", "A local business (any kind)"
+    STORE = "Store", "A shop (any kind)"
+    FLORIST = "Florist", "Florist"
+    BAKERY = "Bakery", "Bakery"
+    BOOK_STORE = "BookStore", "Book shop"
+    CLOTHING_STORE = "ClothingStore", "Clothing shop"
+    GROCERY_STORE = "GroceryStore", "Grocery"
+    HARDWARE_STORE = "HardwareStore", "Hardware shop"
+    JEWELRY_STORE = "JewelryStore", "Jewellery shop"
+    PET_STORE = "PetStore", "Pet shop"
+    CAFE = "CafeOrCoffeeShop", "Café"
+    RESTAURANT = "Restaurant", "Restaurant"
+    BAR = "BarOrPub", "Bar or pub"
+    HAIR_SALON = "HairSalon", "Hair salon"
+
+
 class ShopHours(models.Model):
+    BusinessType = BusinessType
+
     class OnHolidays(models.TextChoices):
         USUAL = "usual", "Open as usual"
         CLOSED = "closed", "Closed"
@@ -162,6 +189,13 @@ class ShopHours(models.Model):
         choices=OnHolidays,
         default=OnHolidays.USUAL,
         help_text="What holds on a public holiday you made no rule for below.",
+    )
+    business_type = models.CharField(
+        "kind of shop",
+        max_length=40,
+        choices=BusinessType,
+        default=BusinessType.LOCAL_BUSINESS,
+        help_text="How search engines are told what the shop is (the FAQ page's schema.org data).",
     )
 
     class Meta:
@@ -202,11 +236,23 @@ class ShopHours(models.Model):
         return zoneinfo.ZoneInfo(self.time_zone)
 
     def today(self) -> date:
-        """Today in the shop's time zone."""
-        return timezone.now().astimezone(self.zone).date()
+        """Today in the shop's time zone (in UTC while the time zone is not one we know: a form
+        being corrected, whose clean() says so)."""
+        try:
+            zone = self.zone
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            zone = UTC
+        return timezone.now().astimezone(zone).date()
 
     def holiday_choices(self) -> list[str]:
-        """The holidays a rule may name: this year's and next year's in the shop's calendar."""
+        """The holidays a rule may name: this year's and next year's in the shop's calendar
+        (none while the country or region is not one the calendar knows: clean() says so)."""
+        supported = holidays.list_supported_countries()
+        if self.holiday_country not in supported or (
+            self.holiday_subdivision
+            and self.holiday_subdivision not in supported[self.holiday_country]
+        ):
+            return []
         year = self.today().year
         return sched.holiday_names(
             self.holiday_country, self.holiday_subdivision, range(year, year + 2)
@@ -259,6 +305,16 @@ class ShopHours(models.Model):
         )
 
 
+def shop_schedule(shop_id: int) -> sched.Schedule | None:
+    """The shop's hours as a Schedule (four queries), or None when it has none to answer from:
+    no hours, or no opening time anywhere."""
+    hours = ShopHours.objects.filter(shop_id=shop_id).first()
+    if hours is None:
+        return None
+    schedule = hours.schedule()
+    return None if schedule.is_empty else schedule
+
+
 def _merged_specials(specials: tuple[sched.Special, ...]) -> tuple[sched.Special, ...]:
     """Exceptions with hours on the same dates are one exception with several ranges (a lunch
     closing on a special day is two rows)."""
@@ -304,7 +360,7 @@ class WeeklyRange(TimeRange):
         errors = self.range_errors()
         if errors:
             raise ValidationError(errors)
-        if self.hours_id is not None:
+        if self.hours_id is not None and not self.checked_with_rows:
             siblings = list(self.hours.week.exclude(pk=self.pk))
             ShopHours.check_week([*siblings, self])
 
@@ -373,7 +429,7 @@ class SpecialDay(TimeRange):
         errors = self.own_errors()
         if errors:
             raise ValidationError(errors)
-        if self.hours_id is not None:
+        if self.hours_id is not None and not self.checked_with_rows:
             SpecialDay.check_conflicts([*self.hours.exceptions.exclude(pk=self.pk), self])
 
     def _days(self) -> set[tuple[int, ...]]:

@@ -58,6 +58,9 @@ def site(request, django_db_blocker, start_server, other_sites) -> Iterator[dict
     demo_texts_embedded = request.getfixturevalue("demo_texts_embedded")
     with django_db_blocker.unblock():
         shop = make_demo_shop(demo_texts_embedded, is_demo=True)
+        # Without hours, the hand-off says the usual reply time whatever the hour (the promise
+        # while closed: tests/test_hours_chat.py).
+        shop.opening_hours.delete()
         # No entries: every question gets the fallback, and with it "Talk to a person".
         spanish = Shop.objects.create(
             name="Bicis Ana",

@@ -7,6 +7,8 @@ The request is shaped so that the model can only lean on the shop's FAQ:
   repeat requests read it from Anthropic's prompt cache (once it is long enough to be cached);
 - the retrieved entries go into the user turn as `search_result` blocks with citations enabled,
   followed by the customer's text, so the sources we show are the ones Claude actually cited;
+- for a question about opening times, the shop's hours computed for now
+  (faq/hours/questions.py's `source_text`) go in as one more `search_result`, after the entries;
 - earlier turns of the conversation go in as plain user / assistant messages.
 
 Failures (timeouts, 429, 5xx, 529, a cut or stalled stream, an SSE error event) raise
@@ -90,8 +92,12 @@ def system_prompt(shop: Shop) -> list[dict]:
     return [{"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}]
 
 
-def build_messages(history: Sequence[tuple[str, str]], hits: Sequence[Hit], text: str) -> list:
-    """Earlier (question, answer) pairs as plain turns, then the entries and the new question."""
+def build_messages(
+    history: Sequence[tuple[str, str]], hits: Sequence[Hit], text: str, hours: str = ""
+) -> list:
+    """Earlier (question, answer) pairs as plain turns, then the entries (and, for a question
+    about opening times, the shop's hours computed for now: after the entries, so a citation's
+    index still names an entry) and the new question."""
     messages: list[dict] = []
     for question, answer in list(history)[-HISTORY_PAIRS:]:
         messages.append({"role": "user", "content": question})
@@ -106,6 +112,16 @@ def build_messages(history: Sequence[tuple[str, str]], hits: Sequence[Hit], text
         }
         for hit in hits
     ]
+    if hours:
+        content.append(
+            {
+                "type": "search_result",
+                "source": "hours",
+                "title": "Opening hours",
+                "content": [{"type": "text", "text": hours}],
+                "citations": {"enabled": True},
+            }
+        )
     content.append({"type": "text", "text": text})
     messages.append({"role": "user", "content": content})
     return messages
@@ -129,6 +145,7 @@ async def stream_answer(
     hits: Sequence[Hit],
     text: str,
     on_text: Callable[[str], Awaitable[None]],
+    hours: str = "",
 ) -> ClaudeResult:
     """Stream Claude's answer to `text`, calling `on_text` with each chunk as it arrives.
 
@@ -143,7 +160,7 @@ async def stream_answer(
                 model=settings.ANTHROPIC_MODEL,
                 max_tokens=settings.ANTHROPIC_MAX_TOKENS,
                 system=system_prompt(shop),
-                messages=build_messages(history, hits, text),
+                messages=build_messages(history, hits, text, hours),
             ) as stream:
                 async for event in stream:
                     if event.type == "text" and event.text:

@@ -22,6 +22,8 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import translation
 
+from faq.hours.models import shop_schedule
+from faq.hours.schedule import Schedule
 from faq.models import OriginSeen, Shop
 from lib.internals import daphne_transport, is_unsaved, receive_backlog
 from widget.chat import handoff, limits, pipeline, protocol
@@ -33,6 +35,7 @@ from widget.chat.protocol import (
     Feedback,
     HandoffRequest,
     Handshake,
+    HoursRequest,
     Ping,
     Refused,
     error_frame,
@@ -82,8 +85,17 @@ def open_conversation(
         asked = set(
             conversation.messages.filter(role=Message.USER).values_list("ask_id", flat=True)
         )
-    ready = protocol.ready_frame(conversation, shop, language, history, handshake.site or "")
+    schedule = shop_schedule(shop.pk)
+    ready = protocol.ready_frame(
+        conversation, shop, language, history, handshake.site or "", schedule
+    )
     return conversation, ready, asked
+
+
+@database_sync_to_async
+def load_schedule(shop: Shop) -> Schedule | None:
+    """The shop's opening hours as they are now (the owner may have changed them)."""
+    return shop_schedule(shop.pk)
 
 
 @database_sync_to_async
@@ -139,6 +151,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     shop: Shop | None = None
     conversation: Conversation | None = None
     site: str = ""
+    language: str = "en"  # the chat's
     limiter: limits.ConnectionLimits | None = None
     closing = False  # once set, incoming frames are dropped unread
     group: str | None = None  # the conversation's channel-layer group, once joined
@@ -238,6 +251,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         # Where the links to the hosted FAQ page point: this site's own origin, as trusted as
         # for the origin check (SITE_URL, or an ALLOWED_HOSTS Host); else they are paths.
         self.shop, self.conversation, self.site = shop, conversation, handshake.site or ""
+        self.language = language
         self.person = ready["person"]
         # What the shop says in this conversation (an owner's reply, from any server process)
         # reaches this socket through the conversation's group.
@@ -285,6 +299,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             Feedback: self.on_feedback,
             Ping: self.on_ping,
             HandoffRequest: self.on_handoff,
+            HoursRequest: self.on_hours,
         }
         await handlers[type(frame)](frame)
 
@@ -303,9 +318,24 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             logger.exception("Database unavailable while saving a hand-off")
             await self.send_json(error_frame(ErrorCode.UNAVAILABLE, request.id))
             return
+        try:
+            promise = protocol.reply_promise(await load_schedule(self.shop), self.language)
+        except DatabaseError:
+            logger.warning("Could not read the shop's hours for the hand-off", exc_info=True)
+            promise = None  # the request is saved: say the usual reply time
         await self.send_json(
-            protocol.handoff_saved_frame(request.id, saved, self.shop.reply_time_text())
+            protocol.handoff_saved_frame(request.id, saved, self.shop.reply_time_text(), promise)
         )
+
+    async def on_hours(self, request: HoursRequest) -> None:
+        """The widget asks for the shop's status again (its `next_change` has come)."""
+        try:
+            schedule = await load_schedule(self.shop)
+        except DatabaseError:
+            logger.exception("Database unavailable while reading the shop's hours")
+            await self.send_json(error_frame(ErrorCode.UNAVAILABLE))
+            return
+        await self.send_json(protocol.hours_frame(schedule, self.language))
 
     async def person_changed(self, event: dict) -> None:
         """An owner took the conversation over, or handed it back to the bot."""

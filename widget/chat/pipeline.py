@@ -7,7 +7,12 @@ The answer pipeline: one customer question in, exactly one saved answer out.
    lost even if every later step fails. The (conversation, role, ask_id) unique constraint makes
    this the de-duplication point: an ask id that was already answered returns the stored answer
    at once.
-2. `retrieve` (`faq.search.search`) with the customer's earlier questions as context:
+2. `hours_answer`: a question about opening times ("are you open on Sunday?", in the chat's
+   language; faq/hours/questions.py's `recognise` needs no query) is answered from the shop's
+   hours, when it has some: mode "hours", the FAQ page's hours section as the source. Every
+   other question (and "do you deliver on Sundays?") goes on to retrieval. With Claude, the
+   computed hours go to Claude as one more source (step 3), and the entries retrieval finds too.
+   `retrieve` (`faq.search.search`) with the customer's earlier questions as context:
    retrieval decides whether the new text is a follow-up ("and on Sundays?") and never lets a
    turn that stands on its own borrow the earlier topic's confidence. When it is not confident it
    also returns "did you mean" suggestions, which a fallback answer carries. An ask that names an
@@ -49,8 +54,12 @@ from dataclasses import dataclass, field
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from faq import search
+from faq.hours import questions as hours_questions
+from faq.hours.models import shop_schedule
 from faq.models import FAQEntry, Shop
 from faq.search import Hit, SearchResult
 from widget.chat import claude
@@ -116,6 +125,17 @@ class Prepared:
     answer: Message | None = None  # already answered (a re-sent ask) or answered without Claude
     result: SearchResult = field(default_factory=SearchResult)
     history: list[tuple[str, str]] = field(default_factory=list)
+    hours: HoursAnswer | None = None  # an opening-hours question's answer (Claude's source)
+
+
+@dataclass(frozen=True)
+class HoursAnswer:
+    """An opening-hours question answered from the shop's hours: `text`, the answer in the
+    chat's language; `source`, the hours as one text for Claude ("" without Claude)."""
+
+    text: str
+    language: str
+    source: str = ""
 
 
 class UnknownEntry(Exception):
@@ -146,17 +166,58 @@ def answer_from_faq(shop: Shop, result: SearchResult) -> dict:
     }
 
 
-def answer_from_claude(reply: claude.ClaudeResult, result: SearchResult) -> dict:
-    """Step 3's answer fields: Claude's text, the entries it cited as sources, its tokens."""
+def hours_source(language: str) -> dict:
+    """The source of an answer from the hours: the FAQ page's hours section (Shop.with_urls
+    adds its link), named in the chat's language."""
+    with translation.override(language):
+        return {"hours": True, "question": gettext("Opening hours")}
+
+
+def answer_from_hours(hours: HoursAnswer) -> dict:
+    """Step 2's answer fields without Claude (or when Claude failed): the computed hours."""
+    return {"text": hours.text, "mode": Message.HOURS, "sources": [hours_source(hours.language)]}
+
+
+# An answer from the hours is sure of itself: never one of the owner's unanswered questions.
+HOURS_RESULT = SearchResult(confident=True)
+
+
+def hours_answer(conversation: Conversation, text: str, with_source: bool) -> HoursAnswer | None:
+    """Step 2: the answer from the shop's hours when `text` asks about opening times and the shop
+    has hours, else None. The recognising comes first and costs no query; the hours are loaded
+    only for a question about them."""
+    language = conversation.language or conversation.shop.language or "en"
+    now = timezone.now()
+    if hours_questions.recognise(text, language, now.date()) is None:
+        return None
+    schedule = shop_schedule(conversation.shop_id)
+    if schedule is None:
+        return None
+    text = hours_questions.answer_question(schedule, text, now, language)
+    if text is None:
+        return None
+    # For Claude: the answer to this very question first, then the hours as a whole.
+    source = ""
+    if with_source:
+        source = f"{text} {hours_questions.source_text(schedule, now, language)}"
+    return HoursAnswer(text, language, source)
+
+
+def answer_from_claude(
+    reply: claude.ClaudeResult, result: SearchResult, hours: HoursAnswer | None = None
+) -> dict:
+    """Step 3's answer fields: Claude's text, the entries it cited as sources (and the hours,
+    for an opening-hours question), its tokens."""
     entries = {hit.entry.pk: hit.entry for hit in result.hits}
+    sources = source_list(entries[pk] for pk in reply.cited_entry_ids)
     fields = {
         "text": reply.text,
         "mode": Message.LLM,
-        "sources": source_list(entries[pk] for pk in reply.cited_entry_ids),
+        "sources": ([hours_source(hours.language)] if hours else []) + sources,
         "input_tokens": reply.input_tokens,
         "output_tokens": reply.output_tokens,
     }
-    if not reply.cited_entry_ids and not result.confident:
+    if not reply.cited_entry_ids and not result.confident and hours is None:
         # Claude saw the candidates and used none: offer them as "did you mean" anyway.
         fields["suggestions"] = source_list(hit.entry for hit in result.suggestions)
     return fields
@@ -302,9 +363,15 @@ def prepare(
     if stored is not None:
         return Prepared(question, answer=stored)
     earlier = earlier_turns(conversation, question)
+    with_claude = claude_available(conversation.shop)
+    hours = None if entry is not None else hours_answer(conversation, text, with_claude)
+    if hours is not None and not with_claude:
+        fields = answer_from_hours(hours)
+        answer = save_answer(conversation, question, HOURS_RESULT, started, fields)
+        return Prepared(question, answer, HOURS_RESULT)
     result = retrieve(conversation, question, entry, earlier)
-    if claude_available(conversation.shop) and result.hits:
-        return Prepared(question, result=result, history=claude_history(earlier))
+    if with_claude and (result.hits or hours is not None):
+        return Prepared(question, result=result, history=claude_history(earlier), hours=hours)
     fields = answer_from_faq(conversation.shop, result)
     return Prepared(question, save_answer(conversation, question, result, started, fields), result)
 
@@ -329,20 +396,27 @@ async def answer(
     if prepared.answer is not None:
         return prepared.answer
 
-    result = prepared.result
+    result, hours = prepared.result, prepared.hours
     try:
         reply = await claude.stream_answer(
-            conversation.shop, prepared.history, result.hits, prepared.question.text, on_delta
+            conversation.shop,
+            prepared.history,
+            result.hits,
+            prepared.question.text,
+            on_delta,
+            hours=hours.source if hours else "",
         )
     except claude.ClaudeFailed as exc:
         logger.warning(
             "Claude failed for shop %s, answering from the FAQ: %s", conversation.shop_id, exc
         )
-        fields = answer_from_faq(conversation.shop, result)
+        fields = answer_from_hours(hours) if hours else answer_from_faq(conversation.shop, result)
     except Exception:
         # A bug must cost the customer nothing more than the Claude part of the answer.
         logger.exception("Unexpected error from the Claude call; answering from the FAQ")
-        fields = answer_from_faq(conversation.shop, result)
+        fields = answer_from_hours(hours) if hours else answer_from_faq(conversation.shop, result)
     else:
-        fields = answer_from_claude(reply, result)
+        fields = answer_from_claude(reply, result, hours)
+    if hours is not None:
+        result = HOURS_RESULT  # sure of itself, whatever retrieval thought of the entries
     return await db_thread(save_answer)(conversation, prepared.question, result, started, fields)

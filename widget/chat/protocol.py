@@ -8,11 +8,12 @@ contract; the names below are the ones it uses).
   `Refused` and `Invalid` (a hand-off field) are the refusals that carry them.
 - Every frame the server sends is built here, one function per type (`ready_frame`,
   `delta_frame`, `answer_frame`, `error_frame`, `pong_frame`, `feedback_saved_frame`,
-  `handoff_saved_frame`, `shop_message_frame`, `person_frame`, `received_frame`).
-- `read_frame` turns one websocket frame into an `Ask`, a `Feedback`, a `Ping` or a
-  `HandoffRequest`, or raises `Refused` (which knows its error frame): the size is checked
-  before parsing, nesting is bounded, strings are cleaned of what PostgreSQL or UTF-8 cannot
-  store, fields are checked for type.
+  `handoff_saved_frame`, `shop_message_frame`, `person_frame`, `received_frame`,
+  `hours_frame`).
+- `read_frame` turns one websocket frame into an `Ask`, a `Feedback`, a `Ping`, a
+  `HandoffRequest` or an `HoursRequest`, or raises `Refused` (which knows its error frame): the
+  size is checked before parsing, nesting is bounded, strings are cleaned of what PostgreSQL or
+  UTF-8 cannot store, fields are checked for type.
 - `Handshake.of(scope)`: what a connecting client tells (shop key, Origin, page, conversation id,
   language, user agent), cleaned, and this ShopBot site's own origin as far as the connection can
   vouch for it.
@@ -31,10 +32,13 @@ from urllib.parse import parse_qs, urlsplit
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
+from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from faq.hours import questions as hours_questions
+from faq.hours.schedule import Schedule
 from faq.models import Shop, normalise_origin
 from faq.text import clean_text
 from lib.internals import is_unsaved
@@ -75,6 +79,7 @@ class FrameType(StrEnum):
     FEEDBACK = "feedback"
     PING = "ping"
     HANDOFF = "handoff"
+    GET_HOURS = "get_hours"  # the widget asks for the shop's status again at `next_change`
     # server -> client
     READY = "ready"
     DELTA = "delta"
@@ -86,6 +91,7 @@ class FrameType(StrEnum):
     SHOP_MESSAGE = "shop_message"  # a person of the shop wrote
     PERSON = "person"  # a person of the shop joined (present) or left the conversation
     RECEIVED = "received"  # an ask stored for that person instead of answered
+    HOURS = "hours"  # the shop's open / closed status, the answer to `get_hours`
 
 
 SERVER_FRAMES = frozenset(
@@ -100,6 +106,7 @@ SERVER_FRAMES = frozenset(
         FrameType.SHOP_MESSAGE,
         FrameType.PERSON,
         FrameType.RECEIVED,
+        FrameType.HOURS,
     }
 )
 
@@ -329,12 +336,23 @@ class HandoffRequest:
         return cls(client_id, **fields)
 
 
-Frame = Ask | Feedback | Ping | HandoffRequest
+@dataclass(frozen=True)
+class HoursRequest:
+    """The widget asks for the shop's open / closed status again (at the `next_change` it was
+    told)."""
+
+    @classmethod
+    def parse(cls, content: dict) -> HoursRequest:
+        return cls()
+
+
+Frame = Ask | Feedback | Ping | HandoffRequest | HoursRequest
 CLIENT_FRAMES: dict[str, type[Frame]] = {
     FrameType.ASK: Ask,
     FrameType.FEEDBACK: Feedback,
     FrameType.PING: Ping,
     FrameType.HANDOFF: HandoffRequest,
+    FrameType.GET_HOURS: HoursRequest,
 }
 
 
@@ -358,11 +376,36 @@ def read_frame(text_data: str | None) -> Frame:
 # change of where the FAQ lives applies to earlier answers too.
 
 
+def hours_status(schedule: Schedule | None, language: str) -> dict | None:
+    """The shop's status now, {"open", "next_change", "text"} in `language`, or None when the
+    shop has no hours (`ready`'s and the `hours` frame's "hours")."""
+    if schedule is None:
+        return None
+    return hours_questions.status_line(schedule, timezone.now(), language)
+
+
+def reply_promise(schedule: Schedule | None, language: str) -> str | None:
+    """While the shop is closed, when a person will reply ("We're closed now; we'll reply after
+    we open on Monday at 9:00 AM."); None when it is open or has no hours."""
+    if schedule is None:
+        return None
+    return hours_questions.reply_promise(schedule, timezone.now(), language)
+
+
 def ready_frame(
-    conversation: Conversation, shop: Shop, language: str, history: list[Message], site: str
+    conversation: Conversation,
+    shop: Shop,
+    language: str,
+    history: list[Message],
+    site: str,
+    schedule: Schedule | None = None,
 ) -> dict:
     """`ready`: the conversation, the shop's chat settings, the widget's texts in `language`,
-    the history (oldest first) and whether a person of the shop has it taken over."""
+    the history (oldest first), whether a person of the shop has it taken over, and the shop's
+    open / closed status when it has hours (`schedule`)."""
+    handoff = {"phone": shop.phone_callbacks, "reply_time": shop.reply_time_text()}
+    # Closed now: the form says when a person will reply, instead of the usual reply time.
+    handoff["closed"] = reply_promise(schedule, language)
     return {
         "type": FrameType.READY,
         "conversation": str(conversation.pk),
@@ -374,7 +417,7 @@ def ready_frame(
             "accent": shop.accent_color,
             "position": shop.position,
             # What the "Talk to a person" form asks for (docs/protocol.md, `handoff`).
-            "handoff": {"phone": shop.phone_callbacks, "reply_time": shop.reply_time_text()},
+            "handoff": handoff,
             # The shop's privacy notice, shown before the first message: {text, url} or None.
             "privacy": shop.privacy_notice_frame(),
         },
@@ -384,7 +427,13 @@ def ready_frame(
         "history": [history_item(message, shop, site) for message in history],
         # A person of the shop has taken this conversation over (live take-over).
         "person": not is_unsaved(conversation) and conversation.person_present,
+        "hours": hours_status(schedule, language),
     }
+
+
+def hours_frame(schedule: Schedule | None, language: str) -> dict:
+    """`hours`: the shop's status now (the answer to the widget's `hours` frame)."""
+    return {"type": FrameType.HOURS, "hours": hours_status(schedule, language)}
 
 
 def history_item(message: Message, shop: Shop, site: str) -> dict:
@@ -440,23 +489,29 @@ def feedback_saved_frame(message_id: int) -> dict:
     return {"type": FrameType.FEEDBACK_SAVED, "message": message_id}
 
 
-def handoff_saved_frame(client_id: str, handoff: Handoff, reply_time: str) -> dict:
+def handoff_saved_frame(
+    client_id: str, handoff: Handoff, reply_time: str, promise: str | None = None
+) -> dict:
     """`handoff_saved`, with the sentence telling the customer what happens next (`reply_time`
-    is the shop's usual reply time)."""
+    is the shop's usual reply time; `promise`, while the shop is closed, when it will reply,
+    `reply_promise`, said instead of the usual reply time)."""
     values = {"email": handoff.email, "phone": handoff.phone, "when": reply_time}
-    if handoff.email and reply_time:
+    usual = "" if promise else reply_time
+    if handoff.email and usual:
         text = gettext(
             "Thanks! A person from our team will reply to %(email)s, usually within %(when)s."
         )
     elif handoff.email:
         text = gettext("Thanks! A person from our team will reply to %(email)s.")
-    elif reply_time:
+    elif usual:
         text = gettext(
             "Thanks! A person from our team will call you at %(phone)s, usually within %(when)s."
         )
     else:
         text = gettext("Thanks! A person from our team will call you at %(phone)s.")
     text = text % values
+    if promise:
+        text += " " + promise
     if handoff.email:
         text += " " + gettext("The answer will also appear here in the chat.")
     return {

@@ -90,9 +90,12 @@ export default function (widget, { el, safe, uid, addStyles, handlers }) {
       });
       return form.appendChild(input);
     };
-    const intro = options.reply_time
-      ? widget.say('handoffIntro', { time: options.reply_time })
-      : widget.say('handoffIntroShort');
+    // Closed now: when a person will reply (the shop's hours), instead of the usual reply time.
+    const intro = options.closed
+      ? widget.say('handoffIntroShort') + ' ' + options.closed
+      : options.reply_time
+        ? widget.say('handoffIntro', { time: options.reply_time })
+        : widget.say('handoffIntroShort');
     form.appendChild(el('b', null, intro));
     const email = { type: 'email', autocomplete: 'email', maxlength: '254' };
     field('email', 'yourEmail', 'input', email);

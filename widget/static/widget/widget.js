@@ -294,6 +294,7 @@ svg { width: 24px; height: 24px; fill: currentColor; display: block; }
 }
 .close:hover { background: rgba(127, 127, 127, .25); }
 .talk { font-size: 12.5px; text-decoration: underline; }
+.hours { font-size: 11.5px; opacity: .85; }
 
 .log {
   flex: 1; overflow-y: auto; padding: 16px 14px; display: flex; flex-direction: column;
@@ -664,10 +665,11 @@ textarea::placeholder { color: var(--muted); opacity: 1; }
       ui.avatar = el('div', 'avatar', null, { 'aria-hidden': 'true' });
       ui.title = el('div', 'title', null, { 'data-testid': 'sb-title' });
       ui.status = el('div', 'status', null, { 'data-testid': 'sb-status' });
+      ui.hours = el('div', 'hours', null, { 'data-testid': 'sb-hours', dir: 'auto' });
       ui.talk = el('button', 'talk', null, { type: 'button' });
       ui.close = el('button', 'close', null, { type: 'button', 'data-testid': 'sb-close' });
       ui.close.appendChild(icon(ICON_CLOSE));
-      heading.append(ui.title, ui.status, ui.talk);
+      heading.append(ui.title, ui.status, ui.hours, ui.talk);
       header.append(ui.avatar, heading, ui.close);
 
       ui.log = el('div', 'log', null, { role: 'region', tabindex: '0', 'data-testid': 'sb-log' });
@@ -837,6 +839,17 @@ textarea::placeholder { color: var(--muted); opacity: 1; }
       this.ui.status.textContent = text;
       this.ui.input.disabled = this.connection.stopped;
       this.ui.send.disabled = this.connection.stopped;
+    }
+
+    // The shop's open or closed status ("Open now · closes at 6:00 PM"), asked for again when
+    // it changes (at most a day ahead: a timer's delay is 32 bits; a second late, to be past it).
+    showHours(hours) {
+      clearTimeout(this.hoursTimer);
+      this.ui.hours.textContent = (hours && hours.text) || '';
+      const at = hours && Date.parse(hours.next_change);
+      if (!at) return;
+      const wait = Math.min(Math.max(at - Date.now(), 0) + 1000, 864e5);
+      this.hoursTimer = setTimeout(safe(() => this.connection.send({ type: 'get_hours' })), wait);
     }
 
     refresh() {
@@ -1162,6 +1175,7 @@ textarea::placeholder { color: var(--muted); opacity: 1; }
       }
       this.showBot();
       this.setStatus('online', this.say('online'));
+      this.showHours(frame.hours);
       const history = list(frame.history);
       if (frame.resumed || history.length) {
         // The server's transcript replaces what is shown.
@@ -1206,6 +1220,9 @@ textarea::placeholder { color: var(--muted); opacity: 1; }
         this.ui.widget.classList.add('unread');
         this.showLauncher();
       }
+    },
+    hours(frame) {
+      this.showHours(frame.hours);
     },
     feedback_saved(frame) {
       delete this.pendingFeedback[frame.message];
