@@ -16,6 +16,7 @@ from django.utils import translation
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
+from faq.markup import answer_html
 from faq.models import FAQEntry, Shop, entry_anchor
 
 UNCATEGORISED = _("Other questions")
@@ -32,11 +33,17 @@ def published_entries(shop: Shop) -> list[FAQEntry]:
 
 
 def anchored(entries: QuerySet[FAQEntry]) -> list[FAQEntry]:
-    """The entries in page order, each with the anchor the chat's source links point at."""
-    result = list(entries.order_by("category", "question"))
-    for entry in result:
+    """The entries in page order, each ready to show (for_page)."""
+    return for_page(list(entries.order_by("category", "question")))
+
+
+def for_page(entries: list[FAQEntry]) -> list[FAQEntry]:
+    """Each entry with the anchor the chat's source links point at and its answer as HTML
+    (faq/markup.py: the widget's markdown subset)."""
+    for entry in entries:
         entry.anchor = entry_anchor(entry.pk)
-    return result
+        entry.answer_html = answer_html(entry.answer)
+    return entries
 
 
 def sections(entries: list[FAQEntry]) -> list[Section]:
@@ -53,6 +60,8 @@ def last_updated(shop: Shop):
 
 
 def jsonld(entries: list[FAQEntry]) -> dict:
+    """schema.org FAQPage; each answer's text as the page's HTML (p, br, ul, ol, li, a, strong,
+    em: the HTML Google reads in an FAQPage answer), so links and lists are not raw markdown."""
     return {
         "@context": "https://schema.org",
         "@type": "FAQPage",
@@ -60,7 +69,7 @@ def jsonld(entries: list[FAQEntry]) -> dict:
             {
                 "@type": "Question",
                 "name": entry.question,
-                "acceptedAnswer": {"@type": "Answer", "text": entry.answer},
+                "acceptedAnswer": {"@type": "Answer", "text": str(answer_html(entry.answer))},
             }
             for entry in entries
         ],
