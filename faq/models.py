@@ -70,6 +70,39 @@ def normalise_origin(value: str) -> str | None:
     return f"{parts.scheme}://{host}"
 
 
+def clean_origin(value: str) -> str:
+    """A website the owner lists for the chat, as the origin browsers send (normalise_origin):
+    a bare host or host:port means https:// (http only when written out), a path is dropped.
+    Raises ValueError with a sentence for what is no website address."""
+    text = value.strip()
+    shown_text = text[:80]
+    if "://" not in text:
+        if text.lower().startswith(("http:", "https:")):
+            raise ValueError(
+                f'"{shown_text}": write it as https://host, e.g. https://www.example.com'
+            )
+        text = f"https://{text}"
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (a bad port raises here)
+    except ValueError:
+        raise ValueError(f'"{shown_text}" is not a website address.') from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f'"{shown_text}": only http:// and https:// websites can embed the chat.')
+    host = parts.hostname or ""
+    if parts.username or parts.password or not re.fullmatch(r"[a-z0-9.:-]+", host):
+        raise ValueError(
+            f'"{shown_text}" is not a website address: write one per line, like '
+            "https://www.example.com (no wildcards, spaces or passwords)."
+        )
+    if "." not in host and ":" not in host and host != "localhost":
+        raise ValueError(f'"{shown_text}": give the whole host name, e.g. www.{host}.com')
+    origin = normalise_origin(text)
+    if origin is None:
+        raise ValueError(f'"{shown_text}" is not a website address.')
+    return origin
+
+
 def default_monthly_tokens() -> int:
     """A new shop's Claude budget: the CLAUDE_DEFAULT_MONTHLY_TOKENS setting."""
     return settings.CLAUDE_DEFAULT_MONTHLY_TOKENS
@@ -157,7 +190,8 @@ class Shop(models.Model):
     )
     allowed_origins = models.TextField(
         blank=True,
-        help_text="Websites allowed to embed the chat, one per line, e.g. https://www.example.com",
+        help_text="Websites allowed to embed the chat, one per line, e.g. https://www.example.com "
+        "(www.example.com means https://; write http:// for a site without https).",
     )
     bot_name = models.CharField(max_length=60, default=DEFAULT_BOT_NAME)
     greeting = models.CharField(max_length=300, default=DEFAULT_GREETING)
@@ -270,6 +304,19 @@ class Shop(models.Model):
             )
         if _CONTROL.search(self.privacy_notice):
             errors["privacy_notice"] = "Write the notice on one line."
+        origins, refused = [], []
+        for line in split_lines(self.allowed_origins):
+            try:
+                origin = clean_origin(line)
+            except ValueError as error:
+                refused.append(str(error))
+            else:
+                if origin not in origins:
+                    origins.append(origin)
+        if refused:
+            errors["allowed_origins"] = refused
+        else:
+            self.allowed_origins = "\n".join(origins)
         if self.privacy_url and not self.privacy_notice.strip():
             errors["privacy_notice"] = "Write the sentence that links to your privacy page."
         if errors:
