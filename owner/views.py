@@ -12,6 +12,7 @@ scoped get_object: a shop the user does not own is a 404, like one that does not
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin import ModelAdmin
 from django.core.exceptions import PermissionDenied
@@ -105,6 +106,7 @@ def transcript(request: HttpRequest, model_admin, conversation: Conversation) ->
     """Every question with its answer: how it was answered, from which entries, and feedback."""
     turns = transcript_turns(conversation)
     requests = list(conversation.handoffs.all())
+    last_message = conversation.messages.order_by("-id").values_list("id", flat=True).first()
     can_delete = model_admin.has_delete_permission(request, conversation)
     context = _context(
         request,
@@ -116,6 +118,10 @@ def transcript(request: HttpRequest, model_admin, conversation: Conversation) ->
         requests=requests,
         can_delete=can_delete,
         show_shop=request.user.is_superuser,
+        # The live panel (owner/_live.html): take over any conversation, request or not.
+        live_url=reverse("admin:widget_conversation_live", args=[conversation.pk]),
+        last_message=last_message or 0,
+        idle_minutes=settings.HANDOFF_TAKEOVER_IDLE_MINUTES,
     )
     return TemplateResponse(request, "owner/transcript.html", context)
 

@@ -329,6 +329,43 @@ async def test_live_take_over_both_ways_and_handing_back(demo_shop):
     assert [h["role"] for h in again["history"]] == ["user", "shop", "user", "bot"]
 
 
+async def test_any_live_conversation_is_taken_over_from_its_own_page(demo_shop):
+    """No customer request: the owner takes the chat over from the conversation's page."""
+    owner = await db(make_owner)(demo_shop, "owner", "owner@petal.example")
+    client = Client()
+    await db(client.force_login)(owner)
+    async with Chat(demo_shop.public_key) as chat:
+        ready = await chat.ready()
+        await chat.ask("Do you deliver to Princeton?", "q1")
+        page = reverse("admin:widget_conversation_change", args=[ready["conversation"]])
+        live = reverse("admin:widget_conversation_live", args=[ready["conversation"]])
+        html = (await db(client.get)(page)).content.decode()
+        assert "Take over the chat" in html and f'data-url="{live}"' in html
+
+        response = await db(client.post)(page, {"action": "takeover"})
+        assert response.status_code == 302
+        assert await chat.recv() == {"type": "person", "present": True}
+        await chat.send({"type": "ask", "id": "q2", "text": "Can I pay on delivery?"})
+        assert await chat.recv() == {"type": "received", "id": "q2"}
+        polled = (await db(client.get)(live, {"after": 0})).json()
+        assert polled["person"] is True
+        assert [m["text"] for m in polled["messages"]][-1] == "Can I pay on delivery?"
+        sent = (await db(client.post)(live, {"text": "Yes, cash or card."})).json()
+        assert sent["messages"][-1]["text"] == "Yes, cash or card."
+        frame = await chat.recv()
+        assert (frame["type"], frame["text"]) == ("shop_message", "Yes, cash or card.")
+        assert not await db(Handoff.objects.exists)()
+
+        await db(client.post)(page, {"action": "handback"})
+        assert await chat.recv() == {"type": "person", "present": False}
+    # Another shop's owner reaches neither the page nor its live panel.
+    other = await db(Shop.objects.create)(name="Other shop")
+    stranger = await db(make_owner)(other, "stranger", "s@other.example")
+    await db(client.force_login)(stranger)
+    assert (await db(client.post)(page, {"action": "takeover"})).status_code in (302, 404)
+    assert (await db(client.post)(live, {"text": "hi"})).status_code in (403, 404)
+
+
 async def test_a_take_over_runs_out_after_the_idle_timeout(demo_shop):
     async with Chat(demo_shop.public_key) as chat:
         ready = await chat.ready()
