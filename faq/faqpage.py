@@ -34,7 +34,7 @@ def published_entries(shop: Shop) -> list[FAQEntry]:
 
 def anchored(entries: QuerySet[FAQEntry]) -> list[FAQEntry]:
     """The entries in page order, each ready to show (for_page)."""
-    return for_page(list(entries.order_by("category", "question")))
+    return for_page(list(entries.order_by("position", "pk")))
 
 
 def for_page(entries: list[FAQEntry]) -> list[FAQEntry]:
@@ -47,11 +47,12 @@ def for_page(entries: list[FAQEntry]) -> list[FAQEntry]:
 
 
 def sections(entries: list[FAQEntry]) -> list[Section]:
-    """Entries grouped by category, named categories first in order, then the uncategorised."""
+    """Entries grouped by category, in the owner's order (`entries` come in page order: a
+    category where its first entry is), then the uncategorised."""
     groups: dict[str, list[FAQEntry]] = {}
     for entry in entries:
         groups.setdefault(entry.category.strip(), []).append(entry)
-    named = [Section(name, items) for name, items in sorted(groups.items()) if name]
+    named = [Section(name, items) for name, items in groups.items() if name]
     return named + ([Section(UNCATEGORISED, groups[""])] if "" in groups else [])
 
 

@@ -103,6 +103,11 @@ def clean_origin(value: str) -> str:
     return origin
 
 
+def default_use_claude() -> bool:
+    """A new shop answers with Claude only on a server that has an ANTHROPIC_API_KEY."""
+    return bool(settings.ANTHROPIC_API_KEY)
+
+
 def default_monthly_tokens() -> int:
     """A new shop's Claude budget: the CLAUDE_DEFAULT_MONTHLY_TOKENS setting."""
     return settings.CLAUDE_DEFAULT_MONTHLY_TOKENS
@@ -129,10 +134,10 @@ def split_sentences(text: str) -> list[str]:
 # greeting_text, fallback_text, reply_time_text).
 DEFAULT_BOT_NAME = gettext_noop("Assistant")
 DEFAULT_GREETING = gettext_noop("Hi! Ask me anything about our shop.")
-DEFAULT_FALLBACK = gettext_noop(
-    "I'm not sure about that one, and I'd rather not guess. "
-    "A person from our team will be happy to help."
-)
+# One sentence that reads right whatever follows it: the "did you mean" buttons, the "Talk to a
+# person" button, or both (an earlier default promised a person, then offered other questions;
+# migration faq 0012 moves shops that kept it to this one).
+DEFAULT_FALLBACK = gettext_noop("I'm not sure about that one, and I'd rather not guess.")
 # Translators: the usual time a shop takes to answer a question left for a person, shown after
 # "usually within" in the hand-off form and its confirmation.
 DEFAULT_REPLY_TIME = gettext_noop("one business day")
@@ -160,7 +165,8 @@ class Shop(models.Model):
         max_length=60,
         unique=True,
         blank=True,
-        help_text="The address of the shop's public FAQ page: /faq/<slug>/. Empty: from the name.",
+        help_text="The last part of the shop's public FAQ page's address, e.g. petal-stem in "
+        "/faq/petal-stem/. Empty: made from the name.",
     )
     faq_location = models.CharField(
         "where the FAQ lives",
@@ -223,7 +229,7 @@ class Shop(models.Model):
     language = models.CharField(max_length=10, default="en")
     use_claude = models.BooleanField(
         "answer with Claude",
-        default=True,
+        default=default_use_claude,
         help_text="Off: answers are the best matching FAQ entry, word for word.",
     )
     monthly_token_budget = models.PositiveIntegerField(
@@ -451,6 +457,14 @@ class FAQEntry(models.Model):
         help_text="Other ways customers ask this, one per line. Each helps the bot find it.",
     )
     category = models.CharField(max_length=60, blank=True)
+    # The owner's order on the FAQ page and in the export (faq/faqpage.py): entries by position,
+    # then in the order they were added; categories in the order of their first entry.
+    position = models.IntegerField(
+        "order",
+        default=0,
+        help_text="Lower comes first on the FAQ page; equal ones keep the order they were added "
+        "in. A category's place is that of its first entry.",
+    )
     published = models.BooleanField(default=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)

@@ -64,7 +64,8 @@ def test_the_page_lists_exactly_the_published_entries_with_anchors_and_jsonld(cl
         assert entry.answer not in html and f'"faq-{entry.pk}"' not in html
     # By category, the widget embedded with this shop's key, and the date of the last change.
     headings = [h.get_text() for h in soup.select("section.faq-section > h2")]
-    assert "Delivery" in headings and headings == sorted(headings)
+    in_owners_order = list(dict.fromkeys(e.category for e in sorted(published, key=lambda e: e.pk)))
+    assert "Delivery" in headings and headings == [c for c in in_owners_order if c]
     widget = soup.find("script", src="http://testserver/widget.js")
     assert widget["data-shop"] == demo_shop.public_key
     assert soup.find("time")["datetime"].startswith(str(max(e.updated for e in published).date()))
@@ -119,6 +120,38 @@ def test_links_and_lists_show_as_html_on_the_page_in_jsonld_and_in_the_export(
     response = client.get(f"/faq/{demo_shop.slug}/", {"q": "do you sell used bikes"})
     results = BeautifulSoup(response.content, "lxml").find(attrs={"data-testid": "faq-results"})
     assert results.select_one(".faq-answer a")["href"] == "https://bikes.example/used?a=1&b=2"
+
+
+def test_the_page_keeps_the_owners_order_of_categories_and_entries(client, db):
+    shop = Shop.objects.create(name="Spoke & Chain")
+    for question, category in [
+        ("Zebra question?", "Rentals"),
+        ("Apple question?", "Rentals"),
+        ("Do you repair?", "Repairs"),
+        ("Any question?", ""),
+        ("Bikes to buy?", "Buying"),
+    ]:
+        FAQEntry.objects.create(shop=shop, question=question, answer="Yes.", category=category)
+
+    def page_order():
+        soup = BeautifulSoup(client.get(f"/faq/{shop.slug}/").content, "lxml")
+        return [
+            (s.h2.get_text(), [h.get_text() for h in s.select("h3")])
+            for s in soup.select("section.faq-section")
+        ]
+
+    # As added, not alphabetically; the uncategorised last.
+    assert page_order() == [
+        ("Rentals", ["Zebra question?", "Apple question?"]),
+        ("Repairs", ["Do you repair?"]),
+        ("Buying", ["Bikes to buy?"]),
+        ("Other questions", ["Any question?"]),
+    ]
+    # The owner moves "Buying" first and "Apple" before "Zebra" with the order field.
+    FAQEntry.objects.filter(question="Bikes to buy?").update(position=-2)
+    FAQEntry.objects.filter(question="Apple question?").update(position=-1)
+    assert [name for name, _ in page_order()] == ["Buying", "Rentals", "Repairs", "Other questions"]
+    assert page_order()[1][1] == ["Apple question?", "Zebra question?"]
 
 
 def test_search_finds_an_entry_by_a_customers_wording(client, demo_shop):

@@ -382,3 +382,27 @@ async def test_a_take_over_runs_out_after_the_idle_timeout(demo_shop):
         assert await chat.recv() == {"type": "person", "present": False}
         frame = await chat.recv()
         assert frame["type"] == "answer" and frame["id"] == "q1"
+
+
+@pytest.mark.django_db
+def test_the_owners_transcript_says_it_starts_mid_conversation_and_shows_what_was_offered(
+    demo_shop,
+):
+    conversation = Conversation.objects.create(shop=demo_shop)
+    for n in range(handoff_email.TRANSCRIPT_MESSAGES + 3):
+        Message.objects.create(conversation=conversation, role="user", ask_id=f"a{n}", text=f"q{n}")
+    Message.objects.create(
+        conversation=conversation,
+        role="bot",
+        ask_id="a44",
+        text="I'm not sure about that one.",
+        mode="fallback",
+        suggestions=[{"id": 1, "question": "Do you deliver?"}, {"id": 2, "question": "Refunds?"}],
+    )
+    handoff = Handoff.objects.create(
+        conversation=conversation, client_id="c1", email="a@b.example", note="hi"
+    )
+    text = handoff_email.transcript(handoff)
+    assert text.startswith("(4 earlier messages not shown: the whole conversation is on")
+    assert ": q3\n" not in text and ": q4\n" in text and ": q42\n" in text
+    assert "Did you mean: Do you deliver? | Refunds?" in text

@@ -48,10 +48,15 @@ def test_the_checklist_follows_the_owner_from_a_new_shop_to_a_live_chat(client, 
 
     items = checklist(client, shop)
     assert list(items) == ["entries", "tried", "contact", "origins", "live", "claude"]
-    assert not any(done for done, _, _ in items.values())
+    assert [k for k, (done, _, _) in items.items() if done] == ["claude"]
     assert items["entries"][2] == f"/admin/faq/faqentry/?shop__id__exact={shop.pk}"
     assert items["tried"][2] == "#try-question" and items["contact"][2] == "#id_contact_email"
-    assert "no ANTHROPIC_API_KEY" in items["claude"][1]
+    # No key on this server: a new shop answers from the FAQ, no orange to-do.
+    assert not shop.use_claude and "Answers: FAQ only (done)" in items["claude"][1]
+    Shop.objects.filter(pk=shop.pk).update(use_claude=True)
+    assert "no ANTHROPIC_API_KEY" in checklist(client, shop)["claude"][1]
+    settings.ANTHROPIC_API_KEY = "sk-test"
+    assert Shop.objects.create(name="With a key").use_claude
 
     FAQEntry.objects.create(shop=shop, question="Can I pause my membership?", answer="Yes.")
     FAQEntry.objects.create(shop=shop, question="Hidden", answer="No.", published=False)
