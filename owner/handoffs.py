@@ -268,7 +268,7 @@ class HandoffAdmin(ShopScopedAdmin):
     def contact(self, obj: Handoff) -> str:
         return obj.email or f"phone {obj.phone}"
 
-    @admin.display(description="you were emailed")
+    @admin.display(description="emailed")
     def owner_emailed(self, obj: Handoff) -> str:
         if obj.notified:
             return obj.notified.strftime("%Y-%m-%d %H:%M")

@@ -296,8 +296,8 @@ def unanswered_entry(request: HttpRequest, model_admin, shop: Shop) -> HttpRespo
                 messages.success(
                     request,
                     ngettext(
-                        "Added %(n)d phrasing to “%(entry)s”;",
-                        "Added %(n)d phrasings to “%(entry)s”;",
+                        "Added %(n)d phrasing to “%(entry)s”.",
+                        "Added %(n)d phrasings to “%(entry)s”.",
                         len(added),
                     )
                     % {"n": len(added), "entry": entry.question}
