@@ -341,6 +341,7 @@ async def test_any_live_conversation_is_taken_over_from_its_own_page(demo_shop):
         live = reverse("admin:widget_conversation_live", args=[ready["conversation"]])
         html = (await db(client.get)(page)).content.decode()
         assert "Take over the chat" in html and f'data-url="{live}"' in html
+        assert "appears in their open chat at once, and is not emailed" in html
 
         response = await db(client.post)(page, {"action": "takeover"})
         assert response.status_code == 302

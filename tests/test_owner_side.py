@@ -622,3 +622,27 @@ def test_shop_chooser_and_superuser_bulk_delete(client, world):
     assert response.status_code == 302
     assert not Conversation.objects.filter(pk=world.conv_b.pk).exists()
     assert Conversation.objects.count() == 2
+
+
+def test_the_owners_small_frictions_of_issue_29_are_gone(client, world):
+    as_user(client, world.alice)
+    shop = world.shop_a
+    # "Your shops" on the admin home links to the shop's page (checklist and snippet).
+    home = BeautifulSoup(client.get("/admin/").content, "lxml")
+    name = home.select_one("#owner-shops th a")
+    assert name.get_text() == shop.name and name["href"] == f"/admin/faq/shop/{shop.pk}/change/"
+    # The dashboard's breadcrumb goes through the shop, not "Conversations".
+    page = client.get(reverse("admin:widget_dashboard", args=[shop.pk]))
+    crumbs = " ".join(
+        BeautifulSoup(page.content, "lxml").select_one(".breadcrumbs").get_text().split()
+    )
+    assert crumbs == f"Home › Shops › {shop.name} › Dashboard"
+    # The slug's help names a real address; the website fields are text boxes with a hint.
+    form = BeautifulSoup(client.get(f"/admin/faq/shop/{shop.pk}/change/").content, "lxml")
+    assert "/faq//" not in form.get_text() and "/faq/petal-stem/" in form.get_text()
+    url_box = form.select_one("#id_contact_url")
+    assert url_box["type"] == "text" and url_box["placeholder"].startswith("https://")
+    # The budget (a superuser's) shows 2,000,000 whole.
+    as_user(client, world.root)
+    form = BeautifulSoup(client.get(f"/admin/faq/shop/{shop.pk}/change/").content, "lxml")
+    assert "width: 12em" in form.select_one("#id_monthly_token_budget")["style"]
