@@ -60,20 +60,35 @@ def for_shop(shop: Shop) -> list[Item]:
             "#id_contact_email",
             "Add an email, phone or contact page",
         ),
-        Item(
-            "origins",
-            "Allowed websites set",
-            bool(shop.origins),
-            ", ".join(shop.origins)
-            if shop.origins
-            else "No website may embed the chat yet (only this server's own pages).",
-            "#id_allowed_origins",
-            "List your website",
-        ),
+        origins_item(shop),
         seen_live(shop),
         claude_item(shop),
     ]
     return items
+
+
+def origins_item(shop: Shop) -> Item:
+    """Done only when every listed website is an address the chat can be opened from (one saved
+    before Shop.clean normalised them, e.g. "www.example.com", is named here)."""
+    broken = [origin for origin in shop.origins if normalise_origin(origin) is None]
+    if broken:
+        detail = (
+            "The chat cannot open on "
+            + ", ".join(broken)
+            + ": write each as https://host (save the shop to have it corrected)."
+        )
+    elif shop.origins:
+        detail = ", ".join(shop.origins)
+    else:
+        detail = "No website may embed the chat yet (only this server's own pages)."
+    return Item(
+        "origins",
+        "Allowed websites set",
+        bool(shop.origins) and not broken,
+        detail,
+        "#id_allowed_origins",
+        "List your website",
+    )
 
 
 def seen_live(shop: Shop) -> Item:

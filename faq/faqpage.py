@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from faq.hours import questions as hours_questions
 from faq.hours import schedule as sched
 from faq.hours import schemaorg
+from faq.markup import answer_html
 from faq.models import FAQEntry, Shop, ShopHours, entry_anchor
 
 UNCATEGORISED = _("Other questions")
@@ -43,19 +44,26 @@ def published_entries(shop: Shop) -> list[FAQEntry]:
 
 
 def anchored(entries: QuerySet[FAQEntry]) -> list[FAQEntry]:
-    """The entries in page order, each with the anchor the chat's source links point at."""
-    result = list(entries.order_by("category", "question"))
-    for entry in result:
+    """The entries in page order, each ready to show (for_page)."""
+    return for_page(list(entries.order_by("position", "pk")))
+
+
+def for_page(entries: list[FAQEntry]) -> list[FAQEntry]:
+    """Each entry with the anchor the chat's source links point at and its answer as HTML
+    (faq/markup.py: the widget's markdown subset)."""
+    for entry in entries:
         entry.anchor = entry_anchor(entry.pk)
-    return result
+        entry.answer_html = answer_html(entry.answer)
+    return entries
 
 
 def sections(entries: list[FAQEntry]) -> list[Section]:
-    """Entries grouped by category, named categories first in order, then the uncategorised."""
+    """Entries grouped by category, in the owner's order (`entries` come in page order: a
+    category where its first entry is), then the uncategorised."""
     groups: dict[str, list[FAQEntry]] = {}
     for entry in entries:
         groups.setdefault(entry.category.strip(), []).append(entry)
-    named = [Section(name, items) for name, items in sorted(groups.items()) if name]
+    named = [Section(name, items) for name, items in groups.items() if name]
     return named + ([Section(UNCATEGORISED, groups[""])] if "" in groups else [])
 
 
@@ -64,6 +72,8 @@ def last_updated(shop: Shop):
 
 
 def jsonld(entries: list[FAQEntry]) -> dict:
+    """schema.org FAQPage; each answer's text as the page's HTML (p, br, ul, ol, li, a, strong,
+    em: the HTML Google reads in an FAQPage answer), so links and lists are not raw markdown."""
     return {
         "@context": "https://schema.org",
         "@type": "FAQPage",
@@ -71,7 +81,7 @@ def jsonld(entries: list[FAQEntry]) -> dict:
             {
                 "@type": "Question",
                 "name": entry.question,
-                "acceptedAnswer": {"@type": "Answer", "text": entry.answer},
+                "acceptedAnswer": {"@type": "Answer", "text": str(answer_html(entry.answer))},
             }
             for entry in entries
         ],

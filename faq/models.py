@@ -74,6 +74,44 @@ def normalise_origin(value: str) -> str | None:
     return f"{parts.scheme}://{host}"
 
 
+def clean_origin(value: str) -> str:
+    """A website the owner lists for the chat, as the origin browsers send (normalise_origin):
+    a bare host or host:port means https:// (http only when written out), a path is dropped.
+    Raises ValueError with a sentence for what is no website address."""
+    text = value.strip()
+    shown_text = text[:80]
+    if "://" not in text:
+        if text.lower().startswith(("http:", "https:")):
+            raise ValueError(
+                f'"{shown_text}": write it as https://host, e.g. https://www.example.com'
+            )
+        text = f"https://{text}"
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (a bad port raises here)
+    except ValueError:
+        raise ValueError(f'"{shown_text}" is not a website address.') from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f'"{shown_text}": only http:// and https:// websites can embed the chat.')
+    host = parts.hostname or ""
+    if parts.username or parts.password or not re.fullmatch(r"[a-z0-9.:-]+", host):
+        raise ValueError(
+            f'"{shown_text}" is not a website address: write one per line, like '
+            "https://www.example.com (no wildcards, spaces or passwords)."
+        )
+    if "." not in host and ":" not in host and host != "localhost":
+        raise ValueError(f'"{shown_text}": give the whole host name, e.g. www.{host}.com')
+    origin = normalise_origin(text)
+    if origin is None:
+        raise ValueError(f'"{shown_text}" is not a website address.')
+    return origin
+
+
+def default_use_claude() -> bool:
+    """A new shop answers with Claude only on a server that has an ANTHROPIC_API_KEY."""
+    return bool(settings.ANTHROPIC_API_KEY)
+
+
 def default_monthly_tokens() -> int:
     """A new shop's Claude budget: the CLAUDE_DEFAULT_MONTHLY_TOKENS setting."""
     return settings.CLAUDE_DEFAULT_MONTHLY_TOKENS
@@ -100,10 +138,10 @@ def split_sentences(text: str) -> list[str]:
 # greeting_text, fallback_text, reply_time_text).
 DEFAULT_BOT_NAME = gettext_noop("Assistant")
 DEFAULT_GREETING = gettext_noop("Hi! Ask me anything about our shop.")
-DEFAULT_FALLBACK = gettext_noop(
-    "I'm not sure about that one, and I'd rather not guess. "
-    "A person from our team will be happy to help."
-)
+# One sentence that reads right whatever follows it: the "did you mean" buttons, the "Talk to a
+# person" button, or both (an earlier default promised a person, then offered other questions;
+# migration faq 0012 moves shops that kept it to this one).
+DEFAULT_FALLBACK = gettext_noop("I'm not sure about that one, and I'd rather not guess.")
 # Translators: the usual time a shop takes to answer a question left for a person, shown after
 # "usually within" in the hand-off form and its confirmation.
 DEFAULT_REPLY_TIME = gettext_noop("one business day")
@@ -131,7 +169,8 @@ class Shop(models.Model):
         max_length=60,
         unique=True,
         blank=True,
-        help_text="The address of the shop's public FAQ page: /faq/<slug>/. Empty: from the name.",
+        help_text="The last part of the shop's public FAQ page's address, e.g. petal-stem in "
+        "/faq/petal-stem/. Empty: made from the name.",
     )
     faq_location = models.CharField(
         "where the FAQ lives",
@@ -161,7 +200,8 @@ class Shop(models.Model):
     )
     allowed_origins = models.TextField(
         blank=True,
-        help_text="Websites allowed to embed the chat, one per line, e.g. https://www.example.com",
+        help_text="Websites allowed to embed the chat, one per line, e.g. https://www.example.com "
+        "(www.example.com means https://; write http:// for a site without https).",
     )
     bot_name = models.CharField(max_length=60, default=DEFAULT_BOT_NAME)
     greeting = models.CharField(max_length=300, default=DEFAULT_GREETING)
@@ -193,7 +233,7 @@ class Shop(models.Model):
     language = models.CharField(max_length=10, default="en")
     use_claude = models.BooleanField(
         "answer with Claude",
-        default=True,
+        default=default_use_claude,
         help_text="Off: answers are the best matching FAQ entry, word for word.",
     )
     monthly_token_budget = models.PositiveIntegerField(
@@ -274,6 +314,19 @@ class Shop(models.Model):
             )
         if _CONTROL.search(self.privacy_notice):
             errors["privacy_notice"] = "Write the notice on one line."
+        origins, refused = [], []
+        for line in split_lines(self.allowed_origins):
+            try:
+                origin = clean_origin(line)
+            except ValueError as error:
+                refused.append(str(error))
+            else:
+                if origin not in origins:
+                    origins.append(origin)
+        if refused:
+            errors["allowed_origins"] = refused
+        else:
+            self.allowed_origins = "\n".join(origins)
         if self.privacy_url and not self.privacy_notice.strip():
             errors["privacy_notice"] = "Write the sentence that links to your privacy page."
         if errors:
@@ -418,6 +471,14 @@ class FAQEntry(models.Model):
         help_text="Other ways customers ask this, one per line. Each helps the bot find it.",
     )
     category = models.CharField(max_length=60, blank=True)
+    # The owner's order on the FAQ page and in the export (faq/faqpage.py): entries by position,
+    # then in the order they were added; categories in the order of their first entry.
+    position = models.IntegerField(
+        "order",
+        default=0,
+        help_text="Lower comes first on the FAQ page; equal ones keep the order they were added "
+        "in. A category's place is that of its first entry.",
+    )
     published = models.BooleanField(default=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)

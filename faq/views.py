@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import translation
 
 from faq import faqpage, pagesearch, search
-from faq.models import HOURS_ANCHOR, Shop, entry_anchor
+from faq.models import HOURS_ANCHOR, Shop
 from faq.text import clean_text
 from lib.web import site_url
 
@@ -35,8 +35,7 @@ def faq_page(request: HttpRequest, slug: str) -> HttpResponse:
                     hits = [hit.entry for hit in result.hits]
                 else:
                     refused = pagesearch.BUSY
-        for entry in hits or []:
-            entry.anchor = entry_anchor(entry.pk)
+        faqpage.for_page(hits or [])
     site = site_url(request)
     hours = faqpage.opening_hours(shop, site + shop.get_absolute_url(), shop.language)
     with translation.override(shop.language):  # the page's headings in the shop's language

@@ -16,10 +16,12 @@ from django.contrib.postgres.aggregates import ArrayAgg
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.http import HttpResponse
+from django.urls import path
 from django.utils.html import format_html
 
 from faq.owners import ShopScopedAdmin, shops_for
 from lib import csvcells
+from owner import handoffs
 from owner import views as owner_views
 from widget.models import Conversation, Message
 
@@ -242,4 +244,21 @@ class ConversationAdmin(ShopScopedAdmin):
         conversation = self.get_object(request, unquote(object_id))  # another shop's: 404
         if not self.has_view_permission(request, conversation):
             raise PermissionDenied
+        action = request.POST.get("action")
+        if request.method == "POST" and action in ("takeover", "handback"):
+            # Whoever may read a shop's conversations may talk with its customers (as on a
+            # customer request's page): any live conversation, request or not.
+            return handoffs.take_over_or_hand_back(request, conversation, action)
         return owner_views.transcript(request, self, conversation)
+
+    def get_urls(self):
+        live = self.admin_site.admin_view(self.live_view)
+        return [path("<uuid:object_id>/live/", live, name="widget_conversation_live")] + (
+            super().get_urls()
+        )
+
+    def live_view(self, request, object_id):
+        conversation = self.get_object(request, str(object_id))  # another shop's: 404
+        if conversation is None or not self.has_view_permission(request, conversation):
+            raise PermissionDenied
+        return handoffs.live_panel(request, conversation, may_send=True)

@@ -97,10 +97,26 @@ class ImportForm(forms.Form):
         return data
 
 
+class OrderField(forms.IntegerField):
+    """The entry's place on the FAQ page (FAQEntry.position): empty means 0."""
+
+    def clean(self, value):
+        number = super().clean(value)
+        return 0 if number is None else number
+
+
 class FAQEntryAdmin(ShopScopedAdmin):
-    list_display = ["question", "category", "published", "shop", "embedding_state", "updated"]
+    list_display = [
+        "question",
+        "category",
+        "position",
+        "published",
+        "shop",
+        "embedding_state",
+        "updated",
+    ]
     list_display_links = ["question"]
-    list_editable = ["category", "published"]
+    list_editable = ["category", "position", "published"]
     list_filter = ["shop", "category", "published", EmbeddingStateFilter, CustomerWordingsFilter]
     search_fields = ["question", "answer", "alternatives"]
     list_select_related = ["shop"]
@@ -112,6 +128,7 @@ class FAQEntryAdmin(ShopScopedAdmin):
         "answer",
         "alternatives",
         "category",
+        "position",
         "published",
         "embedding_state",
         "created",
@@ -125,6 +142,17 @@ class FAQEntryAdmin(ShopScopedAdmin):
         "export_json",
         "export_html",
     ]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "position":
+            return OrderField(
+                label="Order",
+                required=False,
+                initial=0,
+                help_text=db_field.help_text,
+                widget=forms.NumberInput(attrs={"style": "width: 5em"}),
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def get_changeform_initial_data(self, request) -> dict:
         initial = super().get_changeform_initial_data(request)
@@ -313,8 +341,8 @@ class FAQEntryAdmin(ShopScopedAdmin):
                 self.message_user(
                     request, f"Imported {upload.name} into {shop}: {result}.", messages.SUCCESS
                 )
-                url = reverse("admin:faq_faqentry_changelist") + f"?shop__id__exact={shop.pk}"
-                return HttpResponseRedirect(url)
+                # Back to the shop's set-up checklist: what is left to do after an import.
+                return HttpResponseRedirect(reverse("admin:faq_shop_change", args=[shop.pk]))
         context = page_context(
             request,
             self,

@@ -10,6 +10,8 @@ emailed to the customer. A failed email is said plainly: the reply is in the cha
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -18,7 +20,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Case, Value, When
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -26,7 +28,7 @@ from faq.owners import ShopScopedAdmin
 from owner import erasure
 from owner.views import page_context, transcript_turns
 from widget import handoff_email
-from widget.models import Handoff, InboundEmail
+from widget.models import Conversation, Handoff, InboundEmail
 
 
 class ReplyForm(forms.Form):
@@ -83,14 +85,8 @@ def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpRes
         elif action == "reopen":
             handoff.reopen()
             return HttpResponseRedirect(request.path)
-        elif action == "takeover":
-            handoff.conversation.take_over()
-            messages.success(request, "You have taken the chat over: the bot stays silent.")
-            return HttpResponseRedirect(request.path)
-        elif action == "handback":
-            handoff.conversation.hand_back()
-            messages.success(request, "The bot answers this chat again.")
-            return HttpResponseRedirect(request.path)
+        elif action in ("takeover", "handback"):
+            return take_over_or_hand_back(request, handoff.conversation, action)
         elif action in ("post_held", "dismiss_held"):
             held = handoff.inbound_emails.filter(
                 pk=request.POST.get("inbound"), status=InboundEmail.HELD
@@ -122,6 +118,7 @@ def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpRes
         conversation=handoff.conversation,
         turns=transcript_turns(handoff.conversation),
         last_message=last_message.first() or 0,
+        live_url=reverse("admin:widget_handoff_live", args=[handoff.pk]),
         idle_minutes=settings.HANDOFF_TAKEOVER_IDLE_MINUTES,
         form=form,
         inbound_emails=handoff.inbound_emails.all(),
@@ -131,13 +128,44 @@ def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpRes
     return TemplateResponse(request, "owner/handoff.html", context)
 
 
+def take_over_or_hand_back(
+    request: HttpRequest, conversation: Conversation, action: str
+) -> HttpResponse:
+    """The live panel's two buttons (owner/_live.html), on a request's page and on any
+    conversation's page."""
+    if action == "takeover":
+        conversation.take_over()
+        messages.success(request, "You have taken the chat over: the bot stays silent.")
+    else:
+        conversation.hand_back()
+        messages.success(request, "The bot answers this chat again.")
+    return HttpResponseRedirect(request.path)
+
+
 def live(request: HttpRequest, model_admin, handoff: Handoff) -> JsonResponse:
-    """The live panel of the request page, polled every 2 s: the conversation's messages after
+    """The live panel of the request page (live_panel); a message sent answers the request."""
+
+    def answered() -> None:
+        if handoff.status == Handoff.OPEN:
+            handoff.status = Handoff.ANSWERED
+            handoff.answered = handoff.answered or timezone.now()
+            handoff.save(update_fields=["status", "answered"])
+
+    may_send = model_admin.has_change_permission(request, handoff)
+    return live_panel(request, handoff.conversation, may_send, answered)
+
+
+def live_panel(
+    request: HttpRequest,
+    conversation: Conversation,
+    may_send: bool,
+    after_send: Callable[[], None] | None = None,
+) -> JsonResponse:
+    """The live panel (owner/_live.html), polled every 2 s: the conversation's messages after
     `?after=<message id>` and whether the owner has it taken over. A POST with `text` sends a
     message into the customer's chat at once (and keeps a take-over alive)."""
-    conversation = handoff.conversation
     if request.method == "POST":
-        if not model_admin.has_change_permission(request, handoff):
+        if not may_send:
             raise PermissionDenied
         text = request.POST.get("text", "").strip()
         most = handoff_email.MAX_REPLY_CHARS
@@ -146,10 +174,8 @@ def live(request: HttpRequest, model_admin, handoff: Handoff) -> JsonResponse:
                 {"error": f"Write a message of at most {most} characters."}, status=400
             )
         conversation.say(text)
-        if handoff.status == Handoff.OPEN:
-            handoff.status = Handoff.ANSWERED
-            handoff.answered = handoff.answered or timezone.now()
-            handoff.save(update_fields=["status", "answered"])
+        if after_send:
+            after_send()
         conversation.refresh_from_db()
     try:
         after = int(request.GET.get("after", "0"))
@@ -242,7 +268,7 @@ class HandoffAdmin(ShopScopedAdmin):
     def contact(self, obj: Handoff) -> str:
         return obj.email or f"phone {obj.phone}"
 
-    @admin.display(description="you were emailed")
+    @admin.display(description="emailed")
     def owner_emailed(self, obj: Handoff) -> str:
         if obj.notified:
             return obj.notified.strftime("%Y-%m-%d %H:%M")

@@ -18,18 +18,21 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core import signing
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import Count, QuerySet
 from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from faq import checklist, search, webimport
+from faq.markup import answer_html
 from faq.models import Shop
 from faq.owners import ShopScopedAdmin
 from lib.web import site_url
 from owner import hours as owner_hours
 from owner import views as owner_views
+from widget.chat import texts
 from widget.models import Message
 
 TRY_LIMIT = 5
@@ -136,6 +139,20 @@ class ShopAdmin(ShopScopedAdmin):
                 "messages, and the greeting and fallback while they are the defaults. A website "
                 'can override it with data-lang="…" on the script tag (e.g. data-lang="es").',
             )
+        if isinstance(db_field, models.URLField):
+            # A text box with an example, and the server's sentence for a bad address instead of
+            # the browser's bare "Please enter a URL."; www.example.com means https://.
+            kwargs["widget"] = forms.TextInput(
+                attrs={"size": 60, "placeholder": "https://www.example.com/…", "inputmode": "url"}
+            )
+            kwargs["assume_scheme"] = "https"
+            field = super().formfield_for_dbfield(db_field, request, **kwargs)
+            field.error_messages["invalid"] = (
+                "Enter a whole web address, like https://www.example.com/faq."
+            )
+            return field
+        if db_field.name == "monthly_token_budget":  # 2,000,000 shows whole
+            kwargs["widget"] = forms.NumberInput(attrs={"style": "width: 12em"})
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def get_queryset(self, request) -> QuerySet:
@@ -276,8 +293,8 @@ def import_page(request, model_admin: ShopAdmin, shop: Shop) -> HttpResponse:
                     f"{result.unchanged} unchanged.",
                     messages.SUCCESS,
                 )
-                url = reverse("admin:faq_faqentry_changelist")
-                return HttpResponseRedirect(f"{url}?shop__id__exact={shop.pk}")
+                # Back to the set-up checklist: what is left to do after an import.
+                return HttpResponseRedirect(reverse("admin:faq_shop_change", args=[shop.pk]))
             error = "Tick at least one question to import."
     elif request.method == "POST":
         form = PageImportForm(request.POST, request.FILES)
@@ -321,10 +338,19 @@ def try_question(request, model_admin: ShopAdmin, shop: Shop) -> HttpResponse:
     """What the bot would retrieve for a question: entries, scores, confident or not."""
     form = TryQuestionForm(request.GET or None)
     result = None
+    customer_sees = {}
     if form.is_valid():
         result = search.search(shop, form.cleaned_data["q"], limit=TRY_LIMIT)
         # For the set-up checklist: the owner has seen what the bot would answer.
         Shop.objects.filter(pk=shop.pk).update(question_tried=timezone.now())
+        # What the customer would see, in the chat's words and the shop's language.
+        with translation.override(shop.language):
+            customer_sees = {
+                "texts": texts.widget_texts(shop.language),
+                "fallback": shop.fallback_text(),
+                "answer": answer_html(result.best.entry.answer) if result.confident else "",
+                "contact": shop.contact(),
+            }
     context = owner_views.page_context(
         request,
         model_admin,
@@ -335,6 +361,7 @@ def try_question(request, model_admin: ShopAdmin, shop: Shop) -> HttpResponse:
         result=result,
         # What "confident" meant for this search: the bar search() compared with.
         threshold=result.threshold if result else None,
+        customer_sees=customer_sees,
         entry_admin_url="admin:faq_faqentry_change",
     )
     return TemplateResponse(request, "owner/try_question.html", context)

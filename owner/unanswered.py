@@ -71,6 +71,11 @@ class Group:
         return counts.most_common()
 
     @property
+    def rows(self) -> list[tuple[Message, str]]:
+        """Each question with the entry the bot offered for it (offered)."""
+        return [(q, offered(q)) for q in self.questions]
+
+    @property
     def phrasings(self) -> list[str]:
         """The other distinct wordings, most frequent first (case and spacing ignored)."""
         seen = {wording_key(self.typical.text)}
@@ -80,6 +85,19 @@ class Group:
             first_seen.setdefault(wording_key(q.text), " ".join(q.text.split()))
         ordered = sorted(counts, key=lambda key: -counts[key])
         return [first_seen[key] for key in ordered if key not in seen]
+
+
+def offered(question: Message) -> str:
+    """The FAQ entry the bot offered for this unanswered question (annotated by
+    `Message.objects.unanswered`): the one it answered from, else its first "did you mean";
+    "" when it offered none."""
+    for offer in [
+        *(getattr(question, "answer_sources", None) or []),
+        *(getattr(question, "answer_suggestions", None) or []),
+    ]:
+        if isinstance(offer, dict) and offer.get("question"):
+            return str(offer["question"])
+    return ""
 
 
 def fill_embeddings(questions: list[Message]) -> None:
@@ -197,3 +215,12 @@ def resolve(shop: Shop | int, message_ids: list[int], entry: FAQEntry) -> int:
             conversation__shop=shop,
             resolved_by__isnull=True,
         ).update(resolved_by=entry)
+
+
+def dismiss(shop: Shop | int, message_ids: list[int]) -> int:
+    """Take these unanswered questions of the shop off the list as noise (pizza, the weather):
+    they stay in their conversations, and are never offered as phrasings. Returns how many
+    changed; other shops' ids are ignored."""
+    return Message.objects.filter(
+        pk__in=message_ids, role=Message.USER, conversation__shop=shop, dismissed=False
+    ).update(dismissed=True)

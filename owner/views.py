@@ -12,6 +12,7 @@ scoped get_object: a shop the user does not own is a 404, like one that does not
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin import ModelAdmin
 from django.core.exceptions import PermissionDenied
@@ -20,6 +21,8 @@ from django.db.models.options import Options
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
+from django.utils.http import urlencode
+from django.utils.translation import ngettext
 
 from faq.models import FAQEntry, Shop, split_lines
 from faq.owners import shops_for
@@ -105,6 +108,7 @@ def transcript(request: HttpRequest, model_admin, conversation: Conversation) ->
     """Every question with its answer: how it was answered, from which entries, and feedback."""
     turns = transcript_turns(conversation)
     requests = list(conversation.handoffs.all())
+    last_message = conversation.messages.order_by("-id").values_list("id", flat=True).first()
     can_delete = model_admin.has_delete_permission(request, conversation)
     context = _context(
         request,
@@ -116,6 +120,10 @@ def transcript(request: HttpRequest, model_admin, conversation: Conversation) ->
         requests=requests,
         can_delete=can_delete,
         show_shop=request.user.is_superuser,
+        # The live panel (owner/_live.html): take over any conversation, request or not.
+        live_url=reverse("admin:widget_conversation_live", args=[conversation.pk]),
+        last_message=last_message or 0,
+        idle_minutes=settings.HANDOFF_TAKEOVER_IDLE_MINUTES,
     )
     return TemplateResponse(request, "owner/transcript.html", context)
 
@@ -168,6 +176,33 @@ def dashboard(request: HttpRequest, model_admin, shop: Shop) -> HttpResponse:
 
 
 def unanswered_list(request: HttpRequest, model_admin, shop: Shop) -> HttpResponse:
+    """The groups, each question with the entry the bot offered and a tick box. The owner
+    dismisses noise (one question, or the ticked ones) or turns the ticked questions into an FAQ
+    entry or phrasings of an existing one (unanswered_entry, with `use`)."""
+    if request.method == "POST":
+        ticked = [int(pk) for pk in request.POST.getlist("use") if pk.isdigit()]
+        single = request.POST.get("dismiss", "")
+        action = request.POST.get("action", "")
+        if single.isdigit() or action == "dismiss":
+            n = unanswered.dismiss(shop, [int(single)] if single.isdigit() else ticked)
+            messages.success(
+                request,
+                ngettext(
+                    "%(n)d question dismissed as noise.", "%(n)d questions dismissed as noise.", n
+                )
+                % {"n": n},
+            )
+            return HttpResponseRedirect(request.path)
+        if action in ("create", "existing") and ticked:
+            query = {"question": ticked[0], "use": ",".join(map(str, ticked))}
+            entry = request.POST.get("entry", "")
+            if action == "existing" and entry.isdigit():
+                query["entry"] = entry
+            url = reverse("admin:widget_unanswered_entry", args=[shop.pk])
+            anchor = "#existing" if action == "existing" else ""
+            return HttpResponseRedirect(f"{url}?{urlencode(query)}{anchor}")
+        messages.warning(request, "Tick at least one question first.")
+        return HttpResponseRedirect(request.path)
     groups = unanswered.groups(shop)
     unanswered.clicked_entries(groups)
     waiting = CustomerWording.objects.filter(entry__shop=shop, status=CustomerWording.NEW)
@@ -260,8 +295,14 @@ def unanswered_entry(request: HttpRequest, model_admin, shop: Shop) -> HttpRespo
                     resolved = unanswered.resolve(shop, group_ids, entry)
                 messages.success(
                     request,
-                    f"Added {len(added)} phrasings to “{entry.question}”; "
-                    f"{resolved} questions marked answered.",
+                    ngettext(
+                        "Added %(n)d phrasing to “%(entry)s”.",
+                        "Added %(n)d phrasings to “%(entry)s”.",
+                        len(added),
+                    )
+                    % {"n": len(added), "entry": entry.question}
+                    + " "
+                    + marked_answered(resolved),
                 )
                 return HttpResponseRedirect(back)
         else:
@@ -276,10 +317,11 @@ def unanswered_entry(request: HttpRequest, model_admin, shop: Shop) -> HttpRespo
                     resolved = unanswered.resolve(shop, group_ids, entry)
                 messages.success(
                     request,
-                    f"Created the FAQ entry “{entry.question}”; {resolved} questions marked "
-                    "answered. The bot uses it from now on.",
+                    f"Created the FAQ entry “{entry.question}”; {marked_answered(resolved)} "
+                    "The bot uses it from now on.",
                 )
-                return HttpResponseRedirect(entry_url(entry.pk) or back)
+                # One rule for both buttons: back to the list, where the next group waits.
+                return HttpResponseRedirect(back)
     else:
         try:
             wanted = int(request.GET.get("question", ""))
@@ -289,6 +331,12 @@ def unanswered_entry(request: HttpRequest, model_admin, shop: Shop) -> HttpRespo
         if group is None:
             messages.info(request, "That question has already been answered or is not open.")
             return HttpResponseRedirect(back)
+        # The questions the owner ticked on the list (`use`), else the whole group.
+        use = set(parse_ids(request.GET.get("use", "")))
+        if use and use & set(group.message_ids):
+            chosen = [q for q in group.questions if q.pk in use]
+            typical = group.typical if group.typical in chosen else chosen[0]
+            group = unanswered.Group(questions=chosen, typical=typical)
         questions = group.questions
         new_form = _new_form(questions, group)
         # From "Add as wordings of entry X": that entry (of this shop) chosen already.
@@ -314,6 +362,12 @@ def unanswered_entry(request: HttpRequest, model_admin, shop: Shop) -> HttpRespo
         led_to=led_to,
     )
     return TemplateResponse(request, "owner/unanswered_entry.html", context)
+
+
+def marked_answered(n: int) -> str:
+    return ngettext("%(n)d question marked answered.", "%(n)d questions marked answered.", n) % {
+        "n": n
+    }
 
 
 def _phrasings(questions: list[Message], group: unanswered.Group | None) -> tuple[str, list[str]]:

@@ -459,10 +459,8 @@ TRUSTED_PROXY_HEADER = os.getenv("TRUSTED_PROXY_HEADER", "").strip()
 # socket) only to it, no plugins, no framing, forms posting only here. Styles may be inline: the
 # FAQ page's accent colour, the widget's shadow-DOM sheet and a few admin templates use them.
 # (A shop's own site, where the widget is embedded, has its own policy: see README.)
-# The owner's customer-request page (hand-off) still has an inline script and is left out until
-# it moves to a static file.
+# The owner's live panel (a customer request's and a conversation's page) is owner/live.js.
 CONTENT_SECURITY_POLICY = {
-    "EXCLUDE_URL_PREFIXES": ["/admin/widget/handoff/"],
     "DIRECTIVES": {
         "default-src": [SELF],
         "script-src": [SELF],

@@ -93,8 +93,10 @@ def message_fields(conversation_id: str, *fields: str) -> list[tuple]:
 
 def make_demo_shop(demo_texts_embedded, **overrides) -> Shop:
     """The demo shop with its entries and their real vectors (the `demo_texts_embedded`
-    fixture's), without running the model again."""
-    return demo.build_shop(vectors=demo_texts_embedded, **overrides)
+    fixture's), without running the model again. It answers with Claude whenever the test gives
+    the server a key (a new shop's default follows the key at creation, before fixtures such as
+    `fake` set it)."""
+    return demo.build_shop(vectors=demo_texts_embedded, **{"use_claude": True, **overrides})
 
 
 def stored_conversation(

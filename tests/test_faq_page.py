@@ -13,6 +13,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
+from faq.markup import answer_html
 from faq.models import FAQEntry, OriginSeen, Shop
 from tests.support import DELIVERY, Chat, make_demo_shop
 from widget.models import Message
@@ -53,8 +54,9 @@ def test_the_page_lists_exactly_the_published_entries_with_anchors_and_jsonld(cl
     published = list(FAQEntry.objects.filter(shop=demo_shop, published=True))
     assert len(published) == 31
     assert sorted(questions_in(jsonld_of(html))) == sorted(
-        (e.question, e.answer) for e in published
+        (e.question, answer_html(e.answer)) for e in published
     )
+    assert "&lt;/script&gt;&lt;b&gt;x&lt;/b&gt; &amp; more" in str(jsonld_of(html))
     soup = BeautifulSoup(html, "lxml")
     anchors = {a["id"] for a in soup.select("article.faq-entry")}
     assert anchors == {f"faq-{e.pk}" for e in published}
@@ -65,10 +67,94 @@ def test_the_page_lists_exactly_the_published_entries_with_anchors_and_jsonld(cl
         assert entry.answer not in html and f'"faq-{entry.pk}"' not in html
     # By category, the widget embedded with this shop's key, and the date of the last change.
     headings = [h.get_text() for h in soup.select("section.faq-section > h2")]
-    assert "Delivery" in headings and headings == sorted(headings)
+    in_owners_order = list(dict.fromkeys(e.category for e in sorted(published, key=lambda e: e.pk)))
+    assert "Delivery" in headings and headings == [c for c in in_owners_order if c]
     widget = soup.find("script", src="http://testserver/widget.js")
     assert widget["data-shop"] == demo_shop.public_key
     assert soup.find("time")["datetime"].startswith(str(max(e.updated for e in published).date()))
+
+
+MARKDOWN_ANSWER = (
+    "Yes! Check our [used bikes page](https://bikes.example/used?a=1&b=2) or **call** us.\n"
+    "- Road bikes\n"
+    "- *City* bikes, see https://bikes.example/city.\n"
+    "\n"
+    "Not [this](javascript:alert(1)) nor <b>that</b>."
+)
+MARKDOWN_HTML = (
+    '<p>Yes! Check our <a href="https://bikes.example/used?a=1&amp;b=2">used bikes page</a> or '
+    "<strong>call</strong> us.</p>"
+    '<ul><li>Road bikes</li><li><em>City</em> bikes, see <a href="https://bikes.example/city">'
+    "https://bikes.example/city</a>.</li></ul>"
+    "<p>Not [this](javascript:alert(1)) nor &lt;b&gt;that&lt;/b&gt;.</p>"
+)
+
+
+def test_answer_html_renders_the_widgets_markdown_subset_and_escapes_the_rest():
+    assert answer_html(MARKDOWN_ANSWER) == MARKDOWN_HTML
+    assert answer_html("Line one\nline two\n\n3. third\n4. fourth") == (
+        '<p>Line one<br>line two</p><ol start="3"><li>third</li><li>fourth</li></ol>'
+    )
+    assert answer_html("[mail](mailto:a@b.example) [x](/relative) [t](tel:+15550100)") == (
+        '<p><a href="mailto:a@b.example">mail</a> [x](/relative) <a href="tel:+15550100">t</a></p>'
+    )
+
+
+def test_links_and_lists_show_as_html_on_the_page_in_jsonld_and_in_the_export(
+    client, demo_shop, tmp_path
+):
+    entry = FAQEntry.objects.create(
+        shop=demo_shop, question="Do you sell used bikes?", answer=MARKDOWN_ANSWER
+    )
+    html = client.get(f"/faq/{demo_shop.slug}/").content.decode()
+    out = tmp_path / "faq.html"
+    call_command("export_faqs", demo_shop.pk, format="html", output=str(out))
+    for page in (html, out.read_text()):
+        soup = BeautifulSoup(page, "lxml")
+        answer = soup.find(id=f"faq-{entry.pk}").select_one(".faq-answer")
+        assert answer.select_one("a")["href"] == "https://bikes.example/used?a=1&b=2"
+        assert [li.get_text() for li in answer.select("ul li")] == [
+            "Road bikes",
+            "City bikes, see https://bikes.example/city.",
+        ]
+        assert "[used bikes page]" not in answer.get_text() and not answer.select("b")
+        assert dict(questions_in(jsonld_of(page)))["Do you sell used bikes?"] == MARKDOWN_HTML
+    # The search results render it too.
+    response = client.get(f"/faq/{demo_shop.slug}/", {"q": "do you sell used bikes"})
+    results = BeautifulSoup(response.content, "lxml").find(attrs={"data-testid": "faq-results"})
+    assert results.select_one(".faq-answer a")["href"] == "https://bikes.example/used?a=1&b=2"
+
+
+def test_the_page_keeps_the_owners_order_of_categories_and_entries(client, db):
+    shop = Shop.objects.create(name="Spoke & Chain")
+    for question, category in [
+        ("Zebra question?", "Rentals"),
+        ("Apple question?", "Rentals"),
+        ("Do you repair?", "Repairs"),
+        ("Any question?", ""),
+        ("Bikes to buy?", "Buying"),
+    ]:
+        FAQEntry.objects.create(shop=shop, question=question, answer="Yes.", category=category)
+
+    def page_order():
+        soup = BeautifulSoup(client.get(f"/faq/{shop.slug}/").content, "lxml")
+        return [
+            (s.h2.get_text(), [h.get_text() for h in s.select("h3")])
+            for s in soup.select("section.faq-section")
+        ]
+
+    # As added, not alphabetically; the uncategorised last.
+    assert page_order() == [
+        ("Rentals", ["Zebra question?", "Apple question?"]),
+        ("Repairs", ["Do you repair?"]),
+        ("Buying", ["Bikes to buy?"]),
+        ("Other questions", ["Any question?"]),
+    ]
+    # The owner moves "Buying" first and "Apple" before "Zebra" with the order field.
+    FAQEntry.objects.filter(question="Bikes to buy?").update(position=-2)
+    FAQEntry.objects.filter(question="Apple question?").update(position=-1)
+    assert [name for name, _ in page_order()] == ["Buying", "Rentals", "Repairs", "Other questions"]
+    assert page_order()[1][1] == ["Apple question?", "Zebra question?"]
 
 
 def test_search_finds_an_entry_by_a_customers_wording(client, demo_shop):
@@ -160,7 +246,7 @@ def test_export_html_holds_the_published_entries_and_their_anchors(demo_shop, tm
     html = out.read_text()
     published = list(FAQEntry.objects.filter(shop=demo_shop, published=True))
     assert sorted(questions_in(jsonld_of(html))) == sorted(
-        (e.question, e.answer) for e in published
+        (e.question, answer_html(e.answer)) for e in published
     )
     soup = BeautifulSoup(html, "lxml")
     assert {a["id"] for a in soup.select("article.faq-entry")} == {f"faq-{e.pk}" for e in published}

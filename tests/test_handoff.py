@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from faq.models import Shop
 from tests.support import Chat, Inbox, make_owner, wait_for
+from widget import handoff_email
 from widget.models import Conversation, Handoff, Message
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("handoff_chat")]
@@ -313,6 +314,44 @@ async def test_live_take_over_both_ways_and_handing_back(demo_shop):
     assert [h["role"] for h in again["history"]] == ["user", "shop", "user", "bot"]
 
 
+async def test_any_live_conversation_is_taken_over_from_its_own_page(demo_shop):
+    """No customer request: the owner takes the chat over from the conversation's page."""
+    owner = await db(make_owner)(demo_shop, "owner", "owner@petal.example")
+    client = Client()
+    await db(client.force_login)(owner)
+    async with Chat(demo_shop.public_key) as chat:
+        ready = await chat.ready()
+        await chat.ask("Do you deliver to Princeton?", "q1")
+        page = reverse("admin:widget_conversation_change", args=[ready["conversation"]])
+        live = reverse("admin:widget_conversation_live", args=[ready["conversation"]])
+        html = (await db(client.get)(page)).content.decode()
+        assert "Take over the chat" in html and f'data-url="{live}"' in html
+        assert "appears in their open chat at once, and is not emailed" in html
+
+        response = await db(client.post)(page, {"action": "takeover"})
+        assert response.status_code == 302
+        assert await chat.recv() == {"type": "person", "present": True}
+        await chat.send({"type": "ask", "id": "q2", "text": "Can I pay on delivery?"})
+        assert await chat.recv() == {"type": "received", "id": "q2"}
+        polled = (await db(client.get)(live, {"after": 0})).json()
+        assert polled["person"] is True
+        assert [m["text"] for m in polled["messages"]][-1] == "Can I pay on delivery?"
+        sent = (await db(client.post)(live, {"text": "Yes, cash or card."})).json()
+        assert sent["messages"][-1]["text"] == "Yes, cash or card."
+        frame = await chat.recv()
+        assert (frame["type"], frame["text"]) == ("shop_message", "Yes, cash or card.")
+        assert not await db(Handoff.objects.exists)()
+
+        await db(client.post)(page, {"action": "handback"})
+        assert await chat.recv() == {"type": "person", "present": False}
+    # Another shop's owner reaches neither the page nor its live panel.
+    other = await db(Shop.objects.create)(name="Other shop")
+    stranger = await db(make_owner)(other, "stranger", "s@other.example")
+    await db(client.force_login)(stranger)
+    assert (await db(client.post)(page, {"action": "takeover"})).status_code in (302, 404)
+    assert (await db(client.post)(live, {"text": "hi"})).status_code in (403, 404)
+
+
 async def test_a_take_over_runs_out_after_the_idle_timeout(demo_shop):
     async with Chat(demo_shop.public_key) as chat:
         ready = await chat.ready()
@@ -329,3 +368,27 @@ async def test_a_take_over_runs_out_after_the_idle_timeout(demo_shop):
         assert await chat.recv() == {"type": "person", "present": False}
         frame = await chat.recv()
         assert frame["type"] == "answer" and frame["id"] == "q1"
+
+
+@pytest.mark.django_db
+def test_the_owners_transcript_says_it_starts_mid_conversation_and_shows_what_was_offered(
+    demo_shop,
+):
+    conversation = Conversation.objects.create(shop=demo_shop)
+    for n in range(handoff_email.TRANSCRIPT_MESSAGES + 3):
+        Message.objects.create(conversation=conversation, role="user", ask_id=f"a{n}", text=f"q{n}")
+    Message.objects.create(
+        conversation=conversation,
+        role="bot",
+        ask_id="a44",
+        text="I'm not sure about that one.",
+        mode="fallback",
+        suggestions=[{"id": 1, "question": "Do you deliver?"}, {"id": 2, "question": "Refunds?"}],
+    )
+    handoff = Handoff.objects.create(
+        conversation=conversation, client_id="c1", email="a@b.example", note="hi"
+    )
+    text = handoff_email.transcript(handoff)
+    assert text.startswith("(4 earlier messages not shown: the whole conversation is on")
+    assert ": q3\n" not in text and ": q4\n" in text and ": q42\n" in text
+    assert "Did you mean: Do you deliver? | Refunds?" in text

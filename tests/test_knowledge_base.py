@@ -8,6 +8,7 @@ or through django_capture_on_commit_callbacks(execute=True), which runs them as 
 from __future__ import annotations
 
 import pytest
+from bs4 import BeautifulSoup
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
@@ -345,13 +346,34 @@ def test_try_a_question_shows_entries_scores_and_verdict(admin_client_, demo_sho
     result = response.context["result"]
     assert result.confident and result.best.entry.question == DELIVERY
     html = response.content.decode()
-    assert "Confident:" in html and DELIVERY in html
+    assert "Confident</strong>" in html and DELIVERY in html
     assert f"{result.best.score:.3f}" in html
     assert "this shop's bar" in html  # the shop's threshold, when the policy has one
+    # What the customer would see: the entry's answer, rendered as in the chat; and one
+    # confidence (the first entry's, on which the bot decides), never a #2 above #1.
+    soup = BeautifulSoup(html, "lxml")
+    sees = soup.find(attrs={"data-testid": "customer-sees"})
+    assert " ".join(result.best.entry.answer.split())[:40] in " ".join(sees.get_text().split())
+    assert [th.get_text() for th in soup.select("#result_list th")] == [
+        "#",
+        "Entry",
+        "Category",
+        "Score",
+    ]
+
+    # Unsure: the fallback and the very "Did you mean" buttons the widget would offer.
+    response = admin_client_.get(url, {"q": "I want my money back"})
+    result = response.context["result"]
+    assert not result.confident and result.suggestions
+    sees = BeautifulSoup(response.content, "lxml").find(attrs={"data-testid": "customer-sees"})
+    assert demo_shop.fallback_text() in sees.get_text()
+    assert [b.get_text() for b in sees.select("[data-testid=try-suggestion]")] == [
+        hit.entry.question for hit in result.suggestions
+    ]
 
     response = admin_client_.get(url, {"q": "what is the capital of mongolia"})
     assert not response.context["result"].confident
-    assert "Not confident:" in response.content.decode()
+    assert "Not confident</strong>" in response.content.decode()
 
     page = admin_client_.get(f"/admin/faq/shop/{demo_shop.pk}/change/")
     snippet = (

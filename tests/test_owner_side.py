@@ -12,6 +12,7 @@ import uuid
 
 import numpy as np
 import pytest
+from bs4 import BeautifulSoup
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -450,7 +451,8 @@ def test_creating_an_entry_from_a_group_resolves_it_and_embeds_the_entry(
         )
     entry = FAQEntry.objects.get(answer__startswith="Yes: a box of truffles")
     assert response.status_code == 302
-    assert response["Location"] == reverse("admin:faq_faqentry_change", args=[entry.pk])
+    # Both buttons ("Save the entry", "Add the phrasings") return to the list.
+    assert response["Location"] == reverse("admin:widget_unanswered", args=[world.shop_a.pk])
     assert entry.shop == world.shop_a
     assert set(entry.resolved_questions.values_list("pk", flat=True)) == set(ids)
     assert FAQVector.objects.filter(entry=entry).count() == len(entry.embedding_texts())
@@ -498,6 +500,53 @@ def test_adding_phrasings_to_an_existing_entry_resolves_the_group(client, world)
     )
     assert response.status_code == 200 and response.context["existing_form"].errors
     assert "x" not in world.entry_b.alternative_list
+
+
+def test_the_owner_dismisses_noise_and_ticks_which_questions_become_phrasings(client, world):
+    as_user(client, world.alice)
+    pizza = talk(
+        world.shop_a,
+        ("do you deliver pizza?", "fallback", False, "", []),
+        ("will it rain tomorrow", "fallback", False, "", []),
+    )
+    sunday = Message.objects.get(text="is the shop open sunday")
+    chocolate = Message.objects.get(text="do you sell chocolate?")
+    chocolates = Message.objects.get(text="chocolates with flowers?")
+    rain = Message.objects.get(conversation=pizza, text="will it rain tomorrow")
+    url = reverse("admin:widget_unanswered", args=[world.shop_a.pk])
+
+    # Each row shows what the bot offered for it.
+    page = BeautifulSoup(client.get(url).content, "lxml")
+    rows = {
+        " ".join(r.find("label").get_text().split()): r.select_one(".unanswered-offered")
+        for r in page.select("[data-testid=unanswered-row]")
+    }
+    assert rows["is the shop open sunday"].get_text().strip() == "“What are your opening hours?”"
+    assert rows["do you sell chocolate?"].get_text().strip() == "nothing"
+    # Noise: one question, then the ticked ones; they leave the list, nothing else changes.
+    response = client.post(url, {"dismiss": str(rain.pk)}, follow=True)
+    assert "1 question dismissed as noise." in response.content.decode()
+    pizza_q = Message.objects.get(conversation=pizza, text="do you deliver pizza?")
+    client.post(url, {"action": "dismiss", "use": [str(pizza_q.pk), str(world.conv_b.pk)]})
+    open_ids = {pk for g in unanswered.groups(world.shop_a) for pk in g.message_ids}
+    assert rain.pk not in open_ids and pizza_q.pk not in open_ids and chocolate.pk in open_ids
+    assert Message.objects.filter(dismissed=True).count() == 2
+    # Another shop's question cannot be dismissed from here.
+    secret = Message.objects.get(text="secret thorn question")
+    client.post(url, {"dismiss": str(secret.pk)})
+    assert not Message.objects.get(pk=secret.pk).dismissed
+
+    # Only the ticked question goes to the new entry's form (not the whole group).
+    response = client.post(url, {"action": "create", "use": [str(chocolates.pk)]})
+    assert response.status_code == 302
+    form = client.get(response["Location"])
+    assert form.context["new_form"].initial["question"] == "Chocolates with flowers?"
+    assert form.context["new_form"].initial["alternatives"] == ""
+    assert form.context["message_ids"] == str(chocolates.pk)
+    # Nothing ticked: said, nothing done.
+    response = client.post(url, {"action": "create"}, follow=True)
+    assert "Tick at least one question first." in response.content.decode()
+    assert sunday.pk in open_ids
 
 
 # --- Retention ----------------------------------------------------------------------------
@@ -566,3 +615,27 @@ def test_shop_chooser_and_superuser_bulk_delete(client, world):
     assert response.status_code == 302
     assert not Conversation.objects.filter(pk=world.conv_b.pk).exists()
     assert Conversation.objects.count() == 2
+
+
+def test_the_owners_small_frictions_of_issue_29_are_gone(client, world):
+    as_user(client, world.alice)
+    shop = world.shop_a
+    # "Your shops" on the admin home links to the shop's page (checklist and snippet).
+    home = BeautifulSoup(client.get("/admin/").content, "lxml")
+    name = home.select_one("#owner-shops th a")
+    assert name.get_text() == shop.name and name["href"] == f"/admin/faq/shop/{shop.pk}/change/"
+    # The dashboard's breadcrumb goes through the shop, not "Conversations".
+    page = client.get(reverse("admin:widget_dashboard", args=[shop.pk]))
+    crumbs = " ".join(
+        BeautifulSoup(page.content, "lxml").select_one(".breadcrumbs").get_text().split()
+    )
+    assert crumbs == f"Home › Shops › {shop.name} › Dashboard"
+    # The slug's help names a real address; the website fields are text boxes with a hint.
+    form = BeautifulSoup(client.get(f"/admin/faq/shop/{shop.pk}/change/").content, "lxml")
+    assert "/faq//" not in form.get_text() and "/faq/petal-stem/" in form.get_text()
+    url_box = form.select_one("#id_contact_url")
+    assert url_box["type"] == "text" and url_box["placeholder"].startswith("https://")
+    # The budget (a superuser's) shows 2,000,000 whole.
+    as_user(client, world.root)
+    form = BeautifulSoup(client.get(f"/admin/faq/shop/{shop.pk}/change/").content, "lxml")
+    assert "width: 12em" in form.select_one("#id_monthly_token_budget")["style"]

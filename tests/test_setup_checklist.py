@@ -7,6 +7,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from bs4 import BeautifulSoup
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
 from faq.models import FAQEntry, OriginSeen, Shop
@@ -47,10 +48,15 @@ def test_the_checklist_follows_the_owner_from_a_new_shop_to_a_live_chat(client, 
 
     items = checklist(client, shop)
     assert list(items) == ["entries", "tried", "contact", "origins", "live", "claude"]
-    assert not any(done for done, _, _ in items.values())
+    assert [k for k, (done, _, _) in items.items() if done] == ["claude"]
     assert items["entries"][2] == f"/admin/faq/faqentry/?shop__id__exact={shop.pk}"
     assert items["tried"][2] == "#try-question" and items["contact"][2] == "#id_contact_email"
-    assert "no ANTHROPIC_API_KEY" in items["claude"][1]
+    # No key on this server: a new shop answers from the FAQ, no orange to-do.
+    assert not shop.use_claude and "Answers: FAQ only (done)" in items["claude"][1]
+    Shop.objects.filter(pk=shop.pk).update(use_claude=True)
+    assert "no ANTHROPIC_API_KEY" in checklist(client, shop)["claude"][1]
+    settings.ANTHROPIC_API_KEY = "sk-test"
+    assert Shop.objects.create(name="With a key").use_claude
 
     FAQEntry.objects.create(shop=shop, question="Can I pause my membership?", answer="Yes.")
     FAQEntry.objects.create(shop=shop, question="Hidden", answer="No.", published=False)
@@ -87,3 +93,47 @@ def test_another_owners_checklist_is_not_reachable(client, settings):
     assert client.get(f"/admin/faq/shop/{theirs.pk}/change/").status_code in (302, 404)
     client.get(f"/admin/faq/shop/{theirs.pk}/try/", {"q": "anything"})
     assert Shop.objects.get(pk=theirs.pk).question_tried is None
+
+
+def test_a_website_without_its_scheme_is_normalised_or_refused_by_the_model(client, settings):
+    settings.ANTHROPIC_API_KEY = ""
+    shop = Shop.objects.create(name="Spoke & Chain")
+    call_command("create_owner", shop.pk, "sam", password="a-long-test-password-1")
+    client.force_login(User.objects.get(username="sam"))
+    page = client.get(f"/admin/faq/shop/{shop.pk}/change/")
+    form = page.context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None and k != "owners"}
+
+    # What the owner typed that a browser can never send as an origin is refused, nothing saved.
+    data["allowed_origins"] = "www.spoke.example\nftp://spoke.example\n*.spoke.example"
+    response = client.post(f"/admin/faq/shop/{shop.pk}/change/", data)
+    assert response.status_code == 200
+    errors = response.context["adminform"].errors["allowed_origins"]
+    assert "only http:// and https://" in errors[0] and "no wildcards" in errors[1]
+    assert Shop.objects.get(pk=shop.pk).allowed_origins == ""
+
+    # A bare host means https://host; http only when written out; paths and repeats dropped.
+    data["allowed_origins"] = (
+        "www.spoke.example\n127.0.0.1:8401\nhttp://127.0.0.1:8402/shop\nhttps://WWW.spoke.example/"
+    )
+    assert client.post(f"/admin/faq/shop/{shop.pk}/change/", data).status_code == 302
+    shop.refresh_from_db()
+    assert shop.allowed_origins == (
+        "https://www.spoke.example\nhttps://127.0.0.1:8401\nhttp://127.0.0.1:8402"
+    )
+    # The shell and imports go through the same rule.
+    shop.allowed_origins = "shop"
+    with pytest.raises(ValidationError, match="give the whole host name"):
+        shop.full_clean()
+
+    # A row saved before the rule (no scheme) is never ticked: the chat cannot open there.
+    Shop.objects.filter(pk=shop.pk).update(allowed_origins="www.spoke.example")
+    items = checklist(client, shop)
+    assert not items["origins"][0] and not items["live"][0]
+    assert "The chat cannot open on www.spoke.example" in items["origins"][1]
+    # Fixed, it is ticked, and "seen live" only once the chat opened from that site.
+    Shop.objects.filter(pk=shop.pk).update(allowed_origins="https://www.spoke.example")
+    items = checklist(client, shop)
+    assert items["origins"][0] and not items["live"][0]
+    connect_from(shop, "https://www.spoke.example")
+    assert checklist(client, shop)["live"][0]

@@ -277,14 +277,16 @@ async def test_unanswered_page_offers_the_entry_a_group_mostly_clicked(
         assert [e.pk for e in waiting.context["cl"].result_list] == [refunds.pk]
         [group] = [g for g in page.context["groups"] if g.typical.text == UNSURE]
         assert group.count == 2 and group.led_to == refunds
-        link = (
-            f"{reverse('admin:widget_unanswered_entry', args=[demo_shop.pk])}"
-            f"?question={group.typical.pk}&amp;entry={refunds.pk}#existing"
+        html = page.content.decode()
+        assert f"Add the ticked as wordings of “{REFUNDS}”".replace("'", "&#x27;") in html
+        chosen = client.post(
+            reverse("admin:widget_unanswered", args=[demo_shop.pk]),
+            {"action": "existing", "entry": refunds.pk, "use": group.message_ids},
         )
-        assert link in page.content.decode()
-        assert f"Add as wordings of “{REFUNDS}”".replace("'", "&#x27;") in page.content.decode()
+        link = chosen["Location"]
+        assert link.endswith(f"&entry={refunds.pk}#existing")
 
-        form_page = client.get(link.replace("&amp;", "&").split("#")[0])
+        form_page = client.get(link.split("#")[0])
         form = form_page.context["existing_form"]
         assert form.initial["entry"] == refunds
         response = client.post(

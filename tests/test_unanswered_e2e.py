@@ -50,10 +50,17 @@ def owner_creates_entry_from_the_group(shop: Shop, message_id: int) -> tuple[int
     client = Client()
     client.force_login(make_owner(shop, "owner-of-demo"))
 
-    page = client.get(reverse("admin:widget_unanswered", args=[shop.pk]))
+    unanswered_url = reverse("admin:widget_unanswered", args=[shop.pk])
+    page = client.get(unanswered_url)
     assert page.status_code == 200
-    link = f"{reverse('admin:widget_unanswered_entry', args=[shop.pk])}?question={message_id}"
-    assert link in page.content.decode()
+    [group] = [g for g in page.context["groups"] if message_id in g.message_ids]
+    for pk in group.message_ids:  # each question has its tick box
+        assert f'name="use" value="{pk}"' in page.content.decode()
+    # The owner ticks the three and presses "Create FAQ entry from the ticked".
+    ticked = [str(pk) for pk in group.message_ids]
+    chosen = client.post(unanswered_url, {"action": "create", "use": ticked})
+    assert chosen.status_code == 302
+    link = chosen["Location"]
 
     form_page = client.get(link)
     assert form_page.status_code == 200
@@ -76,7 +83,7 @@ def owner_creates_entry_from_the_group(shop: Shop, message_id: int) -> tuple[int
     )
     entry = FAQEntry.objects.get(shop=shop, answer=ANSWER)
     assert response.status_code == 302
-    assert response["Location"] == reverse("admin:faq_faqentry_change", args=[entry.pk])
+    assert response["Location"] == unanswered_url  # back to the list, where the next group is
     return response.status_code, entry.pk
 
 

@@ -72,11 +72,27 @@ def admin_link(handoff: Handoff, site: str = "") -> str:
 
 
 def transcript(handoff: Handoff) -> str:
-    recent = list(handoff.conversation.messages.order_by("-created", "-id")[:TRANSCRIPT_MESSAGES])
+    """The conversation's last TRANSCRIPT_MESSAGES messages, saying so when earlier ones are left
+    out, each bot answer with the "did you mean" entries it offered."""
+    messages = handoff.conversation.messages
+    recent = list(messages.order_by("-created", "-id")[:TRANSCRIPT_MESSAGES])
+    earlier = messages.count() - len(recent)
     lines = []
+    if earlier > 0:
+        lines.append(
+            f"({earlier} earlier message{'s' if earlier != 1 else ''} not shown: "
+            "the whole conversation is on the request's page.)"
+        )
     for message in reversed(recent):
         who = ROLE_NAMES.get(message.role, message.role)
         lines.append(f"{who} ({message.created:%Y-%m-%d %H:%M}): {message.text}")
+        offered = [
+            str(s["question"])
+            for s in message.suggestions or []
+            if isinstance(s, dict) and s.get("question")
+        ]
+        if offered:
+            lines[-1] += "\n  Did you mean: " + " | ".join(offered)
     return "\n\n".join(lines) or "(No messages before the request.)"
 
 

@@ -372,7 +372,12 @@ class MessageQuerySet(QuerySet):
         same_ask = {"conversation": OuterRef("conversation"), "ask_id": OuterRef("ask_id")}
         answer = Message.objects.filter(role=Message.BOT, **same_ask)
         return (
-            self.filter(conversation__shop=shop, role=Message.USER, resolved_by__isnull=True)
+            self.filter(
+                conversation__shop=shop,
+                role=Message.USER,
+                resolved_by__isnull=True,
+                dismissed=False,
+            )
             .filter(Exists(Message.objects.unhelpful_answers().filter(**same_ask)))
             # Why each question is unanswered, for the owner (one answer per ask: a unique
             # constraint).
@@ -380,6 +385,9 @@ class MessageQuerySet(QuerySet):
                 answer_mode=Subquery(answer.values("mode")[:1]),
                 answer_confident=Subquery(answer.values("confident")[:1]),
                 answer_feedback=Subquery(answer.values("feedback")[:1]),
+                # What the bot offered: the entries it answered from, or its "did you mean".
+                answer_sources=Subquery(answer.values("sources")[:1]),
+                answer_suggestions=Subquery(answer.values("suggestions")[:1]),
             )
         )
 
@@ -429,6 +437,9 @@ class Message(models.Model):
     resolved_by = models.ForeignKey(
         FAQEntry, models.SET_NULL, null=True, blank=True, related_name="resolved_questions"
     )
+    # Customer questions only: the owner dismissed it as noise ("Unanswered questions": pizza,
+    # the weather), so it is no longer listed there.
+    dismissed = models.BooleanField(default=False)
     # Bot answers: the "did you mean" entries offered with it, [{"id", "question"}].
     suggestions = models.JSONField(default=list, blank=True)
     # Customer questions sent by clicking a suggestion: the entry asked for, and the customer's

@@ -10,7 +10,15 @@ import pytest
 from playwright.sync_api import expect
 
 from faq.models import FAQEntry
-from tests.browser.conftest import ANSWER_TIMEOUT, DELIVERY, ask, open_widget, w, wait_answers
+from tests.browser.conftest import (
+    ANSWER_TIMEOUT,
+    DELIVERY,
+    XSS_QUESTION,
+    ask,
+    open_widget,
+    w,
+    wait_answers,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 
@@ -71,3 +79,43 @@ def test_the_launcher_wears_the_shops_colour_before_the_first_connection(browser
     red, green, blue = (int(shop.accent_color[i : i + 2], 16) for i in (1, 3, 5))
     expect(launcher).to_have_css("background-color", f"rgb({red}, {green}, {blue})")
     context.close()
+
+
+USED_BIKES = "Do you sell used bikes?"
+USED_BIKES_ANSWER = (
+    "Yes! Check our [used bikes page](https://bikes.example/used) or *call* us.\n"
+    "- Road bikes\n"
+    "- City bikes"
+)
+
+
+@pytest.fixture(scope="module")
+def markdown_entry(site, django_db_blocker):
+    """An imported answer with a link and a list, committed so the server sees it."""
+    with django_db_blocker.unblock():
+        entry = FAQEntry.objects.create(
+            shop=site["shop"], question=USED_BIKES, answer=USED_BIKES_ANSWER
+        )
+    yield entry
+    with django_db_blocker.unblock():
+        entry.delete()
+
+
+def test_links_and_lists_show_rendered_on_the_faq_page_never_as_markdown(
+    page, site, markdown_entry
+):
+    shop, server = site["shop"], site["server"]
+    page.goto(f"{server.url}/faq/{shop.slug}/#faq-{markdown_entry.pk}")
+    answer = page.locator(f"#faq-{markdown_entry.pk} .faq-answer")
+    link = answer.get_by_role("link", name="used bikes page")
+    expect(link).to_be_visible()
+    expect(link).to_have_attribute("href", "https://bikes.example/used")
+    expect(answer.locator("em")).to_have_text("call")
+    expect(answer.locator("ul > li")).to_have_text(["Road bikes", "City bikes"])
+    expect(answer).not_to_contain_text("](")
+    expect(answer).not_to_contain_text("- Road")
+    # An answer with HTML in it stays text: nothing of it runs.
+    xss = FAQEntry.objects.get(shop=shop, question=XSS_QUESTION)
+    expect(page.locator(f"#faq-{xss.pk} .faq-answer")).to_contain_text("<img src=x")
+    expect(page.locator(f"#faq-{xss.pk} .faq-answer strong")).to_have_text("Photo cards")
+    assert page.evaluate("window.__pwned") is None

@@ -34,7 +34,7 @@ from tests.browser.conftest import (
     wait_answers,
 )
 from tests.support import Inbox, make_demo_shop
-from widget.models import Handoff
+from widget.models import Conversation, Handoff
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 
@@ -153,6 +153,29 @@ def test_live_take_over_both_ways(page, admin, site):
     # The bot stayed silent: still only the one fallback answer.
     expect(page.locator("[data-testid=sb-bot][data-state=final]")).to_have_count(1)
 
+    admin.get_by_role("button", name="Hand back to the bot").click()
+    expect(w(page, "sb-person")).to_be_hidden(timeout=ANSWER_TIMEOUT)
+
+
+def test_any_live_conversation_is_taken_over_from_its_page(page, admin, site):
+    """No request left: the owner opens the conversation's page and takes the chat over."""
+    open_widget(page, site["server"].url)
+    ask(page, "Do you deliver to Princeton?")
+    wait_answers(page, 1)
+    conversation = Conversation.objects.get(messages__text="Do you deliver to Princeton?")
+    assert not conversation.handoffs.exists()
+
+    admin.goto(f"{site['server'].url}/admin/widget/conversation/{conversation.pk}/change/")
+    admin.get_by_role("button", name="Take over the chat").click()
+    expect(w(page, "sb-person")).to_be_visible(timeout=ANSWER_TIMEOUT)
+    ask(page, "Is the shop dog friendly?")
+    expect(admin.locator("#live-log")).to_contain_text(
+        "Is the shop dog friendly?", timeout=ANSWER_TIMEOUT
+    )
+    admin.fill("#live-form input[name=text]", "Very! Bring them along.")
+    admin.locator("#live-form button").click()
+    expect(w(page, "sb-shop").last).to_contain_text("Bring them along", timeout=ANSWER_TIMEOUT)
+    expect(page.locator("[data-testid=sb-bot][data-state=final]")).to_have_count(1)
     admin.get_by_role("button", name="Hand back to the bot").click()
     expect(w(page, "sb-person")).to_be_hidden(timeout=ANSWER_TIMEOUT)
 
