@@ -79,6 +79,14 @@ class Chat:
                 return deltas, frame
 
 
+def chat_from(key: str, ip: str | None, headers: list | None = None, query: str = "") -> Chat:
+    """A Chat whose connection comes from `ip` (the scope's peer address, as daphne sets it)."""
+    chat = Chat(key, query=query, headers=headers)
+    if ip is not None:
+        chat.ws.scope["client"] = (ip, 50000)
+    return chat
+
+
 @database_sync_to_async
 def messages_of(conversation_id: str) -> list[Message]:
     return list(Message.objects.filter(conversation_id=conversation_id).order_by("id"))

@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from faq.models import Shop
-from tests.support import Chat, Inbox, make_owner, wait_for
+from tests.support import Chat, Inbox, chat_from, make_owner, wait_for
 from widget import handoff_email
 from widget.models import Conversation, Handoff, Message
 
@@ -137,6 +137,39 @@ async def test_requests_are_rate_limited_per_conversation_and_per_address(demo_s
         refused = await leave(chat, email="a0@example.com", note="q")
     assert refused["code"] == "rate_limited"
     assert await db(Handoff.objects.count)() == 4
+
+
+async def test_an_address_in_another_case_is_the_same_address(demo_shop, settings):
+    settings.HANDOFFS_PER_ADDRESS_PER_HOUR = 2
+    for email in ("Ann@Example.com", "ann@example.com"):
+        async with Chat(demo_shop.public_key) as chat:
+            await chat.ready()
+            assert (await leave(chat, email=email, note="q"))["type"] == "handoff_saved"
+    async with Chat(demo_shop.public_key) as chat:
+        await chat.ready()
+        refused = await leave(chat, email="ANN@example.COM", note="q")
+    assert refused["code"] == "rate_limited"
+    assert await db(Handoff.objects.count)() == 2
+
+
+async def test_hand_offs_count_against_the_addresss_rate_across_conversations(demo_shop, settings):
+    """One client leaving requests from fresh conversations, each with a new email address (the
+    attack that saved 558 requests in 15 s): the per-address rate of asks stops it."""
+    settings.CHAT_ASKS_PER_IP_PER_MINUTE = 3
+    for n in range(3):
+        async with chat_from(demo_shop.public_key, "192.0.2.9") as chat:
+            await chat.ready()
+            assert (await leave(chat, email=f"x{n}@example.com", note="q"))["type"] == (
+                "handoff_saved"
+            )
+    async with chat_from(demo_shop.public_key, "192.0.2.9") as chat:
+        await chat.ready()
+        refused = await leave(chat, email="x9@example.com", note="q")
+        assert refused["code"] == "rate_limited" and refused["id"]
+        assert refused["message"] == (
+            "Too many messages from your network right now; please wait a minute."
+        )
+    assert await db(Handoff.objects.count)() == 3
 
 
 async def test_talk_to_a_person_before_any_question_starts_the_conversation(demo_shop):

@@ -8,8 +8,8 @@ import asyncio
 import pytest
 from channels.db import database_sync_to_async as db
 
-from tests.support import ANSWER_TIMEOUT
-from tests.test_limits import QUESTION, chat_from
+from tests.support import ANSWER_TIMEOUT, chat_from
+from tests.test_limits import QUESTION
 from widget.chat import limits
 from widget.models import Conversation, Message
 

@@ -21,6 +21,7 @@ from tests.support import (
     ANSWER_TIMEOUT,
     REDIS_TEST_URL,
     Chat,
+    chat_from,
     make_demo_shop,
     messages_of,
     require_redis,
@@ -52,14 +53,6 @@ def backend(request) -> str:
     if request.param == "redis":
         request.getfixturevalue("redis_db")
     return request.param
-
-
-def chat_from(key: str, ip: str | None, headers: list | None = None, query: str = "") -> Chat:
-    """A Chat whose connection comes from `ip` (the scope's peer address, as daphne sets it)."""
-    chat = Chat(key, query=query, headers=headers)
-    if ip is not None:
-        chat.ws.scope["client"] = (ip, 50000)
-    return chat
 
 
 async def refused(chat: Chat, text: str = QUESTION, ask_id: str | None = None) -> dict:

@@ -304,8 +304,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await handlers[type(frame)](frame)
 
     async def on_handoff(self, request: HandoffRequest) -> None:
-        """The customer leaves a question for a person (widget/chat/handoff.py)."""
+        """The customer leaves a question for a person (widget/chat/handoff.py). Hand-offs count
+        against the same per-connection and per-address rates as asks."""
         try:
+            await self.limiter.check_rates(request.id)
             fields = handoff.clean_request(request, self.shop)
             if is_unsaved(self.conversation):  # "Talk to a person" before any question
                 await save_conversation(self.conversation)

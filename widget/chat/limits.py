@@ -16,9 +16,12 @@ only too many frames (4008) or too many connections from one address (4429) clos
   loaded once when it opens (no query per ask).
 - Open connections and asks per client address are counted in Redis when REDIS_URL is set, so
   they hold across every server process sharing it; otherwise in this process's memory.
-- Hand-offs (`check_handoff`, counted in the database, so they hold across processes):
-  HANDOFFS_PER_CONVERSATION_PER_HOUR from one conversation, HANDOFFS_PER_ADDRESS_PER_HOUR from one
-  email address or phone number to one shop.
+- Hand-offs: each `handoff` frame counts against the asks' per-connection and per-address
+  rates (`ConnectionLimits.check_rates`, which `check_ask` uses too), so one client cannot save
+  hundreds of requests from fresh conversations; then `check_handoff`, counted in the database
+  so it holds across processes: HANDOFFS_PER_CONVERSATION_PER_HOUR from one conversation,
+  HANDOFFS_PER_ADDRESS_PER_HOUR from one email address (in any case) or phone number (however
+  spaced) to one shop.
 - A shop's monthly Claude token budget refuses nothing: once spent, answers come from the FAQ
   (`Shop.within_token_budget` of `Message.objects.claude_tokens`, checked by the pipeline).
 
@@ -258,6 +261,30 @@ class ConnectionLimits:
         except Exception:
             logger.warning("Could not free a connection slot (it expires by itself)", exc_info=True)
 
+    async def check_rates(self, frame_id: str) -> None:
+        """Raise Refused (rate_limited) if one more ask or hand-off from this connection, or from
+        its client address (across connections, and processes with Redis), would pass its
+        per-minute limit. Every attempt counts."""
+        now = time.monotonic()
+        per_connection = settings.CHAT_ASKS_PER_CONNECTION_PER_MINUTE
+        self.asks = [t for t in self.asks if t > now - WINDOW_SECONDS]
+        if per_connection > 0 and len(self.asks) >= per_connection:
+            raise Refused(ErrorCode.RATE_LIMITED, "connection_rate", frame_id)
+        self.asks.append(now)
+
+        per_ip = settings.CHAT_ASKS_PER_IP_PER_MINUTE
+        if self.ip and per_ip > 0:
+            try:
+                store = counters()
+                count = await store.hit(f"ip:{self.ip}", WINDOW_SECONDS)
+                if self.holds_slot:
+                    await store.touch_slot(f"conn:{self.ip}", self.member)
+            except Exception:
+                logger.warning("Rate limit unavailable, letting the frame through", exc_info=True)
+            else:
+                if count > per_ip:
+                    raise Refused(ErrorCode.RATE_LIMITED, "address_rate", frame_id)
+
     async def check_ask(self, ask: Ask, pending: int, contact: dict[str, str]) -> None:
         """Raise Refused if this ask goes over a limit (see the module's docstring for which, in
         order); `pending` asks are still being answered on this connection, `contact` is the
@@ -269,25 +296,7 @@ class ConnectionLimits:
         if pending >= MAX_PENDING_ASKS:
             raise Refused(ErrorCode.RATE_LIMITED, "pending_asks", ask_id)
 
-        now = time.monotonic()
-        per_connection = settings.CHAT_ASKS_PER_CONNECTION_PER_MINUTE
-        self.asks = [t for t in self.asks if t > now - WINDOW_SECONDS]
-        if per_connection > 0 and len(self.asks) >= per_connection:
-            raise Refused(ErrorCode.RATE_LIMITED, "connection_rate", ask_id)
-        self.asks.append(now)
-
-        per_ip = settings.CHAT_ASKS_PER_IP_PER_MINUTE
-        if self.ip and per_ip > 0:
-            try:
-                store = counters()
-                count = await store.hit(f"ip:{self.ip}", WINDOW_SECONDS)
-                if self.holds_slot:
-                    await store.touch_slot(f"conn:{self.ip}", self.member)
-            except Exception:
-                logger.warning("Rate limit unavailable, letting the ask through", exc_info=True)
-            else:
-                if count > per_ip:
-                    raise Refused(ErrorCode.RATE_LIMITED, "address_rate", ask_id)
+        await self.check_rates(ask_id)
 
         # A re-sent ask that is already stored does not count again: it must still get its answer.
         most = settings.CHAT_MAX_ASKS_PER_CONVERSATION
@@ -315,8 +324,10 @@ def check_handoff(conversation: Conversation, email: str, phone: str) -> None:
     ):
         raise Refused(ErrorCode.RATE_LIMITED, "handoffs_conversation")
     per_address = settings.HANDOFFS_PER_ADDRESS_PER_HOUR
-    for field, value in (("email", email), ("phone", phone)):
-        if per_address > 0 and value:
-            same = recent.filter(conversation__shop_id=conversation.shop_id, **{field: value})
+    for address in (email, phone):
+        if per_address > 0 and address:
+            # The same address however it is written: an email in any case, a phone number
+            # however it is spaced (Handoff.objects.from_address).
+            same = recent.filter(conversation__shop_id=conversation.shop_id).from_address(address)
             if same.count() >= per_address:
                 raise Refused(ErrorCode.RATE_LIMITED, "handoffs_address")
