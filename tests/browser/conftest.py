@@ -247,6 +247,14 @@ def page(browser, site) -> Iterator[Page]:
     assert page.problems == []
 
 
+def sign_in(page: Page, server_url: str, username: str, password: str) -> None:
+    """Sign in to the admin from that server's login page."""
+    page.goto(f"{server_url}/admin/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+
+
 def w(page: Page, testid: str):
     return page.locator(f"[data-testid={testid}]")
 

@@ -20,7 +20,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from faq.models import FAQEntry, Shop
-from tests.browser.conftest import ROOT
+from tests.browser.conftest import ROOT, sign_in
 
 OUT = ROOT / "docs" / "screenshots"
 PAGES = ROOT / "tests" / "faq_pages"
@@ -66,10 +66,7 @@ def test_screenshot_import_preview(browser, juniper, faq_site):
     shop, server = juniper
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
-    page.goto(f"{server.url}/admin/login/")
-    page.fill("#id_username", "juniper")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    sign_in(page, server.url, "juniper", PASSWORD)
     page.goto(f"{server.url}/admin/faq/shop/{shop.pk}/change/")
     page.get_by_role("link", name="Import from your website").click()
     page.fill("#id_url", f"{faq_site}/squarespace_accordion.html")

@@ -16,7 +16,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ROOT, w
+from tests.browser.conftest import ROOT, sign_in, w
 
 OUT = ROOT / "docs" / "screenshots"
 PASSWORD = "a-long-screenshot-password-1"
@@ -51,10 +51,7 @@ def test_screenshot_setup_checklist(browser, site, owner):
     shop, server = site["shop"], site["server"]
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
-    page.goto(f"{server.url}/admin/login/")
-    page.fill("#id_username", owner)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    sign_in(page, server.url, owner, PASSWORD)
     page.goto(f"{server.url}/admin/faq/shop/{shop.pk}/change/")
     box = page.locator("[data-testid=setup-checklist]")
     expect(box).to_be_visible()

@@ -20,7 +20,7 @@ from django.core.management import call_command
 from faq.demo import add_hours
 from faq.hours.models import SpecialDay
 from faq.models import Shop
-from tests.browser.conftest import ROOT
+from tests.browser.conftest import ROOT, sign_in
 
 OUT = ROOT / "docs" / "screenshots"
 PASSWORD = "a-long-screenshot-password-1"
@@ -50,10 +50,7 @@ def test_screenshot_hours_editor(browser, florist):
     shop, server = florist
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
     page = context.new_page()
-    page.goto(f"{server.url}/admin/login/")
-    page.fill("#id_username", "petal")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    sign_in(page, server.url, "petal", PASSWORD)
     page.goto(f"{server.url}/admin/faq/shop/{shop.pk}/change/")
     page.get_by_role("link", name="Opening hours").click()
     page.wait_for_selector("[data-testid=hours-preview] tr")

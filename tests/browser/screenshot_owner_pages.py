@@ -20,7 +20,7 @@ from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
 from faq.models import FAQEntry
-from tests.browser.conftest import SCREENSHOTS
+from tests.browser.conftest import SCREENSHOTS, sign_in
 from widget.models import Conversation, Handoff, Message
 
 PASSWORD = "a-long-screenshot-password-1"
@@ -83,10 +83,7 @@ def owner_world(site, django_db_blocker):
 def signed_in(browser, server) -> Page:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    page.goto(f"{server.url}/admin/login/")
-    page.fill("#id_username", "poppy")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    sign_in(page, server.url, "poppy", PASSWORD)
     return page
 
 

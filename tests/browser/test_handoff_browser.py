@@ -30,6 +30,7 @@ from tests.browser.conftest import (
     LISTED_HOST,
     ask,
     open_widget,
+    sign_in,
     w,
     wait_answers,
 )
@@ -88,10 +89,7 @@ def admin(browser, site) -> Iterator[Page]:
     """The owner, signed in to the admin in a context of their own."""
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     page = context.new_page()
-    page.goto(site["server"].url + "/admin/login/")
-    page.fill("#id_username", "florence")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    sign_in(page, site["server"].url, "florence", PASSWORD)
     expect(page.locator("#user-tools")).to_contain_text("florence")
     yield page
     context.close()

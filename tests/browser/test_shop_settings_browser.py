@@ -13,6 +13,7 @@ from django.core.management import call_command
 from playwright.sync_api import expect
 
 from faq.models import Shop
+from tests.browser.conftest import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 
@@ -32,10 +33,7 @@ def test_a_website_without_its_scheme_is_refused_or_normalised_in_the_browser(br
     shop, server = site["shop"], site["server"]
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    page.goto(f"{server.url}/admin/login/")
-    page.fill("#id_username", owner)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    sign_in(page, server.url, owner, PASSWORD)
     page.goto(f"{server.url}/admin/faq/shop/{shop.pk}/change/")
 
     # The embed snippet's box and its help stay inside their fieldset, nothing cut.
