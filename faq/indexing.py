@@ -3,20 +3,29 @@ Keeping FAQ vectors, and the shops' search indexes, in step with the entries.
 
 `refresh(entry_ids)` compares the texts each entry should be represented by with the rows stored
 for the current model, deletes what is obsolete and embeds only what is missing, in batches; then
-rebuilds the search index of each shop whose published vectors changed (faq/search_index.py).
+rebuilds the search index of each shop whose published vectors changed (faq/search_index.py), in
+the same transaction: a search sees the old vectors with the old index, or the new with the new.
+
+Web processes never embed: `refresh_later` and `reindex_later` queue jobs (faq/tasks.py) in the
+owner's transaction, which the worker runs (`manage.py worker`); `waiting_changes` counts what it
+has not done yet, for the owner's admin.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from functools import partial
 
 from django.db import connection, transaction
 
 from faq import embedding, search_index
 from faq.models import FAQEntry, FAQVector, text_hash
+from lib import jobs
+
+# The names of faq/tasks.py's jobs (it imports this module, so they are queued by name).
+REFRESH, REINDEX = "faq.refresh", "faq.reindex"
 
 FRESH, STALE, MISSING = "fresh", "stale", "missing"
 
@@ -71,56 +80,68 @@ def refresh(entry_ids: Iterable[int]) -> int:
             )
             for (entry, kind, text), vector in zip(to_embed, vectors, strict=True)
         )
-    if len(to_embed) >= ANALYZE_AFTER:
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE faq_faqvector, faq_faqentry")
-    # The vectors are committed: build the shops' search indexes now, so that the next customer
-    # (in any process) loads them instead of waiting for them.
-    for shop_id in sorted({entry.shop_id for entry in entries}):
-        search_index.update_index_if_changed(shop_id)
+        if len(to_embed) >= ANALYZE_AFTER:
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE faq_faqvector, faq_faqentry")
+        # The shops' search indexes with their vectors, committed together: the next customer (in
+        # any process) loads the new index with the new vectors, and until then has the old pair.
+        for shop_id in sorted({entry.shop_id for entry in entries}):
+            search_index.update_index_if_changed(shop_id)
     return len(to_embed)
 
 
 def reindex_later(shop_ids: Iterable[int]) -> None:
-    """Rebuild these shops' search indexes once the current transaction commits, if their
-    published vectors changed without a re-embedding: entries deleted, or published or hidden in
-    bulk (queryset.update sends no signal)."""
-    # Deleting 1,000 entries sends 1,000 signals: one rebuild per shop and transaction is enough.
-    # (run_on_commit holds the callbacks waiting for this transaction; a rollback drops them.)
-    waiting = {
-        getattr(callback, "shop_id", None)
-        for _, callback, _ in transaction.get_connection().run_on_commit
-    }
-    for shop_id in sorted(set(shop_ids) - waiting):
-        reindex = partial(search_index.update_index_if_changed, shop_id)
-        reindex.shop_id = shop_id
-        # robust: as for refresh; the first search builds the index if this failed.
-        transaction.on_commit(reindex, robust=True)
+    """Queue a rebuild of these shops' search indexes (the worker does it once this transaction
+    commits), for when their published vectors change without a re-embedding: entries deleted,
+    or published or hidden in bulk (queryset.update sends no signal)."""
+    # Deleting 1,000 entries sends 1,000 signals: one waiting rebuild per shop is enough (the
+    # queueing lock drops the others), and it runs after the shop's re-embeddings (the lock).
+    for shop_id in sorted(set(shop_ids)):
+        jobs.defer(
+            REINDEX, lock=f"shop-{shop_id}", queueing_lock=f"reindex-{shop_id}", shop_id=shop_id
+        )
 
 
 _batch = threading.local()
 
 
 def refresh_later(entry_ids: Iterable[int]) -> None:
-    """Refresh once the current transaction commits (right away outside one).
+    """Queue the re-embedding of these entries, one job per shop, in the current transaction: the
+    worker runs it once the change is committed (`refresh` and the shop's index).
 
-    Inside `batched()` the ids are collected instead, and embedded together at its end.
+    Inside `batched()` the ids are collected instead, and queued together at its end.
     """
     pending = getattr(_batch, "pending", None)
     if pending is not None:
         pending.update(entry_ids)
         return
-    ids = list(entry_ids)
-    # robust: the change itself is committed by then; if embedding fails, the error is logged,
-    # the entry shows as stale in the admin, and `manage.py reembed` catches it up, rather than
-    # the owner's save turning into an error page.
-    transaction.on_commit(lambda: refresh(ids), robust=True)
+    by_shop: dict[int, list[int]] = defaultdict(list)
+    for pk, shop_id in FAQEntry.objects.filter(pk__in=list(entry_ids)).values_list("pk", "shop_id"):
+        by_shop[shop_id].append(pk)
+    for shop_id, ids in sorted(by_shop.items()):
+        jobs.defer(REFRESH, lock=f"shop-{shop_id}", shop_id=shop_id, entry_ids=sorted(ids))
+
+
+def waiting_changes(shop_ids: Iterable[int]) -> int:
+    """How many queued changes to these shops' entries the worker has not applied yet."""
+    return jobs.waiting(REFRESH, shop_id__in=list(shop_ids)).count()
+
+
+def failed_entry_ids(shop_ids: Iterable[int]) -> list[int]:
+    """Entries of these shops whose re-embedding failed every try and that are still not fresh
+    (the owner's "Re-embed selected entries" queues them again)."""
+    ids = set()
+    for args in jobs.failed_jobs(REFRESH, shop_id__in=list(shop_ids)).values_list(
+        "args", flat=True
+    ):
+        ids.update(args.get("entry_ids", []))
+    return sorted(stale_entry_ids(FAQEntry.objects.filter(pk__in=ids))) if ids else []
 
 
 @contextmanager
 def batched() -> Iterator[None]:
-    """Collect the re-embedding of every entry saved inside, and do it in one batched refresh
-    (after the commit). For imports and bulk admin actions: the model is far faster on a batch."""
+    """Collect the re-embedding of every entry saved inside, and queue it as one job per shop.
+    For imports and bulk admin actions: the model is far faster on a batch."""
     if getattr(_batch, "pending", None) is not None:  # nested: the outer block refreshes
         yield
         return

@@ -39,6 +39,7 @@ from scipy import sparse
 
 from faq import embedding
 from faq.models import FAQEntry, FAQVector, SearchIndex, Shop
+from lib import jobs
 
 BEST_TWO_MIX = 0.6
 VOTE_NEIGHBOURS = 10
@@ -526,6 +527,13 @@ def shop_index(shop: Shop, signature: tuple) -> ShopIndex:
         .values_list("data", flat=True)
         .first()
     )
+    if stored is None and jobs.waiting("faq.reindex", shop_id=shop.pk).exists():
+        # Entries were deleted or hidden and the worker has not rebuilt the index yet: answer
+        # from the last one until it is in (search drops the entries it no longer finds).
+        stored = SearchIndex.objects.filter(shop_id=shop.pk).values_list("data", flat=True).first()
+        last = ShopIndex.from_bytes(bytes(stored)) if stored is not None else None
+        if last is not None:
+            return last
     # Built here only when nothing stored matches: e.g. a migration or a bulk update changed the
     # vectors without going through faq/indexing.py.
     index = ShopIndex.from_bytes(bytes(stored)) if stored is not None else None

@@ -4,10 +4,12 @@ editing, publish and re-embed actions, exports), the import of a CSV/JSON file, 
 from your website" (owner/shops.py), and the customer wordings an owner accepts or dismisses on an
 entry's page.
 
-Every FAQ change made here leaves the entry's vectors fresh once the transaction commits: form
-saves and list editing go through post_save (faq/signals.py), batched per request; publish
-toggles change no text, so they skip it; deletes cascade to the vectors. Owners see only their
-own shops' entries (faq/owners.py).
+Every FAQ change made here is queued for the worker with the transaction that saves it, and the
+entry's vectors are fresh once the worker has run it (within a second or two): form saves and
+list editing go through post_save (faq/signals.py), batched per request; publish toggles change no
+text, so they only queue the index; deletes cascade to the vectors. The list says how many
+changes are still waiting and which entries failed every try (`queue_notices`). Owners see only
+their own shops' entries (faq/owners.py).
 """
 
 from __future__ import annotations
@@ -218,6 +220,8 @@ class FAQEntryAdmin(ShopScopedAdmin):
         return format_html('<span style="color: {}">{}</span>', colour, state)
 
     def changelist_view(self, request, extra_context=None):
+        if request.method == "GET":
+            queue_notices(request, shops_for(request.user).values_list("pk", flat=True))
         # List editing saves many entries: re-embed them in one batch after the commit.
         with indexing.batched():
             return super().changelist_view(request, extra_context)
@@ -245,11 +249,12 @@ class FAQEntryAdmin(ShopScopedAdmin):
     )
     def reembed_selected(self, request, queryset) -> None:
         ids = indexing.stale_entry_ids(queryset)
-        texts = indexing.refresh(ids) if ids else 0
+        if ids:
+            indexing.refresh_later(ids)
         fresh = queryset.count() - len(ids)
         self.message_user(
             request,
-            f"Re-embedded {len(ids)} entries ({texts} texts); {fresh} were already fresh.",
+            f"Queued {len(ids)} entries for re-embedding; {fresh} were already fresh.",
             messages.SUCCESS,
         )
 
@@ -353,6 +358,30 @@ class FAQEntryAdmin(ShopScopedAdmin):
             columns=importing.COLUMNS,
         )
         return TemplateResponse(request, "owner/import_file.html", context)
+
+
+def queue_notices(request, shop_ids) -> None:
+    """Say on the page what the worker has not done yet for these shops: the changes waiting
+    (the bot answers from the entries as they were until then), and the entries whose
+    re-embedding failed every try."""
+    shop_ids = list(shop_ids)
+    waiting = indexing.waiting_changes(shop_ids)
+    if waiting:
+        messages.info(
+            request,
+            f"{waiting} change{'s' if waiting != 1 else ''} waiting: the bot knows "
+            f"{'them' if waiting != 1 else 'it'} once the background worker has run "
+            f"{'them' if waiting != 1 else 'it'} (usually within seconds; nothing is lost "
+            "while the worker is stopped).",
+        )
+    failed = indexing.failed_entry_ids(shop_ids)
+    if failed:
+        messages.warning(
+            request,
+            f"{len(failed)} entr{'ies' if len(failed) != 1 else 'y'} could not be re-embedded, "
+            "even after retries: select the entries shown stale or missing and use "
+            '"Re-embed selected entries".',
+        )
 
 
 def _states_in_order(entries: list[FAQEntry]) -> list[str]:

@@ -101,6 +101,9 @@ INSTALLED_APPS = [
     "channels",
     "axes",
     "csp",
+    # The background jobs' queue (lib/jobs.py): its tables and the worker; before the apps whose
+    # tasks.py it finds when they are ready.
+    "procrastinate.contrib.django",
     "shopbot",
     "faq",
     "widget",
@@ -368,10 +371,10 @@ EMAIL_BACKEND = (
 # leave per hour; more get a `rate_limited` error frame. 0 turns a limit off.
 HANDOFFS_PER_CONVERSATION_PER_HOUR = envint("HANDOFFS_PER_CONVERSATION_PER_HOUR", "3")
 HANDOFFS_PER_ADDRESS_PER_HOUR = envint("HANDOFFS_PER_ADDRESS_PER_HOUR", "3")
-# The owner's email: tried this many times on a background thread, waiting
-# HANDOFF_RETRY_SECONDS, then twice that, ... between tries. Still unsent after that: the admin
-# shows it, and `manage.py send_handoff_emails` (cron) or the admin action tries again, up to
-# HANDOFF_MAX_ATTEMPTS in all.
+# The owner's email: tried this many times by the worker, waiting HANDOFF_RETRY_SECONDS, then
+# twice that, ... between tries. Still unsent after that: the admin shows it, and the worker's
+# job every five minutes (or `manage.py send_handoff_emails`, or the admin action) tries again, up
+# to HANDOFF_MAX_ATTEMPTS in all.
 HANDOFF_EMAIL_TRIES = envint("HANDOFF_EMAIL_TRIES", "3")
 HANDOFF_RETRY_SECONDS = envfloat("HANDOFF_RETRY_SECONDS", "30")
 HANDOFF_MAX_ATTEMPTS = envint("HANDOFF_MAX_ATTEMPTS", "10")
@@ -414,6 +417,16 @@ IMPORT_FETCH_TIMEOUT = envfloat("IMPORT_FETCH_TIMEOUT", "15")
 # Seconds of CPU time finding the questions on one page may take; then the owner is asked to
 # upload just the FAQ part (a 2 MB page of 26,000 accordions takes a few seconds).
 IMPORT_READ_SECONDS = envfloat("IMPORT_READ_SECONDS", "20")
+
+# --- Background jobs (lib/jobs.py, `manage.py worker`) ------------------------------------------
+# Runs of a job re-embedding entries or rebuilding an index before it counts as failed (the
+# owner's FAQ list then says so); 2, 4, 8... seconds apart.
+INDEXING_TRIES = envint("INDEXING_TRIES", "3")
+# The test suite's: every job runs in the process that queued it, when its transaction commits
+# (retries included), instead of waiting for a worker. Never in production.
+JOBS_AT_COMMIT = envbool("JOBS_AT_COMMIT", "False")
+# Jobs are found by name in each app's tasks.py; the worker never deletes finished jobs itself.
+PROCRASTINATE_AUTODISCOVER_MODULE_NAME = "tasks"
 
 # --- Retention -------------------------------------------------------------------------------
 # Conversations older than this many days are deleted by `manage.py purge_conversations` (run
@@ -501,5 +514,7 @@ LOGGING = {
         # django-axes logs every login at INFO ("Deleted 0 failed login attempts"); lockouts
         # and failures still show at WARNING.
         "axes": {"level": "WARNING"},
+        # The queue logs each job and its registrations at INFO; failures and retries still show.
+        "procrastinate": {"level": "WARNING"},
     },
 }

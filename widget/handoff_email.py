@@ -3,39 +3,40 @@ Emails about hand-offs (widget.models.Handoff), through Django's email framework
 EMAIL_* settings; the console backend when EMAIL_HOST is unset).
 
 - The owner is told of a new request: the shop's contact address and its owners get the question,
-  the transcript and a link to the request in the admin. The request is already saved; the email
-  goes out on a thread (`notify_owner_soon`) so the chat never waits on a mail server, is tried
-  HANDOFF_EMAIL_TRIES times with a growing pause, and every attempt's outcome is kept on the
-  request for the admin. `manage.py send_handoff_emails` (cron) and the admin's action try again.
+  the transcript and a link to the request in the admin. The request is saved with a job for the
+  worker (`notify_owner_later`, widget/tasks.py), so the chat never waits on a mail server; the
+  job is tried HANDOFF_EMAIL_TRIES times with a growing pause, and every attempt's outcome is kept
+  on the request for the admin. The worker's job every five minutes (`send_due`, also
+  `manage.py send_handoff_emails`) and the admin's action try again later.
   With INBOUND_EMAIL_DOMAIN set the email's Reply-To is the request's reply address: the owner
   answers by replying (widget/inbound_email.py).
-- One reminder (`send_reminders`, from the same cron command) about a request still unanswered
+- One reminder (`send_reminders`, from the same job and command) about a request still unanswered
   HANDOFF_REMINDER_HOURS after it was left.
 - The owner's answer (`answer`: from the admin's reply form and from an email reply alike) is
   posted to the conversation and emailed to the customer (`email_customer`), with Reply-To the
   shop's address, in the language the customer chats in (Conversation.language).
 
 Only one sender works on a request at a time: an attempt first claims it by moving
-`notify_after` forward in one UPDATE, so the thread, cron and the admin never send it twice.
+`notify_after` forward in one UPDATE, so the worker, cron and the admin never send it twice. No
+sender holds a database connection while it talks to the mail server (`release_connection`), nor
+between tries (the job is rescheduled, not slept).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
-import weakref
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
-from django.db import close_old_connections, connections
+from django.db import connection
 from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from faq.models import Shop
+from lib import jobs
 from lib.web import site_url
 from widget.chat.texts import chat_language
 from widget.models import Handoff, Message
@@ -153,6 +154,17 @@ def reminder_email(handoff: Handoff, recipients: list[str]) -> EmailMessage:
     return email_to_owners(handoff, recipients, "Still waiting", body)
 
 
+class NotSent(Exception):
+    """The owner's email did not go out (the reason is on the request): the job tries again."""
+
+
+def release_connection() -> None:
+    """Close this thread's database connection before waiting on the mail server (unless a
+    transaction needs it): a slow or unreachable server must not hold a PostgreSQL session."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
 def retry_delay(attempts: int) -> float:
     """Seconds to wait after the `attempts`-th failed attempt: the base, then doubling."""
     return settings.HANDOFF_RETRY_SECONDS * 2 ** max(0, attempts - 1)
@@ -179,8 +191,9 @@ def notify_owner(handoff_id: int, site: str = "", force: bool = False) -> bool:
     if not recipients:
         error = "The shop has no contact email and no owner with an email address."
     else:
+        message = owner_email(handoff, recipients, site)
+        release_connection()
         try:
-            message = owner_email(handoff, recipients, site)
             message.connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
             message.send(fail_silently=False)
         except Exception as exc:  # any failure of the mail server is retried later
@@ -203,42 +216,10 @@ def notify_owner(handoff_id: int, site: str = "", force: bool = False) -> bool:
     return True
 
 
-def _notify_with_retries(handoff_id: int, site: str) -> None:
-    try:
-        for attempt in range(max(1, settings.HANDOFF_EMAIL_TRIES)):
-            if attempt:
-                time.sleep(retry_delay(attempt))
-            if notify_owner(handoff_id, site):
-                return
-            close_old_connections()
-    except Exception:
-        logger.exception("Emailing the owner about request %s failed", handoff_id)
-    finally:
-        connections.close_all()  # this thread's own database connection
-
-
-# The threads sending owner emails now (a finished thread drops out by itself).
-_sending: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
-
-
-def notify_owner_soon(handoff_id: int, site: str = "") -> threading.Thread:
-    """Email the owner on a thread of its own: the chat never waits on the mail server."""
-    thread = threading.Thread(
-        target=_notify_with_retries,
-        args=(handoff_id, site),
-        name=f"handoff-email-{handoff_id}",
-        daemon=True,  # an exiting server does not wait; cron sends what is left
-    )
-    _sending.add(thread)
-    thread.start()
-    return thread
-
-
-def wait_for_sends(timeout: float = 30) -> None:
-    """Wait for the owner emails being sent on threads, at most `timeout` seconds each (a test
-    must not end, and its database be emptied, under a thread still writing to it)."""
-    for thread in list(_sending):
-        thread.join(timeout)
+def notify_owner_later(handoff_id: int, site: str = "") -> None:
+    """Queue the owner's email about this request (in the caller's transaction: the request and
+    its job are committed together), for the worker (widget/tasks.py's `notify_owner`)."""
+    jobs.defer("widget.notify_owner", handoff_id=handoff_id, site=site)
 
 
 def send_due() -> tuple[int, int]:
@@ -295,6 +276,7 @@ def send_reminders() -> tuple[int, int]:
                 if not recipients:
                     raise ValueError("the shop has no contact email and no owner with one")
                 message = reminder_email(handoff, recipients)
+                release_connection()
                 message.connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
                 message.send(fail_silently=False)
                 sent += 1

@@ -8,8 +8,8 @@ pages (owner/handoffs.py).
 
 Everything the customer typed is checked here before it is stored: the address must be one
 address (no second recipient, no line break that could start a new mail header), the name one
-line, the question within the message limit. The request is saved first; the owner's email goes
-out afterwards on a thread, so a slow or broken mail server never holds up the chat.
+line, the question within the message limit. The request is saved first, with a job for the
+worker that emails the owner, so a slow or broken mail server never holds up the chat.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def save_request(
     conversation: Conversation, client_id: str, fields: dict, site: str = ""
 ) -> Handoff:
     """Store the request once per client id (a re-sent frame gets the stored one, and no second
-    email), within the rate limits; then start the owner's email on its thread."""
+    email), within the rate limits, with the job that emails the owner (the worker sends it)."""
     stored = Handoff.objects.filter(conversation=conversation, client_id=client_id).first()
     if stored is not None:
         return stored
@@ -97,10 +97,10 @@ def save_request(
             handoff = Handoff.objects.create(
                 conversation=conversation, client_id=client_id, **fields
             )
+            # Committed with the request, or not at all: the worker sees both or neither.
+            handoff_email.notify_owner_later(handoff.pk, site)
     except IntegrityError:  # the same id from another connection at the same moment
         return Handoff.objects.get(conversation=conversation, client_id=client_id)
-    # Only once the request is stored for good is anyone told about it.
-    transaction.on_commit(lambda: handoff_email.notify_owner_soon(handoff.pk, site))
     return handoff
 
 

@@ -1,14 +1,17 @@
 """
-`manage.py serve`: everything `make run` does after installing, in one process.
+`manage.py serve`: everything `make run` does after installing: prepare the database, start the
+background worker (`manage.py worker`, a child process) and serve with daphne.
 
-Keeping it one process matters for the embedded database: pgserver stops PostgreSQL when the last
-process using it exits, so the server started for `migrate` stays up for daphne and stops with it.
+Keeping it in this process matters for the embedded database: pgserver stops PostgreSQL when the
+last process using it exits, so the server started for `migrate` stays up for daphne and the worker,
+and stops once both have (the worker is stopped, its job in hand finished, when daphne returns).
 """
 
 from __future__ import annotations
 
 import secrets
 import signal
+import subprocess
 import sys
 
 from django.conf import settings
@@ -35,8 +38,13 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1", help="Address to listen on.")
         parser.add_argument("--port", type=int, default=settings.PORT, help="Port (default: PORT).")
         parser.add_argument("--no-demo", action="store_true", help="Do not load the demo shop.")
+        parser.add_argument(
+            "--no-worker",
+            action="store_true",
+            help="Do not start `manage.py worker` beside daphne (one runs elsewhere).",
+        )
 
-    def handle(self, *args, host: str, port: int, no_demo: bool, **options) -> None:
+    def handle(self, *args, host: str, port: int, no_demo: bool, no_worker: bool, **options):
         # Until daphne installs its own handlers, make SIGTERM a normal exit so the embedded
         # database is stopped by its exit hook instead of being left running.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -74,12 +82,24 @@ class Command(BaseCommand):
 
         from daphne.cli import CommandLineInterface
 
-        # No --proxy-headers: the client address must come from the socket unless the host says
-        # which proxy header to trust (TRUSTED_PROXY_HEADER, read by widget/chat/limits.py);
-        # otherwise anyone could dodge the per-address limits with a made-up X-Forwarded-For.
-        CommandLineInterface().run(
-            ["--bind", host, "--port", str(port), *daphne_options(), "shopbot.asgi:application"]
-        )
+        worker = None
+        if not no_worker:
+            # Owners' edits are embedded, and emails sent, by the worker: its output goes to
+            # this terminal too. (Ctrl-C reaches both; SIGTERM reaches it below.)
+            manage = str(settings.BASE_DIR / "manage.py")
+            worker = subprocess.Popen([sys.executable, manage, "worker"])
+        try:
+            # No --proxy-headers: the client address must come from the socket unless the host
+            # says which proxy header to trust (TRUSTED_PROXY_HEADER, read by
+            # widget/chat/limits.py); otherwise anyone could dodge the per-address limits with a
+            # made-up X-Forwarded-For.
+            CommandLineInterface().run(
+                ["--bind", host, "--port", str(port), *daphne_options(), "shopbot.asgi:application"]
+            )
+        finally:
+            if worker is not None:
+                worker.send_signal(signal.SIGTERM)  # it finishes the job in hand
+                worker.wait()
 
     def _ensure_admin(self) -> None:
         User = get_user_model()
