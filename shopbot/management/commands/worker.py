@@ -39,7 +39,10 @@ class Command(BaseCommand):
     def handle(self, *args, once: bool, **options) -> None:
         # A job's database connection is closed when the job ends, so an idle worker (or one
         # waiting to retry an email) holds only the queue's own: one listening, one polling.
-        connections["default"].settings_dict["CONN_MAX_AGE"] = 0
+        # Both kinds are named in pg_stat_activity: shopbot-worker (jobs), shopbot-worker-queue.
+        database = connections["default"].settings_dict
+        database["CONN_MAX_AGE"] = 0
+        database.setdefault("OPTIONS", {}).setdefault("application_name", "shopbot-worker")
         started = time.monotonic()
         if settings.EMBEDDING_WARM_ON_START:
             # The FAQ's own texts are embedded here, never in a web process: load that model now,
@@ -48,7 +51,9 @@ class Command(BaseCommand):
         connections.close_all()
         self.stdout.write(f"Worker ready in {time.monotonic() - started:.1f} s.")
         self.stdout.flush()
-        connector = PsycopgConnector(kwargs=connector_params("default"), min_size=1, max_size=3)
+        queue = connector_params("default")
+        queue["application_name"] = f"{queue['application_name']}-queue"
+        connector = PsycopgConnector(kwargs=queue, min_size=1, max_size=3)
         with app.replace_connector(connector):
             app.run_worker(
                 wait=not once,

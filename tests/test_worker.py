@@ -1,0 +1,224 @@
+"""
+The worker (`manage.py worker`, lib/jobs.py's queue) as a real process against the test database:
+jobs are queued for real here (JOBS_AT_COMMIT off), the worker is started, stopped with SIGTERM
+and started again, and its effects are read back through the bot's own search, the owner's admin
+and pg_stat_activity. Real PostgreSQL, real model, a real SMTP server; nothing mocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.db import connection, transaction
+from django.test import Client
+
+from faq import indexing
+from faq.models import FAQEntry
+from faq.search import search
+from harness.daphne_process import free_port
+from lib import jobs
+from tests.support import Inbox, make_owner, server_environment, stored_conversation, wait_for
+from tests.test_knowledge_base import change_form
+from widget import handoff_email
+from widget.models import Handoff
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parent.parent
+READY_TIMEOUT = 180  # Django, the model and its first batch, on a busy machine
+
+
+@pytest.fixture
+def queued(settings):
+    """Jobs go into the queue's table, as in production, instead of running at commit."""
+    settings.JOBS_AT_COMMIT = False
+
+
+@contextmanager
+def worker_process(log: Path, **env: str) -> Iterator[subprocess.Popen]:
+    """`manage.py worker` on this run's database, ready; stopped (SIGTERM) on the way out."""
+    environment = server_environment(JOBS_AT_COMMIT="False", LOG_LEVEL="WARNING", **env)
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "worker"],
+            cwd=ROOT,
+            env=environment,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: b"Worker ready" in log.read_bytes() or process.poll() is not None, 180)
+        assert process.poll() is None, log.read_text()
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(60)
+
+
+def jobs_in(status: str) -> int:
+    return jobs.ProcrastinateJob.objects.filter(status=status).count()
+
+
+def finds(shop, question: str, entry: FAQEntry) -> bool:
+    best = search(shop, question).hits[:1]
+    return bool(best) and best[0].entry.pk == entry.pk
+
+
+def test_edits_wait_for_a_stopped_worker_and_reach_the_bot_through_it_and_a_restart_loses_none(
+    demo_shop, queued, tmp_path
+):
+    owner = make_owner(demo_shop)
+    client = Client()
+    client.force_login(owner)
+    entries = list(demo_shop.entries.order_by("pk")[:8])
+    new = {e.pk: f"Can I order a {word} bouquet?" for e, word in zip(entries, WORDS, strict=True)}
+    for entry in entries:  # eight saves, eight transactions: eight jobs
+        entry.question = new[entry.pk]
+        entry.save()
+        entry.refresh_from_db()
+
+    # The worker is down: everything is saved and queued, the owner is told, the bot answers
+    # from the index it had.
+    assert indexing.waiting_changes([demo_shop.pk]) == 8
+    page = client.get("/admin/faq/faqentry/").content.decode()
+    assert "8 changes waiting" in page
+    assert set(indexing.states(entries).values()) == {indexing.STALE}
+    assert search(demo_shop, "Do you deliver to Princeton?").hits  # the old index still answers
+
+    # Started, then stopped with SIGTERM while a job is in hand: that job finishes, the rest wait.
+    log = tmp_path / "worker.log"
+    with worker_process(log) as worker:
+        wait_for(lambda: jobs_in("doing") >= 1, READY_TIMEOUT)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(60) == 0, log.read_text()
+    assert jobs_in("doing") == 0  # nothing left half done
+    left = indexing.waiting_changes([demo_shop.pk])
+    assert 1 <= left < 8, "stopped mid-queue"
+    assert jobs_in("failed") == 0
+
+    # Started again: the rest is applied, nothing lost, and each new question finds its entry.
+    with worker_process(log):
+        wait_for(lambda: indexing.waiting_changes([demo_shop.pk]) == 0, 60)
+        assert set(indexing.states(entries).values()) == {indexing.FRESH}
+        for entry in entries:
+            assert finds(demo_shop, new[entry.pk], entry)
+        assert "changes waiting" not in client.get("/admin/faq/faqentry/").content.decode()
+
+        # With the worker running, an edit through the admin reaches the bot's answer.
+        entry = entries[0]
+        started = time.monotonic()
+        response = client.post(
+            f"/admin/faq/faqentry/{entry.pk}/change/",
+            change_form(
+                entry,
+                question="Is there a discount for teachers?",
+                answer="Yes: 15% off with a school ID.",
+                alternatives="",
+            ),
+        )
+        assert response.status_code == 302, response.content.decode()[-2000:]
+        wait_for(lambda: finds(demo_shop, "Is there a discount for teachers?", entry), 30)
+        print(f"An admin edit reached the bot's search in {time.monotonic() - started:.2f} s")
+        _, answer = asyncio.run(ask(demo_shop, "do teachers get a discount"))
+        assert answer["text"] == "Yes: 15% off with a school ID."
+    assert jobs_in("failed") == 0
+
+
+WORDS = ["zebra", "walnut", "cobalt", "tundra", "marble", "saffron", "harbour", "velvet"]
+
+
+async def ask(shop, question: str):
+    from tests.support import Chat
+
+    async with Chat(shop.public_key) as chat:
+        await chat.ready()
+        return await chat.ask(question)
+
+
+class SlowInbox(Inbox):
+    """A mail server that takes `delay` seconds over each message, saying when it is inside."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay, self.inside = delay, False
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.inside = True
+        await asyncio.sleep(self.delay)
+        self.inside = False
+        return await super().handle_DATA(server, session, envelope)
+
+
+def worker_connections() -> int:
+    """Database sessions the worker's jobs hold now (the queue's own are named apart)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'shopbot-worker'"
+        )
+        return cursor.fetchone()[0]
+
+
+def leave_request(shop, note: str) -> Handoff:
+    conversation = stored_conversation(shop, [("Can you fix my car?", {"mode": "fallback"})])
+    with transaction.atomic():
+        handoff = Handoff.objects.create(
+            conversation=conversation, client_id=note[:20], email="ann@example.com", note=note
+        )
+        handoff_email.notify_owner_later(handoff.pk, "")
+    return handoff
+
+
+def test_an_owner_email_holds_no_connection_on_a_slow_or_down_mail_server_and_a_failing_job_is_retried_and_shown(  # noqa: E501
+    demo_shop, queued, tmp_path
+):
+    owner = make_owner(demo_shop, email="owner@petal.example")
+    port = free_port()
+    mail = SlowInbox(delay=2.0)
+    smtp = Controller(mail, hostname="127.0.0.1", port=port)
+    smtp.start()
+    env = {
+        "EMBEDDING_WARM_ON_START": "False",
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(port),
+        "EMAIL_USE_TLS": "False",
+        "EMAIL_TIMEOUT": "5",
+        "HANDOFF_EMAIL_TRIES": "3",
+        "HANDOFF_RETRY_SECONDS": "1",
+    }
+    try:
+        with worker_process(tmp_path / "worker.log", **env):
+            # Up but slow: while the server takes its time, the job holds no session.
+            slow = leave_request(demo_shop, "A slow server")
+            wait_for(lambda: mail.inside, 30)
+            assert worker_connections() == 0
+            mail.wait(1)
+            wait_for(lambda: Handoff.objects.get(pk=slow.pk).notified is not None, 30)
+            wait_for(lambda: worker_connections() == 0, 5)  # closed when the job ends
+
+            # Down: tried, paused (holding nothing), tried again, then failed and shown.
+            smtp.stop()
+            smtp = None
+            down = leave_request(demo_shop, "A dead server")
+            wait_for(lambda: Handoff.objects.get(pk=down.pk).notify_attempts >= 1, 30)
+            assert worker_connections() == 0  # the pause between tries
+            wait_for(lambda: jobs.failed_jobs("widget.notify_owner").exists(), 60)
+    finally:
+        if smtp is not None:
+            smtp.stop()
+    down.refresh_from_db()
+    assert down.notified is None and down.notify_attempts == 3
+    assert "Connection refused" in down.notify_error
+    client = Client()
+    client.force_login(owner)
+    page = client.get("/admin/widget/handoff/").content.decode()
+    assert "failed, 3 attempt(s)" in page
