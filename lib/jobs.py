@@ -10,6 +10,8 @@ the apps are ready. `manage.py worker` runs them (shopbot/management/commands/wo
   With the worker down, jobs wait in the table and run when it is back; nothing is lost.
 - `waiting` / `failed_jobs`: what the owner's admin says about the queue ("N changes waiting").
 - `Retry`: a retry strategy whose tries and pauses are read from settings when a job fails.
+- `retry_stalled`: every minute, a job left running by a worker that stopped sending its heartbeat
+  (killed outright, its machine gone) is queued again.
 - JOBS_AT_COMMIT (the test suite's setting, never production's): a job runs in the process that
   deferred it, as soon as the transaction commits, retries and their pauses included (`run_now`).
 """
@@ -49,6 +51,19 @@ class Retry(BaseRetryStrategy):
         if failed >= self.tries():
             return None
         return RetryDecision(retry_in={"seconds": self.pause(failed)})
+
+
+@app.periodic(cron="* * * * *")
+@app.task(name="jobs.retry_stalled", queueing_lock="jobs.retry_stalled", pass_context=True)
+async def retry_stalled(context, timestamp: int) -> None:
+    """Queue again the jobs whose worker died with them in hand (no heartbeat for
+    `stalled_worker_timeout`, 30 s)."""
+    manager = context.app.job_manager
+    for job in await manager.get_stalled_jobs():
+        logger.warning(
+            "Job %s %s was left running by a stopped worker: retrying", job.id, job.task_name
+        )
+        await manager.retry_job(job)
 
 
 def defer(name: str, *, lock: str | None = None, queueing_lock: str | None = None, **kwargs: Any):

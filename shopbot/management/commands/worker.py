@@ -38,7 +38,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, once: bool, **options) -> None:
         # A job's database connection is closed when the job ends, so an idle worker (or one
-        # waiting to retry an email) holds only the queue's own: one listening, one polling.
+        # waiting to retry an email) holds only the queue's own: one listening, two in its pool.
         # Both kinds are named in pg_stat_activity: shopbot-worker (jobs), shopbot-worker-queue.
         database = connections["default"].settings_dict
         database["CONN_MAX_AGE"] = 0
@@ -53,7 +53,7 @@ class Command(BaseCommand):
         self.stdout.flush()
         queue = connector_params("default")
         queue["application_name"] = f"{queue['application_name']}-queue"
-        connector = PsycopgConnector(kwargs=queue, min_size=1, max_size=3)
+        connector = PsycopgConnector(kwargs=queue, min_size=1, max_size=2)
         with app.replace_connector(connector):
             app.run_worker(
                 wait=not once,
