@@ -83,6 +83,9 @@ def commands(shop_id: str, files: Path) -> dict[str, list[list[str]] | None]:
         "load_demo": [["load_demo"]],
         # What `make run` itself runs (make echoes it): it is the server this test started.
         "serve": None,
+        # The background worker: `make run` started one beside the server; this one runs the
+        # jobs due now and exits.
+        "worker": [["worker", "--once"]],
         # Replies by email: run by an MTA with a message on stdin, and an SMTP server; both are
         # run as real processes by tests/test_email_replies.py.
         "receive_email": None,
