@@ -139,9 +139,10 @@ def failed_entry_ids(shop_ids: Iterable[int]) -> list[int]:
 
 
 @contextmanager
-def batched() -> Iterator[None]:
+def batched(now: bool = False) -> Iterator[None]:
     """Collect the re-embedding of every entry saved inside, and queue it as one job per shop.
-    For imports and bulk admin actions: the model is far faster on a batch."""
+    For imports and bulk admin actions: the model is far faster on a batch. `now`: refresh here
+    instead, at the end (a command whose next step needs the vectors, never a web process)."""
     if getattr(_batch, "pending", None) is not None:  # nested: the outer block refreshes
         yield
         return
@@ -150,7 +151,9 @@ def batched() -> Iterator[None]:
         yield
     finally:
         _batch.pending = None
-    if pending:
+    if pending and now:
+        refresh(pending)
+    elif pending:
         refresh_later(pending)
 
 

@@ -4,8 +4,9 @@ after an owner's edit or an import, and rebuilding a shop's search index after e
 published or hidden. faq/indexing.py queues them (`refresh_later`, `reindex_later`).
 
 A shop's jobs share a lock, so they run one at a time in the order they were queued; a failed
-re-embedding is retried (INDEXING_TRIES runs, 2, 4, 8... seconds apart), and what still fails shows
-in the owner's FAQ list (owner/entries.py), where "Re-embed selected entries" queues it again.
+re-embedding is retried (INDEXING_TRIES runs, 2 s, then 4, 8... between them), and what still
+fails shows in the owner's FAQ list (owner/entries.py), where "Re-embed selected entries" queues
+it again.
 """
 
 from __future__ import annotations

@@ -420,7 +420,7 @@ IMPORT_READ_SECONDS = envfloat("IMPORT_READ_SECONDS", "20")
 
 # --- Background jobs (lib/jobs.py, `manage.py worker`) ------------------------------------------
 # Runs of a job re-embedding entries or rebuilding an index before it counts as failed (the
-# owner's FAQ list then says so); 2, 4, 8... seconds apart.
+# owner's FAQ list then says so); 2 s, then 4, 8... between runs.
 INDEXING_TRIES = envint("INDEXING_TRIES", "3")
 # The test suite's: every job runs in the process that queued it, when its transaction commits
 # (retries included), instead of waiting for a worker. Never in production.

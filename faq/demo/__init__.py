@@ -119,7 +119,7 @@ def load_shop():
     shop = Shop.objects.filter(is_demo=True).first()
     if shop is None:
         return build_shop(is_demo=True), True
-    with indexing.batched(), transaction.atomic():
+    with indexing.batched(now=True), transaction.atomic():
         if not ShopHours.objects.filter(shop=shop).exists():
             add_hours(shop)  # a demo loaded before it had hours; an owner's hours are kept
         # Entries are matched by question, so a re-run neither duplicates them nor overwrites an

@@ -198,7 +198,7 @@ def accept_wordings(entries: dict[str, FAQEntry], queries: list[dict]) -> int:
     for query in queries:
         wordings.setdefault(str(query["gold"][0]), []).append(query["text"])
     added = 0
-    with indexing.batched():
+    with indexing.batched(now=True):
         for faq_id, texts in wordings.items():
             entry = entries[faq_id]
             if entry.add_phrasings(texts):  # saved, re-embedded with the others at the end
@@ -244,7 +244,7 @@ def simulate_learning(
                 }
             )
         per_seed.append({"seed": seed, "held_back": held, "asked": len(asked), "steps": steps})
-        with indexing.batched():
+        with indexing.batched(now=True):
             for faq_id, entry in entries.items():
                 if entry.alternatives != original[faq_id]:
                     entry.alternatives = original[faq_id]
