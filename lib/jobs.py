@@ -13,18 +13,19 @@ the apps are ready. `manage.py worker` runs them (shopbot/management/commands/wo
 - `retry_stalled`: every minute, a job left running by a worker that stopped sending its heartbeat
   (killed outright, its machine gone) is queued again.
 - JOBS_AT_COMMIT (the test suite's setting, never production's): a job runs in the process that
-  deferred it, as soon as the transaction commits, retries and their pauses included (`run_now`).
+  deferred it, as soon as the transaction commits; its retries after their pauses (`run_now`).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connections, transaction
 from django.utils import timezone
 from procrastinate import BaseRetryStrategy, RetryDecision
 from procrastinate.contrib.django import app
@@ -82,27 +83,39 @@ def defer(name: str, *, lock: str | None = None, queueing_lock: str | None = Non
         pass
 
 
-def run_now(name: str, kwargs: dict[str, Any]) -> Any:
-    """Run the job `name` here and now, retried as the worker would (sleeping its pauses). The
-    database connection is closed before each pause, as the worker holds none between tries."""
+def run_now(name: str, kwargs: dict[str, Any], attempts: int = 0) -> Any:
+    """Run the job `name` here and now (JOBS_AT_COMMIT). A try that fails and is to be retried
+    hands the next try to a thread of its own, which waits the job's pause first, as the worker
+    would: the caller (a test's chat) never sleeps through a retry's pause."""
     task = app.tasks[name]
-    attempts = 0
-    while True:
-        try:
-            return task(**kwargs)
-        except Exception as exc:
-            job = Job(
-                queue=task.queue, lock=None, queueing_lock=None, task_name=name, attempts=attempts
-            )
-            retry = task.retry_strategy and task.retry_strategy.get_retry_exception(exc, job)
-            if retry is None:
-                raise
-            attempts += 1
-            logger.warning("Job %s failed (%s), retrying", name, exc)
-            if not connection.in_atomic_block:
-                connection.close()
-            pause = (retry.retry_decision.retry_at or timezone.now()) - timezone.now()
-            time.sleep(max(0.0, pause.total_seconds()))
+    try:
+        return task(**kwargs)
+    except Exception as exc:
+        job = Job(
+            queue=task.queue, lock=None, queueing_lock=None, task_name=name, attempts=attempts
+        )
+        retry = task.retry_strategy and task.retry_strategy.get_retry_exception(exc, job)
+        if retry is None:
+            raise
+        logger.warning("Job %s failed (%s), retrying", name, exc)
+        pause = (retry.retry_decision.retry_at or timezone.now()) - timezone.now()
+        threading.Thread(
+            target=_retry_later,
+            args=(name, kwargs, attempts + 1, max(0.0, pause.total_seconds())),
+            name=f"job-retry-{name}",
+            daemon=True,
+        ).start()
+        return None
+
+
+def _retry_later(name: str, kwargs: dict[str, Any], attempts: int, pause: float) -> None:
+    time.sleep(pause)
+    try:
+        run_now(name, kwargs, attempts)
+    except Exception:
+        logger.exception("Job %s failed on its last try", name)
+    finally:
+        connections.close_all()  # this thread's own
 
 
 def waiting(name: str, **args: Any):

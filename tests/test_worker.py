@@ -8,6 +8,8 @@ and pg_stat_activity. Real PostgreSQL, real model, a real SMTP server; nothing m
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import signal
 import subprocess
 import sys
@@ -16,17 +18,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
+from django.core.management import call_command
 from django.db import connection, transaction
 from django.test import Client
+from websockets.asyncio.client import connect
 
-from faq import indexing
+from faq import embedding, indexing
 from faq.models import FAQEntry
 from faq.search import search
 from harness.daphne_process import free_port
 from lib import jobs
-from tests.support import Inbox, make_owner, server_environment, stored_conversation, wait_for
+from tests.support import (
+    Inbox,
+    daphne_pair,
+    make_owner,
+    server_environment,
+    stored_conversation,
+    wait_for,
+)
+from tests.test_handoff_multiprocess import csrf_of
 from tests.test_knowledge_base import change_form
 from widget import handoff_email
 from widget.models import Handoff
@@ -222,3 +235,104 @@ def test_an_owner_email_holds_no_connection_on_a_slow_or_down_mail_server_and_a_
     client.force_login(owner)
     page = client.get("/admin/widget/handoff/").content.decode()
     assert "failed, 3 attempt(s)" in page
+
+
+@pytest.fixture
+def worker_in_process(settings):
+    """`manage.py worker --once` in this process (the jobs due now, then back), with the test
+    connection's settings as they were afterwards (the command changes them for a worker)."""
+    settings.EMBEDDING_WARM_ON_START = False
+    kept = {key: value for key, value in connection.settings_dict.items()}
+    options = dict(connection.settings_dict.get("OPTIONS", {}))
+    yield lambda: call_command("worker", "--once", stdout=io.StringIO())
+    connection.settings_dict.update(kept)
+    connection.settings_dict["OPTIONS"] = options
+
+
+def test_a_failing_re_embedding_is_retried_then_named_to_the_owner_and_queued_again(
+    demo_shop, queued, worker_in_process, settings, monkeypatch
+):
+    settings.INDEXING_TRIES = 2
+    owner = make_owner(demo_shop)
+    client = Client()
+    client.force_login(owner)
+    real = embedding.embed
+
+    def failing(texts, kinds=None):
+        raise RuntimeError("the model's file is unreadable")
+
+    monkeypatch.setattr(embedding, "embed", failing)  # the fault; the queue and worker are real
+    entry = demo_shop.entries.order_by("pk").first()
+    entry.answer = "A new answer the model cannot read."
+    entry.save()
+
+    worker_in_process()  # the first try fails; the retry waits its pause
+    job = jobs.ProcrastinateJob.objects.get(task_name=indexing.REFRESH)
+    assert (job.status, job.attempts) == ("todo", 1)
+    assert "1 change waiting" in client.get("/admin/faq/faqentry/").content.decode()
+    time.sleep(2.2)
+    worker_in_process()  # the second and last try fails too
+    assert jobs.ProcrastinateJob.objects.get(pk=job.pk).status == "failed"
+    page = client.get("/admin/faq/faqentry/").content.decode()
+    assert "1 entry could not be re-embedded" in page and "change waiting" not in page
+    assert indexing.states([entry]) == {entry.pk: indexing.STALE}
+
+    monkeypatch.setattr(embedding, "embed", real)  # the model is back
+    client.post(
+        "/admin/faq/faqentry/",
+        {"action": "reembed_selected", "_selected_action": [entry.pk], "index": "0"},
+    )
+    worker_in_process()
+    assert indexing.states([entry]) == {entry.pk: indexing.FRESH}
+    assert "could not be re-embedded" not in client.get("/admin/faq/faqentry/").content.decode()
+
+
+async def ask_server(server, key: str, question: str) -> dict:
+    """One ask on a real server's websocket; the answer frame."""
+    async with connect(f"{server.ws_url}/ws/chat/{key}/", open_timeout=READY_TIMEOUT) as ws:
+        assert json.loads(await ws.recv())["type"] == "ready"
+        await ws.send(json.dumps({"type": "ask", "id": "a1", "text": question}))
+        while True:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 60))
+            if frame["type"] != "delta":
+                return frame
+
+
+def test_an_edit_through_one_web_process_is_answered_by_another_once_the_worker_ran(
+    demo_shop, queued, tmp_path
+):
+    """Past one machine: two daphne processes and one worker on one database."""
+    owner = make_owner(demo_shop, "owner")
+    owner.set_password("a long owner password 1")
+    owner.save()
+    entry = demo_shop.entries.order_by("pk").first()
+    form = change_form(
+        entry,
+        question="Is there a discount for teachers?",
+        answer="Yes: 15% off with a school ID.",
+        alternatives="",
+    )
+    env = server_environment(
+        JOBS_AT_COMMIT="False", SESSION_COOKIE_SECURE="0", CSRF_COOKIE_SECURE="0"
+    )
+    with worker_process(tmp_path / "worker.log"), daphne_pair(env, READY_TIMEOUT) as (a, b):
+        with httpx.Client(base_url=a.url, timeout=60) as browser:
+            login = browser.get("/admin/login/")
+            signed_in = browser.post(
+                "/admin/login/?next=/admin/",
+                data={
+                    "username": "owner",
+                    "password": "a long owner password 1",
+                    "csrfmiddlewaretoken": csrf_of(login.text),
+                },
+            )
+            assert signed_in.status_code == 302, signed_in.text[:500]
+            page = browser.get(f"/admin/faq/faqentry/{entry.pk}/change/")
+            saved = browser.post(
+                f"/admin/faq/faqentry/{entry.pk}/change/",
+                data={**form, "csrfmiddlewaretoken": csrf_of(page.text)},
+            )
+            assert saved.status_code == 302, saved.text[-1000:]
+        wait_for(lambda: indexing.waiting_changes([demo_shop.pk]) == 0, 60)
+        answer = asyncio.run(ask_server(b, demo_shop.public_key, "do teachers get a discount"))
+    assert answer["type"] == "answer" and answer["text"] == "Yes: 15% off with a school ID."
