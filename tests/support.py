@@ -10,6 +10,7 @@ from __future__ import annotations
 import email
 import email.policy
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from urllib.parse import urlencode
 
+import httpx
 import pytest
 import redis
 from channels.db import database_sync_to_async
@@ -191,6 +193,28 @@ def daphne_pair(env: dict[str, str], timeout: float) -> Iterator[list[DaphneProc
     finally:
         for server in pair:
             server.stop()
+
+
+def csrf_of(page: str) -> str:
+    """The CSRF token of a form on an admin page."""
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+
+
+@contextmanager
+def admin_browser(server: DaphneProcess, username: str, password: str) -> Iterator[httpx.Client]:
+    """An HTTP client signed in to a real server's admin, as a browser would be."""
+    with httpx.Client(base_url=server.url, timeout=120) as browser:
+        login = browser.get("/admin/login/")
+        response = browser.post(
+            "/admin/login/?next=/admin/",
+            data={
+                "username": username,
+                "password": password,
+                "csrfmiddlewaretoken": csrf_of(login.text),
+            },
+        )
+        assert response.status_code == 302, response.text[:500]
+        yield browser
 
 
 # A Redis database of the tests' own; only it is ever flushed.

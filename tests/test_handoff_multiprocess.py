@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 
-import httpx
 import pytest
 import redis
 from channels.db import database_sync_to_async as db
@@ -21,7 +19,7 @@ from django.contrib.auth.models import User
 from websockets.asyncio.client import connect
 
 from harness.daphne_process import DaphneProcess
-from tests.support import daphne_pair, make_demo_shop, server_environment
+from tests.support import admin_browser, csrf_of, daphne_pair, make_demo_shop, server_environment
 from widget.models import Handoff
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -51,23 +49,9 @@ def servers(django_db_setup, django_db_blocker):
         client.close()
 
 
-def csrf_of(page: str) -> str:
-    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-
-
 def owner_replies(server: DaphneProcess, handoff_id: int, text: str) -> None:
     """Sign in to that server's admin as the owner and send the reply, as a browser would."""
-    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as browser:
-        login = browser.get("/admin/login/")
-        response = browser.post(
-            "/admin/login/?next=/admin/",
-            data={
-                "username": "owner",
-                "password": "a long owner password 1",
-                "csrfmiddlewaretoken": csrf_of(login.text),
-            },
-        )
-        assert response.status_code == 302, response.text[:500]
+    with admin_browser(server, "owner", "a long owner password 1") as browser:
         page = browser.get(f"/admin/widget/handoff/{handoff_id}/change/")
         assert page.status_code == 200 and "Customer request" in page.text
         sent = browser.post(

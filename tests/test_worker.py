@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from django.core.management import call_command
@@ -33,13 +32,14 @@ from harness.daphne_process import free_port
 from lib import jobs
 from tests.support import (
     Inbox,
+    admin_browser,
+    csrf_of,
     daphne_pair,
     make_owner,
     server_environment,
     stored_conversation,
     wait_for,
 )
-from tests.test_handoff_multiprocess import csrf_of
 from tests.test_knowledge_base import change_form
 from widget import handoff_email
 from widget.models import Handoff
@@ -316,17 +316,7 @@ def test_an_edit_through_one_web_process_is_answered_by_another_once_the_worker_
         JOBS_AT_COMMIT="False", SESSION_COOKIE_SECURE="0", CSRF_COOKIE_SECURE="0"
     )
     with worker_process(tmp_path / "worker.log"), daphne_pair(env, READY_TIMEOUT) as (a, b):
-        with httpx.Client(base_url=a.url, timeout=60) as browser:
-            login = browser.get("/admin/login/")
-            signed_in = browser.post(
-                "/admin/login/?next=/admin/",
-                data={
-                    "username": "owner",
-                    "password": "a long owner password 1",
-                    "csrfmiddlewaretoken": csrf_of(login.text),
-                },
-            )
-            assert signed_in.status_code == 302, signed_in.text[:500]
+        with admin_browser(a, "owner", "a long owner password 1") as browser:
             page = browser.get(f"/admin/faq/faqentry/{entry.pk}/change/")
             saved = browser.post(
                 f"/admin/faq/faqentry/{entry.pk}/change/",
