@@ -14,6 +14,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -49,8 +50,10 @@ CHROMIUM_ARGS = [
 # so the server treats these as foreign origins (Linux routes all of 127/8 to loopback).
 LISTED_HOST = "127.0.0.2"  # in the demo shop's allowed_origins
 UNLISTED_HOST = "127.0.0.3"  # not listed anywhere: a site borrowing the key
-# The servers' database sessions carry this name, so the clean-up ends theirs and no other.
+# The servers' database sessions carry these names, so each clean-up ends theirs and no other:
+# a module's own servers', or the shared one's at the end of the browser tests.
 SERVER_APP_NAME = "shopbot-browser-test-server"
+SHARED_APP_NAME = "shopbot-browser-shared-server"
 
 
 def server_env(**extra: str) -> dict[str, str]:
@@ -58,7 +61,6 @@ def server_env(**extra: str) -> dict[str, str]:
         SECRET_KEY="browser-tests-only-not-secret",
         DEBUG="0",
         ALLOWED_HOSTS="127.0.0.1",
-        DATABASE_URL=server_database_url(SERVER_APP_NAME),
         EMBEDDING_WARM_ON_START="1",
         PYTHONUNBUFFERED="1",
         LOG_LEVEL="WARNING",
@@ -77,39 +79,67 @@ def server_env(**extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
-def start_server(
-    django_db_setup, django_db_blocker, tmp_path_factory
-) -> Iterator[Callable[..., DaphneProcess]]:
-    """A factory: start_server(wait=True, **env) -> a DaphneProcess (launched, and ready unless
-    wait=False), killed at the end of the module."""
-    servers: list[DaphneProcess] = []
-
-    def start(wait: bool = True, **extra: str) -> DaphneProcess:
-        log = tmp_path_factory.mktemp("daphne") / "daphne.log"
-        server = DaphneProcess(server_env(**extra), log=log)
-        server.launch()
-        servers.append(server)
-        if wait:
-            server.wait_ready()
-        return server
-
-    yield start
-    for server in servers:
-        server.stop(kill=True)
-    # A killed server's database sessions end a moment after it; end them now, or dropping the
-    # test database at the end of the session fails with "being accessed by other users".
+def _end_server_sessions(django_db_blocker, application_name: str) -> None:
+    """A killed server's database sessions end a moment after it; end them now, or dropping the
+    test database at the end of the session fails with "being accessed by other users"."""
     from django.db import connection, connections
 
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE datname = current_database() AND application_name = %s",
-            [SERVER_APP_NAME],
+            [application_name],
         )
     # While Playwright runs, Django keeps this thread's connection in a context-local slot, which
     # the test database teardown never sees: close it here.
     connections.close_all()
+
+
+@contextmanager
+def _servers(
+    tmp_path_factory, django_db_blocker, application_name: str
+) -> Iterator[Callable[..., DaphneProcess]]:
+    """A factory starting servers whose database sessions carry `application_name`, all killed
+    on the way out."""
+    servers: list[DaphneProcess] = []
+
+    def start(wait: bool = True, **extra: str) -> DaphneProcess:
+        log = tmp_path_factory.mktemp("daphne") / "daphne.log"
+        env = server_env(DATABASE_URL=server_database_url(application_name), **extra)
+        server = DaphneProcess(env, log=log)
+        server.launch()
+        servers.append(server)
+        if wait:
+            server.wait_ready()
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop(kill=True)
+        _end_server_sessions(django_db_blocker, application_name)
+
+
+@pytest.fixture(scope="module")
+def start_server(
+    django_db_setup, django_db_blocker, tmp_path_factory
+) -> Iterator[Callable[..., DaphneProcess]]:
+    """A factory: start_server(wait=True, **env) -> a DaphneProcess (launched, and ready unless
+    wait=False), killed at the end of the module: for a test that needs settings of its own, or
+    kills its server."""
+    with _servers(tmp_path_factory, django_db_blocker, SERVER_APP_NAME) as start:
+        yield start
+
+
+@pytest.fixture(scope="package")
+def shared_server(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[DaphneProcess]:
+    """One server with the default settings (no LLM key) for every browser test that needs no
+    settings of its own and never stops it: started once (each start loads the embedding model),
+    launched as soon as the first test asks, killed after the last browser test. Each module
+    commits its own shops, so what one module's tests did to theirs never reaches another's."""
+    with _servers(tmp_path_factory, django_db_blocker, SHARED_APP_NAME) as start:
+        yield start(wait=False)
 
 
 class _PageHandler(BaseHTTPRequestHandler):
@@ -156,21 +186,23 @@ def other_sites() -> Iterator[Callable[[str, dict[str, str]], str]]:
         server.server_close()
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def _orm_beside_playwright() -> Iterator[None]:
     """Playwright's sync API keeps its event loop marked as running on the main thread while the
     browser is open, and Django then refuses every ORM call there (SynchronousOnlyOperation),
     pytest-django's own per-test transaction included. Nothing async runs on this thread during
-    these tests, so the check is off for this folder's modules only, and back on afterwards."""
+    these tests, so the check is off for this folder's tests only, and back on afterwards."""
     patch = pytest.MonkeyPatch()
     patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     yield
     patch.undo()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser():
-    """One headless Chromium for the module (the only module that drives one)."""
+    """One headless Chromium for all the browser tests (each test opens a context of its own),
+    closed after the last of them: while it is open, this thread's event loop counts as running
+    (see above), which the other folders' async tests would not survive."""
     if not Path(CHROMIUM).exists():
         message = f"No Chromium at {CHROMIUM}: run `apt-get install chromium` to run browser tests"
         if os.environ.get("SHOPBOT_REQUIRE_BROWSER") == "1":
@@ -205,30 +237,29 @@ def fake_llm() -> Iterator[FakeAnthropic]:
 
 
 @pytest.fixture(scope="module")
-def site(
-    request, django_db_blocker, start_server, other_sites, fake_llm
-) -> Iterator[dict[str, Any]]:
-    """The demo shop (committed, so the servers see it); the server (no LLM key); a second one
-    pointed at the fake Anthropic API; and two other websites embedding the widget."""
-    # Both servers boot (and load the embedding model) while this process embeds the demo FAQ.
-    server = start_server(wait=False)
-    claude = start_server(
-        wait=False, ANTHROPIC_API_KEY="test", ANTHROPIC_BASE_URL=fake_llm.base_url
-    )
+def claude(start_server, fake_llm) -> DaphneProcess:
+    """A server pointed at the fake Anthropic API, for the module's tests with an LLM."""
+    return start_server(ANTHROPIC_API_KEY="test", ANTHROPIC_BASE_URL=fake_llm.base_url)
+
+
+@pytest.fixture(scope="module")
+def site(request, django_db_blocker, shared_server, other_sites) -> Iterator[dict[str, Any]]:
+    """The demo shop (committed, so the server sees it), the shared server (no LLM key), and two
+    other websites embedding the widget."""
+    # The server boots (and loads the embedding model) while this process embeds the demo FAQ.
     demo_texts_embedded = request.getfixturevalue("demo_texts_embedded")
     values: dict[str, str] = {}
     listed = other_sites(LISTED_HOST, values)
     unlisted = other_sites(UNLISTED_HOST, values)
-    with django_db_blocker.unblock():  # committed: the servers are other processes
+    with django_db_blocker.unblock():  # committed: the server is another process
         shop = make_demo_shop(  # is_demo: the storefront at / shows it
             demo_texts_embedded, allowed_origins=f"https://shop.example\n{listed}", is_demo=True
         )
         # A real save: the post_save signal embeds it with the real model.
         FAQEntry.objects.create(shop=shop, question=XSS_QUESTION, answer=XSS_ANSWER)
-    values.update(SERVER=server.url, SHOP=shop.public_key)
-    server.wait_ready()
-    claude.wait_ready()
-    yield {"shop": shop, "server": server, "claude": claude, "listed": listed, "unlisted": unlisted}
+    values.update(SERVER=shared_server.url, SHOP=shop.public_key)
+    shared_server.wait_ready()
+    yield {"shop": shop, "server": shared_server, "listed": listed, "unlisted": unlisted}
     with django_db_blocker.unblock():
         Shop.objects.filter(pk=shop.pk).delete()
 

@@ -309,7 +309,7 @@ def test_keyboard_only(page, site):
     expect(w(page, "sb-launcher")).to_have_attribute("aria-expanded", "false")
 
 
-def test_a_claude_answer_streams_in_as_it_arrives(page, site, fake_llm):
+def test_a_claude_answer_streams_in_as_it_arrives(page, site, claude, fake_llm):
     """The one test with an LLM: the second server, pointed at the fake Anthropic API, which
     sends the answer in chunks a second apart: the partial answer must be on screen before the
     last chunk. (A quarter of a second apart, a stall of half a second anywhere on 2 shared cores
@@ -321,7 +321,7 @@ def test_a_claude_answer_streams_in_as_it_arrives(page, site, fake_llm):
             delay=1.0,
         )
     )
-    open_widget(page, site["claude"].url)
+    open_widget(page, claude.url)
     page.get_by_role("button", name="Do you deliver to Princeton?").click()
     streaming = page.locator("[data-testid=sb-bot][data-state=streaming]")
     expect(streaming).to_contain_text("Yes, we deliver", timeout=ANSWER_TIMEOUT)
@@ -339,15 +339,12 @@ def test_a_claude_answer_streams_in_as_it_arrives(page, site, fake_llm):
     assert stored(ask_id) == [("user", ""), ("bot", "llm")]
 
 
-def test_an_answer_cut_mid_stream_is_asked_again_and_stored_once(
-    page, site, fake_llm, start_server
-):
+def test_an_answer_cut_mid_stream_is_asked_again_and_stored_once(page, site, claude, fake_llm):
     """The server dies while Claude's answer streams in: after reconnecting the widget re-sends
     the same ask id in place of the half answer, and the server answers that id exactly once."""
-    # A server of its own (on the fake Claude): the one the other tests share is never killed.
-    server: DaphneProcess = start_server(
-        ANTHROPIC_API_KEY="test", ANTHROPIC_BASE_URL=fake_llm.base_url
-    )
+    # The module's server on the fake Claude (the shared one is never killed): killed, then
+    # started again on its port, as the widget expects.
+    server: DaphneProcess = claude
     cite = [(0, "Delivery is $19.95 to Princeton")]
     chunks = ["Well, ", "yes: ", "we ", "deliver ", "there."]
     fake_llm.script(Scenario(text_chunks=chunks, cite=cite, delay=0.5))

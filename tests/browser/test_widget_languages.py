@@ -27,14 +27,13 @@ FALLBACK = "Sorry, I can't answer that yet."
 
 
 @pytest.fixture(scope="module")
-def site(start_server, other_sites, django_db_blocker) -> Iterator[dict]:
+def site(shared_server, other_sites, django_db_blocker) -> Iterator[dict]:
     """The server; a website (tests/browser/pages/spanish.html, arabic.html, arabic-english.html)
     embedding three shops, committed (the server is another process): two with the default
     greeting and fallback, so those come translated too, and an Arabic one whose owner wrote them
     in English. No FAQ entries: every question gets the fallback and the contact route, the most
     text the widget shows."""
-    server = start_server()
-    values: dict[str, str] = {"SERVER": server.url}
+    values: dict[str, str] = {"SERVER": shared_server.url}
     website = other_sites(LISTED_HOST, values)
     common = {
         "allowed_origins": website,
@@ -65,6 +64,7 @@ def site(start_server, other_sites, django_db_blocker) -> Iterator[dict]:
     values.update(
         SHOP_ES=spanish.public_key, SHOP_AR=arabic.public_key, SHOP_AR_EN=english_texts.public_key
     )
+    shared_server.wait_ready()
     yield {"website": website}
     with django_db_blocker.unblock():
         Shop.objects.filter(pk__in=[spanish.pk, arabic.pk, english_texts.pk]).delete()

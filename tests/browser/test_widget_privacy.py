@@ -29,10 +29,10 @@ NOTICE = {
 
 
 @pytest.fixture(scope="module")
-def shop_site(request, django_db_blocker, start_server, other_sites) -> Iterator[dict[str, Any]]:
-    """The demo shop with a privacy notice (committed: the server is another process), one
-    server, and another website embedding the widget."""
-    server = start_server(wait=False)  # boots while this process builds the shop
+def shop_site(request, django_db_blocker, shared_server, other_sites) -> Iterator[dict[str, Any]]:
+    """The demo shop with a privacy notice (committed: the server is another process), the
+    shared server, and another website embedding the widget."""
+    server = shared_server  # boots, if it is the first to, while this process builds the shop
     demo_texts_embedded = request.getfixturevalue("demo_texts_embedded")
     values: dict[str, str] = {}
     website = other_sites(LISTED_HOST, values)
