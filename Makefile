@@ -12,7 +12,6 @@ STAMP := $(VENV)/.installed
 # the commands `make run` and the README print work in a plain shell. Never overwritten.
 run: $(STAMP)
 	@$(BIN)/python -m shopbot.envfile .env
-	$(BIN)/python manage.py export_model
 	$(BIN)/python manage.py serve
 
 test: model
@@ -31,8 +30,8 @@ format: $(STAMP)
 install: model
 
 # The embedding model exported for onnxruntime, with its tokenizer (EMBEDDING_ONNX_DIR): web
-# processes embed with it and never load torch, so they never export it themselves. A quick
-# no-op when it is there already.
+# processes embed with it and never load torch, so they never export it themselves (`manage.py
+# serve`, which `make run` runs, exports it in a child process). A quick no-op when it is there.
 model: $(STAMP)
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py export_model
 

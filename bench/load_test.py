@@ -15,7 +15,8 @@ Load test of the chat websocket against the real server on loopback.
    time per connection, all connections at once), and checks that every ask got exactly one
    answer frame and exactly one stored answer row, and that no connection dropped.
 4. Prints connections held, asks, answers, rows, errors, and p50/p95/p99 ask latency (send to
-   answer frame). Exits non-zero if any check failed.
+   answer frame), then each server's resident memory and whether libtorch is mapped in it (its
+   /proc/PID/maps). Exits non-zero if any check failed.
 
 `--batching` chooses the server's micro-batching of query embeddings (EMBEDDING_BATCH_WAIT_MS:
 the environment's value or 5 for "on", 0 for "off"). "both" (the default) runs the whole test
@@ -152,6 +153,14 @@ def report(result: dict, rows: Counter, connections: int) -> bool:
     return ok
 
 
+def torch_mapped(pid: int) -> bool:
+    """Whether torch's library is loaded in the process (its /proc/PID/maps)."""
+    try:
+        return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
 def resident_mib(pid: int) -> float:
     """A process's resident memory in MiB (Linux), or NaN where /proc does not say."""
     try:
@@ -265,7 +274,11 @@ def main() -> int:
                 per_ask = Counter(rows.values_list("conversation_id", "ask_id"))
                 all_ok &= report(result, per_ask, args.connections)
                 rss = [resident_mib(server.process.pid) for server in servers]
-                print(f"  server memory (RSS): {', '.join(f'{m:.0f} MiB' for m in rss)}")
+                torch = [torch_mapped(server.process.pid) for server in servers]
+                print(
+                    f"  server memory (RSS): {', '.join(f'{m:.0f} MiB' for m in rss)}; "
+                    f"libtorch mapped: {', '.join('yes' if t else 'no' for t in torch)}"
+                )
                 results[label] = result
                 Message.objects.filter(conversation__shop=shop).delete()
                 shop.conversations.all().delete()

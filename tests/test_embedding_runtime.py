@@ -87,11 +87,15 @@ def test_questions_and_the_faqs_texts_get_sentence_transformers_vectors(settings
     assert embedding.embed_questions([]).shape == (0, 384)
 
 
-def test_batches_of_embedding_batch_size_keep_the_order(settings):
+def test_runs_of_embedding_batch_size_or_tokens_per_run_keep_the_order(settings, monkeypatch):
     settings.EMBEDDING_RUNTIME = "onnx"
-    settings.EMBEDDING_BATCH_SIZE = 2  # several batches, sorted by length inside
-    texts = [*TEXTS, LONG, SHORT]
-    assert np.abs(embedding.embed(texts) - sentence_transformers(texts)).max() < 1e-6
+    texts = [*TEXTS, LONG, SHORT, LONG[:300]]
+    expected = sentence_transformers(texts)
+    settings.EMBEDDING_BATCH_SIZE = 2  # several runs, sorted by length inside
+    assert np.abs(embedding.embed(texts) - expected).max() < 1e-6
+    settings.EMBEDDING_BATCH_SIZE = 64
+    monkeypatch.setattr(embedding, "TOKENS_PER_RUN", 300)  # the long text alone, then the rest
+    assert np.abs(embedding.embed(texts) - expected).max() < 1e-6
 
 
 def test_no_exported_files_is_an_error_saying_what_to_run(fresh_export, settings):

@@ -1,5 +1,6 @@
 """
-`manage.py serve`: everything `make run` does after installing, in one process.
+`manage.py serve`: everything `make run` does after installing, in one process (the model's
+export aside: `manage.py export_model` in a child process, so torch never loads in this one).
 
 Keeping it one process matters for the embedded database: pgserver stops PostgreSQL when the last
 process using it exits, so the server started for `migrate` stays up for daphne and stops with it.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import signal
+import subprocess
 import sys
 
 from django.conf import settings
@@ -51,6 +53,14 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         self.stdout.write("Database ready.")
+        # The embedding model for onnxruntime (a no-op once it is there), exported by a child
+        # process: torch never enters this one, which loads the demo shop and then serves.
+        exported = subprocess.run(
+            [sys.executable, str(settings.BASE_DIR / "manage.py"), "export_model"],
+            cwd=settings.BASE_DIR,
+        )
+        if exported.returncode != 0:
+            raise CommandError("Could not export the embedding model (manage.py export_model).")
 
         shop = None
         if not no_demo:
