@@ -20,6 +20,7 @@ from django.core.signals import request_finished  # noqa: E402
 
 from faq import embedding  # noqa: E402
 from shopbot.http_limits import BoundedHTTP, close_request_connections  # noqa: E402
+from widget.chat import claude  # noqa: E402
 from widget.chat.routing import websocket_urlpatterns  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ def warm_and_freeze() -> None:
     except Exception:
         logger.exception("The embedding model could not be loaded: this process is not ready")
         return
+    if settings.ANTHROPIC_API_KEY:
+        claude.failures()  # imports the SDK now, not on the first customer's answer
     gc.freeze()
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -56,8 +57,9 @@ HISTORY_PAIRS = 4
 def failures() -> tuple[type[BaseException], ...]:
     """What a failed call raises: the SDK's errors, its HTTP client's (mid-stream failures surface
     as httpx2's, the client anthropic 2.x runs on), a timeout. The SDK is imported on the first
-    call to Claude, not with this module: it is about 60 MB that a server without an API key
-    never needs (docs/performance.md, memory)."""
+    call to Claude (on a thread: `stream_answer`) or by the server's warm-up when it has an API
+    key, not with this module: it is about 60 MB that a server without a key never needs
+    (docs/performance.md, memory)."""
     import anthropic
     import httpx2
 
@@ -167,6 +169,10 @@ async def stream_answer(
     Raises ClaudeFailed for any failure of the API or the stream.
     """
     cited: list[int] = []
+    if "anthropic" not in sys.modules:
+        # This process's first call to Claude: the SDK's imports take seconds of CPU, which
+        # would stop every chat of the process on the event loop.
+        await asyncio.to_thread(failures)
     expected = failures()
     try:
         async with asyncio.timeout(settings.ANTHROPIC_TIMEOUT):
