@@ -298,7 +298,13 @@ def get_onnx_encoder() -> OnnxEncoder:
                 path = onnx_path()
                 if not path.exists() or not tokenizer_file(path).exists():
                     raise missing_export(path)
-                _onnx = OnnxEncoder(path, settings.EMBEDDING_THREADS)
+                try:
+                    _onnx = OnnxEncoder(path, settings.EMBEDDING_THREADS)
+                except Exception as exc:  # corrupt, cut short, written by another version
+                    raise ImproperlyConfigured(
+                        f"The exported embedding model at {path} cannot be opened ({exc}). "
+                        f"Run `{EXPORT_COMMAND}`: it exports it again."
+                    ) from exc
     return _onnx
 
 

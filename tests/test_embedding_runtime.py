@@ -124,6 +124,9 @@ def test_an_unreadable_export_is_exported_again(fresh_export):
             path.write_bytes(path.read_bytes()[:1000])  # a copy interrupted half-way
         else:
             path.unlink()
+        embedding._onnx = None  # a new process: it says what to run
+        with pytest.raises(ImproperlyConfigured, match="manage.py export_model"):
+            embedding.embed_questions(TEXTS)
         assert embedding.export_onnx() == (path, True), damage
         assert path.stat().st_size > 1_000_000, damage
         embedding._onnx = None  # a new process
