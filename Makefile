@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench install clean-db
+.PHONY: run test lint format bench install model clean-db
 
 # The first run writes .env (DEBUG on, a generated SECRET_KEY), read by settings from then on, so
 # the commands `make run` and the README print work in a plain shell. Never overwritten.
@@ -14,7 +14,7 @@ run: $(STAMP)
 	@$(BIN)/python -m shopbot.envfile .env
 	$(BIN)/python manage.py serve
 
-test: $(STAMP)
+test: model
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -27,7 +27,13 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-install: $(STAMP)
+install: model
+
+# The embedding model exported for onnxruntime, with its tokenizer (EMBEDDING_ONNX_DIR): web
+# processes embed with it and never load torch, so they never export it themselves (`manage.py
+# serve`, which `make run` runs, exports it in a child process). A quick no-op when it is there.
+model: $(STAMP)
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py export_model
 
 # The benchmarks print figures; none of them is a pass/fail test.
 bench: $(STAMP)

@@ -7,6 +7,7 @@ not exist".
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from pathlib import Path
@@ -16,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def setup() -> None:
     """Set Django up (DEBUG on for this process unless the environment says otherwise; the
-    servers a benchmark starts run without it) and bring the database's schema up to date."""
+    servers a benchmark starts run without it), bring the database's schema up to date and
+    export the embedding model if it is not yet (`make run` does both)."""
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shopbot.settings")
     os.environ.setdefault("DEBUG", "1")
@@ -26,3 +28,5 @@ def setup() -> None:
     from django.core.management import call_command
 
     call_command("migrate", interactive=False, verbosity=0)
+    # The servers a benchmark starts read the exported model and never export it themselves.
+    call_command("export_model", verbosity=0, stdout=io.StringIO())

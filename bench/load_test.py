@@ -15,7 +15,10 @@ Load test of the chat websocket against the real server on loopback.
    time per connection, all connections at once), and checks that every ask got exactly one
    answer frame and exactly one stored answer row, and that no connection dropped.
 4. Prints connections held, asks, answers, rows, errors, and p50/p95/p99 ask latency (send to
-   answer frame). Exits non-zero if any check failed.
+   answer frame), then each server's resident memory and whether libtorch is mapped in it (its
+   /proc/PID/maps), and the CPU time per ask of the servers, the embedded PostgreSQL and the
+   clients (this process): unlike the wall-clock figures, those stay comparable when other work
+   shares the machine. Exits non-zero if any check failed.
 
 `--batching` chooses the server's micro-batching of query embeddings (EMBEDDING_BATCH_WAIT_MS:
 the environment's value or 5 for "on", 0 for "off"). "both" (the default) runs the whole test
@@ -152,6 +155,58 @@ def report(result: dict, rows: Counter, connections: int) -> bool:
     return ok
 
 
+def cpu_seconds(pid: int, waited_children: bool = False) -> float:
+    """A process's CPU time (user + system), with its ended children's if `waited_children`."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if waited_children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float | None:
+    """The embedded PostgreSQL's CPU time: its postmaster, every backend alive and every one that
+    ended. None with an external database (DATABASE_URL), which may be on another machine."""
+    from django.conf import settings
+
+    pidfile = Path(settings.DATA_DIR) / "pgdata" / "postmaster.pid"
+    if os.environ.get("DATABASE_URL") or not pidfile.exists():
+        return None
+    master = int(pidfile.read_text().split()[0])
+    total = cpu_seconds(master, waited_children=True)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == master:
+                total += cpu_seconds(int(entry.name))
+    return total
+
+
+def cpu_now(server_pids: list[int]) -> dict[str, float]:
+    """CPU seconds so far of the servers, PostgreSQL and this process (the load's clients): per
+    ask, these stay comparable when other work on the machine stretches every wall-clock time."""
+    spent = {"server": sum(cpu_seconds(pid) for pid in server_pids)}
+    postgres = postgres_cpu_seconds()
+    if postgres is not None:
+        spent["PostgreSQL"] = postgres
+    spent["clients"] = time.process_time()
+    return spent
+
+
+def torch_mapped(pid: int) -> bool:
+    """Whether torch's library is loaded in the process (its /proc/PID/maps)."""
+    try:
+        return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
 def resident_mib(pid: int) -> float:
     """A process's resident memory in MiB (Linux), or NaN where /proc does not say."""
     try:
@@ -258,14 +313,31 @@ def main() -> int:
                     f"{args.connections} connections x {args.asks} asks, {', '.join(urls)}"
                     + (f", Redis {redis_url}" if redis_url else "")
                 )
+                cpu_before = cpu_now([server.process.pid for server in servers])
                 result = asyncio.run(
                     run_load(urls, shop.public_key, args.connections, args.asks, args.timeout)
                 )
+                cpu_used = {
+                    name: spent - cpu_before[name]
+                    for name, spent in cpu_now([s.process.pid for s in servers]).items()
+                }
                 rows = Message.objects.filter(conversation__shop=shop, role=Message.BOT)
                 per_ask = Counter(rows.values_list("conversation_id", "ask_id"))
                 all_ok &= report(result, per_ask, args.connections)
                 rss = [resident_mib(server.process.pid) for server in servers]
-                print(f"  server memory (RSS): {', '.join(f'{m:.0f} MiB' for m in rss)}")
+                torch = [torch_mapped(server.process.pid) for server in servers]
+                print(
+                    f"  server memory (RSS): {', '.join(f'{m:.0f} MiB' for m in rss)}; "
+                    f"libtorch mapped: {', '.join('yes' if t else 'no' for t in torch)}"
+                )
+                print(
+                    "  CPU per ask:         "
+                    + ", ".join(
+                        f"{name} {1000 * spent / result['asks']:.1f} ms"
+                        for name, spent in cpu_used.items()
+                    )
+                    + f" (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+                )
                 results[label] = result
                 Message.objects.filter(conversation__shop=shop).delete()
                 shop.conversations.all().delete()

@@ -17,18 +17,20 @@ encoded together by one worker thread (`QueryBatcher`). Torch encodes a batch of
 several times faster per query than 32 queries one by one (issue 15); onnxruntime gains less,
 and nothing when padding to the longest question outweighs it.
 
-Two runtimes run the same model, each where it is faster on these CPUs (issue 15):
-- customers' questions (`embed_questions`, `embed_query`, `embed_one`): EMBEDDING_RUNTIME, by
-  default "onnx", onnxruntime (`OnnxEncoder`): a lone question in less than half of torch's time
-  on one thread, and the forward pass does not hold the GIL;
-- texts in bulk (`embed`: the FAQ's entries when they are indexed, the owner's list of
-  unanswered questions): always torch, whose fused attention is faster on long texts (indexing
-  the COVID FAQ for the eval: 7.4 s with torch, 10.1 s with onnxruntime).
-`bench/bench_runtimes.py` prints both runtimes' times side by side.
-The vectors agree within 1e-5 (2e-7 seen). The SentenceTransformer is loaded either way: it
-tokenizes for both, and exports the ONNX file on first use. A model onnxruntime cannot run here
-(not Transformer + mean pooling), or an export that cannot be written, leaves questions on torch
-with one warning in the log: customers still get answers.
+EMBEDDING_RUNTIME chooses what runs the sentence-transformers model, for customers' questions
+and the FAQ's own texts alike (issue 32):
+- "onnx" (the default): `OnnxEncoder`, with no torch in the process: the model's tokenizer
+  through the `tokenizers` package, the transformer's forward pass through onnxruntime, mean
+  pooling and normalisation in numpy. Its files are exported once, by `export_onnx` (`manage.py
+  export_model`: `make install`, `make run`, `make test`, the worker and the test session run
+  it), which alone loads torch (faq/onnx_export.py). A web process never exports: without the
+  files its warm-up fails and `/healthz` keeps it out of rotation, with the command to run in
+  the log. A lone question takes less than half of torch's time on one thread, and neither the
+  tokenizer nor the forward pass holds the GIL. The vectors are sentence-transformers' within
+  1e-6 (tests/test_embedding_runtime.py).
+- "torch": the SentenceTransformer itself (about 400 MB more per process), for comparison
+  (`bench/bench_runtimes.py`) and for a model onnxruntime cannot run (not Transformer + mean
+  pooling: the export refuses it and says so).
 """
 
 from __future__ import annotations
@@ -37,10 +39,8 @@ import hashlib
 import logging
 import os
 import queue
-import tempfile
 import threading
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from functools import lru_cache
@@ -55,9 +55,8 @@ from django.core.exceptions import ImproperlyConfigured
 logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
-_model = None
+_model = None  # the SentenceTransformer (torch): EMBEDDING_RUNTIME=torch, or exporting
 _onnx: OnnxEncoder | None = None
-_onnx_failed = False  # this process could not open or export it: questions stay on torch
 
 
 @lru_cache(maxsize=1)
@@ -83,7 +82,9 @@ def model_name() -> str:
     return settings.EMBEDDING_MODEL or "all-MiniLM-L6-v2"
 
 
-def get_model():
+def get_model() -> Any:
+    """The SentenceTransformer, on torch: for EMBEDDING_RUNTIME=torch and for the export
+    (`export_onnx`); never loaded by a web process on the default runtime."""
     global _model
     if _model is None:
         with _lock:
@@ -106,13 +107,15 @@ def get_model():
 def embed(texts: list[str], kinds: Sequence[str] | None = None) -> np.ndarray:
     """Unit-length embeddings, one row per text (cosine similarity is then a dot product), for
     texts in bulk: an FAQ's texts, with `kinds` their FAQVector kinds, or customers' questions
-    without (the owner's list of unanswered questions). The sentence-transformers model runs on
-    torch and ignores the kinds; multilingual-e5-small embeds customers' wordings as queries and
-    the FAQ's own texts as passages (`E5Encoder`)."""
+    without (the owner's list of unanswered questions). The sentence-transformers model (on
+    EMBEDDING_RUNTIME: onnxruntime, or torch) ignores the kinds; multilingual-e5-small embeds
+    customers' wordings as queries and the FAQ's own texts as passages (`E5Encoder`)."""
     if not texts:
         return np.zeros((0, settings.EMBEDDING_DIMENSIONS), dtype=np.float32)
     if multilingual():
         return get_e5().encode(texts, kinds)
+    if settings.EMBEDDING_RUNTIME == "onnx":
+        return get_onnx_encoder().encode(texts)
     return get_model().encode(
         texts,
         batch_size=settings.EMBEDDING_BATCH_SIZE,
@@ -182,114 +185,71 @@ def get_e5() -> E5Encoder:
     return _e5
 
 
-class OnnxEncoder:
-    """`SentenceTransformer.encode(texts, normalize_embeddings=True)` with the transformer's
-    forward pass run by onnxruntime.
+# At most this many padded tokens (texts x the longest one's) in one forward pass: onnxruntime
+# keeps the largest pass's buffers for the life of the process. After 64 texts of 256 tokens a
+# process had grown by 345 MB with runs of 4,096 tokens, 166 MB with 2,048 and 75 MB with 1,024.
+# A batch of 32 customers' questions (about 15 tokens each) still fits in one run.
+TOKENS_PER_RUN = 1024
 
-    Tokenizing is the SentenceTransformer's own (`preprocess`: its max_seq_length truncation and
-    padding to the batch's longest text), and pooling is the model's: the mean of the token
-    vectors under the attention mask, then L2 normalisation. So only models made of a Transformer,
-    mean Pooling and optionally Normalize are accepted (all-MiniLM-L6-v2 and most others).
+
+class OnnxEncoder:
+    """`SentenceTransformer.encode(texts, normalize_embeddings=True)` without torch: the
+    sentence-transformers model's own tokenizer, saved by the export as a `tokenizers` file
+    (truncation at the model's max_seq_length, padding to the batch's longest text), its
+    transformer's forward pass exported to ONNX and run by onnxruntime, then the model's pooling
+    in numpy: the mean of the token vectors under the attention mask, and L2 normalisation.
+
+    Both files come from `export_onnx` (`manage.py export_model`, which `make install`, `make run`
+    and `make test` run); this class only reads them, so a web process never loads torch.
+    onnxruntime's `run` and the tokenizer's batch encoding both release the GIL.
     """
 
-    def __init__(self, model: Any, onnx_path: Path, threads: int) -> None:
-        self.model = model
-        self._check_modules(model)
-        self.path = onnx_path
-        self.threads = threads
-        self.session = self._open_or_export()
-        self.input_names = [i.name for i in self.session.get_inputs()]
-
-    @staticmethod
-    def _check_modules(model: Any) -> None:
-        kinds = [type(module).__name__ for module in model]
-        pooling = model[1].get_config_dict() if len(kinds) > 1 else {}
-        if (
-            kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"])
-            or pooling.get("pooling_mode") != "mean"
-        ):
-            raise ImproperlyConfigured(
-                f"EMBEDDING_RUNTIME=onnx supports Transformer + mean Pooling models only; "
-                f"this one is {kinds} ({pooling}). Use EMBEDDING_RUNTIME=torch."
-            )
-
-    def _open_or_export(self) -> Any:
-        if self.path.exists():
-            try:
-                return self._open()
-            except Exception:  # unreadable (corrupt, cut short, another version): exported again
-                pass
-        self._export()
-        return self._open()
-
-    def _open(self) -> Any:
+    def __init__(self, path: Path, threads: int) -> None:
         import onnxruntime
+        from tokenizers import Tokenizer
 
+        self.path = path
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_file(path)))
+        self.pad_id = (self.tokenizer.padding or {}).get("pad_id", 0)
+        self.tokenizer.no_padding()  # each run is padded to its own longest text (`_feeds`)
         options = onnxruntime.SessionOptions()
-        if self.threads > 0:
-            options.intra_op_num_threads = self.threads
+        if threads > 0:
+            options.intra_op_num_threads = threads
         # Concurrent callers each run their own `run`; no parallelism between a graph's nodes.
         options.inter_op_num_threads = 1
-        return onnxruntime.InferenceSession(
-            str(self.path), options, providers=["CPUExecutionProvider"]
+        self.session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
         )
+        self.input_names = [i.name for i in self.session.get_inputs()]
 
-    def _export(self) -> None:
-        """Export the transformer with torch's TorchScript exporter, to a temporary file then
-        renamed over the final name: another process starting at the same moment reads either
-        no file or a whole one (each may export; the last rename wins, both files are equal)."""
-        import torch
-
-        sample = self.model.preprocess(["an example sentence to trace the model with"])
-        names = [key for key in sample if key != "modality"]  # the tokenizer's tensors
-        transformer = self.model[0].auto_model
-
-        class Wrapped(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.transformer = transformer
-
-            def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-                return self.transformer(**dict(zip(names, inputs, strict=True))).last_hidden_state
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
-        os.close(fd)
-        try:
-            axes = {"batch": 0, "tokens": 1}
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-                torch.onnx.export(
-                    Wrapped().eval(),
-                    tuple(sample[name] for name in names),
-                    tmp,
-                    input_names=names,
-                    output_names=["last_hidden_state"],
-                    dynamic_axes={
-                        name: {index: axis for axis, index in axes.items()}
-                        for name in [*names, "last_hidden_state"]
-                    },
-                    opset_version=17,
-                    dynamo=False,
-                )
-            # mkstemp's file is private (0600); a release step exporting as another user than
-            # the service's must still leave a file the service can read.
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    def _feeds(self, encodings: list[Any]) -> dict[str, np.ndarray]:
+        """The model's inputs for tokenized texts, padded to the longest."""
+        longest = max(len(e.ids) for e in encodings)
+        shape = (len(encodings), longest)
+        ids = np.full(shape, self.pad_id, dtype=np.int64)
+        mask = np.zeros(shape, dtype=np.int64)
+        types = np.zeros(shape, dtype=np.int64)
+        for row, e in enumerate(encodings):
+            ids[row, : len(e.ids)] = e.ids
+            mask[row, : len(e.ids)] = 1
+            types[row, : len(e.ids)] = e.type_ids
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        return {name: feeds[name] for name in self.input_names}
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        # Like sentence-transformers: longest texts first, in batches of EMBEDDING_BATCH_SIZE, so
-        # texts of similar length are padded together.
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        """Longest texts first, so texts of similar length are padded together, in runs of at
+        most EMBEDDING_BATCH_SIZE texts and TOKENS_PER_RUN padded tokens."""
+        encodings = self.tokenizer.encode_batch_fast(texts)
+        lengths = [len(e.ids) for e in encodings]
+        order = sorted(range(len(texts)), key=lambda i: -lengths[i])
         out = np.empty((len(texts), settings.EMBEDDING_DIMENSIONS), dtype=np.float32)
         size = max(1, settings.EMBEDDING_BATCH_SIZE)
-        for start in range(0, len(order), size):
-            rows = order[start : start + size]
-            features = self.model.preprocess([texts[i] for i in rows])
-            feeds = {name: features[name].numpy().astype(np.int64) for name in self.input_names}
+        start = 0
+        while start < len(order):
+            fits = max(1, TOKENS_PER_RUN // max(1, lengths[order[start]]))
+            rows = order[start : start + min(size, fits)]
+            start += len(rows)
+            feeds = self._feeds([encodings[i] for i in rows])
             hidden = self.session.run(None, feeds)[0]
             mask = feeds["attention_mask"][..., None].astype(np.float32)
             pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
@@ -311,35 +271,66 @@ def onnx_path() -> Path:
     return Path(settings.EMBEDDING_ONNX_DIR) / f"{slug}-{key.hexdigest()[:16]}.onnx"
 
 
-def get_onnx_encoder() -> OnnxEncoder | None:
-    """This process's onnxruntime encoder, exporting the model first if needed; None (after one
-    warning, and never tried again in this process) when the model cannot run there or its file
-    cannot be written or read."""
-    global _onnx, _onnx_failed
-    if _onnx is None and not _onnx_failed:
-        model = get_model()
+def tokenizer_file(path: Path) -> Path:
+    """The tokenizer saved beside the ONNX file `path` by the same export."""
+    return path.with_suffix(".tokenizer.json")
+
+
+EXPORT_COMMAND = ".venv/bin/python manage.py export_model"
+
+
+def missing_export(path: Path) -> ImproperlyConfigured:
+    return ImproperlyConfigured(
+        f"No exported embedding model at {path} (or its tokenizer beside it). Run "
+        f"`{EXPORT_COMMAND}` once (make install, make run and make test do; the worker does "
+        "when it starts): web processes embed with onnxruntime and never load torch to export "
+        "it themselves."
+    )
+
+
+def get_onnx_encoder() -> OnnxEncoder:
+    """This process's onnxruntime encoder, opened once from the exported files;
+    ImproperlyConfigured, saying what to run, when there are none (each call looks again)."""
+    global _onnx
+    if _onnx is None:
         with _lock:
-            if _onnx is None and not _onnx_failed:
+            if _onnx is None:
+                path = onnx_path()
+                if not path.exists() or not tokenizer_file(path).exists():
+                    raise missing_export(path)
                 try:
-                    _onnx = OnnxEncoder(model, onnx_path(), settings.EMBEDDING_THREADS)
-                except Exception:
-                    _onnx_failed = True
-                    logger.warning(
-                        "EMBEDDING_RUNTIME=onnx is unavailable; customers' questions are "
-                        "embedded by torch instead",
-                        exc_info=True,
-                    )
+                    _onnx = OnnxEncoder(path, settings.EMBEDDING_THREADS)
+                except Exception as exc:  # corrupt, cut short, written by another version
+                    raise ImproperlyConfigured(
+                        f"The exported embedding model at {path} cannot be opened ({exc}). "
+                        f"Run `{EXPORT_COMMAND}`: it exports it again."
+                    ) from exc
     return _onnx
 
 
+def export_onnx(force: bool = False) -> tuple[Path, bool]:
+    """Export the configured model for onnxruntime, unless its files are there and open
+    (`force`: export anyway): (the ONNX file, whether it was exported now). Loads torch and
+    sentence-transformers: for `manage.py export_model`, the worker and the test session, never
+    a web process. faq/onnx_export.py does the work."""
+    path = onnx_path()
+    if not force and path.exists() and tokenizer_file(path).exists():
+        try:
+            OnnxEncoder(path, 1)
+            return path, False
+        except Exception:  # unreadable (corrupt, cut short, another version): exported again
+            logger.warning("The exported model at %s cannot be opened; exporting it again", path)
+    from faq.onnx_export import export
+
+    export(get_model(), path, tokenizer_file(path))
+    return path, True
+
+
 def embed_questions(texts: list[str]) -> np.ndarray:
-    """Customers' questions (short, one or a few at a time), by EMBEDDING_RUNTIME: the same
-    vectors as `embed` within float tolerance. multilingual-e5-small has its own engine."""
+    """Customers' questions (short, one or a few at a time): the same vectors as `embed`.
+    multilingual-e5-small embeds them as queries."""
     if multilingual():
         return get_e5().queries(texts) if texts else embed(texts)
-    encoder = get_onnx_encoder() if texts and settings.EMBEDDING_RUNTIME == "onnx" else None
-    if encoder is not None:
-        return encoder.encode(texts)
     return embed(texts)
 
 
@@ -467,8 +458,9 @@ _warm_started = False  # a warm-up began in this process: until it ends, it is n
 
 
 def warm() -> None:
-    """Load the model (and the questions' runtime, exporting its file if there is none yet) and
-    run it once, so the first real question pays no start-up cost."""
+    """Load the model (and the questions' runtime) and run it once, so the first real question
+    pays no start-up cost. On the default runtime this opens the exported files and never
+    exports: with none, ImproperlyConfigured says what to run."""
     global _warm_started
     _warm_started = True
     embed_questions(["warming up"])
@@ -476,13 +468,13 @@ def warm() -> None:
 
 def is_ready() -> bool:
     """False while this process's warm-up has not yet loaded what customers' questions run on
-    (the model, and with EMBEDDING_RUNTIME=onnx its session or the fallback to torch), or never
-    will because it failed. A process that started no warm-up (EMBEDDING_WARM_ON_START off, a
+    (the model on torch, its onnxruntime session, or multilingual-e5-small), or never will
+    because it failed. A process that started no warm-up (EMBEDDING_WARM_ON_START off, a
     management command) loads the model on first use by choice, and counts as ready."""
     if not _warm_started:
         return True
     if multilingual():
         return _e5 is not None
-    if _model is None:
-        return False
-    return settings.EMBEDDING_RUNTIME != "onnx" or _onnx is not None or _onnx_failed
+    if settings.EMBEDDING_RUNTIME == "onnx":
+        return _onnx is not None
+    return _model is not None

@@ -18,7 +18,6 @@ from datetime import datetime
 
 import numpy as np
 from django.db import transaction
-from scipy.cluster.hierarchy import fcluster, linkage
 
 from faq import embedding
 from faq.models import FAQEntry, Shop
@@ -117,6 +116,10 @@ def cluster(vectors: np.ndarray, threshold: float = SIMILARITY_THRESHOLD) -> lis
     `vectors` are unit length (rows). Two groups merge while the mean similarity between their
     members is at least `threshold`. Returns lists of row indexes.
     """
+    # Imported here: scipy's clustering is about 40 MB that a web process serving only the chat
+    # never needs (docs/performance.md, memory).
+    from scipy.cluster.hierarchy import fcluster, linkage
+
     n = len(vectors)
     if n < 2:
         return [[0]] if n else []

@@ -5,6 +5,7 @@ Run it with daphne (`make run` does) or any ASGI server: `daphne shopbot.asgi:ap
 """
 
 import gc
+import logging
 import os
 import threading
 
@@ -19,7 +20,10 @@ from django.core.signals import request_finished  # noqa: E402
 
 from faq import embedding  # noqa: E402
 from shopbot.http_limits import BoundedHTTP, close_request_connections  # noqa: E402
+from widget.chat import claude  # noqa: E402
 from widget.chat.routing import websocket_urlpatterns  # noqa: E402
+
+logger = logging.getLogger(__name__)
 
 # Each HTTP request's thread closes its database connections when the request ends, and at most
 # HTTP_MAX_CONCURRENT_REQUESTS run at once per process (shopbot/http_limits.py).
@@ -34,12 +38,20 @@ application = ProtocolTypeRouter(
 
 
 def warm_and_freeze() -> None:
-    """Load the embedding model (and export its ONNX file on a first start), then move every
-    object loaded so far out of the garbage collector's reach: Django, torch and the model are
-    about 640,000 objects that live as long as the process. Without this each full collection
-    walks them all, holding the GIL for 0.2-0.4 s in which no customer is answered; after it, a
-    full collection of the rest takes milliseconds."""
-    embedding.warm()
+    """Load the embedding model (never exporting it: faq/embedding.py), then move every object
+    loaded so far out of the garbage collector's reach: Django and the model are objects that
+    live as long as the process (640,000 when torch was loaded too). Without this each full
+    collection walks them all, holding the GIL for 0.2-0.4 s in which no customer is answered;
+    after it, a full collection of the rest takes milliseconds. If the model cannot be loaded
+    (no exported ONNX file: the error says what to run), /healthz stays 503 and the log says
+    why."""
+    try:
+        embedding.warm()
+    except Exception:
+        logger.exception("The embedding model could not be loaded: this process is not ready")
+        return
+    if settings.ANTHROPIC_API_KEY:
+        claude.failures()  # imports the SDK now, not on the first customer's answer
     gc.freeze()
 
 

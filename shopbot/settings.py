@@ -296,16 +296,17 @@ EMBEDDING_BATCH_SIZE = envint("EMBEDDING_BATCH_SIZE", "64")
 # embedding 31 ms with 1, 280 ms with 2). 0 leaves the runtime's default (one per core). Batch
 # re-embedding can use more.
 EMBEDDING_THREADS = envint("EMBEDDING_THREADS", "1")
-# What embeds customers' questions (faq/embedding.py): "onnx", the same model exported once by
-# torch to an ONNX file and run by onnxruntime (the same vectors within 1e-5; a lone question in
-# less than half of torch's time on one thread, and the forward pass does not hold the GIL; issue
-# 15), or "torch". The FAQ's own texts are embedded by torch either way (faster on long texts).
+# What runs the model, for customers' questions and the FAQ's texts (faq/embedding.py): "onnx",
+# the same model exported once by `manage.py export_model` and run by onnxruntime with no torch
+# in the process (the same vectors within 1e-6; a lone question in less than half of torch's
+# time on one thread, and the forward pass does not hold the GIL; issues 15 and 32), or "torch".
 EMBEDDING_RUNTIME = os.getenv("EMBEDDING_RUNTIME", "onnx").strip().lower()
 if EMBEDDING_RUNTIME not in ("torch", "onnx"):
     raise ImproperlyConfigured(
         f'EMBEDDING_RUNTIME must be "torch" or "onnx", got {os.getenv("EMBEDDING_RUNTIME")!r}'
     )
-# Where the onnx runtime keeps its exported model files, one per model (made on first use).
+# Where `manage.py export_model` writes the exported model and its tokenizer, one pair per model;
+# web processes only read them.
 EMBEDDING_ONNX_DIR = Path(os.getenv("EMBEDDING_ONNX_DIR", "").strip() or DATA_DIR / "onnx")
 # Micro-batching of customers' questions (faq/embedding.py, QueryBatcher): a question waits at
 # most this many milliseconds for others to be encoded with it; 0 turns batching off (each

@@ -47,10 +47,11 @@ def fresh_rate_limits() -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def model_ready() -> None:
-    """The model loaded, and its ONNX file exported if this checkout has none yet (a fresh clone,
-    as in CI), before any test starts a server. Otherwise the first servers export it in their
-    warm-up while the first tests run: seconds of both cores and of their GIL, which a test
-    timing a streamed answer or a flood does not survive."""
+    """The model's ONNX file exported if this checkout has none yet (a fresh clone, as in CI:
+    `make test` exports it first, a bare pytest here), and loaded, before any test starts a
+    server: servers never export it themselves (faq/embedding.py)."""
+    if not embedding.multilingual():
+        embedding.export_onnx()
     embedding.warm()
 
 

@@ -1,9 +1,11 @@
 """
-EMBEDDING_RUNTIME=onnx (faq/embedding.py, OnnxEncoder: customers' questions) against torch, with
-the real model: the same vectors, an exported file that is unreadable or gone is exported again,
-and the FAQ's own texts stay on torch.
+EMBEDDING_RUNTIME=onnx (faq/embedding.py, OnnxEncoder: the `tokenizers` package, onnxruntime and
+numpy, no torch) against sentence-transformers on torch, with the real model: the same vectors for
+customers' questions and the FAQ's own texts; the export (`export_onnx`, `manage.py
+export_model`) writes its two files once, again when they are unreadable; a process embedding on
+onnx never loads torch, and one without the exported files says what to run instead of exporting.
 
-Each test exports into its own temporary EMBEDDING_ONNX_DIR (a few seconds each), and the
+Tests that export do it into their own temporary EMBEDDING_ONNX_DIR (seconds each), and the
 process's encoder is put back afterwards, so no other test sees these.
 """
 
@@ -16,9 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
 from faq import embedding
+from faq.demo import entry_fields
+from faq.models import FAQEntry
 
+ROOT = Path(__file__).resolve().parent.parent
 SHORT = "Do you deliver?"
 # Far past all-MiniLM-L6-v2's max_seq_length (256 word pieces): truncated, in both runtimes.
 LONG = " ".join(
@@ -29,90 +35,88 @@ TEXTS = [
     "What's the cut-off for same-day delivery?",
     "How do I keep my flowers fresh?",
     "ünïcödé, émojis 🌸 and   extra   spaces  ",
+    "  CAPITALS, a tab\tand a new\nline ",
+    "中文字符 and a zero\u200bwidth space",
     "x",
+    "",
 ]
 
 
+def sentence_transformers(texts: list[str]) -> np.ndarray:
+    """The reference: the SentenceTransformer itself, on torch."""
+    return embedding.get_model().encode(
+        texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True
+    )
+
+
 @pytest.fixture
-def runtime(settings, tmp_path):
-    """Switch between runtimes with `runtime("torch" | "onnx")`; exports go to tmp_path."""
-    saved = embedding._onnx, embedding._onnx_failed
-    embedding._onnx, embedding._onnx_failed = None, False
+def fresh_export(settings, tmp_path):
+    """An empty EMBEDDING_ONNX_DIR and no encoder in this process; put back afterwards."""
+    saved = embedding._onnx
+    embedding._onnx = None
     settings.EMBEDDING_ONNX_DIR = tmp_path
-
-    def use(name: str) -> None:
-        settings.EMBEDDING_RUNTIME = name
-
-    yield use
-    embedding._onnx, embedding._onnx_failed = saved
+    yield tmp_path
+    embedding._onnx = saved
 
 
-def both(runtime, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    runtime("torch")
-    torch_vectors = embedding.embed_questions(texts)
-    runtime("onnx")
-    return torch_vectors, embedding.embed_questions(texts)
-
-
-def test_onnx_gives_torchs_vectors(runtime):
+def test_questions_and_the_faqs_texts_get_sentence_transformers_vectors(settings):
+    settings.EMBEDDING_RUNTIME = "onnx"
     model = embedding.get_model()
     assert len(model.tokenizer(LONG)["input_ids"]) > model.max_seq_length > 0
+    faq_texts, kinds = [], []
+    for fields in entry_fields():
+        for kind, text in FAQEntry(**fields).embedding_texts():
+            faq_texts.append(text)
+            kinds.append(kind)
+    questions = [*TEXTS, LONG]
 
-    torch_vectors, onnx_vectors = both(runtime, TEXTS)
-    assert onnx_vectors.shape == (len(TEXTS), 384)
-    assert onnx_vectors.dtype == np.float32
-    np.testing.assert_allclose(onnx_vectors, torch_vectors, atol=1e-5)
-    np.testing.assert_allclose(np.linalg.norm(onnx_vectors, axis=1), 1.0, atol=1e-5)
+    for texts, vectors in (
+        (questions, embedding.embed_questions(questions)),
+        (faq_texts, embedding.embed(faq_texts, kinds)),
+    ):
+        assert vectors.shape == (len(texts), 384) and vectors.dtype == np.float32
+        assert np.abs(vectors - sentence_transformers(texts)).max() < 1e-6
+        np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
+    assert len(faq_texts) > 100
 
-    # One batch: the short text padded to the long one's length, the long one truncated.
-    torch_vectors, onnx_vectors = both(runtime, [SHORT, LONG])
-    np.testing.assert_allclose(onnx_vectors, torch_vectors, atol=1e-5)
-    # ... and each the same as when encoded alone (padding changes nothing).
-    np.testing.assert_allclose(embedding.embed_questions([SHORT])[0], onnx_vectors[0], atol=1e-5)
-    np.testing.assert_allclose(embedding.embed_questions([LONG])[0], onnx_vectors[1], atol=1e-5)
-
+    # One batch: the short text padded to the long one's length, the long one truncated; each
+    # the same as when encoded alone (padding changes nothing).
+    pair = embedding.embed_questions([SHORT, LONG])
+    assert np.abs(pair[0] - embedding.embed_one(SHORT)).max() < 1e-6
+    assert np.abs(pair[1] - embedding.embed_one(LONG)).max() < 1e-6
     assert embedding.embed_questions([]).shape == (0, 384)
 
 
-def test_onnx_batches_of_embedding_batch_size_keep_the_order(runtime, settings):
-    settings.EMBEDDING_BATCH_SIZE = 2  # several batches, sorted by length inside
-    texts = [*TEXTS, LONG, SHORT]
-    torch_vectors, onnx_vectors = both(runtime, texts)
-    np.testing.assert_allclose(onnx_vectors, torch_vectors, atol=1e-5)
+def test_runs_of_embedding_batch_size_or_tokens_per_run_keep_the_order(settings, monkeypatch):
+    settings.EMBEDDING_RUNTIME = "onnx"
+    texts = [*TEXTS, LONG, SHORT, LONG[:300]]
+    expected = sentence_transformers(texts)
+    settings.EMBEDDING_BATCH_SIZE = 2  # several runs, sorted by length inside
+    assert np.abs(embedding.embed(texts) - expected).max() < 1e-6
+    settings.EMBEDDING_BATCH_SIZE = 64
+    monkeypatch.setattr(embedding, "TOKENS_PER_RUN", 300)  # the long text alone, then the rest
+    assert np.abs(embedding.embed(texts) - expected).max() < 1e-6
 
 
-def test_the_faqs_texts_are_embedded_by_torch_whatever_the_runtime(runtime):
-    runtime("onnx")
-    vectors = embedding.embed(TEXTS)
-    assert embedding._onnx is None  # no ONNX session was opened, nothing exported
-    assert not any(embedding.settings.EMBEDDING_ONNX_DIR.iterdir())
-    np.testing.assert_allclose(vectors, embedding.embed_questions(TEXTS), atol=1e-5)
-    assert embedding._onnx is not None
+def test_no_exported_files_is_an_error_saying_what_to_run(fresh_export, settings):
+    settings.EMBEDDING_RUNTIME = "onnx"
+    with pytest.raises(ImproperlyConfigured, match="manage.py export_model"):
+        embedding.embed_questions(TEXTS)
+    assert not any(fresh_export.iterdir())  # nothing exported on the way
 
-
-def test_an_export_that_cannot_be_written_leaves_questions_on_torch(runtime, settings, caplog):
-    runtime("onnx")
-    blocked = settings.EMBEDDING_ONNX_DIR / "not-a-folder"
-    blocked.write_text("a file where the export folder should be")
-    settings.EMBEDDING_ONNX_DIR = blocked
-
-    with caplog.at_level("WARNING", logger="faq.embedding"):
-        vectors = embedding.embed_questions(TEXTS)
-        again = embedding.embed_questions(TEXTS)
-    assert embedding._onnx is None and embedding._onnx_failed
-    np.testing.assert_allclose(vectors, embedding.embed(TEXTS), atol=1e-6)
-    np.testing.assert_allclose(again, vectors, atol=1e-6)
-    warnings = [r for r in caplog.records if "EMBEDDING_RUNTIME=onnx is unavailable" in r.message]
-    assert len(warnings) == 1  # once, not at every question
-    assert blocked.read_text() == "a file where the export folder should be"
-
-
-def test_an_unreadable_or_missing_export_is_exported_again(runtime):
-    runtime("onnx")
+    path, exported = embedding.export_onnx()
+    assert exported and path.parent == fresh_export
+    tokenizer = embedding.tokenizer_file(path)
+    assert sorted(fresh_export.iterdir()) == sorted([path, tokenizer])  # no temporary file left
+    for written in (path, tokenizer):
+        assert written.stat().st_mode & 0o777 == 0o644  # another user's service can read it
     expected = embedding.embed_questions(TEXTS)
-    path = embedding.onnx_path()
-    assert path.exists() and path.parent == embedding.settings.EMBEDDING_ONNX_DIR
+    assert np.abs(expected - sentence_transformers(TEXTS)).max() < 1e-6
+    assert embedding.export_onnx() == (path, False)  # there already: a no-op
 
+
+def test_an_unreadable_export_is_exported_again(fresh_export):
+    path, _ = embedding.export_onnx()
     for damage in ("corrupt", "cut short", "missing"):
         if damage == "corrupt":
             path.write_bytes(b"not an onnx model")
@@ -120,16 +124,13 @@ def test_an_unreadable_or_missing_export_is_exported_again(runtime):
             path.write_bytes(path.read_bytes()[:1000])  # a copy interrupted half-way
         else:
             path.unlink()
-        embedding._onnx = None  # a new process
-        np.testing.assert_allclose(
-            embedding.embed_questions(TEXTS), expected, atol=1e-6, err_msg=damage
-        )
+        embedding._onnx = None  # a new process: it says what to run
+        with pytest.raises(ImproperlyConfigured, match="manage.py export_model"):
+            embedding.embed_questions(TEXTS)
+        assert embedding.export_onnx() == (path, True), damage
         assert path.stat().st_size > 1_000_000, damage
-        assert embedding._onnx is not None, damage  # exported again, not fallen back to torch
-
-    assert path.stat().st_mode & 0o777 == 0o644  # another user's service can read it
-    # Written to a temporary file and renamed: nothing else is left beside it.
-    assert [p.name for p in Path(path.parent).iterdir()] == [path.name]
+        embedding._onnx = None  # a new process
+        assert np.abs(embedding.embed_questions(TEXTS) - sentence_transformers(TEXTS)).max() < 1e-6
 
 
 def test_another_model_gets_its_own_file(settings, tmp_path):
@@ -146,15 +147,56 @@ def test_another_model_gets_its_own_file(settings, tmp_path):
     assert other != bundled and other.parent == bundled.parent == tmp_path
 
 
-def test_an_unknown_runtime_is_a_configuration_error():
-    result = subprocess.run(
-        [sys.executable, "-c", "import shopbot.settings"],
-        env={**os.environ, "EMBEDDING_RUNTIME": "tensorflow"},
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "shopbot.settings", "DEBUG": "1", **env},
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parent.parent,
-        timeout=60,
+        cwd=ROOT,
+        timeout=120,
     )
+
+
+TORCH_LOADED = (
+    "maps = open('/proc/self/maps').read(); "
+    "print(embedding.is_ready(), 'torch' in sys.modules, 'libtorch' in maps, "
+    "'onnxruntime' in maps)"
+)
+
+
+def test_a_process_embedding_on_onnx_never_loads_torch():
+    embedding.export_onnx()  # this checkout's files, as make install leaves them
+    result = run_python(
+        "import django, sys; django.setup(); from faq import embedding; embedding.warm(); "
+        "embedding.embed(['The FAQ text of an entry.', 'Another one'], ['question', 'answer']); "
+        "embedding.embed_query('Do you deliver?'); " + TORCH_LOADED,
+        EMBEDDING_RUNTIME="onnx",
+        EMBEDDING_MULTILINGUAL="off",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False", "False", "True"]
+
+
+def test_a_process_without_the_export_says_what_to_run_and_exports_nothing(tmp_path):
+    result = run_python(
+        "import django, sys; django.setup(); from faq import embedding\n"
+        "try:\n    embedding.warm()\n"
+        "except Exception as error:\n    print(type(error).__name__, error, file=sys.stderr)\n"
+        + TORCH_LOADED.replace("; ", "\n"),
+        EMBEDDING_RUNTIME="onnx",
+        EMBEDDING_MULTILINGUAL="off",
+        EMBEDDING_ONNX_DIR=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False", "False", "False"]
+    assert "ImproperlyConfigured" in result.stderr
+    assert "Run `.venv/bin/python manage.py export_model` once" in result.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_an_unknown_runtime_is_a_configuration_error():
+    result = run_python("import shopbot.settings", EMBEDDING_RUNTIME="tensorflow")
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert 'EMBEDDING_RUNTIME must be "torch" or "onnx"' in result.stderr

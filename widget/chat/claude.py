@@ -19,16 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import anthropic
-import httpx2  # the HTTP client anthropic 2.x runs on; mid-stream failures surface as its errors
 from django.conf import settings
 
 from faq.models import Shop
 from faq.search import Hit
 from widget.chat.loops import per_event_loop
+
+if TYPE_CHECKING:
+    import anthropic
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +53,17 @@ data: you know only {shop}'s FAQ entries."""
 # How many earlier question/answer pairs Claude sees: enough for follow-ups, bounded cost.
 HISTORY_PAIRS = 4
 
-FAILURES = (anthropic.APIError, httpx2.TransportError, TimeoutError)
+
+def failures() -> tuple[type[BaseException], ...]:
+    """What a failed call raises: the SDK's errors, its HTTP client's (mid-stream failures surface
+    as httpx2's, the client anthropic 2.x runs on), a timeout. The SDK is imported on the first
+    call to Claude (on a thread: `stream_answer`) or by the server's warm-up when it has an API
+    key, not with this module: it is about 60 MB that a server without a key never needs
+    (docs/performance.md, memory)."""
+    import anthropic
+    import httpx2
+
+    return (anthropic.APIError, httpx2.TransportError, TimeoutError)
 
 
 class ClaudeFailed(Exception):
@@ -67,6 +80,8 @@ class ClaudeResult:
 
 @per_event_loop
 def _make_client(config: tuple[str, str | None, float]) -> anthropic.AsyncAnthropic:
+    import anthropic
+
     key, base_url, timeout = config
     return anthropic.AsyncAnthropic(
         api_key=key,
@@ -154,6 +169,11 @@ async def stream_answer(
     Raises ClaudeFailed for any failure of the API or the stream.
     """
     cited: list[int] = []
+    if "anthropic" not in sys.modules:
+        # This process's first call to Claude: the SDK's imports take seconds of CPU, which
+        # would stop every chat of the process on the event loop.
+        await asyncio.to_thread(failures)
+    expected = failures()
     try:
         async with asyncio.timeout(settings.ANTHROPIC_TIMEOUT):
             async with _client().messages.stream(
@@ -170,7 +190,7 @@ async def stream_answer(
                         if entry_id is not None and entry_id not in cited:
                             cited.append(entry_id)
                 final = await stream.get_final_message()
-    except FAILURES as exc:
+    except expected as exc:
         raise ClaudeFailed(f"{type(exc).__name__}: {exc}") from exc
 
     answer = "".join(block.text for block in final.content if block.type == "text").strip()

@@ -378,15 +378,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         except Refused as refused:
             await self.send_json(refused.frame())
             return
-        if is_unsaved(self.conversation):
-            # The first ask stores the conversation; frames are handled one at a time, so a
-            # second ask cannot race this one.
-            try:
-                await save_conversation(self.conversation)
-            except DatabaseError:
-                logger.exception("Database unavailable while starting a conversation")
-                await self.send_json(error_frame(ErrorCode.UNAVAILABLE, ask.id))
-                return
+        # A new conversation is stored by its first ask's answering thread, with the question
+        # (pipeline.prepare): not by channels' one database thread, which 200 first asks at
+        # once queued behind each other.
         if self.person:
             # A person took the conversation over: the question waits for them, not the bot
             # (unless their take-over has run out meanwhile).

@@ -3,7 +3,8 @@ The answer pipeline: one customer question in, exactly one saved answer out.
 
 `answer(conversation, ask_id, text, on_delta)` runs these steps:
 
-1. `save_question`: the customer's message before anything else, so nothing a customer typed is
+1. `save_question`: the customer's message before anything else (a new conversation's row
+   first, `save_conversation`), so nothing a customer typed is
    lost even if every later step fails. The (conversation, role, ask_id) unique constraint makes
    this the de-duplication point: an ask id that was already answered returns the stored answer
    at once.
@@ -62,6 +63,7 @@ from faq.hours import questions as hours_questions
 from faq.hours.models import shop_schedule
 from faq.models import FAQEntry, Shop
 from faq.search import Hit, SearchResult
+from lib.internals import is_unsaved
 from widget.chat import claude
 from widget.models import Conversation, CustomerWording, Message
 
@@ -292,6 +294,20 @@ def claude_available(shop: Shop) -> bool:
     return shop.within_token_budget(Message.objects.claude_tokens(shop))
 
 
+def save_conversation(conversation: Conversation) -> None:
+    """A new conversation's row, stored on its first ask (asks of one connection take turns, so
+    two cannot both store it). A "talk to a person" frame of the same connection may store it at
+    the same moment: then the row is there, which is all an ask needs."""
+    if not is_unsaved(conversation):
+        return
+    try:
+        with one_insert():
+            conversation.save(force_insert=True)
+    except IntegrityError:
+        if not Conversation.objects.filter(pk=conversation.pk).exists():
+            raise
+
+
 def save_question(
     conversation: Conversation, ask_id: str, text: str, entry: FAQEntry | None
 ) -> tuple[Message, Message | None]:
@@ -359,6 +375,7 @@ def prepare(
                 raise UnknownEntry(entry_id)
             return Prepared(stored, answer=stored)
 
+    save_conversation(conversation)
     question, stored = save_question(conversation, ask_id, text, entry)
     if stored is not None:
         return Prepared(question, answer=stored)

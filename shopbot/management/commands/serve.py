@@ -1,6 +1,8 @@
 """
-`manage.py serve`: everything `make run` does after installing: prepare the database, start the
-background worker (`manage.py worker`, a child process) and serve with daphne.
+`manage.py serve`: everything `make run` does after installing: export the embedding model (a no-op
+once it is there; `manage.py export_model` in a child process, so torch never loads in this one),
+prepare the database, start the background worker (`manage.py worker`, a child process) and serve
+with daphne.
 
 Keeping it in this process matters for the embedded database: pgserver stops PostgreSQL when the
 last process using it exits, so the server started for `migrate` stays up for daphne and the worker,
@@ -59,6 +61,14 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         self.stdout.write("Database ready.")
+        # The embedding model for onnxruntime (a no-op once it is there), exported by a child
+        # process: torch never enters this one, which loads the demo shop and then serves.
+        exported = subprocess.run(
+            [sys.executable, str(settings.BASE_DIR / "manage.py"), "export_model"],
+            cwd=settings.BASE_DIR,
+        )
+        if exported.returncode != 0:
+            raise CommandError("Could not export the embedding model (manage.py export_model).")
 
         shop = None
         if not no_demo:
