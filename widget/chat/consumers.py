@@ -51,7 +51,7 @@ HISTORY_LIMIT = 200
 
 @database_sync_to_async
 def get_shop(key: str) -> Shop | None:
-    return Shop.objects.filter(public_key=key).first()
+    return Shop.objects.filter(public_key=key).first() if key else None
 
 
 @database_sync_to_async
