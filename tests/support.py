@@ -176,18 +176,21 @@ def admin_connection() -> psycopg.Connection:
     return psycopg.connect(dbname="postgres", autocommit=True, **params)
 
 
-def take_database_down() -> None:
+def take_database_down(application: str = "") -> None:
     """What a restart does to the test database: every session is cut and new ones are refused
-    (until `bring_database_back`)."""
+    (until `bring_database_back`). With `application`, only the sessions of that
+    application_name (a server's) are cut: the test's own, inside its transaction, lives on."""
     name = connection.settings_dict["NAME"]
     with admin_connection() as admin:
         admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
         admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()",
-            [name],
+            "WHERE datname = %s AND pid <> pg_backend_pid() "
+            "AND (%s = '' OR application_name = %s)",
+            [name, application, application],
         )
-    connection.close()
+    if not application:
+        connection.close()
 
 
 def bring_database_back() -> None:

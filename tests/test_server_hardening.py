@@ -273,11 +273,13 @@ def test_handshakes_with_nul_bytes_are_refused_plainly_and_the_server_stays_up(s
     # A Sec-WebSocket-Key that is no key: the websocket library refuses the handshake.
     assert raw_handshake(server, chat, {b"Sec-WebSocket-Key": b"abc\x00def=="})[0] == 400
     assert raw_handshake(server, chat, {b"Sec-WebSocket-Key": b"\x00" * 24})[0] == 400
-    # An Origin with a NUL is no allowed origin; NULs elsewhere are cleaned or ignored.
-    assert raw_handshake(server, chat, {b"Origin": b"https://shop.example\x00"}) == (101, 4403)
+    # An Origin with a NUL is refused by the library or is no allowed origin; a NUL in another
+    # header is refused by the library, or cleaned or ignored (the chat opens).
+    origin = raw_handshake(server, chat, {b"Origin": b"https://shop.example\x00"})
+    assert origin in ((400, None), (101, 4403)), origin
     for name in (b"User-Agent", b"X-Forwarded-For", b"Accept-Language", b"Cookie"):
         found = raw_handshake(server, chat + b"?conversation=%00&lang=%00", {name: b"a\x00"})
-        assert found == (101, "ready"), (name, found)
+        assert found in ((400, None), (101, "ready")), (name, found)
     log = server.log.read_bytes()[log_start:].decode(errors="replace")
     assert "Traceback" not in log and "Database unavailable" not in log, log
     with connect(f"{server.ws_url}/ws/chat/{demo_shop.public_key}/", open_timeout=30) as ws:

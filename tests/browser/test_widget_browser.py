@@ -23,6 +23,7 @@ from tests.browser.conftest import (
     DELIVERY,
     FIRST_ANSWER_TIMEOUT,
     SCREENSHOTS,
+    SERVER_APP_NAME,
     XSS_QUESTION,
     ask,
     open_widget,
@@ -430,7 +431,7 @@ def test_with_the_database_down_the_widget_says_try_again_and_waits_long(page, s
     the wait is stepped through, not slept."""
     frames = record_frames(page)
     page.clock.install()
-    take_database_down()
+    take_database_down(SERVER_APP_NAME)  # the servers' sessions: this test's own lives on
     try:
         page.goto(site["listed"] + "/plain.html")  # a static page: it needs no database
         w(page, "sb-launcher").click()
@@ -439,15 +440,16 @@ def test_with_the_database_down_the_widget_says_try_again_and_waits_long(page, s
             timeout=ANSWER_TIMEOUT,
         )
         expect(w(page, "sb-root")).to_have_attribute("data-conn", "offline")
-        page.clock.pause_at(page.evaluate("Date.now()") + 10)
+        page.clock.pause_at(page.evaluate("Date.now()") / 1000)  # seconds, in Python
     finally:
         bring_database_back()
     page.clock.run_for(5_000)
     assert len(frames["sockets"]) == 1
-    page.clock.run_for(15_000)  # the long backoff's first step is 7.5-15 s
+    # Back once the database is: the long backoff's first step is 7.5-15 s, and the first try
+    # may still meet a session cut while the database was down (then 15-30 s more).
     page.clock.resume()
-    expect(w(page, "sb-root")).to_have_attribute("data-conn", "online", timeout=ANSWER_TIMEOUT)
-    assert len(frames["sockets"]) == 2
+    expect(w(page, "sb-root")).to_have_attribute("data-conn", "online", timeout=90_000)
+    assert len(frames["sockets"]) >= 2
 
 
 def relative_luminance(colour: str) -> float:

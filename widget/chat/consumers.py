@@ -409,7 +409,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
         try:
             async with self.turn:
-                message = await pipeline.answer(self.conversation, ask_id, text, on_delta, entry)
+                message = await pipeline.answer(
+                    self.conversation, ask_id, text, on_delta, entry, client=self.limiter.ip
+                )
             await self.send_json(protocol.answer_frame(message, self.shop, self.site))
         except pipeline.UnknownEntry:
             await self.send_json(error_frame(ErrorCode.UNKNOWN_ENTRY, ask_id))
