@@ -22,7 +22,6 @@ from harness.daphne_process import free_port
 from lib import ratelimit
 from tests.fake_anthropic import FakeAnthropic
 from tests.support import Inbox, make_demo_shop
-from widget.chat import limits
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -86,9 +85,9 @@ def chat_without_claude(settings):
     in-memory limit counters fresh before and after."""
     settings.ANTHROPIC_API_KEY = ""
     settings.REDIS_URL = ""
-    limits.reset_memory()
+    ratelimit.reset_memory()
     yield
-    limits.reset_memory()
+    ratelimit.reset_memory()
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """
 Helpers the test modules share (fixtures stay in conftest.py): the chat client, the demo shop
 factory, a shop owner, a conversation stored as the pipeline stores one and its messages' fields,
-this run's database as a DATABASE_URL for server processes, one daphne server or a pair, Redis,
-and a mailbox on a real SMTP server (aiosmtpd) on loopback.
+this run's database as a DATABASE_URL for server processes, and taken down as a restart does it,
+one daphne server or a pair, Redis, and a mailbox on a real SMTP server (aiosmtpd) on loopback.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 import httpx
+import psycopg
 import pytest
 import redis
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
+from django.db import connection
 from django.utils import timezone
 
 from faq import demo
@@ -151,8 +153,6 @@ def make_owner(shop: Shop, username: str | None = None, email: str = "") -> User
 
 def server_database_url(application_name: str = "") -> str:
     """This run's test database (already created) as a DATABASE_URL for a server subprocess."""
-    from django.db import connection
-
     test_name = connection.settings_dict.get("TEST", {}).get("NAME") or "test_"
     if not connection.settings_dict["NAME"].startswith(test_name):
         # Never point a server the tests drive at the real database.
@@ -168,6 +168,36 @@ def server_environment(**overrides: str) -> dict[str, str]:
     database unblocked), DEBUG off, a throw-away secret key, no Claude, warnings only; then
     `overrides`."""
     return daphne_process.server_environment(**{"DATABASE_URL": server_database_url(), **overrides})
+
+
+def admin_connection() -> psycopg.Connection:
+    """A connection to the server's maintenance database, which stays open while the test
+    database refuses connections."""
+    params = connection.get_connection_params()
+    params = {k: v for k, v in params.items() if k in ("host", "port", "user", "password")}
+    return psycopg.connect(dbname="postgres", autocommit=True, **params)
+
+
+def take_database_down(application: str = "") -> None:
+    """What a restart does to the test database: every session is cut and new ones are refused
+    (until `bring_database_back`). With `application`, only the sessions of that
+    application_name (a server's) are cut: the test's own, inside its transaction, lives on."""
+    name = connection.settings_dict["NAME"]
+    with admin_connection() as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid() "
+            "AND (%s = '' OR application_name = %s)",
+            [name, application, application],
+        )
+    if not application:
+        connection.close()
+
+
+def bring_database_back() -> None:
+    with admin_connection() as admin:
+        admin.execute(f'ALTER DATABASE "{connection.settings_dict["NAME"]}" ALLOW_CONNECTIONS true')
 
 
 @contextmanager

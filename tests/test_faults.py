@@ -8,13 +8,19 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import psycopg
 import pytest
 from channels.db import database_sync_to_async as db
 from django.db import connection
 
 from tests.fake_anthropic import FakeAnthropic, Scenario
-from tests.support import ANSWER_TIMEOUT, Chat, message_fields, messages_of
+from tests.support import (
+    ANSWER_TIMEOUT,
+    Chat,
+    bring_database_back,
+    message_fields,
+    messages_of,
+    take_database_down,
+)
 from widget.models import Message
 
 pytestmark = [
@@ -23,33 +29,6 @@ pytestmark = [
 ]
 
 QUESTION = "Do you deliver to Princeton?"
-
-
-def admin_connection() -> psycopg.Connection:
-    """A connection to the server's maintenance database, which stays open while the test
-    database refuses connections."""
-    params = connection.get_connection_params()
-    params = {k: v for k, v in params.items() if k in ("host", "port", "user", "password")}
-    return psycopg.connect(dbname="postgres", autocommit=True, **params)
-
-
-def take_database_down() -> None:
-    """What a restart does to the test database: every session is cut and new ones are refused
-    (until `bring_database_back`)."""
-    name = connection.settings_dict["NAME"]
-    with admin_connection() as admin:
-        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()",
-            [name],
-        )
-    connection.close()
-
-
-def bring_database_back() -> None:
-    with admin_connection() as admin:
-        admin.execute(f'ALTER DATABASE "{connection.settings_dict["NAME"]}" ALLOW_CONNECTIONS true')
 
 
 @pytest.fixture
@@ -86,7 +65,7 @@ async def test_a_database_outage_gets_unavailable_and_live_sockets_recover(
             assert (await newcomer.ws.connect(timeout=ANSWER_TIMEOUT))[0]
             assert (await newcomer.recv())["code"] == "unavailable"
             closed = await newcomer.ws.receive_output(ANSWER_TIMEOUT)
-            assert closed == {"type": "websocket.close", "code": 1013}
+            assert closed == {"type": "websocket.close", "code": 4013}  # try again later
             await newcomer.ws.disconnect()
         finally:
             await db(bring_database_back)()

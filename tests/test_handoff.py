@@ -269,6 +269,36 @@ async def test_owner_reply_reaches_the_open_socket_the_history_and_the_customers
     assert message.role == Message.SHOP
 
 
+async def test_the_owners_reply_goes_to_the_requests_own_address_and_quotes_no_stranger(
+    demo_shop, inbox
+):
+    """Issue 28: anyone can type someone else's address into the chat, and the reply email
+    quoted the note: the shop's mail carried a stranger's words to that address. The reply goes
+    to the address saved with the request answered (normalised: the domain in lower case), not
+    to another address of the conversation, and carries the owner's words only."""
+    owner = await db(make_owner)(demo_shop, "owner", "owner@petal.example")
+    client = Client()
+    await db(client.force_login)(owner)
+    lure = "You won a prize! Claim it at http://evil.example/claim before Friday."
+    async with Chat(demo_shop.public_key) as chat:
+        await chat.ready()
+        saved = await leave(chat, email="  Victim@Mail.EXAMPLE ", note=lure)
+        await leave(chat, email="someone@else.example", note="Do you deliver?")
+        await sync_to_async(inbox.wait)(2)  # the owner's two emails
+        url = reverse("admin:widget_handoff_change", args=[saved["handoff"]])
+        response = await db(client.post)(
+            url, {"action": "reply", "text": "We never sent that; please ignore it."}, follow=True
+        )
+    handoff = await db(Handoff.objects.get)(pk=saved["handoff"])
+    assert handoff.email == "Victim@mail.example"
+    assert "emailed to Victim@mail.example" in response.content.decode()
+    recipients, mail = (await sync_to_async(inbox.wait)(3))[2]
+    assert recipients == ["Victim@mail.example"]
+    body = mail.get_body().get_content()
+    assert "We never sent that; please ignore it." in body
+    assert "evil.example" not in body and "prize" not in body
+
+
 @pytest.fixture
 def two_shops(db, demo_shop):
     other = Shop.objects.create(name="Thorn & Twig", contact_email="t@thorn.example")

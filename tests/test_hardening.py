@@ -8,6 +8,7 @@ import asyncio
 import pytest
 from channels.db import database_sync_to_async as db
 
+from lib import ratelimit
 from tests.support import ANSWER_TIMEOUT, chat_from
 from tests.test_limits import QUESTION
 from widget.chat import limits
@@ -20,7 +21,7 @@ pytestmark = [
 
 
 def slots(ip: str) -> int:
-    return len(limits._memory.slots.get(f"conn:{ip}", {}))
+    return len(ratelimit.memory.slots.get(f"conn:{ip}", {}))
 
 
 def test_frame_budget_is_a_token_bucket():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 
 import pytest
@@ -146,6 +147,41 @@ async def test_hostile_connection_parameters_still_open_a_chat(demo_shop):
         assert answer["mode"] == "faq"
     stored = await db(Conversation.objects.get)(pk=conversation)
     assert "\x00" not in stored.page_url
+
+
+@pytest.mark.parametrize("key", ["\x00", "pk_\x00abc", "\x00' OR 1=1 --", "pk_\ud800"])
+async def test_a_key_with_a_nul_or_a_lone_surrogate_is_an_unknown_shop(demo_shop, key, caplog):
+    """Issue 28: a NUL in the key reached PostgreSQL, which refused it, and the chat said
+    "unavailable" and logged a database outage. No shop has such a key: 4404, as any unknown
+    key, with no query and nothing logged as an error."""
+    caplog.set_level(logging.WARNING)
+    async with Chat(key) as chat:
+        closed = await chat.ws.receive_output(ANSWER_TIMEOUT)
+    assert closed == {"type": "websocket.close", "code": 4404}
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_nul_bytes_in_every_header_and_parameter_still_open_a_chat(demo_shop, caplog):
+    caplog.set_level(logging.WARNING)
+    query = "conversation=%00&page=%00&lang=e%00s&x=%00"
+    headers = [
+        (b"user-agent", b"a\x00b"),
+        (b"host", b"127.0.0.1\x00.evil"),
+        (b"x-forwarded-for", b"203.0.113.1\x00"),
+        (b"sec-websocket-key", b"\x00\x00\x00"),
+        (b"cookie", b"sessionid=\x00"),
+        (b"accept-language", b"\x00"),
+    ]
+    async with Chat(demo_shop.public_key, query=query, headers=headers) as chat:
+        await chat.ready()
+        _, answer = await chat.ask(QUESTION)
+        assert answer["mode"] == "faq"
+    # An Origin with a NUL is no allowed origin: refused as another website is.
+    async with Chat(
+        demo_shop.public_key, headers=[(b"origin", b"https://shop.example\x00")]
+    ) as chat:
+        assert (await chat.ws.receive_output(ANSWER_TIMEOUT))["code"] == 4403
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 # --- Generated frames -------------------------------------------------------------------------

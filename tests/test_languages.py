@@ -183,8 +183,7 @@ async def test_the_owners_reply_is_emailed_in_the_language_the_customer_chats_in
     (mail,) = [m for m in mailoutbox if m.to == ["ana@example.com"]]
     assert mail.subject == "Flores Ana: respuesta a tu pregunta"
     assert mail.body == (
-        "Sí, desde 45 €.\n\n---\nTu pregunta a Flores Ana:\n\n¿Hacen ramos de novia?\n\n"
-        "También puedes leer esta respuesta en el chat de nuestra web."
+        "Sí, desde 45 €.\n\n---\nTambién puedes leer esta respuesta en el chat de nuestra web."
     )
     assert mail.reply_to == ["hola@flores.example"]
 

@@ -4,10 +4,12 @@ the monthly Claude token budget; and the production settings (`check --deploy`).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import uuid
+from collections import deque
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import redis
 from channels.db import database_sync_to_async as db
 from django.utils import timezone
 
+from lib import ratelimit
 from tests.fake_anthropic import FakeAnthropic
 from tests.support import (
     ANSWER_TIMEOUT,
@@ -35,6 +38,7 @@ pytestmark = [
 ]
 
 QUESTION = "Do you deliver to Princeton?"
+TTL = limits.CONNECTION_TTL_SECONDS
 
 
 @pytest.fixture
@@ -192,23 +196,56 @@ async def test_the_limits_can_be_switched_off(demo_shop, settings):
 # --- Redis counters ---------------------------------------------------------------------------
 
 
-async def test_redis_counters_slide_and_free_slots(redis_db):
-    store = limits.RedisCounters(REDIS_TEST_URL)
-    assert [await store.hit("ip:t", 60) for _ in range(3)] == [1, 2, 3]
-    assert await store.hit("ip:other", 60) == 1
-    # Hits older than the window fall out of it.
-    redis_db.zadd(f"{limits.KEY_PREFIX}ip:old", {"a": 1.0, "b": 2.0})
-    assert await store.hit("ip:old", 60) == 1
+@pytest.mark.parametrize("face", ["sync", "async"])
+def test_redis_counters_slide_and_free_slots(redis_db, face):
+    """lib/ratelimit.py's one set of Redis operations, through both of its faces (the FAQ page's
+    sync one and the chat's async one)."""
+    loop = asyncio.new_event_loop()
+    if face == "async":
+        store, run = ratelimit.AsyncRedisCounters(REDIS_TEST_URL), loop.run_until_complete
+    else:
+        store, run = ratelimit.RedisCounters(REDIS_TEST_URL), lambda result: result
 
-    assert await store.take_slot("conn:t", "s1", 2)
-    assert await store.take_slot("conn:t", "s2", 2)
-    assert not await store.take_slot("conn:t", "s3", 2)
-    await store.free_slot("conn:t", "s1")
-    assert await store.take_slot("conn:t", "s3", 2)
-    # A slot left behind by a dead process expires.
-    redis_db.zadd(f"{limits.KEY_PREFIX}conn:dead", {"ghost": 1.0})
-    assert await store.take_slot("conn:dead", "s1", 1)
-    await store.redis.aclose()
+    assert [run(store.hit("ip:t", 60)) for _ in range(3)] == [1, 2, 3]
+    assert run(store.hit("ip:other", 60)) == 1
+    # Hits older than the window fall out of it.
+    redis_db.zadd(f"{ratelimit.KEY_PREFIX}ip:old", {"a": 1.0, "b": 2.0})
+    assert run(store.hit("ip:old", 60)) == 1
+
+    assert run(store.take_slot("conn:t", "s1", 2, TTL))
+    assert run(store.take_slot("conn:t", "s2", 2, TTL))
+    assert not run(store.take_slot("conn:t", "s3", 2, TTL))
+    run(store.free_slot("conn:t", "s1"))
+    assert run(store.take_slot("conn:t", "s3", 2, TTL))
+    # A slot left behind by a dead process expires; a touched one lives on.
+    redis_db.zadd(f"{ratelimit.KEY_PREFIX}conn:dead", {"ghost": 1.0})
+    assert run(store.take_slot("conn:dead", "s1", 1, TTL))
+    redis_db.zadd(f"{ratelimit.KEY_PREFIX}conn:dead", {"s1": 2.0})
+    run(store.touch_slot("conn:dead", "s1"))
+    assert redis_db.zscore(f"{ratelimit.KEY_PREFIX}conn:dead", "s1") > 2.0
+    run(store.redis.aclose()) if face == "async" else store.redis.close()
+    loop.close()
+
+
+def test_the_memory_counters_slide_and_free_slots():
+    store = ratelimit.MemoryCounters()
+    assert [store.hit("ip:t", 60) for _ in range(3)] == [1, 2, 3]
+    store.windows["ip:old"] = deque([1.0, 2.0])  # hits older than the window fall out of it
+    assert store.hit("ip:t", 60) == 4 and store.hit("ip:old", 60) == 1
+    assert store.take_slot("conn:t", "s1", 1, TTL)
+    assert not store.take_slot("conn:t", "s2", 1, TTL)
+    store.free_slot("conn:t", "s1")
+    assert store.take_slot("conn:t", "s2", 1, TTL)
+    store.slots["conn:t"]["s2"] = 1.0  # a slot not touched within the TTL is forgotten
+    assert store.take_slot("conn:t", "s3", 1, TTL)
+
+
+def test_the_faq_page_and_the_chat_count_in_one_place(settings):
+    """One implementation: the sync face's hits are the async face's (memory here; Redis is
+    shared anyway)."""
+    settings.REDIS_URL = ""
+    assert ratelimit.hit("ip:shared") == 1
+    assert asyncio.run(ratelimit.async_counters().hit("ip:shared", 60)) == 2
 
 
 async def test_a_broken_redis_lets_the_chat_through(demo_shop, settings):

@@ -27,8 +27,8 @@ from django.utils import timezone
 
 from faq import embedding
 from faq.models import FAQEntry, FAQVector, SearchIndex, Shop
+from lib import ratelimit
 from tests.support import Chat, make_demo_shop, make_owner, stored_conversation
-from widget.chat import limits
 from widget.models import Conversation, CustomerWording, Handoff, Message
 
 HOURS = "What are your opening hours?"
@@ -492,7 +492,7 @@ def test_shop_retention_and_notice_are_validated(settings):
 @pytest.mark.django_db(transaction=True)
 async def test_ready_frame_carries_the_privacy_notice(demo_shop, settings):
     settings.ANTHROPIC_API_KEY, settings.REDIS_URL = "", ""
-    limits.reset_memory()
+    ratelimit.reset_memory()
     async with Chat(demo_shop.public_key) as chat:
         assert (await chat.ready())["bot"]["privacy"] is None
     demo_shop.privacy_notice = "We keep this chat for 90 days."
@@ -506,7 +506,7 @@ async def test_ready_frame_carries_the_privacy_notice(demo_shop, settings):
     }
     # Connecting stores nothing (the notice is shown before anything is sent).
     assert not await db(Conversation.objects.filter(shop=demo_shop).exists)()
-    limits.reset_memory()
+    ratelimit.reset_memory()
 
 
 # --- Through the real chat ----------------------------------------------------------------------
@@ -516,7 +516,7 @@ async def test_ready_frame_carries_the_privacy_notice(demo_shop, settings):
 async def test_a_customer_who_chatted_and_left_a_request_is_forgotten_entirely(demo_shop, settings):
     """What the real consumer and pipeline store (whatever that is, now or later) is gone."""
     settings.ANTHROPIC_API_KEY, settings.REDIS_URL = "", ""
-    limits.reset_memory()
+    ratelimit.reset_memory()
     async with Chat(demo_shop.public_key, "page=https://petal.example/axolotl") as chat:
         await chat.ready()
         _, answer = await chat.ask("Can you repair my axolotl aquarium?")
@@ -538,4 +538,4 @@ async def test_a_customer_who_chatted_and_left_a_request_is_forgotten_entirely(d
     await db(call_command)("forget_customer", "AX@example.com", stdout=out)
     assert "  conversations: 1\n" in out.getvalue()
     assert await db(columns_holding)("axolotl", "ax@example.com", "Axel") == []
-    limits.reset_memory()
+    ratelimit.reset_memory()

@@ -1,7 +1,8 @@
 """The real server against an attacker (issue 28): daphne as a child process on loopback, started
 as `make run` starts it (serve.daphne_options: WEBSOCKET_MAX_MESSAGE_BYTES), the test run's own
 PostgreSQL database, the real model. Anonymous HTTP floods with connections counted in
-pg_stat_activity, a websocket message over 64 KiB, and a key longer than any route allows.
+pg_stat_activity, a websocket message over 64 KiB, a key longer than any route allows, handshakes
+with NUL bytes, and (last, as it cuts the server's database sessions) the database going down.
 
 Under ASGI each sync view runs on a thread of its own; with DATABASE_CONN_MAX_AGE the connection
 it opened stayed open until a garbage collection freed the thread's state, so 20 clients
@@ -16,6 +17,8 @@ Bounded in count and time: at most FLOOD_SECONDS of requests from CLIENTS thread
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import time
 import urllib.error
@@ -30,7 +33,13 @@ from django.db import connection
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.support import daphne_server, server_database_url, server_environment
+from tests.support import (
+    bring_database_back,
+    daphne_server,
+    server_database_url,
+    server_environment,
+    take_database_down,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -209,3 +218,90 @@ def test_a_key_longer_than_the_route_allows_is_closed_with_4404(server, demo_sho
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(30)
     assert closed.value.rcvd.code == 4404
+
+
+def raw_handshake(server, path: bytes, headers: dict[bytes, bytes]) -> tuple[int, int | str | None]:
+    """A websocket handshake written byte for byte (client libraries refuse to send NUL bytes):
+    the HTTP status, and after a 101 the server's first frame: a close frame's code, or a text
+    frame's `type` (None if the connection ended without either)."""
+    fields = {
+        b"Host": f"127.0.0.1:{server.port}".encode(),
+        b"Upgrade": b"websocket",
+        b"Connection": b"Upgrade",
+        b"Sec-WebSocket-Key": b"dGhlIHNhbXBsZSBub25jZQ==",
+        b"Sec-WebSocket-Version": b"13",
+        **headers,
+    }
+    request = b"GET " + path + b" HTTP/1.1\r\n"
+    request += b"".join(name + b": " + value + b"\r\n" for name, value in fields.items())
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(request + b"\r\n")
+        received = b""
+        while True:
+            chunk = sock.recv(65536)
+            received += chunk
+            head, _, rest = received.partition(b"\r\n\r\n")
+            status = int(head.split(b" ")[1]) if head.startswith(b"HTTP/1.1 ") else 0
+            if not chunk or (status and status != 101):
+                return status, None
+            if len(rest) < 2:
+                continue
+            # A server's frame is unmasked: opcode, a 7-, 16- or 64-bit length, the payload.
+            opcode, length, start = rest[0] & 0x0F, rest[1] & 0x7F, 2
+            if length >= 126:
+                size = 2 if length == 126 else 8
+                if len(rest) < 2 + size:
+                    continue
+                length, start = int.from_bytes(rest[2 : 2 + size], "big"), 2 + size
+            if len(rest) >= start + length:
+                payload = rest[start : start + length]
+                if opcode == 8:
+                    return status, struct.unpack("!H", payload[:2])[0]
+                return status, json.loads(payload)["type"]
+
+
+def test_handshakes_with_nul_bytes_are_refused_plainly_and_the_server_stays_up(server, demo_shop):
+    """Issue 28: a NUL in the key was logged as "Database unavailable" and the close failed.
+    Each hostile handshake now gets a plain refusal (HTTP 400 from the websocket library, or a
+    documented close), never a 500 or a traceback, and the next customer chats as usual."""
+    key = demo_shop.public_key.encode()
+    chat = b"/ws/chat/" + key + b"/"
+    log_start = server.log.stat().st_size
+    # The key with a NUL: an unknown shop.
+    assert raw_handshake(server, b"/ws/chat/pk_%00abc/", {}) == (101, 4404)
+    assert raw_handshake(server, b"/ws/chat/%00/?page=%00", {}) == (101, 4404)
+    # A Sec-WebSocket-Key that is no key: the websocket library refuses the handshake.
+    assert raw_handshake(server, chat, {b"Sec-WebSocket-Key": b"abc\x00def=="})[0] == 400
+    assert raw_handshake(server, chat, {b"Sec-WebSocket-Key": b"\x00" * 24})[0] == 400
+    # An Origin with a NUL is refused by the library or is no allowed origin; a NUL in another
+    # header is refused by the library, or cleaned or ignored (the chat opens).
+    origin = raw_handshake(server, chat, {b"Origin": b"https://shop.example\x00"})
+    assert origin in ((400, None), (101, 4403)), origin
+    for name in (b"User-Agent", b"X-Forwarded-For", b"Accept-Language", b"Cookie"):
+        found = raw_handshake(server, chat + b"?conversation=%00&lang=%00", {name: b"a\x00"})
+        assert found in ((400, None), (101, "ready")), (name, found)
+    log = server.log.read_bytes()[log_start:].decode(errors="replace")
+    assert "Traceback" not in log and "Database unavailable" not in log, log
+    with connect(f"{server.ws_url}/ws/chat/{demo_shop.public_key}/", open_timeout=30) as ws:
+        assert json.loads(ws.recv(30))["type"] == "ready"
+
+
+def test_with_the_database_down_a_client_is_told_to_try_again_later(server, demo_shop):
+    """Issue 28: the documented "try again later" close (RFC 6455's 1013) is one daphne's
+    websocket library refuses to send, so a client got 1011 and reconnected at once. Now 4013,
+    after the `unavailable` error frame; and once the database is back the chat works again.
+    The last test of the module: it cuts the server's database sessions."""
+    url = f"{server.ws_url}/ws/chat/{demo_shop.public_key}/"
+    take_database_down()
+    try:
+        with connect(url, open_timeout=30) as ws:
+            frame = json.loads(ws.recv(30))
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(30)
+    finally:
+        bring_database_back()
+    assert frame["type"] == "error" and frame["code"] == "unavailable"
+    assert "try again" in frame["message"]
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4013, closed.value
+    with connect(url, open_timeout=30) as ws:
+        assert json.loads(ws.recv(30))["type"] == "ready"

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from faq.models import FAQEntry, FAQVector, Shop
 from tests.fake_anthropic import Scenario
-from tests.support import Chat, make_demo_shop, make_owner
+from tests.support import Chat, chat_from, make_demo_shop, make_owner
 from widget.models import CustomerWording, Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -125,6 +125,38 @@ async def test_unsure_question_gets_suggestions_and_a_click_answers_and_records_
     async with Chat(demo_shop.public_key, f"conversation={ready['conversation']}") as chat:
         history = (await chat.ready())["history"]
     assert history[1]["suggestions"] == unsure["suggestions"]
+
+
+async def test_a_wording_counts_customers_not_clicks(demo_shop, close_thread_connections):
+    """Issue 28: one client clicking the same suggestion again and again, in one conversation
+    or in fresh ones, counted each click, so one person could make a wording look popular to
+    the owner. Now a conversation counts it once, and so does a client address across its
+    conversations; another customer counts."""
+    refunds = await FAQEntry.objects.aget(shop=demo_shop, question=REFUNDS)
+    key = demo_shop.public_key
+
+    async def count() -> int:
+        return (await CustomerWording.objects.aget(entry=refunds)).count
+
+    async with chat_from(key, "192.0.2.40") as chat:
+        await unsure_then_click(chat, refunds)
+        for _ in range(9):
+            assert (await click(chat, refunds.pk, REFUNDS))["mode"] == "faq"
+        _, again = await chat.ask(UNSURE)  # the same wording asked again, then clicked
+        assert {"id": refunds.pk, "question": REFUNDS} in again["suggestions"]
+        await click(chat, refunds.pk, REFUNDS)
+    assert await count() == 1
+    for _ in range(2):  # fresh conversations from the same address
+        async with chat_from(key, "192.0.2.40") as chat:
+            await unsure_then_click(chat, refunds)
+    assert await count() == 1
+    async with chat_from(key, "198.51.100.7") as chat:  # another customer
+        await unsure_then_click(chat, refunds)
+    async with chat_from(key, None) as chat:  # an unknown address: its conversation counts
+        await unsure_then_click(chat, refunds)
+    assert await count() == 3
+    clicks = await Message.objects.filter(entry=refunds, suggested_for__isnull=False).acount()
+    assert clicks == 15  # every click is still answered and kept in its transcript
 
 
 async def test_click_on_another_shops_or_an_unpublished_entry_is_refused(

@@ -77,6 +77,29 @@ def test_the_close_and_error_codes_mirror_the_servers():
         assert not re.search(r"\bcode\s*[!=]==?\s*['\"\d]", script)
 
 
+@pytest.mark.parametrize("code", list(Close), ids=lambda code: code.name)
+def test_every_close_code_can_be_sent_and_the_widget_acts_on_it(code):
+    """Issue 28: daphne's websocket library (autobahn) refuses to send a close code other than
+    1000 or 3000-4999, so the 1013 "try again later" became a 1011 and the widget reconnected at
+    once. Each code is asked of autobahn's own sendClose here, and widget.js names each; the ones
+    that mean "under load" are among the closes it waits long after."""
+    from autobahn.twisted.websocket import WebSocketServerProtocol
+    from autobahn.websocket.protocol import WebSocketProtocol
+
+    sent: list[dict] = []
+    protocol = WebSocketServerProtocol()
+    protocol.state = WebSocketProtocol.STATE_OPEN
+    protocol.sendCloseFrame = lambda **frame: sent.append(frame)
+    protocol.sendClose(code=int(code))
+    assert sent[0]["code"] == code
+
+    source = WIDGET_JS.read_text()
+    assert code.name in script_table(source, "CLOSE")
+    slow = re.search(r"const SLOW_CLOSES = \[(.*?)\];", source, re.S).group(1)
+    under_load = {Close.TRY_AGAIN_LATER, Close.TOO_MANY_CONNECTIONS, Close.TOO_MANY_FRAMES}
+    assert (f"CLOSE.{code.name}" in slow) == (code in under_load)
+
+
 def test_the_script_defines_one_global():
     assigned = set(re.findall(r"\bwindow\.(\w+)\s*=[^=]", WIDGET_JS.read_text()))
     assert assigned == {"ShopBot"}

@@ -299,17 +299,21 @@ def answer(handoff: Handoff, text: str) -> tuple[Message, str]:
 def email_customer(handoff: Handoff, reply: Message) -> str:
     """Email the owner's reply to the customer, in the chat's language (the conversation's,
     else the shop's); "" when sent, else why not (shown to the owner: the reply is in the chat
-    either way)."""
+    either way).
+
+    It goes only to the address saved with this request (checked and normalised by
+    widget/chat/handoff.py), and carries only the owner's words: anyone can type someone else's
+    address into the chat, so the customer's own note is not quoted, or the shop's mail would
+    carry a stranger's text to that address."""
     if not handoff.email:
         return "The customer left a phone number, not an email address: call them back."
     shop = handoff.shop
     with translation.override(chat_language(handoff.conversation.language, shop.language)):
         subject = _("%(shop)s: a reply to your question") % {"shop": one_line(shop.name, 60)}
-        asked = _("You asked %(shop)s:") % {"shop": shop.name}
         also = _("You can also read this reply in the chat on our website.")
     message = EmailMessage(
         subject=subject,
-        body=f"{reply.text}\n\n---\n{asked}\n\n{handoff.note}\n\n{also}",
+        body=f"{reply.text}\n\n---\n{also}",
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[handoff.email],
         reply_to=[shop.contact_email] if shop.contact_email else None,

@@ -32,6 +32,7 @@ from pgvector.django import VectorField
 
 from faq.models import FAQEntry, Shop
 from faq.text import wording_key
+from lib import ratelimit
 from widget import live
 
 # What an erasure or a purge counts, in the order it is printed.
@@ -524,20 +525,59 @@ class CustomerWording(models.Model):
     def __str__(self) -> str:
         return f"{self.text[:60]} -> {self.entry_id}"
 
+    # A client address counts a wording once in this long, across its conversations (counted by
+    # lib/ratelimit.py, where the address is only part of a keyed hash, forgotten after it).
+    CLIENT_WINDOW_SECONDS = 24 * 3600
+
     @classmethod
-    def record(cls, entry: FAQEntry, text: str) -> CustomerWording | None:
-        """Count one click from `text` to `entry`; None when the entry already has that wording."""
+    def record(
+        cls,
+        entry: FAQEntry,
+        text: str,
+        click: Message | None = None,
+        client: str | None = None,
+    ) -> CustomerWording | None:
+        """Count one customer's click from `text` to `entry`; None when the entry already has
+        that wording. Customers are counted, not clicks: `click` (the clicking question, already
+        linked to the question it was suggested for) counts only as its conversation's first
+        click from this wording to this entry, and as its client address's first within
+        CLIENT_WINDOW_SECONDS (`first_from`). A click that does not count still keeps the wording
+        seen."""
         key = wording_key(text)
         if not key or key in entry.wording_keys():
             return None
+        counts = click is None or cls.first_from(entry, key, click, client)
         now = timezone.now()
         with transaction.atomic():
             wording, _ = cls.objects.get_or_create(
                 entry=entry, key=key, defaults={"text": " ".join(text.split())[:1000]}
             )
-            cls.objects.filter(pk=wording.pk).update(count=F("count") + 1, last_seen=now)
+            cls.objects.filter(pk=wording.pk).update(count=F("count") + int(counts), last_seen=now)
         wording.refresh_from_db()
         return wording
+
+    @classmethod
+    def first_from(cls, entry: FAQEntry, key: str, click: Message, client: str | None) -> bool:
+        """Whether `click` is its customer's first from the wording `key` to `entry`: no earlier
+        such click in its conversation, and none from its client address (when known) within
+        CLIENT_WINDOW_SECONDS, in any conversation (across processes with REDIS_URL)."""
+        earlier = (
+            Message.objects.filter(
+                conversation_id=click.conversation_id,
+                role=Message.USER,
+                entry=entry,
+                suggested_for__isnull=False,
+            )
+            .exclude(pk=click.pk)
+            .values_list("suggested_for__text", flat=True)
+        )
+        if any(wording_key(text) == key for text in earlier):
+            return False
+        if not client:
+            return True
+        mark = salted_hmac("customer-wording", f"{entry.pk}:{key}:{client}").hexdigest()[:32]
+        seen = ratelimit.hit(f"wording:{mark}", cls.CLIENT_WINDOW_SECONDS)
+        return seen is None or seen <= 1  # Redis down: counted, as before
 
     @classmethod
     def disliked(cls, answer: Message) -> int:
@@ -566,11 +606,15 @@ class CustomerWording(models.Model):
         counted in: the count lowered, or the wording deleted when only they had said it.
         Returns what changed, per kind, and the (entry id, key) of the deleted wordings the owner
         had accepted (their words are among that entry's phrasings)."""
+        # A conversation counted a wording once (`record`), however often it clicked.
         clicks = Counter(
-            (entry_id, wording_key(text))
-            for entry_id, text in questions.filter(
-                entry__isnull=False, suggested_for__isnull=False
-            ).values_list("entry_id", "suggested_for__text")
+            (entry_id, key)
+            for entry_id, _, key in {
+                (entry_id, conversation_id, wording_key(text))
+                for entry_id, conversation_id, text in questions.filter(
+                    entry__isnull=False, suggested_for__isnull=False
+                ).values_list("entry_id", "conversation_id", "suggested_for__text")
+            }
         )
         changed: Counter[str] = Counter()
         accepted: set[tuple[int, str]] = set()

@@ -23,6 +23,7 @@ from tests.browser.conftest import (
     DELIVERY,
     FIRST_ANSWER_TIMEOUT,
     SCREENSHOTS,
+    SERVER_APP_NAME,
     XSS_QUESTION,
     ask,
     open_widget,
@@ -32,6 +33,7 @@ from tests.browser.conftest import (
     wait_answers,
 )
 from tests.fake_anthropic import Scenario
+from tests.support import bring_database_back, take_database_down
 from widget.models import Conversation, CustomerWording, Message
 
 REFUNDS = "What if I'm not happy with my order?"
@@ -416,6 +418,35 @@ def test_a_full_conversation_starts_a_new_one_and_try_again_is_answered(page, si
     ).conversation
     assert list(second.messages.values_list("role", flat=True)) == ["user", "bot"]
     assert second.shop_id == first.shop_id
+
+
+def test_with_the_database_down_the_widget_says_try_again_and_waits_long(page, site):
+    """Issue 28, the customer's side of the "try again later" close: the real server with the
+    real database taken down sends the `unavailable` sentence and closes with 4013; the widget
+    shows the sentence, and waits long before reconnecting (a quick retry would come within
+    half a second), then is back once the database is. The page's clock is Playwright's, so
+    the wait is stepped through, not slept."""
+    frames = record_frames(page)
+    page.clock.install()
+    take_database_down(SERVER_APP_NAME)  # the servers' sessions: this test's own lives on
+    try:
+        page.goto(site["listed"] + "/plain.html")  # a static page: it needs no database
+        w(page, "sb-launcher").click()
+        expect(w(page, "sb-error")).to_have_text(
+            "Sorry, the chat is having trouble right now. Please try again in a moment.",
+            timeout=ANSWER_TIMEOUT,
+        )
+        expect(w(page, "sb-root")).to_have_attribute("data-conn", "offline")
+        page.clock.pause_at(page.evaluate("Date.now()") / 1000)  # seconds, in Python
+    finally:
+        bring_database_back()
+    page.clock.run_for(5_000)
+    assert len(frames["sockets"]) == 1
+    # Back once the database is: the long backoff's first step is 7.5-15 s, and the first try
+    # may still meet a session cut while the database was down (then 15-30 s more).
+    page.clock.resume()
+    expect(w(page, "sb-root")).to_have_attribute("data-conn", "online", timeout=90_000)
+    assert len(frames["sockets"]) >= 2
 
 
 def relative_luminance(colour: str) -> float:

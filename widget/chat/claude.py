@@ -28,7 +28,7 @@ from django.conf import settings
 
 from faq.models import Shop
 from faq.search import Hit
-from widget.chat.loops import per_event_loop
+from lib.loops import per_event_loop
 
 if TYPE_CHECKING:
     import anthropic

@@ -51,7 +51,7 @@ HISTORY_LIMIT = 200
 
 @database_sync_to_async
 def get_shop(key: str) -> Shop | None:
-    return Shop.objects.filter(public_key=key).first()
+    return Shop.objects.filter(public_key=key).first() if key else None
 
 
 @database_sync_to_async
@@ -403,7 +403,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
         try:
             async with self.turn:
-                message = await pipeline.answer(self.conversation, ask_id, text, on_delta, entry)
+                message = await pipeline.answer(
+                    self.conversation, ask_id, text, on_delta, entry, client=self.limiter.ip
+                )
             await self.send_json(protocol.answer_frame(message, self.shop, self.site))
         except pipeline.UnknownEntry:
             await self.send_json(error_frame(ErrorCode.UNKNOWN_ENTRY, ask_id))

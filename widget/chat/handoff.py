@@ -48,7 +48,10 @@ def clean_email(value: str) -> str:
         validate_email(value)
     except ValidationError:
         raise Invalid("email", "email_wrong") from None
-    return value
+    # Saved, and later written to, as one normal form: the domain in lower case (the local
+    # part may be case-sensitive, so it stays as typed).
+    local, _, domain = value.rpartition("@")
+    return f"{local}@{domain.lower()}"
 
 
 def clean_phone(value: str) -> str:

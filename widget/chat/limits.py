@@ -14,8 +14,9 @@ only too many frames (4008) or too many connections from one address (4429) clos
   connection lives in one process); asks per client address per minute; questions per
   conversation, counted in this connection's memory from the conversation's ask ids, which are
   loaded once when it opens (no query per ask).
-- Open connections and asks per client address are counted in Redis when REDIS_URL is set, so
-  they hold across every server process sharing it; otherwise in this process's memory.
+- Open connections and asks per client address are counted by lib/ratelimit.py (the FAQ page's
+  counters too): in Redis when REDIS_URL is set, so they hold across every server process
+  sharing it; otherwise in this process's memory.
 - Hand-offs: each `handoff` frame counts against the asks' per-connection and per-address
   rates (`ConnectionLimits.check_rates`, which `check_ask` uses too), so one client cannot save
   hundreds of requests from fresh conversations; then `check_handoff`, counted in the database
@@ -36,15 +37,13 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
-from lib import web
-from widget.chat.loops import per_event_loop
+from lib import ratelimit, web
 from widget.chat.protocol import Ask, Close, Closing, ErrorCode, Refused
 from widget.models import Conversation, Handoff
 
@@ -58,7 +57,6 @@ MAX_PENDING_ASKS = 10
 # 25 s), so the slots of a server process that died without saying goodbye free themselves in
 # minutes. The consumer frees its slot itself on every way out, even when it is cancelled.
 CONNECTION_TTL_SECONDS = 600
-KEY_PREFIX = "shopbot:limits:"
 
 
 # --- Frames -----------------------------------------------------------------------------------
@@ -102,108 +100,6 @@ def client_ip(scope: dict) -> str | None:
     return web.client_ip(client[0] if client else None, headers)
 
 
-# --- Counters ---------------------------------------------------------------------------------
-
-
-class MemoryCounters:
-    """Counters in this process's memory: the limits then hold per server process."""
-
-    def __init__(self) -> None:
-        self.windows: dict[str, deque[float]] = {}
-        self.slots: dict[str, dict[str, float]] = {}
-
-    async def hit(self, key: str, window: int) -> int:
-        now = time.time()
-        if len(self.windows) > 10_000:  # forget idle addresses now and then
-            self.windows = {k: v for k, v in self.windows.items() if v and v[-1] > now - window}
-        times = self.windows.setdefault(key, deque())
-        while times and times[0] <= now - window:
-            times.popleft()
-        times.append(now)
-        return len(times)
-
-    async def take_slot(self, key: str, member: str, limit: int) -> bool:
-        now = time.time()
-        slots = {
-            m: t for m, t in self.slots.get(key, {}).items() if t > now - CONNECTION_TTL_SECONDS
-        }
-        if len(slots) >= limit:
-            self.slots[key] = slots
-            return False
-        slots[member] = now
-        self.slots[key] = slots
-        return True
-
-    async def touch_slot(self, key: str, member: str) -> None:
-        if member in self.slots.get(key, {}):
-            self.slots[key][member] = time.time()
-
-    async def free_slot(self, key: str, member: str) -> None:
-        slots = self.slots.get(key, {})
-        slots.pop(member, None)
-        if not slots:
-            self.slots.pop(key, None)
-
-
-class RedisCounters:
-    """Counters in Redis, shared by every server process using it. Both are a sorted set per key
-    scored by time: for rates a sliding one-minute log (no burst at a window's edge), for open
-    connections one member per socket, forgotten after CONNECTION_TTL_SECONDS without an ask."""
-
-    def __init__(self, url: str) -> None:
-        import redis.asyncio as redis
-
-        # Short timeouts: a limiter that hangs would hang the chat.
-        self.redis = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
-
-    async def hit(self, key: str, window: int) -> int:
-        full = f"{KEY_PREFIX}{key}"
-        now = time.time()
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zremrangebyscore(full, "-inf", now - window)
-            pipe.zadd(full, {uuid.uuid4().hex: now})
-            pipe.zcard(full)
-            pipe.expire(full, window + 1)
-            _, _, count, _ = await pipe.execute()
-        return int(count)
-
-    async def take_slot(self, key: str, member: str, limit: int) -> bool:
-        full = f"{KEY_PREFIX}{key}"
-        now = time.time()
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zremrangebyscore(full, "-inf", now - CONNECTION_TTL_SECONDS)
-            pipe.zadd(full, {member: now})
-            pipe.zcard(full)
-            pipe.expire(full, CONNECTION_TTL_SECONDS)
-            _, _, count, _ = await pipe.execute()
-        if count > limit:
-            await self.redis.zrem(full, member)
-            return False
-        return True
-
-    async def touch_slot(self, key: str, member: str) -> None:
-        await self.redis.zadd(f"{KEY_PREFIX}{key}", {member: time.time()}, xx=True)
-
-    async def free_slot(self, key: str, member: str) -> None:
-        await self.redis.zrem(f"{KEY_PREFIX}{key}", member)
-
-
-_memory = MemoryCounters()
-# One Redis client per event loop, like the Claude client: its connections belong to that loop.
-_redis = per_event_loop(RedisCounters)
-
-
-def counters() -> MemoryCounters | RedisCounters:
-    """The counters for this process's settings: Redis with REDIS_URL, else process memory."""
-    return _redis(settings.REDIS_URL) if settings.REDIS_URL else _memory
-
-
-def reset_memory() -> None:
-    """Forget the in-memory counters (tests)."""
-    global _memory
-    _memory = MemoryCounters()
-
-
 # --- Per connection ---------------------------------------------------------------------------
 
 
@@ -233,7 +129,9 @@ class ConnectionLimits:
         if not self.ip or limit <= 0:
             return
         try:
-            self.holds_slot = await counters().take_slot(f"conn:{self.ip}", self.member, limit)
+            self.holds_slot = await ratelimit.async_counters().take_slot(
+                f"conn:{self.ip}", self.member, limit, CONNECTION_TTL_SECONDS
+            )
         except Exception:
             logger.warning("Connection limit unavailable, letting the connection in", exc_info=True)
             return
@@ -248,7 +146,7 @@ class ConnectionLimits:
         if not self.holds_slot:
             return
         try:
-            await counters().touch_slot(f"conn:{self.ip}", self.member)
+            await ratelimit.async_counters().touch_slot(f"conn:{self.ip}", self.member)
         except Exception:
             logger.warning("Could not refresh a connection slot", exc_info=True)
 
@@ -257,7 +155,7 @@ class ConnectionLimits:
             return
         self.holds_slot = False
         try:
-            await counters().free_slot(f"conn:{self.ip}", self.member)
+            await ratelimit.async_counters().free_slot(f"conn:{self.ip}", self.member)
         except Exception:
             logger.warning("Could not free a connection slot (it expires by itself)", exc_info=True)
 
@@ -275,7 +173,7 @@ class ConnectionLimits:
         per_ip = settings.CHAT_ASKS_PER_IP_PER_MINUTE
         if self.ip and per_ip > 0:
             try:
-                store = counters()
+                store = ratelimit.async_counters()
                 count = await store.hit(f"ip:{self.ip}", WINDOW_SECONDS)
                 if self.holds_slot:
                     await store.touch_slot(f"conn:{self.ip}", self.member)

@@ -230,10 +230,13 @@ def chosen(entry: FAQEntry) -> SearchResult:
     return SearchResult(hits=[Hit(entry, 1.0)], confident=True)
 
 
-def record_click(conversation: Conversation, question: Message, entry: FAQEntry) -> None:
+def record_click(
+    conversation: Conversation, question: Message, entry: FAQEntry, client: str | None = None
+) -> None:
     """Link a click to the customer's own question it was suggested for, and count that pairing
-    for the owner to accept. A click that no earlier answer of this conversation offered (a
-    hand-made frame) is answered but teaches nothing."""
+    for the owner to accept, once per customer (CustomerWording.record: per conversation and per
+    `client` address). A click that no earlier answer of this conversation offered (a hand-made
+    frame) is answered but teaches nothing."""
     offered = (
         conversation.messages.filter(
             role=Message.BOT, id__lt=question.id, suggestions__contains=[{"id": entry.pk}]
@@ -248,7 +251,7 @@ def record_click(conversation: Conversation, question: Message, entry: FAQEntry)
         return
     question.suggested_for = original
     question.save(update_fields=["suggested_for"])
-    CustomerWording.record(entry, original.text)
+    CustomerWording.record(entry, original.text, click=question, client=client)
 
 
 def one_insert():
@@ -309,7 +312,11 @@ def save_conversation(conversation: Conversation) -> None:
 
 
 def save_question(
-    conversation: Conversation, ask_id: str, text: str, entry: FAQEntry | None
+    conversation: Conversation,
+    ask_id: str,
+    text: str,
+    entry: FAQEntry | None,
+    client: str | None = None,
 ) -> tuple[Message, Message | None]:
     """Step 1: the question, and the stored answer when this ask id was answered before (a
     re-sent ask keeps its first text)."""
@@ -322,7 +329,7 @@ def save_question(
         question = Message.objects.get(conversation=conversation, role=Message.USER, ask_id=ask_id)
         return question, conversation.answer_to(ask_id)
     if entry is not None:
-        record_click(conversation, question, entry)
+        record_click(conversation, question, entry, client)
     return question, None
 
 
@@ -361,6 +368,7 @@ def prepare(
     text: str,
     started: float,
     entry_id: int | None = None,
+    client: str | None = None,
 ) -> Prepared:
     """Steps 1 and 2, and without Claude 4 and 5 too: one thread hop, one connection."""
     entry = None
@@ -376,7 +384,7 @@ def prepare(
             return Prepared(stored, answer=stored)
 
     save_conversation(conversation)
-    question, stored = save_question(conversation, ask_id, text, entry)
+    question, stored = save_question(conversation, ask_id, text, entry, client)
     if stored is not None:
         return Prepared(question, answer=stored)
     earlier = earlier_turns(conversation, question)
@@ -399,17 +407,19 @@ async def answer(
     text: str,
     on_delta: Callable[[str], Awaitable[None]],
     entry_id: int | None = None,
+    client: str | None = None,
 ) -> Message:
     """Run the pipeline for one ask; returns the saved answer (the stored one for a re-sent id).
 
     `entry_id`: the ask is a click on a "did you mean" suggestion; it is answered from that
-    entry (word for word, or by Claude citing it) instead of a search.
+    entry (word for word, or by Claude citing it) instead of a search. `client`: the customer's
+    address, so a click counts once per customer (CustomerWording.record).
 
     Raises UnknownEntry when entry_id is not a published entry of the shop, and
     django.db.DatabaseError when the database is down; nothing else escapes.
     """
     started = time.monotonic()
-    prepared = await prepare(conversation, ask_id, text, started, entry_id)
+    prepared = await prepare(conversation, ask_id, text, started, entry_id, client)
     if prepared.answer is not None:
         return prepared.answer
 

@@ -48,10 +48,11 @@ from widget.models import Conversation, Handoff, Message
 
 
 class Close(IntEnum):
-    """Close codes; 4xxx are ours. The widget stops reconnecting on 4403 and 4404 and waits long
-    on 4429 and 4008."""
+    """Close codes; 4xxx are ours (a server may send only 1000 or 3000-4999: daphne's websocket
+    library refuses any other, so RFC 6455's 1013 and 1008 are 4013 and 4008 here). The widget
+    stops reconnecting on 4403 and 4404 and waits long on 4429, 4008 and 4013."""
 
-    TRY_AGAIN_LATER = 1013  # the database is unavailable
+    TRY_AGAIN_LATER = 4013  # 1013 "try again later", in our own 4xxx range: the database is down
     TOO_MANY_FRAMES = 4008  # 1008 "policy violation", in our own 4xxx range
     FORBIDDEN_ORIGIN = 4403
     UNKNOWN_SHOP = 4404
@@ -603,8 +604,11 @@ class Handshake:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         # Shown to the owner, so only a real http(s) address; else the Origin (also checked).
         page = clean_page((query.get("page") or [""])[0]) or clean_page(headers.get("origin", ""))
+        key = scope["url_route"]["kwargs"]["key"]
         return cls(
-            key=scope["url_route"]["kwargs"]["key"],
+            # A key with a NUL or a lone surrogate is no shop's, and PostgreSQL could not even
+            # compare it: "" (unknown, 4404) rather than a failed query.
+            key=key if clean_text(key) == key else "",
             headers=headers,
             conversation=(query.get("conversation") or [""])[0],
             page=page,

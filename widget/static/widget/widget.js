@@ -32,7 +32,10 @@
     UNKNOWN_SHOP: 4404,
     TOO_MANY_CONNECTIONS: 4429,
     TOO_MANY_FRAMES: 4008,
+    TRY_AGAIN_LATER: 4013,
   };
+  // Closes after which the widget waits long before it reconnects: the server is under load.
+  const SLOW_CLOSES = [CLOSE.TOO_MANY_CONNECTIONS, CLOSE.TOO_MANY_FRAMES, CLOSE.TRY_AGAIN_LATER];
   const ERROR = {
     RATE_LIMITED: 'rate_limited',
     CONVERSATION_FULL: 'conversation_full',
@@ -523,7 +526,7 @@ textarea::placeholder { color: var(--muted); opacity: 1; }
       if (code === CLOSE.UNKNOWN_SHOP || code === CLOSE.FORBIDDEN_ORIGIN) {
         this.stopped = true;
       } else {
-        this.retryLater(code === CLOSE.TOO_MANY_CONNECTIONS || code === CLOSE.TOO_MANY_FRAMES);
+        this.retryLater(SLOW_CLOSES.includes(code));
       }
       this.events.onClose(event);
     }
