@@ -44,7 +44,7 @@ from tests.support import Chat, make_owner, require_redis, server_database_url, 
 from widget import handoff_email
 from widget.inbound_email import reply_of
 from widget.models import Handoff, InboundEmail, Message
-from widget.reply_text import strip_reply
+from widget.reply_text import html_to_text, strip_reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -124,11 +124,24 @@ def test_each_mail_programs_reply_loses_its_quote_and_signature(name):
             "See below.\nYes, $19.95.\nYes.",
         ),
         ("Yes.\n\nSent from my iPhone", "Yes."),
+        # Outlook 2003's HTML, turned to text: "From:" alone, the sender on the next line.
+        ("Yes.\n\nFrom:\nShopBot [mailto:bot@x.example]\n\nSent: Monday\nTo: Maria", "Yes."),
         ("> Ann asked\n> more", ""),
     ],
 )
 def test_plain_text_rules(text, kept):
     assert strip_reply(text) == kept
+
+
+def test_outlook_com_html_reply_loses_the_quote_after_its_rule():
+    # As Outlook.com (Hotmail) writes a reply: the quoted message after <hr id="stopSpelling">.
+    html = (
+        "<html><body class='hmmessage'><div dir='ltr'>Yes, Saturday is fine.<div><br></div>"
+        '<div>Maria<br><br><div><hr id="stopSpelling">Date: Mon, 7 Dec 2026 11:02:00<br>'
+        "Subject: Customer question<br>From: bot@shopbot.example<br><br><div>Ann asked Petal "
+        "&amp; Stem's chat for a person</div></div></div></div></body></html>"
+    )
+    assert html_to_text(html) == "Yes, Saturday is fine.\n\nMaria"
 
 
 # --- The owner's email and the feature switch -------------------------------------------------
