@@ -14,25 +14,18 @@ listed. Needs no database.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 from sklearn.metrics import adjusted_rand_score, pair_confusion_matrix
 
 from faq import embedding
+from lib.output import read_json
 from owner import unanswered
 
 
 def load_shops(path: str) -> list[dict]:
     """The file's shops, each {"name", "questions": [{"text", "group"}...]}, checked."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CommandError(f"Cannot read {path}: {exc.strerror}.") from None
-    except json.JSONDecodeError as exc:
-        raise CommandError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}).") from None
+    data = read_json(path)
     shops = data.get("shops") if isinstance(data, dict) else None
     if not isinstance(shops, list) or not shops:
         raise CommandError(f'{path}: expected {{"shops": [{{"name": ..., "questions": [...]}}]}}.')
