@@ -129,6 +129,11 @@ class RowsFormSet(BaseInlineFormSet):
 class WeekFormSet(RowsFormSet):
     check = staticmethod(ShopHours.check_week)
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.initial_form_count():
+            self.extra = 7  # a first week: a row for each day, not three and a second save
+
 
 class ExceptionFormSet(RowsFormSet):
     check = staticmethod(SpecialDay.check_conflicts)

@@ -90,6 +90,8 @@ def test_an_owner_sets_the_hours_and_sees_the_next_14_days(owner_client, shop):
         "select[name=time_zone] option[selected]"
     )
     assert chosen is not None and chosen["value"] == django_settings.TIME_ZONE
+    # A first week has a row for each day; once saved, three empty rows are offered.
+    assert len(response.context["tables"]["week"].forms) == 7
     data = form_data(
         response,
         time_zone="America/New_York",
