@@ -8,10 +8,12 @@ sentence embeddings, so "do you sell chocolate?" and "can I add chocolates to my
 line for the owner, with a count, the latest date and the most typical wording.
 
 The questions are embedded by multilingual-e5-small (`embed_questions`), whichever model answers
-the chat: it puts "¿pueden recoger mi bici en casa?" with "can you come get my bike from my
-house", where the English model put every Spanish question in one group because they are Spanish,
-and it groups English paraphrases better too. Measured on eval/unanswered_groups.json with
-`manage.py eval_grouping` (docs/owner-guide.md has the figures).
+the chat. The English model put every Spanish question in one group because it was Spanish, and
+"can you come get my bike from my house" with "can I hire a bike for the weekend"; e5 groups a
+Spanish or French question with English ones of the same meaning more often (6 of 22 on the
+labelled set, none before; not always: some still go together by language) and English
+paraphrases better too. Measured on eval/unanswered_groups.json with `manage.py eval_grouping`
+(docs/owner-guide.md has the figures).
 
 Everything here is synchronous (embedding and ORM); async callers wrap it in sync_to_async.
 """
