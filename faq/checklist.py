@@ -11,6 +11,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
+from faq.hours.models import ShopHours
 from faq.models import Shop, normalise_origin
 
 
@@ -60,11 +61,31 @@ def for_shop(shop: Shop) -> list[Item]:
             "#id_contact_email",
             "Add an email, phone or contact page",
         ),
+        hours_item(shop),
         origins_item(shop),
         seen_live(shop),
         claude_item(shop),
     ]
     return items
+
+
+def hours_item(shop: Shop) -> Item:
+    """Done when the shop has opening hours to answer from; names their time zone, the one thing
+    a new shop's hours may get wrong unseen."""
+    hours = ShopHours.objects.filter(shop=shop).first()
+    done = hours is not None and hours.week.exists()
+    return Item(
+        "hours",
+        "Opening hours set",
+        done,
+        f"In the time zone {hours.time_zone}: the chat says whether you are open and answers "
+        "questions about your hours."
+        if done
+        else "Without them the chat cannot say whether you are open, nor answer "
+        "“are you open on Sunday?”.",
+        reverse("admin:faq_shop_hours", args=[shop.pk]),
+        "Opening hours",
+    )
 
 
 def origins_item(shop: Shop) -> Item:

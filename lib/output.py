@@ -1,9 +1,11 @@
-"""A management command's text written where its user asked: standard output, or a file (the
-export commands' `-o FILE`)."""
+"""A management command's files: its text written where its user asked (standard output, or the
+export commands' `-o FILE`), and a JSON file it reads (the eval commands' labelled sets)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -18,3 +20,14 @@ def write_output(command: BaseCommand, text: str, output: str | None) -> None:
         Path(output).write_text(text, encoding="utf-8")
     except OSError as exc:
         raise CommandError(f"Cannot write {output}: {exc.strerror}.") from None
+
+
+def read_json(path: str) -> Any:
+    """The JSON in the file `path` (UTF-8); a file that cannot be read or is not JSON is a
+    CommandError saying why."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CommandError(f"Cannot read {path}: {exc.strerror}.") from None
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}).") from None

@@ -72,7 +72,14 @@ class HoursForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["time_zone"].widget = forms.Select(choices=time_zone_choices())
+        zones = time_zone_choices()
+        # The zone this form starts from (a new shop's is TIME_ZONE, "UTC" by default) is always
+        # a choice: a list without it showed its first zone (Africa/Abidjan) as chosen and saved
+        # that.
+        current = self.initial.get("time_zone") or self.instance.time_zone
+        if current and current not in dict(zones):
+            zones.insert(0, (current, current.replace("_", " ")))
+        self.fields["time_zone"].widget = forms.Select(choices=zones)
         self.fields["holiday_country"].widget = forms.Select(choices=country_choices())
 
 
@@ -121,6 +128,11 @@ class RowsFormSet(BaseInlineFormSet):
 
 class WeekFormSet(RowsFormSet):
     check = staticmethod(ShopHours.check_week)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.initial_form_count():
+            self.extra = 7  # a first week: a row for each day, not three and a second save
 
 
 class ExceptionFormSet(RowsFormSet):

@@ -383,8 +383,9 @@ HANDOFF_MAX_ATTEMPTS = envint("HANDOFF_MAX_ATTEMPTS", "10")
 # back, or until this many minutes pass without a message from them.
 HANDOFF_TAKEOVER_IDLE_MINUTES = envint("HANDOFF_TAKEOVER_IDLE_MINUTES", "10")
 # One reminder to the owners about a request still open (unanswered) this many hours after it
-# was left, sent by `manage.py send_handoff_emails` (cron); 0 turns reminders off. Plain hours
-# for now (widget/handoff_email.py, reminder_cutoff: where opening hours will plug in).
+# was left, sent by `manage.py send_handoff_emails` (cron); 0 turns reminders off. Counted in the
+# shop's opening hours when it has hours, plain hours otherwise, and at the latest six days after
+# the request (widget/handoff_email.py, reminder_cutoff).
 HANDOFF_REMINDER_HOURS = envfloat("HANDOFF_REMINDER_HOURS", "24")
 
 # --- Replies by email (widget/inbound_email.py) --------------------------------------------------

@@ -20,12 +20,14 @@ import socket
 import subprocess
 import sys
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
+import time_machine
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async as db
 from django.conf import settings as django_settings
@@ -35,13 +37,14 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from faq.hours.models import ShopHours
 from faq.models import Shop
 from harness.daphne_process import ROOT, environment, free_port
 from tests.support import Chat, make_owner, require_redis, server_database_url, wait_for
 from widget import handoff_email
 from widget.inbound_email import reply_of
 from widget.models import Handoff, InboundEmail, Message
-from widget.reply_text import strip_reply
+from widget.reply_text import html_to_text, strip_reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -121,11 +124,24 @@ def test_each_mail_programs_reply_loses_its_quote_and_signature(name):
             "See below.\nYes, $19.95.\nYes.",
         ),
         ("Yes.\n\nSent from my iPhone", "Yes."),
+        # Outlook 2003's HTML, turned to text: "From:" alone, the sender on the next line.
+        ("Yes.\n\nFrom:\nShopBot [mailto:bot@x.example]\n\nSent: Monday\nTo: Maria", "Yes."),
         ("> Ann asked\n> more", ""),
     ],
 )
 def test_plain_text_rules(text, kept):
     assert strip_reply(text) == kept
+
+
+def test_outlook_com_html_reply_loses_the_quote_after_its_rule():
+    # As Outlook.com (Hotmail) writes a reply: the quoted message after <hr id="stopSpelling">.
+    html = (
+        "<html><body class='hmmessage'><div dir='ltr'>Yes, Saturday is fine.<div><br></div>"
+        '<div>Maria<br><br><div><hr id="stopSpelling">Date: Mon, 7 Dec 2026 11:02:00<br>'
+        "Subject: Customer question<br>From: bot@shopbot.example<br><br><div>Ann asked Petal "
+        "&amp; Stem's chat for a person</div></div></div></div></body></html>"
+    )
+    assert html_to_text(html) == "Yes, Saturday is fine.\n\nMaria"
 
 
 # --- The owner's email and the feature switch -------------------------------------------------
@@ -379,6 +395,8 @@ def test_no_header_injection_into_the_answer(demo_shop, inbox):
 
 
 def test_one_reminder_for_a_request_still_unanswered(demo_shop, inbox, settings):
+    # A shop without opening hours: plain hours (with hours, the next test).
+    ShopHours.objects.filter(shop=demo_shop).delete()
     settings.HANDOFF_REMINDER_HOURS = 24
     make_owner(demo_shop, "maria", OWNER)
     long_ago = timezone.now() - timedelta(hours=25)
@@ -396,6 +414,57 @@ def test_one_reminder_for_a_request_still_unanswered(demo_shop, inbox, settings)
     assert len(inbox.received) == 1  # at most once per request
     waiting.refresh_from_db()
     assert waiting.reminded is not None
+
+
+def test_the_reminder_waits_for_opening_hours_over_a_closed_night(demo_shop, inbox, settings):
+    """Petal & Stem opens Saturday 9 to 5 and Sunday 10 to 2 (New York). With 3 hours to wait,
+    a request left on Friday at 5:30 PM is not reminded that night nor on Saturday at 8 AM
+    (14.5 hours later, half an hour of them open), but on Saturday at 11:30."""
+    settings.HANDOFF_REMINDER_HOURS = 3
+    make_owner(demo_shop, "maria", OWNER)
+    new_york = ZoneInfo("America/New_York")
+    friday = datetime(2026, 12, 4, 17, 30, tzinfo=new_york)
+    waiting = request(demo_shop, created=friday, notified=friday)
+    for moment, reminded in [
+        (datetime(2026, 12, 4, 23, 0), False),  # the plain rule would remind here
+        (datetime(2026, 12, 5, 8, 0), False),
+        (datetime(2026, 12, 5, 11, 29), False),
+        (datetime(2026, 12, 5, 11, 31), True),
+    ]:
+        with time_machine.travel(moment.replace(tzinfo=new_york), tick=False):
+            call_command("send_handoff_emails", stdout=io.StringIO())
+        assert len(inbox.received) == reminded, moment
+    ((_, reminder),) = inbox.received
+    body = reminder.get_body().get_content()
+    assert "waited 18 hour(s), 3 of them while the shop was open," in body
+    waiting.refresh_from_db()
+    assert waiting.reminded is not None
+
+
+def test_the_reminder_over_a_closed_weekend_and_at_the_latest(demo_shop, inbox, settings):
+    """A week of opening hours never passes within the days a request is looked at: the
+    reminder goes at the latest six days after the request. Sunday's 4 hours count, so a
+    Saturday 4:30 PM request with 5 hours to wait is reminded on Monday at 9:30 AM."""
+    settings.HANDOFF_REMINDER_HOURS = 5
+    make_owner(demo_shop, "maria", OWNER)
+    new_york = ZoneInfo("America/New_York")
+    saturday = datetime(2026, 12, 5, 16, 30, tzinfo=new_york)
+    request(demo_shop, created=saturday, notified=saturday)
+    with time_machine.travel(datetime(2026, 12, 7, 9, 29, tzinfo=new_york), tick=False):
+        call_command("send_handoff_emails", stdout=io.StringIO())
+    assert not inbox.received
+    with time_machine.travel(datetime(2026, 12, 7, 9, 31, tzinfo=new_york), tick=False):
+        call_command("send_handoff_emails", stdout=io.StringIO())
+    assert len(inbox.received) == 1
+
+    settings.HANDOFF_REMINDER_HOURS = 24 * 7
+    request(demo_shop, created=saturday, notified=saturday)
+    with time_machine.travel(saturday + timedelta(days=5, hours=23), tick=False):
+        call_command("send_handoff_emails", stdout=io.StringIO())
+    assert len(inbox.received) == 1
+    with time_machine.travel(saturday + timedelta(days=6, minutes=1), tick=False):
+        call_command("send_handoff_emails", stdout=io.StringIO())
+    assert len(inbox.received) == 2
 
 
 # --- Other processes: a real pipe and the SMTP gateway ----------------------------------------

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from bs4 import BeautifulSoup
+from django.conf import settings as django_settings
 from django.urls import reverse
 
 from faq.demo import add_hours, shop_fields
@@ -84,6 +85,13 @@ def test_an_owner_sets_the_hours_and_sees_the_next_14_days(owner_client, shop):
     assert page(shop) in change_page.content.decode()
     response = owner_client.get(page(shop))
     assert response.status_code == 200 and "No hours saved yet" in response.content.decode()
+    # A new shop's time zone is shown as the one it has (TIME_ZONE), not the list's first.
+    chosen = BeautifulSoup(response.content, "html.parser").select_one(
+        "select[name=time_zone] option[selected]"
+    )
+    assert chosen is not None and chosen["value"] == django_settings.TIME_ZONE
+    # A first week has a row for each day; once saved, three empty rows are offered.
+    assert len(response.context["tables"]["week"].forms) == 7
     data = form_data(
         response,
         time_zone="America/New_York",

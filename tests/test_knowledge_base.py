@@ -365,8 +365,10 @@ def test_try_a_question_shows_entries_scores_and_verdict(admin_client_, demo_sho
         "#",
         "Entry",
         "Category",
-        "Score",
+        "Ranking score",
     ]
+    # No word of the confidence switch at 20 phrasings that issue 26 removed.
+    assert "20 or more phrasings" not in html
 
     # Unsure: the fallback and the very "Did you mean" buttons the widget would offer.
     response = admin_client_.get(url, {"q": "I want my money back"})

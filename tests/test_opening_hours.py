@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -224,6 +224,70 @@ def test_an_exception_with_a_note_and_a_lunch_closing():
         assert ask(hours, "are you open on jan 5th?") == (
             "On Tuesday, January 5 we're open 9:00 AM to 12:00 PM and 1:00 PM to 5:00 PM."
         )
+
+
+# --- Time counted in opening hours (the hand-off reminder, issue 31) -----------------------------
+
+# Monday to Friday 9 to 6, Saturday 10 to 2, closed on Sunday and on US public holidays.
+SHOP_WEEK = sched.Schedule(
+    NEW_YORK,
+    {
+        **{day: (sched.Range(time(9), time(18)),) for day in range(5)},
+        5: (sched.Range(time(10), time(14)),),
+    },
+    country="US",
+    closed_on_public_holidays=True,
+)
+
+
+def test_open_time_skips_the_closed_night_and_the_weekend():
+    friday_5pm = at(NEW_YORK, 2026, 12, 4, 17, 0)
+    # Friday 5 to 6 PM, then Saturday 10 AM to 2 PM, then nothing until Monday 9 AM.
+    assert sched.open_since(SHOP_WEEK, at(NEW_YORK, 2026, 12, 5, 11, 0), timedelta(hours=2)) == (
+        friday_5pm
+    )
+    assert sched.open_since(SHOP_WEEK, at(NEW_YORK, 2026, 12, 7, 10, 0), timedelta(hours=6)) == (
+        friday_5pm
+    )
+    monday_10am = at(NEW_YORK, 2026, 12, 7, 10, 0)
+    assert sched.open_time(SHOP_WEEK, friday_5pm, monday_10am) == timedelta(hours=6)
+    # At night the answer stays where the shop closed: nothing is counted while it is shut.
+    night = sched.open_since(SHOP_WEEK, at(NEW_YORK, 2026, 12, 8, 3, 0), timedelta(hours=1))
+    assert night == at(NEW_YORK, 2026, 12, 7, 17, 0)
+    # 24 opening hours back from Monday noon: Monday 3, Saturday 4, Friday 9, Thursday 8.
+    assert sched.open_since(SHOP_WEEK, at(NEW_YORK, 2026, 12, 7, 12, 0), timedelta(hours=24)) == (
+        at(NEW_YORK, 2026, 12, 3, 10, 0)
+    )
+
+
+def test_open_time_skips_a_closed_holiday_and_counts_across_daylight_saving():
+    # Christmas Day 2026 is a Friday, closed: Thursday 5 to 6 PM, then Saturday from 10.
+    assert sched.open_since(SHOP_WEEK, at(NEW_YORK, 2026, 12, 26, 11, 0), timedelta(hours=2)) == (
+        at(NEW_YORK, 2026, 12, 24, 17, 0)
+    )
+    # Open around the clock across the spring change (March 14, 2027: a 23-hour day): 24 hours
+    # of opening are 24 hours of elapsed time, not a calendar day.
+    always = sched.Schedule(NEW_YORK, {day: (sched.Range(time(0), time(0)),) for day in range(7)})
+    moment = at(NEW_YORK, 2027, 3, 14, 12, 0)
+    assert sched.open_since(always, moment, timedelta(hours=24)) == moment - timedelta(hours=24)
+    # Never open long enough within the horizon.
+    rarely = sched.Schedule(NEW_YORK, {0: (sched.Range(time(9), time(10)),)})
+    assert sched.open_since(rarely, moment, timedelta(hours=1000)) is None
+
+
+def test_the_reminder_cutoff_in_opening_hours_plain_hours_and_at_the_latest():
+    from widget.handoff_email import LATEST_REMINDER, due_before
+
+    monday_10am = at(NEW_YORK, 2026, 12, 7, 10, 0)
+    wait = timedelta(hours=6)
+    # With hours: a request left on Friday at 5 PM is due on Monday at 10, not on Friday at 11 PM.
+    assert due_before(SHOP_WEEK, monday_10am, wait) == at(NEW_YORK, 2026, 12, 4, 17, 0)
+    # Without hours: plain hours.
+    assert due_before(None, monday_10am, wait) == monday_10am - wait
+    # A shop open an hour a week still hears of a request within LATEST_REMINDER.
+    rarely = sched.Schedule(NEW_YORK, {0: (sched.Range(time(9), time(10)),)})
+    assert due_before(rarely, monday_10am, timedelta(hours=24)) == monday_10am - LATEST_REMINDER
+    assert due_before(None, monday_10am, timedelta(days=30)) == monday_10am - LATEST_REMINDER
 
 
 # --- Questions ----------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 import uuid
 
 import numpy as np
@@ -19,7 +21,6 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 from django.utils import timezone
 
-from faq import embedding
 from faq.models import FAQEntry, FAQVector, Shop
 from owner import charts, unanswered
 from owner.dashboard import shop_stats
@@ -374,13 +375,60 @@ def test_similar_questions_group_together_with_real_embeddings(world):
 
 
 def test_cluster_and_medoid_on_plain_vectors():
-    vectors = embedding.embed(
+    vectors = unanswered.embed_questions(
         ["what time do you open", "opening hours?", "when do you open on sunday", "parking?"]
     )
     groups = unanswered.cluster(vectors)
     assert sorted(map(sorted, groups)) == [[0, 1, 2], [3]]
     assert unanswered.medoid(vectors[[0, 1, 2]]) in (0, 1, 2)
     assert unanswered.cluster(np.zeros((0, 384), dtype=np.float32)) == []
+
+
+def test_grouping_keeps_pick_up_apart_from_hire_and_joins_languages():
+    """Issue 29: "can you come get my bike from my house" was grouped with "can I hire a bike for
+    the weekend", and Spanish questions together because they were Spanish (with pizza)."""
+    asked = [
+        "can you come get my bike from my house",
+        "could you collect my bike from home for a service",
+        "can I hire a bike for the weekend",
+        "¿alquilan bicicletas para el fin de semana?",
+        "¿pueden recoger mi bici en casa?",
+        "¿venden pizza?",
+    ]
+    groups = unanswered.cluster(unanswered.embed_questions(asked))
+    found = sorted(sorted(asked[row] for row in group) for group in groups)
+    assert sorted(asked[:2] + asked[4:5]) in found  # pick-up, in English and in Spanish
+    assert sorted(asked[2:4]) in found  # hire, in English and in Spanish
+    assert ["¿venden pizza?"] in found
+
+
+def test_eval_grouping_scores_pairs_against_a_persons_groups(tmp_path):
+    from owner.management.commands.eval_grouping import pair_scores
+
+    # A person: {a, b}, {c}. Found: {a, b, c}: one right pair of three; every right pair found.
+    scores = pair_scores(["x", "x", "y"], [1, 1, 1])
+    assert scores["precision"] == pytest.approx(1 / 3) and scores["recall"] == 1
+    assert pair_scores(["x", "x", "y"], [5, 5, 7])["ari"] == 1
+    labelled = {
+        "shops": [
+            {
+                "name": "bakery",
+                "questions": [
+                    {"text": "do you have gluten free bread", "group": "gf"},
+                    {"text": "anything gluten free?", "group": "gf"},
+                    {"text": "are you hiring", "group": "jobs"},
+                ],
+            }
+        ]
+    }
+    path = tmp_path / "groups.json"
+    path.write_text(json.dumps(labelled))
+    out = io.StringIO()
+    call_command("eval_grouping", str(path), stdout=out)
+    assert re.search(r"bakery\s+3\s+2\s+2\s+1\.000\s+1\.000\s+1\.000\s+1\.000", out.getvalue())
+    path.write_text('{"shops": [{"name": "x", "questions": [{"text": "no group"}]}]}')
+    with pytest.raises(CommandError, match="every question needs a text and a group"):
+        call_command("eval_grouping", str(path), stdout=out)
 
 
 def naive_average_linkage(vectors: np.ndarray, threshold: float) -> list[list[int]]:

@@ -63,6 +63,7 @@ def commands(shop_id: str, files: Path) -> dict[str, list[list[str]] | None]:
             ["import_faq_page", shop_id, str(ROOT / "tests/faq_pages/headings.html"), "--dry-run"]
         ],
         "eval_retrieval": [["eval_retrieval", str(files / "eval.json"), "--json"]],
+        "eval_grouping": [["eval_grouping", str(ROOT / "eval/unanswered_groups.json"), "--quiet"]],
         "purge_conversations": [["purge_conversations"], ["purge_conversations", "--dry-run"]],
         "forget_customer": [
             ["forget_customer", "ann@example.com", "--dry-run"],

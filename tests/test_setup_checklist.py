@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import time
+
 import pytest
 from asgiref.sync import async_to_sync
 from bs4 import BeautifulSoup
@@ -10,6 +12,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
+from faq.hours.models import ShopHours
 from faq.models import FAQEntry, OriginSeen, Shop
 from tests.support import Chat
 
@@ -47,10 +50,11 @@ def test_the_checklist_follows_the_owner_from_a_new_shop_to_a_live_chat(client, 
     client.force_login(User.objects.get(username="june"))
 
     items = checklist(client, shop)
-    assert list(items) == ["entries", "tried", "contact", "origins", "live", "claude"]
+    assert list(items) == ["entries", "tried", "contact", "hours", "origins", "live", "claude"]
     assert [k for k, (done, _, _) in items.items() if done] == ["claude"]
     assert items["entries"][2] == f"/admin/faq/faqentry/?shop__id__exact={shop.pk}"
     assert items["tried"][2] == "#try-question" and items["contact"][2] == "#id_contact_email"
+    assert items["hours"][2] == f"/admin/faq/shop/{shop.pk}/hours/"
     # No key on this server: a new shop answers from the FAQ, no orange to-do.
     assert not shop.use_claude and "Answers: FAQ only (done)" in items["claude"][1]
     Shop.objects.filter(pk=shop.pk).update(use_claude=True)
@@ -68,8 +72,11 @@ def test_the_checklist_follows_the_owner_from_a_new_shop_to_a_live_chat(client, 
     )
     shop.refresh_from_db()
     assert shop.question_tried is not None
+    hours = ShopHours.objects.create(shop=shop, time_zone="America/New_York")
+    hours.week.create(weekday=0, opens=time(9), closes=time(17))
 
     items = checklist(client, shop)
+    assert "In the time zone America/New_York" in items["hours"][1]
     assert {k for k, (done, _, _) in items.items() if not done} == {"live"}
     assert "1 of 2 entries published" in items["entries"][1]
     assert "hello@juniper.example" in items["contact"][1]

@@ -11,7 +11,8 @@ EMAIL_* settings; the console backend when EMAIL_HOST is unset).
   With INBOUND_EMAIL_DOMAIN set the email's Reply-To is the request's reply address: the owner
   answers by replying (widget/inbound_email.py).
 - One reminder (`send_reminders`, from the same job and command) about a request still unanswered
-  HANDOFF_REMINDER_HOURS after it was left.
+  HANDOFF_REMINDER_HOURS after it was left, counted in the shop's opening hours once it has
+  hours (`reminder_cutoff`).
 - The owner's answer (`answer`: from the admin's reply form and from an email reply alike) is
   posted to the conversation and emailed to the customer (`email_customer`), with Reply-To the
   shop's address, in the language the customer chats in (Conversation.language).
@@ -35,6 +36,8 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from faq.hours import schedule as sched
+from faq.hours.models import shop_schedule
 from faq.models import Shop
 from lib import jobs
 from lib.web import site_url
@@ -44,6 +47,9 @@ from widget.models import Handoff, Message
 logger = logging.getLogger(__name__)
 
 TRANSCRIPT_MESSAGES = 40
+# However few hours a shop opens, a request waits at most this long for its reminder
+# (`send_reminders` looks at the last 7 days' requests).
+LATEST_REMINDER = timedelta(days=6)
 # The longest answer to a customer, from the admin's form or by email.
 MAX_REPLY_CHARS = 4000
 ROLE_NAMES = {Message.USER: "Customer", Message.BOT: "Bot", Message.SHOP: "You"}
@@ -141,10 +147,14 @@ def owner_email(handoff: Handoff, recipients: list[str], site: str = "") -> Emai
 
 def reminder_email(handoff: Handoff, recipients: list[str]) -> EmailMessage:
     shop = handoff.shop
-    waited = timezone.now() - handoff.created
-    hours = round(waited.total_seconds() / 3600)
+    now = timezone.now()
+    waited = f"{round((now - handoff.created).total_seconds() / 3600)} hour(s)"
+    schedule = shop_schedule(shop.pk)
+    if schedule is not None:
+        open_hours = sched.open_time(schedule, handoff.created, now).total_seconds() / 3600
+        waited += f", {round(open_hours)} of them while the shop was open,"
     body = (
-        f"A customer's question to {shop.name} has waited {hours} hour(s) for an answer:\n\n"
+        f"A customer's question to {shop.name} has waited {waited} for an answer:\n\n"
         f"{handoff.note}\n\n"
         f"They would like an answer "
         f"{f'by email at {handoff.email}' if handoff.email else f'by phone at {handoff.phone}'}."
@@ -241,10 +251,22 @@ def send_due() -> tuple[int, int]:
 
 
 def reminder_cutoff(shop: Shop, now: datetime) -> datetime:
-    """A request of `shop` left before this moment and still open gets its reminder. Plain
-    hours today; this is where the shop's opening hours will plug in (HANDOFF_REMINDER_HOURS of
-    the shop's open time, counted back from now)."""
-    return now - timedelta(hours=settings.HANDOFF_REMINDER_HOURS)
+    """A request of `shop` left before this moment and still open gets its reminder
+    (`due_before` with the shop's hours)."""
+    return due_before(shop_schedule(shop.pk), now, timedelta(hours=settings.HANDOFF_REMINDER_HOURS))
+
+
+def due_before(schedule: sched.Schedule | None, now: datetime, wait: timedelta) -> datetime:
+    """The cutoff of `reminder_cutoff`, a pure function: `wait` counted in the shop's opening
+    hours back from `now` once it has hours (a request left on Friday at 5:30 PM, with 24 hours
+    to wait, is reminded on Tuesday, not on Saturday evening while the shop is closed), plain
+    hours without them; and never more than LATEST_REMINDER back, so a shop open a few hours a
+    week still hears of a request before `send_reminders` stops looking at it."""
+    latest = now - LATEST_REMINDER
+    if schedule is None:
+        return max(now - wait, latest)
+    since = sched.open_since(schedule, now, wait)
+    return latest if since is None else max(since, latest)
 
 
 def send_reminders() -> tuple[int, int]:

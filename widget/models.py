@@ -432,8 +432,9 @@ class Message(models.Model):
     output_tokens = models.PositiveIntegerField(default=0)
     feedback = models.CharField(max_length=4, choices=Feedback, blank=True)
     created = models.DateTimeField(auto_now_add=True, db_index=True)
-    # Customer questions only: the query's embedding, for grouping unanswered questions by meaning
-    # (filled when first needed), and the FAQ entry an owner wrote to answer it.
+    # Customer questions only: the question's multilingual-e5-small embedding, for grouping
+    # unanswered questions by meaning (owner/unanswered.py, filled when first needed), and the FAQ
+    # entry an owner wrote to answer it.
     embedding = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS, null=True, blank=True)
     resolved_by = models.ForeignKey(
         FAQEntry, models.SET_NULL, null=True, blank=True, related_name="resolved_questions"

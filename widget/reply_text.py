@@ -6,14 +6,21 @@ Mail programs mark the quoted message differently, so each rule below is one of 
 fixtures in tests/email/ are replies as Gmail, Outlook and Apple Mail write them):
 
 - HTML (`html_to_text`): Gmail's `div.gmail_quote` and `div.gmail_signature`, Apple Mail's and
-  Thunderbird's `blockquote`, Outlook's `#divRplyFwdMsg` / `#appendonsend` (everything from there
-  on) and the desktop client's bordered "From:" block; the rest is turned to text.
+  Thunderbird's `blockquote`, Outlook's `#divRplyFwdMsg` / `#appendonsend` and Outlook.com's
+  `hr#stopSpelling` (everything from there on) and the desktop client's bordered "From:" block;
+  the rest is turned to text.
 - Plain text (`strip_reply`): the "On <date>, <someone> wrote:" line (over two lines too, and in
   a few languages), Outlook's "-----Original Message-----" and "________" + "From:" headers, a
   block of "> " lines, the signature after "-- ", and "Sent from my iPhone"-style trailers.
 
 No reply-parsing library is used: the one on PyPI (email-reply-parser) has had no release since
-2020, and these rules are few and tested.
+2020, and these rules are few and tested. Measured once (December 7, 2026) on the 21 replies
+captured from real mail programs in mailgun/talon's test fixtures (Apache-2.0, not copied here:
+tests/fixtures/standard_replies and html_replies): 16 kept exactly the new text (14 before the
+Outlook 2003 and Outlook.com rules). The other five: three Russian-language clients (Android's
+"пользователь … написал:", Mail.ru's and Yandex's date lines) and Windows Mail in Russian, whose
+quoted message stays in; and a Thunderbird reply written below the quote, refused with
+"no text of its own above the quoted message" as designed.
 """
 
 from __future__ import annotations
@@ -36,7 +43,9 @@ _WROTE = re.compile(
 )
 _ORIGINAL = re.compile(r"^\s*-{2,}\s*(Original Message|Forwarded message)\s*-{2,}\s*$", re.I)
 _RULE = re.compile(r"^\s*_{10,}\s*$")
-_HEADER_FROM = re.compile(r"^\s*\*?(From|De|Von|Van|Da)\s*:\*?\s", re.I)
+# "From:" and the sender, or "From:" alone on its line (Outlook 2003's HTML puts the sender on the
+# next one).
+_HEADER_FROM = re.compile(r"^\s*\*?(From|De|Von|Van|Da)\s*:\*?(\s|$)", re.I)
 _HEADER_NEXT = re.compile(r"^\s*\*?(Sent|Date|To|Subject|Envoyé|Gesendet|Enviado)\s*:", re.I)
 _SIGNATURE = re.compile(r"^-- ?$")
 _TRAILER = re.compile(
@@ -98,7 +107,13 @@ def html_to_text(html: str) -> str:
     soup = BeautifulSoup(html, "lxml")
     for tag in soup(["script", "style", "head", "title"]):
         tag.decompose()
-    for marker in ("#appendonsend", "#divRplyFwdMsg", "#ms-outlook-mobile-signature"):
+    # Outlook.com (Hotmail) starts the quoted message with <hr id="stopSpelling">.
+    for marker in (
+        "#appendonsend",
+        "#divRplyFwdMsg",
+        "#ms-outlook-mobile-signature",
+        "hr#stopSpelling",
+    ):
         found = soup.select_one(marker)
         if found is not None:
             # Outlook puts an <hr> just before its header block.

@@ -294,6 +294,44 @@ def next_opening(schedule: Schedule, at: datetime) -> datetime | None:
     return None
 
 
+def open_since(schedule: Schedule, at: datetime, duration: timedelta) -> datetime | None:
+    """The moment from which the shop has been open for `duration` until `at`, closed time not
+    counted: 24 opening hours back from Monday noon, for a shop open 9 to 6 on weekdays, is the
+    previous Wednesday 3 PM. None when the shop was open less than that within HORIZON_DAYS."""
+    if duration <= timedelta(0):
+        return at
+    last = at.astimezone(schedule.time_zone).date()
+    span = 14
+    while True:
+        start = last - timedelta(days=span)
+        # `intervals` holds every opening from the day before `start`; from `start`'s midnight
+        # on, none is missing (a range ends at the latest the day after it opens).
+        complete_from = local_moment(schedule, start, MIDNIGHT)
+        left = duration
+        for opens, closes in reversed(intervals(schedule, start, last)):
+            opens, closes = max(opens, complete_from), min(closes, at)
+            if closes <= opens:
+                continue
+            if closes - opens >= left:
+                return closes - left
+            left -= closes - opens
+        if span >= HORIZON_DAYS:
+            return None
+        span = min(2 * span, HORIZON_DAYS)
+
+
+def open_time(schedule: Schedule, start: datetime, end: datetime) -> timedelta:
+    """How long the shop was open between two moments."""
+    total = timedelta(0)
+    first = start.astimezone(schedule.time_zone).date()
+    last = end.astimezone(schedule.time_zone).date()
+    for opens, closes in intervals(schedule, first, last):
+        opens, closes = max(opens, start), min(closes, end)
+        if closes > opens:
+            total += closes - opens
+    return total
+
+
 def upcoming_specials(schedule: Schedule, start: date, count: int) -> list[DayHours]:
     """The days among the next `count` whose hours are not the usual ones (holidays, closures),
     for "upcoming closures" on the FAQ page and in a general hours answer."""

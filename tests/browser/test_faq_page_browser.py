@@ -64,6 +64,11 @@ def test_the_storefront_links_to_the_faq_page_whose_search_works_without_javascr
     expect(first).to_have_text(DELIVERY)
     first.click()
     expect(page.locator("article.faq-entry:target h3")).to_have_text(DELIVERY)
+    # One readable column in the middle of a wide window, never against its left edge.
+    page.set_viewport_size({"width": 1280, "height": 800})
+    for part in ("header.faq-top", "main", "footer.faq-foot"):
+        box = page.locator(part).bounding_box()
+        assert box is not None and box["x"] > 200 and box["width"] <= 46 * 17 + 1, (part, box)
     context.close()
 
 

@@ -43,6 +43,16 @@ def test_a_website_without_its_scheme_is_refused_or_normalised_in_the_browser(br
         assert box["x"] + box["width"] <= embed["x"] + embed["width"], part
     help_text = page.locator("#embed .help").first
     assert help_text.evaluate("e => e.scrollWidth <= e.clientWidth")
+    # The shop's page buttons (six, in two rows on a narrow window) sit below the shop's name
+    # and above the checklist, over neither.
+    for width in (1280, 800):
+        page.set_viewport_size({"width": width, "height": 900})
+        tools = page.locator("ul.object-tools").bounding_box()
+        name = page.locator("#content > h2").bounding_box()
+        checklist = page.locator("[data-testid=setup-checklist]").bounding_box()
+        assert name["y"] + name["height"] <= tools["y"], (width, name, tools)
+        assert tools["y"] + tools["height"] <= checklist["y"], (width, tools, checklist)
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     origins = page.locator("#id_allowed_origins")
     origins.fill("www.petal.example\nftp://petal.example")

@@ -29,6 +29,7 @@ from faq import embedding, indexing
 from faq.models import FAQEntry, Shop
 from faq.search import search
 from lib.figures import percentile
+from lib.output import read_json
 
 SEARCH_LIMIT = 10  # ranks beyond this count as a miss for MRR
 SHOP_PREFIX = "eval-retrieval-"
@@ -36,12 +37,7 @@ HELD_BACK = 0.4  # share of the in-scope queries held back in the learning curve
 
 
 def load_dataset(path: str) -> dict:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CommandError(f"Cannot read {path}: {exc.strerror}.") from None
-    except json.JSONDecodeError as exc:
-        raise CommandError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}).") from None
+    data = read_json(path)
     # "queries" may be left out only by a set of conversations.
     if (
         not isinstance(data, dict)
