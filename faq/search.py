@@ -79,7 +79,7 @@ CANDIDATES = 200
 # The best entry must lead the next by this much (dense score) to be confident.
 CONFIDENCE_GAP = 0.03
 # A word only the best entry's question or answer uses lowers its bar by this much.
-DISTINCTIVE_MARGIN = 0.18
+DISTINCTIVE_MARGIN = 0.2
 
 # Follow-ups: wider lists for the merge, so an entry near the top of one list has a score in both;
 # how much the search with the previous question counts (a terse follow-up carries little meaning).
@@ -91,9 +91,13 @@ FOLLOW_UP_MARGIN = 0.25
 FOLLOW_UP_KNOWN_WORDS = True
 
 # "Did you mean": at most this many entries, within this margin below the confidence threshold,
-# from the best few hits (an implausible third hit leaves its place to the fourth or fifth).
+# from the best few hits (an implausible third hit leaves its place to the fourth or fifth); or
+# within the wider SUGGESTION_WORD_MARGIN when the entry's texts use a word of the question (of
+# DISTINCTIVE_LENGTH letters or more). An off-topic question ("Do you sell pizza?") shares no
+# word with the shop's entries and sits far from the bar: it gets no suggestions.
 SUGGESTIONS = 3
-SUGGESTION_MARGIN = 0.4
+SUGGESTION_MARGIN = 0.3
+SUGGESTION_WORD_MARGIN = 0.4
 # A follow-up's suggestion must also be this near the bar on the turn's own words ("a good pizza
 # place nearby" after a delivery question offers no delivery entry).
 FOLLOW_UP_SUGGESTION_MARGIN = 0.35
@@ -139,9 +143,21 @@ def search(shop: Shop, text: str, limit: int = 5, context: list[str] | None = No
         result.suggestions = [
             hit
             for hit in result.hits[:SUGGESTION_POOL]
-            if hit.confidence >= result.threshold - SUGGESTION_MARGIN and plausible(hit)
+            if _related(alone, hit, result.threshold) and plausible(hit)
         ][:SUGGESTIONS]
     return result
+
+
+def _related(alone: _Scored, hit: Hit, threshold: float) -> bool:
+    """Whether a hit is plausibly what the customer meant: within SUGGESTION_MARGIN of the bar,
+    or within SUGGESTION_WORD_MARGIN when the entry's texts use one of the question's words."""
+    if hit.confidence >= threshold - SUGGESTION_MARGIN:
+        return True
+    return (
+        hit.confidence >= threshold - SUGGESTION_WORD_MARGIN
+        and alone.index is not None
+        and alone.index.uses_word(hit.entry.pk, alone.words)
+    )
 
 
 @dataclass
