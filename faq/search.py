@@ -45,12 +45,14 @@ the shop's own texts, never from customer queries (faq/search_index.py):
      those asks came to a wrong entry. No phrasings, no wording bar.
   3. A distinctive word: a word of the question (four letters or more, compared by its first
      five) that only the best entry's question or answer uses ("apple" when the payments answer
-     alone names Apple Pay), with the dense score within 0.18 of the bar.
+     alone names Apple Pay), with the dense score within 0.20 of the bar.
 - Follow-ups: a turn that is not confident alone is searched again with the previous question;
   the blend may rank the previous topic first, but it is confident only when the turn alone
   scores that entry within 0.25 of the bar, or every word of the turn is in the shop's FAQ.
-- "Did you mean": when not confident, up to three of the five best hits within 0.4 of the bar
-  (for a follow-up, also within 0.35 on the turn's own words), none for plainly off-topic text.
+- "Did you mean": when not confident, up to three of the five best hits within 0.3 of the bar,
+  or within 0.4 when the entry's texts use a word of the question (for a follow-up, also within
+  0.35 on the turn's own words); none for off-topic text far from every entry that shares no word
+  with it (issue 29: the fallback and the contact route, not unrelated entries).
 Search reads the signature of the shop's published vectors with its nearest vectors, so a process
 notices another's edit and loads (or builds) the current index.
 """
