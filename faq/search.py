@@ -45,12 +45,14 @@ the shop's own texts, never from customer queries (faq/search_index.py):
      those asks came to a wrong entry. No phrasings, no wording bar.
   3. A distinctive word: a word of the question (four letters or more, compared by its first
      five) that only the best entry's question or answer uses ("apple" when the payments answer
-     alone names Apple Pay), with the dense score within 0.18 of the bar.
+     alone names Apple Pay), with the dense score within 0.20 of the bar.
 - Follow-ups: a turn that is not confident alone is searched again with the previous question;
   the blend may rank the previous topic first, but it is confident only when the turn alone
   scores that entry within 0.25 of the bar, or every word of the turn is in the shop's FAQ.
-- "Did you mean": when not confident, up to three of the five best hits within 0.4 of the bar
-  (for a follow-up, also within 0.35 on the turn's own words), none for plainly off-topic text.
+- "Did you mean": when not confident, up to three of the five best hits within 0.3 of the bar,
+  or within 0.4 when the entry's texts use a word of the question (for a follow-up, also within
+  0.35 on the turn's own words); none for off-topic text far from every entry that shares no word
+  with it (issue 29: the fallback and the contact route, not unrelated entries).
 Search reads the signature of the shop's published vectors with its nearest vectors, so a process
 notices another's edit and loads (or builds) the current index.
 """
@@ -79,7 +81,7 @@ CANDIDATES = 200
 # The best entry must lead the next by this much (dense score) to be confident.
 CONFIDENCE_GAP = 0.03
 # A word only the best entry's question or answer uses lowers its bar by this much.
-DISTINCTIVE_MARGIN = 0.18
+DISTINCTIVE_MARGIN = 0.2
 
 # Follow-ups: wider lists for the merge, so an entry near the top of one list has a score in both;
 # how much the search with the previous question counts (a terse follow-up carries little meaning).
@@ -91,9 +93,13 @@ FOLLOW_UP_MARGIN = 0.25
 FOLLOW_UP_KNOWN_WORDS = True
 
 # "Did you mean": at most this many entries, within this margin below the confidence threshold,
-# from the best few hits (an implausible third hit leaves its place to the fourth or fifth).
+# from the best few hits (an implausible third hit leaves its place to the fourth or fifth); or
+# within the wider SUGGESTION_WORD_MARGIN when the entry's texts use a word of the question (of
+# DISTINCTIVE_LENGTH letters or more). An off-topic question ("Do you sell pizza?") shares no
+# word with the shop's entries and sits far from the bar: it gets no suggestions.
 SUGGESTIONS = 3
-SUGGESTION_MARGIN = 0.4
+SUGGESTION_MARGIN = 0.3
+SUGGESTION_WORD_MARGIN = 0.4
 # A follow-up's suggestion must also be this near the bar on the turn's own words ("a good pizza
 # place nearby" after a delivery question offers no delivery entry).
 FOLLOW_UP_SUGGESTION_MARGIN = 0.35
@@ -139,9 +145,21 @@ def search(shop: Shop, text: str, limit: int = 5, context: list[str] | None = No
         result.suggestions = [
             hit
             for hit in result.hits[:SUGGESTION_POOL]
-            if hit.confidence >= result.threshold - SUGGESTION_MARGIN and plausible(hit)
+            if _related(alone, hit, result.threshold) and plausible(hit)
         ][:SUGGESTIONS]
     return result
+
+
+def _related(alone: _Scored, hit: Hit, threshold: float) -> bool:
+    """Whether a hit is plausibly what the customer meant: within SUGGESTION_MARGIN of the bar,
+    or within SUGGESTION_WORD_MARGIN when the entry's texts use one of the question's words."""
+    if hit.confidence >= threshold - SUGGESTION_MARGIN:
+        return True
+    return (
+        hit.confidence >= threshold - SUGGESTION_WORD_MARGIN
+        and alone.index is not None
+        and alone.index.uses_word(hit.entry.pk, alone.words)
+    )
 
 
 @dataclass

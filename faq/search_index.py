@@ -221,6 +221,21 @@ class ShopIndex:
                 found |= columns
         return found
 
+    def uses_word(self, entry_id: int, words: list[str]) -> bool:
+        """Whether the entry's question, answer or phrasings use one of these words (of at
+        least DISTINCTIVE_LENGTH characters), as written."""
+        column = int(np.searchsorted(self.entry_ids, entry_id))
+        if column >= len(self.entry_ids) or self.entry_ids[column] != entry_id:
+            return False
+        lexicon = self.full_lexicon
+        for word in set(words):
+            number = lexicon.vocabulary.get(word) if len(word) >= DISTINCTIVE_LENGTH else None
+            if number is not None:
+                start, end = lexicon.weights.indptr[number], lexicon.weights.indptr[number + 1]
+                if column in lexicon.weights.indices[start:end]:
+                    return True
+        return False
+
     def to_bytes(self) -> bytes:
         """The index as an .npz file (plain arrays, no pickle), for the SearchIndex table."""
         arrays = {

@@ -21,6 +21,7 @@ KEYS = {
     "accuracy",
     "wrong_rate",
     "one_click",
+    "oos_no_suggestions",
     "p50_ms",
     "p95_ms",
 }
@@ -86,6 +87,7 @@ def test_eval_prints_the_json_keys_and_leaves_no_shop_behind(db, dataset, capsys
     assert not CONVERSATION_KEYS & set(report)  # no conversations in this file
     assert 0 <= report["wrong_rate"] <= 1 - report["accuracy"]
     assert report["accuracy"] <= report["one_click"] <= 1
+    assert 0 <= report["oos_no_suggestions"] <= report["oos_accuracy"]
     # In-scope direct answers and declined out-of-scope queries make up the accuracy.
     made_of = report["direct"] * 3 + report["oos_accuracy"] * 2
     assert report["accuracy"] * 5 == pytest.approx(made_of, abs=1e-3)

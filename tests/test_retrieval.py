@@ -7,7 +7,7 @@ import pytest
 
 from faq import search_index
 from faq.models import FAQEntry, FAQVector, split_sentences
-from faq.search import SUGGESTION_MARGIN, SUGGESTIONS, search
+from faq.search import SUGGESTION_WORD_MARGIN, SUGGESTIONS, search
 from faq.search_index import Lexicon, build_index, fit_classifier, score_entries
 from tests.support import make_demo_shop
 
@@ -50,6 +50,16 @@ def test_a_paraphrase_far_from_every_phrasing_is_offered_not_guessed(demo_shop):
 )
 def test_off_topic_questions_are_not_confident(demo_shop, text):
     assert top(demo_shop, text)[1] is False
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "text", ["can you fix my bike", "what's the weather like tomorrow?", "who won the game?"]
+)
+def test_an_off_topic_question_gets_no_did_you_mean(demo_shop, text):
+    """Issue 29: off-topic text is declined honestly, with no unrelated entries offered."""
+    result = search(demo_shop, text)
+    assert not result.confident and result.suggestions == []
 
 
 @pytest.mark.django_db
@@ -392,7 +402,9 @@ def test_an_unsure_question_gets_suggestions_and_off_topic_text_none(bakery):
     assert not unsure.confident
     suggested = [hit.entry.question for hit in unsure.suggestions]
     assert "Do you make custom cakes?" in suggested and len(suggested) <= SUGGESTIONS
-    # Suggestions are hits, best first, each within the margin of the bar.
-    assert all(h.confidence >= unsure.threshold - SUGGESTION_MARGIN for h in unsure.suggestions)
+    # Suggestions are hits, best first, each within the (word-backed) margin of the bar.
+    assert all(
+        h.confidence >= unsure.threshold - SUGGESTION_WORD_MARGIN for h in unsure.suggestions
+    )
     off_topic = search(bakery, "what is the capital of mongolia")
     assert not off_topic.confident and off_topic.suggestions == []

@@ -97,6 +97,7 @@ class Judged:
     confident: bool
     top_is_gold: bool
     gold_suggested: bool  # a gold entry among the "did you mean" suggestions
+    offered: bool = False  # any "did you mean" suggestion at all
 
     @property
     def right(self) -> bool:
@@ -124,6 +125,7 @@ def judge(result, entry_ids: dict[int, str], gold_ids) -> Judged:
         confident=result.confident,
         top_is_gold=rank == 1,
         gold_suggested=any(entry_ids.get(hit.entry.pk) in gold for hit in result.suggestions),
+        offered=bool(result.suggestions),
     )
 
 
@@ -153,6 +155,10 @@ def evaluate(
         "accuracy": share([j.right for j in single]),
         "wrong_rate": share([j.wrong for j in single]),
         "one_click": share([j.one_click for j in single]),
+        # Out-of-scope queries declined with no "did you mean" at all: an honest "I can't help".
+        "oos_no_suggestions": share(
+            [not j.confident and not j.offered for j in single if not j.in_scope]
+        ),
     }
 
     # Conversations: each turn in the context of the customer's turns before it, through the
@@ -352,6 +358,7 @@ class Command(BaseCommand):
             ("accuracy", report["accuracy"]),
             ("confident wrong", report["wrong_rate"]),
             ("right within 1 click", report["one_click"]),
+            ("off-topic, no guess", report["oos_no_suggestions"]),
         ]
         if conversations:
             rows += [
