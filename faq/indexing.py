@@ -2,9 +2,11 @@
 Keeping FAQ vectors, and the shops' search indexes, in step with the entries.
 
 `refresh(entry_ids)` compares the texts each entry should be represented by with the rows stored
-for the current model, deletes what is obsolete and embeds only what is missing, in batches; then
-rebuilds the search index of each shop whose published vectors changed (faq/search_index.py), in
-the same transaction: a search sees the old vectors with the old index, or the new with the new.
+for its shop's models (`embedding.shop_models`: by the shop's language), deletes what is obsolete
+(texts that are gone, other models' rows) and embeds only what is missing, in batches per model;
+then rebuilds the search index of each shop whose published vectors changed
+(faq/search_index.py), in the same transaction: a search sees the old vectors with the old index,
+or the new with the new.
 
 Web processes never embed: `refresh_later` and `reindex_later` queue jobs (faq/tasks.py) in the
 owner's transaction, which the worker runs (`manage.py worker`); `waiting_changes` counts what it
@@ -21,7 +23,7 @@ from contextlib import contextmanager
 from django.db import connection, transaction
 
 from faq import embedding, search_index
-from faq.models import FAQEntry, FAQVector, text_hash
+from faq.models import FAQEntry, FAQVector, Shop, text_hash
 from lib import jobs
 
 # The names of faq/tasks.py's jobs (it imports this module, so they are queued by name).
@@ -38,33 +40,36 @@ ANALYZE_AFTER = 100
 
 def refresh(entry_ids: Iterable[int]) -> int:
     """Bring the vectors of these entries up to date. Returns how many texts were embedded."""
-    entries = list(FAQEntry.objects.filter(pk__in=list(entry_ids)))
+    entries = list(FAQEntry.objects.filter(pk__in=list(entry_ids)).select_related("shop"))
     if not entries:
         return 0
-    name = embedding.model_name()
-    stored: dict[int, dict[tuple[str, str], int]] = {e.pk: {} for e in entries}
-    for row in FAQVector.objects.filter(entry__in=entries, model_name=name).values(
-        "id", "entry_id", "kind", "text_hash"
+    models = {e.pk: embedding.shop_models(e.shop.language) for e in entries}
+    names = {model: embedding.model_name(model) for ms in models.values() for model in ms}
+    stored: dict[int, dict[tuple[str, str, str], int]] = {e.pk: {} for e in entries}
+    for row in FAQVector.objects.filter(entry__in=entries, model_name__in=names.values()).values(
+        "id", "entry_id", "kind", "text_hash", "model_name"
     ):
-        stored[row["entry_id"]][(row["kind"], row["text_hash"])] = row["id"]
+        stored[row["entry_id"]][(row["model_name"], row["kind"], row["text_hash"])] = row["id"]
 
-    to_embed: list[tuple[FAQEntry, str, str]] = []
+    to_embed: dict[str, list[tuple[FAQEntry, str, str]]] = {model: [] for model in names}
     keep: set[int] = set()
     for entry in entries:
-        for kind, text in entry.embedding_texts():
-            row_id = stored[entry.pk].get((kind, text_hash(text)))
-            if row_id is None:
-                to_embed.append((entry, kind, text))
-            else:
-                keep.add(row_id)
+        texts = entry.embedding_texts()
+        for model in models[entry.pk]:
+            for kind, text in texts:
+                row_id = stored[entry.pk].get((names[model], kind, text_hash(text)))
+                if row_id is None:
+                    to_embed[model].append((entry, kind, text))
+                else:
+                    keep.add(row_id)
 
     # Embed before opening the transaction: the model is the slow part and holds no locks.
     # (Nothing new, e.g. only the category changed: the model is not even called.)
-    vectors = (
-        embedding.embed([text for _, _, text in to_embed], [kind for _, kind, _ in to_embed])
-        if to_embed
-        else []
-    )
+    vectors = {
+        model: embedding.embed([t for _, _, t in rows], [k for _, k, _ in rows], model)
+        for model, rows in to_embed.items()
+        if rows
+    }
     with transaction.atomic():
         # Rows of other models and of texts that are gone.
         FAQVector.objects.filter(entry__in=entries).exclude(pk__in=keep).delete()
@@ -75,19 +80,21 @@ def refresh(entry_ids: Iterable[int]) -> int:
                 kind=kind,
                 text=text,
                 text_hash=text_hash(text),
-                model_name=name,
+                model_name=names[model],
                 embedding=vector,
             )
-            for (entry, kind, text), vector in zip(to_embed, vectors, strict=True)
+            for model, rows in vectors.items()
+            for (entry, kind, text), vector in zip(to_embed[model], rows, strict=True)
         )
-        if len(to_embed) >= ANALYZE_AFTER:
+        embedded = sum(len(rows) for rows in to_embed.values())
+        if embedded >= ANALYZE_AFTER:
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE faq_faqvector, faq_faqentry")
         # The shops' search indexes with their vectors, committed together: the next customer (in
         # any process) loads the new index with the new vectors, and until then has the old pair.
         for shop_id in sorted({entry.shop_id for entry in entries}):
             search_index.update_index_if_changed(shop_id)
-    return len(to_embed)
+    return embedded
 
 
 def reindex_later(shop_ids: Iterable[int]) -> None:
@@ -158,17 +165,22 @@ def batched(now: bool = False) -> Iterator[None]:
 
 
 def states(entries: Iterable[FAQEntry]) -> dict[int, str]:
-    """Each entry's embedding state: fresh, stale (changed text or another model) or missing."""
+    """Each entry's embedding state: fresh, stale (changed text or another model, e.g. after the
+    shop's language changed) or missing."""
     entries = list(entries)
-    name = embedding.model_name()
-    stored: dict[int, set[tuple[str, str]]] = {e.pk: set() for e in entries}
+    languages = dict(
+        Shop.objects.filter(pk__in={e.shop_id for e in entries}).values_list("pk", "language")
+    )
+    stored: dict[int, set[tuple[str, str, str]]] = {e.pk: set() for e in entries}
     for entry_id, kind, hash_, model in FAQVector.objects.filter(entry__in=entries).values_list(
         "entry_id", "kind", "text_hash", "model_name"
     ):
-        stored[entry_id].add((kind, hash_ if model == name else "other-model"))
+        stored[entry_id].add((model, kind, hash_))
     result = {}
     for entry in entries:
-        expected = {(kind, text_hash(text)) for kind, text in entry.embedding_texts()}
+        names = [embedding.model_name(m) for m in embedding.shop_models(languages[entry.shop_id])]
+        texts = entry.embedding_texts()
+        expected = {(name, kind, text_hash(text)) for name in names for kind, text in texts}
         if not stored[entry.pk]:
             result[entry.pk] = MISSING
         elif stored[entry.pk] == expected:

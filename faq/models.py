@@ -597,20 +597,29 @@ class FAQVector(models.Model):
 
 
 class SearchIndex(models.Model):
-    """A shop's search index (faq/search_index.py's ShopIndex: threshold, classifier, word
-    statistics), built when its entries change and stored here, so that every server process
-    loads it in milliseconds instead of rebuilding it (0.7 s at 1,000 entries) on a customer's
-    question. `vector_count` and `vector_id_sum` are the signature of the published vectors it was
-    built from: a process whose search sees another signature knows the shop was edited."""
+    """A shop's search index for one embedding model (faq/search_index.py's ShopIndex: threshold,
+    classifier, word statistics), built when its entries change and stored here, so that every
+    server process loads it in milliseconds instead of rebuilding it (0.7 s at 1,000 entries) on a
+    customer's question. `vector_count` and `vector_id_sum` are the signature of the published
+    vectors of `model_name` it was built from: a process whose search sees another signature
+    knows the shop was edited. An English shop has two (faq/embedding.py's `shop_models`)."""
 
-    shop = models.OneToOneField(Shop, models.CASCADE, primary_key=True, related_name="search_index")
+    shop = models.ForeignKey(Shop, models.CASCADE, related_name="search_indexes", db_index=False)
+    model_name = models.CharField(max_length=200)
     vector_count = models.PositiveIntegerField()
     vector_id_sum = models.BigIntegerField()
     data = models.BinaryField()
     built = models.DateTimeField(auto_now=True)
 
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["shop", "model_name"], name="faq_searchindex_shop_model"
+            )
+        ]
+
     def __str__(self) -> str:
-        return f"search index of shop {self.shop_id} ({self.vector_count} vectors)"
+        return f"search index of shop {self.shop_id}, {self.model_name}"
 
 
 # The shop's opening hours live in their own module (faq/hours/models.py); imported here so that

@@ -139,7 +139,8 @@ def search(shop: Shop, text: str, limit: int = 5, context: list[str] | None = No
     ("and on Sundays?") is answered in their light; a turn that stands on its own never borrows
     their confidence.
     """
-    alone = _search(shop, text, max(limit, FOLLOW_UP_LIMIT))
+    route = embedding.question_route(text, shop.language)
+    alone = _search(shop, text, max(limit, FOLLOW_UP_LIMIT), route)
     result, plausible = _with_context(shop, text, limit, context or [], alone)
     if not result.confident:
         result.suggestions = [
@@ -170,6 +171,7 @@ class _Scored:
     confidence: dict[int, float] = field(default_factory=dict)  # every candidate entry's
     words: list[str] = field(default_factory=list)
     index: ShopIndex | None = None
+    route: embedding.Route | None = None  # the model the text was searched with
 
     def near_bar(self, pk: int, margin: float) -> bool:
         """Whether this text alone scores the entry within `margin` of the shop's bar."""
@@ -198,7 +200,8 @@ def _with_context(
     first = alone.result
     if first.confident or not previous or not first.hits:
         return replace(first, hits=first.hits[:limit]), lambda hit: True
-    joined = _search(shop, f"{previous}\n{text}", max(limit, FOLLOW_UP_LIMIT)).result
+    # With the turn's own model: the blend compares scores of one index.
+    joined = _search(shop, f"{previous}\n{text}", max(limit, FOLLOW_UP_LIMIT), alone.route).result
     if not joined.hits:
         return replace(first, hits=first.hits[:limit]), lambda hit: True
 
@@ -233,25 +236,29 @@ def _with_context(
     return replace(first, hits=merged, confident=confident), plausible
 
 
-def _search(shop: Shop, text: str, limit: int) -> _Scored:
-    """One text alone: ranking and confidence."""
+def _search(shop: Shop, text: str, limit: int, route: embedding.Route) -> _Scored:
+    """One text alone, with one of the shop's models: ranking and confidence."""
+    model = route.model
     text = " ".join(text.split())
     if not text:
-        return _Scored(SearchResult())
-    query = embedding.embed_query(text)
-    rows, words = _nearest_vectors(shop, query, text)
+        return _Scored(SearchResult(), route=route)
+    query = embedding.embed_query(text, model)
+    rows, words = _nearest_vectors(shop, query, text, model)
     if not rows:
-        return _Scored(SearchResult(), words=words)
+        return _Scored(SearchResult(), words=words, route=route)
     signature = (rows[0][3], rows[0][4])  # (count, sum of ids) of the shop's published vectors
-    index = shop_index(shop, signature)
+    index = shop_index(shop, signature, model)
 
     # Candidates: entries with a vector among the nearest (and still in the index).
     row_entries = np.array([row[0] for row in rows])
     sims = np.array([row[2] for row in rows], dtype=np.float32)
+    sims = embedding.similarity(model, sims, route.cross_lingual)
     known = np.isin(row_entries, index.entry_ids)
     row_entries, sims = row_entries[known], sims[known]
     if not len(row_entries):
-        return _Scored(SearchResult(threshold=index.threshold), words=words, index=index)
+        return _Scored(
+            SearchResult(threshold=index.threshold), words=words, index=index, route=route
+        )
     candidates, codes = np.unique(row_entries, return_inverse=True)
     columns = np.searchsorted(index.entry_ids, candidates)
 
@@ -280,6 +287,7 @@ def _search(shop: Shop, text: str, limit: int) -> _Scored:
         confidence={int(pk): float(c) for pk, c in zip(candidates, confidence, strict=True)},
         words=words,
         index=index,
+        route=route,
     )
 
 
@@ -327,9 +335,11 @@ _SHOP_VECTORS = """
 """
 
 
-def _nearest_vectors(shop: Shop, query: np.ndarray, text: str) -> tuple[list[tuple], list[str]]:
-    """(entry_id, kind, similarity, count, id_sum) of the shop's nearest published vectors, and
-    the words of `text`.
+def _nearest_vectors(
+    shop: Shop, query: np.ndarray, text: str, model: str
+) -> tuple[list[tuple], list[str]]:
+    """(entry_id, kind, similarity, count, id_sum) of the shop's nearest published vectors of
+    `model`, and the words of `text`.
 
     The scan is exact over the shop's own rows (a small shop has hundreds, a big one thousands;
     there is no vector index: an approximate whole-table one, filtered by shop, could miss
@@ -355,7 +365,7 @@ def _nearest_vectors(shop: Shop, query: np.ndarray, text: str) -> tuple[list[tup
             {
                 "text": text,
                 "shop": shop.pk,
-                "model": embedding.model_name(),
+                "model": embedding.model_name(model),
                 "query": query,
                 "limit": CANDIDATES,
             },

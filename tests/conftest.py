@@ -55,14 +55,22 @@ def model_ready() -> None:
 
 
 @pytest.fixture(scope="session")
-def demo_texts_embedded() -> dict[str, list[tuple[str, str, list[float]]]]:
-    """question -> [(kind, text, vector)] for every demo entry, from the real model."""
+def demo_texts_embedded() -> dict[str, list[tuple[str, str, str, list[float]]]]:
+    """question -> [(model, kind, text, vector)] for every demo entry, from each real model a
+    shop may be embedded with."""
     result = {}
     for fields in entry_fields():
         entry = FAQEntry(**fields)
         texts = entry.embedding_texts()
-        vectors = embedding.embed([text for _, text in texts], [kind for kind, _ in texts])
-        result[entry.question] = [(k, t, v) for (k, t), v in zip(texts, vectors, strict=True)]
+        result[entry.question] = [
+            (model, k, t, v)
+            for model in embedding.served_models()
+            for (k, t), v in zip(
+                texts,
+                embedding.embed([t for _, t in texts], [k for k, _ in texts], model),
+                strict=True,
+            )
+        ]
     return result
 
 

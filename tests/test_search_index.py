@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faq import search_index
+from faq import embedding, search_index
 from faq.models import FAQEntry, SearchIndex
 from faq.search import search
 from faq.search_index import IndexCache, ShopIndex
@@ -34,7 +34,7 @@ def test_the_cache_is_bounded_and_drops_the_least_recently_used_shop():
 
 def test_a_stored_index_loads_back_the_same(demo_shop):
     search(demo_shop, "opening hours")
-    stored = SearchIndex.objects.get(shop=demo_shop)
+    stored = _stored(demo_shop)
     index = ShopIndex.from_bytes(bytes(stored.data))
     built = search_index.cache.get(demo_shop.pk, index.signature)
     assert built is not None
@@ -61,14 +61,16 @@ def test_an_edit_builds_the_index_before_the_next_search_and_other_processes_see
     entry.alternatives += "\ndo you repair bicycles"
     with django_capture_on_commit_callbacks(execute=True):
         entry.save()  # re-embeds, then builds and stores the shop's index
-    stored = SearchIndex.objects.get(shop=demo_shop)
+    stored = _stored(demo_shop)
     assert (stored.vector_count, stored.vector_id_sum) == _signature(demo_shop) != before_signature
 
     # Another process still holds the old index: its next search sees the new signature and
     # loads the stored index instead of building one.
     search_index.cache.put(demo_shop.pk, old_index)
     built = []
-    monkeypatch.setattr(search_index, "update_index", lambda shop_id: built.append(shop_id))
+    monkeypatch.setattr(
+        search_index, "update_index", lambda shop_id, model=None: built.append(shop_id)
+    )
     result = search(demo_shop, "do you repair bicycles")
     assert built == []
     assert result.best.entry == entry
@@ -83,7 +85,7 @@ def test_deleting_or_unpublishing_an_entry_rebuilds_the_stored_index(
     entry = FAQEntry.objects.get(shop=demo_shop, question="Do you sell gift cards?")
     with django_capture_on_commit_callbacks(execute=True):
         entry.delete()
-    stored = SearchIndex.objects.get(shop=demo_shop)
+    stored = _stored(demo_shop)
     assert (stored.vector_count, stored.vector_id_sum) == _signature(demo_shop)
     assert all(hit.entry.pk != entry.pk for hit in search(demo_shop, "gift cards").hits)
 
@@ -100,6 +102,11 @@ def _signature(shop) -> tuple[int, int]:
     return search_index.published_signature(shop.pk)
 
 
+def _stored(shop) -> SearchIndex:
+    """The shop's stored index of its own (English: MiniLM's) vectors."""
+    return SearchIndex.objects.get(shop=shop, model_name=embedding.model_name())
+
+
 @pytest.mark.django_db
 def test_an_index_stored_by_an_earlier_version_is_rebuilt_not_used(demo_shop, monkeypatch):
     search(demo_shop, "opening hours")
@@ -108,9 +115,9 @@ def test_an_index_stored_by_an_earlier_version_is_rebuilt_not_used(demo_shop, mo
     # (a process starting on new code must not rank with an index the old code computed).
     monkeypatch.setattr(search_index, "INDEX_VERSION", search_index.INDEX_VERSION + 1)
     search_index.cache.clear()
-    assert ShopIndex.from_bytes(bytes(SearchIndex.objects.get(shop=demo_shop).data)) is None
+    assert ShopIndex.from_bytes(bytes(_stored(demo_shop).data)) is None
     result = search(demo_shop, "What are your opening hours?")
     assert result.best.entry.question == "What are your opening hours?"
-    stored = SearchIndex.objects.get(shop=demo_shop)
+    stored = _stored(demo_shop)
     assert ShopIndex.from_bytes(bytes(stored.data)) is not None  # stored again, current version
     assert search_index.cache.get(demo_shop.pk, signature) is not None

@@ -73,8 +73,9 @@ def add_hours(shop) -> None:
 def build_shop(vectors: dict | None = None, **overrides):
     """A new shop with the demo FAQ, embedded right away in one batch.
 
-    `vectors` (question -> [(kind, text, vector)], made once by the real model) are copied in
-    instead of embedding again: the tests build many shops.
+    `vectors` (question -> [(model, kind, text, vector)], made once by the real models, model as
+    in faq/embedding.py) are copied in instead of embedding again: the tests build many shops.
+    Only the shop's models' are copied (`embedding.shop_models`); any of them missing is embedded.
     """
     from django.db import transaction
 
@@ -86,6 +87,7 @@ def build_shop(vectors: dict | None = None, **overrides):
         add_hours(shop)
         # bulk_create sends no signals: the entries are embedded (or their vectors copied) below.
         entries = FAQEntry.objects.bulk_create(FAQEntry(shop=shop, **f) for f in entry_fields())
+        models = embedding.shop_models(shop.language)
         if vectors is not None:
             FAQVector.objects.bulk_create(
                 FAQVector(
@@ -94,13 +96,15 @@ def build_shop(vectors: dict | None = None, **overrides):
                     kind=kind,
                     text=text,
                     text_hash=text_hash(text),
-                    model_name=embedding.model_name(),
+                    model_name=embedding.model_name(model),
                     embedding=vector,
                 )
                 for entry in entries
-                for kind, text, vector in vectors[entry.question]
+                for model, kind, text, vector in vectors[entry.question]
+                if model in models
             )
-    if vectors is None:
+    given = {row[0] for rows in (vectors or {}).values() for row in rows}
+    if not set(models) <= given:
         # After the commit: the model is the slow part and should hold no locks.
         indexing.refresh([entry.pk for entry in entries])
     return shop

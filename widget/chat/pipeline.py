@@ -26,8 +26,10 @@ The answer pipeline: one customer question in, exactly one saved answer out.
    forwarding each chunk through `on_delta`. Sources are the entries Claude cited. Mode "llm".
 4. `answer_from_faq` with no key, Claude off, the budget spent, or Claude failing (timeout, 429,
    5xx, 529, a cut or stalled stream, an SSE error): the best entry's answer word for word when
-   retrieval is confident (mode "faq", sources = that entry), else the shop's fallback message
-   (mode "fallback"; the consumer attaches the contact route). Deltas already sent are superseded
+   retrieval is confident (mode "faq", sources = that entry; introduced by a line in the
+   customer's language when they write in another language than the shop's FAQ: "Nuestra
+   respuesta (en inglés):", `customer_language`), else the shop's fallback message (mode
+   "fallback"; the consumer attaches the contact route). Deltas already sent are superseded
    by the answer frame's text.
 5. `save_answer`: the answer with its mode, sources, best score, confidence, latency and token
    usage. If another connection saved an answer to the same ask first, that stored answer is
@@ -58,13 +60,13 @@ from django.db import IntegrityError, close_old_connections, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
-from faq import search
+from faq import languages, search
 from faq.hours import questions as hours_questions
 from faq.hours.models import shop_schedule
 from faq.models import FAQEntry, Shop
 from faq.search import Hit, SearchResult
 from lib.internals import is_unsaved
-from widget.chat import claude
+from widget.chat import claude, texts
 from widget.models import Conversation, CustomerWording, Message
 
 logger = logging.getLogger(__name__)
@@ -149,14 +151,22 @@ def source_list(entries) -> list[dict]:
     return [{"id": entry.pk, "question": entry.question} for entry in entries]
 
 
-def answer_from_faq(shop: Shop, result: SearchResult) -> dict:
+def customer_language(text: str) -> str:
+    """The language the customer writes in: the question's, when the detector is sure of it
+    (faq/languages.py), else the chat's."""
+    return languages.sure_language(text, languages.SURE) or translation.get_language() or ""
+
+
+def answer_from_faq(shop: Shop, result: SearchResult, asked_in: str = "") -> dict:
     """Step 4 without Claude (off, missing, out of budget or failed): the fields of the answer,
-    the best entry word for word when retrieval is confident, else the shop's fallback message
+    the best entry word for word when retrieval is confident (introduced in `asked_in`, the
+    customer's language, when the FAQ is written in another), else the shop's fallback message
     with "did you mean" suggestions."""
     best = result.best
     if result.confident and best is not None:
+        intro = texts.answer_intro(asked_in, shop.language) if asked_in else ""
         return {
-            "text": best.entry.answer,
+            "text": f"{intro}\n\n{best.entry.answer}" if intro else best.entry.answer,
             "mode": Message.FAQ,
             "sources": source_list([best.entry]),
         }
@@ -397,7 +407,7 @@ def prepare(
     result = retrieve(conversation, question, entry, earlier)
     if with_claude and (result.hits or hours is not None):
         return Prepared(question, result=result, history=claude_history(earlier), hours=hours)
-    fields = answer_from_faq(conversation.shop, result)
+    fields = answer_from_faq(conversation.shop, result, customer_language(text))
     return Prepared(question, save_answer(conversation, question, result, started, fields), result)
 
 
@@ -437,11 +447,19 @@ async def answer(
         logger.warning(
             "Claude failed for shop %s, answering from the FAQ: %s", conversation.shop_id, exc
         )
-        fields = answer_from_hours(hours) if hours else answer_from_faq(conversation.shop, result)
+        fields = (
+            answer_from_hours(hours)
+            if hours
+            else answer_from_faq(conversation.shop, result, customer_language(text))
+        )
     except Exception:
         # A bug must cost the customer nothing more than the Claude part of the answer.
         logger.exception("Unexpected error from the Claude call; answering from the FAQ")
-        fields = answer_from_hours(hours) if hours else answer_from_faq(conversation.shop, result)
+        fields = (
+            answer_from_hours(hours)
+            if hours
+            else answer_from_faq(conversation.shop, result, customer_language(text))
+        )
     else:
         fields = answer_from_claude(reply, result, hours)
     if hours is not None:

@@ -58,6 +58,32 @@ WIDGET_TEXTS = {
 }
 
 
+# An FAQ answer given word for word to a customer who wrote in another language than the FAQ's:
+# its first line, in the customer's language, says which language follows ("Nuestra respuesta
+# (en inglés):"). One sentence per FAQ language, so each translation can inflect the name.
+ANSWER_IN = {
+    "en": _("Our answer (in English):"),
+    "es": _("Our answer (in Spanish):"),
+    "fr": _("Our answer (in French):"),
+    "de": _("Our answer (in German):"),
+    "it": _("Our answer (in Italian):"),
+    "pt": _("Our answer (in Portuguese):"),
+    "nl": _("Our answer (in Dutch):"),
+    "ar": _("Our answer (in Arabic):"),
+    "he": _("Our answer (in Hebrew):"),
+}
+
+
+def answer_intro(customer_language: str, faq_language: str) -> str:
+    """The line that introduces an FAQ answer written in `faq_language` to a customer writing in
+    `customer_language`; "" when they are the same (or either is not one of the widget's)."""
+    customer, faq = supported(customer_language), supported(faq_language)
+    if customer is None or faq is None or customer == faq:
+        return ""
+    with override(customer):
+        return str(ANSWER_IN[faq])
+
+
 def supported(code: str | None) -> str | None:
     """`code` as one of settings.LANGUAGES ("es", "pt-BR" -> "pt", "AR" -> "ar"), or None."""
     base = (code or "").strip().lower().replace("_", "-").split("-")[0]

@@ -19,13 +19,15 @@ import json
 import random
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from faq import embedding, indexing
+from faq import embedding, indexing, languages
 from faq.models import FAQEntry, Shop
 from faq.search import search
 from lib.figures import percentile
@@ -70,9 +72,24 @@ def load_dataset(path: str) -> dict:
     return data
 
 
-def build_shop(faqs: list[dict]) -> tuple[Shop, dict[int, str]]:
+def shop_language(data: dict) -> str:
+    """The language of the set's shop: its meta's "language", else the one its FAQ is written in
+    (the most common among its questions and answers, as an owner would set it)."""
+    given = str((data.get("meta") or {}).get("language") or "")
+    if given in {code for code, _ in settings.LANGUAGES}:
+        return given
+    found = Counter(
+        languages.detect(f"{faq['question']}\n{faq.get('answer') or ''}")[0]
+        for faq in data.get("faqs") or []
+    )
+    return found.most_common(1)[0][0] if found else "en"
+
+
+def build_shop(faqs: list[dict], language: str = "en") -> tuple[Shop, dict[int, str]]:
     """A temporary shop holding the dataset's FAQs, embedded the way the product embeds them."""
-    shop = Shop.objects.create(name=f"{SHOP_PREFIX}{uuid.uuid4().hex[:12]}", use_claude=False)
+    shop = Shop.objects.create(
+        name=f"{SHOP_PREFIX}{uuid.uuid4().hex[:12]}", use_claude=False, language=language
+    )
     entries = FAQEntry.objects.bulk_create(
         FAQEntry(
             shop=shop,
@@ -285,6 +302,12 @@ class Command(BaseCommand):
             default=[],
             help="Add another set's out-of-scope queries (e.g. clinc150_oos.json)",
         )
+        parser.add_argument(
+            "--language",
+            metavar="CODE",
+            help="The shop's language (which model embeds its FAQ); default: the set's "
+            'meta "language", else the language its FAQ is written in',
+        )
         parser.add_argument("--limit", type=int, metavar="N", help="Sample N queries (quick runs)")
         parser.add_argument("--seed", type=int, default=0, help="Seed for --limit's sample")
         parser.add_argument(
@@ -307,9 +330,13 @@ class Command(BaseCommand):
         seed,
         learning_curve: bool,
         seeds: int,
+        language: str | None = None,
         **opts,
     ):
         data = load_dataset(file)
+        if language is not None and language not in {code for code, _ in settings.LANGUAGES}:
+            raise CommandError(f"--language {language}: not one of settings.LANGUAGES.")
+        language = language or shop_language(data)
         queries = list(data["queries"])
         for extra in append_oos:
             queries += [q for q in load_dataset(extra)["queries"] if not q.get("gold")]
@@ -335,7 +362,7 @@ class Command(BaseCommand):
         started = time.perf_counter()
         shop = None
         try:
-            shop, entry_ids = build_shop(faqs)
+            shop, entry_ids = build_shop(faqs, language)
             index_seconds = time.perf_counter() - started
             report = evaluate(shop, entry_ids, queries, conversations)
             if learning_curve:
@@ -344,6 +371,8 @@ class Command(BaseCommand):
             if shop is not None:
                 shop.delete()  # entries and vectors cascade
         report["index_seconds"] = round(index_seconds, 2)
+        report["language"] = language
+        report["models"] = list(embedding.shop_models(language))
 
         if as_json:
             self.stdout.write(json.dumps(report))
@@ -376,7 +405,8 @@ class Command(BaseCommand):
             f"{name}: {report['n_faqs']} FAQs, {report['n_queries']} queries "
             f"({report['n_in_scope']} in scope, {report['n_out_of_scope']} out of scope), "
             f"{len(conversations)} conversations, "
-            f"indexed in {index_seconds:.1f} s"
+            f"indexed in {index_seconds:.1f} s; shop language {language} "
+            f"({' + '.join(report['models'])})"
         )
         for label, value in rows:
             shown = "-" if value is None else f"{value:.3f}" if isinstance(value, float) else value
