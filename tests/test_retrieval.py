@@ -7,7 +7,7 @@ import pytest
 
 from faq import search_index
 from faq.models import FAQEntry, FAQVector, split_sentences
-from faq.search import SUGGESTIONS, margins, search
+from faq.search import E5_MARGINS, MARGINS, SUGGESTIONS, margins, search
 from faq.search_index import Lexicon, build_index, fit_classifier, score_entries
 from tests.support import make_demo_shop
 
@@ -60,6 +60,16 @@ def test_an_off_topic_question_gets_no_did_you_mean(demo_shop, text):
     """Issue 29: off-topic text is declined honestly, with no unrelated entries offered."""
     result = search(demo_shop, text)
     assert not result.confident and result.suggestions == []
+
+
+def test_the_margins_below_the_bar_are_the_models(settings):
+    """The margins are cosines of one model: multilingual-e5-small's sit in a narrow high band."""
+    assert margins() is MARGINS
+    settings.EMBEDDING_MULTILINGUAL = "e5"
+    assert margins() is E5_MARGINS
+    assert (
+        E5_MARGINS.suggestion < MARGINS.suggestion and E5_MARGINS.distinctive < MARGINS.distinctive
+    )
 
 
 @pytest.mark.django_db
