@@ -80,8 +80,6 @@ CANDIDATES = 200
 
 # The best entry must lead the next by this much (dense score) to be confident.
 CONFIDENCE_GAP = 0.03
-# A word only the best entry's question or answer uses lowers its bar by this much.
-DISTINCTIVE_MARGIN = 0.2
 
 # Follow-ups: wider lists for the merge, so an entry near the top of one list has a score in both;
 # how much the search with the previous question counts (a terse follow-up carries little meaning).
@@ -92,18 +90,32 @@ CONTEXT_WEIGHT = 0.65
 FOLLOW_UP_MARGIN = 0.25
 FOLLOW_UP_KNOWN_WORDS = True
 
-# "Did you mean": at most this many entries, within this margin below the confidence threshold,
-# from the best few hits (an implausible third hit leaves its place to the fourth or fifth); or
-# within the wider SUGGESTION_WORD_MARGIN when the entry's texts use a word of the question (of
-# DISTINCTIVE_LENGTH letters or more). An off-topic question ("Do you sell pizza?") shares no
-# word with the shop's entries and sits far from the bar: it gets no suggestions.
+# "Did you mean": at most this many entries (Margins says how near the bar), from the best few
+# hits (an implausible third hit leaves its place to the fourth or fifth).
 SUGGESTIONS = 3
-SUGGESTION_MARGIN = 0.3
-SUGGESTION_WORD_MARGIN = 0.4
 # A follow-up's suggestion must also be this near the bar on the turn's own words ("a good pizza
 # place nearby" after a delivery question offers no delivery entry).
 FOLLOW_UP_SUGGESTION_MARGIN = 0.35
 SUGGESTION_POOL = 5
+
+
+@dataclass(frozen=True)
+class Margins:
+    """The policy's distances below the shop's bar, on all-MiniLM-L6-v2's scale, which every
+    model's similarities are put on (`embedding.similarity`); the bar and the wording bar
+    calibrate themselves on the shop's texts, these do not."""
+
+    # A word only the best entry's question or answer uses lowers its bar by this much.
+    distinctive: float
+    # "Did you mean" offers a hit this near the bar, or `suggestion_word` near when the entry's
+    # texts use a word of the question (DISTINCTIVE_LENGTH letters or more). Off-topic text far
+    # from every entry that shares no word with it ("can you fix my bike") gets none.
+    suggestion: float
+    suggestion_word: float
+
+
+# docs/retrieval.md has the measurements.
+MARGINS = Margins(distinctive=0.2, suggestion=0.3, suggestion_word=0.4)
 
 
 @dataclass
@@ -152,12 +164,13 @@ def search(shop: Shop, text: str, limit: int = 5, context: list[str] | None = No
 
 
 def _related(alone: _Scored, hit: Hit, threshold: float) -> bool:
-    """Whether a hit is plausibly what the customer meant: within SUGGESTION_MARGIN of the bar,
-    or within SUGGESTION_WORD_MARGIN when the entry's texts use one of the question's words."""
-    if hit.confidence >= threshold - SUGGESTION_MARGIN:
+    """Whether a hit is plausibly what the customer meant: near the bar, or a little less near
+    when the entry's texts use one of the question's words (Margins)."""
+    margin = MARGINS
+    if hit.confidence >= threshold - margin.suggestion:
         return True
     return (
-        hit.confidence >= threshold - SUGGESTION_WORD_MARGIN
+        hit.confidence >= threshold - margin.suggestion_word
         and alone.index is not None
         and alone.index.uses_word(hit.entry.pk, alone.words)
     )
@@ -317,7 +330,7 @@ def _confident(
     ):
         return True
     distinctive = index.distinctive_entries(words) == {int(columns[top])}
-    return distinctive and best.confidence >= index.threshold - DISTINCTIVE_MARGIN
+    return distinctive and best.confidence >= index.threshold - MARGINS.distinctive
 
 
 # The vectors carry their shop (kept equal to their entry's by a foreign key, migration

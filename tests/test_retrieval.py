@@ -7,7 +7,7 @@ import pytest
 
 from faq import search_index
 from faq.models import FAQEntry, FAQVector, split_sentences
-from faq.search import SUGGESTION_WORD_MARGIN, SUGGESTIONS, search
+from faq.search import MARGINS, SUGGESTIONS, search
 from faq.search_index import Lexicon, build_index, fit_classifier, score_entries
 from tests.support import make_demo_shop
 
@@ -404,7 +404,7 @@ def test_an_unsure_question_gets_suggestions_and_off_topic_text_none(bakery):
     assert "Do you make custom cakes?" in suggested and len(suggested) <= SUGGESTIONS
     # Suggestions are hits, best first, each within the (word-backed) margin of the bar.
     assert all(
-        h.confidence >= unsure.threshold - SUGGESTION_WORD_MARGIN for h in unsure.suggestions
+        h.confidence >= unsure.threshold - MARGINS.suggestion_word for h in unsure.suggestions
     )
     off_topic = search(bakery, "what is the capital of mongolia")
     assert not off_topic.confident and off_topic.suggestions == []
