@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from bs4 import BeautifulSoup
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 from django.core import signing
@@ -434,7 +435,7 @@ def test_owner_previews_and_imports_the_ticked_rows(
     assert response.status_code == 200
     html = " ".join(response.content.decode().split())
     assert f"Found 3 questions on <strong>{url}</strong>: 2 new, 1 would update an entry" in html
-    assert "Can I pause my membership?" in html and "Now: 24 hours." in html
+    assert "Can I pause my membership?" in html and "Now: <p>24 hours.</p>" in html
     assert not shop.entries.filter(question="Can I pause my membership?").exists()
 
     payload = response.context["payload"]
@@ -450,6 +451,23 @@ def test_owner_previews_and_imports_the_ticked_rows(
     assert messages == [
         f"Imported 2 questions from {url} into Corner Shop: 1 new, 1 updated, 0 unchanged."
     ]
+
+
+def test_the_preview_shows_answers_rendered_not_as_markdown(client, owner, shop):
+    client.force_login(owner)
+    page = (
+        "<html><body><h1>FAQ</h1><details><summary>Do you sell used bikes?</summary>"
+        '<p>Yes, see our <a href="https://shop.example/used">used bikes page</a>:</p>'
+        "<ul><li>road bikes</li><li>kids' bikes</li></ul></details></body></html>"
+    )
+    saved = SimpleUploadedFile("faq.html", page.encode())
+    response = client.post(reverse("admin:faq_shop_import_page", args=[shop.pk]), {"file": saved})
+    (candidate,) = response.context["candidates"]
+    assert "](https://shop.example/used)" in candidate.found.answer  # kept as markdown
+    answer = BeautifulSoup(response.content, "lxml").select_one(".import-preview .answer")
+    assert answer.select_one("a")["href"] == "https://shop.example/used"
+    assert [li.get_text() for li in answer.select("li")] == ["road bikes", "kids' bikes"]
+    assert "](" not in answer.get_text() and "- road" not in answer.get_text()
 
 
 def test_owner_uploads_a_saved_page_and_sees_one_sentence_errors(client, owner, shop, site):

@@ -1,10 +1,14 @@
-"""`{% owner_shop_links as links %}`: the signed-in user's shops with their owner pages."""
+"""`{% owner_shop_links as links %}`: the signed-in user's shops with their owner pages; and
+`{{ answer|answer_preview }}`: an answer's start as the FAQ page and the widget render it."""
 
 from __future__ import annotations
 
 from django import template
+from django.template.defaultfilters import truncatechars
 from django.urls import reverse
+from django.utils.safestring import SafeString
 
+from faq.markup import answer_html
 from faq.owners import shops_for
 from widget.models import Handoff, Message
 
@@ -35,3 +39,10 @@ def owner_shop_links(context) -> list[dict]:
             }
         )
     return links
+
+
+@register.filter
+def answer_preview(text: str, length: int = 500) -> SafeString:
+    """The first `length` characters of an answer, rendered (links, lists, bold) as the FAQ page
+    and the widget show them, never as markdown source."""
+    return answer_html(truncatechars(text, length))
