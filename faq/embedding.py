@@ -27,12 +27,12 @@ and the FAQ's own texts alike (issue 32):
 - "onnx" (the default): `OnnxEncoder`, with no torch in the process: the model's tokenizer
   through the `tokenizers` package, the transformer's forward pass through onnxruntime, mean
   pooling and normalisation in numpy. Its files are exported once, by `export_onnx` (`manage.py
-  export_model`: `make install`, `make run`, `make test`, the worker and the test session run
-  it), which alone loads torch (faq/onnx_export.py). A web process never exports: without the
-  files its warm-up fails and `/healthz` keeps it out of rotation, with the command to run in
-  the log. A lone question takes less than half of torch's time on one thread, and neither the
-  tokenizer nor the forward pass holds the GIL. The vectors are sentence-transformers' within
-  1e-6 (tests/test_embedding_runtime.py).
+  export_model`: `make install`, `make run`, `make test` and the test session run it; a worker
+  process may too), which alone loads torch (faq/onnx_export.py). A web process never exports:
+  without the files its warm-up fails and `/healthz` keeps it out of rotation, with the command
+  to run in the log. A lone question takes less than half of torch's time on one thread, and
+  the forward pass does not hold the GIL. The vectors are sentence-transformers' within 1e-6
+  (tests/test_embedding_runtime.py).
 - "torch": the SentenceTransformer itself (about 400 MB more per process), for comparison
   (`bench/bench_runtimes.py`) and for a model onnxruntime cannot run (not Transformer + mean
   pooling: the export refuses it and says so).
@@ -274,13 +274,13 @@ TOKENS_PER_RUN = 1024
 class OnnxEncoder:
     """`SentenceTransformer.encode(texts, normalize_embeddings=True)` without torch: the
     sentence-transformers model's own tokenizer, saved by the export as a `tokenizers` file
-    (truncation at the model's max_seq_length, padding to the batch's longest text), its
+    (truncation at the model's max_seq_length; each run padded here to its longest text), its
     transformer's forward pass exported to ONNX and run by onnxruntime, then the model's pooling
     in numpy: the mean of the token vectors under the attention mask, and L2 normalisation.
 
     Both files come from `export_onnx` (`manage.py export_model`, which `make install`, `make run`
     and `make test` run); this class only reads them, so a web process never loads torch.
-    onnxruntime's `run` and the tokenizer's batch encoding both release the GIL.
+    onnxruntime's `run` releases the GIL; the tokenizer encodes a batch in one call into Rust.
     """
 
     def __init__(self, path: Path, threads: int) -> None:
@@ -361,9 +361,8 @@ EXPORT_COMMAND = ".venv/bin/python manage.py export_model"
 def missing_export(path: Path) -> ImproperlyConfigured:
     return ImproperlyConfigured(
         f"No exported embedding model at {path} (or its tokenizer beside it). Run "
-        f"`{EXPORT_COMMAND}` once (make install, make run and make test do; the worker does "
-        "when it starts): web processes embed with onnxruntime and never load torch to export "
-        "it themselves."
+        f"`{EXPORT_COMMAND}` once (make install, make run and make test do): web processes "
+        "embed with onnxruntime and never load torch to export it themselves."
     )
 
 
@@ -390,8 +389,8 @@ def get_onnx_encoder() -> OnnxEncoder:
 def export_onnx(force: bool = False) -> tuple[Path, bool]:
     """Export the configured model for onnxruntime, unless its files are there and open
     (`force`: export anyway): (the ONNX file, whether it was exported now). Loads torch and
-    sentence-transformers: for `manage.py export_model`, the worker and the test session, never
-    a web process. faq/onnx_export.py does the work."""
+    sentence-transformers: for `manage.py export_model`, a worker process and the test session,
+    never a web process. faq/onnx_export.py does the work."""
     path = onnx_path()
     if not force and path.exists() and tokenizer_file(path).exists():
         try:
