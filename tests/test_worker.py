@@ -293,7 +293,7 @@ async def ask_server(server, key: str, question: str) -> dict:
         assert json.loads(await ws.recv())["type"] == "ready"
         await ws.send(json.dumps({"type": "ask", "id": "a1", "text": question}))
         while True:
-            frame = json.loads(await asyncio.wait_for(ws.recv(), 60))
+            frame = json.loads(await asyncio.wait_for(ws.recv(), READY_TIMEOUT))
             if frame["type"] != "delta":
                 return frame
 
@@ -313,7 +313,10 @@ def test_an_edit_through_one_web_process_is_answered_by_another_once_the_worker_
         alternatives="",
     )
     env = server_environment(
-        JOBS_AT_COMMIT="False", SESSION_COOKIE_SECURE="0", CSRF_COOKIE_SECURE="0"
+        JOBS_AT_COMMIT="False",
+        SESSION_COOKIE_SECURE="0",  # plain http on loopback
+        CSRF_COOKIE_SECURE="0",
+        EMBEDDING_WARM_ON_START="False",  # only b's first ask needs the model: loaded then
     )
     with worker_process(tmp_path / "worker.log"), daphne_pair(env, READY_TIMEOUT) as (a, b):
         with admin_browser(a, "owner", "a long owner password 1") as browser:
