@@ -26,7 +26,7 @@ from django.test import Client
 from websockets.asyncio.client import connect
 
 from faq import embedding, indexing
-from faq.models import FAQEntry
+from faq.models import FAQEntry, SearchIndex
 from faq.search import search
 from harness.daphne_process import free_port
 from lib import jobs
@@ -293,7 +293,7 @@ async def ask_server(server, key: str, question: str) -> dict:
         assert json.loads(await ws.recv())["type"] == "ready"
         await ws.send(json.dumps({"type": "ask", "id": "a1", "text": question}))
         while True:
-            frame = json.loads(await asyncio.wait_for(ws.recv(), 60))
+            frame = json.loads(await asyncio.wait_for(ws.recv(), READY_TIMEOUT))
             if frame["type"] != "delta":
                 return frame
 
@@ -313,7 +313,10 @@ def test_an_edit_through_one_web_process_is_answered_by_another_once_the_worker_
         alternatives="",
     )
     env = server_environment(
-        JOBS_AT_COMMIT="False", SESSION_COOKIE_SECURE="0", CSRF_COOKIE_SECURE="0"
+        JOBS_AT_COMMIT="False",
+        SESSION_COOKIE_SECURE="0",  # plain http on loopback
+        CSRF_COOKIE_SECURE="0",
+        EMBEDDING_WARM_ON_START="False",  # only b's first ask needs the model: loaded then
     )
     with worker_process(tmp_path / "worker.log"), daphne_pair(env, READY_TIMEOUT) as (a, b):
         with admin_browser(a, "owner", "a long owner password 1") as browser:
@@ -326,3 +329,20 @@ def test_an_edit_through_one_web_process_is_answered_by_another_once_the_worker_
         wait_for(lambda: indexing.waiting_changes([demo_shop.pk]) == 0, 60)
         answer = asyncio.run(ask_server(b, demo_shop.public_key, "do teachers get a discount"))
     assert answer["type"] == "answer" and answer["text"] == "Yes: 15% off with a school ID."
+
+
+def test_while_a_rebuild_waits_the_bot_answers_from_the_last_index(
+    demo_shop, queued, worker_in_process
+):
+    search(demo_shop, "Do you deliver?")  # the shop's first search builds and stores its index
+    stored = SearchIndex.objects.get(shop=demo_shop)
+    gone = demo_shop.entries.order_by("pk").first()
+    gone.delete()  # its vectors go; the shop's index is now a job for the worker
+
+    assert jobs.waiting(indexing.REINDEX, shop_id=demo_shop.pk).count() == 1
+    result = search(demo_shop, gone.question)  # no index matches the vectors now: the last one
+    assert result.hits and all(hit.entry.pk != gone.pk for hit in result.hits)
+    assert SearchIndex.objects.get(shop=demo_shop).data == stored.data  # nothing built here
+
+    worker_in_process()
+    assert SearchIndex.objects.get(shop=demo_shop).vector_count < stored.vector_count
