@@ -36,9 +36,9 @@ def embed_calls(monkeypatch) -> list[list[str]]:
     calls: list[list[str]] = []
     real = embedding.embed
 
-    def counting(texts, kinds=None):
+    def counting(texts, kinds=None, model=None):
         calls.append(list(texts))
-        return real(texts, kinds)
+        return real(texts, kinds, model)
 
     monkeypatch.setattr(embedding, "embed", counting)
     return calls
@@ -87,10 +87,10 @@ def test_saving_through_the_admin_updates_vectors(
     # and the question with each answer sentence); the unchanged alternatives kept their rows.
     sentences = split_sentences(entry.answer)
     assert len(sentences) == 2
-    assert embed_calls == [
-        ["When is the shop open?", f"When is the shop open?\n{entry.answer}", new_alt]
-        + [f"When is the shop open?\n{sentence}" for sentence in sentences]
-    ]
+    new_texts = ["When is the shop open?", f"When is the shop open?\n{entry.answer}", new_alt]
+    new_texts += [f"When is the shop open?\n{sentence}" for sentence in sentences]
+    # Once per model the shop's entries are embedded with (an English shop: MiniLM and e5).
+    assert embed_calls == [new_texts] * len(embedding.shop_models(demo_shop.language))
     assert {text for (kind, text) in after if kind == "qsentence"} == {
         f"When is the shop open?\n{sentence}" for sentence in sentences
     }
@@ -301,8 +301,9 @@ def test_changes_that_bypass_save_are_caught_by_reembed(
     # The changed question changes every text that holds it (not the phrasings).
     changed = FAQEntry.objects.get(pk=entries[0].pk).embedding_texts()
     holding_question = [text for kind, text in changed if kind != FAQVector.ALTERNATIVE]
-    assert sum(len(c) for c in embed_calls) == len(holding_question) + len(
-        entries[1].embedding_texts()
+    models = len(embedding.shop_models(demo_shop.language))
+    assert sum(len(c) for c in embed_calls) == models * (
+        len(holding_question) + len(entries[1].embedding_texts())
     )
     assert set(indexing.states(demo_shop.entries.all()).values()) == {indexing.FRESH}
 
