@@ -2,7 +2,8 @@
 Helpers the test modules share (fixtures stay in conftest.py): the chat client, the demo shop
 factory, a shop owner, a conversation stored as the pipeline stores one and its messages' fields,
 this run's database as a DATABASE_URL for server processes, and taken down as a restart does it,
-one daphne server or a pair, Redis, and a mailbox on a real SMTP server (aiosmtpd) on loopback.
+one daphne server or a pair, a tiny website (`Site`), Redis, and a mailbox on a real SMTP server
+(aiosmtpd) on loopback.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import email
 import email.policy
 import os
 import re
+import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlencode
 
 import httpx
@@ -245,6 +248,65 @@ def admin_browser(server: DaphneProcess, username: str, password: str) -> Iterat
         )
         assert response.status_code == 302, response.text[:500]
         yield browser
+
+
+class Site:
+    """A tiny website on 127.0.0.1: routes map a path to (status, headers, body), or to a
+    function that writes the response itself."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, tuple[int, dict[str, str], bytes] | Callable] = {}
+        self.release = threading.Event()  # lets a stalled handler go at the end
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                route = site.routes.get(self.path)
+                if route is None:
+                    self.send_error(404)
+                elif callable(route):
+                    route(self)
+                else:
+                    status, headers, body = route
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def page(self, path: str, body: bytes | str, content_type="text/html; charset=utf-8"):
+        body = body.encode() if isinstance(body, str) else body
+        headers = {"Content-Type": content_type, "Content-Length": str(len(body))}
+        self.routes[path] = (200, headers, body)
+        return f"{self.url}{path}"
+
+    def redirect(self, path: str, location: str) -> str:
+        self.routes[path] = (302, {"Location": location, "Content-Length": "0"}, b"")
+        return f"{self.url}{path}"
+
+    @classmethod
+    @contextmanager
+    def serving(cls) -> Iterator[Site]:
+        """A site serving until the block ends; then any stalled handler is let go."""
+        site = cls()
+        site.thread.start()
+        try:
+            yield site
+        finally:
+            site.release.set()
+            site.server.shutdown()
+            site.server.server_close()
 
 
 # A Redis database of the tests' own; only it is ever flushed.

@@ -3,9 +3,7 @@ the transactional importer, the real embedding model, the admin as an owner, and
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,65 +19,15 @@ from django.urls import reverse
 from faq import indexing, webimport
 from faq.models import FAQEntry, Shop
 from faq.search import search
-from tests.support import Chat, make_owner
+from tests.support import Chat, Site, make_owner
 
 PAGES = Path(__file__).resolve().parent / "faq_pages"
 
 
-class Site:
-    """A tiny website on 127.0.0.1: routes map a path to (status, headers, body), or to a
-    function that writes the response itself."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, tuple[int, dict[str, str], bytes] | Callable] = {}
-        self.release = threading.Event()  # lets a stalled handler go at the end
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                route = site.routes.get(self.path)
-                if route is None:
-                    self.send_error(404)
-                elif callable(route):
-                    route(self)
-                else:
-                    status, headers, body = route
-                    self.send_response(status)
-                    for name, value in headers.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def page(self, path: str, body: bytes | str, content_type="text/html; charset=utf-8"):
-        body = body.encode() if isinstance(body, str) else body
-        headers = {"Content-Type": content_type, "Content-Length": str(len(body))}
-        self.routes[path] = (200, headers, body)
-        return f"{self.url}{path}"
-
-    def redirect(self, path: str, location: str) -> str:
-        self.routes[path] = (302, {"Location": location, "Content-Length": "0"}, b"")
-        return f"{self.url}{path}"
-
-
 @pytest.fixture
 def site() -> Iterator[Site]:
-    site = Site()
-    site.thread.start()
-    yield site
-    site.release.set()
-    site.server.shutdown()
-    site.server.server_close()
+    with Site.serving() as site:
+        yield site
 
 
 @pytest.fixture

@@ -12,15 +12,9 @@ import pytest
 from channels.db import database_sync_to_async as db
 from django.db import connection
 
+from tests import support
 from tests.fake_anthropic import FakeAnthropic, Scenario
-from tests.support import (
-    ANSWER_TIMEOUT,
-    Chat,
-    bring_database_back,
-    message_fields,
-    messages_of,
-    take_database_down,
-)
+from tests.support import ANSWER_TIMEOUT, Chat, message_fields, messages_of
 from widget.models import Message
 
 pytestmark = [
@@ -45,7 +39,7 @@ async def test_a_database_outage_gets_unavailable_and_live_sockets_recover(
     async with Chat(demo_shop.public_key) as chat:
         conversation = (await chat.ready())["conversation"]
         _, before = await chat.ask(QUESTION, "before")
-        await db(take_database_down)()
+        await db(support.take_database_down)()
         try:
             await chat.send({"type": "ask", "id": "during", "text": "What are your opening hours?"})
             error = await chat.recv()
@@ -68,7 +62,7 @@ async def test_a_database_outage_gets_unavailable_and_live_sockets_recover(
             assert closed == {"type": "websocket.close", "code": 4013}  # try again later
             await newcomer.ws.disconnect()
         finally:
-            await db(bring_database_back)()
+            await db(support.bring_database_back)()
         # Back up: the same socket works again, and the re-sent ask is answered once.
         _, again = await chat.ask("What are your opening hours?", "during")
         assert again["mode"] == "hours"  # from the demo's opening hours

@@ -33,6 +33,33 @@ async def leave(chat: Chat, **fields) -> dict:
     return await chat.recv()
 
 
+async def owner_client(shop: Shop) -> Client:
+    """A test client signed in as an owner of `shop` (with an email address, so emailed)."""
+    owner = await db(make_owner)(shop, "owner", "owner@petal.example")
+    client = Client()
+    await db(client.force_login)(owner)
+    return client
+
+
+SAVED, LIMITED = "handoff_saved", "rate_limited"
+
+
+async def leave_in_new_chats(shop: Shop, emails: list[str], ip: str | None = None) -> list[dict]:
+    """One request for each of `emails`, each from a fresh conversation (from `ip`): the frame
+    each got back."""
+    frames = []
+    for email in emails:
+        async with chat_from(shop.public_key, ip) as chat:
+            await chat.ready()
+            frames.append(await leave(chat, email=email, note="q"))
+    return frames
+
+
+def outcomes(frames: list[dict]) -> list[str]:
+    """SAVED, or the error's code, for each frame."""
+    return [frame.get("code", frame["type"]) for frame in frames]
+
+
 # --- The frame --------------------------------------------------------------------------------
 
 
@@ -128,27 +155,15 @@ async def test_requests_are_rate_limited_per_conversation_and_per_address(demo_s
         refused = await leave(chat, email="a9@example.com", note="q")
     assert refused["code"] == "rate_limited" and refused["message"]
     # The same address from fresh conversations: 2 more fit under 3 an hour, then refused.
-    for _ in range(2):
-        async with Chat(demo_shop.public_key) as chat:
-            await chat.ready()
-            assert (await leave(chat, email="a0@example.com", note="q"))["type"] == "handoff_saved"
-    async with Chat(demo_shop.public_key) as chat:
-        await chat.ready()
-        refused = await leave(chat, email="a0@example.com", note="q")
-    assert refused["code"] == "rate_limited"
+    frames = await leave_in_new_chats(demo_shop, ["a0@example.com"] * 3)
+    assert outcomes(frames) == [SAVED, SAVED, LIMITED]
     assert await db(Handoff.objects.count)() == 4
 
 
 async def test_an_address_in_another_case_is_the_same_address(demo_shop, settings):
     settings.HANDOFFS_PER_ADDRESS_PER_HOUR = 2
-    for email in ("Ann@Example.com", "ann@example.com"):
-        async with Chat(demo_shop.public_key) as chat:
-            await chat.ready()
-            assert (await leave(chat, email=email, note="q"))["type"] == "handoff_saved"
-    async with Chat(demo_shop.public_key) as chat:
-        await chat.ready()
-        refused = await leave(chat, email="ANN@example.COM", note="q")
-    assert refused["code"] == "rate_limited"
+    emails = ["Ann@Example.com", "ann@example.com", "ANN@example.COM"]
+    assert outcomes(await leave_in_new_chats(demo_shop, emails)) == [SAVED, SAVED, LIMITED]
     assert await db(Handoff.objects.count)() == 2
 
 
@@ -156,19 +171,12 @@ async def test_hand_offs_count_against_the_addresss_rate_across_conversations(de
     """One client leaving requests from fresh conversations, each with a new email address (the
     attack that saved 558 requests in 15 s): the per-address rate of asks stops it."""
     settings.CHAT_ASKS_PER_IP_PER_MINUTE = 3
-    for n in range(3):
-        async with chat_from(demo_shop.public_key, "192.0.2.9") as chat:
-            await chat.ready()
-            assert (await leave(chat, email=f"x{n}@example.com", note="q"))["type"] == (
-                "handoff_saved"
-            )
-    async with chat_from(demo_shop.public_key, "192.0.2.9") as chat:
-        await chat.ready()
-        refused = await leave(chat, email="x9@example.com", note="q")
-        assert refused["code"] == "rate_limited" and refused["id"]
-        assert refused["message"] == (
-            "Too many messages from your network right now; please wait a minute."
-        )
+    emails = [f"x{n}@example.com" for n in range(4)]
+    frames = await leave_in_new_chats(demo_shop, emails, "192.0.2.9")
+    assert outcomes(frames) == [SAVED, SAVED, SAVED, LIMITED]
+    assert frames[-1]["id"] and frames[-1]["message"] == (
+        "Too many messages from your network right now; please wait a minute."
+    )
     assert await db(Handoff.objects.count)() == 3
 
 
@@ -186,7 +194,7 @@ async def test_talk_to_a_person_before_any_question_starts_the_conversation(demo
 async def test_mail_server_down_the_request_is_saved_retried_and_shown_to_the_owner(
     demo_shop, smtp_port
 ):
-    owner = await db(make_owner)(demo_shop, "owner", "owner@petal.example")
+    client = await owner_client(demo_shop)
     async with Chat(demo_shop.public_key) as chat:
         await chat.ready()
         saved = await leave(chat, email="ann@example.com", note="Anyone there?")
@@ -199,8 +207,6 @@ async def test_mail_server_down_the_request_is_saved_retried_and_shown_to_the_ow
     handoff = await db(attempts)()
     assert handoff.notified is None and "Connection refused" in handoff.notify_error
 
-    client = Client()
-    await db(client.force_login)(owner)
     page = await db(client.get)(reverse("admin:widget_handoff_changelist"))
     assert b"failed, 2 attempt(s)" in page.content
     page = await db(client.get)(reverse("admin:widget_handoff_change", args=[handoff.pk]))
@@ -228,9 +234,7 @@ async def test_mail_server_down_the_request_is_saved_retried_and_shown_to_the_ow
 async def test_owner_reply_reaches_the_open_socket_the_history_and_the_customers_mailbox(
     demo_shop, inbox
 ):
-    owner = await db(make_owner)(demo_shop, "owner", "owner@petal.example")
-    client = Client()
-    await db(client.force_login)(owner)
+    client = await owner_client(demo_shop)
     async with Chat(demo_shop.public_key) as chat:
         ready = await chat.ready()
         await chat.ask("Can you fix my car's brakes?", "a1")
@@ -276,9 +280,7 @@ async def test_the_owners_reply_goes_to_the_requests_own_address_and_quotes_no_s
     quoted the note: the shop's mail carried a stranger's words to that address. The reply goes
     to the address saved with the request answered (normalised: the domain in lower case), not
     to another address of the conversation, and carries the owner's words only."""
-    owner = await db(make_owner)(demo_shop, "owner", "owner@petal.example")
-    client = Client()
-    await db(client.force_login)(owner)
+    client = await owner_client(demo_shop)
     lure = "You won a prize! Claim it at http://evil.example/claim before Friday."
     async with Chat(demo_shop.public_key) as chat:
         await chat.ready()
@@ -338,9 +340,7 @@ def test_inbox_lists_open_requests_first_and_another_shops_request_is_404(two_sh
 
 
 async def test_live_take_over_both_ways_and_handing_back(demo_shop):
-    owner = await db(make_owner)(demo_shop, "owner", "owner@petal.example")
-    client = Client()
-    await db(client.force_login)(owner)
+    client = await owner_client(demo_shop)
     async with Chat(demo_shop.public_key) as chat:
         ready = await chat.ready()
         assert ready["person"] is False
@@ -379,9 +379,7 @@ async def test_live_take_over_both_ways_and_handing_back(demo_shop):
 
 async def test_any_live_conversation_is_taken_over_from_its_own_page(demo_shop):
     """No customer request: the owner takes the chat over from the conversation's page."""
-    owner = await db(make_owner)(demo_shop, "owner", "owner@petal.example")
-    client = Client()
-    await db(client.force_login)(owner)
+    client = await owner_client(demo_shop)
     async with Chat(demo_shop.public_key) as chat:
         ready = await chat.ready()
         await chat.ask("Do you deliver to Princeton?", "q1")

@@ -21,8 +21,7 @@ from django.urls import reverse
 from faq.demo import add_hours, shop_fields
 from faq.hours.models import HolidayRule, ShopHours, SpecialDay, WeeklyRange
 from faq.models import Shop
-from tests.support import make_owner
-from tests.test_faq_page_import import Site
+from tests.support import Site, make_owner
 
 NEW_YORK = ZoneInfo("America/New_York")
 MONDAY = datetime(2026, 12, 7, 15, 0, tzinfo=NEW_YORK)
@@ -209,12 +208,8 @@ def test_another_owners_shop_is_not_found(client, shop):
 
 @pytest.fixture
 def site() -> Iterator[Site]:
-    site = Site()
-    site.thread.start()
-    yield site
-    site.release.set()
-    site.server.shutdown()
-    site.server.server_close()
+    with Site.serving() as site:
+        yield site
 
 
 def test_hours_imported_from_the_owners_page_after_a_preview(owner_client, shop, site, settings):

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
 from playwright.sync_api import Page, WebSocket, expect
 
 from faq.models import FAQEntry, Shop
@@ -284,6 +286,19 @@ def sign_in(page: Page, server_url: str, username: str, password: str) -> None:
     page.fill("#id_username", username)
     page.fill("#id_password", password)
     page.click("input[type=submit]")
+
+
+@contextmanager
+def committed_owner(shop: Shop, username: str, password: str, django_db_blocker) -> Iterator[str]:
+    """An owner of `shop` made by `create_owner` with `password`, committed (outside any test
+    transaction) so the server process can sign them in; deleted on the way out."""
+    with django_db_blocker.unblock():
+        call_command("create_owner", shop.pk, username, password=password)
+    try:
+        yield username
+    finally:
+        with django_db_blocker.unblock():
+            User.objects.filter(username=username).delete()
 
 
 def w(page: Page, testid: str):

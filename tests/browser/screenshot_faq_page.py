@@ -12,11 +12,9 @@ It lands in docs/screenshots/faq-page.png.
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
-from django.core.management import call_command
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ROOT, sign_in, w
+from tests.browser.conftest import ROOT, committed_owner, sign_in, w
 
 OUT = ROOT / "docs" / "screenshots"
 PASSWORD = "a-long-screenshot-password-1"
@@ -38,13 +36,8 @@ def test_screenshot_faq_page(browser, site):
 
 @pytest.fixture(scope="module")
 def owner(site, django_db_blocker):
-    """An owner of the demo shop, committed (module scope: outside any test transaction), so the
-    server process can sign them in."""
-    with django_db_blocker.unblock():
-        call_command("create_owner", site["shop"].pk, "poppy", password=PASSWORD)
-    yield "poppy"
-    with django_db_blocker.unblock():
-        User.objects.filter(username="poppy").delete()
+    with committed_owner(site["shop"], "poppy", PASSWORD, django_db_blocker) as username:
+        yield username
 
 
 def test_screenshot_setup_checklist(browser, site, owner):

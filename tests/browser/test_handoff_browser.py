@@ -133,26 +133,29 @@ def test_a_question_left_in_the_widget_gets_the_owners_reply_live_and_after_a_re
     expect(w(page, "sb-shop")).to_contain_text("Joe's Garage", timeout=ANSWER_TIMEOUT)
 
 
+def take_over_talk_and_hand_back(page: Page, admin: Page, question: str, reply: str) -> None:
+    """On the owner's open page (a request's or a conversation's): take the chat over, see the
+    customer's `question` arrive, answer it, check the bot kept silent, hand back."""
+    admin.get_by_role("button", name="Take over the chat").click()
+    expect(w(page, "sb-person")).to_be_visible(timeout=ANSWER_TIMEOUT)
+    ask(page, question)
+    expect(admin.locator("#live-log")).to_contain_text(question, timeout=ANSWER_TIMEOUT)
+    admin.fill("#live-form input[name=text]", reply)
+    admin.locator("#live-form button").click()
+    expect(w(page, "sb-shop").last).to_contain_text(reply, timeout=ANSWER_TIMEOUT)
+    # The bot stayed silent: still only the one answer from before.
+    expect(page.locator("[data-testid=sb-bot][data-state=final]")).to_have_count(1)
+    admin.get_by_role("button", name="Hand back to the bot").click()
+    expect(w(page, "sb-person")).to_be_hidden(timeout=ANSWER_TIMEOUT)
+
+
 def test_live_take_over_both_ways(page, admin, site):
     open_widget(page, site["server"].url)
     handoff = leave_question(page, "bea@example.com")
-
     admin.goto(f"{site['server'].url}/admin/widget/handoff/{handoff}/change/")
-    admin.get_by_role("button", name="Take over the chat").click()
-    expect(w(page, "sb-person")).to_be_visible(timeout=ANSWER_TIMEOUT)
-
-    ask(page, "Could you look at my bike too?")
-    expect(admin.locator("#live-log")).to_contain_text(
-        "Could you look at my bike too?", timeout=ANSWER_TIMEOUT
+    take_over_talk_and_hand_back(
+        page, admin, "Could you look at my bike too?", "Sorry, no bikes either!"
     )
-    admin.fill("#live-form input[name=text]", "Sorry, no bikes either!")
-    admin.locator("#live-form button").click()
-    expect(w(page, "sb-shop").last).to_contain_text("no bikes", timeout=ANSWER_TIMEOUT)
-    # The bot stayed silent: still only the one fallback answer.
-    expect(page.locator("[data-testid=sb-bot][data-state=final]")).to_have_count(1)
-
-    admin.get_by_role("button", name="Hand back to the bot").click()
-    expect(w(page, "sb-person")).to_be_hidden(timeout=ANSWER_TIMEOUT)
 
 
 def test_any_live_conversation_is_taken_over_from_its_page(page, admin, site):
@@ -162,20 +165,10 @@ def test_any_live_conversation_is_taken_over_from_its_page(page, admin, site):
     wait_answers(page, 1)
     conversation = Conversation.objects.get(messages__text="Do you deliver to Princeton?")
     assert not conversation.handoffs.exists()
-
     admin.goto(f"{site['server'].url}/admin/widget/conversation/{conversation.pk}/change/")
-    admin.get_by_role("button", name="Take over the chat").click()
-    expect(w(page, "sb-person")).to_be_visible(timeout=ANSWER_TIMEOUT)
-    ask(page, "Is the shop dog friendly?")
-    expect(admin.locator("#live-log")).to_contain_text(
-        "Is the shop dog friendly?", timeout=ANSWER_TIMEOUT
+    take_over_talk_and_hand_back(
+        page, admin, "Is the shop dog friendly?", "Very! Bring them along."
     )
-    admin.fill("#live-form input[name=text]", "Very! Bring them along.")
-    admin.locator("#live-form button").click()
-    expect(w(page, "sb-shop").last).to_contain_text("Bring them along", timeout=ANSWER_TIMEOUT)
-    expect(page.locator("[data-testid=sb-bot][data-state=final]")).to_have_count(1)
-    admin.get_by_role("button", name="Hand back to the bot").click()
-    expect(w(page, "sb-person")).to_be_hidden(timeout=ANSWER_TIMEOUT)
 
 
 def test_a_thumbs_down_offers_a_person_and_the_question_can_be_left(page, site):

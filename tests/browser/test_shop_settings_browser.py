@@ -8,12 +8,10 @@ address field takes "petal.example/privacy" instead of the browser's bare "Pleas
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
-from django.core.management import call_command
 from playwright.sync_api import expect
 
 from faq.models import Shop
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import committed_owner, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 
@@ -22,11 +20,8 @@ PASSWORD = "a-long-settings-password-1"
 
 @pytest.fixture(scope="module")
 def owner(site, django_db_blocker):
-    with django_db_blocker.unblock():
-        call_command("create_owner", site["shop"].pk, "ivy", password=PASSWORD)
-    yield "ivy"
-    with django_db_blocker.unblock():
-        User.objects.filter(username="ivy").delete()
+    with committed_owner(site["shop"], "ivy", PASSWORD, django_db_blocker) as username:
+        yield username
 
 
 def test_a_website_without_its_scheme_is_refused_or_normalised_in_the_browser(browser, site, owner):
