@@ -36,16 +36,18 @@ def embed_calls(monkeypatch) -> list[list[str]]:
     calls: list[list[str]] = []
     real = embedding.embed
 
-    def counting(texts, kinds=None):
+    def counting(texts, kinds=None, model=None):
         calls.append(list(texts))
-        return real(texts, kinds)
+        return real(texts, kinds, model)
 
     monkeypatch.setattr(embedding, "embed", counting)
     return calls
 
 
 def vector_rows(entry: FAQEntry) -> dict[tuple[str, str], tuple[int, object]]:
-    return {(v.kind, v.text): (v.pk, v.created) for v in entry.vectors.all()}
+    """The entry's rows of the default model (MiniLM's, for an English shop)."""
+    rows = entry.vectors.filter(model_name=embedding.model_name())
+    return {(v.kind, v.text): (v.pk, v.created) for v in rows}
 
 
 def change_form(entry: FAQEntry, **changes) -> dict:
@@ -87,7 +89,8 @@ def test_saving_through_the_admin_updates_vectors(
     # and the question with each answer sentence); the unchanged alternatives kept their rows.
     sentences = split_sentences(entry.answer)
     assert len(sentences) == 2
-    assert embed_calls == [
+    # Once per model of the (English) shop: MiniLM's vectors and e5's.
+    assert embed_calls == len(embedding.shop_models(demo_shop.language)) * [
         ["When is the shop open?", f"When is the shop open?\n{entry.answer}", new_alt]
         + [f"When is the shop open?\n{sentence}" for sentence in sentences]
     ]
@@ -301,8 +304,10 @@ def test_changes_that_bypass_save_are_caught_by_reembed(
     # The changed question changes every text that holds it (not the phrasings).
     changed = FAQEntry.objects.get(pk=entries[0].pk).embedding_texts()
     holding_question = [text for kind, text in changed if kind != FAQVector.ALTERNATIVE]
-    assert sum(len(c) for c in embed_calls) == len(holding_question) + len(
-        entries[1].embedding_texts()
+    # Once per model of the (English) shop: MiniLM's vectors and e5's.
+    models = len(embedding.shop_models(demo_shop.language))
+    assert sum(len(c) for c in embed_calls) == models * (
+        len(holding_question) + len(entries[1].embedding_texts())
     )
     assert set(indexing.states(demo_shop.entries.all()).values()) == {indexing.FRESH}
 
@@ -322,7 +327,10 @@ def test_reembed_admin_action_refreshes_only_stale_entries(admin_client_, demo_s
         {"action": "reembed_selected", "_selected_action": [e.pk for e in entries], "index": "0"},
         follow=True,
     )
-    assert "Re-embedded 1 entries (1 texts); 3 were already fresh." in response.content.decode()
+    texts = len(embedding.shop_models(demo_shop.language))  # the answer, once per model
+    assert f"Re-embedded 1 entries ({texts} texts); 3 were already fresh." in (
+        response.content.decode()
+    )
     fresh = indexing.states(FAQEntry.objects.filter(pk__in=[e.pk for e in entries]))
     assert set(fresh.values()) == {indexing.FRESH}
 
