@@ -45,7 +45,9 @@ def embed_calls(monkeypatch) -> list[list[str]]:
 
 
 def vector_rows(entry: FAQEntry) -> dict[tuple[str, str], tuple[int, object]]:
-    return {(v.kind, v.text): (v.pk, v.created) for v in entry.vectors.all()}
+    """The entry's rows of the default model (MiniLM's, for an English shop)."""
+    rows = entry.vectors.filter(model_name=embedding.model_name())
+    return {(v.kind, v.text): (v.pk, v.created) for v in rows}
 
 
 def change_form(entry: FAQEntry, **changes) -> dict:
