@@ -563,7 +563,11 @@ def shop_index(shop: Shop, signature: tuple, model: str | None = None) -> ShopIn
     if stored is None and jobs.waiting("faq.reindex", shop_id=shop.pk).exists():
         # Entries were deleted or hidden and the worker has not rebuilt the index yet: answer
         # from the last one until it is in (search drops the entries it no longer finds).
-        stored = SearchIndex.objects.filter(shop_id=shop.pk).values_list("data", flat=True).first()
+        stored = (
+            SearchIndex.objects.filter(shop_id=shop.pk, model_name=embedding.model_name(model))
+            .values_list("data", flat=True)
+            .first()
+        )
         last = ShopIndex.from_bytes(bytes(stored)) if stored is not None else None
         if last is not None:
             return last
