@@ -261,6 +261,11 @@ def _search(shop: Shop, text: str, limit: int, route: embedding.Route) -> _Score
         return _Scored(SearchResult(), words=words, route=route)
     signature = (rows[0][3], rows[0][4])  # (count, sum of ids) of the shop's published vectors
     index = shop_index(shop, signature, model)
+    if route.cross_lingual:
+        # The FAQ's own texts only: e5 puts a question near every text in its own language,
+        # whatever it asks, so accepted wordings in the customer's language would outrank the
+        # right entry's question (docs/multilingual.md, "Learning").
+        rows = [row for row in rows if row[1] != FAQVector.ALTERNATIVE]
 
     # Candidates: entries with a vector among the nearest (and still in the index).
     row_entries = np.array([row[0] for row in rows])
@@ -279,7 +284,10 @@ def _search(shop: Shop, text: str, limit: int, route: embedding.Route) -> _Score
     learned = np.zeros_like(semantic)
     if index.classifier is not None:
         learned = search_index.CLASSIFIER_WEIGHT * (query @ index.classifier[:, columns])
-    lexical = word_bonus(index, [words])[0][columns]
+    # A question in another language shares with the FAQ only the wordings' common words
+    # ("de", "los", "q"), which BM25 weighs as rare: no word bonus.
+    lexical = np.zeros_like(semantic) if route.cross_lingual else word_bonus(index, [words])[0]
+    lexical = lexical[columns]
     ranking = semantic + learned + lexical
     # Nothing calibrates the classifier or the words for a question the shop has never seen:
     # confidence is on the dense score.
@@ -294,7 +302,9 @@ def _search(shop: Shop, text: str, limit: int, route: embedding.Route) -> _Score
         for i in order
         if int(candidates[i]) in entries
     ]
-    confident = bool(hits) and _confident(index, hits, confidence, columns, order[0], rows, words)
+    confident = bool(hits) and _confident(
+        index, hits, confidence, columns, order[0], rows, words, route
+    )
     return _Scored(
         SearchResult(hits=hits, confident=confident, threshold=index.threshold),
         confidence={int(pk): float(c) for pk, c in zip(candidates, confidence, strict=True)},
@@ -312,6 +322,7 @@ def _confident(
     top: int,
     rows: list[tuple],
     words: list[str],
+    route: embedding.Route,
 ) -> bool:
     """Whether the best hit is sure enough to answer with (the module docstring's policy)."""
     best = hits[0]
@@ -325,6 +336,7 @@ def _confident(
     nearest_entry, nearest_kind, nearest_similarity = rows[0][:3]
     if (
         nearest_kind == FAQVector.ALTERNATIVE
+        and not route.other_language
         and nearest_entry == best.entry.pk
         and nearest_similarity >= index.wording_bar
     ):
