@@ -286,8 +286,9 @@ def _search(shop: Shop, text: str, limit: int, route: embedding.Route) -> _Score
         learned = search_index.CLASSIFIER_WEIGHT * (query @ index.classifier[:, columns])
     # A question in another language shares with the FAQ only the wordings' common words
     # ("de", "los", "q"), which BM25 weighs as rare: no word bonus.
-    lexical = np.zeros_like(semantic) if route.cross_lingual else word_bonus(index, [words])[0]
-    lexical = lexical[columns]
+    lexical = np.zeros_like(semantic)
+    if not route.cross_lingual:
+        lexical = word_bonus(index, [words])[0][columns]
     ranking = semantic + learned + lexical
     # Nothing calibrates the classifier or the words for a question the shop has never seen:
     # confidence is on the dense score.
