@@ -46,6 +46,10 @@ the shop's own texts, never from customer queries (faq/search_index.py):
   3. A distinctive word: a word of the question (four letters or more, compared by its first
      five) that only the best entry's question or answer uses ("apple" when the payments answer
      alone names Apple Pay), with the dense score within 0.20 of the bar.
+- A question in another language than the FAQ's (docs/multilingual.md): routed to e5, it is
+  matched on the FAQ's own texts only, no phrasings and no word bonus (e5 puts a text near every
+  wording in its own language, whatever it asks); and when the detector reads it as another
+  language at all, a phrasing (2.) is no evidence.
 - Follow-ups: a turn that is not confident alone is searched again with the previous question;
   the blend may rank the previous topic first, but it is confident only when the turn alone
   scores that entry within 0.25 of the bar, or every word of the turn is in the shop's FAQ.
