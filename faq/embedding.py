@@ -119,17 +119,26 @@ class Route:
 
     model: str
     cross_lingual: bool = False
+    # The detector reads the question as another language than the FAQ's, even unsurely
+    # ("qual o endereco de vcs" is not surely Portuguese, so it goes to MiniLM): no accepted
+    # wording is evidence enough to answer it (faq/search.py, docs/multilingual.md).
+    other_language: bool = False
 
 
 def question_route(text: str, shop_language: str) -> Route:
     """The shop's own model, or E5 for a question to an English shop (which has E5 vectors too)
     that is surely (faq/languages.py's SURE) in another of the widget's languages."""
     models = shop_models(shop_language)
-    language = languages.sure_language(text, languages.SURE)
-    foreign = language is not None and language != shop_language.split("-")[0].lower()
-    if len(models) > 1 and foreign and language not in MINILM_LANGUAGES:
-        return Route(E5, cross_lingual=True)
-    return Route(models[0], cross_lingual=foreign and models[0] in CROSS_LINGUAL_SHIFT)
+    detected, probability = languages.detect(text)
+    other = detected != shop_language.split("-")[0].lower()
+    foreign = other and probability >= languages.SURE
+    if len(models) > 1 and foreign and detected not in MINILM_LANGUAGES:
+        return Route(E5, cross_lingual=True, other_language=True)
+    return Route(
+        models[0],
+        cross_lingual=foreign and models[0] in CROSS_LINGUAL_SHIFT,
+        other_language=other,
+    )
 
 
 def question_model(text: str, shop_language: str) -> str:

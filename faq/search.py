@@ -46,6 +46,10 @@ the shop's own texts, never from customer queries (faq/search_index.py):
   3. A distinctive word: a word of the question (four letters or more, compared by its first
      five) that only the best entry's question or answer uses ("apple" when the payments answer
      alone names Apple Pay), with the dense score within 0.20 of the bar.
+- A question in another language than the FAQ's (docs/multilingual.md): routed to e5, it is
+  matched on the FAQ's own texts only, no phrasings and no word bonus (e5 puts a text near every
+  wording in its own language, whatever it asks); and when the detector reads it as another
+  language at all, a phrasing (2.) is no evidence.
 - Follow-ups: a turn that is not confident alone is searched again with the previous question;
   the blend may rank the previous topic first, but it is confident only when the turn alone
   scores that entry within 0.25 of the bar, or every word of the turn is in the shop's FAQ.
@@ -261,6 +265,11 @@ def _search(shop: Shop, text: str, limit: int, route: embedding.Route) -> _Score
         return _Scored(SearchResult(), words=words, route=route)
     signature = (rows[0][3], rows[0][4])  # (count, sum of ids) of the shop's published vectors
     index = shop_index(shop, signature, model)
+    if route.cross_lingual:
+        # The FAQ's own texts only: e5 puts a question near every text in its own language,
+        # whatever it asks, so accepted wordings in the customer's language would outrank the
+        # right entry's question (docs/multilingual.md, "Learning").
+        rows = [row for row in rows if row[1] != FAQVector.ALTERNATIVE]
 
     # Candidates: entries with a vector among the nearest (and still in the index).
     row_entries = np.array([row[0] for row in rows])
@@ -279,7 +288,11 @@ def _search(shop: Shop, text: str, limit: int, route: embedding.Route) -> _Score
     learned = np.zeros_like(semantic)
     if index.classifier is not None:
         learned = search_index.CLASSIFIER_WEIGHT * (query @ index.classifier[:, columns])
-    lexical = word_bonus(index, [words])[0][columns]
+    # A question in another language shares with the FAQ only the wordings' common words
+    # ("de", "los", "q"), which BM25 weighs as rare: no word bonus.
+    lexical = np.zeros_like(semantic)
+    if not route.cross_lingual:
+        lexical = word_bonus(index, [words])[0][columns]
     ranking = semantic + learned + lexical
     # Nothing calibrates the classifier or the words for a question the shop has never seen:
     # confidence is on the dense score.
@@ -294,7 +307,9 @@ def _search(shop: Shop, text: str, limit: int, route: embedding.Route) -> _Score
         for i in order
         if int(candidates[i]) in entries
     ]
-    confident = bool(hits) and _confident(index, hits, confidence, columns, order[0], rows, words)
+    confident = bool(hits) and _confident(
+        index, hits, confidence, columns, order[0], rows, words, route
+    )
     return _Scored(
         SearchResult(hits=hits, confident=confident, threshold=index.threshold),
         confidence={int(pk): float(c) for pk, c in zip(candidates, confidence, strict=True)},
@@ -312,6 +327,7 @@ def _confident(
     top: int,
     rows: list[tuple],
     words: list[str],
+    route: embedding.Route,
 ) -> bool:
     """Whether the best hit is sure enough to answer with (the module docstring's policy)."""
     best = hits[0]
@@ -325,6 +341,7 @@ def _confident(
     nearest_entry, nearest_kind, nearest_similarity = rows[0][:3]
     if (
         nearest_kind == FAQVector.ALTERNATIVE
+        and not route.other_language
         and nearest_entry == best.entry.pk
         and nearest_similarity >= index.wording_bar
     ):
