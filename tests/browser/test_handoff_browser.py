@@ -241,12 +241,8 @@ def test_the_hand_off_in_spanish_from_the_form_to_the_customers_mailbox(page, ad
         reply,
         "",
         "---",
-        "Tu pregunta a Bicis Ana:",
-        "",
-        question,
-        "",
         "También puedes leer esta respuesta en el chat de nuestra web.",
-    ]
+    ]  # the owner's words only: the customer's note is never quoted back (issue 28)
 
 
 IN_VIEW = """(node) => { const log = node.getRootNode().querySelector('[data-testid=sb-log]');

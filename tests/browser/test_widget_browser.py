@@ -23,7 +23,7 @@ from tests.browser.conftest import (
     DELIVERY,
     FIRST_ANSWER_TIMEOUT,
     SCREENSHOTS,
-    SERVER_APP_NAME,
+    SHARED_APP_NAME,
     XSS_QUESTION,
     ask,
     open_widget,
@@ -433,7 +433,7 @@ def test_with_the_database_down_the_widget_says_try_again_and_waits_long(page, s
         " Real { constructor(...args) { super(...args); window.sockets += 1; } }; })()"
     )
     page.clock.install()
-    take_database_down(SERVER_APP_NAME)  # the servers' sessions: this test's own lives on
+    take_database_down(SHARED_APP_NAME)  # site's server's sessions: this test's own lives on
     try:
         page.goto(site["listed"] + "/plain.html")  # a static page: it needs no database
         w(page, "sb-launcher").click()
