@@ -290,9 +290,10 @@ def test_with_the_database_down_a_client_is_told_to_try_again_later(server, demo
     """Issue 28: the documented "try again later" close (RFC 6455's 1013) is one daphne's
     websocket library refuses to send, so a client got 1011 and reconnected at once. Now 4013,
     after the `unavailable` error frame; and once the database is back the chat works again.
-    The last test of the module: it cuts the server's database sessions."""
+    The last test of the module: it cuts the server's database sessions (only the server's: a
+    session this test process keeps on a worker thread would be cut for a later test)."""
     url = f"{server.ws_url}/ws/chat/{demo_shop.public_key}/"
-    take_database_down()
+    take_database_down(APP)
     try:
         with connect(url, open_timeout=30) as ws:
             frame = json.loads(ws.recv(30))
