@@ -12,6 +12,8 @@ import email
 import email.policy
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -19,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
@@ -352,3 +355,16 @@ def wait_for(condition, timeout: float = 20) -> None:
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert condition()
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    """Python code in a fresh process of this checkout, on the real settings (DEBUG on), with
+    `env` added to the environment."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "shopbot.settings", "DEBUG": "1", **env},
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=120,
+    )

@@ -11,9 +11,6 @@ process's encoder is put back afterwards, so no other test sees these.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 from faq import embedding
 from faq.demo import entry_fields
 from faq.models import FAQEntry
+from tests.support import run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 SHORT = "Do you deliver?"
@@ -145,17 +143,6 @@ def test_another_model_gets_its_own_file(settings, tmp_path):
     finally:
         embedding.model_path.cache_clear()
     assert other != bundled and other.parent == bundled.parent == tmp_path
-
-
-def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "shopbot.settings", "DEBUG": "1", **env},
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
 
 
 TORCH_LOADED = (

@@ -6,9 +6,6 @@ stays free of torch, and a wrong setting stops start-up with a clear message."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +16,7 @@ from faq import embedding, indexing, search_index
 from faq.management.commands.eval_retrieval import build_shop, load_dataset, simulate_learning
 from faq.models import FAQEntry, FAQVector, SearchIndex, Shop
 from faq.search import search
-from tests.support import Chat
+from tests.support import Chat, run_python
 from widget.chat.texts import answer_intro
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -208,17 +205,6 @@ def test_phrasings_are_queries_and_the_faqs_texts_passages():
         embedding.embed_one(texts[0], embedding.E5), e5_model.query(texts[0]), atol=1e-6
     )
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
-
-
-def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "shopbot.settings", "DEBUG": "1", **env},
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
 
 
 def test_the_multilingual_model_runs_without_torch():
