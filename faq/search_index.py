@@ -8,10 +8,12 @@ published entries only (never from customer queries).
   leave-one-entry-out outputs, which no bar uses since confidence left the full score.
 - `score_entries`: the dense score of each entry from vector similarities (shared by search and
   calibration, so a probe is scored exactly as a customer's question is).
-- `build_index`: all of it, and the two bars of the confidence policy, calibrated on the shop's
-  own texts leave-one-out (faq/search.py's docstring explains the policy): the bar on the dense
-  score (questions and phrasings asked with their entry left out) and the wording bar (the
-  phrasings, asked with only themselves and with their entry left out).
+- `build_index`: all of it, and the three bars of the confidence policy, calibrated on the
+  shop's own texts leave-one-out (faq/search.py's docstring explains the policy): the bar on the
+  dense score (questions and phrasings asked with their entry left out), the same bar over the
+  owner's texts alone (`owner_threshold`, no phrasings: the day-one bar learning never takes
+  away), and the wording bar (the phrasings asked with only themselves and with their entry left
+  out: the loosest similarity at which they are answered right 97 % of the time).
 - `check_wording`: whether a wording the owner is about to accept would pull another entry's
   questions, and what accepting it changes.
 - `ShopIndex.distinctive_entries`: which entries alone use a word of a question.
@@ -66,9 +68,15 @@ BM25_B = 0.5
 PROBE_KINDS = [FAQVector.QUESTION, FAQVector.ALTERNATIVE]
 NEAR_MISS_QUANTILE = 0.95
 THRESHOLD_FLOOR = 0.68
-# The wording bar: the share of the shop's own phrasings, asked leave-one-out, that may be
-# answered wrongly by their nearest phrasing at that similarity.
-WORDING_WRONG_SHARE = 0.0
+# The wording bar: the shop's own phrasings asked leave-one-out are its calibration data. The bar
+# is the lowest similarity at which at most WORDING_WRONG_SHARE of the asks at or above it went to
+# a wrong entry, counted over at least WORDING_MIN_ASKS asks (fewer: no wording bar; a shop with a
+# handful of wordings has not shown that its nearest wording is safe to answer from). Before, the
+# bar sat just above the single closest wrong ask: with few wordings nothing had come close yet,
+# so it was loose (dev_bakery's curve at half its wordings: wrong_rate 0.024-0.036), and with more
+# it only rose.
+WORDING_WRONG_SHARE = 0.03
+WORDING_MIN_ASKS = 10
 # A word of the owner's text counts as evidence for its entry when no other entry's question or
 # answer uses it, and it is at least this long ("apple", not "the" or "on").
 DISTINCTIVE_LENGTH = 4
@@ -182,7 +190,7 @@ def relative(scores: np.ndarray) -> np.ndarray:
 # Bumped whenever what build_index computes changes (scoring, calibration, the classifier's
 # training vectors): an index stored by an earlier version is rebuilt on the next search instead
 # of being used with the new scoring.
-INDEX_VERSION = 4
+INDEX_VERSION = 5
 
 
 @dataclass
@@ -195,6 +203,9 @@ class ShopIndex:
     entry_ids: np.ndarray  # sorted; column i of everything below is entry_ids[i]
     threshold: float  # the bar on the dense score
     wording_bar: float  # the bar on the nearest phrasing's similarity (inf: no phrasings)
+    # The bar on the dense score over the owner's own texts alone (no phrasings): the day-one
+    # bar, which accepted wordings never take away (faq/search.py, `_owners_answer`).
+    owner_threshold: float
     lexicon: Lexicon  # questions and phrasings
     full_lexicon: Lexicon  # questions, phrasings and answers
     owner_lexicon: Lexicon  # questions and answers only: the owner's own words
@@ -247,6 +258,7 @@ class ShopIndex:
             "entry_ids": self.entry_ids,
             "threshold": np.array(self.threshold),
             "wording_bar": np.array(self.wording_bar),
+            "owner_threshold": np.array(self.owner_threshold),
             **self.lexicon.to_arrays("lexicon"),
             **self.full_lexicon.to_arrays("full"),
             **self.owner_lexicon.to_arrays("owner"),
@@ -269,6 +281,7 @@ class ShopIndex:
                 entry_ids=arrays["entry_ids"],
                 threshold=float(arrays["threshold"]),
                 wording_bar=float(arrays["wording_bar"]),
+                owner_threshold=float(arrays["owner_threshold"]),
                 lexicon=Lexicon.from_arrays(arrays, "lexicon"),
                 full_lexicon=Lexicon.from_arrays(arrays, "full"),
                 owner_lexicon=Lexicon.from_arrays(arrays, "owner"),
@@ -394,17 +407,12 @@ def build_index(
         classifier, _ = fit_classifier(
             vectors[training], vec_entry[training], n_entries, with_left_out=False
         )
-    threshold, wording_bar = THRESHOLD_FLOOR, np.inf
-    probes = np.flatnonzero(np.isin(kinds_arr, PROBE_KINDS))
-    if n_entries >= 2 and len(probes):
-        sims = embedding.similarity(model, vectors[probes] @ vectors.T)
-        own = vec_entry[probes]
-        # Leave the probe's whole entry out: what remains is a near miss, not an answer.
-        sims[vec_entry[None, :] == own[:, None]] = -np.inf
-        best = score_entries(sims, vec_entry, n_entries).max(axis=1)
-        best = best[np.isfinite(best)]
-        if len(best):
-            threshold = max(float(np.quantile(best, NEAR_MISS_QUANTILE)), threshold)
+    everything = np.ones(len(kinds_arr), dtype=bool)
+    threshold = _near_miss_bar(vectors, vec_entry, n_entries, kinds_arr, everything, model)
+    owners = kinds_arr != FAQVector.ALTERNATIVE
+    owner_threshold = _near_miss_bar(vectors, vec_entry, n_entries, kinds_arr, owners, model)
+    wording_bar = np.inf
+    if n_entries >= 2:
         wording_bar = _wording_bar(vectors, vec_entry, kinds_arr)
     return ShopIndex(
         signature=signature,
@@ -412,11 +420,38 @@ def build_index(
         entry_ids=unique_ids,
         threshold=threshold,
         wording_bar=wording_bar,
+        owner_threshold=owner_threshold,
         lexicon=lexicon,
         full_lexicon=full_lexicon,
         owner_lexicon=Lexicon(owner_documents),
         classifier=classifier,
     )
+
+
+def _near_miss_bar(
+    vectors: np.ndarray,
+    vec_entry: np.ndarray,
+    n_entries: int,
+    kinds: np.ndarray,
+    used: np.ndarray,
+    model: str,
+) -> float:
+    """The bar on the dense score over the `used` vectors: each of their questions and phrasings
+    (PROBE_KINDS) asked as a pretend question with its whole entry left out; the best score it
+    still gets is a near miss, and the bar sits above NEAR_MISS_QUANTILE of them, never below
+    THRESHOLD_FLOOR."""
+    rows = np.flatnonzero(used)
+    probes = np.flatnonzero(used & np.isin(kinds, PROBE_KINDS))
+    if n_entries < 2 or not len(probes):
+        return THRESHOLD_FLOOR
+    sims = embedding.similarity(model, vectors[probes] @ vectors[rows].T)
+    # Leave the probe's whole entry out: what remains is a near miss, not an answer.
+    sims[vec_entry[rows][None, :] == vec_entry[probes][:, None]] = -np.inf
+    best = score_entries(sims, vec_entry[rows], n_entries).max(axis=1)
+    best = best[np.isfinite(best)]
+    if not len(best):
+        return THRESHOLD_FLOOR
+    return max(float(np.quantile(best, NEAR_MISS_QUANTILE)), THRESHOLD_FLOOR)
 
 
 def _wording_bar(vectors: np.ndarray, vec_entry: np.ndarray, kinds: np.ndarray) -> float:
@@ -426,8 +461,9 @@ def _wording_bar(vectors: np.ndarray, vec_entry: np.ndarray, kinds: np.ndarray) 
     Each phrasing is asked twice: with only itself left out (an answerable question: right when
     its nearest phrasing is of its own entry) and with its whole entry left out (a question the
     shop does not answer: its nearest text of another entry, of any kind, is a wrong match). The
-    bar is the lowest similarity at which at most WORDING_WRONG_SHARE of those asks would be
-    answered wrongly; inf without phrasings (nothing to calibrate on)."""
+    bar is the lowest similarity at which, of the asks at or above it, at most WORDING_WRONG_SHARE
+    went to a wrong entry, and there are at least WORDING_MIN_ASKS of them: the loosest bar the
+    shop's own wordings show to be safe. inf without enough phrasings (nothing to calibrate on)."""
     rows = np.flatnonzero(kinds == FAQVector.ALTERNATIVE)
     if not len(rows) or len(np.unique(vec_entry)) < 2:
         return float("inf")
@@ -445,11 +481,19 @@ def _wording_bar(vectors: np.ndarray, vec_entry: np.ndarray, kinds: np.ndarray) 
         fires = np.isfinite(similarity) & (masked | is_phrasing[nearest])
         wrong = vec_entry[nearest] != vec_entry[rows]
         events += list(zip(similarity[fires], wrong[fires], strict=True))
-    wrong_sims = sorted((sim for sim, wrong in events if wrong), reverse=True)
-    allowed = int(WORDING_WRONG_SHARE * 2 * len(rows))
-    if len(wrong_sims) > allowed:
-        return float(wrong_sims[allowed]) + 1e-6
-    return float(min(sim for sim, _ in events)) if events else float("inf")
+    if not events:
+        return float("inf")
+    # Most similar first; ties broken wrong-first, so a bar never sits inside a tie it cannot keep.
+    events.sort(key=lambda event: (-event[0], not event[1]))
+    similarity = np.array([sim for sim, _ in events], dtype=np.float64)
+    wrong = np.cumsum([bool(w) for _, w in events])
+    asks = np.arange(1, len(events) + 1)
+    # A bar at events[i] answers every ask down to the last one of that similarity.
+    last_of_tie = np.r_[similarity[1:] != similarity[:-1], True]
+    safe = last_of_tie & (asks >= WORDING_MIN_ASKS) & (wrong <= WORDING_WRONG_SHARE * asks)
+    if not safe.any():
+        return float("inf")
+    return float(similarity[np.flatnonzero(safe)[-1]])
 
 
 @dataclass

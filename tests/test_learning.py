@@ -1,15 +1,17 @@
 """Learning from accepted customer wordings, through the real model and database: the shop gets
-more direct and no less safe; a rare word of an answer is evidence on day one; a wording that
-would pull another entry's questions is flagged before it is accepted."""
+more direct and no less safe, and keeps every answer its owner's texts gave on day one; a rare
+word of an answer is evidence on day one; a wording that would pull another entry's questions is
+flagged before it is accepted."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from faq import indexing
 from faq.models import FAQEntry, Shop
-from faq.search import search
-from faq.search_index import check_wording
+from faq.search import _owners_answer, search
+from faq.search_index import build_index, check_wording
 from widget.models import CustomerWording
 
 BIKE_SHOP = [
@@ -91,6 +93,19 @@ def test_a_rare_word_of_one_answer_answers_directly_on_day_one(bike_shop):
     assert not search(shop, "Do you sell Apple watches?").confident
 
 
+# Customers' questions none of which is among the accepted wordings below.
+ASKED = [
+    "Do you take apple pay?",
+    "What are your opening hours?",
+    "what is your return policy",
+    "where can i park my car",
+    "do you sell used bikes",
+    "can i rent an e-bike",
+    "do you ship accessories",
+    "how much does a tune-up cost",
+]
+
+
 @pytest.mark.django_db
 def test_accepted_wordings_make_the_shop_direct_and_keep_it_safe(
     bike_shop, django_capture_on_commit_callbacks
@@ -99,6 +114,9 @@ def test_accepted_wordings_make_the_shop_direct_and_keep_it_safe(
     held_back = "could you fix my bike's brakes"
     off_topic = ["can you recommend a good pizza place", "who won the world cup", "sell me a car"]
     assert not search(shop, held_back).confident  # day one: a "did you mean"
+    day_one = {text: search(shop, text) for text in ASKED}
+    answered = {text: r.best.entry for text, r in day_one.items() if r.confident}
+    assert len(answered) >= 2, answered
 
     with django_capture_on_commit_callbacks(execute=True):
         for position, texts in ACCEPTED.items():
@@ -110,6 +128,32 @@ def test_accepted_wordings_make_the_shop_direct_and_keep_it_safe(
     assert result.confident and result.best.entry == entries[2]
     for text in off_topic:
         assert not search(shop, text).confident, text
+    # Learning never takes an answer away: what the owner's texts answered directly on day one
+    # is still answered directly, with the same entry.
+    for text, entry in answered.items():
+        result = search(shop, text)
+        assert result.confident and result.best.entry == entry, text
+
+
+def test_the_owners_texts_keep_an_answer_a_neighbours_wordings_crowd():
+    """The owner's texts alone lead clearly and clear their own bar: the answer stands even when
+    the full dense score (with a neighbouring entry's wordings) leads by less than the gap, as
+    long as the entry is still the best there; not when another entry is now the best."""
+    index = build_index(
+        (4, 1),
+        [1, 1, 2, 2],
+        ["question", "qa", "question", "qa"],
+        np.eye(4, dtype=np.float32),
+        [["a"], ["a"], ["b"], ["b"]],
+    )
+    owner = np.array([index.owner_threshold + 0.05, 0.2], dtype=np.float32)
+    assert _owners_answer(index, np.array([0.80, 0.79]), owner) == 0
+    assert _owners_answer(index, np.array([0.79, 0.80]), owner) is None
+    # Not clear on the owner's texts: no answer.
+    close = np.array([index.owner_threshold + 0.05, index.owner_threshold + 0.04])
+    assert _owners_answer(index, np.array([0.80, 0.79]), close) is None
+    below = np.array([index.owner_threshold - 0.01, 0.2])
+    assert _owners_answer(index, np.array([0.80, 0.79]), below) is None
 
 
 @pytest.mark.django_db

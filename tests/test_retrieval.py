@@ -135,13 +135,50 @@ def test_calibration_leaves_each_probe_entry_out():
     # (the floor, here), not the same entry's phrasings.
     assert index.threshold == search_index.THRESHOLD_FLOOR
     # Each phrasing's nearest other text is of its own entry, far above any other entry's: the
-    # wording bar sits just above the closest another entry ever comes.
+    # wording bar is the loosest that keeps the leave-one-out asks right (24 right asks above
+    # every wrong one, and 1 wrong in 25 is more than WORDING_WRONG_SHARE): the least similar
+    # counted right ask, above the closest another entry ever comes.
     sims = np.array(vectors) @ np.array(vectors).T
-    other_entry = np.array(entry_ids)[:, None] != np.array(entry_ids)[None, :]
+    np.fill_diagonal(sims, -np.inf)
+    entry = np.array(entry_ids)
+    other_entry = entry[:, None] != entry[None, :]
     phrasings = np.array(kinds) == "alt"
     closest_other = sims[phrasings][other_entry[phrasings]].max()
-    assert index.wording_bar == pytest.approx(closest_other, abs=1e-5)
-    assert index.wording_bar < 0.9
+    least_right = sims[phrasings].max(axis=1).min()
+    # (An ask whose nearest text is its entry's question, not a phrasing, is not counted.)
+    assert index.wording_bar >= least_right - 1e-5
+    assert closest_other < index.wording_bar < 1.0
+    # With no phrasings the owner's bar is the bar; with them, it leaves them out.
+    assert index.owner_threshold == search_index.THRESHOLD_FLOOR
+
+
+def test_the_wording_bar_needs_enough_asks_and_tolerates_a_rare_wrong_one():
+    """The wording bar is a precision rule over the shop's own phrasings asked leave-one-out: at
+    most WORDING_WRONG_SHARE wrong among the asks at or above it, and at least WORDING_MIN_ASKS
+    of them; a shop with a handful of phrasings gets none."""
+    rng = np.random.default_rng(2)
+
+    def shop(per_entry: int, entries: int = 3):
+        centres = rng.normal(size=(entries, 16))
+        vectors, entry_ids, kinds = [], [], []
+        for e, centre in enumerate(centres):
+            for kind in ["question"] + ["alt"] * per_entry:
+                v = centre + 0.15 * rng.normal(size=16)
+                vectors.append(v / np.linalg.norm(v))
+                entry_ids.append(e)
+                kinds.append(kind)
+        return np.array(vectors, dtype=np.float32), np.array(entry_ids), np.array(kinds)
+
+    # 3 entries with one phrasing each: 6 asks, fewer than WORDING_MIN_ASKS.
+    assert search_index._wording_bar(*shop(1)) == float("inf")
+    vectors, entry_ids, kinds = shop(20)
+    bar = search_index._wording_bar(vectors, entry_ids, kinds)
+    assert np.isfinite(bar)
+    # A phrasing filed under the wrong entry (one of 60) is one wrong ask among many: the bar
+    # stays finite, no stricter than the closest wrong ask.
+    misfiled = entry_ids.copy()
+    misfiled[1] = 1
+    assert bar <= search_index._wording_bar(vectors, misfiled, kinds) < float("inf")
 
 
 def test_the_classifier_left_out_outputs_match_a_refit_without_the_entry():
