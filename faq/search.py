@@ -53,7 +53,8 @@ the shop's own texts, never from customer queries (faq/search_index.py):
      alone (no phrasings), an entry leads by the same 0.03 and clears the bar calibrated on those
      texts alone (the shop's day-one bar), and it is still the best on the full dense score. A
      shop without phrasings gains nothing here (that is 1.); a shop that learns keeps every
-     answer its owner's texts gave: accepted wordings add answers, they never take one away.
+     answer its owner's texts gave while that entry still scores best: accepted wordings add
+     answers, they do not take one away by crowding its lead or lifting the bar.
 - A question in another language than the FAQ's (docs/multilingual.md): routed to e5, it is
   matched on the FAQ's own texts only, no phrasings and no word bonus (e5 puts a text near every
   wording in its own language, whatever it asks); and when the detector reads it as another
