@@ -315,10 +315,13 @@ def _search(shop: Shop, text: str, limit: int, route: embedding.Route) -> _Score
     if not confident and not route.cross_lingual:
         # The owner's texts alone (rows are filtered to them for a cross-lingual question
         # already): an answer they support is not taken away by accepted wordings.
+        # Without phrasings among them it is the search above: nothing to add.
         kinds = np.array([row[1] for row in rows])[known]
         own = kinds != FAQVector.ALTERNATIVE
-        owner = score_entries(sims[None, own], codes[own], len(candidates))[0]
-        answer = _owners_answer(index, semantic, owner)
+        answer = None
+        if not own.all():
+            owner = score_entries(sims[None, own], codes[own], len(candidates))[0]
+            answer = _owners_answer(index, semantic, owner)
         if answer is not None:
             order = np.r_[answer, order[order != answer]][:limit]
             confident = True
