@@ -11,6 +11,8 @@ and with a probability that says so: callers that act on a language ask for a su
 from __future__ import annotations
 
 import threading
+import unicodedata
+from dataclasses import dataclass
 
 from django.conf import settings
 
@@ -57,3 +59,56 @@ def sure_language(text: str, at_least: float) -> str | None:
     """The text's language when the detector gives it at least `at_least`, else None."""
     language, probability = detect(text)
     return language if probability >= at_least else None
+
+
+# Text analysis for the word statistics (BM25, distinctive words: faq/search_index.py), by the
+# shop's language: PostgreSQL's own Snowball text-search configurations (stemming and stop words,
+# built into every PostgreSQL, the embedded pgserver's included), and accents folded away, since
+# customers type "livraison rapide le dimanche ?" as "livraison rapide le dimanche", "envío" as
+# "envio" and "für" as "fur". English keeps 'simple' (lower-cased words as written): its figures
+# were tuned on it and its customers' questions take exactly the path they took before.
+# Arabic and Hebrew have no stemmer here ('simple'), but their diacritics are folded too.
+TEXT_SEARCH_CONFIGS = {
+    "fr": "french",
+    "es": "spanish",
+    "de": "german",
+    "pt": "portuguese",
+    "it": "italian",
+    "nl": "dutch",
+}
+# Languages whose texts are analysed as written (no folding): English.
+UNFOLDED = frozenset({"en"})
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """How a shop's texts, and the questions asked to it, are split into words: a PostgreSQL
+    text-search configuration, and whether accents are folded away first."""
+
+    config: str = "simple"
+    fold: bool = False
+
+    @property
+    def name(self) -> str:
+        """Stored with a shop's index: an index built with another analysis is built again."""
+        return f"{self.config}{'+fold' if self.fold else ''}"
+
+    def prepare(self, text: str) -> str:
+        """The text as PostgreSQL's parser gets it."""
+        return fold_accents(text) if self.fold else text
+
+
+def analysis(language: str) -> Analysis:
+    """The analysis of a shop's texts in `language` (a code of settings.LANGUAGES)."""
+    code = (language or "").split("-")[0].lower()
+    return Analysis(TEXT_SEARCH_CONFIGS.get(code, "simple"), code not in UNFOLDED)
+
+
+def fold_accents(text: str) -> str:
+    """The text without combining marks ("Fête des mères" -> "Fete des meres", "Größe" ->
+    "Große": PostgreSQL's German stemmer folds the umlauts and ß itself); a plain PostgreSQL may
+    lack the `unaccent` extension (the embedded pgserver does), so this is Python's."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return unicodedata.normalize(
+        "NFC", "".join(c for c in decomposed if not unicodedata.combining(c))
+    )

@@ -40,7 +40,7 @@ from django.db import connection, models
 from django.db.models import Count, Sum
 from scipy import sparse
 
-from faq import embedding
+from faq import embedding, languages
 from faq.models import FAQEntry, FAQVector, SearchIndex, Shop
 from lib import jobs
 
@@ -60,8 +60,32 @@ CLASSIFIER_KINDS = [FAQVector.QUESTION, FAQVector.ALTERNATIVE, FAQVector.QUESTIO
 # over those and the answers (facts inside answers: "donuts" in the seasonal-menu answer).
 QUESTION_WORDS_WEIGHT = 0.05
 ALL_WORDS_WEIGHT = 0.1
+# The weight over questions, phrasings and answers with multilingual-e5-small's vectors (a shop
+# in another language than English), whose words are stemmed and folded (languages.analysis):
+# on dev_fr_fleuriste recall@1 0.758 -> 0.808 and recall@3 0.889 -> 0.899 against 0.1
+# (0.3 gave 0.818 / 0.909 with no question-words weight; chosen the milder), and no figure of its
+# learning curve worse (docs/multilingual.md).
+E5_ALL_WORDS_WEIGHT = 0.2
 BM25_K1 = 1.2
 BM25_B = 0.5
+
+# With multilingual-e5-small's vectors, a phrasing's similarity (the owner's and every accepted
+# customer wording) counts this much less in the dense score, on `embedding.similarity`'s scale:
+# e5 puts a text near every other text in its own language, whatever it asks, so a shop's
+# customers' wordings pulled its customers' next questions towards other entries (the French
+# florist's recall@1 fell as it learned: docs/multilingual.md). Search and the bar's near misses
+# score alike.
+PHRASING_DISCOUNT = {embedding.E5: 0.2}
+
+
+def discount_phrasings(model: str, sims: np.ndarray, kinds: np.ndarray) -> np.ndarray:
+    """`sims` (queries, vectors) with the phrasings' columns (`kinds`: each vector's kind)
+    lowered by the model's PHRASING_DISCOUNT."""
+    discount = PHRASING_DISCOUNT.get(model, 0.0)
+    if not discount:
+        return sims
+    return np.where(kinds == FAQVector.ALTERNATIVE, sims - discount, sims)
+
 
 # Confidence (faq/search.py's docstring): the texts that probe the other entries as pretend
 # questions, the share of those near misses the bar sits above, and the floor under it.
@@ -81,11 +105,31 @@ WORDING_MIN_ASKS = 10
 # answer uses it, and it is at least this long ("apple", not "the" or "on").
 DISTINCTIVE_LENGTH = 4
 
-# PostgreSQL's text-search parser, one array element per occurrence of each lexeme.
+# PostgreSQL's text-search parser, one array element per occurrence of each lexeme, with the
+# shop's analysis (faq/languages.py's `analysis`: a configuration such as 'french', 'simple' for
+# English). {config} is the configuration, {text} the text as written; {folded} the text with its
+# accents folded (`Analysis.prepare`).
 LEXEMES_SQL = (
-    "ARRAY(SELECT l.lexeme FROM unnest(to_tsvector('simple', {})) AS l, "
+    "ARRAY(SELECT l.lexeme FROM unnest(to_tsvector({config}, {text})) AS l, "
     "generate_series(1, cardinality(l.positions)) ORDER BY l.lexeme)"
 )
+# With accents folded, the folded text's lexemes (so "livree" and "livrée", "cumpleanos" and
+# "cumpleaños" stem alike), at the positions that are no stop word in the text as written: the
+# configurations' stop-word lists are spelt with accents ("été", "für", "más"), which folding
+# would otherwise turn into words. Folding never changes how the parser splits words (canonical
+# decomposition only), so the two texts' positions correspond.
+FOLDED_LEXEMES_SQL = (
+    "ARRAY(SELECT l.lexeme FROM unnest(to_tsvector({config}, {folded})) AS l, "
+    "unnest(l.positions) AS p WHERE p = ANY(ARRAY(SELECT unnest(o.positions) "
+    "FROM unnest(to_tsvector({config}, {text})) AS o)) ORDER BY l.lexeme, p)"
+)
+
+
+def lexemes_sql(analysis: languages.Analysis, config: str, text: str, folded: str) -> str:
+    """The SQL expression of a text's words under `analysis`, given the SQL of its configuration
+    (a regconfig), of the text and of its folded form (`Analysis.prepare`)."""
+    template = FOLDED_LEXEMES_SQL if analysis.fold else LEXEMES_SQL
+    return template.format(config=config, text=text, folded=folded)
 
 
 class Lexicon:
@@ -210,6 +254,9 @@ class ShopIndex:
     full_lexicon: Lexicon  # questions, phrasings and answers
     owner_lexicon: Lexicon  # questions and answers only: the owner's own words
     classifier: np.ndarray | None  # (dimensions, entries) ridge weights (None: one entry)
+    # The text analysis the lexicons were built with (languages.Analysis.name): a shop whose
+    # language changes to one analysed otherwise gets its index built again (`shop_index`).
+    analysis: str = "simple"
     # distinctive_entries' word prefixes -> entry columns, made on first use
     _prefix_entries: dict[str, set[int]] | None = field(default=None, repr=False, compare=False)
 
@@ -259,6 +306,7 @@ class ShopIndex:
             "threshold": np.array(self.threshold),
             "wording_bar": np.array(self.wording_bar),
             "owner_threshold": np.array(self.owner_threshold),
+            "analysis": np.frombuffer(self.analysis.encode(), dtype=np.uint8),
             **self.lexicon.to_arrays("lexicon"),
             **self.full_lexicon.to_arrays("full"),
             **self.owner_lexicon.to_arrays("owner"),
@@ -286,6 +334,7 @@ class ShopIndex:
                 full_lexicon=Lexicon.from_arrays(arrays, "full"),
                 owner_lexicon=Lexicon.from_arrays(arrays, "owner"),
                 classifier=arrays["classifier"] if "classifier" in arrays.files else None,
+                analysis=arrays["analysis"].tobytes().decode(),
             )
 
 
@@ -294,7 +343,10 @@ def word_bonus(index: ShopIndex, texts: list[list[str]]) -> np.ndarray:
     parts = []
     for weight, lex in (
         (QUESTION_WORDS_WEIGHT, index.lexicon),
-        (ALL_WORDS_WEIGHT, index.full_lexicon),
+        (
+            E5_ALL_WORDS_WEIGHT if index.model == embedding.E5 else ALL_WORDS_WEIGHT,
+            index.full_lexicon,
+        ),
     ):
         scores = lex.scores_many(texts)
         parts.append(weight * relative(scores))
@@ -378,10 +430,12 @@ def build_index(
     vectors: np.ndarray,
     words: list[list[str]],
     model: str | None = None,
+    analysis: str = "simple",
 ) -> ShopIndex:
     """The shop's index from its published vectors of one model (one row per vector: its entry
-    id, kind, vector and words), including the two bars of the confidence policy (faq/search.py's
-    docstring), on the scale of `embedding.similarity`."""
+    id, kind, vector and words, split by the text analysis named `analysis`), including the two
+    bars of the confidence policy (faq/search.py's docstring), on the scale of
+    `embedding.similarity`."""
     model = model or embedding.default_model()
     unique_ids, vec_entry = np.unique(np.array(entry_ids, dtype=np.int64), return_inverse=True)
     n_entries = len(unique_ids)
@@ -425,6 +479,7 @@ def build_index(
         full_lexicon=full_lexicon,
         owner_lexicon=Lexicon(owner_documents),
         classifier=classifier,
+        analysis=analysis,
     )
 
 
@@ -445,6 +500,7 @@ def _near_miss_bar(
     if n_entries < 2 or not len(probes):
         return THRESHOLD_FLOOR
     sims = embedding.similarity(model, vectors[probes] @ vectors[rows].T)
+    sims = discount_phrasings(model, sims, kinds[rows][None, :])
     # Leave the probe's whole entry out: what remains is a near miss, not an answer.
     sims[vec_entry[rows][None, :] == vec_entry[probes][:, None]] = -np.inf
     best = score_entries(sims, vec_entry[rows], n_entries).max(axis=1)
@@ -591,8 +647,9 @@ def shop_index(shop: Shop, signature: tuple, model: str | None = None) -> ShopIn
     by default): from this process's cache, else the one stored when its entries last changed
     (one query), else built now (and stored)."""
     model = model or embedding.shop_models(shop.language)[0]
+    analysis = languages.analysis(shop.language).name
     index = cache.get(shop.pk, signature, model)
-    if index is not None:
+    if index is not None and index.analysis == analysis:
         return index
     stored = (
         SearchIndex.objects.filter(
@@ -613,12 +670,12 @@ def shop_index(shop: Shop, signature: tuple, model: str | None = None) -> ShopIn
             .first()
         )
         last = ShopIndex.from_bytes(bytes(stored)) if stored is not None else None
-        if last is not None:
+        if last is not None and last.analysis == analysis:
             return last
     # Built here only when nothing stored matches: e.g. a migration or a bulk update changed the
     # vectors without going through faq/indexing.py.
     index = ShopIndex.from_bytes(bytes(stored)) if stored is not None else None
-    if index is None:
+    if index is None or index.analysis != analysis:  # built before the shop's language changed
         index = update_index(shop.pk, model)
     cache.put(shop.pk, index)
     return index
@@ -629,6 +686,8 @@ def update_index(shop_id: int, model: str | None = None) -> ShopIndex:
     store it for every process, and keep it in this one's cache. faq/indexing.py calls it after
     each change to entries commits, so the customer who asks next does not wait for it."""
     model = model or _own_model(shop_id)
+    language = Shop.objects.filter(pk=shop_id).values_list("language", flat=True).first()
+    analysis = languages.analysis(language or settings.LANGUAGE_CODE)
     rows = list(
         published_vectors(shop_id, model)
         .order_by("id")
@@ -641,9 +700,15 @@ def update_index(shop_id: int, model: str | None = None) -> ShopIndex:
         vectors = np.zeros((0, settings.EMBEDDING_DIMENSIONS), dtype=np.float32)
     # Words of the texts BM25 counts (the sentences are in the question + answer text already).
     counted = (FAQVector.QUESTION, FAQVector.ALTERNATIVE, FAQVector.QUESTION_ANSWER)
-    words = text_words([row[3] if row[2] in counted else "" for row in rows])
+    words = text_words([row[3] if row[2] in counted else "" for row in rows], analysis)
     index = build_index(
-        signature, [r[1] for r in rows], [r[2] for r in rows], vectors, words, model
+        signature,
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        vectors,
+        words,
+        model,
+        analysis.name,
     )
     SearchIndex.objects.update_or_create(
         shop_id=shop_id,
@@ -693,18 +758,26 @@ def published_signature(shop_id: int, model: str | None = None) -> tuple[int, in
     return totals["count"], totals["id_sum"] or 0
 
 
-def text_words(texts: list[str]) -> list[list[str]]:
-    """The words of each text, split by PostgreSQL's text-search parser, in one query."""
+def text_words(texts: list[str], analysis: languages.Analysis | None = None) -> list[list[str]]:
+    """The words of each text, split by PostgreSQL's text-search parser with `analysis` (the
+    shop's: `languages.analysis`; 'simple' without), in one query."""
     if not texts:
         return []
+    analysis = analysis or languages.Analysis()
+    words = lexemes_sql(analysis, "%(config)s::regconfig", "t.text", "t.folded")
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT {LEXEMES_SQL.format("t.text")}
-            FROM unnest(%s::text[]) WITH ORDINALITY AS t(text, n)
+            SELECT {words}
+            FROM unnest(%(texts)s::text[], %(folded)s::text[]) WITH ORDINALITY
+                 AS t(text, folded, n)
             ORDER BY t.n
             """,
-            [texts],
+            {
+                "config": analysis.config,
+                "texts": texts,
+                "folded": [analysis.prepare(text) for text in texts],
+            },
         )
         return [row[0] for row in cursor.fetchall()]
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from channels.db import database_sync_to_async as db
 
-from faq import embedding, indexing, search_index
+from faq import embedding, indexing, languages, search_index
 from faq.management.commands.eval_retrieval import build_shop, load_dataset, simulate_learning
 from faq.models import FAQEntry, FAQVector, SearchIndex, Shop
 from faq.search import search
@@ -44,6 +44,15 @@ ENGLISH_FAQ = [
     ("Do you have gluten-free bread?", "We bake a gluten-free loaf on Wednesdays and Saturdays."),
     ("What forms of payment do you accept?", "Cash, all major cards, and Apple Pay."),
     ("Can I order a custom cake?", "Yes, with three days' notice, in the shop or by phone."),
+]
+FRENCH_FAQ = [
+    ("Quels sont vos horaires ?", "Du mardi au samedi de 9 h à 19 h, le dimanche de 9 h à 13 h."),
+    (
+        "Livrez-vous pour la Fête des mères ?",
+        "Oui, les commandes livrées la veille de la fête sont garanties.",
+    ),
+    ("Puis-je payer par carte ?", "Oui, par carte bancaire, en espèces ou par chèque."),
+    ("Faites-vous des bouquets de mariage ?", "Oui, sur rendez-vous, trois mois à l'avance."),
 ]
 E5_NAME = "multilingual-e5-small"
 
@@ -88,6 +97,55 @@ def test_a_german_shop_declines_what_its_faq_does_not_answer():
     assert search(shop, "Wo kann ich hier gut essen gehen?").confident is False
     result = search(shop, "kann man bei euch ein rad ausleihen")
     assert result.best.entry.question == "Kann ich ein Fahrrad mieten?"
+
+
+def e5_index(shop: Shop) -> search_index.ShopIndex:
+    signature = search_index.published_signature(shop.pk, embedding.E5)
+    return search_index.shop_index(shop, signature, embedding.E5)
+
+
+@pytest.mark.django_db
+def test_a_french_shop_matches_words_by_their_stem_and_without_accents():
+    """The shop's language drives its texts' analysis: PostgreSQL's 'french' configuration
+    (stemming, stop words) over the text with its accents folded, for the shop's texts and the
+    questions asked to it alike."""
+    shop = shop_with(FRENCH_FAQ, "fr")
+    index = e5_index(shop)
+    assert index.analysis == languages.analysis("fr").name == "french+fold"
+    mothers = FAQEntry.objects.get(shop=shop, question__startswith="Livrez-vous")
+    # As customers type: no accents, another form of the words.
+    words = search_index.text_words(
+        ["vous livrez pour la fete des meres"], languages.analysis("fr")
+    )
+    assert {"fet", "mer", "livr"} <= set(words[0])  # "vous", "pour", "la", "des": stop words
+    assert "vous" not in words[0]
+    column = int(np.searchsorted(index.entry_ids, mothers.pk))
+    bonus = search_index.word_bonus(index, words)[0]
+    assert bonus.argmax() == column and bonus[column] > 0
+    # "livrée", "livrez" and "livrer" are one word; "fêtes" and "fete" too.
+    assert index.distinctive_entries(words[0]) == {column}
+    result = search(shop, "vous livrez pour la fete des meres ?")
+    assert result.best.entry == mothers
+    # English keeps its words as written (its figures were tuned so).
+    assert search_index.text_words(["Cafés"], languages.analysis("en")) == [["cafés"]]
+
+
+@pytest.mark.django_db
+def test_a_german_stop_word_is_not_a_distinctive_word():
+    """ "auch" is in one entry's question only, but it is a German stop word: it is no evidence
+    that "Verkaufen Sie auch Gebrauchtwagen?" asks about delivery (with the 'simple' analysis
+    it was, and the distinctive-word rule answered it)."""
+    shop = shop_with(GERMAN_FAQ, "de")
+    question = "Verkaufen Sie auch Gebrauchtwagen?"
+    words = search_index.text_words([question], languages.analysis("de"))[0]
+    assert "auch" not in words and "sie" not in words
+    assert e5_index(shop).distinctive_entries(words) == set()
+    assert e5_index(shop).distinctive_entries(["auch"]) == set()
+    assert search(shop, question).confident is False
+    # An umlaut typed or not is one word: "Fahrräder" and "fahrrader".
+    assert search_index.text_words(["Fahrräder fahrrader"], languages.analysis("de")) == [
+        ["fahrrad", "fahrrad"]
+    ]
 
 
 @pytest.mark.django_db
@@ -135,6 +193,8 @@ def test_a_shop_whose_language_changes_is_embedded_again():
         embedding.model_name(embedding.E5)
     }
     assert search(shop, "livrez-vous ?").best.entry.question == "Do you deliver?"
+    # Its words are analysed as French now (the index is built again on the next search).
+    assert e5_index(shop).analysis == "french+fold"
     # Back to English: MiniLM's vectors come back beside e5's.
     shop.language = "en"
     shop.save(update_fields=["language"])
