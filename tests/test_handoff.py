@@ -88,7 +88,7 @@ async def test_fallback_then_handoff_is_saved_once_and_emails_the_owner_the_tran
     body = mail.get_body().get_content()
     assert "Car brakes?" in body and "ann@example.com" in body
     assert "Customer" in body and "Can you fix my car's brakes?" in body  # the transcript
-    assert demo_shop.fallback_message in body
+    assert "I can't help with that here, but our team can." in body  # the off-topic answer
     assert f"https://bot.example.com/admin/widget/handoff/{handoff.pk}/change/" in body
     await asyncio.sleep(0.3)
     assert rest == [] and len(inbox.received) == 1  # the re-sent frame sent no second email
