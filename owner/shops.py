@@ -18,21 +18,25 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core import signing
 from django.core.exceptions import PermissionDenied
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Count, QuerySet
-from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone, translation
+from django.utils.http import urlencode
+from django.utils.translation import gettext
 
 from faq import checklist, search, webimport
 from faq.markup import answer_html
-from faq.models import Shop
+from faq.models import FAQEntry, Shop
 from faq.owners import ShopScopedAdmin
+from faq.search_index import check_wording
+from faq.text import wording_key
 from lib.web import site_url
 from owner import hours as owner_hours
 from owner import views as owner_views
-from widget.chat import texts
+from widget.chat import pipeline, texts
 from widget.models import Message
 
 TRY_LIMIT = 5
@@ -40,6 +44,11 @@ TRY_LIMIT = 5
 
 class TryQuestionForm(forms.Form):
     q = forms.CharField(label="Question", max_length=500, strip=True)
+
+
+class AddWordingForm(forms.Form):
+    q = forms.CharField(max_length=500, strip=True)
+    entry = forms.IntegerField()
 
 
 class PageImportForm(forms.Form):
@@ -139,6 +148,13 @@ class ShopAdmin(ShopScopedAdmin):
                 "messages, and the greeting and fallback while they are the defaults. A website "
                 'can override it with data-lang="…" on the script tag (e.g. data-lang="es").',
             )
+        if db_field.name == "fallback_message":
+            kwargs["help_text"] = (
+                "What the bot says when it is not sure, above the “Did you mean” questions "
+                "it offers. A question nothing in your FAQ is close to gets one honest sentence "
+                "instead (“I can't help with that here, but our team can.”, in the "
+                "customer's language), and your contact route."
+            )
         if isinstance(db_field, models.URLField):
             # A text box with an example, and the server's sentence for a bad address instead of
             # the browser's bare "Please enter a URL."; www.example.com means https://.
@@ -231,11 +247,15 @@ class ShopAdmin(ShopScopedAdmin):
         def changes_shop(request) -> bool:
             return self.has_change_permission(request)
 
+        def changes_entries(request) -> bool:
+            return request.user.has_perm("faq.change_faqentry")
+
         def sees_conversations(request) -> bool:
             return request.user.has_perm("widget.view_conversation")
 
         pages = [
             ("try/", try_question, sees_shop, "faq_shop_try"),
+            ("try/add-wording/", add_tried_wording, changes_entries, "faq_shop_try_add"),
             ("import-page/", import_page, can_import, "faq_shop_import_page"),
             ("hours/", owner_hours.edit_hours, changes_shop, "faq_shop_hours"),
             ("dashboard/", owner_views.dashboard, sees_conversations, "widget_dashboard"),
@@ -339,15 +359,18 @@ def try_question(request, model_admin: ShopAdmin, shop: Shop) -> HttpResponse:
     form = TryQuestionForm(request.GET or None)
     result = None
     customer_sees = {}
+    has_wording: set[int] = set()
     if form.is_valid():
         result = search.search(shop, form.cleaned_data["q"], limit=TRY_LIMIT)
+        key = wording_key(form.cleaned_data["q"])
+        has_wording = {hit.entry.pk for hit in result.hits if key in hit.entry.wording_keys()}
         # For the set-up checklist: the owner has seen what the bot would answer.
         Shop.objects.filter(pk=shop.pk).update(question_tried=timezone.now())
         # What the customer would see, in the chat's words and the shop's language.
         with translation.override(shop.language):
             customer_sees = {
                 "texts": texts.widget_texts(shop.language),
-                "fallback": shop.fallback_text(),
+                "fallback": pipeline.not_answered_text(shop, bool(result.suggestions)),
                 "answer": answer_html(result.best.entry.answer) if result.confident else "",
                 "contact": shop.contact(),
             }
@@ -363,5 +386,53 @@ def try_question(request, model_admin: ShopAdmin, shop: Shop) -> HttpResponse:
         threshold=result.threshold if result else None,
         customer_sees=customer_sees,
         entry_admin_url="admin:faq_faqentry_change",
+        # "Add this wording" on each entry found, unless the wording is one of its texts already.
+        can_add_wording=request.user.has_perm("faq.change_faqentry"),
+        has_wording=has_wording,
     )
     return TemplateResponse(request, "owner/try_question.html", context)
+
+
+def add_tried_wording(request, model_admin: ShopAdmin, shop: Shop) -> HttpResponse:
+    """Try a question's "Add this wording": the question tried becomes an alternative phrasing of
+    the entry chosen, after the check that accepting a customer wording gets
+    (faq.search_index.check_wording): a wording closer to another entry is not added. Back to
+    Try a question with the same wording, to see what the bot says now."""
+    if request.method != "POST":
+        return HttpResponseBadRequest("Use the button on Try a question.")
+    form = AddWordingForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest("A wording and an entry, please.")
+    wording = " ".join(form.cleaned_data["q"].split())
+    entry = shop.entries.filter(pk=form.cleaned_data["entry"]).first()
+    if entry is None:
+        raise Http404("No such entry in this shop.")
+    names = {"wording": wording, "entry": entry.question}
+    check = check_wording(entry, wording)
+    if check.pulls is not None:
+        messages.error(
+            request,
+            gettext(
+                "Not added: “%(wording)s” is closer to “%(other)s” than to “%(entry)s”; as a "
+                "phrasing it would pull that entry's questions here and risk wrong answers."
+            )
+            % {**names, "other": check.pulls.question},
+        )
+    else:
+        with transaction.atomic():
+            added = FAQEntry.objects.select_for_update().get(pk=entry.pk).add_phrasings([wording])
+        if added:
+            messages.success(
+                request,
+                gettext(
+                    "Added “%(wording)s” as a phrasing of “%(entry)s”: customers asking like "
+                    "this are matched to it now."
+                )
+                % names,
+            )
+        else:
+            messages.info(
+                request, gettext("“%(wording)s” is already a phrasing of “%(entry)s”.") % names
+            )
+    back = reverse("admin:faq_shop_try", args=[shop.pk])
+    return HttpResponseRedirect(f"{back}?{urlencode({'q': wording})}")

@@ -90,17 +90,37 @@ async def test_out_of_scope_question_gets_the_fallback_and_contact_route(demo_sh
     async with Chat(demo_shop.public_key) as chat:
         ready = await chat.ready()
         _, answer = await chat.ask("Can you fix my car's brakes?")
+        # Unsure but close to entries: the shop's own fallback above its "did you mean".
+        _, unsure = await chat.ask("I want my money back")
 
+    # Nothing to suggest: one honest sentence, not the fallback written for suggestions ("I'm
+    # not quite sure about that one...").
     assert answer["mode"] == "fallback"
-    assert answer["text"] == demo_shop.fallback_message
+    assert answer["suggestions"] == []
+    assert answer["text"] == "I can't help with that here, but our team can."
     assert answer["sources"] == []
+    assert unsure["mode"] == "fallback" and unsure["suggestions"]
+    assert unsure["text"] == demo_shop.fallback_message
     assert answer["contact"] == {
         "email": "hello@petalandstem.example",
         "phone": "(609) 555-0142",
         "url": "https://petalandstem.example/contact",
     }
-    _, reply = await messages_of(ready["conversation"])
+    _, reply, _, _ = await messages_of(ready["conversation"])
     assert reply.mode == "fallback" and reply.confident is False
+    assert reply.text == answer["text"]
+
+
+async def test_an_off_topic_question_is_declined_in_the_chats_language(demo_shop):
+    async with Chat(demo_shop.public_key, "lang=de") as chat:
+        await chat.ready()
+        _, answer = await chat.ask("Können Sie die Bremsen meines Autos reparieren?")
+        # Asked in English in the German chat: declined in English, the customer's language.
+        _, english = await chat.ask("Can you fix my car's brakes?")
+    assert (answer["mode"], answer["suggestions"]) == ("fallback", [])
+    assert answer["text"] == "Dabei kann ich Ihnen hier nicht helfen, aber unser Team schon."
+    assert english["text"] == "I can't help with that here, but our team can."
+    assert answer["contact"] == demo_shop.contact()
 
 
 async def test_resume_replays_the_history_and_ignores_foreign_ids(demo_shop, demo_texts_embedded):

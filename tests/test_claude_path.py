@@ -120,7 +120,7 @@ async def test_every_claude_failure_ends_in_an_faq_or_fallback_answer(
     url = f"/faq/{demo_shop.slug}/#faq-{delivery.pk}"
     assert answer["sources"] == [{"id": delivery.pk, "question": DELIVERY, "url": url}]
     assert off_topic["mode"] == "fallback"
-    assert off_topic["text"] == demo_shop.fallback_message
+    assert off_topic["text"] == "I can't help with that here, but our team can."
     assert off_topic["contact"] == demo_shop.contact()
     assert len(fake.requests) == 2  # no retries: the FAQ answer is ready at once
 

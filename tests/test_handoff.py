@@ -88,7 +88,7 @@ async def test_fallback_then_handoff_is_saved_once_and_emails_the_owner_the_tran
     body = mail.get_body().get_content()
     assert "Car brakes?" in body and "ann@example.com" in body
     assert "Customer" in body and "Can you fix my car's brakes?" in body  # the transcript
-    assert demo_shop.fallback_message in body
+    assert "I can't help with that here, but our team can." in body  # the off-topic answer
     assert f"https://bot.example.com/admin/widget/handoff/{handoff.pk}/change/" in body
     await asyncio.sleep(0.3)
     assert rest == [] and len(inbox.received) == 1  # the re-sent frame sent no second email
@@ -453,3 +453,22 @@ def test_the_owners_transcript_says_it_starts_mid_conversation_and_shows_what_wa
     assert text.startswith("(4 earlier messages not shown: the whole conversation is on")
     assert ": q3\n" not in text and ": q4\n" in text and ": q42\n" in text
     assert "Did you mean: Do you deliver? | Refunds?" in text
+
+
+@pytest.mark.django_db
+def test_a_shop_name_ending_in_s_gets_no_possessive_in_the_owners_texts():
+    """ "Bikes's chat" read wrong: the owner's email and Claude's rules name the shop without
+    a possessive."""
+    from widget.chat import claude
+
+    shop = Shop.objects.create(name="Bikes", contact_email="team@bikes.example")
+    conversation = Conversation.objects.create(shop=shop)
+    handoff = Handoff.objects.create(
+        conversation=conversation, client_id="c1", email="a@b.example", note="hi", name="Ann"
+    )
+    body = handoff_email.owner_email(handoff, ["team@bikes.example"]).body
+    rules = claude.system_prompt(shop)[0]["text"]
+    for text in (body, rules):
+        assert "Bikes's" not in text and "Bikes'" not in text
+    assert body.startswith("Ann asked for a person in the chat of Bikes")
+    assert "the FAQ entries of Bikes" in rules

@@ -369,6 +369,7 @@ def test_try_a_question_shows_entries_scores_and_verdict(admin_client_, demo_sho
         "Entry",
         "Category",
         "Ranking score",
+        "This wording",  # "Add this wording" (for screen readers)
     ]
     # No word of the confidence switch at 20 phrasings that issue 26 removed.
     assert "20 or more phrasings" not in html

@@ -96,13 +96,13 @@ async def test_an_error_sentence_in_french():
     )
 
 
-async def test_the_default_fallback_answer_in_spanish(demo_texts_embedded):
-    spanish = await db(shop)("es")  # no entries: every question gets the fallback
+async def test_the_off_topic_answer_in_spanish(demo_texts_embedded):
+    spanish = await db(shop)("es")  # no entries: nothing to suggest, the honest sentence
     async with Chat(spanish.public_key) as chat:
         await chat.ready()
         _, answer = await chat.ask("¿Venden tarjetas regalo?")
-    assert answer["mode"] == "fallback"
-    assert answer["text"].startswith("No estoy seguro de eso y prefiero no adivinar.")
+    assert (answer["mode"], answer["suggestions"]) == ("fallback", [])
+    assert answer["text"] == "No puedo ayudarte con eso aquí, pero nuestro equipo sí."
 
 
 async def test_server_sentences_in_spanish(settings):
@@ -118,8 +118,8 @@ async def test_server_sentences_in_spanish(settings):
         )
         await chat.send({"type": "ask", "id": "a1", "text": "x" * 1001})
         assert (await chat.recv())["message"] == "Escribe un mensaje de menos de 1000 caracteres."
-        _, answer = await chat.ask("¿Hacen ramos de novia?", "a2")
-        assert answer["text"].startswith("No estoy seguro de eso y prefiero no adivinar.")
+        _, answer = await chat.ask("¿Hacen ramos de novia?", "a2")  # no entries: off-topic
+        assert answer["text"] == "No puedo ayudarte con eso aquí, pero nuestro equipo sí."
         await chat.send({"type": "ask", "id": "a3", "text": "¿Y centros de mesa?"})
         error = await chat.recv()
     # The contact route as it is (an address, a number), with no English labels in it.

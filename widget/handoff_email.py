@@ -137,7 +137,7 @@ def owner_email(handoff: Handoff, recipients: list[str], site: str = "") -> Emai
     else:
         route = f"with a phone call at {handoff.phone}"
     body = (
-        f"{who} asked {shop.name}'s chat for a person and would like an answer {route}.\n\n"
+        f"{who} asked for a person in the chat of {shop.name} and would like an answer {route}.\n\n"
         f"Their question:\n\n{handoff.note}\n\n"
         f"{how_to_answer(handoff, site)}\n\n"
         f"The conversation so far:\n\n{transcript(handoff)}\n"

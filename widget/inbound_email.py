@@ -257,8 +257,8 @@ def tell_owners_held(handoff: Handoff, held: InboundEmail) -> None:
     if not recipients:
         return
     body = (
-        f"{held.sender} replied to the email about a customer's request, but is neither one of "
-        f"{handoff.shop.name}'s owners nor its contact address, so nothing reached the customer. "
+        f"{held.sender} replied to the email about a customer's request, but is neither an owner "
+        f"of {handoff.shop.name} nor its contact address, so nothing reached the customer. "
         f"Post the reply or dismiss it on the request's page:\n"
         f"{handoff_email.admin_link(handoff)}\n\nThe reply:\n\n{held.text}"
     )

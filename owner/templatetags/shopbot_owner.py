@@ -1,4 +1,5 @@
-"""`{% owner_shop_links as links %}`: the signed-in user's shops with their owner pages; and
+"""`{% owner_shop_links as links %}`: the signed-in user's shops with their owner pages;
+`{% can_add_shop as add %}`: whether they may add one; and
 `{{ answer|answer_preview }}`: an answer's start as the FAQ page and the widget render it."""
 
 from __future__ import annotations
@@ -39,6 +40,16 @@ def owner_shop_links(context) -> list[dict]:
             }
         )
     return links
+
+
+@register.simple_tag(takes_context=True)
+def can_add_shop(context) -> bool:
+    """Whether the signed-in user may add a shop (a superuser: the admin's add page), for the
+    "Add your shop" link a new installation's owner looks for on the admin home."""
+    request = context.get("request")
+    return bool(
+        request is not None and request.user.is_superuser and request.user.has_perm("faq.add_shop")
+    )
 
 
 @register.filter

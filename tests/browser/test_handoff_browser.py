@@ -200,7 +200,9 @@ def test_the_hand_off_in_spanish_from_the_form_to_the_customers_mailbox(page, ad
     question = "¿Arregláis bicicletas eléctricas?"
     ask(page, question)
     wait_answers(page, 1)
-    expect(w(page, "sb-bot")).to_contain_text("No estoy seguro de eso y prefiero no adivinar.")
+    expect(w(page, "sb-bot")).to_have_text(
+        "No puedo ayudarte con eso aquí, pero nuestro equipo sí."
+    )
     w(page, "sb-contact").get_by_role("button", name="Hablar con una persona").click()
 
     form = w(page, "sb-handoff-form")

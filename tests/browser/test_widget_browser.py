@@ -116,10 +116,13 @@ def test_thumbs_down_is_stored(page, site):
 
 def test_off_topic_question_shows_the_contact_route(page, site):
     open_widget(page, site["server"].url)
-    ask(page, "What is the airspeed velocity of an unladen swallow?")
+    ask(page, "Can you fix my car's brakes?")
     wait_answers(page, 1)
     expect(w(page, "sb-bot")).to_have_attribute("data-mode", "fallback")
-    expect(w(page, "sb-bot")).to_contain_text("a real person at Petal & Stem would love to help")
+    # Nothing to suggest: one honest sentence, not the shop's "not quite sure" fallback.
+    expect(w(page, "sb-bot")).to_have_text("I can't help with that here, but our team can.")
+    expect(w(page, "sb-did-you-mean")).to_have_count(0)
+    expect(w(page, "sb-contact")).to_contain_text("Talk to a person")
     # The fallback already says the bot could not help: no thumbs asking it again.
     expect(w(page, "sb-fb-up")).to_have_count(0)
     expect(w(page, "sb-fb-down")).to_have_count(0)
@@ -134,6 +137,9 @@ def test_off_topic_question_shows_the_contact_route(page, site):
     expect(w(page, "sb-error")).to_contain_text("Please keep your message under 1000 characters.")
     ask(page, "Do you deliver to Trenton?")
     wait_answers(page, 2)
+    # "Talk to a person" under the off-topic answer asks a person that question, not the latest.
+    w(page, "sb-contact").first.get_by_role("button", name="Talk to a person").click()
+    expect(w(page, "sb-handoff-note")).to_have_value("Can you fix my car's brakes?")
 
 
 def test_a_did_you_mean_click_is_answered_from_that_entry(page, site):
@@ -142,6 +148,8 @@ def test_a_did_you_mean_click_is_answered_from_that_entry(page, site):
     ask(page, "I want my money back")  # below the demo shop's bar, plainly about refunds
     wait_answers(page, 1)
     expect(w(page, "sb-bot")).to_have_attribute("data-mode", "fallback")
+    # With choices to offer, the shop's own fallback message sits above them.
+    expect(w(page, "sb-bot")).to_contain_text("a real person at Petal & Stem would love to help")
     expect(w(page, "sb-contact")).to_be_visible()  # the way to a person stays beside the choices
     option = w(page, "sb-did-you-mean-option").filter(has_text=REFUNDS)
     expect(option).to_have_count(1)

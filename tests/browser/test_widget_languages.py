@@ -31,8 +31,8 @@ def site(shared_server, other_sites, django_db_blocker) -> Iterator[dict]:
     """The server; a website (tests/browser/pages/spanish.html, arabic.html, arabic-english.html)
     embedding three shops, committed (the server is another process): two with the default
     greeting and fallback, so those come translated too, and an Arabic one whose owner wrote them
-    in English. No FAQ entries: every question gets the fallback and the contact route, the most
-    text the widget shows."""
+    in English. No FAQ entries: every question gets the off-topic answer (in the customer's
+    language) and the contact route, the most text the widget shows."""
     values: dict[str, str] = {"SERVER": shared_server.url}
     website = other_sites(LISTED_HOST, values)
     common = {
@@ -109,7 +109,8 @@ def test_the_widget_in_spanish_with_data_lang(browser, site):
     final = page.locator("[data-testid=sb-bot][data-state=final]")
     expect(final).to_have_count(1, timeout=FIRST_ANSWER_TIMEOUT)
     expect(w(page, "sb-bot")).to_have_attribute("data-mode", "fallback")
-    expect(w(page, "sb-bot")).to_contain_text("No estoy seguro de eso y prefiero no adivinar.")
+    declined = "No puedo ayudarte con eso aquí, pero nuestro equipo sí."
+    expect(w(page, "sb-bot")).to_have_text(declined)
     expect(w(page, "sb-contact")).to_contain_text("Hablar con una persona")
     expect(w(page, "sb-contact").locator("a").first).to_have_text("Escribir a hola@flores.example")
     # No thumbs under the fallback; their labels come translated with the rest, kept for later.
@@ -139,7 +140,7 @@ def test_the_widget_in_arabic_is_right_to_left(browser, site):
     ask(page, "هل تبيعون بطاقات الهدايا؟")
     final = page.locator("[data-testid=sb-bot][data-state=final]")
     expect(final).to_have_count(1, timeout=FIRST_ANSWER_TIMEOUT)
-    expect(w(page, "sb-bot")).to_contain_text("لست متأكدًا من ذلك")
+    expect(w(page, "sb-bot")).to_have_text("لا أستطيع المساعدة في ذلك هنا، لكن فريقنا يستطيع.")
     expect(w(page, "sb-contact")).to_contain_text("تحدث إلى شخص")
     # Mirrored: the customer's bubble on the left, the bot's on the right.
     user, bot = w(page, "sb-user").bounding_box(), w(page, "sb-bot").bounding_box()
@@ -179,7 +180,8 @@ def test_english_bubbles_in_an_arabic_widget_end_with_their_punctuation(browser,
     ask(page, "Do you rent bikes?")
     final = page.locator("[data-testid=sb-bot][data-state=final]")
     expect(final).to_have_count(1, timeout=FIRST_ANSWER_TIMEOUT)
-    expect(final).to_have_text(FALLBACK)
+    # Nothing to suggest: the honest sentence, in the language the customer wrote in.
+    expect(final).to_have_text("I can't help with that here, but our team can.")
     expect(w(page, "sb-contact")).to_contain_text("تحدث إلى شخص")
     bubbles = {
         "greeting": w(page, "sb-greeting").locator("p"),

@@ -28,9 +28,10 @@ The answer pipeline: one customer question in, exactly one saved answer out.
    5xx, 529, a cut or stalled stream, an SSE error): the best entry's answer word for word when
    retrieval is confident (mode "faq", sources = that entry; introduced by a line in the
    customer's language when they write in another language than the shop's FAQ: "Nuestra
-   respuesta (en inglés):", `customer_language`), else the shop's fallback message (mode
-   "fallback"; the consumer attaches the contact route). Deltas already sent are superseded
-   by the answer frame's text.
+   respuesta (en inglés):", `customer_language`), else the shop's fallback message above the
+   "did you mean" suggestions, or with none to offer (plainly off-topic) one honest sentence,
+   `texts.OFF_TOPIC` (mode "fallback" either way; the consumer attaches the contact route).
+   Deltas already sent are superseded by the answer frame's text.
 5. `save_answer`: the answer with its mode, sources, best score, confidence, latency and token
    usage. If another connection saved an answer to the same ask first, that stored answer is
    returned instead, so an ask never has two answers.
@@ -171,11 +172,22 @@ def answer_from_faq(shop: Shop, result: SearchResult, asked_in: str = "") -> dic
             "sources": source_list([best.entry]),
         }
     return {
-        "text": shop.fallback_text(),  # in the chat's language while it is the default
+        "text": not_answered_text(shop, bool(result.suggestions), asked_in),
         "mode": Message.FALLBACK,
         "sources": [],
         "suggestions": source_list(hit.entry for hit in result.suggestions),
     }
+
+
+def not_answered_text(shop: Shop, with_suggestions: bool, asked_in: str = "") -> str:
+    """What the bot says when it is not confident: the shop's fallback message (as written, or
+    the default in the active language, the chat's) above "did you mean" suggestions; with none
+    to offer (plainly off-topic), one honest sentence that the contact route follows, in
+    `asked_in` (the customer's language) when the widget speaks it, else the chat's."""
+    if with_suggestions:
+        return shop.fallback_text()
+    with translation.override(texts.supported(asked_in) or translation.get_language()):
+        return str(texts.OFF_TOPIC)
 
 
 def hours_source(language: str) -> dict:

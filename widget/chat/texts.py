@@ -58,6 +58,12 @@ WIDGET_TEXTS = {
 }
 
 
+# The answer to a question nothing in the FAQ is close to (not confident, no "did you mean"): one
+# honest sentence instead of the shop's fallback, which is written to sit beside suggestions; the
+# widget puts "Talk to a person" and the shop's contact route under it.
+OFF_TOPIC = _("I can't help with that here, but our team can.")
+
+
 # An FAQ answer given word for word to a customer who wrote in another language than the FAQ's:
 # its first line, in the customer's language, says which language follows ("Nuestra respuesta
 # (en inglés):"). One sentence per FAQ language, so each translation can inflect the name.

@@ -27,7 +27,8 @@ const CSS = `
 `;
 
 // `widget` is widget.js's <shopbot-widget> element; `tools` its helpers and its FRAME_HANDLERS,
-// where this module registers the hand-off's frames. Returns what widget.js calls: openForm(),
+// where this module registers the hand-off's frames. Returns what widget.js calls: openForm()
+// (with the question of the answer whose "Talk to a person" was clicked, else the latest),
 // showShopMessage(text, slot) and showError(frame) (an error about the pending request).
 export default function (widget, { el, safe, uid, addStyles, handlers }) {
   const ui = widget.ui;
@@ -68,7 +69,7 @@ export default function (widget, { el, safe, uid, addStyles, handlers }) {
   }
 
   // The form: email (or phone, if the shop calls back), optional name, the question pre-filled.
-  function openForm() {
+  function openForm(question = null) {
     widget.open();
     if (form) {
       form.elements.email.focus();
@@ -103,7 +104,7 @@ export default function (widget, { el, safe, uid, addStyles, handlers }) {
       field('phone', 'yourPhone', 'input', { type: 'tel', autocomplete: 'tel', maxlength: '40' });
     }
     field('name', 'yourName', 'input', { autocomplete: 'name', maxlength: '100' });
-    field('note', 'yourQuestion', 'textarea', { rows: '3' }).value = lastQuestion();
+    field('note', 'yourQuestion', 'textarea', { rows: '3' }).value = question ?? lastQuestion();
     const buttons = form.appendChild(el('div'));
     const send = el('button', 'go', widget.say('sendQuestion'), {
       type: 'submit',

@@ -709,7 +709,11 @@ textarea::placeholder { color: var(--muted); opacity: 1; }
       ui.widget.addEventListener(
         'click',
         safe((e) => {
-          if (e.target.closest('.talk')) this.withHandoff((handoff) => handoff.openForm());
+          const talk = e.target.closest('.talk');
+          if (!talk) return;
+          // Under an answer, the form asks that turn's question; in the header, the latest.
+          const asked = talk.closest('.turn')?.querySelector('.user');
+          this.withHandoff((handoff) => handoff.openForm(asked ? asked.textContent : null));
         }),
       );
       ui.composer.onsubmit = safe((e) => {
