@@ -442,6 +442,12 @@ class Message(models.Model):
     # Customer questions only: the owner dismissed it as noise ("Unanswered questions": pizza,
     # the weather), so it is no longer listed there.
     dismissed = models.BooleanField(default=False)
+    # A hand-off's reply (role shop) emailed to the customer by the worker
+    # (widget/handoff_email.py's `email_customer`): queued, then sent, or why its last try failed.
+    email_queued = models.DateTimeField(null=True, blank=True)
+    emailed = models.DateTimeField(null=True, blank=True)
+    email_attempts = models.PositiveSmallIntegerField(default=0)
+    email_error = models.TextField(blank=True)
     # Bot answers: the "did you mean" entries offered with it, [{"id", "question"}].
     suggestions = models.JSONField(default=list, blank=True)
     # Customer questions sent by clicking a suggestion: the entry asked for, and the customer's
