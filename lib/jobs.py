@@ -11,7 +11,8 @@ the apps are ready. `manage.py worker` runs them (shopbot/management/commands/wo
 - `waiting` / `failed_jobs`: what the owner's admin says about the queue ("N changes waiting").
 - `Retry`: a retry strategy whose tries and pauses are read from settings when a job fails.
 - `retry_stalled`: every minute, a job left running by a worker that stopped sending its heartbeat
-  (killed outright, its machine gone) is queued again.
+  for JOBS_STALLED_SECONDS (killed outright, its machine gone) is queued again, and a worker
+  finishes it.
 - JOBS_AT_COMMIT (the test suite's setting, never production's): a job runs in the process that
   deferred it, as soon as the transaction commits; its retries after their pauses (`run_now`).
 """
@@ -58,9 +59,11 @@ class Retry(BaseRetryStrategy):
 @app.task(name="jobs.retry_stalled", queueing_lock="jobs.retry_stalled", pass_context=True)
 async def retry_stalled(context, timestamp: int) -> None:
     """Queue again the jobs whose worker died with them in hand (no heartbeat for
-    `stalled_worker_timeout`, 30 s)."""
+    JOBS_STALLED_SECONDS)."""
     manager = context.app.job_manager
-    for job in await manager.get_stalled_jobs():
+    for job in await manager.get_stalled_jobs(
+        seconds_since_heartbeat=settings.JOBS_STALLED_SECONDS
+    ):
         logger.warning(
             "Job %s %s was left running by a stopped worker: retrying", job.id, job.task_name
         )

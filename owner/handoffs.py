@@ -4,8 +4,11 @@ page: the request, the owner's email's state, the conversation, the live panel (
 back, messages) and the reply form.
 
 The reply is saved as a `shop` message of the conversation first (Handoff.reply); then it reaches
-the customer's open chat (the conversation's channel-layer group, any server process) and is
-emailed to the customer. A failed email is said plainly: the reply is in the chat either way.
+the customer's open chat (the conversation's channel-layer group, any server process) and its
+email to the customer is queued for the worker. The page says of each reply's email whether it is
+queued, sent, retrying or failed (with the mail server's words), and a failed one can be queued
+again: the reply is in the chat either way. "Email the owners again" queues the owners' email
+too: no owner's click waits on a mail server.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Case, Value, When
+from django.db import transaction
+from django.db.models import BigIntegerField, Case, Exists, OuterRef, Value, When
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -25,10 +31,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from faq.owners import ShopScopedAdmin
+from lib import jobs
 from owner import erasure
 from owner.views import page_context, transcript_turns
 from widget import handoff_email
-from widget.models import Conversation, Handoff, InboundEmail
+from widget.models import Conversation, Handoff, InboundEmail, Message
 
 
 class ReplyForm(forms.Form):
@@ -55,16 +62,23 @@ def post_held(handoff: Handoff, held: InboundEmail) -> tuple[str, str]:
 
 
 def delivered(handoff: Handoff, error: str) -> tuple[str, str]:
-    """What the owner is told once a reply is posted: where it went."""
+    """What the owner is told once a reply is posted: where it goes."""
     if not handoff.email:
         return "warning", f"Reply saved and shown in the chat. {error}"
-    if error:
-        return (
-            "warning",
-            f"Reply saved and shown in the chat, but the email to {handoff.email} failed "
-            f"({error}). The customer sees it when they reopen the chat.",
-        )
-    return "success", f"Reply sent: shown in the chat and emailed to {handoff.email}."
+    return (
+        "success",
+        f"Reply saved and shown in the chat; its email to {handoff.email} is queued (this page "
+        "says when it is sent).",
+    )
+
+
+def reply_emails(handoff: Handoff) -> list[tuple[Message, str]]:
+    """The owner's replies to this request that were to be emailed, each with its email's state
+    (handoff_email.reply_email_state), oldest first."""
+    replies = handoff.conversation.messages.filter(
+        role=Message.SHOP, email_queued__isnull=False
+    ).order_by("id")
+    return [(reply, handoff_email.reply_email_state(reply)) for reply in replies]
 
 
 def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpResponse:
@@ -102,11 +116,18 @@ def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpRes
                 getattr(messages, level)(request, sentence)
             return HttpResponseRedirect(request.path)
         elif action == "notify":
-            if handoff_email.notify_owner(handoff.pk, force=True):
-                messages.success(request, "The email about this request was sent.")
-            else:
-                handoff.refresh_from_db()
-                messages.warning(request, f"The email failed again: {handoff.notify_error}")
+            if handoff.notified is None:
+                handoff_email.notify_owner_later(handoff.pk, force=True)
+                messages.success(request, "The email to the owners is queued.")
+            return HttpResponseRedirect(request.path)
+        elif action == "email_reply" and handoff.email:
+            reply = handoff.conversation.messages.filter(
+                pk=request.POST.get("message"), role=Message.SHOP, emailed__isnull=True
+            ).first()
+            if reply is not None:
+                with transaction.atomic():
+                    handoff_email.email_customer_later(handoff, reply)
+                messages.success(request, f"The reply's email to {handoff.email} is queued.")
             return HttpResponseRedirect(request.path)
     last_message = handoff.conversation.messages.order_by("-id").values_list("id", flat=True)
     context = page_context(
@@ -121,6 +142,8 @@ def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpRes
         live_url=reverse("admin:widget_handoff_live", args=[handoff.pk]),
         idle_minutes=settings.HANDOFF_TAKEOVER_IDLE_MINUTES,
         form=form,
+        notify_queued=handoff.notified is None and handoff_email.notify_queued(handoff.pk),
+        reply_emails=reply_emails(handoff),
         inbound_emails=handoff.inbound_emails.all(),
         can_change=can_change,
         show_shop=request.user.is_superuser,
@@ -274,11 +297,22 @@ class HandoffAdmin(ShopScopedAdmin):
             return obj.notified.strftime("%Y-%m-%d %H:%M")
         if obj.notify_error:
             return format_html(
-                '<strong title="{}">failed, {} attempt(s)</strong>',
+                '<strong title="{}">{}, {} attempt(s)</strong>',
                 obj.notify_error,
+                "retrying" if getattr(obj, "notify_queued", False) else "failed",
                 obj.notify_attempts,
             )
-        return "sending…"
+        return "queued"
+
+    def get_queryset(self, request):
+        # Whether the owners' email is waiting for the worker (queued again, or between tries).
+        handoff_id = Cast(KeyTextTransform("handoff_id", "args"), BigIntegerField())
+        queued = (
+            jobs.waiting("widget.notify_owner")
+            .annotate(handoff_id=handoff_id)
+            .filter(handoff_id=OuterRef("pk"))
+        )
+        return super().get_queryset(request).annotate(notify_queued=Exists(queued))
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "title": "Customer requests"}
@@ -310,5 +344,9 @@ class HandoffAdmin(ShopScopedAdmin):
     @admin.action(description="Email the owners again (unsent only)", permissions=["change"])
     def email_owners_again(self, request, queryset) -> None:
         ids = list(queryset.filter(notified__isnull=True).values_list("pk", flat=True))
-        sent = sum(handoff_email.notify_owner(pk, force=True) for pk in ids)
-        self.message_user(request, f"{sent} of {len(ids)} unsent email(s) sent now.")
+        with transaction.atomic():
+            for pk in ids:
+                handoff_email.notify_owner_later(pk, force=True)
+        self.message_user(
+            request, f"{len(ids)} unsent email(s) queued: this list says when each is sent."
+        )

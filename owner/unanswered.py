@@ -8,7 +8,11 @@ sentence embeddings, so "do you sell chocolate?" and "can I add chocolates to my
 line for the owner, with a count, the latest date and the most typical wording.
 
 The questions are embedded by multilingual-e5-small (`embed_questions`), whichever model answers
-the chat. The English model put every Spanish question in one group because it was Spanish, and
+the chat, and stored on the message: the worker embeds every shop's new unanswered questions
+every minute (`embed_waiting`, owner/tasks.py), so the page reads stored vectors and embeds only
+what arrived since (or everything, with the worker down).
+
+The English model put every Spanish question in one group because it was Spanish, and
 "can you come get my bike from my house" with "can I hire a bike for the weekend"; e5 groups a
 Spanish or French question with English ones of the same meaning more often (6 of 22 on the
 labelled set, none before; not always: some still go together by language) and English
@@ -22,10 +26,11 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 from django.db import transaction
+from django.utils import timezone
 
 from faq import embedding
 from faq.models import FAQEntry, Shop
@@ -121,6 +126,35 @@ def fill_embeddings(questions: list[Message]) -> None:
     for question, vector in zip(missing, vectors, strict=True):
         question.embedding = vector
     Message.objects.bulk_update(missing, ["embedding"], batch_size=200)
+
+
+# The worker's job (owner/tasks.py) looks this far back for unanswered questions without a
+# vector: a question turns unanswered when it is answered (fell back, unsure) or soon after (a
+# thumbs-down), and a bounded look keeps the query on the `created` index however many answered
+# questions a shop has. Older ones (a backlog from before the job) are embedded by the page.
+EMBED_LOOKBACK = timedelta(days=7)
+EMBED_BATCH = 200
+
+
+def embed_waiting(most: int, now: datetime | None = None) -> int:
+    """Embed and store the vectors of every shop's unanswered questions of the last
+    EMBED_LOOKBACK that have none, newest first, at most `most` of them, in batches of
+    EMBED_BATCH: the owner's page then reads stored vectors. Returns how many were embedded."""
+    since = (now or timezone.now()) - EMBED_LOOKBACK
+    waiting = (
+        Message.objects.unanswered(None)
+        .filter(embedding__isnull=True, created__gte=since)
+        .only("id", "text", "embedding")
+        .order_by("-created", "-pk")
+    )
+    done = 0
+    while done < most:
+        batch = list(waiting[: min(EMBED_BATCH, most - done)])
+        if not batch:
+            break
+        fill_embeddings(batch)
+        done += len(batch)
+    return done
 
 
 def cluster(vectors: np.ndarray, threshold: float = SIMILARITY_THRESHOLD) -> list[list[int]]:

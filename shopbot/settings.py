@@ -377,7 +377,8 @@ HANDOFFS_PER_ADDRESS_PER_HOUR = envint("HANDOFFS_PER_ADDRESS_PER_HOUR", "3")
 # The owner's email: tried this many times by the worker, waiting HANDOFF_RETRY_SECONDS, then
 # twice that, ... between tries. Still unsent after that: the admin shows it, and the worker's
 # job every five minutes (or `manage.py send_handoff_emails`, or the admin action) tries again, up
-# to HANDOFF_MAX_ATTEMPTS in all.
+# to HANDOFF_MAX_ATTEMPTS in all. The owner's reply emailed to the customer is tried as many
+# times with the same pauses; then its "Email it again" button on the request's page.
 HANDOFF_EMAIL_TRIES = envint("HANDOFF_EMAIL_TRIES", "3")
 HANDOFF_RETRY_SECONDS = envfloat("HANDOFF_RETRY_SECONDS", "30")
 HANDOFF_MAX_ATTEMPTS = envint("HANDOFF_MAX_ATTEMPTS", "10")
@@ -429,6 +430,10 @@ INDEXING_TRIES = envint("INDEXING_TRIES", "3")
 # The test suite's: every job runs in the process that queued it, when its transaction commits
 # (retries included), instead of waiting for a worker. Never in production.
 JOBS_AT_COMMIT = envbool("JOBS_AT_COMMIT", "False")
+# A worker silent this many seconds (no heartbeat: killed outright, its machine gone) is taken for
+# dead: its job in hand is queued again by `jobs.retry_stalled` (every minute). Workers beat every
+# third of it (at most every 10 s).
+JOBS_STALLED_SECONDS = envfloat("JOBS_STALLED_SECONDS", "30")
 # Jobs are found by name in each app's tasks.py; the worker never deletes finished jobs itself.
 PROCRASTINATE_AUTODISCOVER_MODULE_NAME = "tasks"
 

@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from faq.models import Shop
-from tests.support import Chat, Inbox, chat_from, make_owner, wait_for
+from tests.support import Chat, Inbox, chat_from, make_owner, stored_conversation, wait_for
 from widget import handoff_email
 from widget.models import Conversation, Handoff, Message
 
@@ -299,6 +299,51 @@ async def test_the_owners_reply_goes_to_the_requests_own_address_and_quotes_no_s
     body = mail.get_body().get_content()
     assert "We never sent that; please ignore it." in body
     assert "evil.example" not in body and "prize" not in body
+
+
+def test_the_reply_email_is_queued_a_down_mail_server_loses_nothing_and_the_owner_sees_its_state(
+    demo_shop, smtp_port
+):
+    """The reply's email is a job queued with the reply (here it runs at commit, its retry on a
+    thread after its pause): the owner's click never waits on the mail server. With the server
+    down the reply is in the chat, the email is tried HANDOFF_EMAIL_TRIES (2) times and shown
+    failed with the server's words; once the server is back, "Email it again" sends it."""
+    owner = make_owner(demo_shop, "owner", "owner@petal.example")
+    client = Client()
+    client.force_login(owner)
+    conversation = stored_conversation(demo_shop, [("Can you fix my car?", {"mode": "fallback"})])
+    handoff = Handoff.objects.create(
+        conversation=conversation, client_id="h1", email="ann@example.com", note="Car brakes?"
+    )
+    url = reverse("admin:widget_handoff_change", args=[handoff.pk])
+    text = "No, but Joe's Garage on Main St can."
+    page = client.post(url, {"action": "reply", "text": text}, follow=True).content.decode()
+    assert "Reply saved and shown in the chat; its email to ann@example.com is queued" in page
+    reply = Message.objects.get(conversation=conversation, role=Message.SHOP)
+    assert reply.text == text and reply.email_queued is not None
+
+    wait_for(lambda: Message.objects.get(pk=reply.pk).email_attempts == 2)  # both tries failed
+    reply.refresh_from_db()
+    assert reply.emailed is None and "Connection refused" in reply.email_error
+    handoff.refresh_from_db()
+    assert handoff.status == Handoff.ANSWERED  # the reply stands: only its email failed
+    page = client.get(url).content.decode()
+    assert "the email to ann@example.com failed</strong> (2 attempts)" in page
+    assert "Connection refused" in page and "Email it again" in page
+
+    handler = Inbox()
+    controller = Controller(handler, hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    try:
+        client.post(url, {"action": "email_reply", "message": reply.pk})
+        ((recipients, mail),) = handler.wait(1)
+    finally:
+        controller.stop()
+    assert recipients == ["ann@example.com"] and text in mail.get_body().get_content()
+    reply.refresh_from_db()
+    assert reply.emailed is not None and reply.email_error == "" and reply.email_attempts == 3
+    page = client.get(url).content.decode()
+    assert "emailed to ann@example.com" in page and "Email it again" not in page
 
 
 @pytest.fixture

@@ -168,9 +168,10 @@ async def test_the_hand_off_in_spanish_its_errors_and_its_confirmation():
 
 @db
 def reply_by_email(handoff_id: int, text: str) -> tuple[str, str]:
-    """The owner's reply to the request, emailed; (why not sent, the conversation's language)."""
+    """The owner's reply to the request, emailed (its job runs at commit here); (why not queued,
+    the conversation's language)."""
     handoff = Handoff.objects.select_related("conversation__shop").get(pk=handoff_id)
-    return handoff_email.email_customer(handoff, handoff.reply(text)), handoff.conversation.language
+    return handoff_email.answer(handoff, text)[1], handoff.conversation.language
 
 
 async def test_the_owners_reply_is_emailed_in_the_language_the_customer_chats_in(mailoutbox):

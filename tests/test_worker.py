@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,8 @@ from aiosmtpd.controller import Controller
 from django.core.management import call_command
 from django.db import connection, transaction
 from django.test import Client
+from django.utils import timezone
+from procrastinate.periodic import PeriodicDeferrer
 from websockets.asyncio.client import connect
 
 from faq import embedding, indexing
@@ -30,6 +33,7 @@ from faq.models import FAQEntry, SearchIndex
 from faq.search import search
 from harness.daphne_process import free_port
 from lib import jobs
+from owner import unanswered
 from tests.support import (
     Inbox,
     admin_browser,
@@ -42,7 +46,7 @@ from tests.support import (
 )
 from tests.test_knowledge_base import change_form
 from widget import handoff_email
-from widget.models import Handoff
+from widget.models import Conversation, Handoff, Message
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -347,3 +351,197 @@ def test_while_a_rebuild_waits_the_bot_answers_from_the_last_index(
 
     worker_in_process()
     assert SearchIndex.objects.get(**own).vector_count < stored.vector_count
+
+
+# --- The scheduled jobs ------------------------------------------------------------------------
+
+
+SCHEDULED = {
+    "jobs.retry_stalled": "* * * * *",
+    "owner.embed_unanswered": "* * * * *",
+    "widget.send_due": "*/5 * * * *",
+    "widget.purge_conversations": "15 3 * * *",
+}
+
+
+def defer_scheduled(at: datetime) -> list[str]:
+    """What the worker's scheduler (procrastinate's PeriodicDeferrer, as `manage.py worker` runs
+    it) queues at `at`: the names of the jobs it deferred."""
+    before = set(jobs.ProcrastinateJob.objects.values_list("pk", flat=True))
+    deferrer = PeriodicDeferrer(jobs.app.periodic_registry)
+    asyncio.run(deferrer.defer_jobs(deferrer.get_previous_tasks(at.timestamp())))
+    new = jobs.ProcrastinateJob.objects.exclude(pk__in=before).filter(status="todo")
+    return sorted(new.values_list("task_name", flat=True))
+
+
+def test_the_scheduled_jobs_are_registered_and_do_their_work_when_due(
+    demo_shop, queued, worker_in_process, inbox, settings, monkeypatch
+):
+    crons = {p.task.name: p.cron for p in jobs.app.periodic_registry.periodic_tasks.values()}
+    assert crons == SCHEDULED
+
+    # Work for each: an owner's email whose retry is due, a conversation past retention, and a
+    # job left running by a worker that died (fetched by procrastinate, never finished).
+    settings.CONVERSATION_RETENTION_DAYS = 30
+    unsent = leave_request(demo_shop, "Still unsent")
+    Handoff.objects.filter(pk=unsent.pk).update(
+        notify_attempts=1, notify_error="ConnectionRefusedError", notify_after=timezone.now()
+    )
+    jobs.ProcrastinateJob.objects.all().delete()  # the request's own job: lost, say
+    old = stored_conversation(demo_shop, [("Do you deliver?", {"mode": "faq"})], days_ago=40)
+    kept = stored_conversation(demo_shop, [("Do you deliver?", {"mode": "faq"})], days_ago=2)
+    indexing.reindex_later([demo_shop.pk])
+    stalled = asyncio.run(jobs.app.job_manager.fetch_job(queues=None, worker_id=None))
+    assert stalled.task_name == indexing.REINDEX
+    assert jobs_in("doing") == 1
+
+    # ... and a customer's question the bot could not answer (the request's is another).
+    fell_back = stored_conversation(
+        demo_shop, [("Do you sell garden gnomes?", {"mode": "fallback"})]
+    )
+    question = fell_back.messages.get(role=Message.USER)
+    assert question.embedding is None
+
+    # At 10:06 the every-minute jobs are due, and the five-minute one of 10:05 (procrastinate
+    # catches up on ticks up to 10 minutes late); at 03:15 (UTC) the nightly purge too.
+    due = ["jobs.retry_stalled", "owner.embed_unanswered", "widget.send_due"]
+    assert defer_scheduled(datetime(2026, 12, 8, 10, 6, 30, tzinfo=UTC)) == due
+    jobs.ProcrastinateJob.objects.filter(status="todo").delete()
+    assert defer_scheduled(datetime(2026, 12, 8, 3, 15, 30, tzinfo=UTC)) == sorted(SCHEDULED)
+
+    worker_in_process()  # the four jobs, then the stalled one they queued again
+    assert jobs.ProcrastinateJob.objects.filter(status__in=["todo", "doing", "failed"]).count() == 0
+    ((recipients, mail),) = inbox.wait(1)
+    assert "Still unsent" in mail.get_body().get_content()
+    assert Handoff.objects.get(pk=unsent.pk).notified is not None
+    assert not Conversation.objects.filter(pk=old.pk).exists()
+    assert Conversation.objects.filter(pk=kept.pk).exists()
+    assert indexing.waiting_changes([demo_shop.pk]) == 0
+    question.refresh_from_db()
+    assert question.embedding is not None  # stored by the worker: the owner's page reads it
+    answered = kept.messages.get(role=Message.USER)
+    assert answered.embedding is None  # only unanswered questions are embedded
+
+    def page_embeds(texts):
+        raise AssertionError(f"the page embedded {texts}")
+
+    monkeypatch.setattr(unanswered, "embed_questions", page_embeds)
+    found = unanswered.groups(demo_shop)
+    assert [question.pk] in [group.message_ids for group in found]
+
+
+# --- The owner's emails are jobs ---------------------------------------------------------------
+
+
+def test_email_the_owners_again_queues_the_email_and_the_worker_sends_it(
+    demo_shop, queued, worker_in_process, inbox
+):
+    owner = make_owner(demo_shop, email="owner@petal.example")
+    client = Client()
+    client.force_login(owner)
+    handoff = leave_request(demo_shop, "Gave up on")
+    jobs.ProcrastinateJob.objects.all().delete()  # its tries are over
+    error = "ConnectionRefusedError: [Errno 111] Connection refused"
+    Handoff.objects.filter(pk=handoff.pk).update(notify_attempts=5, notify_error=error)
+    assert "failed, 5 attempt(s)" in client.get("/admin/widget/handoff/").content.decode()
+
+    page = client.post(
+        "/admin/widget/handoff/",
+        {"action": "email_owners_again", "_selected_action": [handoff.pk], "index": "0"},
+        follow=True,
+    ).content.decode()
+    assert "1 unsent email(s) queued" in page and "retrying, 5 attempt(s)" in page
+    assert inbox.received == []  # the owner's click sent nothing itself
+    assert jobs.waiting("widget.notify_owner", handoff_id=handoff.pk).count() == 1
+    detail = client.get(f"/admin/widget/handoff/{handoff.pk}/change/").content.decode()
+    assert "It is queued to be tried again." in detail
+    assert "Email the owners again now" not in detail  # queued already
+
+    worker_in_process()
+    ((recipients, mail),) = inbox.wait(1)
+    assert "Gave up on" in mail.get_body().get_content()
+    handoff.refresh_from_db()
+    assert handoff.notified is not None and handoff.notify_attempts == 6
+    assert "attempt(s)" not in client.get("/admin/widget/handoff/").content.decode()
+
+
+# --- A worker killed mid-job -------------------------------------------------------------------
+
+
+class HangingInbox(Inbox):
+    """A mail server that holds the first message until `release`, then refuses it (451: not
+    delivered); later ones are kept as usual."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside, self.released = False, asyncio.Event()
+        self.held = 0
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        if self.held == 0:
+            self.held, self.inside = 1, True
+            await self.released.wait()
+            return "451 4.3.0 Try again later"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def dead_worker_silent(seconds: float) -> bool:
+    """Whether every worker with a job in hand has sent no heartbeat for `seconds`."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM procrastinate_jobs j JOIN procrastinate_workers w "
+            "ON w.id = j.worker_id WHERE j.status = 'doing' "
+            "AND w.last_heartbeat > now() - make_interval(secs => %s)",
+            [seconds],
+        )
+        return cursor.fetchone()[0] == 0
+
+
+def test_a_worker_killed_mid_job_leaves_it_to_be_queued_again_and_another_worker_finishes_it(
+    demo_shop, queued, tmp_path
+):
+    """SIGKILL while the owner's reply is being emailed: the job stays "doing" with a dead
+    worker's id; once that worker has been silent JOBS_STALLED_SECONDS, `jobs.retry_stalled`
+    (run by a new worker) queues it again and the new worker sends the email. Nothing lost."""
+    port = free_port()
+    mail = HangingInbox()
+    smtp = Controller(mail, hostname="127.0.0.1", port=port)
+    smtp.start()
+    env = {
+        "EMBEDDING_WARM_ON_START": "False",
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(port),
+        "EMAIL_USE_TLS": "False",
+        "EMAIL_TIMEOUT": "120",
+        "JOBS_STALLED_SECONDS": "3",
+    }
+    conversation = stored_conversation(demo_shop, [("Can you fix my car?", {"mode": "fallback"})])
+    handoff = Handoff.objects.create(  # the owners were emailed: the reply is the only email
+        conversation=conversation,
+        client_id="h1",
+        email="ann@example.com",
+        note="Car?",
+        notified=timezone.now(),
+    )
+    try:
+        log = tmp_path / "worker.log"
+        with worker_process(log, **env) as worker:
+            reply, _ = handoff_email.answer(handoff, "Joe's Garage can.")
+            wait_for(lambda: mail.inside, 60)
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(10)
+        job = jobs.ProcrastinateJob.objects.get(task_name="widget.email_customer")
+        assert job.status == "doing" and job.worker_id is not None  # left in hand
+        smtp.loop.call_soon_threadsafe(mail.released.set)  # the dead worker's message: refused
+        wait_for(lambda: dead_worker_silent(3), 30)
+
+        with worker_process(log, **env):
+            jobs.defer("jobs.retry_stalled", timestamp=0)  # as its scheduler does every minute
+            ((recipients, sent),) = mail.wait(1, 60)
+            wait_for(lambda: Message.objects.get(pk=reply.pk).emailed is not None, 30)
+            wait_for(lambda: not jobs.ProcrastinateJob.objects.exclude(status="failed").exists())
+    finally:
+        smtp.stop()
+    assert recipients == ["ann@example.com"] and "Joe's Garage" in sent.get_body().get_content()
+    assert jobs_in("failed") == 0
+    assert "left running by a stopped worker: retrying" in log.read_text()

@@ -14,8 +14,10 @@ EMAIL_* settings; the console backend when EMAIL_HOST is unset).
   HANDOFF_REMINDER_HOURS after it was left, counted in the shop's opening hours once it has
   hours (`reminder_cutoff`).
 - The owner's answer (`answer`: from the admin's reply form and from an email reply alike) is
-  posted to the conversation and emailed to the customer (`email_customer`), with Reply-To the
-  shop's address, in the language the customer chats in (Conversation.language).
+  posted to the conversation, and its email to the customer (`email_customer`, with Reply-To the
+  shop's address, in the language the customer chats in) is a job for the worker, tried
+  HANDOFF_EMAIL_TRIES times like the owner's; its state is on the reply (Message.emailed,
+  email_error), which the request's page shows: queued, sent, retrying or failed.
 
 Only one sender works on a request at a time: an attempt first claims it by moving
 `notify_after` forward in one UPDATE, so the worker, cron and the admin never send it twice. No
@@ -30,7 +32,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -52,6 +54,7 @@ TRANSCRIPT_MESSAGES = 40
 LATEST_REMINDER = timedelta(days=6)
 # The longest answer to a customer, from the admin's form or by email.
 MAX_REPLY_CHARS = 4000
+PHONE_ONLY = "The customer left a phone number, not an email address: call them back."
 ROLE_NAMES = {Message.USER: "Customer", Message.BOT: "Bot", Message.SHOP: "You"}
 
 
@@ -226,10 +229,22 @@ def notify_owner(handoff_id: int, site: str = "", force: bool = False) -> bool:
     return True
 
 
-def notify_owner_later(handoff_id: int, site: str = "") -> None:
+def notify_owner_later(handoff_id: int, site: str = "", force: bool = False) -> None:
     """Queue the owner's email about this request (in the caller's transaction: the request and
-    its job are committed together), for the worker (widget/tasks.py's `notify_owner`)."""
-    jobs.defer("widget.notify_owner", handoff_id=handoff_id, site=site)
+    its job are committed together), for the worker (widget/tasks.py's `notify_owner`). `force`:
+    the admin's "email the owners again", which skips the pause of a retry (`notify_owner`)."""
+    kwargs = {"force": True} if force else {}
+    # One waiting job per request: a second click while one waits adds nothing.
+    lock = f"notify-owner-{handoff_id}"
+    jobs.defer(
+        "widget.notify_owner", queueing_lock=lock, handoff_id=handoff_id, site=site, **kwargs
+    )
+
+
+def notify_queued(handoff_id: int) -> bool:
+    """Whether an email to the owners about this request is waiting for the worker (or being
+    sent by it)."""
+    return jobs.waiting("widget.notify_owner", handoff_id=handoff_id).exists()
 
 
 def send_due() -> tuple[int, int]:
@@ -312,38 +327,90 @@ def send_reminders() -> tuple[int, int]:
 def answer(handoff: Handoff, text: str) -> tuple[Message, str]:
     """The owner's answer to a request, from the admin's reply form or an email reply: posted
     as a `shop` message of the conversation (Handoff.reply: stored, the request answered, pushed
-    to the customer's open chats once committed), then emailed to the customer. Returns the
-    message and "" when the email went, else why not (the reply is in the chat either way)."""
-    message = handoff.reply(text)
-    return message, email_customer(handoff, message)
+    to the customer's open chats once committed), and its email to the customer queued for the
+    worker in the same transaction (`email_customer_later`). Returns the message and "" when the
+    email is queued, else why there is none (the reply is in the chat either way)."""
+    with transaction.atomic():
+        message = handoff.reply(text)
+        if not handoff.email:
+            return message, PHONE_ONLY
+        email_customer_later(handoff, message)
+    return message, ""
 
 
-def email_customer(handoff: Handoff, reply: Message) -> str:
-    """Email the owner's reply to the customer, in the chat's language (the conversation's,
-    else the shop's); "" when sent, else why not (shown to the owner: the reply is in the chat
-    either way).
+def email_customer_later(handoff: Handoff, reply: Message) -> None:
+    """Queue the email of the owner's reply to the customer (widget/tasks.py's
+    `email_customer`), in the caller's transaction; the reply's email state starts afresh."""
+    Message.objects.filter(pk=reply.pk).update(email_queued=timezone.now(), email_error="")
+    lock = f"email-customer-{reply.pk}"  # one waiting job per reply
+    jobs.defer(
+        "widget.email_customer", queueing_lock=lock, handoff_id=handoff.pk, message_id=reply.pk
+    )
+
+
+def reply_email_state(reply: Message) -> str:
+    """What the owner reads about a reply's email: QUEUED, SENT, RETRYING or FAILED ("" for a
+    message that was never to be emailed)."""
+    if reply.emailed:
+        return SENT
+    if reply.email_queued is None:
+        return ""
+    if not reply.email_error:
+        return QUEUED
+    if jobs.waiting("widget.email_customer", message_id=reply.pk).exists():
+        return RETRYING
+    return FAILED
+
+
+QUEUED, SENT, RETRYING, FAILED = "queued", "sent", "retrying", "failed"
+
+
+def email_customer(handoff_id: int, message_id: int) -> bool:
+    """One attempt to email the owner's reply (`message_id`) to the request's customer; True
+    once it is sent (or was already). A failure is kept on the message (`email_error`,
+    `email_attempts`) for the owner's page, and returns False: the job tries again."""
+    reply = Message.objects.get(pk=message_id, role=Message.SHOP)
+    if reply.emailed:
+        return True
+    handoff = Handoff.objects.select_related("conversation__shop").get(
+        pk=handoff_id, conversation_id=reply.conversation_id
+    )
+    message = customer_email(handoff, reply)
+    release_connection()
+    error = ""
+    try:
+        message.connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
+        message.send(fail_silently=False)
+    except Exception as exc:  # any failure of the mail server is retried
+        error = f"{type(exc).__name__}: {exc}"[:500]
+    if error:
+        logger.warning("Could not email the reply to request %s: %s", handoff_id, error)
+        Message.objects.filter(pk=message_id).update(
+            email_attempts=F("email_attempts") + 1, email_error=error
+        )
+        return False
+    Message.objects.filter(pk=message_id).update(
+        emailed=timezone.now(), email_attempts=F("email_attempts") + 1, email_error=""
+    )
+    return True
+
+
+def customer_email(handoff: Handoff, reply: Message) -> EmailMessage:
+    """The email of the owner's reply to the customer, in the chat's language (the
+    conversation's, else the shop's), Reply-To the shop's address.
 
     It goes only to the address saved with this request (checked and normalised by
     widget/chat/handoff.py), and carries only the owner's words: anyone can type someone else's
     address into the chat, so the customer's own note is not quoted, or the shop's mail would
     carry a stranger's text to that address."""
-    if not handoff.email:
-        return "The customer left a phone number, not an email address: call them back."
     shop = handoff.shop
     with translation.override(chat_language(handoff.conversation.language, shop.language)):
         subject = _("%(shop)s: a reply to your question") % {"shop": one_line(shop.name, 60)}
         also = _("You can also read this reply in the chat on our website.")
-    message = EmailMessage(
+    return EmailMessage(
         subject=subject,
         body=f"{reply.text}\n\n---\n{also}",
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[handoff.email],
         reply_to=[shop.contact_email] if shop.contact_email else None,
     )
-    try:
-        message.connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
-        message.send(fail_silently=False)
-    except Exception as exc:
-        logger.warning("Could not email the reply to request %s: %s", handoff.pk, exc)
-        return f"{type(exc).__name__}: {exc}"[:300]
-    return ""

@@ -367,14 +367,16 @@ class MessageQuerySet(QuerySet):
             Q(mode=Message.FALLBACK) | Q(confident=False) | Q(feedback=Message.DOWN)
         )
 
-    def unanswered(self, shop: Shop | int) -> MessageQuerySet:
+    def unanswered(self, shop: Shop | int | None) -> MessageQuerySet:
         """The shop's unanswered questions: customer questions whose answer did not help and
-        for which nobody has written an FAQ entry yet (the owner's "Unanswered questions")."""
+        for which nobody has written an FAQ entry yet (the owner's "Unanswered questions").
+        `None`: every shop's (the worker embeds them, owner/tasks.py)."""
         same_ask = {"conversation": OuterRef("conversation"), "ask_id": OuterRef("ask_id")}
         answer = Message.objects.filter(role=Message.BOT, **same_ask)
+        of_shop = {} if shop is None else {"conversation__shop": shop}
         return (
             self.filter(
-                conversation__shop=shop,
+                **of_shop,
                 role=Message.USER,
                 resolved_by__isnull=True,
                 dismissed=False,
@@ -433,8 +435,9 @@ class Message(models.Model):
     feedback = models.CharField(max_length=4, choices=Feedback, blank=True)
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     # Customer questions only: the question's multilingual-e5-small embedding, for grouping
-    # unanswered questions by meaning (owner/unanswered.py, filled when first needed), and the FAQ
-    # entry an owner wrote to answer it.
+    # unanswered questions by meaning (owner/unanswered.py; stored by the worker within a minute
+    # of the question turning out unanswered, owner/tasks.py), and the FAQ entry an owner wrote
+    # to answer it.
     embedding = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS, null=True, blank=True)
     resolved_by = models.ForeignKey(
         FAQEntry, models.SET_NULL, null=True, blank=True, related_name="resolved_questions"
@@ -442,6 +445,12 @@ class Message(models.Model):
     # Customer questions only: the owner dismissed it as noise ("Unanswered questions": pizza,
     # the weather), so it is no longer listed there.
     dismissed = models.BooleanField(default=False)
+    # A hand-off's reply (role shop) emailed to the customer by the worker
+    # (widget/handoff_email.py's `email_customer`): queued, then sent, or why its last try failed.
+    email_queued = models.DateTimeField(null=True, blank=True)
+    emailed = models.DateTimeField(null=True, blank=True)
+    email_attempts = models.PositiveSmallIntegerField(default=0)
+    email_error = models.TextField(blank=True)
     # Bot answers: the "did you mean" entries offered with it, [{"id", "question"}].
     suggestions = models.JSONField(default=list, blank=True)
     # Customer questions sent by clicking a suggestion: the entry asked for, and the customer's

@@ -62,4 +62,7 @@ class Command(BaseCommand):
                 fetch_job_polling_interval=5.0,
                 delete_jobs="successful",
                 shutdown_graceful_timeout=None,
+                # A worker without a heartbeat for this long is dead (lib/jobs.retry_stalled).
+                stalled_worker_timeout=settings.JOBS_STALLED_SECONDS,
+                update_heartbeat_interval=min(10.0, settings.JOBS_STALLED_SECONDS / 3),
             )
