@@ -4,10 +4,11 @@ The answer pipeline: one customer question in, exactly one saved answer out.
 `answer(conversation, ask_id, text, on_delta)` runs these steps:
 
 1. `save_question`: the customer's message before anything else (a new conversation's row
-   first, `save_conversation`), so nothing a customer typed is
-   lost even if every later step fails. The (conversation, role, ask_id) unique constraint makes
-   this the de-duplication point: an ask id that was already answered returns the stored answer
-   at once.
+   with it, on its first ask), so nothing a customer typed is lost even if every later step
+   fails. The same statement reads the earlier turns and the version of the shop's hours. The
+   (conversation, role, ask_id) unique constraint makes this the de-duplication point: an ask id
+   that was already asked stores nothing, and one already answered returns the stored answer at
+   once.
 2. `hours_answer`: a question about opening times ("are you open on Sunday?", in the chat's
    language; faq/hours/questions.py's `recognise` needs no query) is answered from the shop's
    hours, when it has some: mode "hours", the FAQ page's hours section as the source. Every
@@ -37,9 +38,12 @@ The answer pipeline: one customer question in, exactly one saved answer out.
 
 Everything touching the ORM or the embedding model runs in worker threads. Without Claude, steps
 1, 2, 4 and 5 run in one thread hop (`prepare`) and on one database connection: that path is the
-one that has to be fast (`manage.py bench_chat`). Both writes are ordinary durable commits, each a
-single INSERT in autocommit mode (one round trip, no BEGIN/COMMIT pair): a customer's question
-is the owner's data, and a few milliseconds of fsync are nothing at chatting speed.
+one that has to be fast (`manage.py bench_chat`, `bench/load_test.py`). It is four statements
+(tests/test_pipeline_round_trips.py counts them): the question's (step 1), the search's two, the
+answer's INSERT; an opening-hours question two, while the shop's hours are unchanged. Both writes
+are ordinary durable commits, each one statement in autocommit mode (no BEGIN/COMMIT pair): a
+customer's question is the owner's data, and a few milliseconds of fsync are nothing at chatting
+speed.
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ from faq.hours import questions as hours_questions
 from faq.hours.models import schedule_at
 from faq.models import FAQEntry, Shop
 from faq.search import Hit, SearchResult
-from lib.internals import is_unsaved
+from lib.internals import is_unsaved, mark_saved
 from widget.chat import claude, texts
 from widget.models import Conversation, CustomerWording, Message
 
@@ -288,14 +292,6 @@ def row_insert(instance: Model) -> tuple[str, list]:
     return sql, [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
 
 
-def stored(instance: Model, pk) -> Model:
-    """`instance` as the ORM leaves a saved one: its primary key, saved in the database."""
-    instance.pk = pk
-    instance._state.adding = False
-    instance._state.db = connection.alias
-    return instance
-
-
 # How many earlier messages an ask reads: as many as Claude sees and one more question, for a
 # follow-up's context.
 EARLIER_MESSAGES = 2 * claude.HISTORY_PAIRS + 2
@@ -355,7 +351,7 @@ def save_question(
         )
         rows = cursor.fetchall()
     if head:
-        conversation._state.adding = False
+        mark_saved(conversation)
     parts: dict[int, list] = {0: [], 1: [], 2: []}
     for part, *row in rows:
         parts[part].append(row)
@@ -368,7 +364,7 @@ def save_question(
             earlier_turns(conversation, question),
             hours_version,
         )
-    stored(question, parts[0][0][0])
+    mark_saved(question, parts[0][0][0])
     earlier = [(role, ask, said) for _, role, ask, said in sorted(parts[2])]
     if entry is not None:
         record_click(conversation, question, entry, client)
@@ -403,7 +399,7 @@ def save_answer(
         row = cursor.fetchone()
     if row is None:
         return conversation.answer_to(question.ask_id)
-    return stored(answer, row[0])
+    return mark_saved(answer, row[0])
 
 
 def claude_available(shop: Shop) -> bool:
