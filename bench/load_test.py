@@ -16,7 +16,8 @@ Load test of the chat websocket against the real server on loopback.
    answer frame and exactly one stored answer row, and that no connection dropped.
 4. Prints connections held, asks, answers, rows, errors, and p50/p95/p99 ask latency (send to
    answer frame), then each server's resident memory and whether libtorch is mapped in it (its
-   /proc/PID/maps), and the CPU time per ask of the servers, the embedded PostgreSQL and the
+   /proc/PID/maps; the memory again 2 s later, once the server has given back what the burst
+   freed), and the CPU time per ask of the servers, the embedded PostgreSQL and the
    clients (this process): unlike the wall-clock figures, those stay comparable when other work
    shares the machine. Exits non-zero if any check failed.
 
@@ -57,6 +58,10 @@ sys.path.insert(0, str(ROOT))
 
 from harness.questions import DEMO_QUESTIONS  # noqa: E402
 from lib.figures import percentile  # noqa: E402
+
+# The server's memory is read again this long after the burst: its embedding batcher gives back
+# the memory a burst freed after a second without questions (faq/embedding.py, IDLE_SECONDS).
+IDLE_WAIT = 2.0
 
 
 async def run_load(urls: list[str], key: str, connections: int, asks: int, limit: float) -> dict:
@@ -326,8 +331,13 @@ def main() -> int:
                 all_ok &= report(result, per_ask, args.connections)
                 rss = [resident_mib(server.process.pid) for server in servers]
                 torch = [torch_mapped(server.process.pid) for server in servers]
+                # And once the server has been idle a moment: its batcher gives the memory the
+                # burst freed back to the system after a second without questions.
+                time.sleep(IDLE_WAIT)
+                idle = [resident_mib(server.process.pid) for server in servers]
                 print(
-                    f"  server memory (RSS): {', '.join(f'{m:.0f} MiB' for m in rss)}; "
+                    f"  server memory (RSS): {', '.join(f'{m:.0f} MiB' for m in rss)} at the end, "
+                    f"{', '.join(f'{m:.0f} MiB' for m in idle)} {IDLE_WAIT:.0f} s later; "
                     f"libtorch mapped: {', '.join('yes' if t else 'no' for t in torch)}"
                 )
                 print(

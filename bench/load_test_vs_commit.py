@@ -17,7 +17,8 @@ it. This runs that server itself.
 2. Each round runs the commit's `bench/load_test.py`, then this checkout's with batching on, one
    right after the other. Both servers run with DEBUG off and without an API key; the earlier
    load test passed its own DEBUG=1 to its server, which would slow it down.
-3. Prints each round's figures side by side and the median ratio; exits non-zero if a load test
+3. Prints each round's figures side by side (and each server's memory and CPU per ask, when its
+   load test prints them) and the median ratio; exits non-zero if a load test
    reported a failed check (an ask unanswered or answered twice, a dropped connection, an error).
    The worktree is removed at the end, even on error.
 """
@@ -41,6 +42,7 @@ FIGURES = re.compile(
     r"throughput:\s+(?P<rate>[\d.]+) asks/s",
     re.S,
 )
+MORE = ("  server memory", "  CPU per ask")
 
 
 def load_test(checkout: Path, env: dict[str, str], args: list[str]) -> dict:
@@ -57,7 +59,9 @@ def load_test(checkout: Path, env: dict[str, str], args: list[str]) -> dict:
         sys.stderr.write(run.stdout + run.stderr)
         raise SystemExit(f"no figures from the load test in {checkout}")
     figures = {key: float(value) for key, value in found[-1].groupdict().items()}
-    return {**figures, "ok": run.returncode == 0}
+    # Its memory and CPU lines, printed with the round (an earlier commit may print neither).
+    lines = [line for line in run.stdout.splitlines() if line.startswith(MORE)]
+    return {**figures, "ok": run.returncode == 0, "lines": lines}
 
 
 def main() -> int:
@@ -103,6 +107,9 @@ def main() -> int:
                 f"{after['rate'] / before['rate']:.2f}x",
                 flush=True,
             )
+            for side, figures in ((args.commit, before), ("now", after)):
+                for line in figures["lines"]:
+                    print(f"  {side}: {line.strip()}", flush=True)
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT)
         shutil.rmtree(worktree.parent, ignore_errors=True)

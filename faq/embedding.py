@@ -59,6 +59,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from faq import languages
+from lib.memory import give_back_freed_memory
 
 logger = logging.getLogger(__name__)
 
@@ -426,6 +427,10 @@ def embed_one(text: str, model: str | None = None) -> np.ndarray:
     return embed_questions([text], model)[0]
 
 
+# How long the batcher's queue stays empty before the memory its batches freed is given back.
+IDLE_SECONDS = 1.0
+
+
 class QueryBatcher:
     """Encodes concurrent single texts together, on one worker thread.
 
@@ -455,6 +460,7 @@ class QueryBatcher:
         self.batches = 0
         self.largest = 0
         self._last_size = 0  # questions in the last batch
+        self._since_trim = 0  # batches since the freed memory was last given back
 
     def embed(self, text: str) -> np.ndarray:
         """The text's unit-length embedding, as `embed_one(text)` would give it."""
@@ -472,8 +478,20 @@ class QueryBatcher:
                     )
                     self._worker.start()
 
+    def _next(self) -> tuple[str, Future]:
+        """The next queued question; after a busy spell, once the queue has been empty for
+        IDLE_SECONDS, the memory its batches freed is given back to the system first (glibc
+        keeps it otherwise: lib/memory.py)."""
+        if self._since_trim:
+            try:
+                return self._queue.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                self._since_trim = 0
+                give_back_freed_memory()
+        return self._queue.get()
+
     def _take_batch(self) -> list[tuple[str, Future]]:
-        batch = [self._queue.get()]
+        batch = [self._next()]
         # Wait for companions only when questions are coming together (others already queued, or
         # the last batch held more than one): a lone question, or one client asking one question
         # after another (eval_retrieval, a follow-up's second search), is encoded at once. A
@@ -504,6 +522,7 @@ class QueryBatcher:
             self.batches += 1
             self.largest = max(self.largest, len(batch))
             self._last_size = len(batch)
+            self._since_trim += 1
             try:
                 vectors = (self._encode or embed_questions)([text for text, _ in batch])
             except BaseException as exc:  # every waiting caller hears of it; the worker goes on

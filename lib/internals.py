@@ -20,6 +20,10 @@ relies on, and what happens when that is gone; the tests that would fail if it c
   of the processes using a data folder): every test run without DATABASE_URL starts the embedded
   database through it (shopbot/embedded_db.py); no test kills a process to check the clean-up.
 
+- `is_unsaved` and `mark_saved` (Django's Model._state.adding and _state.db): the chat stores its
+  messages (and a new conversation) with SQL of its own (widget/chat/pipeline.py, `row_insert`)
+  and hands the rows on as the ORM leaves saved ones: tests/test_pipeline_round_trips.py,
+  tests/test_chat_consumer.py.
 - `vector_cursor` (faq/search.py's nearest-vector query) wraps a psycopg server-binding cursor
   the way Django wraps its own (connection.make_cursor / make_debug_cursor, queries_logged,
   undocumented): tests/test_retrieval.py and tests/test_pipeline_round_trips.py (which counts the
@@ -58,6 +62,16 @@ def receive_backlog(receive: Callable) -> Callable[[], int]:
 def is_unsaved(instance: Model) -> bool:
     """True until the model instance is first saved to the database (or loaded from it)."""
     return instance._state.adding
+
+
+def mark_saved(instance: Model, pk=None) -> Model:
+    """`instance` as the ORM leaves one it has saved, with the primary key `pk` if given, after
+    an INSERT of one's own."""
+    if pk is not None:
+        instance.pk = pk
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return instance
 
 
 def forget_dead_pgserver_users(pgdata: Path) -> None:

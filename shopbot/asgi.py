@@ -19,6 +19,7 @@ from django.conf import settings  # noqa: E402
 from django.core.signals import request_finished  # noqa: E402
 
 from faq import embedding  # noqa: E402
+from lib.memory import give_back_freed_memory  # noqa: E402
 from shopbot.http_limits import BoundedHTTP, close_request_connections  # noqa: E402
 from widget.chat import claude  # noqa: E402
 from widget.chat.routing import websocket_urlpatterns  # noqa: E402
@@ -53,6 +54,9 @@ def warm_and_freeze() -> None:
     if settings.ANTHROPIC_API_KEY:
         claude.failures()  # imports the SDK now, not on the first customer's answer
     gc.freeze()
+    # Loading the models freed large buffers (onnxruntime's copy of the model file among them)
+    # that glibc would otherwise keep: 15-25 MiB resident, measured.
+    give_back_freed_memory()
 
 
 if settings.EMBEDDING_WARM_ON_START:

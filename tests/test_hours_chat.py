@@ -7,15 +7,27 @@ closed; with Claude on, the computed hours sent to Claude as a source."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
 from channels.db import database_sync_to_async as db
+from django.urls import reverse
+from websockets.sync.client import connect
 
 from faq.models import Shop
-from tests.support import DELIVERY, Chat, make_demo_shop, messages_of
+from tests.support import (
+    DELIVERY,
+    Chat,
+    daphne_server,
+    make_demo_shop,
+    make_owner,
+    messages_of,
+    server_environment,
+)
+from tests.test_hours_admin import form_data
 from widget.chat import claude
 from widget.models import Message
 
@@ -24,6 +36,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 NEW_YORK = ZoneInfo("America/New_York")
 MONDAY_3PM = datetime(2026, 12, 7, 15, 0, tzinfo=NEW_YORK)  # open until 6 PM
 SATURDAY_EVENING = datetime(2026, 12, 5, 18, 30, tzinfo=NEW_YORK)  # closed until Sunday 10 AM
+SERVER_TIMEOUT = 120  # a daphne process's start (the model loaded) on a busy machine: a bound
 
 
 @pytest.fixture
@@ -188,3 +201,38 @@ async def test_with_claude_the_hours_go_to_claude_and_are_the_source(demo_texts_
     assert answer["text"] == (
         "On Christmas Eve (Thursday, December 24) we're open 9:00 AM to 3:00 PM."
     )
+
+
+def test_an_owners_edit_of_the_hours_reaches_a_served_chat_at_once(
+    transactional_db, demo_texts_embedded, chat_without_claude, client
+):
+    """Each server process caches a shop's hours by their version (faq/hours/models.py): an
+    owner's edit in the admin (this process) is in the very next answer of a daphne process that
+    had them cached, on the same socket, with no wait."""
+    shop = make_demo_shop(demo_texts_embedded)
+    client.force_login(make_owner(shop, "olive"))
+    page = reverse("admin:faq_shop_hours", args=[shop.pk])
+    with (
+        daphne_server(server_environment(), SERVER_TIMEOUT) as server,
+        connect(f"{server.ws_url}/ws/chat/{shop.public_key}/", open_timeout=SERVER_TIMEOUT) as ws,
+    ):
+
+        def ask(text: str) -> dict:
+            ask_id = uuid.uuid4().hex
+            ws.send(json.dumps({"type": "ask", "id": ask_id, "text": text}))
+            while (frame := json.loads(ws.recv(SERVER_TIMEOUT)))["type"] != "answer":
+                pass
+            assert frame["id"] == ask_id
+            return frame
+
+        assert json.loads(ws.recv(SERVER_TIMEOUT))["type"] == "ready"
+        before = ask("What are your opening hours?")
+        assert before["mode"] == "hours" and "Saturday 9:00 AM to 5:00 PM" in before["text"]
+
+        # The week's rows come Monday to Sunday: the sixth is Saturday's.
+        data = form_data(client.get(page), **{"week-5-closes": "16:00"})
+        assert client.post(page, data).status_code == 302
+
+        after = ask("What are your opening hours?")
+        assert after["mode"] == "hours" and "Saturday 9:00 AM to 4:00 PM" in after["text"]
+        assert "Monday to Friday 9:00 AM to 6:00 PM" in after["text"]

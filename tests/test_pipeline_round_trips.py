@@ -1,51 +1,125 @@
 """What one customer's ask costs the database: the statements the pipeline sends for an ask
-answered without Claude, on the real database and the real model (issue 15: every round trip
-per ask shows in the load test's throughput)."""
+answered without Claude, counted on the real database and the real model (issue 15 and 32: every
+round trip per ask shows in the load test's throughput). Counts, not times."""
 
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from faq import search
+from faq.hours.models import WeeklyRange, shop_schedule
 from widget.chat import pipeline
 from widget.models import Conversation, Message
 
 # prepare without its thread hop (db_thread): the same statements, on this thread's connection.
 prepare = pipeline.prepare.__wrapped__.__wrapped__
 
+pytestmark = pytest.mark.django_db(transaction=True)
 
-@pytest.mark.django_db(transaction=True)
-def test_one_ask_is_five_statements_in_autocommit_the_question_first(
-    demo_shop, chat_without_claude, monkeypatch
-):
-    conversation = Conversation.objects.create(shop=demo_shop)
-    search.search(demo_shop, "opening hours")  # the shop's index cached, as on a live server
+
+def statements_of(queries: CaptureQueriesContext) -> list[str]:
+    return [" ".join(query["sql"].split()) for query in queries.captured_queries]
+
+
+def ask(conversation: Conversation, text: str, ask_id: str = "") -> tuple[pipeline.Prepared, list]:
+    with CaptureQueriesContext(connection) as queries:
+        prepared = prepare(conversation, ask_id or uuid.uuid4().hex, text, time.monotonic())
+    return prepared, statements_of(queries)
+
+
+@pytest.fixture
+def warm_shop(demo_shop, chat_without_claude):
+    """The demo shop with its search index and its hours cached, as on a live server."""
+    search.search(demo_shop, "opening hours")
+    shop_schedule(demo_shop.pk)
+    return demo_shop
+
+
+def test_an_ask_is_four_statements_in_autocommit_the_question_first(warm_shop, monkeypatch):
+    conversation = Conversation.objects.create(shop=warm_shop)
     commits = []
     commit = connection.commit
     monkeypatch.setattr(connection, "commit", lambda: commits.append(1) or commit())
 
-    with CaptureQueriesContext(connection) as queries:
-        prepared = prepare(conversation, "ask-1", "Do you deliver to Princeton?", time.monotonic())
+    prepared, statements = ask(conversation, "Do you deliver to Princeton?", "ask-1")
 
-    statements = [query["sql"] for query in queries.captured_queries]
-    # The question is saved before anything else, by one INSERT committed on its own (autocommit:
-    # no BEGIN/COMMIT pair around it, nor around the answer's).
-    assert statements[0].startswith('INSERT INTO "widget_message"')
-    assert statements[1].startswith('SELECT "widget_message"."role"')  # the earlier turns
-    assert "shop_vectors" in statements[2]  # the words and the nearest vectors, one query
-    assert statements[3].startswith('SELECT "faq_faqentry"')  # the hits' entries
-    assert statements[4].startswith('INSERT INTO "widget_message"')  # the answer
-    assert len(statements) == 5 and not commits
-    assert prepared.answer.mode == Message.FAQ
-    stored = list(conversation.messages.order_by("id").values_list("role", "ask_id"))
-    assert stored == [(Message.USER, "ask-1"), (Message.BOT, "ask-1")]
+    # The question is saved first, by one statement committed on its own (autocommit: no
+    # BEGIN/COMMIT pair around it, nor around the answer's), which also reads the earlier turns
+    # and the version of the shop's hours.
+    first = statements[0]
+    assert first.startswith('WITH question AS ( INSERT INTO "widget_message"')
+    assert "faq_shophours" in first and "ORDER BY id DESC" in first
+    assert "shop_vectors" in statements[1]  # the words and the nearest vectors, one query
+    assert statements[2].startswith('SELECT "faq_faqentry"')  # the hits' entries
+    assert statements[3].startswith('INSERT INTO "widget_message"')  # the answer
+    assert len(statements) == 4 and not commits
+    assert prepared.answer.mode == Message.FAQ and prepared.answer.pk is not None
+    stored = list(conversation.messages.order_by("id").values_list("role", "ask_id", "text"))
+    assert stored == [
+        (Message.USER, "ask-1", "Do you deliver to Princeton?"),
+        (Message.BOT, "ask-1", prepared.answer.text),
+    ]
 
-    # A re-sent ask (its INSERT refused by the unique constraint) returns the stored answer and
+    # A re-sent ask (its INSERT does nothing: the ask id is taken) returns the stored answer and
     # leaves the connection usable, in autocommit as inside a transaction.
-    again = prepare(conversation, "ask-1", "Do you deliver to Princeton?", time.monotonic())
+    again, _ = ask(conversation, "Do you deliver to Princeton?", "ask-1")
     assert again.answer == prepared.answer
     assert conversation.messages.count() == 2
+
+
+def test_a_new_conversations_first_ask_stores_it_in_the_same_statement(warm_shop):
+    conversation = Conversation(shop=warm_shop, page_url="https://shop.example/", language="en")
+
+    prepared, statements = ask(conversation, "Do you deliver to Princeton?")
+
+    assert (
+        statements[0].startswith('WITH conversation AS (INSERT INTO "widget_conversation"')
+        and 'INSERT INTO "widget_message"' in statements[0]
+    )
+    assert len(statements) == 4
+    saved = Conversation.objects.get(pk=conversation.pk)
+    assert saved.page_url == "https://shop.example/" and saved.started is not None
+    assert prepared.question.conversation_id == conversation.pk
+    assert [m.role for m in saved.messages.order_by("id")] == [Message.USER, Message.BOT]
+
+
+def test_the_earlier_turns_are_read_with_the_question(warm_shop):
+    conversation = Conversation.objects.create(shop=warm_shop)
+    for number in range(8):
+        ask(conversation, f"question {number}", f"a{number}")
+
+    question = pipeline.save_question(conversation, "a8", "and on Sundays?", None)
+
+    expected = list(
+        conversation.messages.filter(id__lt=question.question.id)
+        .order_by("-id")
+        .values_list("role", "ask_id", "text")[: pipeline.EARLIER_MESSAGES]
+    )[::-1]
+    assert question.earlier == expected and len(expected) == pipeline.EARLIER_MESSAGES
+    assert expected[-1] == (Message.BOT, "a7", expected[-1][2])
+
+
+def test_an_hours_question_is_two_statements_while_the_hours_are_unchanged(warm_shop):
+    conversation = Conversation.objects.create(shop=warm_shop)
+
+    prepared, statements = ask(conversation, "What are your opening hours?")
+
+    assert prepared.answer.mode == Message.HOURS
+    assert statements[0].startswith("WITH question AS")
+    assert statements[1].startswith('INSERT INTO "widget_message"')
+    assert len(statements) == 2  # no search, and the cached hours: no query for them
+
+    # An edit of the hours (any write, here the ORM's) makes the next ask build them again: the
+    # four queries of a Schedule, then the answer says the new hours.
+    saturday = WeeklyRange.objects.get(hours__shop=warm_shop, weekday=5)
+    WeeklyRange.objects.filter(pk=saturday.pk).update(closes="16:00")
+    prepared, statements = ask(conversation, "What are your opening hours?")
+    assert len(statements) == 2 + 4
+    assert "Saturday 9:00 AM to 4:00 PM" in prepared.answer.text
+    _, statements = ask(conversation, "What are your opening hours?")
+    assert len(statements) == 2

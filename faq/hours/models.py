@@ -197,6 +197,11 @@ class ShopHours(models.Model):
         default=BusinessType.LOCAL_BUSINESS,
         help_text="How search engines are told what the shop is (the FAQ page's schema.org data).",
     )
+    # Set by the database on every change to these hours or to any of their rows, from a sequence
+    # (triggers of migration faq.0015, so bulk writes and imports count too; what the app writes
+    # here is ignored): a process's cached Schedule (`shop_schedule`) is current while it is the
+    # same.
+    version = models.BigIntegerField(default=0, editable=False)
 
     class Meta:
         verbose_name = "opening hours"
@@ -305,14 +310,47 @@ class ShopHours(models.Model):
         )
 
 
+# Each process keeps the Schedules it built, by shop: {shop id: (ShopHours.version, Schedule or
+# None)}. A Schedule is frozen, so threads share it. At most SCHEDULE_CACHE_SHOPS shops; over it,
+# the cache starts again empty (a reload is four queries).
+SCHEDULE_CACHE_SHOPS = 10_000
+_schedules: dict[int, tuple[int, sched.Schedule | None]] = {}
+
+
+def hours_version(shop_id: int) -> int | None:
+    """The shop's ShopHours.version (one query), None when it has no hours."""
+    return ShopHours.objects.filter(shop_id=shop_id).values_list("version", flat=True).first()
+
+
 def shop_schedule(shop_id: int) -> sched.Schedule | None:
-    """The shop's hours as a Schedule (four queries), or None when it has none to answer from:
-    no hours, or no opening time anywhere."""
+    """The shop's hours as a Schedule, or None when it has none to answer from: no hours, or no
+    opening time anywhere. One query (the version), and four more when this process's cached
+    Schedule of the shop is not current (`schedule_at`)."""
+    return schedule_at(shop_id, hours_version(shop_id))
+
+
+def schedule_at(shop_id: int, version: int | None) -> sched.Schedule | None:
+    """`shop_schedule` for a caller that read the hours' `version` (None: no hours) in a query
+    of its own (the chat's first statement of an ask, widget/chat/pipeline.py): no query while
+    this process's cached Schedule has that version, else four to build it again."""
+    if version is None:
+        _schedules.pop(shop_id, None)
+        return None
+    cached = _schedules.get(shop_id)
+    if cached is not None and cached[0] == version:
+        return cached[1]
     hours = ShopHours.objects.filter(shop_id=shop_id).first()
     if hours is None:
+        _schedules.pop(shop_id, None)
         return None
+    # Keyed by the version of the row read before its ranges: they are at least that new, so a
+    # concurrent edit at worst costs a reload, never a stale answer.
     schedule = hours.schedule()
-    return None if schedule.is_empty else schedule
+    schedule = None if schedule.is_empty else schedule
+    if len(_schedules) >= SCHEDULE_CACHE_SHOPS:
+        _schedules.clear()
+    _schedules[shop_id] = (hours.version, schedule)
+    return schedule
 
 
 def _merged_specials(specials: tuple[sched.Special, ...]) -> tuple[sched.Special, ...]:

@@ -20,9 +20,10 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
+from django.db.models import OuterRef, Subquery
 from django.utils import translation
 
-from faq.hours.models import shop_schedule
+from faq.hours.models import ShopHours, schedule_at, shop_schedule
 from faq.hours.schedule import Schedule
 from faq.models import OriginSeen, Shop
 from lib.internals import daphne_transport, is_unsaved, receive_backlog
@@ -51,7 +52,12 @@ HISTORY_LIMIT = 200
 
 @database_sync_to_async
 def get_shop(key: str) -> Shop | None:
-    return Shop.objects.filter(public_key=key).first() if key else None
+    """The shop of the key, with the version of its hours (`hours_version`, None without hours)
+    read in the same query, for `open_conversation`'s cached Schedule."""
+    if not key:
+        return None
+    version = ShopHours.objects.filter(shop=OuterRef("pk")).values("version")[:1]
+    return Shop.objects.filter(public_key=key).annotate(hours_version=Subquery(version)).first()
 
 
 @database_sync_to_async
@@ -85,7 +91,7 @@ def open_conversation(
         asked = set(
             conversation.messages.filter(role=Message.USER).values_list("ask_id", flat=True)
         )
-    schedule = shop_schedule(shop.pk)
+    schedule = schedule_at(shop.pk, shop.hours_version)
     ready = protocol.ready_frame(
         conversation, shop, language, history, handshake.site or "", schedule
     )

@@ -4,10 +4,11 @@ The answer pipeline: one customer question in, exactly one saved answer out.
 `answer(conversation, ask_id, text, on_delta)` runs these steps:
 
 1. `save_question`: the customer's message before anything else (a new conversation's row
-   first, `save_conversation`), so nothing a customer typed is
-   lost even if every later step fails. The (conversation, role, ask_id) unique constraint makes
-   this the de-duplication point: an ask id that was already answered returns the stored answer
-   at once.
+   with it, on its first ask), so nothing a customer typed is lost even if every later step
+   fails. The same statement reads the earlier turns and the version of the shop's hours. The
+   (conversation, role, ask_id) unique constraint makes this the de-duplication point: an ask id
+   that was already asked stores nothing, and one already answered returns the stored answer at
+   once.
 2. `hours_answer`: a question about opening times ("are you open on Sunday?", in the chat's
    language; faq/hours/questions.py's `recognise` needs no query) is answered from the shop's
    hours, when it has some: mode "hours", the FAQ page's hours section as the source. Every
@@ -38,14 +39,16 @@ The answer pipeline: one customer question in, exactly one saved answer out.
 
 Everything touching the ORM or the embedding model runs in worker threads. Without Claude, steps
 1, 2, 4 and 5 run in one thread hop (`prepare`) and on one database connection: that path is the
-one that has to be fast (`manage.py bench_chat`). Both writes are ordinary durable commits, each a
-single INSERT in autocommit mode (one round trip, no BEGIN/COMMIT pair): a customer's question
-is the owner's data, and a few milliseconds of fsync are nothing at chatting speed.
+one that has to be fast (`manage.py bench_chat`, `bench/load_test.py`). It is four statements
+(tests/test_pipeline_round_trips.py counts them): the question's (step 1), the search's two, the
+answer's INSERT; an opening-hours question two, while the shop's hours are unchanged. Both writes
+are ordinary durable commits, each one statement in autocommit mode (no BEGIN/COMMIT pair): a
+customer's question is the owner's data, and a few milliseconds of fsync are nothing at chatting
+speed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
@@ -57,16 +60,17 @@ from dataclasses import dataclass, field
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import close_old_connections, connection, models
+from django.db.models import Model
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
 from faq import languages, search
 from faq.hours import questions as hours_questions
-from faq.hours.models import shop_schedule
+from faq.hours.models import schedule_at
 from faq.models import FAQEntry, Shop
 from faq.search import Hit, SearchResult
-from lib.internals import is_unsaved
+from lib.internals import is_unsaved, mark_saved
 from widget.chat import claude, texts
 from widget.models import Conversation, CustomerWording, Message
 
@@ -206,15 +210,19 @@ def answer_from_hours(hours: HoursAnswer) -> dict:
 HOURS_RESULT = SearchResult(confident=True)
 
 
-def hours_answer(conversation: Conversation, text: str, with_source: bool) -> HoursAnswer | None:
+def hours_answer(
+    conversation: Conversation, text: str, with_source: bool, hours_version: int | None
+) -> HoursAnswer | None:
     """Step 2: the answer from the shop's hours when `text` asks about opening times and the shop
-    has hours, else None. The recognising comes first and costs no query; the hours are loaded
-    only for a question about them."""
+    has hours (`hours_version`: ShopHours.version as the ask's first statement read it, None
+    without hours), else None. The recognising comes first and costs no query; the hours are
+    built only for a question about them, and only when this process's cached Schedule of the
+    shop is older than that version (faq/hours/models.py, `schedule_at`)."""
     language = conversation.language or conversation.shop.language or "en"
     now = timezone.now()
     if hours_questions.recognise(text, language, now.date()) is None:
         return None
-    schedule = shop_schedule(conversation.shop_id)
+    schedule = schedule_at(conversation.shop_id, hours_version)
     if schedule is None:
         return None
     text = hours_questions.answer_question(schedule, text, now, language)
@@ -276,14 +284,103 @@ def record_click(
     CustomerWording.record(entry, original.text, click=question, client=client)
 
 
-def one_insert():
-    """Around an INSERT whose IntegrityError we handle: nothing in autocommit mode (the server's
-    case), where one statement is atomic and committed on its own, so no BEGIN/COMMIT round trips;
-    a savepoint inside an enclosing transaction (a test's, a caller's), which the error would
-    otherwise break."""
-    if transaction.get_connection().in_atomic_block:
-        return transaction.atomic()
-    return contextlib.nullcontext()
+# The INSERT of one row of a model, by the model's own fields and defaults (what
+# `Model.objects.create` writes), built once per model: the chat's two messages a turn skip the
+# ORM's save machinery and SQL compiler, which were most of the Python time of their INSERTs.
+_insert_sql: dict[type[Model], tuple[str, list]] = {}
+
+
+def row_insert(instance: Model) -> tuple[str, list]:
+    """`INSERT INTO table (columns) VALUES (...)` for `instance` and its parameters; the
+    instance's auto_now_add fields are set as a save would set them."""
+    model = type(instance)
+    if model not in _insert_sql:
+        fields = [f for f in model._meta.concrete_fields if not isinstance(f, models.AutoField)]
+        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        values = ", ".join(["%s"] * len(fields))
+        table = connection.ops.quote_name(model._meta.db_table)
+        _insert_sql[model] = (f"INSERT INTO {table} ({columns}) VALUES ({values})", fields)
+    sql, fields = _insert_sql[model]
+    return sql, [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+
+
+# How many earlier messages an ask reads: as many as Claude sees and one more question, for a
+# follow-up's context.
+EARLIER_MESSAGES = 2 * claude.HISTORY_PAIRS + 2
+
+# Step 1 in one round trip: the new conversation's row (on its first ask), the question, the
+# version of the shop's hours and the earlier turns. The conversation and the question are each
+# inserted by an INSERT that does nothing on a conflict (the conversation stored by a "talk to a
+# person" frame meanwhile; an ask id already asked: a re-sent ask), so nothing is ever half done.
+# The SELECTs run on the statement's snapshot, before the question: they never see it.
+_START = """
+    WITH {conversation}question AS (
+        {question} ON CONFLICT ON CONSTRAINT one_message_per_role_and_ask DO NOTHING
+        RETURNING id
+    )
+    SELECT 0, id, NULL::text, NULL::text, NULL::text FROM question
+    UNION ALL
+    SELECT 1, (SELECT version FROM faq_shophours WHERE shop_id = %s), NULL, NULL, NULL
+    UNION ALL
+    (SELECT 2, id, role, ask_id, text FROM widget_message WHERE conversation_id = %s
+     ORDER BY id DESC LIMIT %s)
+"""
+_NEW_CONVERSATION = "conversation AS ({conversation} ON CONFLICT (id) DO NOTHING), "
+
+
+@dataclass
+class Started:
+    """What the ask's first statement (`save_question`) found."""
+
+    question: Message
+    answer: Message | None  # the stored answer of a re-sent ask
+    earlier: list[tuple[str, str, str]]  # (role, ask id, text) before the question, oldest first
+    hours_version: int | None  # ShopHours.version of the shop, None without hours
+
+
+def save_question(
+    conversation: Conversation,
+    ask_id: str,
+    text: str,
+    entry: FAQEntry | None,
+    client: str | None = None,
+) -> Started:
+    """Step 1: the question (and a new conversation's row before it), stored by one statement
+    committed on its own, which also reads the earlier turns and the version of the shop's hours.
+    A re-sent ask keeps its first text, and gets its stored answer if it has one."""
+    question = Message(
+        conversation=conversation, role=Message.USER, ask_id=ask_id, text=text, entry=entry
+    )
+    sql, params = row_insert(question)
+    head, head_params = "", []
+    if is_unsaved(conversation):
+        head, head_params = row_insert(conversation)
+        head = _NEW_CONVERSATION.format(conversation=head)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _START.format(conversation=head, question=sql),
+            [*head_params, *params, conversation.shop_id, conversation.pk, EARLIER_MESSAGES],
+        )
+        rows = cursor.fetchall()
+    if head:
+        mark_saved(conversation)
+    parts: dict[int, list] = {0: [], 1: [], 2: []}
+    for part, *row in rows:
+        parts[part].append(row)
+    hours_version = parts[1][0][0]
+    if not parts[0]:  # this ask id was asked before
+        question = Message.objects.get(conversation=conversation, role=Message.USER, ask_id=ask_id)
+        return Started(
+            question,
+            conversation.answer_to(ask_id),
+            earlier_turns(conversation, question),
+            hours_version,
+        )
+    mark_saved(question, parts[0][0][0])
+    earlier = [(role, ask, said) for _, role, ask, said in sorted(parts[2])]
+    if entry is not None:
+        record_click(conversation, question, entry, client)
+    return Started(question, None, earlier, hours_version)
 
 
 def save_answer(
@@ -293,21 +390,28 @@ def save_answer(
     started: float,
     fields: dict,
 ) -> Message:
-    """Step 5 (synchronous). Returns the stored answer, ours or one saved first elsewhere."""
-    try:
-        with one_insert():
-            return Message.objects.create(
-                conversation=conversation,
-                role=Message.BOT,
-                ask_id=question.ask_id,
-                # A click was never scored: it is the customer's choice, not a match.
-                score=result.best.score if result.best and not question.entry_id else None,
-                confident=result.confident,
-                latency_ms=round((time.monotonic() - started) * 1000),
-                **fields,
-            )
-    except IntegrityError:
+    """Step 5 (synchronous): one INSERT committed on its own. Returns the stored answer, ours or
+    one saved first elsewhere (then ours is not stored)."""
+    answer = Message(
+        conversation=conversation,
+        role=Message.BOT,
+        ask_id=question.ask_id,
+        # A click was never scored: it is the customer's choice, not a match.
+        score=result.best.score if result.best and not question.entry_id else None,
+        confident=result.confident,
+        latency_ms=round((time.monotonic() - started) * 1000),
+        **fields,
+    )
+    sql, params = row_insert(answer)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"{sql} ON CONFLICT ON CONSTRAINT one_message_per_role_and_ask DO NOTHING RETURNING id",
+            params,
+        )
+        row = cursor.fetchone()
+    if row is None:
         return conversation.answer_to(question.ask_id)
+    return mark_saved(answer, row[0])
 
 
 def claude_available(shop: Shop) -> bool:
@@ -319,49 +423,14 @@ def claude_available(shop: Shop) -> bool:
     return shop.within_token_budget(Message.objects.claude_tokens(shop))
 
 
-def save_conversation(conversation: Conversation) -> None:
-    """A new conversation's row, stored on its first ask (asks of one connection take turns, so
-    two cannot both store it). A "talk to a person" frame of the same connection may store it at
-    the same moment: then the row is there, which is all an ask needs."""
-    if not is_unsaved(conversation):
-        return
-    try:
-        with one_insert():
-            conversation.save(force_insert=True)
-    except IntegrityError:
-        if not Conversation.objects.filter(pk=conversation.pk).exists():
-            raise
-
-
-def save_question(
-    conversation: Conversation,
-    ask_id: str,
-    text: str,
-    entry: FAQEntry | None,
-    client: str | None = None,
-) -> tuple[Message, Message | None]:
-    """Step 1: the question, and the stored answer when this ask id was answered before (a
-    re-sent ask keeps its first text)."""
-    try:
-        with one_insert():
-            question = Message.objects.create(
-                conversation=conversation, role=Message.USER, ask_id=ask_id, text=text, entry=entry
-            )
-    except IntegrityError:
-        question = Message.objects.get(conversation=conversation, role=Message.USER, ask_id=ask_id)
-        return question, conversation.answer_to(ask_id)
-    if entry is not None:
-        record_click(conversation, question, entry, client)
-    return question, None
-
-
 def earlier_turns(conversation: Conversation, question: Message) -> list[tuple[str, str, str]]:
     """(role, ask id, text) of the messages before `question`, oldest first, as many as Claude
-    sees and one more question for a follow-up's context."""
+    sees and one more question for a follow-up's context (a re-sent ask's: `save_question` reads
+    a new question's in its own statement)."""
     return list(
         conversation.messages.filter(id__lt=question.id)
         .order_by("-id")
-        .values_list("role", "ask_id", "text")[: 2 * claude.HISTORY_PAIRS + 2]
+        .values_list("role", "ask_id", "text")[:EARLIER_MESSAGES]
     )[::-1]
 
 
@@ -405,13 +474,16 @@ def prepare(
                 raise UnknownEntry(entry_id)
             return Prepared(stored, answer=stored)
 
-    save_conversation(conversation)
-    question, stored = save_question(conversation, ask_id, text, entry, client)
-    if stored is not None:
-        return Prepared(question, answer=stored)
-    earlier = earlier_turns(conversation, question)
+    begun = save_question(conversation, ask_id, text, entry, client)
+    question, earlier = begun.question, begun.earlier
+    if begun.answer is not None:
+        return Prepared(question, answer=begun.answer)
     with_claude = claude_available(conversation.shop)
-    hours = None if entry is not None else hours_answer(conversation, text, with_claude)
+    hours = (
+        None
+        if entry is not None
+        else hours_answer(conversation, text, with_claude, begun.hours_version)
+    )
     if hours is not None and not with_claude:
         fields = answer_from_hours(hours)
         answer = save_answer(conversation, question, HOURS_RESULT, started, fields)
