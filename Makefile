@@ -14,10 +14,14 @@ run: $(STAMP)
 	@$(BIN)/python -m shopbot.envfile .env
 	$(BIN)/python manage.py serve
 
+# Two pytest-xdist workers (PYTEST_WORKERS=0: one process), each module whole on one worker and
+# the browser tests together (tests/conftest.py's groups); PYTEST_ARGS adds to it.
+PYTEST_WORKERS ?= 2
+
 test: model
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

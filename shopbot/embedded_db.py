@@ -58,4 +58,7 @@ def _create_database(server, database: str) -> None:
     with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
         if not exists:
-            conn.execute(f'CREATE DATABASE "{database}"')
+            try:
+                conn.execute(f'CREATE DATABASE "{database}"')
+            except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                pass  # another process (a parallel test worker) created it a moment ago

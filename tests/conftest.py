@@ -7,7 +7,10 @@ copied into each test's fresh database.
 
 from __future__ import annotations
 
+import functools
+import re
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,6 +25,78 @@ from harness.daphne_process import free_port
 from lib import ratelimit
 from tests.fake_anthropic import FakeAnthropic
 from tests.support import Inbox, make_demo_shop
+
+TESTS = Path(__file__).resolve().parent
+
+
+def xdist_group(nodeid: str) -> str:
+    """The group of a test under pytest-xdist (`make test` runs two workers): a group runs whole
+    on one worker, so module- and package-scoped fixtures (servers, the browser) start once. Each
+    module is a group of its own; the browser tests are one (one Chromium, one shared server); so
+    are the modules using the tests' Redis database (REDIS_TEST_URL, which their tests flush)."""
+    path = nodeid.split("::")[0]
+    if path.startswith("tests/browser/"):
+        return "browser"
+    if path in _redis_modules():
+        return "redis"
+    return path
+
+
+@functools.cache
+def _redis_modules() -> frozenset[str]:
+    root = TESTS.parent
+    return frozenset(
+        path.relative_to(root).as_posix()
+        for path in TESTS.rglob("test_*.py")
+        if re.search(r"\b(require_redis|REDIS_TEST_URL)\b", path.read_text())
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own choice from --dist
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """xdist's scope scheduling with the groups above as scopes (its own `--dist loadgroup`
+    marks can no longer rename pytest 9's test ids). With --no-loadscope-reorder the groups go
+    out in collection order (below)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group(nodeid)
+
+    return GroupScheduling(config, log)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With xdist, the controlling process starts the embedded PostgreSQL before the workers do
+    and holds it until the end: pgserver stops it when the last process using it exits, which
+    would otherwise be the first worker to finish while the other still runs."""
+    if getattr(config, "workerinput", None) is None and config.getoption("numprocesses", None):
+        from django.conf import settings
+
+        from shopbot import embedded_db
+
+        database = settings.DATABASES["default"]
+        if database["ENGINE"] == "shopbot.pgembedded":
+            embedded_db.start(database["PGDATA"], database=database["NAME"])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist the groups are handed out longest first: the browser tests, then the groups
+    with a `slow` test, then the rest in file order, so no long module is left for the end while
+    the other worker has nothing to do. Without xdist the order stays the usual one."""
+    if getattr(config, "workerinput", None) is None:
+        return
+    groups = {item: xdist_group(item.nodeid) for item in items}
+    slow = {group for item, group in groups.items() if item.get_closest_marker("slow")}
+    first_seen: dict[str, int] = {}
+    for group in groups.values():
+        first_seen.setdefault(group, len(first_seen))
+
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        group = groups[item]
+        return (0 if group == "browser" else 1 if group in slow else 2), first_seen[group]
+
+    items.sort(key=rank)
 
 
 @pytest.fixture(scope="session", autouse=True)

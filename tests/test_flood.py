@@ -16,7 +16,7 @@ import pytest
 from harness import flood
 from tests.support import daphne_server, server_environment
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 START_TIMEOUT = 120  # model loading in a fresh process on a busy machine
 

@@ -22,7 +22,7 @@ from harness.daphne_process import DaphneProcess
 from tests.support import admin_browser, csrf_of, daphne_pair, make_demo_shop, server_environment
 from widget.models import Handoff
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 REDIS_URL = os.getenv("SHOPBOT_TEST_HANDOFF_REDIS_URL", "redis://127.0.0.1:6379/9")
 TIMEOUT = 120

@@ -26,7 +26,7 @@ from tests.support import (
     server_environment,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 # Model loading in two fresh processes on a busy machine: these bound a hang, not speed.
 TIMEOUT = 120

@@ -20,6 +20,8 @@ from faq import embedding
 from harness.daphne_process import DaphneProcess
 from tests.support import make_demo_shop, server_environment
 
+pytestmark = pytest.mark.slow  # servers of its own
+
 # Loading the model and exporting it on a busy machine: bounds a hang, not speed.
 TIMEOUT = 120
 
