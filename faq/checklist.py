@@ -59,7 +59,8 @@ def for_shop(shop: Shop) -> list[Item]:
             if shop.contact()
             else "When the bot cannot help, customers get no way to reach you.",
             "#id_contact_email",
-            "Add an email, phone or contact page",
+            # Done, the link changes what is there rather than asking to add what is.
+            "Change" if shop.contact() else "Add an email, phone or contact page",
         ),
         hours_item(shop),
         origins_item(shop),

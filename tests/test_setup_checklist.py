@@ -54,6 +54,7 @@ def test_the_checklist_follows_the_owner_from_a_new_shop_to_a_live_chat(client, 
     assert [k for k, (done, _, _) in items.items() if done] == ["claude"]
     assert items["entries"][2] == f"/admin/faq/faqentry/?shop__id__exact={shop.pk}"
     assert items["tried"][2] == "#try-question" and items["contact"][2] == "#id_contact_email"
+    assert items["contact"][1].endswith("Add an email, phone or contact page")
     assert items["hours"][2] == f"/admin/faq/shop/{shop.pk}/hours/"
     # No key on this server: a new shop answers from the FAQ, no orange to-do.
     assert not shop.use_claude and "Answers: FAQ only (done)" in items["claude"][1]
@@ -80,6 +81,7 @@ def test_the_checklist_follows_the_owner_from_a_new_shop_to_a_live_chat(client, 
     assert {k for k, (done, _, _) in items.items() if not done} == {"live"}
     assert "1 of 2 entries published" in items["entries"][1]
     assert "hello@juniper.example" in items["contact"][1]
+    assert not items["contact"][1].endswith("Add an email, phone or contact page")
     assert "https://juniper.example: not seen yet" in items["live"][1]
 
     connect_from(shop, "https://juniper.example")

@@ -1,12 +1,13 @@
 """
-The README's screenshot of the public FAQ page: the demo shop's page after a search, on the real
-server, with the chat's launcher in the corner.
+The README's screenshots of the public FAQ page (the demo shop's page after a search, on the real
+server, with the chat's launcher in the corner), of the set-up checklist, and of Try a question
+on an unsure question (what the customer would see, and "Add this wording").
 
 Not part of the test run (the file name does not start with test_); make it with:
 
     SHOPBOT_TEST_DB=test_shots .venv/bin/python -m pytest tests/browser/screenshot_faq_page.py
 
-It lands in docs/screenshots/faq-page.png.
+They land in docs/screenshots/faq-page.png, setup-checklist.png and try-a-question.png.
 """
 
 from __future__ import annotations
@@ -49,4 +50,17 @@ def test_screenshot_setup_checklist(browser, site, owner):
     box = page.locator("[data-testid=setup-checklist]")
     expect(box).to_be_visible()
     box.screenshot(path=str(OUT / "setup-checklist.png"))
+    context.close()
+
+
+def test_screenshot_try_a_question(browser, site, owner):
+    shop, server = site["shop"], site["server"]
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    sign_in(page, server.url, owner, PASSWORD)
+    page.goto(f"{server.url}/admin/faq/shop/{shop.pk}/try/?q=I+want+my+money+back")
+    expect(page.locator("[data-testid=try-suggestion]").first).to_be_visible()
+    expect(page.locator("[data-testid=add-wording]").first).to_be_visible()
+    page.mouse.move(1, 1)
+    page.screenshot(path=str(OUT / "try-a-question.png"), full_page=True)
     context.close()

@@ -48,11 +48,12 @@ def florist(django_db_blocker, start_server):
 
 def test_screenshot_hours_editor(browser, florist):
     shop, server = florist
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    # Wide enough (1700 px and up) for the next 14 days beside the form, not below it.
+    context = browser.new_context(viewport={"width": 1760, "height": 1100})
     page = context.new_page()
     sign_in(page, server.url, "petal", PASSWORD)
     page.goto(f"{server.url}/admin/faq/shop/{shop.pk}/change/")
-    page.get_by_role("link", name="Opening hours").click()
+    page.locator("ul.object-tools").get_by_role("link", name="Opening hours").click()
     page.wait_for_selector("[data-testid=hours-preview] tr")
     assert page.locator("[data-testid=hours-preview] tr").count() == 14
     page.mouse.move(1, 1)
