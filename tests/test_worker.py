@@ -545,3 +545,18 @@ def test_a_worker_killed_mid_job_leaves_it_to_be_queued_again_and_another_worker
     assert recipients == ["ann@example.com"] and "Joe's Garage" in sent.get_body().get_content()
     assert jobs_in("failed") == 0
     assert "left running by a stopped worker: retrying" in log.read_text()
+
+
+def test_a_reply_whose_conversation_was_erased_before_its_email_is_not_sent_nor_failed(
+    demo_shop, queued, worker_in_process, inbox
+):
+    conversation = stored_conversation(demo_shop, [("Can you fix my car?", {"mode": "fallback"})])
+    handoff = Handoff.objects.create(
+        conversation=conversation, client_id="h1", email="ann@example.com", note="Car?"
+    )
+    handoff_email.answer(handoff, "Joe's Garage can.")
+    assert jobs.waiting("widget.email_customer").count() == 1
+    Conversation.objects.filter(pk=conversation.pk).erase()  # the customer asked to be forgotten
+    worker_in_process()
+    assert jobs_in("failed") == 0 and not jobs.waiting("widget.email_customer").exists()
+    assert [rcpt for rcpt, _ in inbox.received if rcpt == ["ann@example.com"]] == []

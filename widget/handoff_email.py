@@ -367,14 +367,17 @@ QUEUED, SENT, RETRYING, FAILED = "queued", "sent", "retrying", "failed"
 
 def email_customer(handoff_id: int, message_id: int) -> bool:
     """One attempt to email the owner's reply (`message_id`) to the request's customer; True
-    once it is sent (or was already). A failure is kept on the message (`email_error`,
-    `email_attempts`) for the owner's page, and returns False: the job tries again."""
-    reply = Message.objects.get(pk=message_id, role=Message.SHOP)
-    if reply.emailed:
-        return True
-    handoff = Handoff.objects.select_related("conversation__shop").get(
-        pk=handoff_id, conversation_id=reply.conversation_id
+    once it is sent (or was already, or the conversation was erased meanwhile). A failure is
+    kept on the message (`email_error`, `email_attempts`) for the owner's page, and returns
+    False: the job tries again."""
+    reply = Message.objects.filter(pk=message_id, role=Message.SHOP).first()
+    handoff = (
+        Handoff.objects.select_related("conversation__shop")
+        .filter(pk=handoff_id, conversation_id=getattr(reply, "conversation_id", None))
+        .first()
     )
+    if reply is None or handoff is None or reply.emailed:
+        return True  # sent already, or erased since (the customer asked to be forgotten)
     message = customer_email(handoff, reply)
     release_connection()
     error = ""
