@@ -6,6 +6,10 @@ restricted to those languages, loaded once per process on first use.
 Short messages are where it errs ("do u deliver" reads as Portuguese, "gluten free?" as German),
 and with a probability that says so: callers that act on a language ask for a sure one
 (`sure_language`).
+
+It also says how a shop's texts, and the questions asked to it, are split into words for the
+word statistics (`analysis`: PostgreSQL's Snowball configuration of the shop's language, accents
+folded; English as written).
 """
 
 from __future__ import annotations
