@@ -6,6 +6,10 @@ restricted to those languages, loaded once per process on first use.
 Short messages are where it errs ("do u deliver" reads as Portuguese, "gluten free?" as German),
 and with a probability that says so: callers that act on a language ask for a sure one
 (`sure_language`).
+
+It also says how a shop's texts, and the questions asked to it, are split into words for the
+word statistics (`analysis`: PostgreSQL's Snowball configuration of the shop's language, accents
+folded; English as written).
 """
 
 from __future__ import annotations
@@ -107,8 +111,10 @@ def analysis(language: str) -> Analysis:
 def fold_accents(text: str) -> str:
     """The text without combining marks ("Fête des mères" -> "Fete des meres", "Größe" ->
     "Große": PostgreSQL's German stemmer folds the umlauts and ß itself); a plain PostgreSQL may
-    lack the `unaccent` extension (the embedded pgserver does), so this is Python's."""
-    decomposed = unicodedata.normalize("NFKD", text)
+    lack the `unaccent` extension (the embedded pgserver does), so this is Python's. Canonical
+    decomposition only (NFD, not NFKD): "ﬁ" or "½" keep their form, so PostgreSQL's parser splits
+    the folded text into the same words at the same positions as the text as written."""
+    decomposed = unicodedata.normalize("NFD", text)
     return unicodedata.normalize(
         "NFC", "".join(c for c in decomposed if not unicodedata.combining(c))
     )

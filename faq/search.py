@@ -19,11 +19,18 @@ docs/retrieval-research.md):
   answer sentence; closed form: 0.1 s for 1,000 entries) adds 0.25 * its output. It learns where
   one entry ends and the next begins, which plain nearest-vector matching blurs: in a COVID FAQ
   "coronavirus" is in every entry and "where ... from" in one.
-- Words: BM25 with PostgreSQL's text-search parser ('simple' configuration: lower-cased words, no
-  stemming, no stop words), each divided by the query's best entry: 0.05 * BM25 over each entry's
-  question and phrasings (question words stay: "where did it come from" and "what is it" differ
-  only in them) + 0.1 * BM25 over question, phrasings and answer (customers of a small shop
-  rarely share words with its questions, but often with its answers).
+- Words: BM25 with PostgreSQL's text-search parser, by the shop's language
+  (faq/languages.py's `analysis`): English 'simple' (lower-cased words, no stemming, no stop
+  words); French, Spanish, German, Portuguese, Italian and Dutch their Snowball configuration
+  (stemming, stop words) over the text with its accents folded. Each divided by the query's best
+  entry: 0.05 * BM25 over each entry's question and phrasings (question words stay: "where did it
+  come from" and "what is it" differ only in them) + 0.1 * BM25 over question, phrasings and
+  answer (customers of a small shop rarely share words with its questions, but often with its
+  answers); 0.2 for the latter with multilingual-e5-small's vectors (a shop in another language).
+- With multilingual-e5-small's vectors a phrasing's similarity counts 0.2 less (on the common
+  scale: search_index.PHRASING_DISCOUNT): e5 puts a question near every wording in its own
+  language, whatever it asks, so a shop's accepted wordings pulled its next customers' questions
+  towards other entries.
 The classifier and the words only rank. The same weights hold for every shop, whatever it has
 learned: nothing switches at a number of phrasings.
 
@@ -65,7 +72,8 @@ the shop's own texts, never from customer queries (faq/search_index.py):
 - Follow-ups: a turn that is not confident alone is searched again with the previous question;
   the blend may rank the previous topic first, but it is confident only when the turn alone
   scores that entry within 0.25 of the bar, or every word of the turn is in the shop's FAQ.
-- "Did you mean": when not confident, up to three of the five best hits within 0.3 of the bar,
+- "Did you mean": when not confident, up to three of the five best hits within 0.3 of the bar
+  (0.35 for a question routed cross-lingually, which shares no word with the FAQ),
   or within 0.4 when the entry's texts use a word of the question (for a follow-up, also within
   0.35 on the turn's own words); none for off-topic text far from every entry that shares no word
   with it (issue 29: the fallback and the contact route, not unrelated entries).

@@ -3,7 +3,10 @@ The shop's search index: what search needs beyond the vectors in PostgreSQL, bui
 published entries only (never from customer queries).
 
 - `Lexicon`: BM25 weights of the shop's words (one over questions and phrasings, one over those
-  and the answers), and `word_bonus`, the word score search adds.
+  and the answers), and `word_bonus`, the word score search adds. The words are split by
+  PostgreSQL with the shop language's analysis (`text_words`, `lexemes_sql`;
+  faq/languages.py's `analysis`: Snowball stemming and stop words, accents folded; English as
+  written).
 - `fit_classifier`: the per-shop ridge classifier (it only ranks); it can also give exact
   leave-one-entry-out outputs, which no bar uses since confidence left the full score.
 - `score_entries`: the dense score of each entry from vector similarities (shared by search and

@@ -40,6 +40,7 @@ def test_a_stored_index_loads_back_the_same(demo_shop):
     assert built is not None
     assert index.threshold == built.threshold
     assert index.wording_bar == built.wording_bar
+    assert index.analysis == built.analysis == "simple"  # an English shop's words, as written
     np.testing.assert_array_equal(index.entry_ids, built.entry_ids)
     assert index.full_lexicon.vocabulary == built.full_lexicon.vocabulary
     np.testing.assert_allclose(
