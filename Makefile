@@ -14,9 +14,10 @@ run: $(STAMP)
 	@$(BIN)/python -m shopbot.envfile .env
 	$(BIN)/python manage.py serve
 
-# Two pytest-xdist workers (PYTEST_WORKERS=0: one process), each module whole on one worker and
-# the browser tests together (tests/conftest.py's groups); PYTEST_ARGS adds to it.
-PYTEST_WORKERS ?= 2
+# PYTEST_WORKERS=2: two pytest-xdist workers, each module whole on one worker and the browser
+# tests together (tests/conftest.py's groups). 0 (the default): one process; on a shared, busy
+# 2-core machine two workers were slower (each loads the models and builds its own test database).
+PYTEST_WORKERS ?= 0
 
 test: model
 	$(BIN)/ruff check .

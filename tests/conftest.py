@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 import time_machine
 from aiosmtpd.controller import Controller
@@ -30,7 +31,7 @@ TESTS = Path(__file__).resolve().parent
 
 
 def xdist_group(nodeid: str) -> str:
-    """The group of a test under pytest-xdist (`make test` runs two workers): a group runs whole
+    """The group of a test under pytest-xdist (`make test PYTEST_WORKERS=2`): a group runs whole
     on one worker, so module- and package-scoped fixtures (servers, the browser) start once. Each
     module is a group of its own; the browser tests are one (one Chromium, one shared server); so
     are the modules using the tests' Redis database (REDIS_TEST_URL, which their tests flush)."""
@@ -147,6 +148,33 @@ def demo_texts_embedded() -> dict[str, list[tuple[str, str, str, list[float]]]]:
             )
         ]
     return result
+
+
+@pytest.fixture
+def demo_vectors_reused(demo_texts_embedded, monkeypatch) -> None:
+    """For tests about something else than embedding that still build the demo's entries through
+    the real code path (an import of the demo file, `load_demo`): the model's call returns the
+    session's vectors (`demo_texts_embedded`, made by the same real models) for the texts it has
+    already embedded, and embeds every other text for real. Not for a test of the embedding."""
+    known = {
+        (model, kind, text): vector
+        for rows in demo_texts_embedded.values()
+        for model, kind, text, vector in rows
+    }
+    real_embed = embedding.embed
+
+    def embed(texts, kinds=None, model=None):
+        model = model or embedding.default_model()
+        if kinds is None:  # a customer's questions: always the model's
+            return real_embed(texts, kinds, model)
+        keys = [(model, kind, text) for kind, text in zip(kinds, texts, strict=True)]
+        missing = [i for i, key in enumerate(keys) if key not in known]
+        if missing:
+            fresh = real_embed([texts[i] for i in missing], [kinds[i] for i in missing], model)
+            known.update((keys[i], vector) for i, vector in zip(missing, fresh, strict=True))
+        return np.array([known[key] for key in keys], dtype=np.float32)
+
+    monkeypatch.setattr(embedding, "embed", embed)
 
 
 @pytest.fixture

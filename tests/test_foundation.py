@@ -1,26 +1,22 @@
-"""The foundation: database with pgvector, settings, the demo shop, the pages, `manage.py serve`."""
+"""The foundation: database with pgvector, settings, the demo shop, the pages, `manage.py serve`
+(its whole run on a fresh copy is tests/test_printed_commands.py's)."""
 
 from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
-import psutil
 import pytest
 from django.db import connection
 
 from faq import embedding, search
 from faq.demo import load_shop as load_demo_shop
 from faq.models import FAQEntry, FAQVector, Shop
-from harness.daphne_process import free_port
-from tests.support import make_demo_shop
+from tests.support import make_demo_shop, run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -200,60 +196,15 @@ def test_migrate_on_a_server_without_pgvector_says_what_to_do():
     assert "Traceback" not in result.stderr
 
 
-def _get(url: str) -> tuple[int, str]:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return response.status, response.read().decode()
-
-
-@pytest.mark.slow
-def test_serve_prepares_everything_serves_and_stops_the_database(tmp_path):
-    """What `make run` does on a fresh machine, in a fresh data folder: embedded PostgreSQL,
-    migrations, demo shop, admin user, daphne; then SIGTERM stops the server and the database."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DEBUG": "1",
-        "SHOPBOT_DATA_DIR": str(tmp_path),
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("SECRET_KEY", None)  # DEBUG: a key is generated into the data folder
-    env.pop("DJANGO_SETTINGS_MODULE")  # pytest-django's; manage.py picks the real settings
-    env.pop("DATABASE_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output = []
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            output.append(line)
-            if "Press Ctrl-C to stop" in line or proc.poll() is not None:
-                break
-        text = "".join(output)
-        assert "password:" in text and "Embed snippet" in text, text
-        assert f'src="http://127.0.0.1:{port}/widget.js" data-shop="pk_' in text
-        for _ in range(100):  # daphne binds right after printing
-            try:
-                status, html = _get(f"http://127.0.0.1:{port}/")
-                break
-            except OSError:
-                time.sleep(0.1)
-        assert status == 200 and "Petal" in html
-        assert _get(f"http://127.0.0.1:{port}/admin/login/")[0] == 200
-        assert (tmp_path / "secret_key").exists()
-        postmaster = int((tmp_path / "pgdata" / "postmaster.pid").read_text().split()[0])
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-    # The embedded PostgreSQL went away with the server: a clean shutdown removes its pid file,
-    # and the process is gone (or a zombie waiting for init to reap it: pg_ctl daemonizes it).
-    assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
-    assert not psutil.pid_exists(postmaster) or (
-        psutil.Process(postmaster).status() == psutil.STATUS_ZOMBIE
-    )
+def test_debug_without_a_secret_key_generates_one_into_the_data_folder(tmp_path):
+    """The real settings with DEBUG on and no key, as `manage.py serve` has them on a fresh
+    machine (its start, demo shop and stop are tests/test_printed_commands.py's `make run`): a key
+    is made once, kept private in the data folder, and used again by the next process."""
+    code = "from django.conf import settings; print(settings.SECRET_KEY)"
+    env = {"SECRET_KEY": "", "SHOPBOT_DATA_DIR": str(tmp_path)}
+    first = run_python(code, **env)
+    assert first.returncode == 0, first.stderr
+    path = tmp_path / "secret_key"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert first.stdout.strip() == path.read_text().strip() and len(path.read_text()) >= 40
+    assert run_python(code, **env).stdout == first.stdout

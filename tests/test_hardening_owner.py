@@ -203,7 +203,7 @@ def test_create_owner_runs_the_password_validators():
 # --- The demo shop and the default budget ---------------------------------------------------------
 
 
-def test_the_demo_shop_is_found_by_its_marker_not_its_name(client):
+def test_the_demo_shop_is_found_by_its_marker_not_its_name(client, demo_vectors_reused):
     from faq.demo import load_shop as load_demo_shop
 
     demo, created = load_demo_shop()

@@ -149,12 +149,15 @@ def test_reimport_updates_matched_entries_and_replace_deletes_the_rest(
 
 
 def test_the_demo_file_imports_and_export_round_trips(
-    shop, tmp_path, capsys, django_capture_on_commit_callbacks
+    shop, tmp_path, capsys, django_capture_on_commit_callbacks, demo_vectors_reused
 ):
+    # The import's embedding runs, with the session's vectors of the demo's texts (this is a test
+    # of importing and exporting: test_csv_import_creates_entries_with_fresh_vectors embeds).
     with django_capture_on_commit_callbacks(execute=True):
         call_command("import_faqs", shop.pk, str(DEMO_FILE))
     faqs = demo_data()["faqs"]
     assert shop.entries.count() == len(faqs)
+    assert set(indexing.states(shop.entries.all()).values()) == {indexing.FRESH}
     capsys.readouterr()
 
     for fmt in ("csv", "json"):

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faq import indexing
-from faq.models import FAQEntry, Shop
+from faq import embedding, indexing
+from faq.models import FAQEntry, FAQVector, Shop, text_hash
 from faq.search import _owners_answer, search
 from faq.search_index import build_index, check_wording
 from widget.models import CustomerWording
@@ -71,13 +71,48 @@ ACCEPTED = {
 }
 
 
+@pytest.fixture(scope="module")
+def bike_vectors() -> list[list[tuple[str, str, str, list[float]]]]:
+    """[(model, kind, text, vector)] for each entry of BIKE_SHOP, by the real models of an English
+    shop: embedded once for the module's tests, whose shops have the same texts."""
+    result = []
+    for question, answer in BIKE_SHOP:
+        texts = FAQEntry(question=question, answer=answer).embedding_texts()
+        result.append(
+            [
+                (model, kind, text, vector)
+                for model in embedding.shop_models("en")
+                for (kind, text), vector in zip(
+                    texts,
+                    embedding.embed([t for _, t in texts], [k for k, _ in texts], model),
+                    strict=True,
+                )
+            ]
+        )
+    return result
+
+
 @pytest.fixture
-def bike_shop(db) -> tuple[Shop, list[FAQEntry]]:
-    shop = Shop.objects.create(name="Spoke & Chain")
+def bike_shop(db, bike_vectors) -> tuple[Shop, list[FAQEntry]]:
+    shop = Shop.objects.create(name="Spoke & Chain", language="en")
     entries = FAQEntry.objects.bulk_create(
         FAQEntry(shop=shop, question=q, answer=a) for q, a in BIKE_SHOP
     )
-    indexing.refresh([e.pk for e in entries])
+    FAQVector.objects.bulk_create(
+        FAQVector(
+            entry=entry,
+            shop=shop,
+            kind=kind,
+            text=text,
+            text_hash=text_hash(text),
+            model_name=embedding.model_name(model),
+            embedding=vector,
+        )
+        for entry, rows in zip(entries, bike_vectors, strict=True)
+        for model, kind, text, vector in rows
+    )
+    # Every vector is stored: the refresh embeds nothing, and builds the shop's search index.
+    assert indexing.refresh([e.pk for e in entries]) == 0
     return shop, entries
 
 

@@ -6,12 +6,14 @@ SECRET_KEY).
 The copy is made from the files git knows (tracked, or new and not ignored), with the shared .venv
 symlinked in; the real `make run` starts it (writing .env, a new embedded database, the demo
 shop, the admin user) and serves; then each printed command runs in a subprocess against that
-same database while the server is up. One database and one start-up for everything keeps it to
-a couple of minutes.
+same database while the server is up; last, SIGTERM to `manage.py serve` stops it and its
+embedded PostgreSQL. One database and one start-up for everything keeps it to a couple of minutes
+(it is also `manage.py serve`'s test: a second fresh database and demo shop cost as much again).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -23,6 +25,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
 from harness.daphne_process import free_port
@@ -165,6 +168,15 @@ def test_every_printed_command_works_on_a_fresh_copy(tmp_path):
                 assert response.status == 200, address
         assert f"http://127.0.0.1:{port}/faq/petal-stem/" in printed
         password = re.search(r"password: (\S+)", printed).group(1)
+        # What `manage.py serve` prepared (it also had test_foundation's test of its own): the
+        # demo shop on the storefront, its embed snippet, the admin.
+        assert "Embed snippet" in printed
+        assert f'src="http://127.0.0.1:{port}/widget.js" data-shop="pk_' in printed
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+            assert "Petal" in response.read().decode()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login/", timeout=10) as r:
+            assert r.status == 200
+        postmaster = int((repo / "var" / "pgdata" / "postmaster.pid").read_text().split()[0])
 
         env_file = (repo / ".env").read_text()
         assert "DEBUG=True" in env_file and re.search(r"SECRET_KEY=\S{40,}", env_file)
@@ -209,8 +221,22 @@ def test_every_printed_command_works_on_a_fresh_copy(tmp_path):
         assert run(repo, ["shell", "-v", "0", "-c", check]).split() == ["True", "1"]
         assert password != "new-long-password-42"
         assert "application/ld+json" in (files / "faq.html").read_text()
+
+        # SIGTERM to the server process (not its group) stops it and the embedded PostgreSQL: a
+        # clean shutdown removes the pid file, and the process is gone (or a zombie waiting for
+        # init to reap it: pg_ctl daemonizes it).
+        serve = next(
+            p for p in psutil.Process(server.pid).children(recursive=True) if "serve" in p.cmdline()
+        )
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=60)
+        assert not (repo / "var" / "pgdata" / "postmaster.pid").exists()
+        assert not psutil.pid_exists(postmaster) or (
+            psutil.Process(postmaster).status() == psutil.STATUS_ZOMBIE
+        )
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(timeout=60)
         except subprocess.TimeoutExpired:
@@ -230,7 +256,7 @@ def wait_until_serving(server: subprocess.Popen, port: int, output: list[str]) -
                     return
         except OSError:
             # Not listening yet: poll /healthz (the real readiness signal) until the deadline.
-            time.sleep(1)
+            time.sleep(0.2)
     pytest.fail("make run did not serve in time:\n" + "".join(output)[-3000:])
 
 
