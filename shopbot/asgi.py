@@ -54,8 +54,8 @@ def warm_and_freeze() -> None:
     if settings.ANTHROPIC_API_KEY:
         claude.failures()  # imports the SDK now, not on the first customer's answer
     gc.freeze()
-    # Loading the models freed large buffers (onnxruntime's copy of the model file among them)
-    # that glibc would otherwise keep: 15-25 MiB resident, measured.
+    # Loading the models freed large buffers that glibc would otherwise keep (trimmed after the
+    # warm-up and 600 questions, a process went from 366 to 351 MiB: docs/performance.md).
     give_back_freed_memory()
 
 
