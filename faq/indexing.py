@@ -74,15 +74,7 @@ def refresh(entry_ids: Iterable[int]) -> int:
         # Rows of other models and of texts that are gone.
         FAQVector.objects.filter(entry__in=entries).exclude(pk__in=keep).delete()
         FAQVector.objects.bulk_create(
-            FAQVector(
-                entry=entry,
-                shop_id=entry.shop_id,
-                kind=kind,
-                text=text,
-                text_hash=text_hash(text),
-                model_name=names[model],
-                embedding=vector,
-            )
+            FAQVector.of(entry, kind, text, names[model], vector)
             for model, rows in vectors.items()
             for (entry, kind, text), vector in zip(to_embed[model], rows, strict=True)
         )

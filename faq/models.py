@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -594,6 +595,22 @@ class FAQVector(models.Model):
         if self.shop_id is None:
             self.shop_id = self.entry.shop_id
         super().save(*args, **kwargs)
+
+    @classmethod
+    def of(
+        cls, entry: FAQEntry, kind: str, text: str, model_name: str, vector: Sequence[float]
+    ) -> FAQVector:
+        """An unsaved row for bulk_create (which calls no save()): `entry`'s `text`, of `kind`,
+        embedded as `vector` by the model named `model_name` (embedding.model_name)."""
+        return cls(
+            entry=entry,
+            shop_id=entry.shop_id,
+            kind=kind,
+            text=text,
+            text_hash=text_hash(text),
+            model_name=model_name,
+            embedding=vector,
+        )
 
 
 class SearchIndex(models.Model):

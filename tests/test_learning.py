@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from faq import embedding, indexing
-from faq.models import FAQEntry, FAQVector, Shop, text_hash
+from faq.models import FAQEntry, FAQVector, Shop
 from faq.search import _owners_answer, search
 from faq.search_index import build_index, check_wording
 from widget.models import CustomerWording
@@ -99,15 +99,7 @@ def bike_shop(db, bike_vectors) -> tuple[Shop, list[FAQEntry]]:
         FAQEntry(shop=shop, question=q, answer=a) for q, a in BIKE_SHOP
     )
     FAQVector.objects.bulk_create(
-        FAQVector(
-            entry=entry,
-            shop=shop,
-            kind=kind,
-            text=text,
-            text_hash=text_hash(text),
-            model_name=embedding.model_name(model),
-            embedding=vector,
-        )
+        FAQVector.of(entry, kind, text, embedding.model_name(model), vector)
         for entry, rows in zip(entries, bike_vectors, strict=True)
         for model, kind, text, vector in rows
     )

@@ -80,7 +80,7 @@ def build_shop(vectors: dict | None = None, **overrides):
     from django.db import transaction
 
     from faq import embedding, indexing
-    from faq.models import FAQEntry, FAQVector, Shop, text_hash
+    from faq.models import FAQEntry, FAQVector, Shop
 
     with transaction.atomic():
         shop = Shop.objects.create(**{**shop_fields(), **overrides})
@@ -90,15 +90,7 @@ def build_shop(vectors: dict | None = None, **overrides):
         models = embedding.shop_models(shop.language)
         if vectors is not None:
             FAQVector.objects.bulk_create(
-                FAQVector(
-                    entry=entry,
-                    shop=shop,
-                    kind=kind,
-                    text=text,
-                    text_hash=text_hash(text),
-                    model_name=embedding.model_name(model),
-                    embedding=vector,
-                )
+                FAQVector.of(entry, kind, text, embedding.model_name(model), vector)
                 for entry in entries
                 for model, kind, text, vector in vectors[entry.question]
                 if model in models
