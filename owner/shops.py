@@ -78,6 +78,8 @@ class PageImportForm(forms.Form):
 # uploaded page need not be kept and a fetched one is not fetched twice.
 PREVIEW_SALT = "faq.webimport.preview"
 PREVIEW_MAX_AGE = 3600
+# Shop fields the add form does not show: they exist only once the shop is saved.
+MADE_ON_SAVE = ("public_key", "created")
 
 
 def can_import(request) -> bool:
@@ -198,7 +200,25 @@ class ShopAdmin(ShopScopedAdmin):
             and f.concrete
             and f.name not in listed
         ]
-        return fieldsets + ([("Other settings", {"fields": extra})] if extra else [])
+        fieldsets += [("Other settings", {"fields": extra})] if extra else []
+        if obj is None:
+            # The key and the date are made when the shop is saved: shown on the add form, they
+            # would be the unsaved form's (an owner who copied that key got one that never works).
+            fieldsets = [
+                (
+                    name,
+                    {**options, "fields": [f for f in options["fields"] if f not in MADE_ON_SAVE]},
+                )
+                for name, options in fieldsets
+            ]
+        return fieldsets
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        if not change and not form.instance.owners.exists():
+            # A shop added with no owner chosen is its creator's: the checklist, the customer
+            # requests' emails and the shop lists all go by its owners.
+            form.instance.owners.add(request.user)
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))

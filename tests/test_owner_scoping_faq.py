@@ -198,3 +198,24 @@ def test_non_staff_and_anonymous_users_have_no_shops(db, two_shops):
     two_shops[0].owners.add(user)  # an owner link alone is not enough without staff status
     assert not shops_for(user).exists()
     assert not shops_for(AnonymousUser()).exists()
+
+
+def test_a_shop_added_in_the_admin_gets_its_key_on_saving_and_its_creator_as_owner(db, client):
+    """The add form shows no public key (one shown there was the unsaved form's, never the
+    shop's), and a shop added with no owner chosen is its creator's."""
+    admin = User.objects.create_superuser("root", "root@example.com", "a-long-test-password-1")
+    client.force_login(admin)
+    page = client.get("/admin/faq/shop/add/")
+    assert "public_key" not in page.context["adminform"].form.fields
+    assert b"pk_" not in page.content
+    data = {
+        field.html_name: "on" if field.value() is True else field.value()
+        for field in page.context["adminform"].form
+        if field.value() not in (None, False) and field.name != "owners"
+    }
+    data.update(name="Bramble Bikes", allowed_origins="https://bramble.example")
+    response = client.post("/admin/faq/shop/add/", data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    shop = Shop.objects.get(name="Bramble Bikes")
+    assert shop.public_key.startswith("pk_")
+    assert list(shop.owners.all()) == [admin]
