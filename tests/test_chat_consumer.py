@@ -94,7 +94,7 @@ async def test_out_of_scope_question_gets_the_fallback_and_contact_route(demo_sh
         _, unsure = await chat.ask("I want my money back")
 
     # Nothing to suggest: one honest sentence, not the fallback written for suggestions ("I'm
-    # not quite sure about that one...").
+    # not quite sure which of these you mean...").
     assert answer["mode"] == "fallback"
     assert answer["suggestions"] == []
     assert answer["text"] == "I can't help with that here, but our team can."
