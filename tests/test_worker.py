@@ -55,9 +55,13 @@ READY_TIMEOUT = 180  # Django, the model and its first batch, on a busy machine
 
 
 @pytest.fixture
-def queued(settings):
-    """Jobs go into the queue's table, as in production, instead of running at commit."""
+def queued(settings, django_db_blocker):
+    """Jobs go into the queue's table, as in production, instead of running at commit. The table
+    starts empty: it is procrastinate's, which the test database's flush between tests leaves
+    alone (a failed job left by one test was counted by the next)."""
     settings.JOBS_AT_COMMIT = False
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM procrastinate_jobs")
 
 
 @contextmanager
@@ -195,6 +199,17 @@ def leave_request(shop, note: str) -> Handoff:
     return handoff
 
 
+def mail_settings(port: int, **settings: str) -> dict[str, str]:
+    """A worker's environment for the mail server on loopback `port` (no model warm-up)."""
+    return {
+        "EMBEDDING_WARM_ON_START": "False",
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(port),
+        "EMAIL_USE_TLS": "False",
+        **settings,
+    }
+
+
 def test_an_owner_email_holds_no_connection_on_a_slow_or_down_mail_server_and_a_failing_job_is_retried_and_shown(  # noqa: E501
     demo_shop, queued, tmp_path
 ):
@@ -203,15 +218,7 @@ def test_an_owner_email_holds_no_connection_on_a_slow_or_down_mail_server_and_a_
     mail = SlowInbox(delay=2.0)
     smtp = Controller(mail, hostname="127.0.0.1", port=port)
     smtp.start()
-    env = {
-        "EMBEDDING_WARM_ON_START": "False",
-        "EMAIL_HOST": "127.0.0.1",
-        "EMAIL_PORT": str(port),
-        "EMAIL_USE_TLS": "False",
-        "EMAIL_TIMEOUT": "5",
-        "HANDOFF_EMAIL_TRIES": "3",
-        "HANDOFF_RETRY_SECONDS": "1",
-    }
+    env = mail_settings(port, EMAIL_TIMEOUT="5", HANDOFF_EMAIL_TRIES="3", HANDOFF_RETRY_SECONDS="1")
     try:
         with worker_process(tmp_path / "worker.log", **env):
             # Up but slow: while the server takes its time, the job holds no session.
@@ -507,14 +514,7 @@ def test_a_worker_killed_mid_job_leaves_it_to_be_queued_again_and_another_worker
     mail = HangingInbox()
     smtp = Controller(mail, hostname="127.0.0.1", port=port)
     smtp.start()
-    env = {
-        "EMBEDDING_WARM_ON_START": "False",
-        "EMAIL_HOST": "127.0.0.1",
-        "EMAIL_PORT": str(port),
-        "EMAIL_USE_TLS": "False",
-        "EMAIL_TIMEOUT": "120",
-        "JOBS_STALLED_SECONDS": "3",
-    }
+    env = mail_settings(port, EMAIL_TIMEOUT="120", JOBS_STALLED_SECONDS="3")
     conversation = stored_conversation(demo_shop, [("Can you fix my car?", {"mode": "fallback"})])
     handoff = Handoff.objects.create(  # the owners were emailed: the reply is the only email
         conversation=conversation,
