@@ -25,7 +25,7 @@ from faq.models import FAQEntry, Shop
 from harness.daphne_process import free_port
 from lib import ratelimit
 from tests.fake_anthropic import FakeAnthropic
-from tests.support import Inbox, make_demo_shop
+from tests.support import Inbox, embedded_texts, make_demo_shop
 
 TESTS = Path(__file__).resolve().parent
 
@@ -134,20 +134,10 @@ def model_ready() -> None:
 def demo_texts_embedded() -> dict[str, list[tuple[str, str, str, list[float]]]]:
     """question -> [(model, kind, text, vector)] for every demo entry, from each real model a
     shop may be embedded with."""
-    result = {}
-    for fields in entry_fields():
-        entry = FAQEntry(**fields)
-        texts = entry.embedding_texts()
-        result[entry.question] = [
-            (model, k, t, v)
-            for model in embedding.served_models()
-            for (k, t), v in zip(
-                texts,
-                embedding.embed([t for _, t in texts], [k for k, _ in texts], model),
-                strict=True,
-            )
-        ]
-    return result
+    return {
+        fields["question"]: embedded_texts(FAQEntry(**fields), embedding.served_models())
+        for fields in entry_fields()
+    }
 
 
 @pytest.fixture

@@ -34,8 +34,8 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.utils import timezone
 
-from faq import demo
-from faq.models import Shop
+from faq import demo, embedding
+from faq.models import FAQEntry, Shop
 from faq.owners import owners_group
 from harness import daphne_process
 from harness.daphne_process import DaphneProcess, database_url
@@ -115,6 +115,21 @@ def make_demo_shop(demo_texts_embedded, **overrides) -> Shop:
     the server a key (a new shop's default follows the key at creation, before fixtures such as
     `fake` set it)."""
     return demo.build_shop(vectors=demo_texts_embedded, **{"use_claude": True, **overrides})
+
+
+def embedded_texts(entry: FAQEntry, models: Iterable[str]) -> list[tuple[str, str, str, list]]:
+    """[(model, kind, text, vector)] for each of the entry's texts by each of `models`, embedded for
+    real: what a fixture embeds once and then stores for many tests' shops."""
+    texts = entry.embedding_texts()
+    return [
+        (model, kind, text, vector)
+        for model in models
+        for (kind, text), vector in zip(
+            texts,
+            embedding.embed([t for _, t in texts], [k for k, _ in texts], model),
+            strict=True,
+        )
+    ]
 
 
 def stored_conversation(

@@ -12,6 +12,7 @@ from faq import embedding, indexing
 from faq.models import FAQEntry, FAQVector, Shop
 from faq.search import _owners_answer, search
 from faq.search_index import build_index, check_wording
+from tests.support import embedded_texts
 from widget.models import CustomerWording
 
 BIKE_SHOP = [
@@ -75,21 +76,8 @@ ACCEPTED = {
 def bike_vectors() -> list[list[tuple[str, str, str, list[float]]]]:
     """[(model, kind, text, vector)] for each entry of BIKE_SHOP, by the real models of an English
     shop: embedded once for the module's tests, whose shops have the same texts."""
-    result = []
-    for question, answer in BIKE_SHOP:
-        texts = FAQEntry(question=question, answer=answer).embedding_texts()
-        result.append(
-            [
-                (model, kind, text, vector)
-                for model in embedding.shop_models("en")
-                for (kind, text), vector in zip(
-                    texts,
-                    embedding.embed([t for _, t in texts], [k for k, _ in texts], model),
-                    strict=True,
-                )
-            ]
-        )
-    return result
+    models = embedding.shop_models("en")
+    return [embedded_texts(FAQEntry(question=q, answer=a), models) for q, a in BIKE_SHOP]
 
 
 @pytest.fixture
