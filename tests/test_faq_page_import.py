@@ -58,98 +58,122 @@ def failure(source: str) -> str:
 # --- Finding questions on the pages owners have ------------------------------------------------
 
 
-def test_wordpress_yoast_faq_block_from_its_json_ld(site, local_pages):
-    found = webimport.find_faqs(webimport.fetch(serve(site, "wordpress_yoast.html")))
-    assert pairs(found) == [
-        (
-            "How long does a service take?",
-            "A standard service takes two working days.\nBook ahead in spring.",
-            "",
-        ),
-        (
-            "Do you fit tubeless tyres?",
-            "Yes, for £25 a wheel. We stock:\n\n- Schwalbe\n- Continental",
-            "",
-        ),
-        (
-            "Can I rent a bike?",
-            # Relative links are made absolute against the page's address.
-            f"Yes: see [bike hire]({site.url}/hire/) for prices.",
-            "",
-        ),
-    ]
-    assert {f.source for f in found} == {"schema.org data"}
+# Each page (tests/faq_pages/) as an owner's site makes it: the (question, answer, category) found
+# on it, in order, and how they were found. {site} stands for the test site's address.
+PAGES_FOUND = [
+    pytest.param(
+        "headings.html",
+        [
+            (
+                "Do you cut car keys?",
+                "We cut most car keys while you wait.\n\nChipped keys take a day.",
+                "Keys & locks",
+            ),
+            (
+                "Can you open a lock if I am locked out?",
+                "No, call a locksmith; we can recommend:\n\n- Ace Locks, 555-0101\n"
+                "- Quick Keys, 555-0102",
+                "Keys & locks",
+            ),
+            (
+                "Do you mix paint to match a sample?",
+                "Yes. Bring a sample the size of a coin.",
+                "Paint",
+            ),
+        ],
+        "headings",
+        id="question-headings-followed-by-paragraphs",
+    ),
+    pytest.param(
+        "wordpress_yoast.html",
+        [
+            (
+                "How long does a service take?",
+                "A standard service takes two working days.\nBook ahead in spring.",
+                "",
+            ),
+            (
+                "Do you fit tubeless tyres?",
+                "Yes, for £25 a wheel. We stock:\n\n- Schwalbe\n- Continental",
+                "",
+            ),
+            (
+                "Can I rent a bike?",
+                # Relative links are made absolute against the page's address.
+                "Yes: see [bike hire]({site}/hire/) for prices.",
+                "",
+            ),
+        ],
+        "schema.org data",
+        id="wordpress-yoast-faq-block-from-its-json-ld",
+    ),
+    pytest.param(
+        # The page also holds a broken JSON-LD block, which must not hide the good one.
+        "wordpress_rankmath.html",
+        [
+            (
+                "Is your packaging plastic-free?",
+                "Yes. Our pouches are paper and plant-based film, and they go in the compost.",
+                "Our tea",
+            ),
+            (
+                "Do you ship abroad?",
+                "We ship to the EU and the UK.\nOrders leave within 2 days.",
+                "Delivery",
+            ),
+        ],
+        "schema.org data",
+        id="rank-math-json-ld-takes-categories-from-the-visible-sections",
+    ),
+    pytest.param(
+        "shopify_details.html",
+        [
+            (
+                "How long does shipping take?",
+                "Orders ship within 1–2 business days.\n\nUS delivery takes 3–5 days.",
+                "Shipping",
+            ),
+            ("Do you ship to Canada?", "Yes, for a flat $15.", "Shipping"),
+            (
+                "How long should I burn my candle?",
+                "The first burn sets the memory:\n\n- Burn until the whole top has melted\n"
+                "- Never more than 4 hours",
+                "Candle care",
+            ),
+        ],
+        "accordion",
+        id="shopify-details-accordion-skips-the-menu-drawer-and-footer",
+    ),
+    pytest.param(
+        "squarespace_accordion.html",
+        [
+            (
+                "What should I bring to my first class?",
+                "Comfortable clothes and water.\n\nWe lend mats for free.",
+                "Classes",
+            ),
+            (
+                "Cancellation policy",
+                "Cancel up to 12 hours before class for a full credit.",
+                "Classes",
+            ),
+            (
+                "Can I pause my membership?",
+                "Yes, once a year for up to a month. Email hello@juniper.example.",
+                "Memberships",
+            ),
+        ],
+        "accordion",
+        id="squarespace-button-and-panel-accordion",
+    ),
+]
 
 
-def test_rank_math_json_ld_takes_categories_from_the_visible_sections(site, local_pages):
-    # The page also holds a broken JSON-LD block, which must not hide the good one.
-    found = webimport.find_faqs(webimport.fetch(serve(site, "wordpress_rankmath.html")))
-    assert pairs(found) == [
-        (
-            "Is your packaging plastic-free?",
-            "Yes. Our pouches are paper and plant-based film, and they go in the compost.",
-            "Our tea",
-        ),
-        (
-            "Do you ship abroad?",
-            "We ship to the EU and the UK.\nOrders leave within 2 days.",
-            "Delivery",
-        ),
-    ]
-
-
-def test_shopify_details_accordion_skips_the_menu_drawer_and_footer(site, local_pages):
-    found = webimport.find_faqs(webimport.fetch(serve(site, "shopify_details.html")))
-    assert pairs(found) == [
-        (
-            "How long does shipping take?",
-            "Orders ship within 1–2 business days.\n\nUS delivery takes 3–5 days.",
-            "Shipping",
-        ),
-        ("Do you ship to Canada?", "Yes, for a flat $15.", "Shipping"),
-        (
-            "How long should I burn my candle?",
-            "The first burn sets the memory:\n\n- Burn until the whole top has melted\n"
-            "- Never more than 4 hours",
-            "Candle care",
-        ),
-    ]
-    assert {f.source for f in found} == {"accordion"}
-
-
-def test_squarespace_button_and_panel_accordion(site, local_pages):
-    found = webimport.find_faqs(webimport.fetch(serve(site, "squarespace_accordion.html")))
-    assert pairs(found) == [
-        (
-            "What should I bring to my first class?",
-            "Comfortable clothes and water.\n\nWe lend mats for free.",
-            "Classes",
-        ),
-        ("Cancellation policy", "Cancel up to 12 hours before class for a full credit.", "Classes"),
-        (
-            "Can I pause my membership?",
-            "Yes, once a year for up to a month. Email hello@juniper.example.",
-            "Memberships",
-        ),
-    ]
-
-
-def test_question_headings_followed_by_paragraphs(site, local_pages):
-    found = webimport.find_faqs(webimport.fetch(serve(site, "headings.html")))
-    assert pairs(found) == [
-        (
-            "Do you cut car keys?",
-            "We cut most car keys while you wait.\n\nChipped keys take a day.",
-            "Keys & locks",
-        ),
-        (
-            "Can you open a lock if I am locked out?",
-            "No, call a locksmith; we can recommend:\n\n- Ace Locks, 555-0101\n"
-            "- Quick Keys, 555-0102",
-            "Keys & locks",
-        ),
-        ("Do you mix paint to match a sample?", "Yes. Bring a sample the size of a coin.", "Paint"),
-    ]
+@pytest.mark.parametrize(("name", "expected", "source"), PAGES_FOUND)
+def test_the_questions_on_a_page_owners_have(site, local_pages, name, expected, source):
+    found = webimport.find_faqs(webimport.fetch(serve(site, name)))
+    assert pairs(found) == [(q, a.replace("{site}", site.url), c) for q, a, c in expected]
+    assert {f.source for f in found} == {source}
 
 
 def test_definition_list_and_microdata_and_no_scripts_or_styles():
