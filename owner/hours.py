@@ -18,11 +18,10 @@ from datetime import date, time
 import holidays
 from django import forms
 from django.contrib import messages
-from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.forms.models import BaseInlineFormSet, inlineformset_factory
-from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -37,7 +36,6 @@ from owner import views as owner_views
 
 PREVIEW_DAYS = 14
 IMPORT_SALT = "faq.hours.import"
-IMPORT_MAX_AGE = 3600
 
 
 def time_zone_choices() -> list[tuple[str, str]]:
@@ -287,23 +285,14 @@ def edit_hours(request, model_admin, shop: Shop) -> HttpResponse:
             except (webimport.PageImportError, schemaorg.HoursImportError) as error:
                 import_error = str(error)
             else:
-                payload = signing.dumps(
-                    {"shop": shop.pk, "source": page.url, "hours": _import_data(imported)},
-                    salt=IMPORT_SALT,
-                    compress=True,
+                payload = owner_views.sign_preview(
+                    shop, IMPORT_SALT, source=page.url, hours=_import_data(imported)
                 )
     elif action == "import-save":
-        try:
-            data = signing.loads(
-                request.POST.get("payload", ""), salt=IMPORT_SALT, max_age=IMPORT_MAX_AGE
-            )
-        except signing.SignatureExpired:
-            import_error = "This preview is more than an hour old; fetch the page again."
-        except signing.BadSignature:
-            return HttpResponseBadRequest("The preview was altered; fetch the page again.")
+        data = owner_views.open_preview(request.POST.get("payload", ""), shop, IMPORT_SALT)
+        if data is None:
+            import_error = owner_views.PREVIEW_EXPIRED
         else:
-            if data["shop"] != shop.pk:
-                return HttpResponseBadRequest("This preview belongs to another shop.")
             imported = _from_import_data(data["hours"])
             try:
                 with transaction.atomic():

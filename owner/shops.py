@@ -16,7 +16,6 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
 from django.db.models import Count, QuerySet
@@ -77,7 +76,6 @@ class PageImportForm(forms.Form):
 # The found questions travel from the preview to the import inside the form, signed, so an
 # uploaded page need not be kept and a fetched one is not fetched twice.
 PREVIEW_SALT = "faq.webimport.preview"
-PREVIEW_MAX_AGE = 3600
 # Shop fields the add form does not show: they exist only once the shop is saved.
 MADE_ON_SAVE = ("public_key", "created")
 
@@ -256,7 +254,10 @@ class ShopAdmin(ShopScopedAdmin):
             if not permission(request):
                 raise PermissionDenied
             shop = self.get_object(request, unquote(object_id))  # another owner's shop: 404
-            return view(request, self, shop)
+            try:
+                return view(request, self, shop)
+            except owner_views.PreviewRefused as refused:  # a preview altered, or another shop's
+                return HttpResponseBadRequest(str(refused))
 
         return self.admin_site.admin_view(page)
 
@@ -310,17 +311,10 @@ def import_page(request, model_admin: ShopAdmin, shop: Shop) -> HttpResponse:
     found: list[webimport.Found] = []
     source = ""
     if request.method == "POST" and "payload" in request.POST:
-        try:
-            data = signing.loads(
-                request.POST["payload"], salt=PREVIEW_SALT, max_age=PREVIEW_MAX_AGE
-            )
-        except signing.SignatureExpired:
-            error = "This preview is more than an hour old; fetch the page again."
-        except signing.BadSignature:
-            return HttpResponseBadRequest("The preview was altered; fetch the page again.")
+        data = owner_views.open_preview(request.POST["payload"], shop, PREVIEW_SALT)
+        if data is None:
+            error = owner_views.PREVIEW_EXPIRED
         else:
-            if data["shop"] != shop.pk:
-                return HttpResponseBadRequest("This preview belongs to another shop.")
             found, source = webimport.from_data(data["faqs"]), data["source"]
             ticked = set(request.POST.getlist("row"))
             chosen = [f for n, f in enumerate(found) if str(n) in ticked]
@@ -352,10 +346,8 @@ def import_page(request, model_admin: ShopAdmin, shop: Shop) -> HttpResponse:
     candidates = webimport.compare(shop, found) if found else []
     payload = ""
     if found:
-        payload = signing.dumps(
-            {"shop": shop.pk, "source": source, "faqs": webimport.to_data(found)},
-            salt=PREVIEW_SALT,
-            compress=True,
+        payload = owner_views.sign_preview(
+            shop, PREVIEW_SALT, source=source, faqs=webimport.to_data(found)
         )
     context = owner_views.page_context(
         request,

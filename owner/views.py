@@ -15,6 +15,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin import ModelAdmin
+from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models.options import Options
@@ -68,6 +69,37 @@ def entry_url(entry_id: int) -> str | None:
         return reverse("admin:faq_faqentry_change", args=[entry_id])
     except NoReverseMatch:
         return None
+
+
+# --- Previews: what an import found, carried by the page until the owner saves it -------------
+
+PREVIEW_MAX_AGE = 3600  # seconds: PREVIEW_EXPIRED says an hour
+PREVIEW_EXPIRED = "This preview is more than an hour old; fetch the page again."
+
+
+class PreviewRefused(Exception):
+    """A preview altered, or signed for another shop: ShopAdmin.shop_page answers 400 with this
+    sentence."""
+
+
+def sign_preview(shop: Shop, salt: str, **data) -> str:
+    """`data` signed for this shop's page (its own `salt`), for the page to post back on saving."""
+    return signing.dumps({"shop": shop.pk, **data}, salt=salt, compress=True)
+
+
+def open_preview(payload: str, shop: Shop, salt: str) -> dict | None:
+    """What `sign_preview` signed for this shop with `salt`; None when it is older than
+    PREVIEW_MAX_AGE (the page says PREVIEW_EXPIRED). Raises PreviewRefused for a payload altered
+    or signed for another shop."""
+    try:
+        data = signing.loads(payload, salt=salt, max_age=PREVIEW_MAX_AGE)
+    except signing.SignatureExpired:
+        return None
+    except signing.BadSignature:
+        raise PreviewRefused("The preview was altered; fetch the page again.") from None
+    if data["shop"] != shop.pk:
+        raise PreviewRefused("This preview belongs to another shop.")
+    return data
 
 
 # --- Shops, transcript ----------------------------------------------------------------------

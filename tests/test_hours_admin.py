@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,6 +21,9 @@ from django.urls import reverse
 from faq.demo import add_hours, shop_fields
 from faq.hours.models import HolidayRule, ShopHours, SpecialDay, WeeklyRange
 from faq.models import Shop
+from owner.hours import IMPORT_SALT
+from owner.shops import PREVIEW_SALT
+from owner.views import PREVIEW_EXPIRED, PREVIEW_MAX_AGE, sign_preview
 from tests.support import Site, make_owner
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -267,6 +270,39 @@ def test_hours_imported_from_the_owners_page_after_a_preview(owner_client, shop,
     url = site.page("/about", "<html><p>No hours here</p></html>")
     response = owner_client.post(page(shop), {"action": "import-fetch", "url": url})
     assert "The page's schema.org data has no openingHoursSpecification." in errors_of(response)
+
+
+def test_a_preview_an_hour_old_another_shops_or_altered_saves_nothing(owner_client, shop):
+    """Both imports (hours here, the FAQ page's questions) carry their preview signed for the shop
+    (owner/views.py open_preview): an hour later it is said too old; another shop's preview, or an
+    altered one, is a 400 with its sentence."""
+    other = Shop.objects.create(name="Other Shop")
+    week = {"week": [[0, ["09:00:00", "17:00:00", False]]], "specials": [], "holidays": False}
+    pages = [
+        (page(shop), {"action": "import-save"}, IMPORT_SALT, {"hours": week}),
+        (
+            reverse("admin:faq_shop_import_page", args=[shop.pk]),
+            {"row": "0"},
+            PREVIEW_SALT,
+            {"faqs": []},
+        ),
+    ]
+    for url, form, salt, data in pages:
+        own = sign_preview(shop, salt, source="https://corner.example/", **data)
+        with time_machine.travel(MONDAY + timedelta(seconds=PREVIEW_MAX_AGE + 1), tick=False):
+            response = owner_client.post(url, {**form, "payload": own})
+        assert response.status_code == 200, url
+        assert PREVIEW_EXPIRED in errors_of(response), url
+        for payload, sentence in [
+            (own + "x", "The preview was altered; fetch the page again."),
+            (
+                sign_preview(other, salt, source="https://other.example/", **data),
+                "This preview belongs to another shop.",
+            ),
+        ]:
+            response = owner_client.post(url, {**form, "payload": payload})
+            assert (response.status_code, response.content.decode()) == (400, sentence), url
+    assert not ShopHours.objects.exists() and not shop.entries.exists()
 
 
 def test_the_faq_page_shows_the_hours_and_describes_the_shop(client, db):
