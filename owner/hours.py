@@ -163,6 +163,7 @@ ExceptionRows = inlineformset_factory(
     form=RowForm,
     formset=ExceptionFormSet,
     fields=["start", "end", "closed", *TIMES, "note", "every_year"],
+    labels={"past_midnight": "After midnight"},  # nine columns at 1280 px: short headers
     extra=2,
 )
 HolidayRows = inlineformset_factory(
@@ -171,6 +172,7 @@ HolidayRows = inlineformset_factory(
     form=HolidayForm,
     formset=RowsFormSet,
     fields=["holiday", "action", *TIMES],
+    labels={"past_midnight": "After midnight"},
     extra=2,
 )
 
