@@ -288,6 +288,16 @@ def sign_in(page: Page, server_url: str, username: str, password: str) -> None:
     page.click("input[type=submit]")
 
 
+def signed_in(
+    browser, server_url: str, username: str, password: str, width: int = 1280, height: int = 900
+) -> Page:
+    """A page in a fresh context of that window size, signed in to the admin of that server;
+    the caller closes it (`page.context.close()`)."""
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    sign_in(page, server_url, username, password)
+    return page
+
+
 @contextmanager
 def committed_owner(shop: Shop, username: str, password: str, django_db_blocker) -> Iterator[str]:
     """An owner of `shop` made by `create_owner` with `password`, committed (outside any test
@@ -299,6 +309,31 @@ def committed_owner(shop: Shop, username: str, password: str, django_db_blocker)
     finally:
         with django_db_blocker.unblock():
             User.objects.filter(username=username).delete()
+
+
+OWNER_PASSWORD = "a-long-owner-password-1"
+
+
+@pytest.fixture(scope="module")
+def site_owner(site, django_db_blocker) -> Iterator[str]:
+    """The username of an owner of the module's demo shop (`site`), committed; they sign in with
+    OWNER_PASSWORD."""
+    with committed_owner(site["shop"], "poppy", OWNER_PASSWORD, django_db_blocker) as username:
+        yield username
+
+
+@contextmanager
+def committed_shop(name: str, owner: str, password: str, django_db_blocker) -> Iterator[Shop]:
+    """A shop of its own for a module, with an owner (`committed_owner`), committed so the server
+    process sees them; both deleted on the way out."""
+    with django_db_blocker.unblock():
+        shop = Shop.objects.create(name=name)
+    try:
+        with committed_owner(shop, owner, password, django_db_blocker):
+            yield shop
+    finally:
+        with django_db_blocker.unblock():
+            Shop.objects.filter(pk=shop.pk).delete()
 
 
 def w(page: Page, testid: str):

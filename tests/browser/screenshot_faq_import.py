@@ -16,11 +16,9 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from django.contrib.auth.models import User
-from django.core.management import call_command
 
-from faq.models import FAQEntry, Shop
-from tests.browser.conftest import ROOT, sign_in
+from faq.models import FAQEntry
+from tests.browser.conftest import ROOT, committed_shop, signed_in
 
 OUT = ROOT / "docs" / "screenshots"
 PAGES = ROOT / "tests" / "faq_pages"
@@ -43,30 +41,24 @@ def faq_site():
 def juniper(django_db_blocker, start_server):
     # The owner's page is on loopback here, which a real installation refuses.
     server = start_server(wait=False, IMPORT_ALLOW_PRIVATE_HOSTS="1")
-    with django_db_blocker.unblock():  # committed: the server is another process
-        shop = Shop.objects.create(name="Juniper Yoga")
-        FAQEntry.objects.create(
-            shop=shop, question="Cancellation policy", answer="Cancel 24 hours ahead."
-        )
-        FAQEntry.objects.create(
-            shop=shop,
-            question="Can I pause my membership?",
-            answer="Yes, once a year for up to a month. Email hello@juniper.example.",
-            category="Memberships",
-        )
-        call_command("create_owner", shop.pk, "juniper", password=PASSWORD)
-    server.wait_ready()
-    yield shop, server
-    with django_db_blocker.unblock():
-        Shop.objects.filter(pk=shop.pk).delete()
-        User.objects.filter(username="juniper").delete()
+    with committed_shop("Juniper Yoga", "juniper", PASSWORD, django_db_blocker) as shop:
+        with django_db_blocker.unblock():  # committed: the server is another process
+            FAQEntry.objects.create(
+                shop=shop, question="Cancellation policy", answer="Cancel 24 hours ahead."
+            )
+            FAQEntry.objects.create(
+                shop=shop,
+                question="Can I pause my membership?",
+                answer="Yes, once a year for up to a month. Email hello@juniper.example.",
+                category="Memberships",
+            )
+        server.wait_ready()
+        yield shop, server
 
 
 def test_screenshot_import_preview(browser, juniper, faq_site):
     shop, server = juniper
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    sign_in(page, server.url, "juniper", PASSWORD)
+    page = signed_in(browser, server.url, "juniper", PASSWORD, height=800)
     page.goto(f"{server.url}/admin/faq/shop/{shop.pk}/change/")
     page.get_by_role("link", name="Import from your website").click()
     page.fill("#id_url", f"{faq_site}/squarespace_accordion.html")
@@ -79,4 +71,4 @@ def test_screenshot_import_preview(browser, juniper, faq_site):
     page.screenshot(
         path=str(OUT / "import-preview.png"), clip={"x": 0, "y": 0, "width": 1280, "height": height}
     )
-    context.close()
+    page.context.close()

@@ -15,10 +15,9 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ROOT, committed_owner, sign_in, w
+from tests.browser.conftest import OWNER_PASSWORD, ROOT, signed_in, w
 
 OUT = ROOT / "docs" / "screenshots"
-PASSWORD = "a-long-screenshot-password-1"
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 
@@ -35,32 +34,22 @@ def test_screenshot_faq_page(browser, site):
     context.close()
 
 
-@pytest.fixture(scope="module")
-def owner(site, django_db_blocker):
-    with committed_owner(site["shop"], "poppy", PASSWORD, django_db_blocker) as username:
-        yield username
-
-
-def test_screenshot_setup_checklist(browser, site, owner):
+def test_screenshot_setup_checklist(browser, site, site_owner):
     shop, server = site["shop"], site["server"]
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    sign_in(page, server.url, owner, PASSWORD)
+    page = signed_in(browser, server.url, site_owner, OWNER_PASSWORD, height=800)
     page.goto(f"{server.url}/admin/faq/shop/{shop.pk}/change/")
     box = page.locator("[data-testid=setup-checklist]")
     expect(box).to_be_visible()
     box.screenshot(path=str(OUT / "setup-checklist.png"))
-    context.close()
+    page.context.close()
 
 
-def test_screenshot_try_a_question(browser, site, owner):
+def test_screenshot_try_a_question(browser, site, site_owner):
     shop, server = site["shop"], site["server"]
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    sign_in(page, server.url, owner, PASSWORD)
+    page = signed_in(browser, server.url, site_owner, OWNER_PASSWORD)
     page.goto(f"{server.url}/admin/faq/shop/{shop.pk}/try/?q=I+want+my+money+back")
     expect(page.locator("[data-testid=try-suggestion]").first).to_be_visible()
     expect(page.locator("[data-testid=add-wording]").first).to_be_visible()
     page.mouse.move(1, 1)
     page.screenshot(path=str(OUT / "try-a-question.png"), full_page=True)
-    context.close()
+    page.context.close()

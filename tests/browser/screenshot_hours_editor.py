@@ -14,13 +14,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import User
-from django.core.management import call_command
 
 from faq.demo import add_hours
 from faq.hours.models import SpecialDay
-from faq.models import Shop
-from tests.browser.conftest import ROOT, sign_in
+from tests.browser.conftest import ROOT, committed_shop, signed_in
 
 OUT = ROOT / "docs" / "screenshots"
 PASSWORD = "a-long-screenshot-password-1"
@@ -31,27 +28,21 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 @pytest.fixture(scope="module")
 def florist(django_db_blocker, start_server):
     server = start_server(wait=False)
-    with django_db_blocker.unblock():  # committed: the server is another process
-        shop = Shop.objects.create(name="Petal & Stem")
-        add_hours(shop)
-        hours = shop.opening_hours
-        SpecialDay.objects.create(
-            hours=hours, start=hours.today() + timedelta(days=3), note="Inventory day"
-        )
-        call_command("create_owner", shop.pk, "petal", password=PASSWORD)
-    server.wait_ready()
-    yield shop, server
-    with django_db_blocker.unblock():
-        Shop.objects.filter(pk=shop.pk).delete()
-        User.objects.filter(username="petal").delete()
+    with committed_shop("Petal & Stem", "petal", PASSWORD, django_db_blocker) as shop:
+        with django_db_blocker.unblock():  # committed: the server is another process
+            add_hours(shop)
+            hours = shop.opening_hours
+            SpecialDay.objects.create(
+                hours=hours, start=hours.today() + timedelta(days=3), note="Inventory day"
+            )
+        server.wait_ready()
+        yield shop, server
 
 
 def test_screenshot_hours_editor(browser, florist):
     shop, server = florist
     # Wide enough (1700 px and up) for the next 14 days beside the form, not below it.
-    context = browser.new_context(viewport={"width": 1760, "height": 1100})
-    page = context.new_page()
-    sign_in(page, server.url, "petal", PASSWORD)
+    page = signed_in(browser, server.url, "petal", PASSWORD, width=1760, height=1100)
     page.goto(f"{server.url}/admin/faq/shop/{shop.pk}/change/")
     page.locator("ul.object-tools").get_by_role("link", name="Opening hours").click()
     page.wait_for_selector("[data-testid=hours-preview] tr")
@@ -59,4 +50,4 @@ def test_screenshot_hours_editor(browser, florist):
     page.mouse.move(1, 1)
     OUT.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(OUT / "hours-editor.png"), full_page=True)
-    context.close()
+    page.context.close()

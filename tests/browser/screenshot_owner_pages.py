@@ -15,15 +15,12 @@ faq-list.png (without SHOPBOT_SAVE_SCREENSHOTS, in the temporary directory).
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
-from django.core.management import call_command
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from faq.models import FAQEntry
-from tests.browser.conftest import SCREENSHOTS, sign_in
+from tests.browser.conftest import OWNER_PASSWORD, SCREENSHOTS, signed_in
 from widget.models import Conversation, Handoff, Message
 
-PASSWORD = "a-long-screenshot-password-1"
 USED = "Do you sell second-hand vases?"
 USED_ANSWER = (
     "Yes! Our [vintage corner](https://petal.example/vintage) has a few each week:\n"
@@ -47,10 +44,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 
 
 @pytest.fixture(scope="module")
-def owner_world(site, django_db_blocker):
+def owner_world(site, site_owner, django_db_blocker):
     shop = site["shop"]
     with django_db_blocker.unblock():
-        call_command("create_owner", shop.pk, "poppy", password=PASSWORD)
         entry = FAQEntry.objects.create(shop=shop, question=USED, answer=USED_ANSWER)
         gifts = shop.entries.filter(question__icontains="balloons").first()
         for n, text in enumerate(UNANSWERED):
@@ -75,16 +71,8 @@ def owner_world(site, django_db_blocker):
         )
     yield {"shop": shop, "entry": entry}
     with django_db_blocker.unblock():
-        User.objects.filter(username="poppy").delete()
         entry.delete()
         Conversation.objects.filter(shop=shop).delete()
-
-
-def signed_in(browser, server) -> Page:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    sign_in(page, server.url, "poppy", PASSWORD)
-    return page
 
 
 def test_screenshot_faq_page_with_links(browser, site, owner_world):
@@ -99,9 +87,9 @@ def test_screenshot_faq_page_with_links(browser, site, owner_world):
     context.close()
 
 
-def test_screenshot_owner_lists(browser, site, owner_world):
+def test_screenshot_owner_lists(browser, site, site_owner, owner_world):
     server, shop = site["server"], owner_world["shop"]
-    page = signed_in(browser, server)
+    page = signed_in(browser, server.url, site_owner, OWNER_PASSWORD)
     page.goto(f"{server.url}/admin/faq/shop/{shop.pk}/unanswered/")
     expect(page.locator("[data-testid=unanswered-row]").first).to_be_visible()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 
 from faq.models import FAQEntry
-from tests.browser.conftest import committed_owner, sign_in
+from tests.browser.conftest import OWNER_PASSWORD, signed_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 
@@ -22,19 +22,11 @@ PASSWORD = "a-long-owner-pages-password-1"
 REFUNDS = "What if I'm not happy with my order?"
 
 
-@pytest.fixture(scope="module")
-def owner(site, django_db_blocker) -> Iterator[str]:
-    with committed_owner(site["shop"], "rowan", PASSWORD, django_db_blocker) as username:
-        yield username
-
-
 @pytest.fixture
-def owner_page(browser, site, owner) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    sign_in(page, site["server"].url, owner, PASSWORD)
+def owner_page(browser, site, site_owner) -> Iterator[Page]:
+    page = signed_in(browser, site["server"].url, site_owner, OWNER_PASSWORD)
     yield page
-    context.close()
+    page.context.close()
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +42,12 @@ def founder(django_db_blocker) -> Iterator[str]:
 def test_the_admin_home_links_to_adding_a_shop(browser, site, founder):
     """A new installation's owner (the superuser) finds "Add your shop" where their shops are
     listed; an owner who cannot add shops does not."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    sign_in(page, site["server"].url, founder, PASSWORD)
+    page = signed_in(browser, site["server"].url, founder, PASSWORD)
     expect(page.locator("#owner-shops")).to_contain_text("Your shops")
     page.locator("[data-testid=add-shop]").click()
     expect(page).to_have_url(f"{site['server'].url}/admin/faq/shop/add/")
     expect(page.locator("#id_name")).to_be_visible()
-    context.close()
+    page.context.close()
 
 
 def test_an_owner_cannot_add_a_shop_from_the_admin_home(owner_page, site):

@@ -11,24 +11,16 @@ import pytest
 from playwright.sync_api import expect
 
 from faq.models import Shop
-from tests.browser.conftest import committed_owner, sign_in
+from tests.browser.conftest import OWNER_PASSWORD, signed_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 
-PASSWORD = "a-long-settings-password-1"
 
-
-@pytest.fixture(scope="module")
-def owner(site, django_db_blocker):
-    with committed_owner(site["shop"], "ivy", PASSWORD, django_db_blocker) as username:
-        yield username
-
-
-def test_a_website_without_its_scheme_is_refused_or_normalised_in_the_browser(browser, site, owner):
+def test_a_website_without_its_scheme_is_refused_or_normalised_in_the_browser(
+    browser, site, site_owner
+):
     shop, server = site["shop"], site["server"]
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    sign_in(page, server.url, owner, PASSWORD)
+    page = signed_in(browser, server.url, site_owner, OWNER_PASSWORD)
     page.goto(f"{server.url}/admin/faq/shop/{shop.pk}/change/")
 
     # The embed snippet's box and its help stay inside their fieldset, nothing cut.
@@ -68,4 +60,4 @@ def test_a_website_without_its_scheme_is_refused_or_normalised_in_the_browser(br
     live = page.locator("[data-testid=setup-checklist] li[data-item=live]")
     expect(live).to_have_attribute("data-done", "false")
     expect(live).to_contain_text("https://www.petal.example: not seen yet")
-    context.close()
+    page.context.close()
