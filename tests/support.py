@@ -1,9 +1,9 @@
 """
 Helpers the test modules share (fixtures stay in conftest.py): the chat client, the demo shop
-factory, a shop owner, a conversation stored as the pipeline stores one and its messages' fields,
-this run's database as a DATABASE_URL for server processes, and taken down as a restart does it,
-one daphne server or a pair, a tiny website (`Site`), Redis, and a mailbox on a real SMTP server
-(aiosmtpd) on loopback.
+factory, a shop owner, an FAQ entry's texts embedded by given models, a conversation stored as
+the pipeline stores one and its messages' fields, this run's database as a DATABASE_URL for
+server processes, and taken down as a restart does it, one daphne server or a pair, a tiny
+website (`Site`), Redis, and a mailbox on a real SMTP server (aiosmtpd) on loopback.
 """
 
 from __future__ import annotations
