@@ -30,7 +30,7 @@ from tests.browser.conftest import (
     LISTED_HOST,
     ask,
     open_widget,
-    sign_in,
+    signed_in,
     w,
     wait_answers,
 )
@@ -87,12 +87,10 @@ def site(request, django_db_blocker, start_server, other_sites) -> Iterator[dict
 @pytest.fixture
 def admin(browser, site) -> Iterator[Page]:
     """The owner, signed in to the admin in a context of their own."""
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
-    page = context.new_page()
-    sign_in(page, site["server"].url, "florence", PASSWORD)
+    page = signed_in(browser, site["server"].url, "florence", PASSWORD, width=1200)
     expect(page.locator("#user-tools")).to_contain_text("florence")
     yield page
-    context.close()
+    page.context.close()
 
 
 def leave_question(page: Page, email: str) -> int:
