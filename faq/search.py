@@ -75,7 +75,7 @@ the shop's own texts, never from customer queries (faq/search_index.py):
   With multilingual-e5-small's vectors a turn confident alone is also judged so when the search
   with the previous question ranks another entry first (FOLLOW_UP_AGREEMENT).
 - "Did you mean": when not confident, up to three of the five best hits within 0.3 of the bar
-  (0.35 for a question routed cross-lingually, which shares no word with the FAQ),
+  (0.32 for a question routed cross-lingually, which shares no word with the FAQ),
   or within 0.4 when the entry's texts use a word of the question (for a follow-up, also within
   0.35 on the turn's own words); none for off-topic text far from every entry that shares no word
   with it (issue 29: the fallback and the contact route, not unrelated entries).

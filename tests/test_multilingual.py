@@ -238,13 +238,15 @@ def test_an_english_shop_asked_in_other_languages_is_no_less_safe_as_it_learns()
     """The learning curve of eval/dev_bakery_xling.json (one seed): customers' wordings in their
     languages accepted on the English bakery. Before, e5 put a question near the wordings in its
     own language whatever they asked, and MiniLM near their letters: recall@1 0.72 -> 0.38 and
-    confident wrong answers 0 -> 0.10 (docs/multilingual.md)."""
+    confident wrong answers 0 -> 0.10 (docs/multilingual.md). One-click may move by a question
+    either way (issue 26's tolerance, 0.02): with e5's bar calibrated on questions it is 0.886 ->
+    0.875 at "all" on this seed (0.852 -> 0.852 before), 0.871 -> 0.875 over three seeds."""
     data = load_dataset(str(ROOT / "eval" / "dev_bakery_xling.json"))
     shop, entry_ids = build_shop(data["faqs"], "en")
     none, *learned = simulate_learning(shop, entry_ids, data["queries"], seeds=1)["steps"]
     for step in learned:
         assert step["wrong_rate"] <= none["wrong_rate"], (none, step)
-        assert step["one_click"] >= none["one_click"], (none, step)
+        assert step["one_click"] >= none["one_click"] - 0.02, (none, step)
 
 
 @pytest.mark.django_db(transaction=True)
