@@ -93,6 +93,17 @@ def discount_phrasings(model: str, sims: np.ndarray, kinds: np.ndarray) -> np.nd
 # Confidence (faq/search.py's docstring): the texts that probe the other entries as pretend
 # questions, the share of those near misses the bar sits above, and the floor under it.
 PROBE_KINDS = [FAQVector.QUESTION, FAQVector.ALTERNATIVE]
+# Models whose FAQ questions are embedded otherwise than customers' questions: multilingual-e5-small
+# embeds the owner's question as a passage ("passage: "), a customer's as a query ("query: "),
+# and a passage sits nearer other passages than a query does. The bar's probes stand for
+# customers' questions, so with these models each question is embedded once more as a customer's
+# question (`question_probes`) to probe with. With the passages as probes the French florist's
+# bar sat at 0.925, above most of its right answers (0.60-0.85), and e5's bar on dev_bakery at
+# 0.766 against MiniLM's 0.680 on the same shop; asked as questions, 0.814 and 0.697.
+QUESTION_PROBE_MODELS = frozenset({embedding.E5})
+# The questions' probe vectors one process keeps (a shop's index is built again at every change
+# of its entries; its questions rarely change).
+PROBE_CACHE_SIZE = 4096
 NEAR_MISS_QUANTILE = 0.95
 THRESHOLD_FLOOR = 0.68
 # The wording bar: the shop's own phrasings asked leave-one-out are its calibration data. The bar
@@ -107,6 +118,13 @@ WORDING_MIN_ASKS = 10
 # A word of the owner's text counts as evidence for its entry when no other entry's question or
 # answer uses it, and it is at least this long ("apple", not "the" or "on").
 DISTINCTIVE_LENGTH = 4
+# For a shop whose words are stemmed (languages.analysis: a Snowball configuration), a
+# distinctive word is a stem of at least this many letters (compared by one more): a stem is
+# shorter than its word, and a short one is a question's common verb ("vendez-vous" is `vend`,
+# "livrez" `livr`): "vous vendez des vases ?" was answered from the gift-card entry, whose question
+# alone says "Vendez-vous". On dev_fr_fleuriste direct 0.232 -> 0.263 and conversations' wrong
+# 0.055 -> 0.044 (docs/multilingual.md).
+STEMMED_DISTINCTIVE_LENGTH = 5
 
 # PostgreSQL's text-search parser, one array element per occurrence of each lexeme, with the
 # shop's analysis (faq/languages.py's `analysis`: a configuration such as 'french', 'simple' for
@@ -237,7 +255,7 @@ def relative(scores: np.ndarray) -> np.ndarray:
 # Bumped whenever what build_index computes changes (scoring, calibration, the classifier's
 # training vectors): an index stored by an earlier version is rebuilt on the next search instead
 # of being used with the new scoring.
-INDEX_VERSION = 5
+INDEX_VERSION = 6
 
 
 @dataclass
@@ -263,23 +281,30 @@ class ShopIndex:
     # distinctive_entries' word prefixes -> entry columns, made on first use
     _prefix_entries: dict[str, set[int]] | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def stemmed(self) -> bool:
+        """Whether the shop's words are stems (a Snowball configuration, not 'simple')."""
+        return self.analysis.split("+")[0] != "simple"
+
     def distinctive_entries(self, words: list[str]) -> set[int]:
         """The entries (columns) whose question or answer, alone in the shop, uses one of these
-        words (of at least DISTINCTIVE_LENGTH characters): "apple" when only the payments
-        answer names Apple Pay. Words are compared by their first DISTINCTIVE_LENGTH + 1
-        characters, so "sundays" in one answer and "sunday" in another are no evidence."""
+        words (of at least DISTINCTIVE_LENGTH characters; STEMMED_DISTINCTIVE_LENGTH for stems):
+        "apple" when only the payments answer names Apple Pay. Words are compared by their first
+        DISTINCTIVE_LENGTH + 1 characters, so "sundays" in one answer and "sunday" in another
+        are no evidence."""
+        length = STEMMED_DISTINCTIVE_LENGTH if self.stemmed else DISTINCTIVE_LENGTH
         if self._prefix_entries is None:
             lexicon, prefixes = self.owner_lexicon, {}
             for word, number in lexicon.vocabulary.items():
                 start, end = lexicon.weights.indptr[number], lexicon.weights.indptr[number + 1]
                 columns = lexicon.weights.indices[start:end]
-                prefixes.setdefault(word[: DISTINCTIVE_LENGTH + 1], set()).update(columns.tolist())
+                prefixes.setdefault(word[: length + 1], set()).update(columns.tolist())
             self._prefix_entries = prefixes
         found = set()
         for word in set(words):
-            if len(word) < DISTINCTIVE_LENGTH:
+            if len(word) < length:
                 continue
-            columns = self._prefix_entries.get(word[: DISTINCTIVE_LENGTH + 1], set())
+            columns = self._prefix_entries.get(word[: length + 1], set())
             if len(columns) == 1:
                 found |= columns
         return found
@@ -434,12 +459,15 @@ def build_index(
     words: list[list[str]],
     model: str | None = None,
     analysis: str = "simple",
+    probes: np.ndarray | None = None,
 ) -> ShopIndex:
     """The shop's index from its published vectors of one model (one row per vector: its entry
     id, kind, vector and words, split by the text analysis named `analysis`), including the two
     bars of the confidence policy (faq/search.py's docstring), on the scale of
-    `embedding.similarity`."""
+    `embedding.similarity`. `probes`: the vector each row is asked with as a pretend question
+    for the bar (`question_probes`), the row's own vector without."""
     model = model or embedding.default_model()
+    probes = vectors if probes is None else probes
     unique_ids, vec_entry = np.unique(np.array(entry_ids, dtype=np.int64), return_inverse=True)
     n_entries = len(unique_ids)
     kinds_arr = np.array(kinds)
@@ -464,10 +492,9 @@ def build_index(
         classifier, _ = fit_classifier(
             vectors[training], vec_entry[training], n_entries, with_left_out=False
         )
-    everything = np.ones(len(kinds_arr), dtype=bool)
-    threshold = _near_miss_bar(vectors, vec_entry, n_entries, kinds_arr, everything, model)
-    owners = kinds_arr != FAQVector.ALTERNATIVE
-    owner_threshold = _near_miss_bar(vectors, vec_entry, n_entries, kinds_arr, owners, model)
+    bar_inputs = (vectors, probes, vec_entry, n_entries, kinds_arr)
+    threshold = _near_miss_bar(*bar_inputs, np.ones(len(kinds_arr), dtype=bool), model)
+    owner_threshold = _near_miss_bar(*bar_inputs, kinds_arr != FAQVector.ALTERNATIVE, model)
     wording_bar = np.inf
     if n_entries >= 2:
         wording_bar = _wording_bar(vectors, vec_entry, kinds_arr)
@@ -488,6 +515,7 @@ def build_index(
 
 def _near_miss_bar(
     vectors: np.ndarray,
+    asked: np.ndarray,
     vec_entry: np.ndarray,
     n_entries: int,
     kinds: np.ndarray,
@@ -495,14 +523,14 @@ def _near_miss_bar(
     model: str,
 ) -> float:
     """The bar on the dense score over the `used` vectors: each of their questions and phrasings
-    (PROBE_KINDS) asked as a pretend question with its whole entry left out; the best score it
-    still gets is a near miss, and the bar sits above NEAR_MISS_QUANTILE of them, never below
-    THRESHOLD_FLOOR."""
+    (PROBE_KINDS) asked as a pretend question (its row of `asked`: `question_probes`) with its
+    whole entry left out; the best score it still gets is a near miss, and the bar sits above
+    NEAR_MISS_QUANTILE of them, never below THRESHOLD_FLOOR."""
     rows = np.flatnonzero(used)
     probes = np.flatnonzero(used & np.isin(kinds, PROBE_KINDS))
     if n_entries < 2 or not len(probes):
         return THRESHOLD_FLOOR
-    sims = embedding.similarity(model, vectors[probes] @ vectors[rows].T)
+    sims = embedding.similarity(model, asked[probes] @ vectors[rows].T)
     sims = discount_phrasings(model, sims, kinds[rows][None, :])
     # Leave the probe's whole entry out: what remains is a near miss, not an answer.
     sims[vec_entry[rows][None, :] == vec_entry[probes][:, None]] = -np.inf
@@ -712,6 +740,7 @@ def update_index(shop_id: int, model: str | None = None) -> ShopIndex:
         words,
         model,
         analysis.name,
+        question_probes(model, vectors, [(r[2], r[3]) for r in rows]),
     )
     SearchIndex.objects.update_or_create(
         shop_id=shop_id,
@@ -724,6 +753,37 @@ def update_index(shop_id: int, model: str | None = None) -> ShopIndex:
     )
     cache.put(shop_id, index)
     return index
+
+
+_probe_cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+_probe_lock = threading.Lock()
+
+
+def question_probes(
+    model: str, vectors: np.ndarray, rows: list[tuple[str, str]]
+) -> np.ndarray | None:
+    """The vector each row (kind, text) is asked with as a pretend question for the bar, with a
+    model of QUESTION_PROBE_MODELS: each question embedded as a customer's question; the row's
+    own vector for the rest (phrasings are embedded so already). None for other models."""
+    if model not in QUESTION_PROBE_MODELS:
+        return None
+    asked = [n for n, (kind, _) in enumerate(rows) if kind == FAQVector.QUESTION]
+    texts = [rows[n][1] for n in asked]
+    with _probe_lock:
+        found = {t: _probe_cache[(model, t)] for t in texts if (model, t) in _probe_cache}
+    missing = [t for t in dict.fromkeys(texts) if t not in found]
+    if missing:
+        found |= dict(zip(missing, embedding.embed_questions(missing, model), strict=True))
+    with _probe_lock:
+        for text in dict.fromkeys(texts):
+            _probe_cache[(model, text)] = found[text]
+            _probe_cache.move_to_end((model, text))
+        while len(_probe_cache) > PROBE_CACHE_SIZE:
+            _probe_cache.popitem(last=False)
+    probes = vectors.copy()
+    for n, text in zip(asked, texts, strict=True):
+        probes[n] = found[text]
+    return probes
 
 
 def update_index_if_changed(shop_id: int) -> None:
