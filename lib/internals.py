@@ -170,10 +170,10 @@ def prepared_models(
     with prepared_cursor() as cursor:
         cursor.execute(_select_sql[key], params)
         rows = cursor.fetchall()
-    names, count = [field.attname for field in fields], len(fields)
+    names, count, alias = [field.attname for field in fields], len(fields), connection.alias
     instances = []
     for row in rows:
-        instance = model.from_db(connection.alias, names, row[:count])
+        instance = model.from_db(alias, names, row[:count])
         for name, value in zip(extra, row[count:], strict=True):
             setattr(instance, name, value)
         instances.append(instance)
