@@ -53,10 +53,20 @@ def _get():
     return _identifier
 
 
+# Each thread's last detection: an ask detects its question's language twice (the search's
+# route, then the answer's language), on one thread.
+_last = threading.local()
+
+
 def detect(text: str) -> tuple[str, float]:
     """(language code, probability) of the text, among settings.LANGUAGES."""
+    last = getattr(_last, "detection", None)
+    if last is not None and last[0] == text:
+        return last[1]
     language, probability = _get().classify(text)
-    return str(language), float(probability)
+    detection = str(language), float(probability)
+    _last.detection = (text, detection)
+    return detection
 
 
 def sure_language(text: str, at_least: float) -> str | None:

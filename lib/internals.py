@@ -24,10 +24,12 @@ relies on, and what happens when that is gone; the tests that would fail if it c
   messages (and a new conversation) with SQL of its own (widget/chat/pipeline.py, `row_insert`)
   and hands the rows on as the ORM leaves saved ones: tests/test_pipeline_round_trips.py,
   tests/test_chat_consumer.py.
-- `vector_cursor` (faq/search.py's nearest-vector query) wraps a psycopg server-binding cursor
-  the way Django wraps its own (connection.make_cursor / make_debug_cursor, queries_logged,
-  undocumented): tests/test_retrieval.py and tests/test_pipeline_round_trips.py (which counts the
-  queries it logs) guard it.
+- `vector_cursor` (faq/search.py's nearest-vector query) and `prepared_cursor` (the chat's
+  statements of every ask: widget/chat/pipeline.py, faq/search.py's entries) wrap a psycopg
+  server-binding cursor the way Django wraps its own (connection.make_cursor / make_debug_cursor,
+  queries_logged, undocumented); a prepared statement is logged by setting psycopg's private
+  `Cursor._query`, as psycopg does for a statement sent as text: tests/test_retrieval.py and
+  tests/test_pipeline_round_trips.py (which counts the queries it logs) guard them.
 """
 
 from __future__ import annotations
@@ -92,15 +94,87 @@ def forget_dead_pgserver_users(pgdata: Path) -> None:
             pids_file.write_text(json.dumps(alive))
 
 
+class _UnpreparedCursor(ServerBindingCursor):
+    """Never a prepared statement: a prepared statement's plan, once PostgreSQL settles on a
+    generic one, would be the same for a shop of 40 entries and one of 5,000."""
+
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        return super().execute(query, params, prepare=False, binary=binary)
+
+
+class _PreparedCursor(ServerBindingCursor):
+    """A prepared statement from the first execution on a connection (psycopg keeps them per
+    connection, by the statement's text), unless DATABASE_PREPARED_STATEMENTS is off."""
+
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        return super().execute(query, params, prepare=True, binary=binary)
+
+    def _send_query_prepared(self, name, pgq, *, binary=None):
+        # psycopg records the statement it sent (`_query`, which Django's query log reads) only
+        # when it sends the text; a prepared statement is sent by name.
+        self._query = pgq
+        return super()._send_query_prepared(name, pgq, binary=binary)
+
+
+def _bound_cursor(cursor_class: type[ServerBindingCursor], vectors: bool = False):
+    connection.ensure_connection()
+    cursor = cursor_class(connection.connection)
+    if vectors:
+        cursor.adapters.register_dumper(np.ndarray, VectorBinaryDumper)
+    if connection.queries_logged:
+        return connection.make_debug_cursor(cursor)
+    return connection.make_cursor(cursor)
+
+
 def vector_cursor():
     """A cursor on Django's connection that binds parameters server-side, so a query vector
     (a numpy array) travels in pgvector's binary form (its type left to the SQL's ::vector cast),
     wrapped like Django's own cursors (errors, debug query logging). Quoted into the statement as
     a list of 384 floats (Django's client-side binding) it cost 1.3 ms of Python a search, holding
-    the GIL every other ask in the process waited for; the binary dump costs microseconds."""
-    connection.ensure_connection()
-    cursor = ServerBindingCursor(connection.connection)
-    cursor.adapters.register_dumper(np.ndarray, VectorBinaryDumper)
-    if connection.queries_logged:
-        return connection.make_debug_cursor(cursor)
-    return connection.make_cursor(cursor)
+    the GIL every other ask in the process waited for; the binary dump costs microseconds. Its
+    statements are not prepared (`_UnpreparedCursor`)."""
+    return _bound_cursor(_UnpreparedCursor, vectors=True)
+
+
+def prepared_cursor():
+    """A cursor binding parameters server-side whose statements are prepared statements on the
+    connection: PostgreSQL parses and plans each once per connection instead of at every ask, and
+    the parameters are sent as they are instead of being quoted into the statement's text in
+    Python. For statements whose best plan does not depend on the values (inserts, lookups by
+    key); wrapped like Django's own cursors."""
+    return _bound_cursor(_PreparedCursor)
+
+
+_select_sql: dict[tuple, str] = {}
+
+
+def prepared_models(
+    model: type[Model], where: str, params: list, extra: dict[str, str] | None = None
+) -> list[Model]:
+    """`SELECT` of `model`'s columns (and `extra`'s SQL expressions, set on each instance as the
+    attributes they are named by, like the ORM's annotations) `FROM` its table `WHERE where`, by
+    a prepared statement (`prepared_cursor`), as instances the ORM would load (`Model.from_db`):
+    for the chat's lookups of every ask and connection, which the ORM compiled each time (most of
+    their Python time). Only for models whose fields need no conversion from the database (no
+    JSON fields): others raise TypeError."""
+    extra = extra or {}
+    fields = model._meta.concrete_fields
+    key = (model, where, tuple(extra.items()))
+    if key not in _select_sql:
+        if any(field.get_db_converters(connection) for field in fields):
+            raise TypeError(f"{model.__name__} has fields converted on loading: use the ORM")
+        table = connection.ops.quote_name(model._meta.db_table)
+        columns = [f"{table}.{connection.ops.quote_name(f.column)}" for f in fields]
+        columns += [f"({sql}) AS {connection.ops.quote_name(name)}" for name, sql in extra.items()]
+        _select_sql[key] = f"SELECT {', '.join(columns)} FROM {table} WHERE {where}"
+    with prepared_cursor() as cursor:
+        cursor.execute(_select_sql[key], params)
+        rows = cursor.fetchall()
+    names, count, alias = [field.attname for field in fields], len(fields), connection.alias
+    instances = []
+    for row in rows:
+        instance = model.from_db(alias, names, row[:count])
+        for name, value in zip(extra, row[count:], strict=True):
+            setattr(instance, name, value)
+        instances.append(instance)
+    return instances

@@ -186,6 +186,12 @@ DATABASES = _databases()
 # connection is closed when it ends (shopbot/http_limits.py).
 DATABASES["default"]["CONN_MAX_AGE"] = envint("DATABASE_CONN_MAX_AGE", "60")
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The chat's statements of every ask are prepared statements (lib/internals.py, `prepared_cursor`:
+# parsed and planned once per connection); Django's own queries never are. Off for a connection
+# pooler that cannot keep them (PgBouncer before 1.21, or without max_prepared_statements).
+DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+    5 if envbool("DATABASE_PREPARED_STATEMENTS", "True") else None
+)
 DATABASES["default"].setdefault("TEST", {})
 if os.getenv("SHOPBOT_TEST_DB"):
     # Lets several test runs share one server without trampling each other's test database.

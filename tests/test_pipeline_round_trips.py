@@ -72,6 +72,24 @@ def test_an_ask_is_four_statements_in_autocommit_the_question_first(warm_shop, m
     assert conversation.messages.count() == 2
 
 
+def test_the_asks_statements_are_prepared_once_per_connection_the_vector_scan_never(warm_shop):
+    """PostgreSQL parses and plans the question's statement, the entries' SELECT and the answer's
+    INSERT once per connection (lib/internals.py, `prepared_cursor`); the nearest-vector query is
+    planned at every search, for the shop's size."""
+    conversation = Conversation.objects.create(shop=warm_shop)
+    for number in range(3):
+        ask(conversation, "Do you deliver to Princeton?", f"p{number}")
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [" ".join(row[0].split()) for row in cursor.fetchall()]
+    assert len(prepared) == 3, prepared  # the same three statements each ask: prepared once
+    assert any(sql.startswith("WITH question AS") for sql in prepared)
+    assert any(sql.startswith('SELECT "faq_faqentry"."id"') for sql in prepared)
+    assert any(sql.startswith('INSERT INTO "widget_message"') for sql in prepared)
+    assert not any("shop_vectors" in sql for sql in prepared)
+
+
 def test_a_new_conversations_first_ask_stores_it_in_the_same_statement(warm_shop):
     conversation = Conversation(shop=warm_shop, page_url="https://shop.example/", language="en")
 

@@ -488,7 +488,13 @@ def _grammars(language: str) -> list[Grammar]:
 
 def _alternation(words) -> str:
     """A regex group of the words (folded), longest first."""
-    alternatives = sorted({fold(str(w)) for w in words if str(w).strip()}, key=len, reverse=True)
+    return _alternation_of(tuple(str(w) for w in words))
+
+
+@functools.lru_cache(maxsize=1024)
+def _alternation_of(words: tuple[str, ...]) -> str:
+    # The same few word lists at every question (weekdays, months): folded once.
+    alternatives = sorted({fold(w) for w in words if w.strip()}, key=len, reverse=True)
     return "(" + "|".join(re.escape(w) for w in alternatives) + ")"
 
 

@@ -20,13 +20,12 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
-from django.db.models import OuterRef, Subquery
 from django.utils import translation
 
-from faq.hours.models import ShopHours, schedule_at, shop_schedule
+from faq.hours.models import schedule_at, shop_schedule
 from faq.hours.schedule import Schedule
 from faq.models import OriginSeen, Shop
-from lib.internals import daphne_transport, is_unsaved, receive_backlog
+from lib.internals import daphne_transport, is_unsaved, prepared_models, receive_backlog
 from widget.chat import handoff, limits, pipeline, protocol
 from widget.chat.protocol import (
     Ask,
@@ -56,8 +55,14 @@ def get_shop(key: str) -> Shop | None:
     read in the same query, for `open_conversation`'s cached Schedule."""
     if not key:
         return None
-    version = ShopHours.objects.filter(shop=OuterRef("pk")).values("version")[:1]
-    return Shop.objects.filter(public_key=key).annotate(hours_version=Subquery(version)).first()
+    shops = prepared_models(Shop, '"faq_shop"."public_key" = %s', [key], _HOURS_VERSION)
+    return shops[0] if shops else None
+
+
+# The shop's ShopHours.version beside its row (public_key is unique: one row at most).
+_HOURS_VERSION = {
+    "hours_version": 'SELECT "version" FROM "faq_shophours" WHERE "shop_id" = "faq_shop"."id"'
+}
 
 
 @database_sync_to_async

@@ -54,6 +54,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -70,7 +71,7 @@ from faq.hours import questions as hours_questions
 from faq.hours.models import schedule_at
 from faq.models import FAQEntry, Shop
 from faq.search import Hit, SearchResult
-from lib.internals import is_unsaved, mark_saved
+from lib.internals import is_unsaved, mark_saved, prepared_cursor
 from widget.chat import claude, texts
 from widget.models import Conversation, CustomerWording, Message
 
@@ -289,6 +290,18 @@ def record_click(
 # ORM's save machinery and SQL compiler, which were most of the Python time of their INSERTs.
 _insert_sql: dict[type[Model], tuple[str, list]] = {}
 
+# Fields (of exactly these classes) whose value, when None or of these Python types, is what
+# their get_db_prep_save gives on PostgreSQL: sent as it is, without the field's conversions
+# (half an INSERT's Python time). Any other field, or value, goes through get_db_prep_save.
+_AS_IS: dict[type[models.Field], tuple[type, ...]] = {
+    models.CharField: (str,),
+    models.TextField: (str,),
+    models.BooleanField: (bool,),
+    models.FloatField: (float,),
+    models.UUIDField: (uuid.UUID,),
+    models.ForeignKey: (uuid.UUID,),
+}
+
 
 def row_insert(instance: Model) -> tuple[str, list]:
     """`INSERT INTO table (columns) VALUES (...)` for `instance` and its parameters; the
@@ -299,9 +312,18 @@ def row_insert(instance: Model) -> tuple[str, list]:
         columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
         values = ", ".join(["%s"] * len(fields))
         table = connection.ops.quote_name(model._meta.db_table)
-        _insert_sql[model] = (f"INSERT INTO {table} ({columns}) VALUES ({values})", fields)
+        plain = [(f, f.attname, _AS_IS.get(type(f))) for f in fields]
+        _insert_sql[model] = (f"INSERT INTO {table} ({columns}) VALUES ({values})", plain)
     sql, fields = _insert_sql[model]
-    return sql, [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    params = []
+    for column, attname, as_is in fields:
+        if as_is is not None:
+            value = getattr(instance, attname)
+            if value is None or type(value) in as_is:
+                params.append(value)
+                continue
+        params.append(column.get_db_prep_save(column.pre_save(instance, True), connection))
+    return sql, params
 
 
 # How many earlier messages an ask reads: as many as Claude sees and one more question, for a
@@ -356,7 +378,7 @@ def save_question(
     if is_unsaved(conversation):
         head, head_params = row_insert(conversation)
         head = _NEW_CONVERSATION.format(conversation=head)
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             _START.format(conversation=head, question=sql),
             [*head_params, *params, conversation.shop_id, conversation.pk, EARLIER_MESSAGES],
@@ -403,7 +425,7 @@ def save_answer(
         **fields,
     )
     sql, params = row_insert(answer)
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             f"{sql} ON CONFLICT ON CONSTRAINT one_message_per_role_and_ask DO NOTHING RETURNING id",
             params,

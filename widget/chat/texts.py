@@ -11,6 +11,8 @@ README, "Languages").
 
 from __future__ import annotations
 
+import functools
+
 from django.conf import settings
 from django.utils.translation import get_language_info, override
 from django.utils.translation import gettext_lazy as _
@@ -109,5 +111,12 @@ def direction(language: str) -> str:
 
 def widget_texts(language: str) -> dict[str, str]:
     """The widget's texts in `language` (a code of settings.LANGUAGES)."""
+    return dict(_widget_texts(language))
+
+
+@functools.lru_cache(maxsize=64)
+def _widget_texts(language: str) -> dict[str, str]:
+    # Translated once per language and process (every `ready` frame sends them): the catalogues
+    # do not change while a process runs.
     with override(language):
         return {key: str(text) for key, text in WIDGET_TEXTS.items()}
