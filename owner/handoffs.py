@@ -29,6 +29,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext
 
 from faq.owners import ShopScopedAdmin
 from lib import jobs
@@ -62,13 +63,17 @@ def post_held(handoff: Handoff, held: InboundEmail) -> tuple[str, str]:
 
 
 def delivered(handoff: Handoff, error: str) -> tuple[str, str]:
-    """What the owner is told once a reply is posted: where it goes."""
+    """What the owner is told once a reply is posted: where it goes (the worker sends its email
+    within seconds; "Your replies by email" on the page says when it has gone)."""
     if not handoff.email:
-        return "warning", f"Reply saved and shown in the chat. {error}"
+        return "warning", gettext("Reply saved and shown in the chat. %(why)s") % {"why": error}
     return (
         "success",
-        f"Reply saved and shown in the chat; its email to {handoff.email} is queued (this page "
-        "says when it is sent).",
+        gettext(
+            "Reply saved and shown in the chat; it is being emailed to %(email)s (below, this "
+            "page says when it has gone)."
+        )
+        % {"email": handoff.email},
     )
 
 
@@ -127,9 +132,17 @@ def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpRes
             if reply is not None:
                 with transaction.atomic():
                     handoff_email.email_customer_later(handoff, reply)
-                messages.success(request, f"The reply's email to {handoff.email} is queued.")
+                messages.success(
+                    request,
+                    gettext(
+                        "The reply is being emailed to %(email)s again (below, this page says "
+                        "when it has gone)."
+                    )
+                    % {"email": handoff.email},
+                )
             return HttpResponseRedirect(request.path)
     last_message = handoff.conversation.messages.order_by("-id").values_list("id", flat=True)
+    emails = reply_emails(handoff)
     context = page_context(
         request,
         model_admin,
@@ -143,7 +156,11 @@ def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpRes
         idle_minutes=settings.HANDOFF_TAKEOVER_IDLE_MINUTES,
         form=form,
         notify_queued=handoff.notified is None and handoff_email.notify_queued(handoff.pk),
-        reply_emails=reply_emails(handoff),
+        reply_emails=emails,
+        # An email on its way: owner/request.js refreshes its state in place until it has gone.
+        emails_pending=any(
+            state in (handoff_email.QUEUED, handoff_email.RETRYING) for _, state in emails
+        ),
         inbound_emails=handoff.inbound_emails.all(),
         can_change=can_change,
         show_shop=request.user.is_superuser,
