@@ -97,6 +97,14 @@ def can_import(request) -> bool:
 class ShopAdmin(ShopScopedAdmin):
     shop_field = None  # the model is Shop itself
 
+    def response_add(self, request, obj, post_url_continue=None):
+        """A new shop's Save lands on its own page, where the set-up checklist and the embed
+        snippet are (the list of shops was a dead end on a first hour's walk)."""
+        if "_addanother" in request.POST or "_popup" in request.POST:
+            return super().response_add(request, obj, post_url_continue)
+        super().response_add(request, obj, post_url_continue)  # its "was added" message
+        return HttpResponseRedirect(reverse("admin:faq_shop_change", args=[obj.pk]))
+
     list_display = [
         "name",
         "bot_name",
