@@ -99,7 +99,7 @@ def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpRes
                 return HttpResponseRedirect(request.path)
         elif action == "close":
             handoff.close()
-            messages.success(request, "Request closed.")
+            messages.success(request, gettext("Request closed."))
             return HttpResponseRedirect(request.path)
         elif action == "reopen":
             handoff.reopen()
@@ -111,11 +111,14 @@ def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpRes
                 pk=request.POST.get("inbound"), status=InboundEmail.HELD
             ).first()
             if held is None:
-                messages.warning(request, "That email is no longer held.")
+                messages.warning(request, gettext("That email is no longer held."))
             elif action == "dismiss_held":
                 held.status = InboundEmail.DISMISSED
                 held.save(update_fields=["status"])
-                messages.success(request, f"The email from {held.sender} was dismissed.")
+                messages.success(
+                    request,
+                    gettext("The email from %(sender)s was dismissed.") % {"sender": held.sender},
+                )
             else:
                 level, sentence = post_held(handoff, held)
                 getattr(messages, level)(request, sentence)
@@ -123,7 +126,10 @@ def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpRes
         elif action == "notify":
             if handoff.notified is None:
                 handoff_email.notify_owner_later(handoff.pk, force=True)
-                messages.success(request, "The email to the owners is queued.")
+                messages.success(
+                    request,
+                    gettext("The email to the owners is on its way."),
+                )
             return HttpResponseRedirect(request.path)
         elif action == "email_reply" and handoff.email:
             reply = handoff.conversation.messages.filter(
@@ -175,10 +181,10 @@ def take_over_or_hand_back(
     conversation's page."""
     if action == "takeover":
         conversation.take_over()
-        messages.success(request, "You have taken the chat over: the bot stays silent.")
+        messages.success(request, gettext("You have taken the chat over: the bot stays silent."))
     else:
         conversation.hand_back()
-        messages.success(request, "The bot answers this chat again.")
+        messages.success(request, gettext("The bot answers this chat again."))
     return HttpResponseRedirect(request.path)
 
 
