@@ -76,9 +76,11 @@ the shop's own texts, never from customer queries (faq/search_index.py):
   with the previous question ranks another entry first (FOLLOW_UP_AGREEMENT).
 - "Did you mean": when not confident, up to three of the five best hits within 0.3 of the bar
   (0.32 for a question routed cross-lingually, which shares no word with the FAQ),
-  or within 0.4 when the entry's texts use a word of the question (for a follow-up, also within
-  0.35 on the turn's own words); none for off-topic text far from every entry that shares no word
-  with it (issue 29: the fallback and the contact route, not unrelated entries).
+  or within 0.4 when the entry's texts use a word of the question; none for off-topic text far
+  from every entry that shares no word with it (issue 29: the fallback and the contact route, not
+  unrelated entries). A turn searched with the previous question that does not follow up (a word
+  the FAQ never uses) is offered only entries it would be offered alone, so an off-topic turn
+  after a topic gets the reply it gets alone, never "did you mean <the previous topic>".
 Search reads the signature of the shop's published vectors with its nearest vectors, so a process
 notices another's edit and loads (or builds) the current index.
 """
@@ -127,9 +129,6 @@ FOLLOW_UP_AGREEMENT = frozenset({embedding.E5})
 # "Did you mean": at most this many entries (Margins says how near the bar), from the best few
 # hits (an implausible third hit leaves its place to the fourth or fifth).
 SUGGESTIONS = 3
-# A follow-up's suggestion must also be this near the bar on the turn's own words ("a good pizza
-# place nearby" after a delivery question offers no delivery entry).
-FOLLOW_UP_SUGGESTION_MARGIN = 0.35
 SUGGESTION_POOL = 5
 
 
@@ -255,8 +254,8 @@ def _with_context(
     The blended search may rank the previous topic first, but it is confident only when the
     turn itself points there: the turn alone scores that entry within FOLLOW_UP_MARGIN of the
     bar, or every word of the turn is one the shop's FAQ uses ("and on sundays?", "how much is
-    that?"). "Who is the president" after a question about hours stays unconfident, and
-    suggestions for it must be near the bar on its own words too.
+    that?"). "Who is the president" after a question about hours stays unconfident, and unless
+    the turn follows up it is offered only entries it is offered alone.
     """
     previous = context[-1] if context else None
     first = alone.result
@@ -294,8 +293,17 @@ def _with_context(
         follows_up or alone.near_bar(top.entry.pk, FOLLOW_UP_MARGIN)
     )
 
+    # A turn that does not follow up is offered only entries its own search would offer (its
+    # plausible few, in the blend's order): never the earlier topic it does not point to ("do you
+    # have another location in columbus" after a delivery question; issue 29).
+    own = {
+        hit.entry.pk
+        for hit in first.hits[:limit][:SUGGESTION_POOL]
+        if _related(alone, hit, first.threshold)
+    }
+
     def plausible(hit: Hit) -> bool:
-        return follows_up or alone.near_bar(hit.entry.pk, FOLLOW_UP_SUGGESTION_MARGIN)
+        return follows_up or hit.entry.pk in own
 
     return replace(first, hits=merged, confident=confident), plausible
 

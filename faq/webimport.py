@@ -722,13 +722,49 @@ def _categories(page: Parsed, elements: list[Tag], questions: set[str]) -> dict[
     return categories
 
 
+# What a browser's "Save Page As" leaves of the page's address: Chrome's and Edge's comment.
+SAVED_FROM = re.compile(r"saved from url=\(\d+\)(https?://\S+)", re.IGNORECASE)
+
+
+def page_address(soup: BeautifulSoup, page: Page) -> str:
+    """The address the page's relative links ("/shipping", "returns.html") are relative to, so an
+    answer's link is kept absolute: the page's own address (a fetched page), with its `<base
+    href>`; for an uploaded file, the address the page names itself by (`<base href>`, its
+    canonical link or og:url, or the comment a browser's "Save Page As" leaves). "" when none is
+    known: such links are then left out and their text kept (`_link`)."""
+
+    def absolute(href: str, against: str = "") -> str:
+        try:
+            url = str(httpx.URL(against).join(href.strip())) if against else href.strip()
+        except httpx.InvalidURL:
+            return ""
+        return url if re.match(r"^https?://[^/]", url, re.IGNORECASE) else ""
+
+    own = page.url if page.url.startswith(("http://", "https://")) else ""
+    base = soup.find("base", href=True)
+    if base is not None and absolute(base["href"], own):
+        return absolute(base["href"], own)
+    if own:
+        return own
+    canonical = soup.find("link", rel="canonical", href=True)
+    og = soup.find("meta", property="og:url", content=True)
+    for candidate in (canonical and canonical["href"], og and og["content"]):
+        if candidate and absolute(candidate):
+            return absolute(candidate)
+    for comment in soup.find_all(string=lambda text: isinstance(text, Comment)):
+        saved = SAVED_FROM.search(comment)
+        if saved:
+            return saved.group(1)
+    return ""
+
+
 def extract(page: Page, cpu_seconds: float | None = None) -> list[Found]:
     """The page's questions and answers, most trusted source first, one per question. Stops with
     a PageImportError after `cpu_seconds` (IMPORT_READ_SECONDS) of this thread's CPU time."""
     seconds = settings.IMPORT_READ_SECONDS if cpu_seconds is None else cpu_seconds
     deadline = time.thread_time() + seconds
     soup = BeautifulSoup(page.content, "lxml", from_encoding=page.encoding)
-    base_url = page.url if page.url.startswith(("http://", "https://")) else ""
+    base_url = page_address(soup, page)
     results: list[tuple[Found, Tag | None]] = _from_json_ld(soup, base_url)
     for tag in soup.find_all(["script", "style", "noscript", "template"]):
         tag.decompose()

@@ -29,6 +29,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext
 
 from faq.owners import ShopScopedAdmin
 from lib import jobs
@@ -62,13 +63,17 @@ def post_held(handoff: Handoff, held: InboundEmail) -> tuple[str, str]:
 
 
 def delivered(handoff: Handoff, error: str) -> tuple[str, str]:
-    """What the owner is told once a reply is posted: where it goes."""
+    """What the owner is told once a reply is posted: where it goes (the worker sends its email
+    within seconds; "Your replies by email" on the page says when it has gone)."""
     if not handoff.email:
-        return "warning", f"Reply saved and shown in the chat. {error}"
+        return "warning", gettext("Reply saved and shown in the chat. %(why)s") % {"why": error}
     return (
         "success",
-        f"Reply saved and shown in the chat; its email to {handoff.email} is queued (this page "
-        "says when it is sent).",
+        gettext(
+            "Reply saved and shown in the chat; it is being emailed to %(email)s (below, this "
+            "page says when it has gone)."
+        )
+        % {"email": handoff.email},
     )
 
 
@@ -94,7 +99,7 @@ def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpRes
                 return HttpResponseRedirect(request.path)
         elif action == "close":
             handoff.close()
-            messages.success(request, "Request closed.")
+            messages.success(request, gettext("Request closed."))
             return HttpResponseRedirect(request.path)
         elif action == "reopen":
             handoff.reopen()
@@ -106,11 +111,14 @@ def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpRes
                 pk=request.POST.get("inbound"), status=InboundEmail.HELD
             ).first()
             if held is None:
-                messages.warning(request, "That email is no longer held.")
+                messages.warning(request, gettext("That email is no longer held."))
             elif action == "dismiss_held":
                 held.status = InboundEmail.DISMISSED
                 held.save(update_fields=["status"])
-                messages.success(request, f"The email from {held.sender} was dismissed.")
+                messages.success(
+                    request,
+                    gettext("The email from %(sender)s was dismissed.") % {"sender": held.sender},
+                )
             else:
                 level, sentence = post_held(handoff, held)
                 getattr(messages, level)(request, sentence)
@@ -118,7 +126,10 @@ def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpRes
         elif action == "notify":
             if handoff.notified is None:
                 handoff_email.notify_owner_later(handoff.pk, force=True)
-                messages.success(request, "The email to the owners is queued.")
+                messages.success(
+                    request,
+                    gettext("The email to the owners is on its way."),
+                )
             return HttpResponseRedirect(request.path)
         elif action == "email_reply" and handoff.email:
             reply = handoff.conversation.messages.filter(
@@ -127,9 +138,17 @@ def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpRes
             if reply is not None:
                 with transaction.atomic():
                     handoff_email.email_customer_later(handoff, reply)
-                messages.success(request, f"The reply's email to {handoff.email} is queued.")
+                messages.success(
+                    request,
+                    gettext(
+                        "The reply is being emailed to %(email)s again (below, this page says "
+                        "when it has gone)."
+                    )
+                    % {"email": handoff.email},
+                )
             return HttpResponseRedirect(request.path)
     last_message = handoff.conversation.messages.order_by("-id").values_list("id", flat=True)
+    emails = reply_emails(handoff)
     context = page_context(
         request,
         model_admin,
@@ -143,7 +162,11 @@ def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpRes
         idle_minutes=settings.HANDOFF_TAKEOVER_IDLE_MINUTES,
         form=form,
         notify_queued=handoff.notified is None and handoff_email.notify_queued(handoff.pk),
-        reply_emails=reply_emails(handoff),
+        reply_emails=emails,
+        # An email on its way: owner/request.js refreshes its state in place until it has gone.
+        emails_pending=any(
+            state in (handoff_email.QUEUED, handoff_email.RETRYING) for _, state in emails
+        ),
         inbound_emails=handoff.inbound_emails.all(),
         can_change=can_change,
         show_shop=request.user.is_superuser,
@@ -158,10 +181,10 @@ def take_over_or_hand_back(
     conversation's page."""
     if action == "takeover":
         conversation.take_over()
-        messages.success(request, "You have taken the chat over: the bot stays silent.")
+        messages.success(request, gettext("You have taken the chat over: the bot stays silent."))
     else:
         conversation.hand_back()
-        messages.success(request, "The bot answers this chat again.")
+        messages.success(request, gettext("The bot answers this chat again."))
     return HttpResponseRedirect(request.path)
 
 

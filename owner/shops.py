@@ -19,14 +19,20 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
 from django.db.models import Count, QuerySet
-from django.http import Http404, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone, translation
 from django.utils.http import urlencode
 from django.utils.translation import gettext
 
-from faq import checklist, search, webimport
+from faq import checklist, indexing, search, webimport
 from faq.markup import answer_html
 from faq.models import FAQEntry, Shop
 from faq.owners import ShopScopedAdmin
@@ -88,6 +94,15 @@ def can_import(request) -> bool:
 
 class ShopAdmin(ShopScopedAdmin):
     shop_field = None  # the model is Shop itself
+
+    def response_add(self, request, obj, post_url_continue=None):
+        """A new shop's Save lands on its own page, where the set-up checklist and the embed
+        snippet are (the list of shops was a dead end on a first hour's walk)."""
+        if "_addanother" in request.POST or "_popup" in request.POST:
+            return super().response_add(request, obj, post_url_continue)
+        super().response_add(request, obj, post_url_continue)  # its "was added" message
+        return HttpResponseRedirect(reverse("admin:faq_shop_change", args=[obj.pk]))
+
     list_display = [
         "name",
         "bot_name",
@@ -277,6 +292,7 @@ class ShopAdmin(ShopScopedAdmin):
         pages = [
             ("try/", try_question, sees_shop, "faq_shop_try"),
             ("try/add-wording/", add_tried_wording, changes_entries, "faq_shop_try_add"),
+            ("try/waiting/", try_waiting, sees_shop, "faq_shop_try_waiting"),
             ("import-page/", import_page, can_import, "faq_shop_import_page"),
             ("hours/", owner_hours.edit_hours, changes_shop, "faq_shop_hours"),
             ("dashboard/", owner_views.dashboard, sees_conversations, "widget_dashboard"),
@@ -401,8 +417,16 @@ def try_question(request, model_admin: ShopAdmin, shop: Shop) -> HttpResponse:
         # "Add this wording" on each entry found, unless the wording is one of its texts already.
         can_add_wording=request.user.has_perm("faq.change_faqentry"),
         has_wording=has_wording,
+        # Changes the worker has not indexed yet (a wording just added): the verdict is from
+        # before them, and owner/try.js tries the question again once they are in.
+        waiting=indexing.waiting_changes([shop.pk]) if result is not None else 0,
     )
     return TemplateResponse(request, "owner/try_question.html", context)
+
+
+def try_waiting(request, model_admin: ShopAdmin, shop: Shop) -> HttpResponse:
+    """How many of the shop's changes the worker has not indexed yet (Try a question polls it)."""
+    return JsonResponse({"waiting": indexing.waiting_changes([shop.pk])})
 
 
 def add_tried_wording(request, model_admin: ShopAdmin, shop: Shop) -> HttpResponse:
@@ -437,8 +461,8 @@ def add_tried_wording(request, model_admin: ShopAdmin, shop: Shop) -> HttpRespon
             messages.success(
                 request,
                 gettext(
-                    "Added “%(wording)s” as a phrasing of “%(entry)s”: customers asking like "
-                    "this are matched to it now."
+                    "Added “%(wording)s” as a phrasing of “%(entry)s”. The bot uses it in a few "
+                    "seconds, once it is indexed: this page tries the question again then."
                 )
                 % names,
             )

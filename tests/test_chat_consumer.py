@@ -381,6 +381,23 @@ async def test_a_follow_up_question_is_understood_from_the_conversation(demo_sho
         assert answer["suggestions"][0]["id"] == await entry_id(demo_shop, DELIVERY)
 
 
+async def test_an_off_topic_turn_after_a_topic_is_declined_as_it_is_alone(demo_shop):
+    """The follow-up search blends the turn with the previous question; an off-topic turn must
+    not come back with "did you mean" the previous topic's entries (issue 29)."""
+    async with Chat(demo_shop.public_key) as chat:
+        await chat.ready()
+        await chat.ask("can I order flowers for a wedding")
+        _, answer = await chat.ask("write me a poem about autumn")
+        # A real follow-up in the same conversation still follows the topic.
+        await chat.ask("What are your opening hours?")
+        _, follow_up = await chat.ask("And on Sundays?")
+    assert (answer["mode"], answer["suggestions"]) == ("fallback", [])
+    assert answer["text"] == "I can't help with that here, but our team can."
+    assert answer["contact"] == demo_shop.contact()
+    assert follow_up["mode"] == "faq"
+    assert [s["question"] for s in follow_up["sources"]] == ["What are your opening hours?"]
+
+
 def test_a_self_contained_question_keeps_its_own_best_entry(demo_shop):
     result = search.search(
         demo_shop, "Where is your shop located?", context=["Do you deliver to Princeton?"]

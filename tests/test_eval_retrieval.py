@@ -31,6 +31,8 @@ CONVERSATION_KEYS = {
     "conv_wrong_rate",
     "conv_one_click",
     "conv_oos_after_topic",
+    "conv_oos_no_suggestions",
+    "conv_oos_borrowed",
 }
 
 
@@ -171,12 +173,16 @@ def test_conversations_are_judged_turn_by_turn_in_context(db, tmp_path, capsys, 
         ("when do you open", []),
         ("and on sundays?", ["when do you open"]),
         ("who won the football last night?", ["when do you open", "and on sundays?"]),
+        # An off-topic turn after a topic is searched alone too (conv_oos_borrowed).
+        ("who won the football last night?", []),
         ("hello there", []),
     ]
     assert all(report[key] is None for key in KEYS - {"p50_ms", "p95_ms"})
     assert report["conv_turns"] == 4 and report["n_queries"] == 0
     # Only the football turn comes after an in-scope turn ("hello there" opens its conversation).
     assert report["conv_oos_after_topic"] in (0.0, 1.0)
+    assert report["conv_oos_no_suggestions"] <= report["conv_oos_after_topic"]
+    assert report["conv_oos_borrowed"] in (0.0, 1.0)
     assert 0 <= report["conv_wrong_rate"] <= 1 - report["conv_accuracy"]
     assert report["conv_accuracy"] <= report["conv_one_click"] <= 1
     assert not Shop.objects.exists()

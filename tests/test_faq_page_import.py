@@ -17,6 +17,7 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 
 from faq import indexing, webimport
+from faq.markup import answer_html
 from faq.models import FAQEntry, Shop
 from faq.search import search
 from tests.support import Chat, Site, make_owner
@@ -195,6 +196,46 @@ def test_definition_list_and_microdata_and_no_scripts_or_styles():
         ("Do you gift wrap?", "Yes, free.", "Gifts"),
         ("Can I add a card?", "Yes.\n\nUp to 200 letters.", "Gifts"),
     ]
+
+
+FAQ_WITH_RELATIVE_LINKS = """<details><summary>Do you ship abroad?</summary>
+    <p>See our <a href="/shipping">shipping page</a> or <a href="returns.html#eu">returns</a>.
+    <img src="images/map.png" alt="map"></p></details>"""
+
+
+HELP = ("https://shop.example/shipping", "https://shop.example/help/returns.html#eu")
+
+
+@pytest.mark.parametrize(
+    "url, head, links",
+    [
+        # Fetched: relative to the page's own address, or to its <base href>.
+        ("https://shop.example/help/faq", "", HELP),
+        (
+            "https://shop.example/faq",
+            '<base href="https://cdn.example/en/">',
+            ("https://cdn.example/shipping", "https://cdn.example/en/returns.html#eu"),
+        ),
+        # Uploaded: the address the page names itself by, or the one "Save Page As" noted.
+        ("faq.html", '<link rel="canonical" href="https://shop.example/help/faq">', HELP),
+        ("faq.html", '<meta property="og:url" content="https://shop.example/help/faq">', HELP),
+        ("faq.html", "<!-- saved from url=(0031)https://shop.example/help/faq -->", HELP),
+    ],
+)
+def test_relative_links_in_answers_are_made_absolute_against_the_pages_address(url, head, links):
+    html = f"<html><head>{head}</head><body>{FAQ_WITH_RELATIVE_LINKS}</body></html>"
+    (found,) = webimport.find_faqs(webimport.Page(url, html.encode()))
+    shipping, returns = links
+    assert found.answer == f"See our [shipping page]({shipping}) or [returns]({returns})."
+    # As the FAQ page and the chat show it: a real link to the shop's site.
+    assert f'href="{shipping}"' in answer_html(found.answer)
+
+
+def test_an_uploaded_page_with_no_address_keeps_the_text_of_its_relative_links():
+    html = f"<html><body>{FAQ_WITH_RELATIVE_LINKS}</body></html>"
+    (found,) = webimport.find_faqs(webimport.Page("faq.html", html.encode()))
+    # Nothing to resolve them against: the words stay, no link to nowhere.
+    assert found.answer == "See our shipping page or returns."
 
 
 # --- Pages and addresses that cannot be imported ----------------------------------------------

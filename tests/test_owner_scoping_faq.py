@@ -217,5 +217,7 @@ def test_a_shop_added_in_the_admin_gets_its_key_on_saving_and_its_creator_as_own
     response = client.post("/admin/faq/shop/add/", data)
     assert response.status_code == 302, response.context["adminform"].form.errors
     shop = Shop.objects.get(name="Bramble Bikes")
+    # On to the new shop's page, with its set-up checklist, not the list of shops.
+    assert response["Location"] == f"/admin/faq/shop/{shop.pk}/change/"
     assert shop.public_key.startswith("pk_")
     assert list(shop.owners.all()) == [admin]

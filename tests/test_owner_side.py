@@ -179,6 +179,20 @@ def test_transcript_shows_modes_sources_and_feedback_and_other_shops_are_404(cli
     assert client.get(f"/admin/widget/conversation/{world.conv_b.pk}/history/").status_code == 404
 
 
+def test_the_transcript_shows_the_bots_links_as_links_not_markdown(client, world):
+    """As the customer saw them (a first hour's walk saw "[Rental terms](...)" there)."""
+    conversation = stored_conversation(world.shop_a, [("rent a bike?", {"mode": "faq"})])
+    conversation.messages.filter(role=Message.BOT).update(
+        text="Yes. [Rental terms](https://spoke.example/rentals) and **helmets** included."
+    )
+    as_user(client, world.alice)
+    html = client.get(
+        reverse("admin:widget_conversation_change", args=[conversation.pk])
+    ).content.decode()
+    assert '<a href="https://spoke.example/rentals"' in html and "[Rental terms]" not in html
+    assert "<strong>helmets</strong>" in html
+
+
 def test_conversations_are_read_only_and_only_a_superuser_deletes(client, world):
     as_user(client, world.alice)
     assert client.get("/admin/widget/conversation/add/").status_code == 403

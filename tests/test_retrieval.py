@@ -422,6 +422,26 @@ def test_an_off_topic_turn_never_borrows_the_previous_topic(demo_shop, earlier, 
 @pytest.mark.parametrize(
     "earlier, text",
     [
+        # The blend brought "did you mean" the previous topic's neighbours or the topic itself.
+        ("can I order flowers for a wedding", "write me a poem about autumn"),
+        ("Do you deliver to Princeton?", "do you have another location in columbus"),
+        ("when do you open?", "do you sell pizza?"),
+        ("when do you open?", "what's the weather like"),
+    ],
+)
+def test_an_off_topic_turn_after_a_topic_gets_the_reply_it_gets_alone(demo_shop, earlier, text):
+    alone = search(demo_shop, text)
+    result = search(demo_shop, text, context=[earlier])
+    assert not alone.confident and not result.confident
+    assert [h.entry.question for h in result.suggestions] == [
+        h.entry.question for h in alone.suggestions
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "earlier, text",
+    [
         ("What are your hours?", "who is the president"),
         ("Do you deliver?", "can you recommend a dentist"),
         ("Do you make custom cakes?", "who won the football last night?"),

@@ -181,15 +181,29 @@ def evaluate(
     # Conversations: each turn in the context of the customer's turns before it, through the
     # same follow-up logic the chat uses.
     turns: list[Judged] = []
-    after_topic: list[bool] = []  # out-of-scope turns after an in-scope one: declined?
+    # Out-of-scope turns after an in-scope one: declined? declined with no "did you mean"? offered
+    # an entry the same text alone is not offered (the earlier topic's, borrowed)?
+    after_topic: list[bool] = []
+    after_topic_unoffered: list[bool] = []
+    borrowed: list[bool] = []
     for conversation in conversations:
         earlier: list[str] = []
         topic = False
         for turn in conversation["turns"]:
-            judged = judge(timed_search(turn["text"], earlier), entry_ids, turn.get("gold"))
+            result = timed_search(turn["text"], earlier)
+            judged = judge(result, entry_ids, turn.get("gold"))
             turns.append(judged)
             if not judged.in_scope and topic:
                 after_topic.append(not judged.confident)
+                after_topic_unoffered.append(not judged.confident and not judged.offered)
+                alone = search(shop, turn["text"], limit=SEARCH_LIMIT).suggestions
+                borrowed.append(
+                    result.confident
+                    or bool(
+                        {hit.entry.pk for hit in result.suggestions}
+                        - {hit.entry.pk for hit in alone}
+                    )
+                )
             topic = topic or judged.in_scope
             earlier.append(turn["text"])
     if conversations:
@@ -199,6 +213,8 @@ def evaluate(
             "conv_wrong_rate": share([j.wrong for j in turns]),
             "conv_one_click": share([j.one_click for j in turns]),
             "conv_oos_after_topic": share(after_topic),
+            "conv_oos_no_suggestions": share(after_topic_unoffered),
+            "conv_oos_borrowed": share(borrowed),
         }
     return report | {
         "p50_ms": round(percentile(latencies, 50, empty=0.0), 2),
@@ -396,6 +412,8 @@ class Command(BaseCommand):
                 ("  confident wrong", report["conv_wrong_rate"]),
                 ("  right within 1 click", report["conv_one_click"]),
                 ("  off-topic declined", report["conv_oos_after_topic"]),
+                ("  off-topic, no guess", report["conv_oos_no_suggestions"]),
+                ("  off-topic, borrowed", report["conv_oos_borrowed"]),
             ]
         rows += [
             ("p50 search latency", f"{report['p50_ms']:.1f} ms"),
