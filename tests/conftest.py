@@ -21,6 +21,7 @@ import time_machine
 from aiosmtpd.controller import Controller
 from django.conf import settings
 from django.db import connection
+from threadpoolctl import threadpool_limits
 
 from faq import embedding
 from faq.demo import entry_fields
@@ -31,6 +32,11 @@ from tests.fake_anthropic import FakeAnthropic
 from tests.support import Inbox, make_demo_shop
 
 TESTS = Path(__file__).resolve().parent
+
+if settings.EMBEDDING_THREADS > 0:
+    # What shopbot/settings.py asks of every ShopBot process (numpy's BLAS on as many threads as
+    # the models), here in the test process, which pytest's plugins had imported numpy into first.
+    threadpool_limits(settings.EMBEDDING_THREADS, user_api="blas")
 
 
 def xdist_group(nodeid: str) -> str:
