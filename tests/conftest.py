@@ -21,6 +21,7 @@ import time_machine
 from aiosmtpd.controller import Controller
 from django.conf import settings
 from django.db import connection
+from django.db.backends.postgresql.operations import DatabaseOperations as PostgresOperations
 from threadpoolctl import threadpool_limits
 
 from faq import embedding
@@ -107,6 +108,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return (0 if group == "browser" else 1 if group in slow else 2), first_seen[group]
 
     items.sort(key=rank)
+
+
+def _sql_flush_by_delete(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+    """Django empties the tables after each transactional test (`flush`) with one TRUNCATE of all
+    of them, which costs PostgreSQL a new file per table and a wait on the disk: 270 ms of its
+    CPU and 1.1-1.6 s of wall time per test on the shared machine, against 4 ms and 11 ms for a
+    DELETE of each table's few rows in the same transaction (the foreign keys are deferred to its
+    commit). The content types and permissions stay: flush's post_migrate signal would write the
+    same rows again (another 0.3 s of PostgreSQL's CPU), and now finds them there. Sequences are
+    reset by TRUNCATE only when asked, and then it still is."""
+    if reset_sequences or allow_cascade:
+        return _sql_flush_by_truncate(
+            self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
+        )
+    return [
+        f"{style.SQL_KEYWORD('DELETE FROM')} {style.SQL_FIELD(self.quote_name(table))};"
+        for table in tables
+        if table not in KEPT_BY_FLUSH
+    ]
+
+
+KEPT_BY_FLUSH = frozenset({"django_content_type", "auth_permission"})
+_sql_flush_by_truncate = PostgresOperations.sql_flush
+PostgresOperations.sql_flush = _sql_flush_by_delete
 
 
 @pytest.fixture(scope="session", autouse=True)
