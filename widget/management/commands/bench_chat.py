@@ -85,7 +85,40 @@ def ask_ms(shop: Shop, questions: list[str], repeat: int) -> float:
 
 
 def create_bench_shop() -> Shop:
-    return demo.build_shop(name=f"bench-chat-{secrets.token_hex(4)}")
+    return demo.build_shop(vectors=demo_shop_vectors(), name=f"bench-chat-{secrets.token_hex(4)}")
+
+
+def demo_shop_vectors() -> dict | None:
+    """The vectors of the demo shop in the database (`make run` loaded it) for each of the demo
+    file's texts, by each model the copy is embedded with, as `demo.build_shop` takes them: the
+    same text by the same model is the same vector, so the copy need not run the model (14 s of
+    CPU on two busy cores). None when any is missing (no demo shop, or an owner edited it): the
+    copy is embedded for real."""
+    from faq.models import FAQEntry, FAQVector
+
+    source = Shop.objects.filter(is_demo=True).first()
+    if source is None:
+        return None
+    models = embedding.shop_models(Shop(**demo.shop_fields()).language)  # the copy's
+    names = {embedding.model_name(model): model for model in models}
+    stored = {
+        (question, kind, text, names[name]): vector
+        for question, kind, text, name, vector in FAQVector.objects.filter(
+            shop=source, model_name__in=names
+        ).values_list("entry__question", "kind", "text", "model_name", "embedding")
+    }
+    vectors = {}
+    for fields in demo.entry_fields():
+        entry = FAQEntry(**fields)
+        rows = [
+            (model, kind, text, stored.get((entry.question, kind, text, model)))
+            for model in models
+            for kind, text in entry.embedding_texts()
+        ]
+        if any(row[3] is None for row in rows):
+            return None
+        vectors[entry.question] = rows
+    return vectors
 
 
 async def client(url: str, questions: list[str], rounds: int, think: float, stats: dict) -> None:
