@@ -27,9 +27,11 @@ relies on, and what happens when that is gone; the tests that would fail if it c
 - `vector_cursor` (faq/search.py's nearest-vector query) and `prepared_cursor` (the chat's
   statements of every ask: widget/chat/pipeline.py, faq/search.py's entries) wrap a psycopg
   server-binding cursor the way Django wraps its own (connection.make_cursor / make_debug_cursor,
-  queries_logged, undocumented); a prepared statement is logged by setting psycopg's private
-  `Cursor._query`, as psycopg does for a statement sent as text: tests/test_retrieval.py and
-  tests/test_pipeline_round_trips.py (which counts the queries it logs) guard them.
+  queries_logged, close_if_health_check_failed: undocumented); a prepared statement is logged by
+  setting psycopg's private `Cursor._query`, as psycopg does for a statement sent as text:
+  tests/test_retrieval.py and tests/test_pipeline_round_trips.py (which counts the queries it
+  logs) guard them, and tests/test_faults.py and tests/browser/test_widget_browser.py (a
+  connection cut by a restart replaced at the next ask) the health check.
 """
 
 from __future__ import annotations
@@ -117,6 +119,9 @@ class _PreparedCursor(ServerBindingCursor):
 
 
 def _bound_cursor(cursor_class: type[ServerBindingCursor], vectors: bool = False):
+    # As Django's own `connection.cursor()` does: with CONN_HEALTH_CHECKS, a connection the
+    # database cut (a restart) fails its check and is replaced here, instead of failing the ask.
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
     cursor = cursor_class(connection.connection)
     if vectors:
