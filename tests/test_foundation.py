@@ -110,6 +110,15 @@ def test_admin_login_page_and_healthz(client):
     assert client.get("/healthz").content == b"OK"
 
 
+def test_the_favicon_browsers_ask_for_is_the_chat_bubble(client):
+    """Every page's /favicon.ico was a 404 in the browser's console."""
+    response = client.get("/favicon.ico")
+    assert response.status_code == 302
+    icon = client.get(response["Location"])
+    assert icon.status_code == 200 and icon["Content-Type"] == "image/svg+xml"
+    assert b"<svg" in b"".join(icon.streaming_content)
+
+
 def test_check_does_not_load_torch_or_start_a_database(tmp_path):
     code = (
         "import sys, django; django.setup();"
