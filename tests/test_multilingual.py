@@ -201,7 +201,8 @@ def test_a_french_follow_up_agrees_with_the_question_two_turns_back():
     """dev_fr_fleuriste's conversation: the loyalty card, "how does it work?", "and with orders
     on the site?" The last turn alone reads as the online-order entry's question, and the search
     with "ca marche comment ?" agrees; the topic is two turns back, and the search with that
-    question does not: "did you mean", not a confident answer from the online-order entry."""
+    question does not: "did you mean" with the loyalty card, not a confident answer from the
+    online-order entry."""
     shop = shop_with(
         [
             *FLORIST_FAQ,
@@ -221,6 +222,8 @@ def test_a_french_follow_up_agrees_with_the_question_two_turns_back():
         shop, turn, context=["vous avez une carte de fidelite ?", "ca marche comment ?"]
     )
     assert not result.confident
+    # "Did you mean" from the blend with that earlier question: the loyalty card is offered.
+    assert "Avez-vous une carte de fidélité ?" in [hit.entry.question for hit in result.suggestions]
     # A turn that agrees with both earlier questions is still answered.
     agreed = search(
         shop,
