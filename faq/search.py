@@ -73,9 +73,9 @@ the shop's own texts, never from customer queries (faq/search_index.py):
   the blend may rank the previous topic first, but it is confident only when the turn alone
   scores that entry within 0.25 of the bar, or every word of the turn is in the shop's FAQ.
   With multilingual-e5-small's vectors a turn confident alone is also judged so when the search
-  with the previous question ranks another entry first (FOLLOW_UP_AGREEMENT), and it is only
-  offered as "did you mean" when the search with the question before that one does
-  (FOLLOW_UP_AGREEMENT_EARLIER).
+  with the previous question ranks another entry first (FOLLOW_UP_AGREEMENT); when the search
+  with the question before that one ranks another entry first, it gets "did you mean" from the
+  blend with that earlier question (FOLLOW_UP_AGREEMENT_EARLIER).
 - "Did you mean": when not confident, up to three of the five best hits within 0.3 of the bar
   (0.32 for a question routed cross-lingually, which shares no word with the FAQ),
   or within 0.4 when the entry's texts use a word of the question; none for off-topic text far
@@ -258,7 +258,8 @@ def _with_context(
 ) -> tuple[SearchResult, Callable[[Hit], bool]]:
     """Retrieval for `text`, helped by the latest earlier question if the text alone is not
     confident (or, with a model of FOLLOW_UP_AGREEMENT, if the search with that question ranks
-    another entry first); and which hits are plausible as suggestions.
+    another entry first; or, with FOLLOW_UP_AGREEMENT_EARLIER, by the question before it, never
+    confidently, if the search with that one does); and which hits are plausible as suggestions.
 
     The blended search may rank the previous topic first, but it is confident only when the
     turn itself points there: the turn alone scores that entry within FOLLOW_UP_MARGIN of the
