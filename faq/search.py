@@ -73,7 +73,9 @@ the shop's own texts, never from customer queries (faq/search_index.py):
   the blend may rank the previous topic first, but it is confident only when the turn alone
   scores that entry within 0.25 of the bar, or every word of the turn is in the shop's FAQ.
   With multilingual-e5-small's vectors a turn confident alone is also judged so when the search
-  with the previous question ranks another entry first (FOLLOW_UP_AGREEMENT).
+  with the previous question ranks another entry first (FOLLOW_UP_AGREEMENT); when the search
+  with the question before that one ranks another entry first, it gets "did you mean" from the
+  blend with that earlier question (FOLLOW_UP_AGREEMENT_EARLIER).
 - "Did you mean": when not confident, up to three of the five best hits within 0.3 of the bar
   (0.32 for a question routed cross-lingually, which shares no word with the FAQ),
   or within 0.4 when the entry's texts use a word of the question; none for off-topic text far
@@ -125,6 +127,13 @@ FOLLOW_UP_KNOWN_WORDS = True
 # Not all-MiniLM-L6-v2's: on dev_bakery's it turned two right answers into suggestions for one
 # wrong one (docs/multilingual.md).
 FOLLOW_UP_AGREEMENT = frozenset({embedding.E5})
+# ... and, with a turn before that one, the search with that earlier question must rank the same
+# entry first too, or the turn gets "did you mean" (from the blend with that earlier question,
+# never confident): a customer's topic often sits two turns back ("vous avez une carte de fidelite
+# ?", "ca marche comment ?", "et avec les commandes sur le site ?" is the loyalty card's, not the
+# online-order entry's). On dev_fr_fleuriste's conversations wrong 0.044 -> 0.022, one-click
+# 0.769 -> 0.791; nothing else moved (docs/multilingual.md).
+FOLLOW_UP_AGREEMENT_EARLIER = True
 
 # "Did you mean": at most this many entries (Margins says how near the bar), from the best few
 # hits (an implausible third hit leaves its place to the fourth or fifth).
@@ -249,7 +258,8 @@ def _with_context(
 ) -> tuple[SearchResult, Callable[[Hit], bool]]:
     """Retrieval for `text`, helped by the latest earlier question if the text alone is not
     confident (or, with a model of FOLLOW_UP_AGREEMENT, if the search with that question ranks
-    another entry first); and which hits are plausible as suggestions.
+    another entry first; or, with FOLLOW_UP_AGREEMENT_EARLIER, by the question before it, never
+    confidently, if the search with that one does); and which hits are plausible as suggestions.
 
     The blended search may rank the previous topic first, but it is confident only when the
     turn itself points there: the turn alone scores that entry within FOLLOW_UP_MARGIN of the
@@ -264,7 +274,21 @@ def _with_context(
         return replace(first, hits=first.hits[:limit]), lambda hit: True
     # With the turn's own model: the blend compares scores of one index.
     joined = _search(shop, f"{previous}\n{text}", max(limit, FOLLOW_UP_LIMIT), alone.route).result
-    if not joined.hits or (first.confident and joined.hits[0].entry.pk == first.hits[0].entry.pk):
+    agrees = (
+        first.confident and bool(joined.hits) and joined.hits[0].entry.pk == first.hits[0].entry.pk
+    )
+    disagrees_earlier = False
+    if agrees and FOLLOW_UP_AGREEMENT_EARLIER and len(context) >= 2:
+        # The question before the previous one must point the same way too.
+        earlier = _search(
+            shop, f"{context[-2]}\n{text}", max(limit, FOLLOW_UP_LIMIT), alone.route
+        ).result
+        disagrees_earlier = (
+            bool(earlier.hits) and earlier.hits[0].entry.pk != first.hits[0].entry.pk
+        )
+        if disagrees_earlier:
+            joined = earlier  # the blend below offers that earlier topic beside the turn's own
+    if not joined.hits or (agrees and not disagrees_earlier):
         # A turn confident alone whose conversation points the same way (FOLLOW_UP_AGREEMENT).
         return replace(first, hits=first.hits[:limit]), lambda hit: True
 
@@ -289,8 +313,10 @@ def _with_context(
     )[:limit]
     follows_up = FOLLOW_UP_KNOWN_WORDS and alone.all_words_known()
     top = merged[0]
-    confident = top.confidence >= first.threshold and (
-        follows_up or alone.near_bar(top.entry.pk, FOLLOW_UP_MARGIN)
+    confident = (
+        not disagrees_earlier
+        and top.confidence >= first.threshold
+        and (follows_up or alone.near_bar(top.entry.pk, FOLLOW_UP_MARGIN))
     )
 
     # A turn that does not follow up is offered only entries its own search would offer (its

@@ -197,6 +197,43 @@ def test_a_french_shops_bar_is_set_by_its_questions_asked_as_customers_ask():
 
 
 @pytest.mark.django_db
+def test_a_french_follow_up_agrees_with_the_question_two_turns_back():
+    """dev_fr_fleuriste's conversation: the loyalty card, "how does it work?", "and with orders
+    on the site?" The last turn alone reads as the online-order entry's question, and the search
+    with "ca marche comment ?" agrees; the topic is two turns back, and the search with that
+    question does not: "did you mean" with the loyalty card, not a confident answer from the
+    online-order entry."""
+    shop = shop_with(
+        [
+            *FLORIST_FAQ,
+            (
+                "Comment passer commande sur le site ?",
+                "Sur le site, 24 h/24 : choisissez un bouquet, la date, la livraison ou le "
+                "retrait en boutique ; le paiement se fait en ligne par carte bancaire.",
+            ),
+        ],
+        "fr",
+    )
+    turn = "et avec les commandes sur le site ?"
+    online = "Comment passer commande sur le site ?"
+    alone = search(shop, turn, context=["ca marche comment ?"])
+    assert alone.confident and alone.best.entry.question == online
+    result = search(
+        shop, turn, context=["vous avez une carte de fidelite ?", "ca marche comment ?"]
+    )
+    assert not result.confident
+    # "Did you mean" from the blend with that earlier question: the loyalty card is offered.
+    assert "Avez-vous une carte de fidélité ?" in [hit.entry.question for hit in result.suggestions]
+    # A turn that agrees with both earlier questions is still answered.
+    agreed = search(
+        shop,
+        "vous livrez le dimanche ?",
+        context=["vous livrez ou ?", "et ca coute combien la livraison ?"],
+    )
+    assert agreed.confident and agreed.best.entry.question == "Livrez-vous le dimanche ?"
+
+
+@pytest.mark.django_db
 def test_a_german_stop_word_is_not_a_distinctive_word():
     """ "auch" is in one entry's question only, but it is a German stop word: it is no evidence
     that "Verkaufen Sie auch Gebrauchtwagen?" asks about delivery (with the 'simple' analysis
