@@ -16,7 +16,7 @@ docs/retrieval-research.md):
   the query's ten nearest vectors.
 - Classifier, for every shop: a ridge-regression classifier fitted on the shop's own vectors that
   each stand for one question of an entry (the question, each phrasing, the question with each
-  answer sentence; closed form: 0.1 s for 1,000 entries) adds 0.25 * its output (0.15 with
+  answer sentence; closed form: 0.1 s for 1,000 entries) adds 0.25 * its output (0.2 with
   multilingual-e5-small's vectors: search_index.E5_CLASSIFIER_WEIGHT). It learns where
   one entry ends and the next begins, which plain nearest-vector matching blurs: in a COVID FAQ
   "coronavirus" is in every entry and "where ... from" in one.
