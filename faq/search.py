@@ -16,7 +16,8 @@ docs/retrieval-research.md):
   the query's ten nearest vectors.
 - Classifier, for every shop: a ridge-regression classifier fitted on the shop's own vectors that
   each stand for one question of an entry (the question, each phrasing, the question with each
-  answer sentence; closed form: 0.1 s for 1,000 entries) adds 0.25 * its output. It learns where
+  answer sentence; closed form: 0.1 s for 1,000 entries) adds 0.25 * its output (0.2 with
+  multilingual-e5-small's vectors: search_index.E5_CLASSIFIER_WEIGHT). It learns where
   one entry ends and the next begins, which plain nearest-vector matching blurs: in a COVID FAQ
   "coronavirus" is in every entry and "where ... from" in one.
 - Words: BM25 with PostgreSQL's text-search parser, by the shop's language
@@ -369,7 +370,7 @@ def _search(shop: Shop, text: str, limit: int, route: embedding.Route) -> _Score
     semantic = score_entries(sims[None, :], codes, len(candidates))[0]
     learned = np.zeros_like(semantic)
     if index.classifier is not None:
-        learned = search_index.CLASSIFIER_WEIGHT * (query @ index.classifier[:, columns])
+        learned = search_index.classifier_weight(model) * (query @ index.classifier[:, columns])
     # A question in another language shares with the FAQ only the wordings' common words
     # ("de", "los", "q"), which BM25 weighs as rare: no word bonus.
     lexical = np.zeros_like(semantic)

@@ -233,6 +233,32 @@ def test_a_french_follow_up_agrees_with_the_question_two_turns_back():
     assert agreed.confident and agreed.best.entry.question == "Livrez-vous le dimanche ?"
 
 
+def test_a_french_shops_classifier_counts_its_e5_weight():
+    """With multilingual-e5-small's vectors the shop's classifier adds E5_CLASSIFIER_WEIGHT of its
+    output to the ranking, not MiniLM's CLASSIFIER_WEIGHT (dev_fr_fleuriste: recall@3 0.899 ->
+    0.909, docs/multilingual.md): each hit's score is its dense score, that share of the
+    classifier's output for the real query vector, and the word bonus."""
+    shop = shop_with(FLORIST_FAQ, "fr")
+    index = e5_index(shop)
+    assert index.classifier is not None
+    text = "amex ok ?"
+    result = search(shop, text, limit=9)
+    query = embedding.embed_one(text, embedding.E5)
+    words = search_index.text_words([text], languages.analysis("fr"))
+    bonus = search_index.word_bonus(index, words)[0]
+    assert search_index.classifier_weight(embedding.E5) == search_index.E5_CLASSIFIER_WEIGHT
+    assert search_index.classifier_weight(embedding.MINILM) == search_index.CLASSIFIER_WEIGHT
+    assert search_index.E5_CLASSIFIER_WEIGHT < search_index.CLASSIFIER_WEIGHT
+    outputs = []
+    for hit in result.hits:
+        column = int(np.searchsorted(index.entry_ids, hit.entry.pk))
+        output = float(query @ index.classifier[:, column])
+        outputs.append(output)
+        expected = hit.confidence + search_index.E5_CLASSIFIER_WEIGHT * output + bonus[column]
+        assert hit.score == pytest.approx(expected, abs=1e-4)
+    assert len(outputs) > 1 and max(map(abs, outputs)) > 0.01  # the weight shows in the scores
+
+
 @pytest.mark.django_db
 def test_a_german_stop_word_is_not_a_distinctive_word():
     """ "auch" is in one entry's question only, but it is a German stop word: it is no evidence
