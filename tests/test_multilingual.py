@@ -233,6 +233,7 @@ def test_a_french_follow_up_agrees_with_the_question_two_turns_back():
     assert agreed.confident and agreed.best.entry.question == "Livrez-vous le dimanche ?"
 
 
+@pytest.mark.django_db
 def test_a_french_shops_classifier_counts_its_e5_weight():
     """With multilingual-e5-small's vectors the shop's classifier adds E5_CLASSIFIER_WEIGHT of its
     output to the ranking, not MiniLM's CLASSIFIER_WEIGHT (dev_fr_fleuriste: recall@3 0.899 ->
