@@ -41,7 +41,6 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from django.db import connection
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.models import Model
@@ -125,6 +124,9 @@ def _bound_cursor(cursor_class: type[ServerBindingCursor], vectors: bool = False
     connection.ensure_connection()
     cursor = cursor_class(connection.connection)
     if vectors:
+        # Imported here: numpy is only loaded by a process that searches (and then already is).
+        import numpy as np
+
         cursor.adapters.register_dumper(np.ndarray, VectorBinaryDumper)
     if connection.queries_logged:
         return connection.make_debug_cursor(cursor)

@@ -26,7 +26,6 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from faq import webimport
 from faq.hours import questions as hours_questions
 from faq.hours import schedule as sched
 from faq.hours import schemaorg
@@ -279,6 +278,8 @@ def edit_hours(request, model_admin, shop: Shop) -> HttpResponse:
         tables = _tables(hours, None, holiday_names)
 
     if action == "import-fetch":
+        from faq import webimport  # imported here: see owner.shops.import_page
+
         import_form = ImportForm(request.POST)
         if import_form.is_valid():
             try:

@@ -32,7 +32,7 @@ from django.utils import timezone, translation
 from django.utils.http import urlencode
 from django.utils.translation import gettext
 
-from faq import checklist, indexing, search, webimport
+from faq import checklist, indexing, search
 from faq.markup import answer_html
 from faq.models import FAQEntry, Shop
 from faq.owners import ShopScopedAdmin
@@ -322,6 +322,10 @@ class ShopAdmin(ShopScopedAdmin):
 def import_page(request, model_admin: ShopAdmin, shop: Shop) -> HttpResponse:
     """Import from your website: fetch the FAQ page (or read the saved file), preview what was
     found against the shop's FAQ, and import the ticked rows."""
+    # Imported here: its HTTP client and HTML parser (httpx, bs4) cost about 0.3 CPU s to import,
+    # in every process that loads the app, for this page and the hours page.
+    from faq import webimport
+
     form = PageImportForm()
     error = ""
     found: list[webimport.Found] = []

@@ -11,6 +11,7 @@ process's encoder is put back afterwards, so no other test sees these.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -113,8 +114,19 @@ def test_no_exported_files_is_an_error_saying_what_to_run(fresh_export, settings
     assert embedding.export_onnx() == (path, False)  # there already: a no-op
 
 
-def test_an_unreadable_export_is_exported_again(fresh_export):
-    path, _ = embedding.export_onnx()
+@pytest.fixture
+def checkout_export() -> Path:
+    """This checkout's exported model file (conftest's model_ready made sure of it)."""
+    return embedding.onnx_path()
+
+
+def test_an_unreadable_export_is_exported_again(checkout_export, fresh_export):
+    # This checkout's export copied in as the good one to damage: exporting it here first would
+    # be a fourth export, of what test_no_exported_files_... tests.
+    for source in (checkout_export, embedding.tokenizer_file(checkout_export)):
+        shutil.copy2(source, fresh_export / source.name)
+    path = embedding.onnx_path()
+    assert path.parent == fresh_export and path.exists()
     for damage in ("corrupt", "cut short", "missing"):
         if damage == "corrupt":
             path.write_bytes(b"not an onnx model")

@@ -4,10 +4,11 @@ on a fresh copy of the repository, in a shell where nobody has set anything (no 
 SECRET_KEY).
 
 The copy is made from the files git knows (tracked, or new and not ignored), with the shared .venv
-symlinked in; the real `make run` starts it (writing .env, a new embedded database, the demo
-shop, the admin user) and serves; then each printed command runs in a subprocess against that
-same database while the server is up; last, SIGTERM to `manage.py serve` stops it and its
-embedded PostgreSQL. One database and one start-up for everything keeps it to a couple of minutes
+symlinked in and the exported model copied (what `make install` leaves); the real `make run`
+starts it (writing .env, a new embedded database, the demo shop, the admin user) and serves; then
+each printed command runs in a subprocess against that same database while the server is up;
+last, SIGTERM to `manage.py serve` stops it and its embedded PostgreSQL. One database and one
+start-up for everything keeps it to a couple of minutes
 (it is also `manage.py serve`'s test: a second fresh database and demo shop cost as much again).
 """
 
@@ -56,7 +57,7 @@ def commands(shop_id: str, files: Path) -> dict[str, list[list[str]] | None]:
         "changepassword": [["changepassword", "admin"]],  # the password comes on stdin
         "create_owner": [["create_owner", shop_id, "florence"]],
         "reembed": [["reembed"], ["reembed", "--shop", shop_id]],
-        "export_model": [["export_model"]],  # `make run` exported it: a no-op that says so
+        "export_model": [["export_model"]],  # the copy has the model: a no-op that says so
         "import_faqs": [["import_faqs", shop_id, str(files / "new.csv")]],
         "export_faqs": [
             ["export_faqs", shop_id],
@@ -125,6 +126,12 @@ def fresh_copy(target: Path) -> None:
     # reinstall (it would if the copies looked newer).
     for name in ("requirements.txt", "requirements-dev.txt"):
         os.utime(target / name, (0, 0))
+    # Likewise the exported embedding model (`make test` exports it first): `make run` finds it and
+    # does not export it again, which costs 11 CPU s of torch a run. The export itself is
+    # tests/test_embedding_runtime.py's; with no model here (a bare pytest), `make run` exports.
+    onnx = (ROOT / "var" / "onnx").resolve()
+    if onnx.is_dir() and any(onnx.glob("model-*.onnx")):
+        shutil.copytree(onnx, target / "var" / "onnx")
 
 
 def printed_commands(text: str) -> list[str]:
