@@ -42,7 +42,7 @@ if settings.EMBEDDING_THREADS > 0:
 
 
 def xdist_group(nodeid: str) -> str:
-    """The group of a test under pytest-xdist (`make test PYTEST_WORKERS=2`): a group runs whole
+    """The group of a test under pytest-xdist (`make test` runs two workers): a group runs whole
     on one worker, so module- and package-scoped fixtures (servers, the browser) start once. Each
     module is a group of its own; the browser tests are one (one Chromium, one shared server); so
     are the modules using the tests' Redis database (REDIS_TEST_URL, which their tests flush)."""
