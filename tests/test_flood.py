@@ -44,7 +44,11 @@ def test_a_frame_flood_is_closed_fast_and_nobody_else_notices(server, demo_shop)
     print(result)
     attack = result["flood"]
     assert attack["sockets"] >= 2 and attack["closed"] >= 2
-    assert set(attack["codes"]) == {"4008"}, attack
+    # The server closes a flooding socket with 4008. The attacker never reads, so now and then its
+    # client misses the close frame behind the unread ones and sees 1006 (harness/flood.py; seen
+    # in CI with two test workers on two cores): the server's code is what the others saw.
+    assert set(attack["codes"]) <= {"4008", "1006"}, attack
+    assert attack["codes"]["4008"] >= max(2, attack["closed"] - 1), attack
     assert attack["lifetime_max_s"] <= 2.0, attack
     assert result["during_asks"] >= 5
     assert result["ratio"] <= 3.0, result
