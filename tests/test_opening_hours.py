@@ -149,20 +149,28 @@ def test_load_demo_adds_the_hours_to_a_demo_without_them_and_keeps_an_owners(
     assert ShopHours.objects.get(shop=demo).week.get(weekday=6).closes == time(15)
 
 
+def german_shop_hours(
+    name: str, subdivision: str, weekdays: range, opens: time, closes: time
+) -> ShopHours:
+    """A German shop's hours: closed on the public holidays of `subdivision` (a state), open
+    `opens` to `closes` on `weekdays` (Monday = 0)."""
+    hours = ShopHours.objects.create(
+        shop=Shop.objects.create(name=name, language="de"),
+        time_zone="Europe/Berlin",
+        holiday_country="DE",
+        holiday_subdivision=subdivision,
+        public_holidays=ShopHours.OnHolidays.CLOSED,
+    )
+    for day in weekdays:
+        WeeklyRange.objects.create(hours=hours, weekday=day, opens=opens, closes=closes)
+    return hours
+
+
 @pytest.mark.django_db
 def test_a_closed_public_holiday_on_a_weekday_and_on_a_sunday():
     """A German shop closed on public holidays: Easter Monday (a Monday) and, in Brandenburg,
     Easter Sunday, a Sunday it is otherwise open."""
-    shop = Shop.objects.create(name="Blumen Berlin", language="de")
-    hours = ShopHours.objects.create(
-        shop=shop,
-        time_zone="Europe/Berlin",
-        holiday_country="DE",
-        holiday_subdivision="BB",
-        public_holidays=ShopHours.OnHolidays.CLOSED,
-    )
-    for day in range(7):
-        WeeklyRange.objects.create(hours=hours, weekday=day, opens=time(10), closes=time(16))
+    hours = german_shop_hours("Blumen Berlin", "BB", range(7), time(10), time(16))
     schedule = hours.schedule()
     sunday, monday = (
         sched.day_hours(schedule, date(2027, 3, 28)),
@@ -181,16 +189,7 @@ def test_a_closed_public_holiday_on_a_weekday_and_on_a_sunday():
 
 @pytest.mark.django_db
 def test_a_holiday_of_the_shops_own_calendar_named_in_its_language():
-    shop = Shop.objects.create(name="Blumen München", language="de")
-    hours = ShopHours.objects.create(
-        shop=shop,
-        time_zone="Europe/Berlin",
-        holiday_country="DE",
-        holiday_subdivision="BY",
-        public_holidays=ShopHours.OnHolidays.CLOSED,
-    )
-    for day in range(6):
-        WeeklyRange.objects.create(hours=hours, weekday=day, opens=time(9), closes=time(18))
+    hours = german_shop_hours("Blumen München", "BY", range(6), time(9), time(18))
     with time_machine.travel(at(BERLIN, 2027, 5, 20, 12, 0), tick=False):
         assert ask(hours, "Habt ihr an Fronleichnam geöffnet?", "de") == (
             "Am Fronleichnam (Donnerstag, 27. Mai) haben wir geschlossen. Wir öffnen wieder am "
@@ -293,96 +292,171 @@ def test_the_reminder_cutoff_in_opening_hours_plain_hours_and_at_the_latest():
 # --- Questions ----------------------------------------------------------------------------------
 
 
+MONDAY_3PM = at(NEW_YORK, 2026, 12, 7, 15, 0)
+SATURDAY_EVENING = at(NEW_YORK, 2026, 12, 5, 18, 30)
+BEFORE_THANKSGIVING = at(NEW_YORK, 2026, 11, 20, 12, 0)
+BEFORE_EASTER = at(NEW_YORK, 2027, 3, 24, 12, 0)  # Easter Sunday is March 28, a Sunday
+
+# The demo shop's answers: (when, the chat's language, the question, the answer).
+ANSWERS = [
+    (
+        MONDAY_3PM,
+        "en",
+        "Are you open on Christmas?",
+        "We're closed on Christmas Day (Friday, December 25). We open again on Saturday, "
+        "December 26 at 9:00 AM.",
+    ),
+    (
+        MONDAY_3PM,
+        "en",
+        "are you open on christmas eve",
+        "On Christmas Eve (Thursday, December 24) we're open 9:00 AM to 3:00 PM.",
+    ),
+    (MONDAY_3PM, "en", "Are you open now?", "We're open now, until 6:00 PM."),
+    (
+        MONDAY_3PM,
+        "en",
+        "How late are you open today?",
+        "Today, Monday, December 7, we're open 9:00 AM to 6:00 PM.",
+    ),
+    (
+        MONDAY_3PM,
+        "en",
+        "what time do you open tomorrow?",
+        "Tomorrow, Tuesday, December 8, we're open 9:00 AM to 6:00 PM.",
+    ),
+    (
+        MONDAY_3PM,
+        "en",
+        "are you open on sundays?",
+        "On Sunday, December 13 we're open 10:00 AM to 2:00 PM.",
+    ),
+    (
+        MONDAY_3PM,
+        "en",
+        "What are your opening hours?",
+        "Our opening hours: Monday to Friday 9:00 AM to 6:00 PM; Saturday 9:00 AM to 5:00 PM; "
+        "Sunday 10:00 AM to 2:00 PM.",
+    ),
+    (
+        MONDAY_3PM,
+        "en",
+        "When are you open?",
+        "Our opening hours: Monday to Friday 9:00 AM to 6:00 PM; Saturday 9:00 AM to 5:00 PM; "
+        "Sunday 10:00 AM to 2:00 PM.",
+    ),
+    (
+        MONDAY_3PM,
+        "en",
+        "Are you open this weekend?",
+        "On Saturday, December 12 we're open 9:00 AM to 5:00 PM. On Sunday, December 13 we're "
+        "open 10:00 AM to 2:00 PM.",
+    ),
+    # A public holiday without a rule: open as usual, and said so.
+    (
+        MONDAY_3PM,
+        "en",
+        "Is the store open on Memorial Day?",
+        "On Memorial Day (Monday, May 31) we're open as usual, 9:00 AM to 6:00 PM.",
+    ),
+    (
+        SATURDAY_EVENING,
+        "en",
+        "what time do you open?",
+        "We're closed now. We open again tomorrow at 10:00 AM.",
+    ),
+    (
+        BEFORE_THANKSGIVING,
+        "en",
+        "open on thanksgiving?",
+        "We're closed on Thanksgiving (Thursday, November 26). We open again on Friday, "
+        "November 27 at 9:00 AM.",
+    ),
+    (
+        BEFORE_EASTER,
+        "en",
+        "Are you open on Sunday?",
+        "We're closed on Easter Sunday (Sunday, March 28). We open again on Monday, March 29 at "
+        "9:00 AM. Our usual hours on Sunday are 10:00 AM to 2:00 PM.",
+    ),
+    (
+        MONDAY_3PM,
+        "es",
+        "¿Abren en Navidad?",
+        "Estamos cerrados el día de Navidad (viernes, 25 de diciembre). Volvemos a abrir el "
+        "sábado, 26 de diciembre a las 09:00.",
+    ),
+    (
+        MONDAY_3PM,
+        "es",
+        "¿Están abiertos en Nochebuena?",
+        "El día de Nochebuena (jueves, 24 de diciembre) abrimos de 09:00 a 15:00.",
+    ),
+    (
+        MONDAY_3PM,
+        "es",
+        "¿A qué hora cierran hoy?",
+        "Hoy, lunes, 7 de diciembre, abrimos de 09:00 a 18:00.",
+    ),
+    (
+        MONDAY_3PM,
+        "es",
+        "¿Abren el domingo por la mañana?",
+        "El domingo, 13 de diciembre abrimos de 10:00 a 14:00.",
+    ),
+    (
+        MONDAY_3PM,
+        "es",
+        "¿Cuál es su horario?",
+        "Nuestro horario: de lunes a viernes de 09:00 a 18:00; sábado de 09:00 a 17:00; "
+        "domingo de 10:00 a 14:00.",
+    ),
+    (
+        MONDAY_3PM,
+        "de",
+        "Habt ihr Heiligabend offen?",
+        "Am Heiligabend (Donnerstag, 24. Dezember) haben wir von 09:00 bis 15:00 Uhr geöffnet.",
+    ),
+    (
+        MONDAY_3PM,
+        "de",
+        "Habt ihr morgen auf?",
+        "Morgen, am Dienstag, 8. Dezember, haben wir von 09:00 bis 18:00 Uhr geöffnet.",
+    ),
+    (
+        MONDAY_3PM,
+        "de",
+        "Wann schließt ihr heute?",
+        "Heute, am Montag, 7. Dezember, haben wir von 09:00 bis 18:00 Uhr geöffnet.",
+    ),
+    (
+        MONDAY_3PM,
+        "de",
+        "Habt ihr am 25.12. geöffnet?",
+        "Am 1. Weihnachtstag (Freitag, 25. Dezember) haben wir geschlossen. Wir öffnen wieder am "
+        "Samstag, 26. Dezember um 09:00 Uhr.",
+    ),
+    # English in a German chat is understood, and answered in the chat's language.
+    (MONDAY_3PM, "de", "Are you open now?", "Wir haben jetzt geöffnet, bis 18:00 Uhr."),
+]
+
+
 @pytest.mark.django_db
-def test_questions_in_english():
+@pytest.mark.parametrize(("moment", "language", "text", "expected"), ANSWERS)
+def test_questions_in_english_spanish_and_german(moment, language, text, expected):
     hours = demo_hours()
-    with time_machine.travel(at(NEW_YORK, 2026, 12, 7, 15, 0), tick=False):  # a Monday
-        assert ask(hours, "Are you open on Christmas?") == (
-            "We're closed on Christmas Day (Friday, December 25). We open again on Saturday, "
-            "December 26 at 9:00 AM."
-        )
-        assert ask(hours, "are you open on christmas eve") == (
-            "On Christmas Eve (Thursday, December 24) we're open 9:00 AM to 3:00 PM."
-        )
-        assert ask(hours, "Are you open now?") == "We're open now, until 6:00 PM."
-        assert ask(hours, "How late are you open today?") == (
-            "Today, Monday, December 7, we're open 9:00 AM to 6:00 PM."
-        )
-        assert ask(hours, "what time do you open tomorrow?") == (
-            "Tomorrow, Tuesday, December 8, we're open 9:00 AM to 6:00 PM."
-        )
-        assert ask(hours, "are you open on sundays?") == (
-            "On Sunday, December 13 we're open 10:00 AM to 2:00 PM."
-        )
-        assert ask(hours, "What are your opening hours?") == (
-            "Our opening hours: Monday to Friday 9:00 AM to 6:00 PM; Saturday 9:00 AM to 5:00 PM;"
-            " Sunday 10:00 AM to 2:00 PM."
-        )
+    with time_machine.travel(moment, tick=False):
+        assert ask(hours, text, language) == expected
+
+
+@pytest.mark.django_db
+def test_the_holiday_hours_list_the_special_days_to_come():
+    hours = demo_hours()
+    with time_machine.travel(MONDAY_3PM, tick=False):
         assert ask(hours, "Do you have special holiday hours?").startswith(
             "Our special hours coming up: Christmas Eve (Thursday, December 24): 9:00 AM to "
             "3:00 PM; closed on Christmas Day (Friday, December 25); "
         )
-        assert ask(hours, "Are you open this weekend?") == (
-            "On Saturday, December 12 we're open 9:00 AM to 5:00 PM. On Sunday, December 13 "
-            "we're open 10:00 AM to 2:00 PM."
-        )
-        assert ask(hours, "When are you open?").startswith("Our opening hours: Monday to Friday")
-        # A public holiday without a rule: open as usual, and said so.
-        assert ask(hours, "Is the store open on Memorial Day?") == (
-            "On Memorial Day (Monday, May 31) we're open as usual, 9:00 AM to 6:00 PM."
-        )
-    with time_machine.travel(at(NEW_YORK, 2026, 12, 5, 18, 30), tick=False):  # Saturday evening
-        assert ask(hours, "what time do you open?") == (
-            "We're closed now. We open again tomorrow at 10:00 AM."
-        )
-    with time_machine.travel(at(NEW_YORK, 2026, 11, 20, 12, 0), tick=False):
-        assert ask(hours, "open on thanksgiving?") == (
-            "We're closed on Thanksgiving (Thursday, November 26). We open again on Friday, "
-            "November 27 at 9:00 AM."
-        )
-    with time_machine.travel(at(NEW_YORK, 2027, 3, 24, 12, 0), tick=False):  # Easter: a Sunday
-        assert ask(hours, "Are you open on Sunday?") == (
-            "We're closed on Easter Sunday (Sunday, March 28). We open again on Monday, March 29 "
-            "at 9:00 AM. Our usual hours on Sunday are 10:00 AM to 2:00 PM."
-        )
-
-
-@pytest.mark.django_db
-def test_questions_in_spanish_and_german():
-    hours = demo_hours()
-    with time_machine.travel(at(NEW_YORK, 2026, 12, 7, 15, 0), tick=False):
-        assert ask(hours, "¿Abren en Navidad?", "es") == (
-            "Estamos cerrados el día de Navidad (viernes, 25 de diciembre). Volvemos a abrir el "
-            "sábado, 26 de diciembre a las 09:00."
-        )
-        assert ask(hours, "¿Están abiertos en Nochebuena?", "es") == (
-            "El día de Nochebuena (jueves, 24 de diciembre) abrimos de 09:00 a 15:00."
-        )
-        assert ask(hours, "¿A qué hora cierran hoy?", "es") == (
-            "Hoy, lunes, 7 de diciembre, abrimos de 09:00 a 18:00."
-        )
-        assert ask(hours, "¿Abren el domingo por la mañana?", "es") == (
-            "El domingo, 13 de diciembre abrimos de 10:00 a 14:00."
-        )
-        assert ask(hours, "¿Cuál es su horario?", "es") == (
-            "Nuestro horario: de lunes a viernes de 09:00 a 18:00; sábado de 09:00 a 17:00; "
-            "domingo de 10:00 a 14:00."
-        )
-        assert ask(hours, "Habt ihr Heiligabend offen?", "de") == (
-            "Am Heiligabend (Donnerstag, 24. Dezember) haben wir von 09:00 bis 15:00 Uhr geöffnet."
-        )
-        assert ask(hours, "Habt ihr morgen auf?", "de") == (
-            "Morgen, am Dienstag, 8. Dezember, haben wir von 09:00 bis 18:00 Uhr geöffnet."
-        )
-        assert ask(hours, "Wann schließt ihr heute?", "de") == (
-            "Heute, am Montag, 7. Dezember, haben wir von 09:00 bis 18:00 Uhr geöffnet."
-        )
-        assert ask(hours, "Habt ihr am 25.12. geöffnet?", "de") == (
-            "Am 1. Weihnachtstag (Freitag, 25. Dezember) haben wir geschlossen. Wir öffnen "
-            "wieder am Samstag, 26. Dezember um 09:00 Uhr."
-        )
-        # English in a German chat is understood, and answered in the chat's language.
-        assert ask(hours, "Are you open now?", "de") == ("Wir haben jetzt geöffnet, bis 18:00 Uhr.")
 
 
 @pytest.mark.parametrize(
@@ -422,14 +496,14 @@ def test_every_widget_language_recognises_a_holiday_question(language, text):
 )
 def test_questions_not_about_opening_times_stay_with_the_faq(language, text):
     hours = demo_hours()
-    with time_machine.travel(at(NEW_YORK, 2026, 12, 7, 15, 0), tick=False):
+    with time_machine.travel(MONDAY_3PM, tick=False):
         assert ask(hours, text, language) is None
 
 
 @pytest.mark.django_db
 def test_the_widget_status_line_and_the_hand_off_promise():
     schedule = demo_hours().schedule()
-    open_now = questions.status_line(schedule, at(NEW_YORK, 2026, 12, 7, 15, 0), "en")
+    open_now = questions.status_line(schedule, MONDAY_3PM, "en")
     assert open_now == {
         "open": True,
         "next_change": "2026-12-07T18:00:00-05:00",
@@ -444,9 +518,9 @@ def test_the_widget_status_line_and_the_hand_off_promise():
     assert questions.reply_promise(schedule, at(NEW_YORK, 2026, 12, 24, 16, 0), "en") == (
         "We're closed now; we'll reply after we open on Saturday, December 26 at 9:00 AM."
     )
-    assert questions.reply_promise(schedule, at(NEW_YORK, 2026, 12, 7, 15, 0), "en") is None
+    assert questions.reply_promise(schedule, MONDAY_3PM, "en") is None
     # What Claude gets as the hours' source: now, the week, the special days to come.
-    source = questions.source_text(schedule, at(NEW_YORK, 2026, 12, 7, 15, 0), "en")
+    source = questions.source_text(schedule, MONDAY_3PM, "en")
     assert source.startswith(
         "We're open now, until 6:00 PM. Our opening hours: Monday to Friday 9:00 AM to 6:00 PM;"
     )
