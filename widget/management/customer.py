@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.core.management.base import CommandError, CommandParser
 
-from faq.models import Shop
+from faq.management.shops import shop_or_error
 from widget.models import Conversation, ConversationQuerySet, address_kind
 
 
@@ -28,7 +28,6 @@ def conversations_of(address: str, shop_id: int | None) -> ConversationQuerySet:
         raise CommandError(str(exc)) from None
     conversations = Conversation.objects.all()
     if shop_id is not None:
-        if not Shop.objects.filter(pk=shop_id).exists():
-            raise CommandError(f"There is no shop with id {shop_id}.")
+        shop_or_error(shop_id)
         conversations = conversations.filter(shop_id=shop_id)
     return conversations.of_customer(address)

@@ -10,7 +10,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from faq.models import Shop
+from faq.management.shops import shop_or_error
 from faq.owners import owners_group
 
 
@@ -29,10 +29,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, shop_id: int, username: str, email: str, password: str, **options):
-        try:
-            shop = Shop.objects.get(pk=shop_id)
-        except Shop.DoesNotExist:
-            raise CommandError(f"There is no shop with id {shop_id}.") from None
+        shop = shop_or_error(shop_id)
         User = get_user_model()
         if password:
             # The same validators as the admin's password forms (AUTH_PASSWORD_VALIDATORS).

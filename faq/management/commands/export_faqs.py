@@ -3,10 +3,10 @@ published entries with schema.org JSON-LD, for the owner's own site)."""
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from faq import faqpage, importing
-from faq.models import Shop
+from faq.management.shops import shop_or_error
 from lib.output import write_output
 
 
@@ -21,10 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("-o", "--output", help="File to write (default: standard output)")
 
     def handle(self, *args, shop_id: int, format: str | None, output: str | None, **opts):
-        try:
-            shop = Shop.objects.get(pk=shop_id)
-        except Shop.DoesNotExist:
-            raise CommandError(f"There is no shop with id {shop_id}.") from None
+        shop = shop_or_error(shop_id)
         fmt = format or (self.guess_format(output) if output else None) or "csv"
         if fmt == "html":
             text = faqpage.export_html(shop.entries.all(), shop.name)

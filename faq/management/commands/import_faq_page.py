@@ -7,7 +7,7 @@ from collections import Counter
 from django.core.management.base import BaseCommand, CommandError
 
 from faq import webimport
-from faq.models import Shop
+from faq.management.shops import shop_or_error
 
 
 class Command(BaseCommand):
@@ -25,10 +25,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, shop_id: int, source: str, dry_run: bool, **options) -> None:
-        try:
-            shop = Shop.objects.get(pk=shop_id)
-        except Shop.DoesNotExist:
-            raise CommandError(f"There is no shop with id {shop_id}.") from None
+        shop = shop_or_error(shop_id)
         try:
             found = webimport.find_faqs(webimport.load(source))
         except webimport.PageImportError as exc:

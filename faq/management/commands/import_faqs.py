@@ -8,7 +8,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from faq import importing
-from faq.models import Shop
+from faq.management.shops import shop_or_error
 
 
 class Command(BaseCommand):
@@ -28,10 +28,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, shop_id: int, file: str, format: str | None, replace: bool, **opts):
-        try:
-            shop = Shop.objects.get(pk=shop_id)
-        except Shop.DoesNotExist:
-            raise CommandError(f"There is no shop with id {shop_id}.") from None
+        shop = shop_or_error(shop_id)
         fmt = format or importing.guess_format(file)
         if fmt is None:
             raise CommandError("Cannot tell the format from the file name; pass --format csv|json.")

@@ -3,10 +3,11 @@ EMBEDDING_MODEL."""
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from faq import indexing
-from faq.models import FAQEntry, Shop
+from faq.management.shops import shop_or_error
+from faq.models import FAQEntry
 
 
 class Command(BaseCommand):
@@ -22,8 +23,7 @@ class Command(BaseCommand):
     def handle(self, *args, all: bool, shop: int | None, **options) -> None:
         entries = FAQEntry.objects.all()
         if shop is not None:
-            if not Shop.objects.filter(pk=shop).exists():
-                raise CommandError(f"There is no shop with id {shop}.")
+            shop_or_error(shop)
             entries = entries.filter(shop_id=shop)
         total = entries.count()
         ids = (
