@@ -72,12 +72,9 @@ def set_path(name: str, shared: Path) -> Path:
 
 
 def load_minilm() -> tuple[Callable, Callable]:
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shopbot.settings")
-    os.environ.setdefault("DEBUG", "1")
-    import django
+    import devdb
 
-    django.setup()
+    devdb.setup_django()
     from faq import embedding
 
     return (lambda texts, kinds: embedding.embed(texts)), embedding.embed_questions

@@ -13,19 +13,11 @@ headings (2,000 took 9 s). Linear reading shows as a time that grows with the si
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shopbot.settings")
-os.environ.setdefault("DEBUG", "1")
+import devdb
 
-import django  # noqa: E402
-
-django.setup()
+devdb.setup_django()
 
 from faq import webimport  # noqa: E402
 
