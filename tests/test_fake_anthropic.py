@@ -382,7 +382,9 @@ async def test_stop_ends_stalls_promptly_and_leaves_no_threads():
         await asyncio.sleep(0.05)
         t0 = time.monotonic()
         await asyncio.to_thread(fake.stop)
-        assert time.monotonic() - t0 < 2.0
+        # Behaviour, not speed: stop() does not wait out the 60 s stall (half of it is the bound,
+        # so a busy machine cannot fail this).
+        assert time.monotonic() - t0 < 30.0
         with pytest.raises((anthropic.APIError, httpx2.TransportError)):
             await asyncio.wait_for(task, 5)
     finally:
