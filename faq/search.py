@@ -249,9 +249,14 @@ class _Scored:
         return threshold is not None and self.confidence.get(pk, -np.inf) >= threshold - margin
 
     def all_words_known(self) -> bool:
-        """Every word of the text is in the shop's FAQ (questions, phrasings, answers)."""
-        vocabulary = self.index.full_lexicon.vocabulary if self.index else {}
-        return bool(self.words) and all(word in vocabulary for word in self.words)
+        """Every word of the text is in the shop's FAQ (questions, phrasings, answers; a stemmed
+        shop's stems of one or two letters aside, and its long ones compared by their start:
+        `ShopIndex.unknown_words`), and there is one."""
+        if self.index is None or not self.words:
+            return False
+        return not self.index.unknown_words(self.words) and any(
+            self.index.knows(word) for word in self.words
+        )
 
 
 def _with_context(

@@ -234,6 +234,56 @@ def test_a_french_follow_up_agrees_with_the_question_two_turns_back():
 
 
 @pytest.mark.django_db
+def test_a_french_follow_up_with_ca_or_a_word_stemmed_otherwise_follows_up():
+    """dev_fr_fleuriste's conversations: "ca marche comment ?" after the loyalty card, "et pour
+    les depoussierer ?" after dried flowers. Each turn alone points nowhere near its topic; it
+    follows up only if every word is in the FAQ, and "ça" ("ca") is in no French stop list, and
+    Snowball stems the answer's folded "dépoussiérez" `depoussi`, the customer's "depoussierer"
+    `depoussier`. A stem of one or two letters does not count (search_index.SHORT_STEM) and long
+    stems are compared by their start: the topic is offered. An off-topic turn after a topic
+    still gets only what it gets alone."""
+    shop = shop_with(
+        [
+            *FLORIST_FAQ[:7],
+            (
+                "Avez-vous une carte de fidélité ?",
+                "Oui, une carte à tampons qui marche en boutique : un tampon par tranche de "
+                "20 € d'achat, et 15 € de réduction au dixième tampon.",
+            ),
+            (
+                "Avez-vous des fleurs séchées ou stabilisées ?",
+                "Oui, à partir de 25 €. Elles se conservent 1 à 3 ans à l'abri de l'humidité ; "
+                "dépoussiérez-les au sèche-cheveux, en air froid.",
+            ),
+            (
+                "Comment passer commande sur le site ?",
+                "Sur le site, 24 h/24 : choisissez un bouquet, la date, la livraison ou le "
+                "retrait en boutique ; le paiement se fait en ligne par carte bancaire.",
+            ),
+            ("Comment faire durer mon bouquet ?", "Recoupez les tiges et changez l'eau."),
+        ],
+        "fr",
+    )
+    index = e5_index(shop)
+    assert not index.unknown_words(["ca", "depoussier"])
+    assert index.unknown_words(["boulanger"]) == ["boulanger"]
+
+    def offered(text: str, context: list[str]) -> list[str]:
+        result = search(shop, text, context=context)
+        assert not result.confident
+        return [hit.entry.question for hit in result.suggestions]
+
+    card = "vous avez une carte de fidelite ?"
+    assert "Avez-vous une carte de fidélité ?" in offered("ca marche comment ?", [card])
+    dried = "Avez-vous des fleurs séchées ou stabilisées ?"
+    assert dried in offered("et pour les depoussierer ?", ["vous avez des fleurs sechees ?"])
+    alone = [
+        hit.entry.question for hit in search(shop, "y a une boulangerie pas loin ?").suggestions
+    ]
+    assert set(offered("y a une boulangerie pas loin ?", [card])) <= set(alone)
+
+
+@pytest.mark.django_db
 def test_a_french_shops_classifier_counts_its_e5_weight():
     """With multilingual-e5-small's vectors the shop's classifier adds E5_CLASSIFIER_WEIGHT of its
     output to the ranking, not MiniLM's CLASSIFIER_WEIGHT (dev_fr_fleuriste: recall@3 0.899 ->
