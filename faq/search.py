@@ -72,18 +72,22 @@ the shop's own texts, never from customer queries (faq/search_index.py):
   accepted (wrong_rate 0 -> 0.103 -> 0.044, one seed); without it 0 -> 0 -> 0.
 - Follow-ups: a turn that is not confident alone is searched again with the previous question;
   the blend may rank the previous topic first, but it is confident only when the turn alone
-  scores that entry within 0.25 of the bar, or every word of the turn is in the shop's FAQ.
+  scores that entry within 0.25 of the bar, or every word of the turn is in the shop's FAQ
+  (search_index.ShopIndex.unknown_words: a stemmed shop's stems of one or two letters aside, its
+  long ones compared by their start).
   With multilingual-e5-small's vectors a turn confident alone is also judged so when the search
   with the previous question ranks another entry first (FOLLOW_UP_AGREEMENT); when the search
   with the question before that one ranks another entry first, it gets "did you mean" from the
   blend with that earlier question (FOLLOW_UP_AGREEMENT_EARLIER).
 - "Did you mean": when not confident, up to three of the five best hits within 0.3 of the bar
   (0.32 for a question routed cross-lingually, which shares no word with the FAQ),
-  or within 0.4 when the entry's texts use a word of the question; none for off-topic text far
-  from every entry that shares no word with it (issue 29: the fallback and the contact route, not
-  unrelated entries). A turn searched with the previous question that does not follow up (a word
-  the FAQ never uses) is offered only entries it would be offered alone, so an off-topic turn
-  after a topic gets the reply it gets alone, never "did you mean <the previous topic>".
+  or within 0.4 when the entry's texts use a word of the question, and when any is offered, the
+  best-ranked hit first if its entry's texts use a word of the question (TOP_WORD_SUGGESTION);
+  none for off-topic text far from every entry that shares no word with it (issue 29: the
+  fallback and the contact route, not unrelated entries). A turn searched with the previous
+  question that does not follow up (a word the FAQ never uses) is offered only entries it would
+  be offered alone, so an off-topic turn after a topic gets the reply it gets alone, never "did
+  you mean <the previous topic>".
 Search reads the signature of the shop's published vectors with its nearest vectors, so a process
 notices another's edit and loads (or builds) the current index.
 """
@@ -222,19 +226,19 @@ def search(shop: Shop, text: str, limit: int = 5, context: list[str] | None = No
 def _suggestions(
     alone: _Scored, result: SearchResult, plausible: Callable[[Hit], bool]
 ) -> list[Hit]:
-    """ "Did you mean": of the best few hits, those plausibly related (`_related`), best first;
-    and when any is offered, the best-ranked hit first if its entry's texts use a word of the
-    question (TOP_WORD_SUGGESTION)."""
+    """The "did you mean" offers: of the best few hits, those plausibly related (`_related`),
+    best first; and when any is offered, the best-ranked hit first if its entry's texts use a
+    word of the question (TOP_WORD_SUGGESTION)."""
     offered = [
         hit
         for hit in result.hits[:SUGGESTION_POOL]
         if _related(alone, hit, result.threshold) and plausible(hit)
     ][:SUGGESTIONS]
+    if not TOP_WORD_SUGGESTION or not offered:  # offered ones are hits: there is a first
+        return offered
     top = result.hits[0]
     if (
-        TOP_WORD_SUGGESTION
-        and offered
-        and top.entry.pk not in {hit.entry.pk for hit in offered}
+        top.entry.pk not in {hit.entry.pk for hit in offered}
         and plausible(top)
         and alone.index is not None
         and alone.index.uses_word(top.entry.pk, alone.words)
