@@ -133,6 +133,16 @@ DISTINCTIVE_LENGTH = 4
 # alone says "Vendez-vous". On dev_fr_fleuriste direct 0.232 -> 0.263 and conversations' wrong
 # 0.055 -> 0.044 (docs/multilingual.md).
 STEMMED_DISTINCTIVE_LENGTH = 5
+# A stemmed shop's word of STEMMED_DISTINCTIVE_LENGTH + 1 letters or more is in the FAQ when a word
+# of the FAQ starts with the same that many letters (`ShopIndex.knows`, `uses_word`): Snowball
+# stems a word whose accents were folded away otherwise than the same word inflected otherwise
+# ("dépoussiérez-les" in an answer is `depoussi`, the customer's "depoussierer" `depoussier`). And
+# a stem of one or two letters that the stop words left ("ca" for "ça", "ok", "q" for "que") tells
+# nothing of a turn's topic: it never makes a turn an unknown one (`unknown_words`). On
+# dev_fr_fleuriste's conversations one-click 0.791 -> 0.813 ("ca marche comment ?" after the loyalty
+# card, "et pour les depoussierer ?" after dried flowers), dev_de_radladen's single questions 0.922
+# -> 0.941; no other figure of any set moved (docs/multilingual.md).
+SHORT_STEM = 2
 
 # PostgreSQL's text-search parser, one array element per occurrence of each lexeme, with the
 # shop's analysis (faq/languages.py's `analysis`: a configuration such as 'french', 'simple' for
@@ -293,6 +303,8 @@ class ShopIndex:
     analysis: str = "simple"
     # distinctive_entries' word prefixes -> entry columns, made on first use
     _prefix_entries: dict[str, set[int]] | None = field(default=None, repr=False, compare=False)
+    # knows' and uses_word's word prefixes (a stemmed shop's) -> entry columns, made on first use
+    _prefix_columns: dict[str, set[int]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def stemmed(self) -> bool:
@@ -324,7 +336,8 @@ class ShopIndex:
 
     def uses_word(self, entry_id: int, words: list[str]) -> bool:
         """Whether the entry's question, answer or phrasings use one of these words (of at
-        least DISTINCTIVE_LENGTH characters), as written."""
+        least DISTINCTIVE_LENGTH characters), as written; a stemmed shop's long words by their
+        first STEMMED_DISTINCTIVE_LENGTH + 1 letters as well (SHORT_STEM's comment)."""
         column = int(np.searchsorted(self.entry_ids, entry_id))
         if column >= len(self.entry_ids) or self.entry_ids[column] != entry_id:
             return False
@@ -335,7 +348,37 @@ class ShopIndex:
                 start, end = lexicon.weights.indptr[number], lexicon.weights.indptr[number + 1]
                 if column in lexicon.weights.indices[start:end]:
                     return True
+            if column in self._prefix_columns_of(word):
+                return True
         return False
+
+    def knows(self, word: str) -> bool:
+        """Whether the shop's FAQ (questions, phrasings, answers) uses the word; a stemmed
+        shop's long words by their first STEMMED_DISTINCTIVE_LENGTH + 1 letters as well."""
+        return word in self.full_lexicon.vocabulary or bool(self._prefix_columns_of(word))
+
+    def unknown_words(self, words: list[str]) -> list[str]:
+        """The words the shop's FAQ does not use (`knows`), but for a stemmed shop's stems of
+        SHORT_STEM letters or fewer, which tell nothing of a text's topic."""
+        short = SHORT_STEM if self.stemmed else 0
+        return [word for word in words if len(word) > short and not self.knows(word)]
+
+    def _prefix_columns_of(self, word: str) -> set[int]:
+        """The entry columns whose texts (questions, phrasings, answers) use a word starting with
+        the first STEMMED_DISTINCTIVE_LENGTH + 1 letters of `word`: none for a shop whose words
+        are not stems, or for a shorter word."""
+        length = STEMMED_DISTINCTIVE_LENGTH + 1
+        if not self.stemmed or len(word) < length:
+            return set()
+        if self._prefix_columns is None:
+            lexicon, prefixes = self.full_lexicon, {}
+            for known, number in lexicon.vocabulary.items():
+                if len(known) >= length:
+                    start, end = lexicon.weights.indptr[number], lexicon.weights.indptr[number + 1]
+                    columns = lexicon.weights.indices[start:end].tolist()
+                    prefixes.setdefault(known[:length], set()).update(columns)
+            self._prefix_columns = prefixes
+        return self._prefix_columns.get(word[:length], set())
 
     def to_bytes(self) -> bytes:
         """The index as an .npz file (plain arrays, no pickle), for the SearchIndex table."""

@@ -13,9 +13,10 @@ import pytest
 from channels.db import database_sync_to_async as db
 
 from faq import embedding, indexing, languages, search_index
+from faq import search as search_module
 from faq.management.commands.eval_retrieval import build_shop, load_dataset, simulate_learning
 from faq.models import FAQEntry, FAQVector, SearchIndex, Shop
-from faq.search import search
+from faq.search import Margins, search
 from tests.support import Chat, run_python
 from widget.chat.texts import answer_intro
 
@@ -231,6 +232,101 @@ def test_a_french_follow_up_agrees_with_the_question_two_turns_back():
         context=["vous livrez ou ?", "et ca coute combien la livraison ?"],
     )
     assert agreed.confident and agreed.best.entry.question == "Livrez-vous le dimanche ?"
+
+
+@pytest.mark.django_db
+def test_a_french_follow_up_with_ca_or_a_word_stemmed_otherwise_follows_up():
+    """dev_fr_fleuriste's conversations: "ca marche comment ?" after the loyalty card, "et pour
+    les depoussierer ?" after dried flowers. Each turn alone points nowhere near its topic; it
+    follows up only if every word is in the FAQ, and "ça" ("ca") is in no French stop list, and
+    Snowball stems the answer's folded "dépoussiérez" `depoussi`, the customer's "depoussierer"
+    `depoussier`. A stem of one or two letters does not count (search_index.SHORT_STEM) and long
+    stems are compared by their start: the topic is offered. An off-topic turn after a topic
+    still gets only what it gets alone."""
+    shop = shop_with(
+        [
+            *FLORIST_FAQ[:7],
+            (
+                "Avez-vous une carte de fidélité ?",
+                "Oui, une carte à tampons qui marche en boutique : un tampon par tranche de "
+                "20 € d'achat, et 15 € de réduction au dixième tampon.",
+            ),
+            (
+                "Avez-vous des fleurs séchées ou stabilisées ?",
+                "Oui, à partir de 25 €. Elles se conservent 1 à 3 ans à l'abri de l'humidité ; "
+                "dépoussiérez-les au sèche-cheveux, en air froid.",
+            ),
+            (
+                "Comment passer commande sur le site ?",
+                "Sur le site, 24 h/24 : choisissez un bouquet, la date, la livraison ou le "
+                "retrait en boutique ; le paiement se fait en ligne par carte bancaire.",
+            ),
+            ("Comment faire durer mon bouquet ?", "Recoupez les tiges et changez l'eau."),
+        ],
+        "fr",
+    )
+    index = e5_index(shop)
+    assert not index.unknown_words(["ca", "depoussier"])
+    assert index.unknown_words(["boulanger"]) == ["boulanger"]
+
+    def offered(text: str, context: list[str]) -> list[str]:
+        result = search(shop, text, context=context)
+        assert not result.confident
+        return [hit.entry.question for hit in result.suggestions]
+
+    card = "vous avez une carte de fidelite ?"
+    assert "Avez-vous une carte de fidélité ?" in offered("ca marche comment ?", [card])
+    dried = "Avez-vous des fleurs séchées ou stabilisées ?"
+    assert dried in offered("et pour les depoussierer ?", ["vous avez des fleurs sechees ?"])
+    alone = [
+        hit.entry.question for hit in search(shop, "y a une boulangerie pas loin ?").suggestions
+    ]
+    assert set(offered("y a une boulangerie pas loin ?", [card])) <= set(alone)
+
+
+@pytest.mark.django_db
+def test_did_you_mean_offers_the_best_ranked_entry_that_uses_a_word_of_the_question(monkeypatch):
+    """dev_fr_fleuriste: "les roses sont arrivees toutes abimees" ranks the complaints entry first
+    (its question says "abîmées"), but its dense score sat 0.404 below the shop's bar, past the
+    0.4 margin, and "did you mean" offered the Saint-Valentin and funeral entries instead. The
+    best-ranked hit is offered first when its texts use a word of the question and anything is
+    offered at all (search.TOP_WORD_SUGGESTION). A small shop's bar is lower, so narrower margins
+    stand here for the florist's 35 entries."""
+    complaints = "Que faire si mes fleurs arrivent abîmées ou fanent trop vite ?"
+    shop = shop_with(
+        [
+            *FLORIST_FAQ,
+            (
+                complaints,
+                "Nos fleurs coupées sont garanties fraîches 5 jours. Si votre bouquet arrive "
+                "abîmé, envoyez-nous une photo dans les 48 heures : nous le remplaçons.",
+            ),
+            (
+                "Que proposez-vous pour la Saint-Valentin ?",
+                "Le 14 février, des roses rouges à l'unité ou en botte, et des bouquets spéciaux.",
+            ),
+            (
+                "Faites-vous des fleurs pour les obsèques ?",
+                "Oui : gerbes, couronnes, coussins, avec un ruban imprimé à votre texte.",
+            ),
+        ],
+        "fr",
+    )
+    monkeypatch.setattr(search_module, "MARGINS", Margins(0.2, suggestion=0.3, suggestion_word=0.3))
+    text = "les roses sont arrivees toutes abimees"
+
+    def offered(rule: bool, question: str = text) -> list[str]:
+        monkeypatch.setattr(search_module, "TOP_WORD_SUGGESTION", rule)
+        result = search(shop, question)
+        assert not result.confident
+        return [hit.entry.question for hit in result.suggestions]
+
+    assert search(shop, text).best.entry.question == complaints
+    assert offered(False) and complaints not in offered(False)
+    assert offered(True)[0] == complaints
+    # Whether anything is offered does not change: off-topic text gets what it got.
+    for question in ("il va pleuvoir demain ?", "vous connaissez un bon garagiste ?"):
+        assert bool(offered(True, question)) == bool(offered(False, question))
 
 
 @pytest.mark.django_db
