@@ -41,7 +41,6 @@ import numpy as np
 from django.conf import settings
 from django.db import connection, models
 from django.db.models import Count, Sum
-from scipy import sparse
 
 from faq import embedding, languages
 from faq.models import FAQEntry, FAQVector, SearchIndex, Shop
@@ -171,6 +170,14 @@ def lexemes_sql(analysis: languages.Analysis, config: str, text: str, folded: st
     return template.format(config=config, text=text, folded=folded)
 
 
+def _sparse():
+    """scipy.sparse, imported on first use: 0.09 s of a process's start-up, and only the
+    processes that search or build an index need it (every process imports this module)."""
+    from scipy import sparse
+
+    return sparse
+
+
 class Lexicon:
     """BM25 over the shop's entries, each entry one document (its question and phrasings).
 
@@ -197,6 +204,7 @@ class Lexicon:
                 columns.append(number)
                 values.append(count * (BM25_K1 + 1) / (count + length_norm[number]))
         self.idf = np.log(1 + (self.size - containing + 0.5) / (containing + 0.5))
+        sparse = _sparse()
         saturation = sparse.csr_matrix(
             (values, (rows, columns)), shape=(len(self.vocabulary), self.size)
         )
@@ -223,7 +231,7 @@ class Lexicon:
         lexicon.vocabulary = {word: number for number, word in enumerate(words)}
         lexicon.idf = arrays[f"{prefix}_idf"]
         shape = tuple(int(n) for n in arrays[f"{prefix}_shape"])
-        lexicon.weights = sparse.csr_matrix(
+        lexicon.weights = _sparse().csr_matrix(
             (arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]),
             shape=shape,
         )
@@ -253,7 +261,7 @@ class Lexicon:
             known = {self.vocabulary[w] for w in words if w in self.vocabulary}
             rows += [number] * len(known)
             columns += known
-        incidence = sparse.csr_matrix(
+        incidence = _sparse().csr_matrix(
             (np.ones(len(rows)), (rows, columns)), shape=(len(texts), len(self.vocabulary))
         )
         return (incidence @ self.weights).toarray()

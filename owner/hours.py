@@ -15,7 +15,6 @@ import re
 import zoneinfo
 from datetime import date, time
 
-import holidays
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -44,11 +43,13 @@ def time_zone_choices() -> list[tuple[str, str]]:
 
 def country_choices() -> list[tuple[str, str]]:
     """The holiday calendar's countries by name ("United States (US)"), two-letter codes only."""
+    import holidays
+
     named = {
         code: re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name)  # UnitedStates -> United States
         for name, code, *_ in holidays.registry.COUNTRIES.values()
     }
-    countries = [c for c in holidays.list_supported_countries() if len(c) == 2]
+    countries = [c for c in sched.supported_countries() if len(c) == 2]
     countries.sort(key=lambda c: named.get(c, c))
     return [("", "No public holidays")] + [(c, f"{named.get(c, c)} ({c})") for c in countries]
 

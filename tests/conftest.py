@@ -7,6 +7,7 @@ copied into each test's fresh database.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import os
@@ -21,6 +22,7 @@ import time_machine
 from aiosmtpd.controller import Controller
 from django.conf import settings
 from django.db import connection
+from django.db.backends.postgresql.creation import DatabaseCreation as PostgresCreation
 from django.db.backends.postgresql.operations import DatabaseOperations as PostgresOperations
 from pgvector import Vector
 from threadpoolctl import threadpool_limits
@@ -31,7 +33,7 @@ from faq.models import FAQEntry, Shop
 from harness.daphne_process import free_port
 from lib import ratelimit
 from tests.fake_anthropic import FakeAnthropic
-from tests.support import Inbox, make_demo_shop
+from tests.support import Inbox, admin_connection, make_demo_shop
 
 TESTS = Path(__file__).resolve().parent
 
@@ -92,6 +94,28 @@ def pytest_configure(config: pytest.Config) -> None:
             embedded_db.start(database["PGDATA"], database=database["NAME"])
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown without it
+def pytest_configure_node(node) -> None:
+    """xdist's hook in the controlling process, per worker: the name of the run's template
+    database (`django_db_setup` below), the test database's own name with "_template"."""
+    node.workerinput[TEMPLATE_KEY] = template_database_name()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The controlling process drops the run's template database once the workers are done."""
+    if getattr(config, "workerinput", None) is None and config.getoption("numprocesses", None):
+        with admin_connection() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{template_database_name()}"')
+
+
+TEMPLATE_KEY = "shopbot_template_database"
+
+
+def template_database_name() -> str:
+    test_name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    return f"{test_name or 'test_' + settings.DATABASES['default']['NAME']}_template"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under xdist the groups are handed out longest first: the browser tests, then the groups
     with a `slow` test, then the rest in file order, so no long module is left for the end while
@@ -133,6 +157,91 @@ def _sql_flush_by_delete(self, style, tables, *, reset_sequences=False, allow_ca
 KEPT_BY_FLUSH = frozenset({"django_content_type", "auth_permission"})
 _sql_flush_by_truncate = PostgresOperations.sql_flush
 PostgresOperations.sql_flush = _sql_flush_by_delete
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(_test_database_from_template, django_db_setup):
+    """pytest-django's, which under xdist copies this run's template database
+    (`_test_database_from_template`) instead of migrating a database of its own."""
+    yield
+
+
+@pytest.fixture(scope="session")
+def _test_database_from_template(request: pytest.FixtureRequest, django_db_blocker):
+    """Under xdist each worker would build its test database by running every migration (about
+    5 s of CPU on a quiet machine, more with both workers at it). Instead the first worker to
+    get here migrates the run's template database (the controlling process names it, and drops
+    it at the end), and every worker's `create_test_db` copies it, which PostgreSQL does file by
+    file (CREATE DATABASE ... TEMPLATE: about 0.3 s). A session-level advisory lock on the server
+    holds the second worker back until the template is there; meanwhile it embeds the demo FAQ
+    for both (`demo_texts_embedded`, which the first then reads from EMBEDDING_CACHE), so the two
+    start-up costs overlap instead of each worker paying both. The template's comment, the run's
+    id, tells a template of this run from one an interrupted run left behind. Without xdist
+    nothing changes."""
+    workerinput = getattr(request.config, "workerinput", None)
+    if not workerinput or TEMPLATE_KEY not in workerinput:
+        yield
+        return
+    template, run = workerinput[TEMPLATE_KEY], workerinput["testrunuid"]
+    with django_db_blocker.unblock(), admin_connection() as admin:
+        lock = ("SELECT pg_{}advisory_lock(hashtext(%s))", [template])
+        if not admin.execute(lock[0].format("try_"), lock[1]).fetchone()[0]:
+            request.getfixturevalue("demo_texts_embedded")
+            admin.execute(lock[0].format(""), lock[1])
+        comment = admin.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            [template],
+        ).fetchone()
+        if comment is None or comment[0] != run:
+            _migrate_template(template)
+            admin.execute(f"COMMENT ON DATABASE \"{template}\" IS '{run}'")
+        admin.execute("SELECT pg_advisory_unlock(hashtext(%s))", [template])
+    patch = pytest.MonkeyPatch()
+    patch.setattr(
+        PostgresCreation,
+        "create_test_db",
+        functools.partialmethod(_create_test_db_from_template, template=template),
+    )
+    yield
+    patch.undo()
+
+
+def _migrate_template(template: str) -> None:
+    """The template database made by Django's own `create_test_db` (every migration) under that
+    name; the connection's settings as they were before."""
+    creation = connection.creation
+    settings_dict, before = connection.settings_dict, dict(connection.settings_dict)
+    test_before = dict(settings_dict.setdefault("TEST", {}))
+    settings_dict["TEST"]["NAME"] = template
+    try:
+        creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+    finally:
+        connection.close()
+        settings_dict["TEST"] = test_before
+        settings.DATABASES[connection.alias]["NAME"] = settings_dict["NAME"] = before["NAME"]
+
+
+def _create_test_db_from_template(
+    self: PostgresCreation,
+    verbosity: int = 1,
+    autoclobber: bool = False,
+    serialize: bool = True,
+    keepdb: bool = False,
+    *,
+    template: str,
+) -> str:
+    """Django's `create_test_db` for an xdist worker: its test database a copy of `template`."""
+    name = self._get_test_db_name()
+    with admin_connection() as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    self.connection.close()
+    settings.DATABASES[self.connection.alias]["NAME"] = name
+    self.connection.settings_dict["NAME"] = name
+    if serialize:
+        self.connection._test_serialized_contents = self.serialize_db_to_string()
+    self.connection.ensure_connection()
+    return name
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -184,25 +293,39 @@ def model_key(model: str) -> str:
 def embed_cached(texts: list[str], kinds: list[str], model: str) -> np.ndarray:
     """`embedding.embed(texts, kinds, model)`, with each (model, kind, text)'s vector read from
     EMBEDDING_CACHE when an earlier run stored it; the others embedded by the real model now and
-    stored. For fixtures of fixed texts only: a test of the embedding path embeds for real."""
+    stored. For fixtures of fixed texts only: a test of the embedding path embeds for real. A
+    lock file per key makes a second xdist worker wait for the vectors the first is embedding
+    (the demo FAQ's: 11 s of CPU, 9 of them e5's) instead of embedding them too."""
     key = hashlib.sha256(model_key(model).encode())
     for kind, text in zip(kinds, texts, strict=True):
         key.update(f"\0{kind}\0{text}".encode())
     path = EMBEDDING_CACHE / f"{model}-{key.hexdigest()[:24]}.npy"
+    vectors = _stored_vectors(path, len(texts))
+    if vectors is not None:
+        return vectors
+    EMBEDDING_CACHE.mkdir(parents=True, exist_ok=True)
+    with path.with_suffix(".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        vectors = _stored_vectors(path, len(texts))
+        if vectors is not None:  # the other worker's, stored while this one waited
+            return vectors
+        vectors = embedding.embed(texts, kinds, model)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        with partial.open("wb") as out:
+            np.save(out, vectors)
+        os.replace(partial, path)  # whole or not at all
+    return vectors
+
+
+def _stored_vectors(path: Path, count: int) -> np.ndarray | None:
     if path.exists():
         try:
             vectors = np.load(path)
-            if vectors.shape == (len(texts), settings.EMBEDDING_DIMENSIONS):
+            if vectors.shape == (count, settings.EMBEDDING_DIMENSIONS):
                 return vectors
         except (OSError, ValueError):  # cut short by a killed run: embedded again
             pass
-    vectors = embedding.embed(texts, kinds, model)
-    EMBEDDING_CACHE.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.tmp")
-    with partial.open("wb") as out:
-        np.save(out, vectors)
-    os.replace(partial, path)  # whole or not at all, even with two xdist workers writing
-    return vectors
+    return None
 
 
 @pytest.fixture(scope="session")

@@ -58,6 +58,7 @@ def fresh_export(settings, tmp_path):
     embedding._onnx = saved
 
 
+@pytest.mark.slow  # torch loaded beside onnxruntime
 def test_questions_and_the_faqs_texts_get_sentence_transformers_vectors(settings):
     settings.EMBEDDING_RUNTIME = "onnx"
     model = embedding.get_model()

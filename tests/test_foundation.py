@@ -63,7 +63,10 @@ def test_vector_extension_answers_the_per_shop_scan_exactly():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_load_demo_embeds_every_entry_and_is_idempotent():
+def test_load_demo_embeds_every_entry_and_is_idempotent(demo_vectors_reused):
+    # The session's vectors of the demo texts, by the same real models (11 s of CPU a build
+    # saved); `make run` builds the demo embedding every text for real
+    # (tests/test_printed_commands.py).
     shop, created = load_demo_shop()
     assert created
     entries = shop.entries.count()

@@ -393,6 +393,7 @@ def test_an_english_shop_finds_its_entry_for_a_spanish_question():
     assert search(shop, "do u deliver").best.entry.question == "Do you deliver?"
 
 
+@pytest.mark.slow  # a learning curve: every step re-embeds and re-indexes the shop
 @pytest.mark.django_db
 def test_an_english_shop_asked_in_other_languages_is_no_less_safe_as_it_learns():
     """The learning curve of eval/dev_bakery_xling.json (one seed): customers' wordings in their

@@ -19,7 +19,6 @@ import zoneinfo
 from datetime import UTC, date, time, timedelta
 from typing import TYPE_CHECKING
 
-import holidays
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -218,7 +217,7 @@ class ShopHours(models.Model):
             errors["time_zone"] = error.messages
         self.holiday_country = self.holiday_country.strip().upper()
         self.holiday_subdivision = self.holiday_subdivision.strip().upper()
-        supported = holidays.list_supported_countries()
+        supported = sched.supported_countries()
         if self.holiday_country and self.holiday_country not in supported:
             errors["holiday_country"] = [
                 f"“{self.holiday_country}” is not a country the holiday calendar knows. Use a "
@@ -252,7 +251,7 @@ class ShopHours(models.Model):
     def holiday_choices(self) -> list[str]:
         """The holidays a rule may name: this year's and next year's in the shop's calendar
         (none while the country or region is not one the calendar knows: clean() says so)."""
-        supported = holidays.list_supported_countries()
+        supported = sched.supported_countries()
         if self.holiday_country not in supported or (
             self.holiday_subdivision
             and self.holiday_subdivision not in supported[self.holiday_country]

@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import holidays
-
 # Days a question or a status looks ahead for the next opening: a shop closed for longer than a
 # year has no "next opening" worth saying.
 HORIZON_DAYS = 400
@@ -135,6 +133,15 @@ class Status:
 
 
 # --- Holidays -----------------------------------------------------------------------------------
+# The `holidays` package is imported where it is used (0.05 s of every process's start-up, and
+# only the hours' paths need it).
+
+
+def supported_countries() -> dict[str, list[str]]:
+    """The holiday calendar's countries (codes), each with its subdivisions' codes."""
+    import holidays
+
+    return holidays.list_supported_countries()
 
 
 @functools.lru_cache(maxsize=256)
@@ -142,6 +149,8 @@ def calendar_language(country: str) -> str | None:
     """The language holiday names are kept in: American English wherever the library has it
     (the names HolidayRule stores and faq.hours.questions knows), else the country's own. Said
     explicitly: left unsaid, the library's choice depends on the process's locale."""
+    import holidays
+
     calendar = holidays.country_holidays(country)
     return "en_US" if "en_US" in calendar.supported_languages else calendar.default_language
 
@@ -154,6 +163,8 @@ def holiday_calendar(
     in `language`, one of the library's codes for the country)."""
     if not country:
         return {}
+    import holidays
+
     supported = holidays.country_holidays(country).supported_categories
     calendar = holidays.country_holidays(
         country,
@@ -170,6 +181,8 @@ def public_holidays(country: str, subdivision: str, year: int) -> dict[date, tup
     """The public holidays only (the shop's default applies to them)."""
     if not country:
         return {}
+    import holidays
+
     calendar = holidays.country_holidays(
         country, subdiv=subdivision or None, years=year, language=calendar_language(country)
     )
