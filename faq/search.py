@@ -73,8 +73,8 @@ the shop's own texts, never from customer queries (faq/search_index.py):
 - Follow-ups: a turn that is not confident alone is searched again with the previous question;
   the blend may rank the previous topic first, but it is confident only when the turn alone
   scores that entry within 0.25 of the bar, or every word of the turn is in the shop's FAQ
-  (search_index.ShopIndex.unknown_words: a stemmed shop's stems of one or two letters aside, its
-  long ones compared by their start).
+  (search_index.ShopIndex.unknown_words: a stemmed shop's stems of one or two letters and words
+  of when such as "demain" or "tomorrow" aside, its long ones compared by their start).
   With multilingual-e5-small's vectors a turn confident alone is also judged so when the search
   with the previous question ranks another entry first (FOLLOW_UP_AGREEMENT); when the search
   with the question before that one ranks another entry first, it gets "did you mean" from the
@@ -283,8 +283,8 @@ class _Scored:
 
     def all_words_known(self) -> bool:
         """Every word of the text is in the shop's FAQ (questions, phrasings, answers; a stemmed
-        shop's stems of one or two letters aside, and its long ones compared by their start:
-        `ShopIndex.unknown_words`), and there is one."""
+        shop's stems of one or two letters and words of when aside, and its long ones compared by
+        their start: `ShopIndex.unknown_words`), and there is one."""
         if self.index is None or not self.words:
             return False
         return not self.index.unknown_words(self.words) and any(

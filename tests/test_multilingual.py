@@ -285,6 +285,43 @@ def test_a_french_follow_up_with_ca_or_a_word_stemmed_otherwise_follows_up():
 
 
 @pytest.mark.django_db
+def test_a_french_follow_up_that_says_when_follows_up():
+    """dev_fr_fleuriste: "elle est prevue pour demain midi" after "je dois annuler une commande".
+    The FAQ never writes "demain" or "midi", so the turn counted as one with an unknown word and
+    was offered only what it is offered alone; words of when never count
+    (search_index.WHEN_WORDS), so the cancelling entry is offered. An off-topic turn with "demain"
+    still gets only what it gets alone."""
+    cancelling = "Puis-je annuler ou modifier ma commande ?"
+    shop = shop_with(
+        [
+            *FLORIST_FAQ,
+            (
+                cancelling,
+                "Oui, gratuitement jusqu'à 24 heures avant la livraison ou le retrait prévu : "
+                "appelez-nous ou répondez à l'e-mail de confirmation. Passé ce délai, nous "
+                "retenons 50 % du montant ; le jour même, la commande n'est plus remboursable.",
+            ),
+        ],
+        "fr",
+    )
+    index = e5_index(shop)
+    assert index.unknown_words(["demain", "mid", "prevu"]) == []
+    assert index.unknown_words(["demain", "met"]) == ["met"]
+    context = ["je dois annuler une commande"]
+    result = search(shop, "elle est prevue pour demain midi", context=context)
+    assert (
+        result.confident
+        and result.best.entry.question == cancelling
+        or cancelling in [hit.entry.question for hit in result.suggestions]
+    )
+    weather = "il va pleuvoir demain ?"
+    alone = {hit.entry.pk for hit in search(shop, weather).suggestions}
+    after = search(shop, weather, context=context)
+    assert not after.confident
+    assert {hit.entry.pk for hit in after.suggestions} <= alone
+
+
+@pytest.mark.django_db
 def test_did_you_mean_offers_the_best_ranked_entry_that_uses_a_word_of_the_question(monkeypatch):
     """dev_fr_fleuriste: "les roses sont arrivees toutes abimees" ranks the complaints entry first
     (its question says "abîmées"), but its dense score sat 0.404 below the shop's bar, past the
