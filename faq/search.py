@@ -89,7 +89,9 @@ the shop's own texts, never from customer queries (faq/search_index.py):
   be offered alone, so an off-topic turn after a topic gets the reply it gets alone, never "did
   you mean <the previous topic>".
 Search reads the signature of the shop's published vectors with its nearest vectors, so a process
-notices another's edit and loads (or builds) the current index.
+notices another's edit and loads (or builds) the current index; and the version of each candidate
+entry's row, so the hits' entries come from the process's cache when unchanged, with no statement
+of their own (`_entries`).
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ from faq.search_index import (
     shop_index,
     word_bonus,
 )
-from lib.internals import prepared_models, vector_cursor
+from lib.internals import loaded_copy, prepared_models, vector_cursor
 
 # Nearest vectors fetched per query. Entries outside them cannot reach the top anyway.
 CANDIDATES = 200
@@ -380,7 +382,7 @@ def _search(shop: Shop, text: str, limit: int, route: embedding.Route) -> _Score
     if not text:
         return _Scored(SearchResult(), route=route)
     query = embedding.embed_query(text, model)
-    rows, words = _nearest_vectors(shop, query, text, model)
+    rows, words, versions = _nearest_vectors(shop, query, text, model)
     if not rows:
         return _Scored(SearchResult(), words=words, route=route)
     signature = (rows[0][3], rows[0][4])  # (count, sum of ids) of the shop's published vectors
@@ -434,7 +436,7 @@ def _search(shop: Shop, text: str, limit: int, route: embedding.Route) -> _Score
         if answer is not None:
             order = np.r_[answer, order[order != answer]][:limit]
             confident = True
-    entries = _entries([int(candidates[i]) for i in order])
+    entries = _entries([int(candidates[i]) for i in order], versions)
     hits = [
         Hit(entries[int(candidates[i])], float(ranking[i]), float(confidence[i]))
         for i in order
@@ -516,12 +518,21 @@ _SHOP_VECTORS = """
       AND v.model_name = %(model)s
 """
 
+# The version of an entry's row as it is: a hash of the whole row's text (every column), so any
+# change of any field, by any writer (a save, a queryset update, an import), is a new version.
+ENTRY_VERSION_SQL = "hashtextextended({row}::text, 0)"
+
+# The similarity the rows of the candidates' entry versions carry: below any cosine similarity,
+# so they come last.
+_VERSION_ROW = -2.0
+
 
 def _nearest_vectors(
     shop: Shop, query: np.ndarray, text: str, model: str
-) -> tuple[list[tuple], list[str]]:
+) -> tuple[list[tuple], list[str], dict[int, int]]:
     """(entry_id, kind, similarity, count, id_sum) of the shop's nearest published vectors of
-    `model`, and the words of `text` (split as the shop's texts are: `languages.analysis`).
+    `model`, the words of `text` (split as the shop's texts are: `languages.analysis`), and the
+    version of each candidate entry's row (ENTRY_VERSION_SQL), by entry id.
 
     The scan is exact over the shop's own rows (a small shop has hundreds, a big one thousands;
     there is no vector index: an approximate whole-table one, filtered by shop, could miss
@@ -529,20 +540,31 @@ def _nearest_vectors(
     stale.
 
     The text's words come in the same round trip: a UNION ALL row of their own, first (its
-    similarity 2 is above any cosine similarity), so a shop without vectors still gets them.
+    similarity 2 is above any cosine similarity), so a shop without vectors still gets them; and
+    so do the candidates' versions, a row each, last, for `_entries`: the hits' entries need no
+    statement of their own while this process has them (issue 32).
     """
     analysis = languages.analysis(shop.language)
     words_sql = lexemes_sql(analysis, "%(config)s::regconfig", "%(text)s", "%(folded)s")
+    version_sql = ENTRY_VERSION_SQL.format(row="e")
     with vector_cursor() as cursor:
         cursor.execute(
             f"""
+            WITH shop_vectors AS MATERIALIZED ({_SHOP_VECTORS}),
+            nearest AS MATERIALIZED (
+                SELECT entry_id, kind, similarity, COUNT(*) OVER () AS vectors,
+                       SUM(id) OVER () AS id_sum
+                FROM shop_vectors
+                ORDER BY similarity DESC
+                LIMIT %(limit)s
+            )
             (SELECT NULL::bigint, NULL, 2.0::float8, NULL::bigint, NULL::numeric, {words_sql})
             UNION ALL
-            (WITH shop_vectors AS MATERIALIZED ({_SHOP_VECTORS})
-             SELECT entry_id, kind, similarity, COUNT(*) OVER (), SUM(id) OVER (), NULL::text[]
-             FROM shop_vectors
-             ORDER BY similarity DESC
-             LIMIT %(limit)s)
+            (SELECT entry_id, kind, similarity, vectors, id_sum, NULL::text[] FROM nearest)
+            UNION ALL
+            (SELECT e.id, NULL, {_VERSION_ROW}::float8, {version_sql}, NULL, NULL
+             FROM faq_faqentry e
+             WHERE e.shop_id = %(shop)s AND e.id IN (SELECT entry_id FROM nearest))
             ORDER BY 3 DESC
             """,
             {
@@ -557,11 +579,47 @@ def _nearest_vectors(
         )
         rows = cursor.fetchall()
     words = rows[0][5]
-    return [row[:5] for row in rows[1:]], words
+    end = len(rows)
+    while end > 1 and rows[end - 1][2] == _VERSION_ROW:
+        end -= 1
+    versions = {row[0]: row[3] for row in rows[end:]}
+    return [row[:5] for row in rows[1:end]], words, versions
 
 
-def _entries(ids: list[int]) -> dict[int, FAQEntry]:
-    """The entries of these ids, by id: what `FAQEntry.objects.in_bulk(ids)` gives, by one
-    prepared statement (lib/internals.py) instead of a query the ORM compiles at every search."""
-    entries = prepared_models(FAQEntry, '"faq_faqentry"."id" = ANY(%s::bigint[])', [ids])
-    return {entry.pk: entry for entry in entries}
+# The entries this process has read, by id, with the version they were read at: most searches
+# find their hits' entries here, unchanged (their versions came with the nearest vectors), and
+# send no statement for them. Bounded: emptied when it grows past ENTRY_CACHE_SIZE.
+ENTRY_CACHE_SIZE = 5000
+_entry_cache: dict[int, tuple[int, FAQEntry]] = {}
+
+
+def _entries(ids: list[int], versions: dict[int, int]) -> dict[int, FAQEntry]:
+    """The entries of these ids, by id: what `FAQEntry.objects.in_bulk(ids)` gives, each a new
+    instance. From this process's cache when it holds the version `versions` names (the search's
+    own statement read them), else by one prepared statement (lib/internals.py) for those
+    missing, which the cache then keeps with the version they were read at. An entry deleted
+    meanwhile is missing from the result."""
+    found, missing = {}, []
+    for pk in ids:
+        cached = _entry_cache.get(pk)
+        if cached is not None and cached[0] == versions.get(pk):
+            found[pk] = loaded_copy(cached[1])
+        else:
+            missing.append(pk)
+    if missing:
+        entries = prepared_models(
+            FAQEntry,
+            '"faq_faqentry"."id" = ANY(%s::bigint[])',
+            [missing],
+            {_VERSION: ENTRY_VERSION_SQL.format(row='"faq_faqentry"')},
+        )
+        if len(_entry_cache) + len(entries) > ENTRY_CACHE_SIZE:
+            _entry_cache.clear()
+        for entry in entries:
+            version = vars(entry).pop(_VERSION)
+            _entry_cache[entry.pk] = (version, entry)
+            found[entry.pk] = loaded_copy(entry)
+    return found
+
+
+_VERSION = "row_version"

@@ -16,6 +16,10 @@ relies on, and what happens when that is gone; the tests that would fail if it c
   test_ready_frame_starts_a_conversation and test_resume_replays_the_history_and_ignores_foreign_ids
   (`resumed`), tests/test_handoff.py
   test_talk_to_a_person_before_any_question_starts_the_conversation.
+- `loaded_copy` (Django's Model._state, a ModelState: a model instance is its fields' values
+  in its __dict__ and its state): faq/search.py's cache of the hits'
+  entries hands out copies of the instances it keeps: tests/test_search_index.py,
+  tests/test_pipeline_round_trips.py.
 - `forget_dead_pgserver_users` (pgserver's PostgresServer._lock and its .handle_pids.json list
   of the processes using a data folder): every test run without DATABASE_URL starts the embedded
   database through it (shopbot/embedded_db.py); no test kills a process to check the clean-up.
@@ -31,19 +35,23 @@ relies on, and what happens when that is gone; the tests that would fail if it c
   setting psycopg's private `Cursor._query`, as psycopg does for a statement sent as text:
   tests/test_retrieval.py and tests/test_pipeline_round_trips.py (which counts the queries it
   logs) guard them, and tests/test_faults.py and tests/browser/test_widget_browser.py (a
-  connection cut by a restart replaced at the next ask) the health check.
+  connection cut by a restart replaced at the next ask) the health check, which `_check_health`
+  runs (by Django's `close_if_health_check_failed`) only when the idle connection's socket is
+  readable, setting Django's `health_check_done` otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import select
 from collections.abc import Callable
 from pathlib import Path
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.models import Model
+from django.db.models.base import ModelState
 from pgvector.psycopg.vector import VectorBinaryDumper
 
 
@@ -75,6 +83,20 @@ def mark_saved(instance: Model, pk=None) -> Model:
     instance._state.adding = False
     instance._state.db = connection.alias
     return instance
+
+
+def loaded_copy(instance: Model) -> Model:
+    """A new instance with the field values of `instance` (one loaded from the database), as the
+    ORM would load the same row again, with a state of its own (no relation cached), copied
+    instead of built field by field (a quarter of `Model.from_db`'s time). The values themselves
+    are shared: for models whose fields hold immutable values. No pre_init/post_init signal is
+    sent (ShopBot has no receiver of them)."""
+    copy = object.__new__(type(instance))
+    copy.__dict__.update(instance.__dict__)
+    copy._state = ModelState()
+    copy._state.adding = False
+    copy._state.db = instance._state.db
+    return copy
 
 
 def forget_dead_pgserver_users(pgdata: Path) -> None:
@@ -118,19 +140,35 @@ class _PreparedCursor(ServerBindingCursor):
 
 
 def _bound_cursor(cursor_class: type[ServerBindingCursor], vectors: bool = False):
+    db = connections[DEFAULT_DB_ALIAS]  # this thread's connection, looked up once
     # As Django's own `connection.cursor()` does: with CONN_HEALTH_CHECKS, a connection the
     # database cut (a restart) fails its check and is replaced here, instead of failing the ask.
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    cursor = cursor_class(connection.connection)
+    _check_health(db)
+    db.ensure_connection()
+    cursor = cursor_class(db.connection)
     if vectors:
         # Imported here: numpy is only loaded by a process that searches (and then already is).
         import numpy as np
 
         cursor.adapters.register_dumper(np.ndarray, VectorBinaryDumper)
-    if connection.queries_logged:
-        return connection.make_debug_cursor(cursor)
-    return connection.make_cursor(cursor)
+    if db.queries_logged:
+        return db.make_debug_cursor(cursor)
+    return db.make_cursor(cursor)
+
+
+def _check_health(db) -> None:
+    """Django's health check of a kept connection (CONN_HEALTH_CHECKS,
+    `close_if_health_check_failed`: a `SELECT 1` round trip before the first query of every
+    request, and of every ask), only when the idle connection has something to read. A database
+    that cuts a connection (a restart, pg_terminate_backend) sends it a FATAL error and closes
+    it, and either makes its socket readable; a live idle connection in autocommit has nothing
+    to say, so the check costs no round trip (issue 32: one statement fewer per ask)."""
+    if db.connection is None or not db.health_check_enabled or db.health_check_done:
+        return
+    if select.select([db.connection.fileno()], [], [], 0)[0]:
+        db.close_if_health_check_failed()
+    else:
+        db.health_check_done = True
 
 
 def vector_cursor():

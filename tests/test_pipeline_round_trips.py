@@ -8,11 +8,13 @@ import time
 import uuid
 
 import pytest
-from django.db import connection
+from django.db import close_old_connections, connection
 from django.test.utils import CaptureQueriesContext
 
 from faq import search
 from faq.hours.models import WeeklyRange, shop_schedule
+from faq.models import FAQEntry
+from tests.support import admin_connection
 from widget.chat import pipeline
 from widget.models import Conversation, Message
 
@@ -34,13 +36,15 @@ def ask(conversation: Conversation, text: str, ask_id: str = "") -> tuple[pipeli
 
 @pytest.fixture
 def warm_shop(demo_shop, chat_without_claude):
-    """The demo shop with its search index and its hours cached, as on a live server."""
+    """The demo shop with its search index, the entries of its searches and its hours cached,
+    as on a live server."""
     search.search(demo_shop, "opening hours")
+    search.search(demo_shop, "Do you deliver to Princeton?")
     shop_schedule(demo_shop.pk)
     return demo_shop
 
 
-def test_an_ask_is_four_statements_in_autocommit_the_question_first(warm_shop, monkeypatch):
+def test_an_ask_is_three_statements_in_autocommit_the_question_first(warm_shop, monkeypatch):
     conversation = Conversation.objects.create(shop=warm_shop)
     commits = []
     commit = connection.commit
@@ -54,10 +58,11 @@ def test_an_ask_is_four_statements_in_autocommit_the_question_first(warm_shop, m
     first = statements[0]
     assert first.startswith('WITH question AS ( INSERT INTO "widget_message"')
     assert "faq_shophours" in first and "ORDER BY id DESC" in first
-    assert "shop_vectors" in statements[1]  # the words and the nearest vectors, one query
-    assert statements[2].startswith('SELECT "faq_faqentry"')  # the hits' entries
-    assert statements[3].startswith('INSERT INTO "widget_message"')  # the answer
-    assert len(statements) == 4 and not commits
+    # The words, the nearest vectors and their entries' versions, one query; the hits' entries,
+    # unchanged since this process read them, need none of their own.
+    assert "shop_vectors" in statements[1] and "hashtextextended" in statements[1]
+    assert statements[2].startswith('INSERT INTO "widget_message"')  # the answer
+    assert len(statements) == 3 and not commits
     assert prepared.answer.mode == Message.FAQ and prepared.answer.pk is not None
     stored = list(conversation.messages.order_by("id").values_list("role", "ask_id", "text"))
     assert stored == [
@@ -73,7 +78,8 @@ def test_an_ask_is_four_statements_in_autocommit_the_question_first(warm_shop, m
 
 
 def test_the_asks_statements_are_prepared_once_per_connection_the_vector_scan_never(warm_shop):
-    """PostgreSQL parses and plans the question's statement, the entries' SELECT and the answer's
+    """PostgreSQL parses and plans the question's statement, the entries' SELECT (when the hits'
+    entries changed, and at a process's first searches: here the fixture's) and the answer's
     INSERT once per connection (lib/internals.py, `prepared_cursor`); the nearest-vector query is
     planned at every search, for the shop's size."""
     conversation = Conversation.objects.create(shop=warm_shop)
@@ -99,7 +105,7 @@ def test_a_new_conversations_first_ask_stores_it_in_the_same_statement(warm_shop
         statements[0].startswith('WITH conversation AS (INSERT INTO "widget_conversation"')
         and 'INSERT INTO "widget_message"' in statements[0]
     )
-    assert len(statements) == 4
+    assert len(statements) == 3
     saved = Conversation.objects.get(pk=conversation.pk)
     assert saved.page_url == "https://shop.example/" and saved.started is not None
     assert prepared.question.conversation_id == conversation.pk
@@ -141,3 +147,56 @@ def test_an_hours_question_is_two_statements_while_the_hours_are_unchanged(warm_
     assert "Saturday 9:00 AM to 4:00 PM" in prepared.answer.text
     _, statements = ask(conversation, "What are your opening hours?")
     assert len(statements) == 2
+
+
+def test_an_entry_changed_by_any_writer_is_read_again_at_the_next_search(warm_shop):
+    """The hits' entries come from this process's cache only at the version the search's own
+    statement read: an edit that leaves `updated` alone (a queryset update) is seen at once."""
+    conversation = Conversation.objects.create(shop=warm_shop)
+    first, _ = ask(conversation, "Do you deliver to Princeton?")
+    entry = FAQEntry.objects.get(pk=first.answer.sources[0]["id"])
+    FAQEntry.objects.filter(pk=entry.pk).update(answer="Yes, by bicycle, to Princeton.")
+
+    prepared, statements = ask(conversation, "Do you deliver to Princeton?")
+
+    assert prepared.answer.text == "Yes, by bicycle, to Princeton."
+    assert statements[2].startswith('SELECT "faq_faqentry"')  # the changed entry, read again
+    assert len(statements) == 4
+    again, statements = ask(conversation, "Do you deliver to Princeton?")
+    assert again.answer.text == "Yes, by bicycle, to Princeton." and len(statements) == 3
+    hit = search.search(warm_shop, "Do you deliver to Princeton?").best.entry
+    assert hit is not search.search(warm_shop, "Do you deliver to Princeton?").best.entry
+    assert (hit.pk, hit.question, hit.updated) == (entry.pk, entry.question, entry.updated)
+
+
+def test_a_kept_connection_is_checked_by_a_round_trip_only_when_the_database_cut_it(
+    warm_shop, monkeypatch
+):
+    """CONN_HEALTH_CHECKS' `SELECT 1` before an ask's first statement runs only when the idle
+    connection's socket has something to read (lib/internals.py, `_check_health`): a connection
+    the database cut is replaced at the next ask, a live one costs no round trip."""
+    conversation = Conversation.objects.create(shop=warm_shop)
+    checks = []
+    is_usable = connection.is_usable
+    monkeypatch.setattr(connection, "is_usable", lambda: checks.append(1) or is_usable())
+    ask(conversation, "Do you deliver to Princeton?")
+    close_old_connections()  # as after every ask (pipeline.db_thread)
+    ask(conversation, "Do you deliver to Princeton?")
+    assert checks == []
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    close_old_connections()
+    with admin_connection() as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    for _ in range(100):  # until the backend is gone and its FATAL error sent
+        with admin_connection() as admin:
+            if not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchall():
+                break
+        time.sleep(0.05)
+    prepared, _ = ask(conversation, "Do you deliver to Princeton?")
+    assert checks == [1] and prepared.answer.pk is not None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        assert cursor.fetchone()[0] != pid

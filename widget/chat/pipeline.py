@@ -39,9 +39,11 @@ The answer pipeline: one customer question in, exactly one saved answer out.
 
 Everything touching the ORM or the embedding model runs in worker threads. Without Claude, steps
 1, 2, 4 and 5 run in one thread hop (`prepare`) and on one database connection: that path is the
-one that has to be fast (`manage.py bench_chat`, `bench/load_test.py`). It is four statements
-(tests/test_pipeline_round_trips.py counts them): the question's (step 1), the search's two, the
-answer's INSERT; an opening-hours question two, while the shop's hours are unchanged. Both writes
+one that has to be fast (`manage.py bench_chat`, `bench/load_test.py`). It is three statements
+(tests/test_pipeline_round_trips.py counts them): the question's (step 1), the search's (one more
+when a hit's entry changed since this process read it: faq/search.py, `_entries`), the answer's
+INSERT; an opening-hours question two, while the shop's hours are unchanged. No health check's
+`SELECT 1` before them while the kept connection is alive (lib/internals.py). Both writes
 are ordinary durable commits, each one statement in autocommit mode (no BEGIN/COMMIT pair): a
 customer's question is the owner's data, and a few milliseconds of fsync are nothing at chatting
 speed.
@@ -65,6 +67,7 @@ from django.db import close_old_connections, connection, models
 from django.db.models import Model
 from django.utils import timezone, translation
 from django.utils.translation import gettext
+from pgvector.django import VectorField
 
 from faq import languages, search
 from faq.hours import questions as hours_questions
@@ -292,15 +295,22 @@ _insert_sql: dict[type[Model], tuple[str, list]] = {}
 
 # Fields (of exactly these classes) whose value, when None or of these Python types, is what
 # their get_db_prep_save gives on PostgreSQL: sent as it is, without the field's conversions
-# (half an INSERT's Python time). Any other field, or value, goes through get_db_prep_save.
+# (half an INSERT's Python time). Text fields take any str (a TextChoices member is one, and
+# their conversion keeps it); the others the exact type. Date-times and vectors only when None
+# (never a date-time set by auto_now or auto_now_add). Integers are not sent as they are: their
+# conversion gives them their column's type (Int4, Int2), so a prepared INSERT's parameter types
+# never change with a value's size. Any other field, or value, goes through get_db_prep_save.
 _AS_IS: dict[type[models.Field], tuple[type, ...]] = {
     models.CharField: (str,),
     models.TextField: (str,),
     models.BooleanField: (bool,),
     models.FloatField: (float,),
+    models.DateTimeField: (),
     models.UUIDField: (uuid.UUID,),
     models.ForeignKey: (uuid.UUID,),
+    VectorField: (),
 }
+_TEXT_FIELDS = (models.CharField, models.TextField)
 
 
 def row_insert(instance: Model) -> tuple[str, list]:
@@ -312,14 +322,19 @@ def row_insert(instance: Model) -> tuple[str, list]:
         columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
         values = ", ".join(["%s"] * len(fields))
         table = connection.ops.quote_name(model._meta.db_table)
-        plain = [(f, f.attname, _AS_IS.get(type(f))) for f in fields]
+        plain = []
+        for f in fields:
+            as_is = _AS_IS.get(type(f))
+            if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+                as_is = None
+            plain.append((f, f.attname, as_is, type(f) in _TEXT_FIELDS))
         _insert_sql[model] = (f"INSERT INTO {table} ({columns}) VALUES ({values})", plain)
     sql, fields = _insert_sql[model]
     params = []
-    for column, attname, as_is in fields:
+    for column, attname, as_is, text in fields:
         if as_is is not None:
             value = getattr(instance, attname)
-            if value is None or type(value) in as_is:
+            if value is None or type(value) in as_is or (text and isinstance(value, str)):
                 params.append(value)
                 continue
         params.append(column.get_db_prep_save(column.pre_save(instance, True), connection))
