@@ -225,6 +225,25 @@ def test_an_exception_with_a_note_and_a_lunch_closing():
         )
 
 
+def test_a_kept_status_is_given_only_until_its_change():
+    """status() keeps its last answer on the Schedule: asked again before the change it is the
+    same, at the change and after it, or at an earlier moment, it is worked out again."""
+    week = sched.Schedule(NEW_YORK, {4: (sched.Range(time(9), time(18)),)})  # Fridays 9 to 6
+    closes = sched.Status(True, at(NEW_YORK, 2026, 12, 11, 18, 0))
+    opens_next = sched.Status(False, at(NEW_YORK, 2026, 12, 18, 9, 0))
+    assert sched.status(week, at(NEW_YORK, 2026, 12, 11, 10, 0)) == closes
+    assert sched.status(week, at(NEW_YORK, 2026, 12, 11, 17, 59)) == closes
+    assert sched.status(week, at(NEW_YORK, 2026, 12, 11, 18, 0)) == opens_next
+    assert sched.status(week, at(NEW_YORK, 2026, 12, 17, 23, 0)) == opens_next
+    earlier = sched.status(week, at(NEW_YORK, 2026, 12, 10, 12, 0))
+    assert earlier == sched.Status(False, at(NEW_YORK, 2026, 12, 11, 9, 0))
+    # Open around the clock: the change is at the horizon, and is worked out every time.
+    always = sched.Schedule(NEW_YORK, {day: (sched.Range(time(0), time(0)),) for day in range(7)})
+    first = sched.status(always, at(NEW_YORK, 2026, 12, 11, 10, 0))
+    later = sched.status(always, at(NEW_YORK, 2026, 12, 18, 10, 0))
+    assert later.next_change - first.next_change == timedelta(days=7)
+
+
 # --- Time counted in opening hours (the hand-off reminder, issue 31) -----------------------------
 
 # Monday to Friday 9 to 6, Saturday 10 to 2, closed on Sunday and on US public holidays.

@@ -282,7 +282,26 @@ def _intervals_from(schedule: Schedule, at: datetime) -> Iterator[tuple[datetime
 
 
 def status(schedule: Schedule, at: datetime) -> Status:
-    """Open at `at` or not, and the next change (in the shop's zone)."""
+    """Open at `at` or not, and the next change (in the shop's zone).
+
+    A status holds unchanged from the moment it was worked out until its next change, so the
+    last one is kept on the (immutable) Schedule and given again for any moment in between:
+    every chat's `ready` frame asks it twice, and a process keeps one Schedule per shop
+    (faq/hours/models.py), so most connections need not compute the fortnight's openings again.
+    Only a change well inside the horizon is kept (one near it could move as the horizon does)."""
+    kept = schedule.__dict__.get("_status")
+    if kept is not None and kept[0] <= at < kept[1].next_change:
+        return kept[1]
+    found = _status(schedule, at)
+    if found.next_change is not None and found.next_change - at < _KEEP_WITHIN:
+        object.__setattr__(schedule, "_status", (at, found))  # frozen: not a field
+    return found
+
+
+_KEEP_WITHIN = timedelta(days=HORIZON_DAYS - 60)
+
+
+def _status(schedule: Schedule, at: datetime) -> Status:
     for opens, closes in _intervals_from(schedule, at):
         if opens <= at:
             return Status(True, closes.astimezone(schedule.time_zone))
