@@ -446,6 +446,9 @@ JOBS_AT_COMMIT = envbool("JOBS_AT_COMMIT", "False")
 # dead: its job in hand is queued again by `jobs.retry_stalled` (every minute). Workers beat every
 # third of it (at most every 10 s).
 JOBS_STALLED_SECONDS = envfloat("JOBS_STALLED_SECONDS", "30")
+# Jobs arrive by LISTEN/NOTIFY when queued; a retry's pause ends with no notification, so a worker
+# also looks for due jobs every this many seconds (the tests make it short, not to sit out a poll).
+JOBS_POLL_SECONDS = envfloat("JOBS_POLL_SECONDS", "5")
 # Jobs are found by name in each app's tasks.py; the worker never deletes finished jobs itself.
 PROCRASTINATE_AUTODISCOVER_MODULE_NAME = "tasks"
 

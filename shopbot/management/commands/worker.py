@@ -5,7 +5,8 @@ retries, and the scheduled jobs (due retries and reminders every five minutes, t
 at night). `make run` starts one beside daphne (`manage.py serve`); production runs it as its own
 systemd unit (docs/production.md). Any number may run against one database.
 
-Jobs arrive by LISTEN/NOTIFY the moment their transaction commits (polled every 5 s as well).
+Jobs arrive by LISTEN/NOTIFY the moment their transaction commits; a retry whose pause is over is
+found by polling every JOBS_POLL_SECONDS (5 s).
 SIGTERM or Ctrl-C stops fetching and lets the job in hand finish; a second one aborts it.
 """
 
@@ -59,7 +60,7 @@ class Command(BaseCommand):
                 wait=not once,
                 concurrency=1,
                 listen_notify=True,
-                fetch_job_polling_interval=5.0,
+                fetch_job_polling_interval=settings.JOBS_POLL_SECONDS,
                 delete_jobs="successful",
                 shutdown_graceful_timeout=None,
                 # A worker without a heartbeat for this long is dead (lib/jobs.retry_stalled).
