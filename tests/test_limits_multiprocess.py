@@ -132,8 +132,10 @@ async def test_a_stuck_client_does_not_hold_up_the_others(servers, shop, shared_
     a, _ = servers
     key = shop.public_key
     # max_queue=1: once a frame is waiting unread the client stops reading the socket, so the
-    # server's pongs pile up in the kernel buffers and then in the server's own.
-    async with Client(a, key, max_queue=1) as stuck:
+    # server's pongs pile up in the kernel buffers and then in the server's own. Nor does it read
+    # the server's answer to its close: close_timeout bounds that wait (10 s by default) before
+    # the connection is dropped, as a stuck client's would be.
+    async with Client(a, key, max_queue=1, close_timeout=0.5) as stuck:
         for _ in range(200):
             await stuck.ws.send(
                 json.dumps([{"type": "ping", "padding": "x" * 1000}] * 10)
