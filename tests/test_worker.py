@@ -68,6 +68,8 @@ def queued(settings, django_db_blocker):
 def worker_process(log: Path, **env: str) -> Iterator[subprocess.Popen]:
     """`manage.py worker` on this run's database, ready; stopped (SIGTERM) on the way out."""
     environment = server_environment(JOBS_AT_COMMIT="False", LOG_LEVEL="WARNING", **env)
+    # A test may start a second worker on the same log: only this one's lines say it is ready.
+    start = log.stat().st_size if log.exists() else 0
     with open(log, "ab") as out:
         process = subprocess.Popen(
             [sys.executable, "manage.py", "worker"],
@@ -77,7 +79,9 @@ def worker_process(log: Path, **env: str) -> Iterator[subprocess.Popen]:
             stderr=subprocess.STDOUT,
         )
     try:
-        wait_for(lambda: b"Worker ready" in log.read_bytes() or process.poll() is not None, 180)
+        wait_for(
+            lambda: b"Worker ready" in log.read_bytes()[start:] or process.poll() is not None, 180
+        )
         assert process.poll() is None, log.read_text()
         yield process
     finally:
