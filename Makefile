@@ -16,11 +16,10 @@ run: $(STAMP)
 
 # Two pytest-xdist workers by default: each module whole on one worker and the browser tests
 # together (tests/conftest.py's groups); one migrated test database copied for each, the demo
-# FAQ embedded once for both. From a fresh clone on a quiet 2-core machine 356 s of pytest
-# against about 600 s in one process (before the copy and the shared embedding); on the shared
-# 2-core machine at a load average of 5.4, 650 s before them, and 585 s (load 5.6) and 688 s
-# (load 6.5) after, so no quiet figure yet. On a busy machine one process (PYTEST_WORKERS=0)
-# can be faster (each worker loads the models).
+# FAQ embedded once for both. From a fresh clone on a quiet 2-core machine 284 s of pytest for
+# 694 tests (316 s for 666 before the copy, the shared embedding and the shorter waits), against
+# about 600 s in one process. On a busy machine one process (PYTEST_WORKERS=0) can be faster
+# (each worker loads the models).
 PYTEST_WORKERS ?= 2
 
 test: model
