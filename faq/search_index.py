@@ -293,6 +293,19 @@ class Lexicon:
         )
         return (incidence @ self.weights).toarray()
 
+    def columns_of(self, number: int) -> np.ndarray:
+        """The entry columns whose texts use the word numbered `number` in `vocabulary`."""
+        return self.weights.indices[self.weights.indptr[number] : self.weights.indptr[number + 1]]
+
+    def prefix_columns(self, length: int, min_length: int = 0) -> dict[str, set[int]]:
+        """The entry columns whose texts use a word, by the word's first `length` characters
+        (words shorter than `min_length` left out)."""
+        prefixes: dict[str, set[int]] = {}
+        for word, number in self.vocabulary.items():
+            if len(word) >= min_length:
+                prefixes.setdefault(word[:length], set()).update(self.columns_of(number).tolist())
+        return prefixes
+
     def word_weight(self, word: str) -> float:
         """The word's inverse document frequency in this shop (0 for a word it never uses)."""
         number = self.vocabulary.get(word)
@@ -354,12 +367,7 @@ class ShopIndex:
         are no evidence."""
         length = STEMMED_DISTINCTIVE_LENGTH if self.stemmed else DISTINCTIVE_LENGTH
         if self._prefix_entries is None:
-            lexicon, prefixes = self.owner_lexicon, {}
-            for word, number in lexicon.vocabulary.items():
-                start, end = lexicon.weights.indptr[number], lexicon.weights.indptr[number + 1]
-                columns = lexicon.weights.indices[start:end]
-                prefixes.setdefault(word[: length + 1], set()).update(columns.tolist())
-            self._prefix_entries = prefixes
+            self._prefix_entries = self.owner_lexicon.prefix_columns(length + 1)
         found = set()
         for word in set(words):
             if len(word) < length:
@@ -379,10 +387,8 @@ class ShopIndex:
         lexicon = self.full_lexicon
         for word in set(words):
             number = lexicon.vocabulary.get(word) if len(word) >= DISTINCTIVE_LENGTH else None
-            if number is not None:
-                start, end = lexicon.weights.indptr[number], lexicon.weights.indptr[number + 1]
-                if column in lexicon.weights.indices[start:end]:
-                    return True
+            if number is not None and column in lexicon.columns_of(number):
+                return True
             if column in self._prefix_columns_of(word):
                 return True
         return False
@@ -412,13 +418,7 @@ class ShopIndex:
         if not self.stemmed or len(word) < length:
             return set()
         if self._prefix_columns is None:
-            lexicon, prefixes = self.full_lexicon, {}
-            for known, number in lexicon.vocabulary.items():
-                if len(known) >= length:
-                    start, end = lexicon.weights.indptr[number], lexicon.weights.indptr[number + 1]
-                    columns = lexicon.weights.indices[start:end].tolist()
-                    prefixes.setdefault(known[:length], set()).update(columns)
-            self._prefix_columns = prefixes
+            self._prefix_columns = self.full_lexicon.prefix_columns(length, min_length=length)
         return self._prefix_columns.get(word[:length], set())
 
     def to_bytes(self) -> bytes:
