@@ -184,10 +184,10 @@ def _test_database_from_template(request: pytest.FixtureRequest, django_db_block
         return
     template, run = workerinput[TEMPLATE_KEY], workerinput["testrunuid"]
     with django_db_blocker.unblock(), admin_connection() as admin:
-        lock = ("SELECT pg_{}advisory_lock(hashtext(%s))", [template])
-        if not admin.execute(lock[0].format("try_"), lock[1]).fetchone()[0]:
+        key = [template]
+        if not admin.execute("SELECT pg_try_advisory_lock(hashtext(%s))", key).fetchone()[0]:
             request.getfixturevalue("demo_texts_embedded")
-            admin.execute(lock[0].format(""), lock[1])
+            admin.execute("SELECT pg_advisory_lock(hashtext(%s))", key)
         comment = admin.execute(
             "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
             [template],
@@ -195,7 +195,7 @@ def _test_database_from_template(request: pytest.FixtureRequest, django_db_block
         if comment is None or comment[0] != run:
             _migrate_template(template)
             admin.execute(f"COMMENT ON DATABASE \"{template}\" IS '{run}'")
-        admin.execute("SELECT pg_advisory_unlock(hashtext(%s))", [template])
+        admin.execute("SELECT pg_advisory_unlock(hashtext(%s))", key)
     patch = pytest.MonkeyPatch()
     patch.setattr(
         PostgresCreation,
