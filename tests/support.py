@@ -1,9 +1,9 @@
 """
 Helpers the test modules share (fixtures stay in conftest.py): the chat client, the demo shop
-factory, a shop owner, an FAQ entry's texts embedded by given models, a conversation stored as
-the pipeline stores one and its messages' fields, this run's database as a DATABASE_URL for
-server processes, and taken down as a restart does it, one daphne server or a pair, a tiny
-website (`Site`), Redis, and a mailbox on a real SMTP server (aiosmtpd) on loopback.
+factory, a shop owner, a customer request, an FAQ entry's texts embedded by given models, a
+conversation stored as the pipeline stores one and its messages' fields, this run's database as a
+DATABASE_URL for server processes, and taken down as a restart does it, one daphne server or a
+pair, a tiny website (`Site`), Redis, and a mailbox on a real SMTP server (aiosmtpd) on loopback.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from faq.owners import owners_group
 from harness import daphne_process
 from harness.daphne_process import DaphneProcess, database_url
 from shopbot.asgi import application
-from widget.models import Conversation, Message
+from widget.models import Conversation, Handoff, Message
 
 # Embedding a query on a busy 2-core machine can take a while; this bounds a hang, not speed.
 ANSWER_TIMEOUT = 30
@@ -161,6 +161,14 @@ def stored_conversation(
     conversation.messages.update(created=when)
     conversation.refresh_from_db()
     return conversation
+
+
+def make_handoff(conversation: Conversation, **fields) -> Handoff:
+    """A customer's request for a person in `conversation`, as the widget's form leaves one, with
+    `fields` (email, phone, name, note...) and a client id of its own unless they give one."""
+    return Handoff.objects.create(
+        conversation=conversation, **{"client_id": uuid.uuid4().hex, **fields}
+    )
 
 
 def make_owner(shop: Shop, username: str | None = None, email: str = "") -> User:

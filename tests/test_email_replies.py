@@ -40,7 +40,14 @@ from django.utils import timezone
 from faq.hours.models import ShopHours
 from faq.models import Shop
 from harness.daphne_process import ROOT, environment, free_port
-from tests.support import Chat, make_owner, require_redis, server_database_url, wait_for
+from tests.support import (
+    Chat,
+    make_handoff,
+    make_owner,
+    require_redis,
+    server_database_url,
+    wait_for,
+)
 from widget import handoff_email
 from widget.inbound_email import reply_of
 from widget.models import Handoff, InboundEmail, Message
@@ -88,8 +95,7 @@ def pipe(raw: bytes | io.BytesIO, *args: str) -> int:
 
 def request(shop: Shop, **fields) -> Handoff:
     conversation = shop.conversations.create()
-    values = {"client_id": uuid.uuid4().hex, "email": "ann@example.com", "note": QUESTION}
-    return Handoff.objects.create(conversation=conversation, **{**values, **fields})
+    return make_handoff(conversation, **{"email": "ann@example.com", "note": QUESTION, **fields})
 
 
 async def leave(chat: Chat, **fields) -> dict:

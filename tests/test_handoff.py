@@ -20,7 +20,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from faq.models import Shop
-from tests.support import Chat, Inbox, chat_from, make_owner, stored_conversation, wait_for
+from tests.support import (
+    Chat,
+    Inbox,
+    chat_from,
+    make_handoff,
+    make_owner,
+    stored_conversation,
+    wait_for,
+)
 from widget import handoff_email
 from widget.models import Conversation, Handoff, Message
 
@@ -312,9 +320,7 @@ def test_the_reply_email_is_queued_a_down_mail_server_loses_nothing_and_the_owne
     client = Client()
     client.force_login(owner)
     conversation = stored_conversation(demo_shop, [("Can you fix my car?", {"mode": "fallback"})])
-    handoff = Handoff.objects.create(
-        conversation=conversation, client_id="h1", email="ann@example.com", note="Car brakes?"
-    )
+    handoff = make_handoff(conversation, email="ann@example.com", note="Car brakes?")
     url = reverse("admin:widget_handoff_change", args=[handoff.pk])
     text = "No, but Joe's Garage on Main St can."
     page = client.post(url, {"action": "reply", "text": text}, follow=True).content.decode()
@@ -353,16 +359,10 @@ def two_shops(db, demo_shop):
     bob = make_owner(other, "bob")
     conv_a = demo_shop.conversations.create()
     conv_b = other.conversations.create()
-    old = Handoff.objects.create(
-        conversation=conv_a, client_id="1", email="x@example.com", note="answered one"
-    )
+    old = make_handoff(conv_a, email="x@example.com", note="answered one")
     old.reply("done")
-    mine = Handoff.objects.create(
-        conversation=conv_a, client_id="2", email="y@example.com", note="open one"
-    )
-    theirs = Handoff.objects.create(
-        conversation=conv_b, client_id="1", email="z@example.com", note="thorn question"
-    )
+    mine = make_handoff(conv_a, email="y@example.com", note="open one")
+    theirs = make_handoff(conv_b, email="z@example.com", note="thorn question")
     return type("Shops", (), dict(alice=alice, bob=bob, mine=mine, theirs=theirs, old=old))
 
 
@@ -491,9 +491,7 @@ def test_the_owners_transcript_says_it_starts_mid_conversation_and_shows_what_wa
         mode="fallback",
         suggestions=[{"id": 1, "question": "Do you deliver?"}, {"id": 2, "question": "Refunds?"}],
     )
-    handoff = Handoff.objects.create(
-        conversation=conversation, client_id="c1", email="a@b.example", note="hi"
-    )
+    handoff = make_handoff(conversation, email="a@b.example", note="hi")
     text = handoff_email.transcript(handoff)
     assert text.startswith("(4 earlier messages not shown: the whole conversation is on")
     assert ": q3\n" not in text and ": q4\n" in text and ": q42\n" in text
@@ -508,9 +506,7 @@ def test_a_shop_name_ending_in_s_gets_no_possessive_in_the_owners_texts():
 
     shop = Shop.objects.create(name="Bikes", contact_email="team@bikes.example")
     conversation = Conversation.objects.create(shop=shop)
-    handoff = Handoff.objects.create(
-        conversation=conversation, client_id="c1", email="a@b.example", note="hi", name="Ann"
-    )
+    handoff = make_handoff(conversation, email="a@b.example", note="hi", name="Ann")
     body = handoff_email.owner_email(handoff, ["team@bikes.example"]).body
     rules = claude.system_prompt(shop)[0]["text"]
     for text in (body, rules):

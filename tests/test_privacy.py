@@ -28,7 +28,7 @@ from django.utils import timezone
 from faq import embedding
 from faq.models import FAQEntry, FAQVector, SearchIndex, Shop
 from lib import ratelimit
-from tests.support import Chat, make_demo_shop, make_owner, stored_conversation
+from tests.support import Chat, make_demo_shop, make_handoff, make_owner, stored_conversation
 from widget.models import Conversation, CustomerWording, Handoff, Message
 
 HOURS = "What are your opening hours?"
@@ -120,9 +120,8 @@ def world(db, demo_texts_embedded, django_capture_on_commit_callbacks):
     asked = {m.text: m for m in ann1.messages.filter(role="user")}
     click(ann1, asked["quokka opening times please"], hours)  # a new wording: only hers
     click(ann1, asked["what time do you open"], delivery)  # Bob says it too
-    ann_request = Handoff.objects.create(
-        conversation=ann1,
-        client_id="h1",
+    ann_request = make_handoff(
+        ann1,
         email="Ann.Q@Example.COM",
         name="Annabel Quokka",
         note="Please call about the wombat bouquet",
@@ -151,9 +150,7 @@ def world(db, demo_texts_embedded, django_capture_on_commit_callbacks):
         ("numbat delivery slots", Message.FALLBACK, ""),
         days_ago=2,
     )
-    Handoff.objects.create(
-        conversation=ann2, client_id="h2", phone="+44 20 7946 0018", note="numbat call back"
-    )
+    make_handoff(ann2, phone="+44 20 7946 0018", note="numbat call back")
     with django_capture_on_commit_callbacks(execute=True):
         accepted = click(ann2, ann2.messages.get(text="numbat delivery slots"), delivery)
         accepted.accept()
@@ -168,9 +165,7 @@ def world(db, demo_texts_embedded, django_capture_on_commit_callbacks):
     ann3 = conversation(shop, ("it's ann.q@example.com, did my order ship?", Message.FAQ, ""))
     # Ann in another shop.
     ann_elsewhere = conversation(other_shop, ("quokka pruning shears?", Message.FALLBACK, ""))
-    Handoff.objects.create(
-        conversation=ann_elsewhere, client_id="h3", email="ann.q@example.com", note="shears"
-    )
+    make_handoff(ann_elsewhere, email="ann.q@example.com", note="shears")
 
     # Bob: the same kinds of things, which must all stay.
     bob1 = conversation(
@@ -179,12 +174,8 @@ def world(db, demo_texts_embedded, django_capture_on_commit_callbacks):
         ("what time do you open", Message.FAQ, "up"),
     )
     click(bob1, bob1.messages.get(text="what time do you open"), delivery)
-    Handoff.objects.create(
-        conversation=bob1,
-        client_id="h1",
-        email="bob.capybara@example.com",
-        phone="+1 555 0100 200",
-        note="capybara bouquet",
+    make_handoff(
+        bob1, email="bob.capybara@example.com", phone="+1 555 0100 200", note="capybara bouquet"
     )
     # Bob wrote an address that contains Ann's: not hers.
     bob2 = conversation(shop, ("write to jo.ann.q@example.com.au please", Message.FAQ, ""))
@@ -333,7 +324,7 @@ def test_owner_forgets_a_customer_from_the_requests_admin_in_their_own_shops_onl
     alice = make_owner(world.shop, "alice")
     bob_owner = make_owner(world.other_shop, "bob")
     changelist = reverse("admin:widget_handoff_changelist")
-    ann_request = Handoff.objects.get(client_id="h1", conversation=world.ann[0])
+    ann_request = Handoff.objects.get(conversation=world.ann[0])
     form = {"action": "forget_customers", "_selected_action": [str(ann_request.pk)]}
 
     # Another shop's owner: the request is not theirs, nothing happens.
@@ -416,7 +407,7 @@ def test_purge_conversations_honours_a_shops_shorter_retention(world, settings):
     shop.retention_days = 10
     shop.save()
     old_here = conversation(shop, ("ten days is too long", Message.FAQ, ""), days_ago=15)
-    request = Handoff.objects.create(conversation=old_here, client_id="h", email="x@example.com")
+    request = make_handoff(old_here, email="x@example.com")
     old_there = conversation(other, ("fifteen days is fine", Message.FAQ, ""), days_ago=15)
     ancient = conversation(other, ("older than the site keeps", Message.FAQ, ""), days_ago=200)
     CustomerWording.objects.filter(entry=world.hours).update(

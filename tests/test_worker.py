@@ -39,6 +39,7 @@ from tests.support import (
     admin_browser,
     csrf_of,
     daphne_pair,
+    make_handoff,
     make_owner,
     server_environment,
     stored_conversation,
@@ -204,9 +205,7 @@ def worker_connections() -> int:
 def leave_request(shop, note: str) -> Handoff:
     conversation = stored_conversation(shop, [("Can you fix my car?", {"mode": "fallback"})])
     with transaction.atomic():
-        handoff = Handoff.objects.create(
-            conversation=conversation, client_id=note[:20], email="ann@example.com", note=note
-        )
+        handoff = make_handoff(conversation, email="ann@example.com", note=note)
         handoff_email.notify_owner_later(handoff.pk, "")
     return handoff
 
@@ -543,12 +542,8 @@ def test_a_worker_killed_mid_job_leaves_it_to_be_queued_again_and_another_worker
     smtp.start()
     env = mail_settings(port, EMAIL_TIMEOUT="120", JOBS_STALLED_SECONDS="3")
     conversation = stored_conversation(demo_shop, [("Can you fix my car?", {"mode": "fallback"})])
-    handoff = Handoff.objects.create(  # the owners were emailed: the reply is the only email
-        conversation=conversation,
-        client_id="h1",
-        email="ann@example.com",
-        note="Car?",
-        notified=timezone.now(),
+    handoff = make_handoff(  # the owners were emailed: the reply is the only email
+        conversation, email="ann@example.com", note="Car?", notified=timezone.now()
     )
     try:
         log = tmp_path / "worker.log"
@@ -578,9 +573,7 @@ def test_a_reply_whose_conversation_was_erased_before_its_email_is_not_sent_nor_
     demo_shop, queued, worker_in_process, inbox
 ):
     conversation = stored_conversation(demo_shop, [("Can you fix my car?", {"mode": "fallback"})])
-    handoff = Handoff.objects.create(
-        conversation=conversation, client_id="h1", email="ann@example.com", note="Car?"
-    )
+    handoff = make_handoff(conversation, email="ann@example.com", note="Car?")
     handoff_email.answer(handoff, "Joe's Garage can.")
     assert jobs.waiting("widget.email_customer").count() == 1
     Conversation.objects.filter(pk=conversation.pk).erase()  # the customer asked to be forgotten

@@ -19,7 +19,8 @@ from playwright.sync_api import expect
 
 from faq.models import FAQEntry
 from tests.browser.conftest import OWNER_PASSWORD, SCREENSHOTS, signed_in
-from widget.models import Conversation, Handoff, Message
+from tests.support import make_handoff
+from widget.models import Conversation, Message
 
 USED = "Do you sell second-hand vases?"
 USED_ANSWER = (
@@ -62,9 +63,8 @@ def owner_world(site, site_owner, django_db_blocker):
                 confident=False,
                 suggestions=offered,
             )
-        Handoff.objects.create(
-            conversation=conversation,
-            client_id="c1",
+        make_handoff(
+            conversation,
             email="ann@example.com",
             name="Ann",
             note="Could you do the flowers for our wedding on June 14th, about 80 guests?",

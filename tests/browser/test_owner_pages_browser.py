@@ -27,7 +27,7 @@ from tests.browser.conftest import (
     server_env,
     signed_in,
 )
-from tests.support import Inbox, server_database_url, stored_conversation
+from tests.support import Inbox, make_handoff, server_database_url, stored_conversation
 from widget.models import Handoff
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
@@ -151,9 +151,7 @@ def customer_request(site, django_db_blocker) -> Iterator[Handoff]:
         conversation = stored_conversation(
             site["shop"], [("Can you fix my car?", {"mode": "fallback"})]
         )
-        handoff = Handoff.objects.create(
-            conversation=conversation, client_id="r1", email="ann@example.com", note="Car?"
-        )
+        handoff = make_handoff(conversation, email="ann@example.com", note="Car?")
     yield handoff
     with django_db_blocker.unblock():
         conversation.delete()
