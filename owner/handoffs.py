@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -34,7 +33,7 @@ from django.utils.translation import gettext
 from faq.owners import ShopScopedAdmin
 from lib import jobs
 from owner import erasure
-from owner.views import page_context, transcript_turns
+from owner.views import conversation_page, page_context
 from widget import handoff_email
 from widget.models import Conversation, Handoff, InboundEmail, Message
 
@@ -147,19 +146,15 @@ def request_page(request: HttpRequest, model_admin, handoff: Handoff) -> HttpRes
                     % {"email": handoff.email},
                 )
             return HttpResponseRedirect(request.path)
-    last_message = handoff.conversation.messages.order_by("-id").values_list("id", flat=True)
     emails = reply_emails(handoff)
+    live_url = reverse("admin:widget_handoff_live", args=[handoff.pk])
     context = page_context(
         request,
         model_admin,
         f"Customer request: {handoff_email.one_line(handoff.note, 60)}",
         model_crumbs=True,
         handoff=handoff,
-        conversation=handoff.conversation,
-        turns=transcript_turns(handoff.conversation),
-        last_message=last_message.first() or 0,
-        live_url=reverse("admin:widget_handoff_live", args=[handoff.pk]),
-        idle_minutes=settings.HANDOFF_TAKEOVER_IDLE_MINUTES,
+        **conversation_page(handoff.conversation, live_url),
         form=form,
         notify_queued=handoff.notified is None and handoff_email.notify_queued(handoff.pk),
         reply_emails=emails,

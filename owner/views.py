@@ -136,26 +136,36 @@ def transcript_turns(conversation: Conversation) -> list[dict]:
     return turns
 
 
+def conversation_page(conversation: Conversation, live_url: str) -> dict:
+    """What a page about one conversation (owner/conversation_base.html: its transcript, a
+    customer request's page) needs of it: the conversation, its turns, and for the live panel
+    (owner/_live.html) the panel's `live_url`, the last message (where its polling starts) and
+    the take-over's idle minutes."""
+    last_message = conversation.messages.order_by("-id").values_list("id", flat=True).first()
+    return {
+        "conversation": conversation,
+        "turns": transcript_turns(conversation),
+        "live_url": live_url,
+        "last_message": last_message or 0,
+        "idle_minutes": settings.HANDOFF_TAKEOVER_IDLE_MINUTES,
+    }
+
+
 def transcript(request: HttpRequest, model_admin, conversation: Conversation) -> HttpResponse:
     """Every question with its answer: how it was answered, from which entries, and feedback."""
-    turns = transcript_turns(conversation)
     requests = list(conversation.handoffs.all())
-    last_message = conversation.messages.order_by("-id").values_list("id", flat=True).first()
     can_delete = model_admin.has_delete_permission(request, conversation)
+    # The live panel: take over any conversation, request or not.
+    live_url = reverse("admin:widget_conversation_live", args=[conversation.pk])
     context = _context(
         request,
         model_admin,
         title=f"Conversation of {conversation.started:%Y-%m-%d %H:%M}",
         model_crumbs=True,
-        conversation=conversation,
-        turns=turns,
+        **conversation_page(conversation, live_url),
         requests=requests,
         can_delete=can_delete,
         show_shop=request.user.is_superuser,
-        # The live panel (owner/_live.html): take over any conversation, request or not.
-        live_url=reverse("admin:widget_conversation_live", args=[conversation.pk]),
-        last_message=last_message or 0,
-        idle_minutes=settings.HANDOFF_TAKEOVER_IDLE_MINUTES,
     )
     return TemplateResponse(request, "owner/transcript.html", context)
 
