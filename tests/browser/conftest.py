@@ -25,7 +25,7 @@ from django.core.management import call_command
 from playwright.sync_api import Page, WebSocket, expect
 
 from faq.models import FAQEntry, Shop
-from harness.daphne_process import DaphneProcess, environment
+from harness.daphne_process import DaphneProcess, server_environment
 from tests.fake_anthropic import FakeAnthropic
 from tests.support import make_demo_shop, server_database_url
 from widget.models import Message
@@ -59,13 +59,12 @@ SHARED_APP_NAME = "shopbot-browser-shared-server"
 
 
 def server_env(**extra: str) -> dict[str, str]:
-    env = environment(
+    env = server_environment(
+        # One key for all: an owner signed in on one server is signed in on the others.
         SECRET_KEY="browser-tests-only-not-secret",
-        DEBUG="0",
         ALLOWED_HOSTS="127.0.0.1",
         EMBEDDING_WARM_ON_START="1",
         PYTHONUNBUFFERED="1",
-        LOG_LEVEL="WARNING",
     )
     # No REDIS_URL: each server keeps its rate limits and connection slots in memory, so a killed
     # server leaves no slots behind and no other process shares its counters.
