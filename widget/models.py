@@ -751,8 +751,6 @@ class Handoff(models.Model):
 
     objects = HandoffQuerySet.as_manager()
 
-    objects = HandoffQuerySet.as_manager()
-
     class Meta:
         ordering = ["-created"]
         verbose_name = "customer request"
