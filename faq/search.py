@@ -141,6 +141,10 @@ FOLLOW_UP_AGREEMENT = frozenset({embedding.E5})
 # online-order entry's). On dev_fr_fleuriste's conversations wrong 0.044 -> 0.022, one-click
 # 0.769 -> 0.791; nothing else moved (docs/multilingual.md).
 FOLLOW_UP_AGREEMENT_EARLIER = True
+# A terse turn's language is seldom sure ("c combien", "vcs entregam?"): one the detector is not
+# sure of is searched with the model the previous question and the turn read together are routed
+# to, so a French conversation with an English shop stays on e5 (docs/multilingual.md).
+FOLLOW_UP_ROUTE = True
 
 # "Did you mean": at most this many entries (Margins says how near the bar), from the best few
 # hits (an implausible third hit leaves its place to the fourth or fifth).
@@ -217,12 +221,21 @@ def search(shop: Shop, text: str, limit: int = 5, context: list[str] | None = No
     ("and on Sundays?") is answered in their light; a turn that stands on its own never borrows
     their confidence.
     """
-    route = embedding.question_route(text, shop.language)
+    route = _route(text, shop.language, context or [])
     alone = _search(shop, text, max(limit, FOLLOW_UP_LIMIT), route)
     result, plausible = _with_context(shop, text, limit, context or [], alone)
     if not result.confident:
         result.suggestions = _suggestions(alone, result, plausible)
     return result
+
+
+def _route(text: str, shop_language: str, context: list[str]) -> embedding.Route:
+    """The model a turn is searched with: its own language's (`embedding.question_route`), or,
+    when the detector is not sure of the turn's language and a question comes before it, the
+    language of that question and the turn read together (FOLLOW_UP_ROUTE)."""
+    if FOLLOW_UP_ROUTE and context and not languages.sure_language(text, languages.SURE):
+        return embedding.question_route(f"{context[-1]}\n{text}", shop_language)
+    return embedding.question_route(text, shop_language)
 
 
 def _suggestions(

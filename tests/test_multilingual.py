@@ -430,6 +430,30 @@ def test_an_english_shop_finds_its_entry_for_a_spanish_question():
     assert search(shop, "do u deliver").best.entry.question == "Do you deliver?"
 
 
+@pytest.mark.django_db
+def test_a_terse_turn_in_another_language_is_searched_as_its_conversation_is():
+    """eval/dev_bakery_xling.json: "vous livrez ?", then "ca coute combien". The detector is
+    not sure of three words' language, so the turn alone went to all-MiniLM-L6-v2 as English,
+    and so did the search with the previous question: the delivery fees were not offered. A turn
+    whose language is not sure is routed as the previous question and the turn read together
+    (search.FOLLOW_UP_ROUTE): French, so e5, cross-lingually. A turn sure of its own language
+    keeps its own route."""
+    data = load_dataset(str(ROOT / "eval" / "dev_bakery_xling.json"))
+    shop, ids = build_shop(data["faqs"], "en")
+    fees = next(pk for pk, faq_id in ids.items() if faq_id == "delivery-fees")
+    turn, context = "ca coute combien", ["vous livrez ?"]
+    assert embedding.question_model(turn, "en") == embedding.MINILM
+    result = search(shop, turn, context=context)
+    assert (result.confident and result.best.entry.pk == fees) or fees in [
+        hit.entry.pk for hit in result.suggestions
+    ]
+    assert search_module._route(turn, "en", context).model == embedding.E5
+    # Sure of its own language: its own route, whatever came before.
+    english = "and how much is the delivery fee?"
+    assert search_module._route(english, "en", context).model == embedding.MINILM
+    assert search_module._route(turn, "en", []).model == embedding.MINILM
+
+
 @pytest.mark.slow  # a learning curve: every step re-embeds and re-indexes the shop
 @pytest.mark.django_db
 def test_an_english_shop_asked_in_other_languages_is_no_less_safe_as_it_learns():
