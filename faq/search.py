@@ -247,9 +247,15 @@ def _route(text: str, shop_language: str, context: list[str]) -> embedding.Route
     return embedding.question_route(text, shop_language)
 
 
-def _suggestions(
-    alone: _Scored, result: SearchResult, plausible: Callable[[Hit], bool]
-) -> list[Hit]:
+# Whether a hit may be offered as "did you mean" (`first`: as the best-ranked hit offered first).
+Plausible = Callable[..., bool]
+
+
+def _anything(hit: Hit, first: bool = False) -> bool:
+    return True
+
+
+def _suggestions(alone: _Scored, result: SearchResult, plausible: Plausible) -> list[Hit]:
     """The "did you mean" offers: of the best few hits, those plausibly related (`_related`),
     best first; and when any is offered, the best-ranked hit first if its entry's texts use a
     word of the question (TOP_WORD_SUGGESTION)."""
@@ -263,7 +269,7 @@ def _suggestions(
     top = result.hits[0]
     if (
         top.entry.pk not in {hit.entry.pk for hit in offered}
-        and plausible(top)
+        and plausible(top, first=True)
         and alone.index is not None
         and alone.index.uses_word(top.entry.pk, alone.words)
     ):
@@ -318,7 +324,7 @@ class _Scored:
 
 def _with_context(
     shop: Shop, text: str, limit: int, context: list[str], alone: _Scored
-) -> tuple[SearchResult, Callable[[Hit], bool]]:
+) -> tuple[SearchResult, Plausible]:
     """Retrieval for `text`, helped by the latest earlier question if the text alone is not
     confident (or, with a model of FOLLOW_UP_AGREEMENT, if the search with that question ranks
     another entry first; or, with FOLLOW_UP_AGREEMENT_EARLIER, by the question before it, never
@@ -334,7 +340,7 @@ def _with_context(
     first = alone.result
     agreement = alone.route is not None and alone.route.model in FOLLOW_UP_AGREEMENT
     if not previous or not first.hits or (first.confident and not agreement):
-        return replace(first, hits=first.hits[:limit]), lambda hit: True
+        return replace(first, hits=first.hits[:limit]), _anything
     # With the turn's own model: the blend compares scores of one index.
     joined = _search(shop, f"{previous}\n{text}", max(limit, FOLLOW_UP_LIMIT), alone.route).result
     agrees = (
@@ -353,7 +359,7 @@ def _with_context(
             joined = earlier  # the blend below offers that earlier topic beside the turn's own
     if not joined.hits or (agrees and not disagrees_earlier):
         # A turn confident alone whose conversation points the same way (FOLLOW_UP_AGREEMENT).
-        return replace(first, hits=first.hits[:limit]), lambda hit: True
+        return replace(first, hits=first.hits[:limit]), _anything
 
     # An entry missing from one list scored at most that list's lowest score.
     def blend(attribute: str) -> dict[int, float]:
@@ -392,17 +398,8 @@ def _with_context(
         if _related(alone, hit, first.threshold)
     }
 
-    def plausible(hit: Hit) -> bool:
-        return (
-            follows_up
-            or hit.entry.pk in own
-            or (
-                FOLLOW_UP_TOP_WORD
-                and hit is merged[0]
-                and alone.index is not None
-                and alone.index.uses_word(hit.entry.pk, alone.words)
-            )
-        )
+    def plausible(hit: Hit, first: bool = False) -> bool:
+        return follows_up or hit.entry.pk in own or (first and FOLLOW_UP_TOP_WORD)
 
     return replace(first, hits=merged, confident=confident), plausible
 
