@@ -87,7 +87,10 @@ the shop's own texts, never from customer queries (faq/search_index.py):
   fallback and the contact route, not unrelated entries). A turn searched with the previous
   question that does not follow up (a word the FAQ never uses) is offered only entries it would
   be offered alone, so an off-topic turn after a topic gets the reply it gets alone, never "did
-  you mean <the previous topic>".
+  you mean <the previous topic>"; but when it is offered anything, the blend's best-ranked hit
+  comes first if its entry's texts use a word of the turn (FOLLOW_UP_TOP_WORD). A turn whose
+  language is not sure is routed as the previous question and the turn read together
+  (FOLLOW_UP_ROUTE: "c combien" after a French question to an English shop goes to e5).
 Search reads the signature of the shop's published vectors with its nearest vectors, so a process
 notices another's edit and loads (or builds) the current index; and the version of each candidate
 entry's row, so the hits' entries come from the process's cache when unchanged, with no statement
