@@ -87,7 +87,10 @@ the shop's own texts, never from customer queries (faq/search_index.py):
   fallback and the contact route, not unrelated entries). A turn searched with the previous
   question that does not follow up (a word the FAQ never uses) is offered only entries it would
   be offered alone, so an off-topic turn after a topic gets the reply it gets alone, never "did
-  you mean <the previous topic>".
+  you mean <the previous topic>"; but when it is offered anything, the blend's best-ranked hit
+  comes first if its entry's texts use a word of the turn (FOLLOW_UP_TOP_WORD). A turn whose
+  language is not sure is routed as the previous question and the turn read together
+  (FOLLOW_UP_ROUTE: "c combien" after a French question to an English shop goes to e5).
 Search reads the signature of the shop's published vectors with its nearest vectors, so a process
 notices another's edit and loads (or builds) the current index; and the version of each candidate
 entry's row, so the hits' entries come from the process's cache when unchanged, with no statement
@@ -141,6 +144,19 @@ FOLLOW_UP_AGREEMENT = frozenset({embedding.E5})
 # online-order entry's). On dev_fr_fleuriste's conversations wrong 0.044 -> 0.022, one-click
 # 0.769 -> 0.791; nothing else moved (docs/multilingual.md).
 FOLLOW_UP_AGREEMENT_EARLIER = True
+# A terse turn's language is seldom sure ("c combien", "vcs entregam?"): one the detector is not
+# sure of is searched with the model the previous question and the turn read together are routed
+# to, so a French conversation with an English shop stays on e5 (`_route`). dev_bakery_xling's
+# conversations one-click 0.643 -> 0.714; no other set's figure moved (docs/multilingual.md).
+FOLLOW_UP_ROUTE = True
+# A turn that does not follow up (a word the FAQ never uses) is offered only what it is offered
+# alone, but for the blend's best-ranked hit when that entry's texts use a word of the turn: it is
+# then offered first (TOP_WORD_SUGGESTION), as the turn alone's best-ranked hit is. "tiene algun
+# coste?" after "quiero cambiar mi cita del jueves" ("algun" is in no Spanish stop list): the
+# blend ranks the cancelling entry first, whose answer says "coste", 0.406 below the bar alone.
+# dev_es_peluqueria's conversations one-click 0.846 -> 0.923, dev_bakery's 0.894 -> 0.904; no
+# other figure moved (docs/multilingual.md, "The conversation's language and the blend's best").
+FOLLOW_UP_TOP_WORD = True
 
 # "Did you mean": at most this many entries (Margins says how near the bar), from the best few
 # hits (an implausible third hit leaves its place to the fourth or fifth).
@@ -217,7 +233,7 @@ def search(shop: Shop, text: str, limit: int = 5, context: list[str] | None = No
     ("and on Sundays?") is answered in their light; a turn that stands on its own never borrows
     their confidence.
     """
-    route = embedding.question_route(text, shop.language)
+    route = _route(text, shop.language, context or [])
     alone = _search(shop, text, max(limit, FOLLOW_UP_LIMIT), route)
     result, plausible = _with_context(shop, text, limit, context or [], alone)
     if not result.confident:
@@ -225,9 +241,24 @@ def search(shop: Shop, text: str, limit: int = 5, context: list[str] | None = No
     return result
 
 
-def _suggestions(
-    alone: _Scored, result: SearchResult, plausible: Callable[[Hit], bool]
-) -> list[Hit]:
+def _route(text: str, shop_language: str, context: list[str]) -> embedding.Route:
+    """The model a turn is searched with: its own language's (`embedding.question_route`), or,
+    when the detector is not sure of the turn's language and a question comes before it, the
+    language of that question and the turn read together (FOLLOW_UP_ROUTE)."""
+    if FOLLOW_UP_ROUTE and context and not languages.sure_language(text, languages.SURE):
+        return embedding.question_route(f"{context[-1]}\n{text}", shop_language)
+    return embedding.question_route(text, shop_language)
+
+
+# Whether a hit may be offered as "did you mean" (`first`: as the best-ranked hit offered first).
+Plausible = Callable[..., bool]
+
+
+def _anything(hit: Hit, first: bool = False) -> bool:
+    return True
+
+
+def _suggestions(alone: _Scored, result: SearchResult, plausible: Plausible) -> list[Hit]:
     """The "did you mean" offers: of the best few hits, those plausibly related (`_related`),
     best first; and when any is offered, the best-ranked hit first if its entry's texts use a
     word of the question (TOP_WORD_SUGGESTION)."""
@@ -241,7 +272,7 @@ def _suggestions(
     top = result.hits[0]
     if (
         top.entry.pk not in {hit.entry.pk for hit in offered}
-        and plausible(top)
+        and plausible(top, first=True)
         and alone.index is not None
         and alone.index.uses_word(top.entry.pk, alone.words)
     ):
@@ -296,7 +327,7 @@ class _Scored:
 
 def _with_context(
     shop: Shop, text: str, limit: int, context: list[str], alone: _Scored
-) -> tuple[SearchResult, Callable[[Hit], bool]]:
+) -> tuple[SearchResult, Plausible]:
     """Retrieval for `text`, helped by the latest earlier question if the text alone is not
     confident (or, with a model of FOLLOW_UP_AGREEMENT, if the search with that question ranks
     another entry first; or, with FOLLOW_UP_AGREEMENT_EARLIER, by the question before it, never
@@ -312,7 +343,7 @@ def _with_context(
     first = alone.result
     agreement = alone.route is not None and alone.route.model in FOLLOW_UP_AGREEMENT
     if not previous or not first.hits or (first.confident and not agreement):
-        return replace(first, hits=first.hits[:limit]), lambda hit: True
+        return replace(first, hits=first.hits[:limit]), _anything
     # With the turn's own model: the blend compares scores of one index.
     joined = _search(shop, f"{previous}\n{text}", max(limit, FOLLOW_UP_LIMIT), alone.route).result
     agrees = (
@@ -331,7 +362,7 @@ def _with_context(
             joined = earlier  # the blend below offers that earlier topic beside the turn's own
     if not joined.hits or (agrees and not disagrees_earlier):
         # A turn confident alone whose conversation points the same way (FOLLOW_UP_AGREEMENT).
-        return replace(first, hits=first.hits[:limit]), lambda hit: True
+        return replace(first, hits=first.hits[:limit]), _anything
 
     # An entry missing from one list scored at most that list's lowest score.
     def blend(attribute: str) -> dict[int, float]:
@@ -362,15 +393,16 @@ def _with_context(
 
     # A turn that does not follow up is offered only entries its own search would offer (its
     # plausible few, in the blend's order): never the earlier topic it does not point to ("do you
-    # have another location in columbus" after a delivery question; issue 29).
+    # have another location in columbus" after a delivery question; issue 29); but the blend's
+    # best-ranked hit when its entry's texts use a word of the turn (FOLLOW_UP_TOP_WORD).
     own = {
         hit.entry.pk
         for hit in first.hits[:limit][:SUGGESTION_POOL]
         if _related(alone, hit, first.threshold)
     }
 
-    def plausible(hit: Hit) -> bool:
-        return follows_up or hit.entry.pk in own
+    def plausible(hit: Hit, first: bool = False) -> bool:
+        return follows_up or hit.entry.pk in own or (first and FOLLOW_UP_TOP_WORD)
 
     return replace(first, hits=merged, confident=confident), plausible
 

@@ -430,6 +430,55 @@ def test_an_english_shop_finds_its_entry_for_a_spanish_question():
     assert search(shop, "do u deliver").best.entry.question == "Do you deliver?"
 
 
+@pytest.mark.django_db
+def test_a_terse_turn_in_another_language_is_searched_as_its_conversation_is():
+    """eval/dev_bakery_xling.json: "vous livrez ?", then "ca coute combien". The detector is
+    not sure of three words' language, so the turn alone went to all-MiniLM-L6-v2 as English,
+    and so did the search with the previous question: the delivery fees were not offered. A turn
+    whose language is not sure is routed as the previous question and the turn read together
+    (search.FOLLOW_UP_ROUTE): French, so e5, cross-lingually. A turn sure of its own language
+    keeps its own route."""
+    data = load_dataset(str(ROOT / "eval" / "dev_bakery_xling.json"))
+    shop, ids = build_shop(data["faqs"], "en")
+    fees = next(pk for pk, faq_id in ids.items() if faq_id == "delivery-fees")
+    turn, context = "ca coute combien", ["vous livrez ?"]
+    assert embedding.question_model(turn, "en") == embedding.MINILM
+    result = search(shop, turn, context=context)
+    assert (result.confident and result.best.entry.pk == fees) or fees in [
+        hit.entry.pk for hit in result.suggestions
+    ]
+    assert search_module._route(turn, "en", context).model == embedding.E5
+    # Sure of its own language: its own route, whatever came before.
+    english = "and how much is the delivery fee?"
+    assert search_module._route(english, "en", context).model == embedding.MINILM
+    assert search_module._route(turn, "en", []).model == embedding.MINILM
+
+
+@pytest.mark.django_db
+def test_a_follow_up_is_offered_the_blends_best_entry_when_it_uses_a_word_of_the_turn():
+    """eval/dev_es_peluqueria.json: "tiene algun coste?" after "quiero cambiar mi cita del
+    jueves". "algun" is in no Spanish stop list and the FAQ never writes it, so the turn does not
+    follow up and was offered only what it is offered alone (payment, prices, colour); the blend
+    ranks the cancelling entry first, whose answer says "coste". It is offered first
+    (search.FOLLOW_UP_TOP_WORD). An off-topic turn after the same question still gets only what
+    it gets alone."""
+    data = load_dataset(str(ROOT / "eval" / "dev_es_peluqueria.json"))
+    shop, ids = build_shop(data["faqs"], "es")
+    cancelling = next(pk for pk, faq_id in ids.items() if faq_id == "cancelar")
+    context = ["quiero cambiar mi cita del jueves"]
+    result = search(shop, "tiene algun coste?", context=context)
+    assert not result.confident
+    assert [hit.entry.pk for hit in result.suggestions][:1] == [cancelling]
+    assert cancelling not in [
+        hit.entry.pk for hit in search(shop, "tiene algun coste?").suggestions
+    ]
+    photographer = "conoces algun fotografo bueno?"
+    alone = {hit.entry.pk for hit in search(shop, photographer).suggestions}
+    after = search(shop, photographer, context=context)
+    assert not after.confident
+    assert {hit.entry.pk for hit in after.suggestions} <= alone
+
+
 @pytest.mark.slow  # a learning curve: every step re-embeds and re-indexes the shop
 @pytest.mark.django_db
 def test_an_english_shop_asked_in_other_languages_is_no_less_safe_as_it_learns():
