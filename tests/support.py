@@ -25,11 +25,13 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
+import numpy as np
 import psycopg
 import pytest
 import redis
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection
 from django.utils import timezone
@@ -149,6 +151,35 @@ def stored_vectors(vectors: dict[str, list[tuple]]) -> dict[str, list[tuple]]:
         }
         kept = _stored[id(vectors)] = (vectors, stored)
     return kept[1]
+
+
+_remembered: dict[tuple[str, str, str, str], np.ndarray] = {}
+
+
+@contextmanager
+def vectors_remembered() -> Iterator[None]:
+    """Within it, the model's vectors of FAQ texts (`embedding.embed` with kinds) are remembered
+    for the rest of the test session by model, runtime, kind and text, so each text is embedded
+    by the real model once however many tests build the same shop: for fixtures that build a
+    fixed FAQ for every test (a test's own body embeds for real). Customers' questions (no
+    kinds) always go to the model. Not for a test of the embedding."""
+    real = embedding.embed
+
+    def embed(texts, kinds=None, model=None):
+        model = model or embedding.default_model()
+        if kinds is None or not texts:
+            return real(texts, kinds, model)
+        name = (embedding.model_name(model), settings.EMBEDDING_RUNTIME)
+        keys = [(*name, kind, text) for kind, text in zip(kinds, texts, strict=True)]
+        missing = [i for i, key in enumerate(keys) if key not in _remembered]
+        if missing:
+            fresh = real([texts[i] for i in missing], [kinds[i] for i in missing], model)
+            _remembered.update((keys[i], vector) for i, vector in zip(missing, fresh, strict=True))
+        return np.array([_remembered[key] for key in keys], dtype=np.float32)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(embedding, "embed", embed)
+        yield
 
 
 def embedded_texts(entry: FAQEntry, models: Iterable[str]) -> list[tuple[str, str, str, list]]:
