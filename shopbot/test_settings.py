@@ -1,5 +1,5 @@
-"""Settings for the test suite: the real settings, with a throwaway secret key and quick password
-hashes.
+"""Settings for the test suite: the real settings, with a throwaway secret key, quick password
+hashes, and the test process's commits not waiting for the disk (below).
 
 Everything else (the database, the model, the channel layer) stays exactly as a host would run it.
 """
