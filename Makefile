@@ -19,7 +19,10 @@ run: $(STAMP)
 # FAQ embedded once for both. From a fresh clone on a quiet 2-core machine 284 s of pytest for
 # 694 tests (316 s for 666 before the copy, the shared embedding and the shorter waits), against
 # about 600 s in one process. On a busy machine one process (PYTEST_WORKERS=0) can be faster
-# (each worker loads the models).
+# (each worker loads the models). CPU, the figure a busy machine does not blur as much (user +
+# system of pytest and the processes it waits for, from a fresh clone on the shared machine):
+# 610 s before the commands' lighter start-up and the tests' remembered vectors (load average
+# 8-9), 488 s after (load 4.3-5.6; 492 s of pytest there).
 PYTEST_WORKERS ?= 2
 
 test: model

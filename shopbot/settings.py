@@ -90,7 +90,7 @@ PORT = envint("PORT", "8000")
 SITE_URL = os.getenv("SITE_URL", "").rstrip("/")
 
 INSTALLED_APPS = [
-    "daphne",
+    "shopbot.daphne_app.DaphneConfig",  # daphne's runserver; see its module
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

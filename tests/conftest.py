@@ -33,7 +33,7 @@ from faq.models import FAQEntry, Shop
 from harness.daphne_process import free_port
 from lib import ratelimit
 from tests.fake_anthropic import FakeAnthropic
-from tests.support import Inbox, admin_connection, make_demo_shop
+from tests.support import Inbox, admin_connection, make_demo_shop, stored_vectors
 
 TESTS = Path(__file__).resolve().parent
 
@@ -379,25 +379,11 @@ def shop_open():
         yield
 
 
-class StoredVector(Vector):
-    """A vector whose text form, what pgvector sends PostgreSQL for it, is written once: a demo
-    shop stores 538 vectors, and writing them out cost each build 0.11 s of its 0.18 s of CPU."""
-
-    def __init__(self, value) -> None:
-        super().__init__(value)
-        self._text = super().to_text()
-
-    def to_text(self) -> str:
-        return self._text
-
-
 @pytest.fixture(scope="session")
 def demo_vectors_stored(demo_texts_embedded) -> dict[str, list[tuple[str, str, str, Vector]]]:
-    """`demo_texts_embedded` with each vector a `StoredVector`, for building demo shops."""
-    return {
-        question: [(model, kind, text, StoredVector(vector)) for model, kind, text, vector in rows]
-        for question, rows in demo_texts_embedded.items()
-    }
+    """`demo_texts_embedded` with each vector a `StoredVector` (tests/support.py), for building
+    demo shops; `make_demo_shop` uses the same ones."""
+    return stored_vectors(demo_texts_embedded)
 
 
 @pytest.fixture

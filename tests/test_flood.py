@@ -7,7 +7,9 @@ throughout, every ask of it; the server's resident memory comes back to within 5
 sockets from the flooding address connect afterwards. How fast (a flooding socket closed within
 two seconds, the customer's median latency during the flood within 3x its normal one) is a speed
 target: bench/bench_flood.py prints those figures against it, a timed assertion here would fail
-on a busy machine. Bounded in time: a 5 s flood, 5 s of baseline, and timeouts on every wait."""
+on a busy machine. Bounded in time: a 5 s flood, 1 s of baseline asks after the warm-up (the
+baseline latency is bench_flood's figure, never asserted here: its 5 s cost this test 4 s of a
+core), and timeouts on every wait."""
 
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ def server(django_db_setup, django_db_blocker):
 def test_a_frame_flood_is_closed_fast_and_nobody_else_notices(server, demo_shop):
     result = asyncio.run(
         asyncio.wait_for(
-            flood.scenario(server.ws_url, demo_shop.public_key, server.process.pid, 5, 5), 120
+            flood.scenario(server.ws_url, demo_shop.public_key, server.process.pid, 5, 1), 120
         )
     )
     print(result)

@@ -123,12 +123,15 @@ def test_the_favicon_browsers_ask_for_is_the_chat_bubble(client):
     assert b"<svg" in b"".join(icon.streaming_content)
 
 
-def test_check_does_not_load_torch_or_start_a_database(tmp_path):
+def test_check_does_not_load_torch_or_twisted_or_start_a_database(tmp_path):
+    """A command starts without the model's torch or daphne's server (twisted: it is imported
+    where daphne serves), and `runserver` is still daphne's."""
     code = (
         "import sys, django; django.setup();"
-        "from django.core.management import call_command; call_command('check');"
+        "from django.core.management import call_command, get_commands; call_command('check');"
         "import faq.embedding, faq.search;"
-        "print('torch' in sys.modules, 'sentence_transformers' in sys.modules)"
+        "print(get_commands()['runserver'], 'twisted' in sys.modules,"
+        " 'torch' in sys.modules, 'sentence_transformers' in sys.modules)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -144,7 +147,7 @@ def test_check_does_not_load_torch_or_start_a_database(tmp_path):
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().endswith("False False")
+    assert result.stdout.strip().endswith("daphne False False False")
     assert not (tmp_path / "pgdata").exists()
 
 

@@ -17,7 +17,7 @@ from faq import search as search_module
 from faq.management.commands.eval_retrieval import build_shop, load_dataset, simulate_learning
 from faq.models import FAQEntry, FAQVector, SearchIndex, Shop
 from faq.search import Margins, search
-from tests.support import Chat, run_python
+from tests.support import Chat, run_python, vectors_remembered
 from widget.chat.texts import answer_intro
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,8 +66,9 @@ def auto(settings):
 
 def shop_with(faq: list[tuple[str, str]], language: str) -> Shop:
     shop = Shop.objects.create(name=f"Panadería {language}", language=language, use_claude=False)
-    entries = [FAQEntry.objects.create(shop=shop, question=q, answer=a) for q, a in faq]
-    indexing.refresh([entry.pk for entry in entries])
+    with vectors_remembered():  # a few fixed FAQs for every test: embedded once per session
+        entries = [FAQEntry.objects.create(shop=shop, question=q, answer=a) for q, a in faq]
+        indexing.refresh([entry.pk for entry in entries])
     return shop
 
 

@@ -9,7 +9,7 @@ from faq import search_index
 from faq.models import FAQEntry, FAQVector, split_sentences
 from faq.search import MARGINS, SUGGESTIONS, search
 from faq.search_index import Lexicon, build_index, fit_classifier, score_entries
-from tests.support import make_demo_shop
+from tests.support import make_demo_shop, vectors_remembered
 
 
 def top(shop, text):
@@ -329,7 +329,8 @@ def bakery(db):
     entries = FAQEntry.objects.bulk_create(
         FAQEntry(shop=shop, question=q, answer=a) for q, a in BAKERY_FAQ
     )
-    indexing.refresh([e.pk for e in entries])
+    with vectors_remembered():  # the same texts for every test: embedded once per session
+        indexing.refresh([e.pk for e in entries])
     assert FAQVector.objects.filter(entry__shop=shop, kind=FAQVector.QUESTION_SENTENCE).exists()
     return shop
 
