@@ -336,6 +336,11 @@ CHAT_THREADS = envint("CHAT_THREADS", "0")
 # Searches running at once per process (widget/chat/pipeline.py); 0 chooses: EMBEDDING_QUERY_BATCH
 # with batching on, half the cores with it off.
 SEARCH_SLOTS = envint("SEARCH_SLOTS", "0")
+# The chat's question and answer of each ask commit without waiting for PostgreSQL's WAL flush
+# (synchronous_commit off for those statements' own transactions only: widget/chat/pipeline.py).
+# A database crash may lose the chat's last fraction of a second, never an owner's edit. True:
+# every chat write waits for the disk, as before issue 32's fifth round.
+CHAT_DURABLE_COMMITS = envbool("CHAT_DURABLE_COMMITS", "False")
 # Load the model when the ASGI server starts, so the first customer does not wait for it.
 EMBEDDING_WARM_ON_START = envbool("EMBEDDING_WARM_ON_START", "True")
 # Shops whose search index (threshold, classifier, word statistics) a process keeps in memory;

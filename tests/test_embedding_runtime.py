@@ -98,6 +98,30 @@ def test_runs_of_embedding_batch_size_or_tokens_per_run_keep_the_order(settings,
     assert np.abs(embedding.embed(texts) - expected).max() < 1e-6
 
 
+def test_runs_split_a_batch_where_padding_would_cost_more_than_another_pass(settings):
+    # Longest first, as OnnxEncoder.encode sorts them. A follow-up searched with the question
+    # before it (twice the tokens) goes alone instead of doubling the short questions' work.
+    assert embedding.runs([20] + [10] * 13, 64) == [(0, 1), (1, 14)]
+    assert embedding.runs([9] * 32, 64) == [(0, 32)]  # one length: one pass
+    assert embedding.runs([11] + [10] * 5, 64) == [(0, 6)]  # padding 5 tokens beats a pass
+    assert embedding.runs([], 64) == []
+    # The limits still hold: EMBEDDING_BATCH_SIZE texts and TOKENS_PER_RUN padded tokens a pass
+    # (one text longer than that alone), and the passes cover every text once, in order.
+    lengths = sorted([256, 256, 256, 256, 256, 40, 39, 12, 11, 10, 9, 9, 8, 3, 1] * 5, reverse=True)
+    for size in (1, 2, 64):
+        slices = embedding.runs(lengths, size)
+        assert [i for start, end in slices for i in range(start, end)] == list(range(len(lengths)))
+        for start, end in slices:
+            assert end - start <= size
+            assert end - start == 1 or (end - start) * lengths[start] <= embedding.TOKENS_PER_RUN
+    # Mixed lengths in one batch: each text's vector is the one it gets alone.
+    settings.EMBEDDING_RUNTIME = "onnx"
+    batch = [*TEXTS[:3] * 5, f"{TEXTS[0]}\n{TEXTS[1]}", SHORT]
+    together = embedding.embed_questions(batch)
+    alone = np.stack([embedding.embed_one(text) for text in batch])
+    assert np.abs(together - alone).max() < 1e-6
+
+
 def test_no_exported_files_is_an_error_saying_what_to_run(fresh_export, settings):
     settings.EMBEDDING_RUNTIME = "onnx"
     with pytest.raises(ImproperlyConfigured, match="manage.py export_model"):

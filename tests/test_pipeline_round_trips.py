@@ -196,3 +196,54 @@ def test_a_kept_connection_is_checked_by_a_round_trip_only_when_the_database_cut
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         assert cursor.fetchone()[0] != pid
+
+
+@pytest.fixture
+def commit_settings_seen():
+    """The synchronous_commit each INSERT into widget_message ran under, oldest first, as a
+    trigger of the real database saw it (role, setting)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            CREATE TABLE commit_seen (id serial, role text, setting text);
+            CREATE FUNCTION record_commit_seen() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                INSERT INTO commit_seen (role, setting)
+                VALUES (NEW.role, current_setting('synchronous_commit'));
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER record_commit_seen AFTER INSERT ON widget_message
+                FOR EACH ROW EXECUTE FUNCTION record_commit_seen();
+            """
+        )
+
+    def seen() -> list[tuple[str, str]]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT role, setting FROM commit_seen ORDER BY id")
+            return cursor.fetchall()
+
+    yield seen
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DROP TRIGGER record_commit_seen ON widget_message; "
+            "DROP FUNCTION record_commit_seen(); DROP TABLE commit_seen"
+        )
+
+
+def test_the_chats_writes_commit_asynchronously_and_only_they(
+    warm_shop, commit_settings_seen, settings
+):
+    conversation = Conversation(shop=warm_shop)  # stored by its first ask's statement
+    prepared, statements = ask(conversation, "Do you deliver to Princeton?")
+    assert prepared.answer is not None and len(statements) == 3
+    # The question's statement and the answer's INSERT each ran with synchronous_commit off...
+    assert commit_settings_seen() == [(Message.USER, "off"), (Message.BOT, "off")]
+    # ...for their own transactions only: the connection's next statement (an owner's edit on
+    # it, or another client's behind a pooler) commits as configured.
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
+
+    settings.CHAT_DURABLE_COMMITS = True
+    ask(conversation, "Do you sell gift cards?")
+    assert commit_settings_seen()[2:] == [(Message.USER, "on"), (Message.BOT, "on")]

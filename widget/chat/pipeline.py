@@ -43,10 +43,10 @@ one that has to be fast (`manage.py bench_chat`, `bench/load_test.py`). It is th
 (tests/test_pipeline_round_trips.py counts them): the question's (step 1), the search's (one more
 when a hit's entry changed since this process read it: faq/search.py, `_entries`), the answer's
 INSERT; an opening-hours question two, while the shop's hours are unchanged. No health check's
-`SELECT 1` before them while the kept connection is alive (lib/internals.py). Both writes
-are ordinary durable commits, each one statement in autocommit mode (no BEGIN/COMMIT pair): a
-customer's question is the owner's data, and a few milliseconds of fsync are nothing at chatting
-speed.
+`SELECT 1` before them while the kept connection is alive (lib/internals.py). Both writes are
+one statement each in autocommit mode (no BEGIN/COMMIT pair), committed without waiting for the
+disk (`_ASYNCHRONOUS_COMMIT`: a database crash may lose the last fraction of a second of chat,
+never an owner's edit; CHAT_DURABLE_COMMITS waits, as before).
 """
 
 from __future__ import annotations
@@ -357,12 +357,28 @@ _START = """
     )
     SELECT 0, id, NULL::text, NULL::text, NULL::text FROM question
     UNION ALL
-    SELECT 1, (SELECT version FROM faq_shophours WHERE shop_id = %s), NULL, NULL, NULL
+    SELECT 1, (SELECT version FROM faq_shophours WHERE shop_id = %s), {commit}, NULL, NULL
     UNION ALL
     (SELECT 2, id, role, ask_id, text FROM widget_message WHERE conversation_id = %s
      ORDER BY id DESC LIMIT %s)
 """
 _NEW_CONVERSATION = "conversation AS ({conversation} ON CONFLICT (id) DO NOTHING), "
+
+# The chat's two writes an ask commit without waiting for the WAL to reach the disk: PostgreSQL's
+# synchronous_commit off for the statement's own transaction (`set_config(..., true)`, evaluated
+# inside the statement, so no round trip of its own, and gone at its commit: the connection's
+# next statement, and any pooler's next client, commits as configured). A database crash may then
+# lose the chat's last fraction of a second (up to three times wal_writer_delay, 600 ms by
+# default), never an owner's edit, and never an answer without its question (the WAL is replayed
+# in order). Measured in the load test: 0.8-0.9 ms less of PostgreSQL's CPU an ask, a quarter of
+# it (docs/performance.md). CHAT_DURABLE_COMMITS waits for the disk, as before.
+_ASYNCHRONOUS_COMMIT = "set_config('synchronous_commit', 'off', true)"
+
+
+def _commit_mode() -> str:
+    """What the chat's statements evaluate for their commit: `_ASYNCHRONOUS_COMMIT`, or with
+    CHAT_DURABLE_COMMITS a NULL that changes nothing."""
+    return "NULL" if settings.CHAT_DURABLE_COMMITS else _ASYNCHRONOUS_COMMIT
 
 
 @dataclass
@@ -395,7 +411,7 @@ def save_question(
         head = _NEW_CONVERSATION.format(conversation=head)
     with prepared_cursor() as cursor:
         cursor.execute(
-            _START.format(conversation=head, question=sql),
+            _START.format(conversation=head, question=sql, commit=_commit_mode()),
             [*head_params, *params, conversation.shop_id, conversation.pk, EARLIER_MESSAGES],
         )
         rows = cursor.fetchall()
@@ -442,7 +458,8 @@ def save_answer(
     sql, params = row_insert(answer)
     with prepared_cursor() as cursor:
         cursor.execute(
-            f"{sql} ON CONFLICT ON CONSTRAINT one_message_per_role_and_ask DO NOTHING RETURNING id",
+            f"{sql} ON CONFLICT ON CONSTRAINT one_message_per_role_and_ask DO NOTHING "
+            f"RETURNING id, {_commit_mode()}",
             params,
         )
         row = cursor.fetchone()
