@@ -233,6 +233,10 @@ def commit_settings_seen():
 def test_the_chats_writes_commit_asynchronously_and_only_they(
     warm_shop, commit_settings_seen, settings
 ):
+    # As a server's connection is configured (the test process's own connections commit
+    # without waiting: shopbot/test_settings.py); RESET at the end returns to that.
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit = on")
     conversation = Conversation(shop=warm_shop)  # stored by its first ask's statement
     prepared, statements = ask(conversation, "Do you deliver to Princeton?")
     assert prepared.answer is not None and len(statements) == 3
@@ -247,3 +251,5 @@ def test_the_chats_writes_commit_asynchronously_and_only_they(
     settings.CHAT_DURABLE_COMMITS = True
     ask(conversation, "Do you sell gift cards?")
     assert commit_settings_seen()[2:] == [(Message.USER, "on"), (Message.BOT, "on")]
+    with connection.cursor() as cursor:
+        cursor.execute("RESET synchronous_commit")
