@@ -376,9 +376,12 @@ _ASYNCHRONOUS_COMMIT = "set_config('synchronous_commit', 'off', true)"
 
 
 def _commit_mode() -> str:
-    """What the chat's statements evaluate for their commit: `_ASYNCHRONOUS_COMMIT`, or with
-    CHAT_DURABLE_COMMITS a NULL that changes nothing."""
-    return "NULL" if settings.CHAT_DURABLE_COMMITS else _ASYNCHRONOUS_COMMIT
+    """What the chat's statements evaluate for their commit: `_ASYNCHRONOUS_COMMIT`, or a NULL
+    that changes nothing with CHAT_DURABLE_COMMITS, or inside a transaction of a caller's
+    (`atomic()`), where the setting would hold for everything else that transaction writes."""
+    if settings.CHAT_DURABLE_COMMITS or connection.in_atomic_block:
+        return "NULL"
+    return _ASYNCHRONOUS_COMMIT
 
 
 @dataclass
