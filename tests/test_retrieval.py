@@ -428,6 +428,9 @@ def test_an_off_topic_turn_never_borrows_the_previous_topic(demo_shop, earlier, 
         ("Do you deliver to Princeton?", "do you have another location in columbus"),
         ("when do you open?", "do you sell pizza?"),
         ("when do you open?", "what's the weather like"),
+        # Offered something alone, with "your" (a word of nearly every entry in an English shop,
+        # whose words keep their stop words): never the earlier topic first (FOLLOW_UP_TOP_WORD).
+        ("Do you deliver to Princeton?", "are you hiring? i'd love to work at your shop"),
     ],
 )
 def test_an_off_topic_turn_after_a_topic_gets_the_reply_it_gets_alone(demo_shop, earlier, text):
