@@ -14,16 +14,18 @@ run: $(STAMP)
 	@$(BIN)/python -m shopbot.envfile .env
 	$(BIN)/python manage.py serve
 
-# Two pytest-xdist workers by default: each module whole on one worker and the browser tests
-# together (tests/conftest.py's groups); one migrated test database copied for each, the demo
-# FAQ embedded once for both. From a fresh clone on a quiet 2-core machine 284 s of pytest for
-# 694 tests (316 s for 666 before the copy, the shared embedding and the shorter waits), against
-# about 600 s in one process. On a busy machine one process (PYTEST_WORKERS=0) can be faster
-# (each worker loads the models). CPU, the figure a busy machine does not blur as much (user +
-# system of pytest and the processes it waits for, from a fresh clone on the shared machine):
-# 610 s before the commands' lighter start-up and the tests' remembered vectors (load average
-# 8-9), 488 s after (load 4.3-5.6; 492 s of pytest there).
-PYTEST_WORKERS ?= 2
+# Three pytest-xdist workers by default, on two cores: each module whole on one worker and the
+# browser tests together (tests/conftest.py's groups); one migrated test database copied for
+# each, the demo FAQ embedded once for all. Two workers left part of two cores idle (servers and
+# workers starting, a browser's waits, the sleeps some tests are about); a third fills some of
+# it for a little more CPU (its start-up). Runs alternated on the shared 2-core machine while
+# other sessions ran load tests (load average 2-8), from an empty var/test-embeddings, 699 tests:
+# 326, 363, 393 and 394 s of pytest with three workers against 355, 406, 451 and 528 s with two
+# (the two closest in load: 326 against 355); user + system CPU 353-364 s against 328-361 s,
+# and 45-53 s of the embedded PostgreSQL's either way. With two, quiet (load under 1): 275.6 s;
+# 284 s for 694 tests before, 316 s for 666 before the copy, about 600 s in one process. On a
+# busy machine one process (PYTEST_WORKERS=0) can be faster (each worker loads the models).
+PYTEST_WORKERS ?= 3
 
 test: model
 	$(BIN)/ruff check .

@@ -44,7 +44,7 @@ if settings.EMBEDDING_THREADS > 0:
 
 
 def xdist_group(nodeid: str) -> str:
-    """The group of a test under pytest-xdist (`make test` runs two workers): a group runs whole
+    """The group of a test under pytest-xdist (`make test` runs three workers): a group runs whole
     on one worker, so module- and package-scoped fixtures (servers, the browser) start once. Each
     module is a group of its own; the browser tests are one (one Chromium, one shared server); so
     are the modules using the tests' Redis database (REDIS_TEST_URL, which their tests flush)."""
@@ -119,7 +119,7 @@ def template_database_name() -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under xdist the groups are handed out longest first: the browser tests, then the groups
     with a `slow` test, then the rest in file order, so no long module is left for the end while
-    the other worker has nothing to do. Without xdist the order stays the usual one."""
+    the other workers have nothing to do. Without xdist the order stays the usual one."""
     if getattr(config, "workerinput", None) is None:
         return
     groups = {item: xdist_group(item.nodeid) for item in items}
@@ -169,13 +169,14 @@ def django_db_setup(_test_database_from_template, django_db_setup):
 @pytest.fixture(scope="session")
 def _test_database_from_template(request: pytest.FixtureRequest, django_db_blocker):
     """Under xdist each worker would build its test database by running every migration (about
-    5 s of CPU on a quiet machine, more with both workers at it). Instead the first worker to
+    5 s of CPU on a quiet machine, more with all workers at it). Instead the first worker to
     get here migrates the run's template database (the controlling process names it, and drops
     it at the end), and every worker's `create_test_db` copies it, which PostgreSQL does file by
     file (CREATE DATABASE ... TEMPLATE: about 0.3 s). A session-level advisory lock on the server
-    holds the second worker back until the template is there; meanwhile it embeds the demo FAQ
-    for both (`demo_texts_embedded`, which the first then reads from EMBEDDING_CACHE), so the two
-    start-up costs overlap instead of each worker paying both. The template's comment, the run's
+    holds the other workers back until the template is there; meanwhile they embed the demo FAQ
+    for all (`demo_texts_embedded`: each model's file by one of them, the others waiting on its
+    lock and reading it from EMBEDDING_CACHE, as the first does), so the two start-up costs
+    overlap instead of each worker paying both. The template's comment, the run's
     id, tells a template of this run from one an interrupted run left behind. Without xdist
     nothing changes."""
     workerinput = getattr(request.config, "workerinput", None)
