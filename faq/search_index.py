@@ -497,9 +497,9 @@ def score_entries(sims: np.ndarray, vec_entry: np.ndarray, n_entries: int) -> np
     # The groups of the sorted entry numbers (what np.unique's index and counts give, without
     # sorting them again).
     sorted_entries = vec_entry[order]
-    starts = np.flatnonzero(np.r_[True, sorted_entries[1:] != sorted_entries[:-1]])
+    starts = np.flatnonzero(np.concatenate(([True], sorted_entries[1:] != sorted_entries[:-1])))
     group_entries = sorted_entries[starts]
-    sizes = np.diff(np.r_[starts, len(sorted_entries)])
+    sizes = np.diff(np.concatenate((starts, [len(sorted_entries)])))
     best = np.maximum.reduceat(grouped, starts, axis=1)
     is_best = grouped == np.repeat(best, sizes, axis=1)
     seen = np.cumsum(is_best, axis=1)
