@@ -494,7 +494,8 @@ def _search(shop: Shop, text: str, limit: int, route: embedding.Route) -> _Score
 
 def _index_columns(entry_ids: np.ndarray, row_entries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Whether each row's entry is in the index (`entry_ids`, sorted), and its column there where
-    it is: `np.isin` by one binary search, without isin's sorts (0.2 ms a search)."""
+    it is: `np.isin` by one binary search, without isin's sorts (with `_candidates`, 30 -> 12 us
+    a search of 200 rows)."""
     row_columns = np.searchsorted(entry_ids, row_entries)
     known = np.zeros(len(row_entries), dtype=bool)
     inside = row_columns < len(entry_ids)
