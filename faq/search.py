@@ -423,10 +423,9 @@ def _search(shop: Shop, text: str, limit: int, route: embedding.Route) -> _Score
     if not text:
         return _Scored(SearchResult(), route=route)
     query = embedding.embed_query(text, model)
-    rows, words, versions = _nearest_vectors(shop, query, text, model)
+    rows, words, versions, signature = _nearest_vectors(shop, query, text, model)
     if not rows:
         return _Scored(SearchResult(), words=words, route=route)
-    signature = (rows[0][3], rows[0][4])  # (count, sum of ids) of the shop's published vectors
     index = shop_index(shop, signature, model)
     if route.cross_lingual:
         # The FAQ's own texts only: e5 puts a question near every text in its own language,
@@ -439,14 +438,13 @@ def _search(shop: Shop, text: str, limit: int, route: embedding.Route) -> _Score
     sims = np.array([row[2] for row in rows], dtype=np.float32)
     sims = embedding.similarity(model, sims, route.cross_lingual)
     sims = search_index.discount_phrasings(model, sims, np.array([row[1] for row in rows]))
-    known = np.isin(row_entries, index.entry_ids)
-    row_entries, sims = row_entries[known], sims[known]
-    if not len(row_entries):
+    known, row_columns = _index_columns(index.entry_ids, row_entries)
+    sims = sims[known]
+    if not len(sims):
         return _Scored(
             SearchResult(threshold=index.threshold), words=words, index=index, route=route
         )
-    candidates, codes = np.unique(row_entries, return_inverse=True)
-    columns = np.searchsorted(index.entry_ids, candidates)
+    candidates, codes, columns = _candidates(index.entry_ids, row_columns[known])
 
     semantic = score_entries(sims[None, :], codes, len(candidates))[0]
     learned = np.zeros_like(semantic)
@@ -492,6 +490,30 @@ def _search(shop: Shop, text: str, limit: int, route: embedding.Route) -> _Score
         index=index,
         route=route,
     )
+
+
+def _index_columns(entry_ids: np.ndarray, row_entries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each row's entry is in the index (`entry_ids`, sorted), and its column there where
+    it is: `np.isin` by one binary search, without isin's sorts (with `_candidates`, 30 -> 12 us
+    a search of 200 rows)."""
+    row_columns = np.searchsorted(entry_ids, row_entries)
+    known = np.zeros(len(row_entries), dtype=bool)
+    inside = row_columns < len(entry_ids)
+    known[inside] = entry_ids[row_columns[inside]] == row_entries[inside]
+    return known, row_columns
+
+
+def _candidates(
+    entry_ids: np.ndarray, row_columns: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The candidates' entry ids (sorted), each row's candidate number and each candidate's
+    column in the index, from the rows' columns: what `np.unique(row_entries,
+    return_inverse=True)` and a search of the index gave, by a mark per column."""
+    present = np.zeros(len(entry_ids), dtype=bool)
+    present[row_columns] = True
+    columns = np.flatnonzero(present)
+    codes = (np.cumsum(present) - 1)[row_columns]
+    return entry_ids[columns], codes, columns
 
 
 def _confident(
@@ -570,15 +592,17 @@ _VERSION_ROW = -2.0
 
 def _nearest_vectors(
     shop: Shop, query: np.ndarray, text: str, model: str
-) -> tuple[list[tuple], list[str], dict[int, int]]:
-    """(entry_id, kind, similarity, count, id_sum) of the shop's nearest published vectors of
-    `model`, the words of `text` (split as the shop's texts are: `languages.analysis`), and the
-    version of each candidate entry's row (ENTRY_VERSION_SQL), by entry id.
+) -> tuple[list[tuple], list[str], dict[int, int], tuple]:
+    """(entry_id, kind, similarity) of the shop's nearest published vectors of `model`, the
+    words of `text` (split as the shop's texts are: `languages.analysis`), the version of each
+    candidate entry's row (ENTRY_VERSION_SQL), by entry id, and the signature of the shop's
+    published vectors of `model` (their count and sum of ids; (None, None) without any).
 
     The scan is exact over the shop's own rows (a small shop has hundreds, a big one thousands;
     there is no vector index: an approximate whole-table one, filtered by shop, could miss
     entries). The window totals are over all the shop's vectors and tell when the shop index is
-    stale.
+    stale; they come once, on the words' row (on each of 200 rows, their conversion, a Decimal
+    each, was a tenth of the statement's Python time).
 
     The text's words come in the same round trip: a UNION ALL row of their own, first (its
     similarity 2 is above any cosine similarity), so a shop without vectors still gets them; and
@@ -599,9 +623,10 @@ def _nearest_vectors(
                 ORDER BY similarity DESC
                 LIMIT %(limit)s
             )
-            (SELECT NULL::bigint, NULL, 2.0::float8, NULL::bigint, NULL::numeric, {words_sql})
+            (SELECT NULL::bigint, NULL, 2.0::float8, (SELECT vectors FROM nearest LIMIT 1),
+                    (SELECT id_sum FROM nearest LIMIT 1), {words_sql})
             UNION ALL
-            (SELECT entry_id, kind, similarity, vectors, id_sum, NULL::text[] FROM nearest)
+            (SELECT entry_id, kind, similarity, NULL, NULL, NULL::text[] FROM nearest)
             UNION ALL
             (SELECT e.id, NULL, {_VERSION_ROW}::float8, {version_sql}, NULL, NULL
              FROM faq_faqentry e
@@ -619,12 +644,12 @@ def _nearest_vectors(
             },
         )
         rows = cursor.fetchall()
-    words = rows[0][5]
+    words, signature = rows[0][5], (rows[0][3], rows[0][4])
     end = len(rows)
     while end > 1 and rows[end - 1][2] == _VERSION_ROW:
         end -= 1
     versions = {row[0]: row[3] for row in rows[end:]}
-    return [row[:5] for row in rows[1:end]], words, versions
+    return [row[:3] for row in rows[1:end]], words, versions, signature
 
 
 # The entries this process has read, by id, with the version they were read at: most searches

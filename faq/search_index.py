@@ -494,9 +494,12 @@ def score_entries(sims: np.ndarray, vec_entry: np.ndarray, n_entries: int) -> np
     # each group's maximum, then the maximum again without the group's first best column.
     order = np.argsort(vec_entry, kind="stable")
     grouped = sims[:, order]
-    group_entries, starts, sizes = np.unique(
-        vec_entry[order], return_index=True, return_counts=True
-    )
+    # The groups of the sorted entry numbers (what np.unique's index and counts give, without
+    # sorting them again).
+    sorted_entries = vec_entry[order]
+    starts = np.flatnonzero(np.concatenate(([True], sorted_entries[1:] != sorted_entries[:-1])))
+    group_entries = sorted_entries[starts]
+    sizes = np.diff(np.concatenate((starts, [len(sorted_entries)])))
     best = np.maximum.reduceat(grouped, starts, axis=1)
     is_best = grouped == np.repeat(best, sizes, axis=1)
     seen = np.cumsum(is_best, axis=1)

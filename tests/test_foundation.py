@@ -49,12 +49,14 @@ def test_vector_extension_answers_the_per_shop_scan_exactly():
             entry=entry, kind="alt", text=text, model_name=embedding.model_name(), embedding=vector
         )
     query = embedding.embed_one("delivery to princeton")
-    rows, _, versions = search._nearest_vectors(
+    rows, _, versions, signature = search._nearest_vectors(
         shop, query, "delivery to princeton", embedding.default_model()
     )
     similarities = [row[2] for row in rows]
     assert len(rows) == 3 and similarities == sorted(similarities, reverse=True)
     assert list(versions) == [entry.pk]  # the candidate's version, for the entries' cache
+    vector_ids = FAQVector.objects.filter(entry=entry).values_list("id", flat=True)
+    assert signature == (3, sum(vector_ids))  # the shop index's signature, read once
     assert similarities[0] == pytest.approx(float(vectors[0] @ query), abs=1e-4)
     with connection.cursor() as cursor:
         # No vector index: the product's only vector query is an exact scan of the shop's rows

@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from faq import search
 from faq.hours.models import WeeklyRange, shop_schedule
 from faq.models import FAQEntry
+from lib.internals import prepared_cursor, vector_cursor
 from tests.support import admin_connection
 from widget.chat import pipeline
 from widget.models import Conversation, Message
@@ -94,6 +95,28 @@ def test_the_asks_statements_are_prepared_once_per_connection_the_vector_scan_ne
     assert any(sql.startswith('SELECT "faq_faqentry"."id"') for sql in prepared)
     assert any(sql.startswith('INSERT INTO "widget_message"') for sql in prepared)
     assert not any("shop_vectors" in sql for sql in prepared)
+
+
+def test_a_connection_keeps_its_cursors_and_a_new_connection_gets_new_ones(warm_shop):
+    """The chat's statements run on one psycopg cursor of each kind per connection
+    (lib/internals.py, `_bound_cursor`: its adaptation learnt once), still Django's wrapper
+    around it (errors as Django's), never closed by the `with` block; a replaced connection gets
+    new cursors, and the old ones stay with the old connection."""
+    conversation = Conversation.objects.create(shop=warm_shop)
+    ask(conversation, "Do you deliver to Princeton?")
+    with prepared_cursor() as first:
+        pass
+    with prepared_cursor() as again, vector_cursor() as vectors:
+        assert again.cursor is first.cursor and not first.cursor.closed
+        assert vectors.cursor is not first.cursor
+    old_connection = connection.connection
+    connection.close()
+    prepared, _ = ask(conversation, "Do you deliver to Princeton?")
+    assert prepared.answer.pk is not None
+    with prepared_cursor() as renewed:
+        assert renewed.cursor is not first.cursor
+        assert renewed.cursor.connection is connection.connection is not old_connection
+    assert old_connection.closed
 
 
 def test_a_new_conversations_first_ask_stores_it_in_the_same_statement(warm_shop):

@@ -122,3 +122,31 @@ def test_an_index_stored_by_an_earlier_version_is_rebuilt_not_used(demo_shop, mo
     stored = _stored(demo_shop)
     assert ShopIndex.from_bytes(bytes(stored.data)) is not None  # stored again, current version
     assert search_index.cache.get(demo_shop.pk, signature) is not None
+
+
+def test_the_candidates_columns_are_what_numpys_set_operations_give():
+    """faq/search.py's `_index_columns` and `_candidates` (a binary search of the index's sorted
+    entry ids and a mark per column) give what np.isin, np.unique(return_inverse=True) and a
+    search of the index gave, rows of entries missing from the index and an empty index
+    included; and `score_entries` groups entry numbers as np.unique did."""
+    from faq.search import _candidates, _index_columns
+
+    rng = np.random.default_rng(32)
+    for _ in range(500):
+        entry_ids = np.unique(rng.integers(1, 80, size=rng.integers(0, 30))).astype(np.int64)
+        row_entries = rng.integers(1, 90, size=rng.integers(0, 60)).astype(np.int64)
+        known, row_columns = _index_columns(entry_ids, row_entries)
+        assert np.array_equal(known, np.isin(row_entries, entry_ids))
+        if not known.any():
+            continue
+        candidates, codes, columns = _candidates(entry_ids, row_columns[known])
+        expected, expected_codes = np.unique(row_entries[known], return_inverse=True)
+        assert np.array_equal(candidates, expected) and np.array_equal(codes, expected_codes)
+        assert np.array_equal(columns, np.searchsorted(entry_ids, expected))
+
+        sims = rng.random((2, len(codes))).astype(np.float32)
+        scores = search_index.score_entries(sims, codes, len(candidates))
+        for entry in range(len(candidates)):  # each entry: 0.4 best + 0.6 mean of its best two
+            best_two = np.sort(sims[:, codes == entry], axis=1)[:, ::-1][:, :2]
+            dense = 0.4 * best_two[:, 0] + 0.6 * best_two.mean(axis=1)
+            assert np.all(scores[:, entry] >= dense - 1e-6)  # plus the vote, never negative

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import uuid
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -180,11 +181,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.release()
 
     async def dispatch(self, message: dict) -> None:
+        """Each message to its handler, as channels' dispatch does, but without the
+        close_old_connections() channels runs before every message: a hop through the one thread
+        all database_sync_to_async calls share, twice a connection at least (its connect and its
+        disconnect), for nothing: every database call made from here closes its own connections
+        (database_sync_to_async, and the pipeline's `db_thread`, in their own threads)."""
         if message["type"] == "websocket.receive":
-            # The hot path, and the flood path: the budget is spent before anything is decoded,
-            # and the parent's per-message close_old_connections() (a hop through the one
-            # thread all database_sync_to_async calls share) is skipped: every database call
-            # made from here closes its own connections.
+            # The hot path, and the flood path: the budget is spent before anything is decoded.
             if self.closing:
                 return
             # Frames already waiting count too: a flooder has written thousands before we read
@@ -196,7 +199,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 return
             await self.websocket_receive(message)
             return
-        await super().dispatch(message)
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def refuse(self, closing: Closing) -> None:
         """Close (after the error frame, if any), drop whatever the client still sends, free the

@@ -63,7 +63,7 @@ from dataclasses import dataclass, field
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections, connection, models
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, connection, connections, models
 from django.db.models import Model
 from django.utils import timezone, translation
 from django.utils.translation import gettext
@@ -297,9 +297,9 @@ _insert_sql: dict[type[Model], tuple[str, list]] = {}
 # their get_db_prep_save gives on PostgreSQL: sent as it is, without the field's conversions
 # (half an INSERT's Python time). Text fields take any str (a TextChoices member is one, and
 # their conversion keeps it); the others the exact type. Date-times and vectors only when None
-# (never a date-time set by auto_now or auto_now_add). Integers are not sent as they are: their
-# conversion gives them their column's type (Int4, Int2), so a prepared INSERT's parameter types
-# never change with a value's size. Any other field, or value, goes through get_db_prep_save.
+# (never a date-time set by auto_now or auto_now_add). Integers and JSON are not sent as they
+# are: `_adapter` gives them what their conversion would. Any other field, or value, goes
+# through get_db_prep_save.
 _AS_IS: dict[type[models.Field], tuple[type, ...]] = {
     models.CharField: (str,),
     models.TextField: (str,),
@@ -311,6 +311,21 @@ _AS_IS: dict[type[models.Field], tuple[type, ...]] = {
     VectorField: (),
 }
 _TEXT_FIELDS = (models.CharField, models.TextField)
+
+
+def _adapter(field: models.Field) -> tuple[tuple[type, ...], Callable | None]:
+    """For an integer or JSON field, the exact types of the values whose conversion is only the
+    connection's adaptation, and that adaptation (what get_db_prep_save ends with: an integer
+    gets its column's type, Int4 or Int2, so a prepared INSERT's parameter types never change
+    with a value's size; a list or dict becomes Jsonb with the field's encoder), without the
+    field's lazy-text and expression checks before it; (), None for any other field."""
+    if isinstance(field, models.IntegerField):
+        internal_type = field.get_internal_type()
+        return (int,), lambda value, db: db.ops.adapt_integerfield_value(value, internal_type)
+    if isinstance(field, models.JSONField):
+        encoder = field.encoder
+        return (list, dict), lambda value, db: db.ops.adapt_json_value(value, encoder)
+    return (), None
 
 
 def row_insert(instance: Model) -> tuple[str, list]:
@@ -325,19 +340,29 @@ def row_insert(instance: Model) -> tuple[str, list]:
         plain = []
         for f in fields:
             as_is = _AS_IS.get(type(f))
+            adapted, adapt = _adapter(f)
             if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
                 as_is = None
-            plain.append((f, f.attname, as_is, type(f) in _TEXT_FIELDS))
+            plain.append((f, f.attname, as_is, type(f) in _TEXT_FIELDS, adapted, adapt))
         _insert_sql[model] = (f"INSERT INTO {table} ({columns}) VALUES ({values})", plain)
     sql, fields = _insert_sql[model]
+    db = connections[DEFAULT_DB_ALIAS]  # this thread's connection, looked up once
     params = []
-    for column, attname, as_is, text in fields:
-        if as_is is not None:
+    for column, attname, as_is, text, adapted, adapt in fields:
+        if adapt is not None:
+            value = getattr(instance, attname)
+            if value is None:
+                params.append(value)
+                continue
+            if type(value) in adapted:
+                params.append(adapt(value, db))
+                continue
+        elif as_is is not None:
             value = getattr(instance, attname)
             if value is None or type(value) in as_is or (text and isinstance(value, str)):
                 params.append(value)
                 continue
-        params.append(column.get_db_prep_save(column.pre_save(instance, True), connection))
+        params.append(column.get_db_prep_save(column.pre_save(instance, True), db))
     return sql, params
 
 
