@@ -75,7 +75,12 @@ def main() -> int:
     if not 1 <= args.rounds <= 10:
         parser.error("--rounds must be 1..10")
     shared = ["--connections", str(args.connections), "--asks", str(args.asks)]
-    ours = {**os.environ, "EMBEDDING_RUNTIME": args.runtime}
+    # A secret key for both (a clone that never ran `make run` has no .env to read one from).
+    ours = {
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        **os.environ,
+        "EMBEDDING_RUNTIME": args.runtime,
+    }
     theirs = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
     theirs |= {"DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(48)}
 
