@@ -15,16 +15,9 @@ run: $(STAMP)
 	$(BIN)/python manage.py serve
 
 # Three pytest-xdist workers by default, on two cores: each module whole on one worker and the
-# browser tests together (tests/conftest.py's groups); one migrated test database copied for
-# each, the demo FAQ embedded once for all. Two workers left part of two cores idle (servers and
-# workers starting, a browser's waits, the sleeps some tests are about); a third fills some of
-# it for a little more CPU (its start-up). Runs alternated on the shared 2-core machine while
-# other sessions ran load tests (load average 2-8), from an empty var/test-embeddings, 699 tests:
-# 326, 363, 393 and 394 s of pytest with three workers against 355, 406, 451 and 528 s with two
-# (the two closest in load: 326 against 355); user + system CPU 353-364 s against 328-361 s,
-# and 45-53 s of the embedded PostgreSQL's either way. With two, quiet (load under 1): 275.6 s;
-# 284 s for 694 tests before, 316 s for 666 before the copy, about 600 s in one process. On a
-# busy machine one process (PYTEST_WORKERS=0) can be faster (each worker loads the models).
+# browser tests together (tests/conftest.py's groups). Two left the cores idle while servers
+# started and browsers waited; a third fills that. Timings: docs/performance.md, "The test suite".
+# On a machine already busy, one process (PYTEST_WORKERS=0) can be faster: each worker loads the models.
 PYTEST_WORKERS ?= 3
 
 test: model
