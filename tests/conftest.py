@@ -33,7 +33,14 @@ from faq.models import FAQEntry, Shop
 from harness.daphne_process import free_port
 from lib import ratelimit
 from tests.fake_anthropic import FakeAnthropic
-from tests.support import Inbox, admin_connection, make_demo_shop, model_key, stored_vectors
+from tests.support import (
+    Inbox,
+    admin_connection,
+    make_demo_shop,
+    model_key,
+    remembering_embed,
+    stored_vectors,
+)
 
 TESTS = Path(__file__).resolve().parent
 
@@ -345,20 +352,7 @@ def demo_vectors_reused(demo_texts_embedded, monkeypatch) -> None:
         for rows in demo_texts_embedded.values()
         for model, kind, text, vector in rows
     }
-    real_embed = embedding.embed
-
-    def embed(texts, kinds=None, model=None):
-        model = model or embedding.default_model()
-        if kinds is None:  # a customer's questions: always the model's
-            return real_embed(texts, kinds, model)
-        keys = [(model, kind, text) for kind, text in zip(kinds, texts, strict=True)]
-        missing = [i for i, key in enumerate(keys) if key not in known]
-        if missing:
-            fresh = real_embed([texts[i] for i in missing], [kinds[i] for i in missing], model)
-            known.update((keys[i], vector) for i, vector in zip(missing, fresh, strict=True))
-        return np.array([known[key] for key in keys], dtype=np.float32)
-
-    monkeypatch.setattr(embedding, "embed", embed)
+    monkeypatch.setattr(embedding, "embed", remembering_embed(known, key=str))
 
 
 @pytest.fixture

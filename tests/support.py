@@ -167,6 +167,29 @@ def model_key(model: str) -> str:
 _remembered: dict[tuple[str, str, str], np.ndarray] = {}
 
 
+def remembering_embed(
+    known: dict[tuple[str, str, str], np.ndarray], key: Callable[[str], str] = model_key
+) -> Callable:
+    """`embedding.embed` that returns the vector in `known` of each FAQ text it has (by
+    `key(model)`, kind and text) and embeds the others with the real model, adding them to
+    `known`. Customers' questions (no kinds) always go to the model."""
+    real = embedding.embed
+
+    def embed(texts, kinds=None, model=None):
+        model = model or embedding.default_model()
+        if kinds is None or not texts:
+            return real(texts, kinds, model)
+        name = key(model)
+        keys = [(name, kind, text) for kind, text in zip(kinds, texts, strict=True)]
+        missing = [i for i, each in enumerate(keys) if each not in known]
+        if missing:
+            fresh = real([texts[i] for i in missing], [kinds[i] for i in missing], model)
+            known.update((keys[i], vector) for i, vector in zip(missing, fresh, strict=True))
+        return np.array([known[each] for each in keys], dtype=np.float32)
+
+    return embed
+
+
 @contextmanager
 def vectors_remembered() -> Iterator[None]:
     """Within it, the model's vectors of FAQ texts (`embedding.embed` with kinds) are remembered
@@ -174,22 +197,8 @@ def vectors_remembered() -> Iterator[None]:
     by the real model once however many tests build the same shop: for fixtures that build a
     fixed FAQ for every test (a test's own body embeds for real). Customers' questions (no
     kinds) always go to the model. Not for a test of the embedding."""
-    real = embedding.embed
-
-    def embed(texts, kinds=None, model=None):
-        model = model or embedding.default_model()
-        if kinds is None or not texts:
-            return real(texts, kinds, model)
-        name = model_key(model)
-        keys = [(name, kind, text) for kind, text in zip(kinds, texts, strict=True)]
-        missing = [i for i, key in enumerate(keys) if key not in _remembered]
-        if missing:
-            fresh = real([texts[i] for i in missing], [kinds[i] for i in missing], model)
-            _remembered.update((keys[i], vector) for i, vector in zip(missing, fresh, strict=True))
-        return np.array([_remembered[key] for key in keys], dtype=np.float32)
-
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(embedding, "embed", embed)
+        patch.setattr(embedding, "embed", remembering_embed(_remembered))
         yield
 
 
